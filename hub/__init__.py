@@ -1,0 +1,41 @@
+"""Maillage: the referral coordination hub.
+
+`create_app` builds the web application; nothing connects at import time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from hub.config import Settings
+
+
+def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
+    """Build the hub's Flask application from `settings` (default: the environment)."""
+    settings = settings or Settings.from_env()
+    problems = settings.problems()
+    if problems:
+        raise RuntimeError("The hub refuses to start: " + " ".join(problems))
+
+    app = Flask(__name__)
+    app.config.update(
+        HUB_SETTINGS=settings,
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        JSON_SORT_KEYS=False,
+    )
+    app.json.ensure_ascii = False  # accents as they are: "Montréal", not "Montr\u00e9al"
+    app.config.update(flask_config)
+
+    from hub import api, ops
+    from hub.adapters import oauth
+    from hub.db import db
+
+    ops.configure_logging(settings.log_level)
+    db.init_app(app)
+    ops.init_app(app)
+    oauth.init_app(app)
+    api.init_app(app)
+    return app

@@ -1,0 +1,85 @@
+"""Pieces every API blueprint uses: fields, pagination cursors, ETags and the caller."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import current_app, request
+from marshmallow import Schema, fields, validate
+
+from hub.problems import Problem
+
+MAX_LIMIT = 500
+
+
+class Timestamp(fields.DateTime):
+    """An ISO 8601 UTC timestamp ending in Z; values already rendered pass through."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        if value is None or isinstance(value, str):
+            return value
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class PageArgs(Schema):
+    limit = fields.Integer(
+        load_default=50,
+        validate=validate.Range(1, MAX_LIMIT),
+        metadata={"description": f"Items per page, 1 to {MAX_LIMIT} (default 50)."},
+    )
+    cursor = fields.String(
+        load_default=None,
+        metadata={"description": "The `next_cursor` of the previous page."},
+    )
+
+
+def encode_cursor(*parts: Any) -> str:
+    raw = json.dumps([str(p) for p in parts], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, size: int) -> list[str]:
+    """The parts of a cursor made by `encode_cursor`, or a 400 problem naming the field."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        parts = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if isinstance(parts, list) and len(parts) == size and all(isinstance(p, str) for p in parts):
+            return parts
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        pass
+    raise Problem(
+        400, "Invalid cursor",
+        "This cursor was not made by this list. Start again without `cursor`, then pass the "
+        "`next_cursor` of each page.",
+        errors={"cursor": ["Not a cursor of this list."]},
+    )
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def expected_version() -> int | None:
+    """The version named by `If-Match`, None when absent or `*`."""
+    value = request.headers.get("If-Match")
+    if value is None or value.strip() == "*":
+        return None
+    tag = value.strip().removeprefix("W/").strip('"')
+    if not tag.isdigit():
+        raise Problem(
+            400, "Invalid If-Match",
+            'If-Match must be the ETag the hub sent for this leg, for example If-Match: "3".',
+        )
+    return int(tag)
+
+
+def pseudonym_key() -> bytes:
+    return current_app.config["HUB_SETTINGS"].secret_key.encode()

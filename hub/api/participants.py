@@ -1,0 +1,94 @@
+"""Participants: register (your organization's) and read (those you may see)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import url_for
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from hub import participants, visibility
+from hub.adapters.oauth import current_caller, current_oauth_token, require_scope
+from hub.api.common import Timestamp, pseudonym_key
+from hub.db import db
+from hub.directory import QUEBEC_REGIONS
+from hub.idempotency import idempotent
+
+blp = Blueprint(
+    "participants", __name__, url_prefix="/api/v1/participants",
+    description="People referred, with minimal personal data.",
+)
+
+BCP47 = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+
+
+class ParticipantIn(Schema):
+    given_name = fields.String(required=True, validate=validate.Length(1, 200))
+    family_name = fields.String(required=True, validate=validate.Length(1, 200))
+    preferred_language = fields.String(
+        required=True,
+        validate=validate.Regexp(BCP47, error="Use a BCP 47 language tag such as fr, en or es."),
+        metadata={"example": "fr"},
+    )
+    email = fields.Email(allow_none=True, validate=validate.Length(max=320))
+    phone = fields.String(allow_none=True, validate=validate.Length(1, 40))
+    birth_year = fields.Integer(
+        allow_none=True, validate=validate.Range(1900, datetime.now(UTC).year)
+    )
+    region = fields.String(allow_none=True, validate=validate.OneOf(list(QUEBEC_REGIONS)))
+
+
+class ParticipantOut(Schema):
+    id = fields.UUID()
+    reference = fields.String(metadata={"description": "Pseudonym, for coordinators."})
+    organization_id = fields.UUID()
+    given_name = fields.String()
+    family_name = fields.String()
+    preferred_language = fields.String()
+    email = fields.String(allow_none=True)
+    phone = fields.String(allow_none=True)
+    birth_year = fields.Integer(allow_none=True)
+    region = fields.String(allow_none=True)
+    created_at = Timestamp()
+    redacted = fields.Boolean(
+        metadata={"description": "True when personal data is withheld from this reader."}
+    )
+
+
+def _client_id() -> str:
+    return current_oauth_token().client.client_id
+
+
+@blp.route("")
+class Participants(MethodView):
+    @require_scope("participants:write")
+    @idempotent(_client_id)
+    @blp.arguments(ParticipantIn)
+    @blp.response(201, ParticipantOut)
+    def post(self, personal_data: dict[str, Any]) -> Any:
+        """Register a participant for your organization."""
+        caller = current_caller()
+        participant = participants.register_participant(
+            db.session, organization_id=caller.organization_id, **personal_data
+        )
+        view = visibility.participant_view(participant, entitled=True, coordinator=False,
+                                           key=pseudonym_key())
+        location = url_for("participants.ParticipantById", participant_id=participant.id)
+        return view, 201, {"Location": location}
+
+
+@blp.route("/<uuid:participant_id>")
+class ParticipantById(MethodView):
+    @require_scope("participants:read")
+    @blp.response(200, ParticipantOut)
+    def get(self, participant_id: uuid.UUID) -> dict[str, Any]:
+        """Read a participant registered by your organization, or referred to it."""
+        caller = current_caller()
+        participant = visibility.visible_participant(db.session, caller, participant_id)
+        return visibility.participant_view(participant, entitled=True, coordinator=False,
+                                           key=pseudonym_key())

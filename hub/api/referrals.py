@@ -1,0 +1,301 @@
+"""Referral legs: send, list, read, history, and the lifecycle transitions of DESIGN §2."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from flask import url_for
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import RAISE, Schema, fields, validate
+
+from hub import lifecycle, referrals
+from hub.adapters.oauth import current_caller, current_oauth_token, require_scope
+from hub.api.common import (
+    PageArgs,
+    Timestamp,
+    decode_cursor,
+    encode_cursor,
+    etag,
+    expected_version,
+    pseudonym_key,
+)
+from hub.api.participants import ParticipantOut
+from hub.db import db
+from hub.errors import ConcurrentChange, Invalid
+from hub.events.envelope import render_events
+from hub.events.feed import subject_history
+from hub.idempotency import idempotent
+from hub.lifecycle import Action
+from hub.visibility import Reader
+
+blp = Blueprint(
+    "referrals", __name__, url_prefix="/api/v1/referrals",
+    description="Referral legs and their lifecycle.",
+)
+
+
+def _codes(enum: type) -> list[str]:
+    return [member.value for member in enum]
+
+
+class ReferralIn(Schema):
+    participant_id = fields.UUID(required=True)
+    to_organization_id = fields.UUID(required=True)
+    pathway = fields.String(required=True, validate=validate.OneOf(_codes(lifecycle.Pathway)))
+    stage = fields.String(
+        allow_none=True, load_default=None, validate=validate.OneOf(_codes(lifecycle.Stage)),
+        metadata={"description": "Required for entrepreneurship pathways, absent otherwise."},
+    )
+    priority = fields.String(
+        load_default="routine", validate=validate.OneOf(_codes(lifecycle.Priority))
+    )
+    reason_for_referral = fields.String(
+        allow_none=True, load_default=None, validate=validate.Length(max=4000)
+    )
+    needs = fields.List(
+        fields.String(validate=validate.Length(1, 200)),
+        load_default=list, validate=validate.Length(max=50),
+    )
+    forwarded_from = fields.UUID(allow_none=True, load_default=None)
+
+
+class DeadlinesOut(Schema):
+    acknowledge_by = Timestamp(allow_none=True)
+    decide_by = Timestamp(allow_none=True)
+    start_by = Timestamp(allow_none=True)
+
+
+class ChainLegOut(Schema):
+    id = fields.UUID()
+    from_organization_id = fields.UUID()
+    to_organization_id = fields.UUID()
+    status = fields.String()
+    forwarded_from = fields.UUID(allow_none=True)
+    created_at = Timestamp()
+    updated_at = Timestamp()
+
+
+class ReferralOut(Schema):
+    id = fields.UUID()
+    status = fields.String(metadata={"enum": _codes(lifecycle.Status)})
+    version = fields.Integer(metadata={"description": "Also the ETag; send it in If-Match."})
+    participant_id = fields.UUID()
+    participant = fields.Nested(ParticipantOut)
+    from_organization_id = fields.UUID()
+    to_organization_id = fields.UUID()
+    pathway = fields.String()
+    stage = fields.String(allow_none=True)
+    priority = fields.String()
+    reason_for_referral = fields.String(allow_none=True)
+    needs = fields.List(fields.String())
+    chain_id = fields.UUID()
+    forwarded_from = fields.UUID(allow_none=True)
+    forwarded_to = fields.UUID(allow_none=True)
+    decline_reason = fields.String(allow_none=True)
+    outcome = fields.String(allow_none=True)
+    cancel_reason = fields.String(allow_none=True)
+    created_at = Timestamp()
+    updated_at = Timestamp()
+    deadlines = fields.Nested(DeadlinesOut)
+    chain = fields.List(
+        fields.Nested(ChainLegOut),
+        metadata={"description": "Every leg of the participant's path (single-leg reads)."},
+    )
+
+
+class ReferralPage(Schema):
+    items = fields.List(fields.Nested(ReferralOut))
+    next_cursor = fields.String(allow_none=True)
+
+
+class ReferralFilters(PageArgs):
+    direction = fields.String(validate=validate.OneOf(["inbound", "outbound"]))
+    status = fields.String(metadata={"description": "One status, or several separated by commas."})
+    pathway = fields.String(validate=validate.OneOf(_codes(lifecycle.Pathway)))
+    priority = fields.String(validate=validate.OneOf(_codes(lifecycle.Priority)))
+    updated_since = Timestamp()
+
+
+class EventOut(Schema):
+    specversion = fields.String()
+    id = fields.String()
+    source = fields.String()
+    type = fields.String()
+    subject = fields.String()
+    time = fields.String()
+    datacontenttype = fields.String()
+    sequence = fields.Integer()
+    data = fields.Dict()
+
+
+class EventList(Schema):
+    items = fields.List(fields.Nested(EventOut))
+
+
+# --- transition bodies ------------------------------------------------------------------
+
+class NoteBody(Schema):
+    note = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=4000))
+
+
+class DeclineBody(NoteBody):
+    reason = fields.String(required=True, validate=validate.OneOf(_codes(lifecycle.DeclineReason)))
+
+
+class CompleteBody(NoteBody):
+    outcome = fields.String(required=True, validate=validate.OneOf(_codes(lifecycle.Outcome)))
+
+
+class ForwardBody(NoteBody):
+    to_organization_id = fields.UUID(required=True)
+
+
+class CancelBody(NoteBody):
+    reason = fields.String(
+        allow_none=True, load_default=None,
+        validate=validate.OneOf(
+            [c for c in _codes(lifecycle.CancelReason) if c != "consent_withdrawn"]
+        ),
+    )
+
+
+def _client_id() -> str:
+    return current_oauth_token().client.client_id
+
+
+def _leg_response(referral: referrals.Referral, status: int = 200) -> Any:
+    reader = Reader(db.session, current_caller(), pseudonym_key())
+    view = reader.referral(referral, with_chain=True)
+    headers = {"ETag": etag(referral.version),
+               "Location": url_for("referrals.ReferralById", referral_id=referral.id)}
+    return view, status, headers
+
+
+def _retrying(work: Callable[[], referrals.Referral]) -> referrals.Referral:
+    """Run a write again when it lost a race (the retry then sees the winner's change)."""
+    for _ in range(3):
+        try:
+            return work()
+        except ConcurrentChange:
+            db.session.rollback()
+    return work()
+
+
+@blp.route("")
+class Referrals(MethodView):
+    @require_scope("referrals:write")
+    @idempotent(_client_id)
+    @blp.arguments(ReferralIn)
+    @blp.response(201, ReferralOut)
+    def post(self, body: dict[str, Any]) -> Any:
+        """Create a referral leg and send it to the receiving organization."""
+        referral = referrals.send_referral(db.session, current_caller(), **body)
+        return _leg_response(referral, 201)
+
+    @require_scope("referrals:read")
+    @blp.arguments(ReferralFilters, location="query", unknown=RAISE, as_kwargs=True)
+    @blp.response(200, ReferralPage)
+    def get(self, limit: int, cursor: str | None, status: str | None = None,
+            **filters: Any) -> dict[str, Any]:
+        """Your organization's legs, inbound and outbound, oldest change first."""
+        caller = current_caller()
+        statuses = None
+        if status:
+            statuses = [s.strip() for s in status.split(",") if s.strip()]
+            unknown = [s for s in statuses if s not in _codes(lifecycle.Status)]
+            if unknown:
+                raise Invalid({"status": [
+                    f"Unknown status {', '.join(unknown)}; one of {', '.join(lifecycle.Status)}."]})
+        after = None
+        if cursor:
+            updated_at, last_id = decode_cursor(cursor, 2)
+            after = (datetime.fromisoformat(updated_at), uuid.UUID(last_id))
+        found = referrals.list_referrals(db.session, caller, status=statuses, after=after,
+                                         limit=limit + 1, **filters)
+        page = found[:limit]
+        reader = Reader(db.session, caller, pseudonym_key())
+        next_cursor = (
+            encode_cursor(page[-1].updated_at.isoformat(), page[-1].id)
+            if len(found) > limit else None
+        )
+        return {"items": [reader.referral(r) for r in page], "next_cursor": next_cursor}
+
+
+@blp.route("/<uuid:referral_id>")
+class ReferralById(MethodView):
+    @require_scope("referrals:read")
+    @blp.response(200, ReferralOut)
+    def get(self, referral_id: uuid.UUID) -> Any:
+        """One leg, with the participant's whole chain of legs."""
+        return _leg_response(referrals.visible_referral(db.session, current_caller(), referral_id))
+
+
+@blp.route("/<uuid:referral_id>/events")
+class ReferralEvents(MethodView):
+    @require_scope("referrals:read")
+    @blp.response(200, EventList)
+    def get(self, referral_id: uuid.UUID) -> dict[str, Any]:
+        """The leg's history: every event, in order, as CloudEvents."""
+        caller = current_caller()
+        referral = referrals.visible_referral(db.session, caller, referral_id)
+        events = subject_history(db.session, referral.subject)
+        reader = Reader(db.session, caller, pseudonym_key())
+        return {"items": render_events(db.session, reader, events)}
+
+
+TRANSITION_BODIES: dict[Action, type[Schema]] = {
+    Action.ACKNOWLEDGE: NoteBody,
+    Action.ACCEPT: NoteBody,
+    Action.START: NoteBody,
+    Action.DECLINE: DeclineBody,
+    Action.COMPLETE: CompleteBody,
+    Action.FORWARD: ForwardBody,
+    Action.CANCEL: CancelBody,
+}
+
+TRANSITION_DOCS: dict[Action, str] = {
+    Action.ACKNOWLEDGE: "Receiving organization: you have seen the leg.",
+    Action.ACCEPT: "Receiving organization: you will serve the participant.",
+    Action.DECLINE: "Receiving organization: you will not; give a reason code.",
+    Action.START: "Receiving organization: first contact with the participant took place.",
+    Action.COMPLETE: "Receiving organization: the service ended; give an outcome code.",
+    Action.FORWARD: "Receiving organization: pass the participant on. Closes this leg and "
+    "returns the new leg (201).",
+    Action.CANCEL: "Sending organization: withdraw the referral.",
+}
+
+
+def _transition_view(action: Action) -> Callable[..., Any]:
+    scope = "referrals:write" if action is Action.CANCEL else "referrals:respond"
+    status = 201 if action is Action.FORWARD else 200
+
+    @require_scope(scope)
+    @idempotent(_client_id)
+    @blp.arguments(TRANSITION_BODIES[action])
+    @blp.response(status, ReferralOut)
+    def view(body: dict[str, Any], referral_id: uuid.UUID) -> Any:
+        caller = current_caller()
+        version = expected_version()
+        leg = _retrying(lambda: referrals.transition(
+            db.session, caller, referral_id, action, expected_version=version,
+            note=body.get("note"), reason=body.get("reason"), outcome=body.get("outcome"),
+            to_organization_id=body.get("to_organization_id"),
+        ))
+        return _leg_response(leg, status)
+
+    view.__name__ = f"{action.value}_referral"
+    view.__doc__ = TRANSITION_DOCS[action] + (
+        "\n\nSend `If-Match` with the leg's ETag to refuse the change (412) if the leg changed "
+        "since you read it. A transition the lifecycle does not allow gets 409 with the allowed "
+        "actions."
+    )
+    return view
+
+
+for _action in TRANSITION_BODIES:
+    blp.route(f"/<uuid:referral_id>/{_action.value}", methods=["POST"],
+              endpoint=_action.value)(_transition_view(_action))

@@ -1,0 +1,14 @@
+"""Who is asking: the organization behind a request and the actor to record in events."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Caller:
+    organization_id: uuid.UUID
+    # Recorded as the event's actor: "client:<client_id>", "user:<id>" or "scheduler".
+    actor: str
+    is_coordinator: bool = False

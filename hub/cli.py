@@ -1,0 +1,232 @@
+"""`hub`, the one command line entry point (DESIGN §8)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from typing import Any
+
+import click
+from flask import Flask
+from flask.cli import FlaskGroup, routes_command, shell_command, with_appcontext
+
+from hub import create_app
+from hub.config import Settings
+
+
+def _create_app() -> Flask:
+    return create_app(Settings.from_env())
+
+
+def _echo_json(value: dict[str, Any]) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def _fail(message: str) -> None:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(2)
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False,
+             add_version_option=False, load_dotenv=False)
+def main() -> None:
+    """Maillage, the referral coordination hub."""
+
+
+main.add_command(shell_command)
+main.add_command(routes_command)
+
+
+# --- serving ----------------------------------------------------------------------------
+
+def _upgrade(database_url: str) -> None:
+    from alembic import command
+
+    from hub.ops import migrations_config
+
+    command.upgrade(migrations_config(database_url), "head")
+
+
+@main.command("run")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+def run_command(host: str, port: int) -> None:
+    """Everything in one process, for the embedded default (SQLite under ./var/).
+
+    Applies pending migrations to the SQLite database first, then serves the portal and API.
+    """
+    import waitress
+
+    settings = Settings.from_env()
+    if settings.is_sqlite:
+        database_path = settings.database_url.removeprefix("sqlite:///")
+        from pathlib import Path
+
+        Path(database_path).parent.mkdir(parents=True, exist_ok=True)
+        _upgrade(settings.database_url)
+    app = create_app(settings)
+    click.echo(f"Maillage hub listening on http://{host}:{port} "
+               f"(API docs: http://{host}:{port}/api/docs)")
+    waitress.serve(app, host=host, port=port, threads=settings.web_threads, ident="maillage")
+
+
+@main.command("serve")
+@click.option("--bind", default="127.0.0.1:5000", show_default=True)
+@click.option("--workers", type=int, default=None, help="Default: HUB_WEB_WORKERS.")
+def serve_command(bind: str, workers: int | None) -> None:
+    """The web service only, under gunicorn (production)."""
+    from gunicorn.app.base import BaseApplication
+
+    settings = Settings.from_env()
+    app = create_app(settings)
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", bind)
+            self.cfg.set("workers", workers or settings.web_workers)
+            self.cfg.set("threads", settings.web_threads)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("accesslog", None)
+
+        def load(self) -> Flask:
+            return app
+
+    Server().run()
+
+
+# --- database ---------------------------------------------------------------------------
+
+@main.group("db")
+def db_group() -> None:
+    """Database schema (Alembic migrations)."""
+
+
+@db_group.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration to HUB_DATABASE_URL."""
+    settings = Settings.from_env()
+    if settings.is_sqlite:
+        from pathlib import Path
+
+        Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(
+            parents=True, exist_ok=True
+        )
+    _upgrade(settings.database_url)
+    click.echo("Database is at the latest migration.")
+
+
+@db_group.command("revision")
+@click.option("--message", "-m", required=True)
+def db_revision(message: str) -> None:
+    """For developers: write a new migration from the difference between models and database."""
+    from alembic import command
+
+    from hub.ops import migrations_config
+
+    command.revision(migrations_config(Settings.from_env().database_url), message=message,
+                     autogenerate=True)
+
+
+# --- directory and clients ---------------------------------------------------------------
+
+@main.group("org")
+def org_group() -> None:
+    """Organizations of the directory."""
+
+
+@org_group.command("create")
+@click.option("--name", required=True)
+@click.option("--kind", required=True, help="community, regional_partner, "
+              "entrepreneurship_agency, cooperative_development, insertion_enterprise, "
+              "employer or coordination.")
+@click.option("--region", required=True, help="Québec region code, e.g. 06 (Montréal).")
+@with_appcontext
+def org_create(name: str, kind: str, region: str) -> None:
+    """Add an organization; prints it as JSON."""
+    from hub.db import db
+    from hub.directory import create_organization
+
+    with db.job_session() as session:
+        try:
+            organization = create_organization(session, name=name, kind=kind, region=region)
+        except ValueError as error:
+            _fail(str(error))
+        _echo_json({
+            "id": organization.id, "name": organization.name, "kind": organization.kind,
+            "region": organization.region, "capacity": organization.capacity,
+        })
+
+
+@org_group.command("list")
+@with_appcontext
+def org_list() -> None:
+    """Every organization, one JSON object per line."""
+    from sqlalchemy import select
+
+    from hub.db import db
+    from hub.directory import Organization
+
+    with db.job_session() as session:
+        for organization in session.scalars(select(Organization).order_by(Organization.name)):
+            click.echo(json.dumps({"id": str(organization.id), "name": organization.name,
+                                   "kind": organization.kind, "region": organization.region},
+                                  ensure_ascii=False))
+
+
+@main.group("client")
+def client_group() -> None:
+    """OAuth clients of partner systems."""
+
+
+@client_group.command("create")
+@click.option("--org", "organization_id", required=True, help="Organization id.")
+@click.option("--scopes", default="", help='Space-separated, e.g. "referrals:read '
+              'referrals:respond". Default: every partner scope.')
+@click.option("--name", default="", help="What the system is, for the organization's admins.")
+@with_appcontext
+def client_create(organization_id: str, scopes: str, name: str) -> None:
+    """Add an OAuth client; prints client_id and client_secret (shown this once only)."""
+    from hub import accounts
+    from hub.db import db
+    from hub.directory import Organization
+
+    with db.job_session() as session:
+        try:
+            organization = session.get(Organization, uuid.UUID(organization_id))
+        except ValueError:
+            organization = None
+        if organization is None:
+            _fail(f"No organization with id {organization_id}; see `hub org list`.")
+        try:
+            client, secret = accounts.create_client(
+                session, organization=organization, scopes=scopes.split(), name=name
+            )
+        except ValueError as error:
+            _fail(str(error))
+        _echo_json({
+            "client_id": client.client_id,
+            "client_secret": secret,
+            "organization_id": organization.id,
+            "scope": client.scope,
+        })
+
+
+@client_group.command("revoke")
+@click.argument("client_id")
+@with_appcontext
+def client_revoke(client_id: str) -> None:
+    """Revoke a client and every token it holds."""
+    from sqlalchemy import select
+
+    from hub import accounts
+    from hub.db import db
+
+    with db.job_session() as session:
+        client = session.scalar(
+            select(accounts.OAuthClient).where(accounts.OAuthClient.client_id == client_id)
+        )
+        if client is None:
+            _fail(f"No client {client_id}.")
+        accounts.revoke_client(session, client)
+        click.echo(f"Client {client_id} revoked.")

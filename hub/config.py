@@ -1,0 +1,122 @@
+"""Settings of the hub, read from environment variables.
+
+Nothing here connects to anything: reading the settings is free, so `create_app`, the CLI and
+the tests can all build a `Settings` and decide what to do with it.  The embedded default
+(SQLite under ./var/, development secret) works with no variable set; production mode refuses
+the development defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+DEVELOPMENT_SECRET_KEY = "maillage-development-secret-do-not-use-in-production"
+ENVIRONMENTS = ("development", "production", "test")
+
+
+def default_database_url() -> str:
+    """SQLite file under ./var/ of the directory the hub is started from."""
+    return f"sqlite:///{Path('var').resolve() / 'hub.sqlite3'}"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable the hub reads, with its meaning (used for the docs)."""
+
+    env: str
+    attribute: str
+    default: Any
+    help: str
+
+
+# The one list of variables the hub reads. The README's table and the deployment checks are
+# generated from it, so documentation cannot drift from the code.
+SETTINGS: tuple[Setting, ...] = (
+    Setting("HUB_ENV", "env", "development", "`development`, `production` or `test`."),
+    Setting(
+        "HUB_DATABASE_URL",
+        "database_url",
+        None,
+        "SQLAlchemy URL; default SQLite under ./var/. PostgreSQL: "
+        "`postgresql+psycopg://user:pass@host/db`.",
+    ),
+    Setting(
+        "HUB_SECRET_KEY",
+        "secret_key",
+        DEVELOPMENT_SECRET_KEY,
+        "Signs sessions and derives pseudonyms. Must be set in production.",
+    ),
+    Setting(
+        "HUB_TOKEN_TTL_SECONDS", "token_ttl_seconds", 3600, "Lifetime of OAuth access tokens."
+    ),
+    Setting(
+        "HUB_MAX_BODY_BYTES",
+        "max_body_bytes",
+        1_048_576,
+        "Largest request body accepted; larger bodies get 413.",
+    ),
+    Setting("HUB_LOG_LEVEL", "log_level", "INFO", "Python logging level of the JSON logs."),
+    Setting(
+        "HUB_WEB_WORKERS", "web_workers", 4, "gunicorn worker processes started by `hub serve`."
+    ),
+    Setting(
+        "HUB_WEB_THREADS", "web_threads", 8, "Threads per web worker (`hub run` and `hub serve`)."
+    ),
+    Setting(
+        "HUB_DB_POOL_SIZE", "db_pool_size", 10, "Database connections kept per web process."
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    database_url: str = field(default_factory=default_database_url)
+    secret_key: str = DEVELOPMENT_SECRET_KEY
+    token_ttl_seconds: int = 3600
+    max_body_bytes: int = 1_048_576
+    log_level: str = "INFO"
+    web_workers: int = 4
+    web_threads: int = 8
+    db_pool_size: int = 10
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from environment variables, then apply explicit overrides."""
+        environ = os.environ if environ is None else environ
+        types = {f.name: f.type for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for setting in SETTINGS:
+            raw = environ.get(setting.env)
+            if raw is None or raw == "":
+                continue
+            values[setting.attribute] = int(raw) if types[setting.attribute] == "int" else raw
+        values.update(overrides)
+        return cls(**values)
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def problems(self) -> list[str]:
+        """What makes these settings unfit to start with; empty when they are fine."""
+        found = []
+        if self.env not in ENVIRONMENTS:
+            found.append(f"HUB_ENV must be one of {', '.join(ENVIRONMENTS)}, not {self.env!r}.")
+        if self.is_production:
+            if self.secret_key == DEVELOPMENT_SECRET_KEY or len(self.secret_key) < 32:
+                found.append(
+                    "HUB_SECRET_KEY must be set to a random value of at least 32 characters "
+                    "in production (for example: python -c 'import secrets; "
+                    "print(secrets.token_urlsafe(48))')."
+                )
+            if self.is_sqlite:
+                found.append("HUB_DATABASE_URL must point to PostgreSQL in production.")
+        return found

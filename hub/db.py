@@ -1,0 +1,120 @@
+"""Database engine, sessions and the declarative base.
+
+One session per web request (opened lazily, committed once by the request's end hook) and one
+per background job (`Database.job_session`).  Use cases flush but never commit: the caller
+decides when the unit of work ends.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask, current_app, g
+from sqlalchemy import DateTime, MetaData, create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+log = logging.getLogger(__name__)
+
+# Deterministic constraint names, so that Alembic migrations can refer to them on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime on every backend (SQLite keeps no time zone of its own)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use an aware UTC datetime")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime()}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def make_engine(url: str, pool_size: int = 10) -> Engine:
+    """An engine for `url`, with SQLite set up for a multi-threaded server (WAL, FKs, waits)."""
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=pool_size
+        )
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return create_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+    )
+
+
+class Database:
+    """Flask extension handing out sessions; each app keeps its own engine in
+    `app.extensions`, so several apps (SQLite and PostgreSQL in one test run) live side by side."""
+
+    def init_app(self, app: Flask) -> None:
+        settings = app.config["HUB_SETTINGS"]
+        engine = make_engine(settings.database_url, settings.db_pool_size)
+        app.extensions["hub_db"] = (engine, sessionmaker(engine, expire_on_commit=False))
+
+        @app.teardown_appcontext
+        def _close_session(_exc: BaseException | None) -> None:
+            session = g.pop("db_session", None)
+            if session is not None:
+                session.close()  # rolls back anything not committed
+
+    @property
+    def engine(self) -> Engine:
+        return current_app.extensions["hub_db"][0]
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @property
+    def session(self) -> Session:
+        """The session of the current request or job, opened on first use."""
+        session = g.get("db_session")
+        if session is None:
+            session = g.db_session = current_app.extensions["hub_db"][1]()
+        return session
+
+    @contextmanager
+    def job_session(self) -> Iterator[Session]:
+        """A session for one background job or CLI command: commit on success, else roll back."""
+        with current_app.extensions["hub_db"][1]() as session, session.begin():
+            yield session
+
+
+db = Database()

@@ -1,0 +1,66 @@
+"""CloudEvents 1.0 envelopes (JSON structured mode), rendered for one reader.
+
+The stored event holds the leg's state as codes and references; the envelope joins in what
+this reader may see of the participant *now* (`hub.visibility.Reader`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub.events.store import Event
+from hub.referrals import Referral, ReferralNote
+from hub.visibility import Reader
+
+
+def iso_millis(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def envelope(event: Event, data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": event.id,
+        "source": event.source,
+        "type": event.type,
+        "subject": event.subject,
+        "time": iso_millis(event.time),
+        "datacontenttype": "application/json",
+        "sequence": event.sequence,
+        "data": data,
+    }
+
+
+def render_events(session: Session, reader: Reader, events: list[Event]) -> list[dict[str, Any]]:
+    """Envelopes for `events`, as `reader` may see them, loading legs and notes in batches."""
+    referral_ids = {
+        uuid.UUID(e.subject.removeprefix("referrals/"))
+        for e in events
+        if e.subject.startswith("referrals/")
+    }
+    referrals = {
+        r.id: r for r in session.scalars(select(Referral).where(Referral.id.in_(referral_ids)))
+    } if referral_ids else {}
+    note_ids = {uuid.UUID(e.data["note_id"]) for e in events if e.data.get("note_id")}
+    notes = {
+        n.id: n for n in session.scalars(select(ReferralNote).where(ReferralNote.id.in_(note_ids)))
+    } if note_ids else {}
+
+    rendered = []
+    for event in events:
+        data: dict[str, Any] = {}
+        if "referral" in event.data:
+            referral = referrals[uuid.UUID(event.data["referral"]["id"])]
+            data["referral"] = reader.referral(referral, state=event.data["referral"])
+            note = notes.get(uuid.UUID(event.data["note_id"])) if event.data.get("note_id") else None
+            if note is not None and referral.party_of(reader.caller.organization_id):
+                data["note"] = note.body
+        else:
+            data = dict(event.data)
+        rendered.append(envelope(event, data))
+    return rendered

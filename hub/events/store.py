@@ -1,0 +1,142 @@
+"""The event tables and `record()`, the only way an event is appended.
+
+Events are never updated or deleted (the migration adds database triggers that refuse it).  Each
+event carries:
+- `position`: a global, commit-ordered integer, the feed cursor;
+- `id`: a ULID, the CloudEvents id and the webhook-id receivers dedupe on;
+- `sequence`: one more than the previous event of the same subject.
+Stored data holds references and codes only; personal data is joined in when the event is
+rendered for a recipient (see `hub.events.envelope`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    event,
+    text,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column
+from ulid import ULID
+
+from hub.db import Base, utcnow
+from hub.events.types import EventType
+
+# Arbitrary constant naming the PostgreSQL advisory lock that orders event appends.
+EVENT_APPEND_LOCK = 0x6D61696C  # "mail"
+
+Position = BigInteger().with_variant(Integer, "sqlite")  # INTEGER PRIMARY KEY is SQLite's rowid
+
+
+class Event(Base):
+    __tablename__ = "events"
+
+    position: Mapped[int] = mapped_column(Position, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(26), unique=True)
+    type: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(200))
+    subject: Mapped[str] = mapped_column(String(200))
+    sequence: Mapped[int] = mapped_column(Integer)
+    time: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(200))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    __table_args__ = (UniqueConstraint("subject", "sequence"),)
+
+
+class EventAudience(Base):
+    """Which organizations may read an event in their feed (coordinators read every event)."""
+
+    __tablename__ = "event_audience"
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id"), primary_key=True
+    )
+    event_position: Mapped[int] = mapped_column(
+        Position, ForeignKey("events.position"), primary_key=True
+    )
+
+
+class OutboxEntry(Base):
+    """An event waiting to be handed to the webhook dispatcher.
+
+    Written in the transaction of the change, so a crash between the change and its delivery
+    loses nothing; the dispatcher marks `dispatched_at` once it has made the delivery rows.
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Position, primary_key=True, autoincrement=True)
+    event_position: Mapped[int] = mapped_column(
+        Position, ForeignKey("events.position"), unique=True
+    )
+    created_at: Mapped[datetime]
+    dispatched_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_outbox_pending", "dispatched_at", "id"),)
+
+
+def record(
+    session: Session,
+    type: EventType,
+    *,
+    subject: str,
+    sequence: int,
+    source_organization_id: uuid.UUID | None,
+    actor: str,
+    data: dict[str, Any],
+    audience: Iterable[uuid.UUID],
+) -> Event:
+    """Append one event and its outbox row in the caller's transaction (flushed, not committed).
+
+    On PostgreSQL a transaction-scoped advisory lock makes positions commit in order, so a
+    reader that has seen position N will never later find an event below N appear: the feed
+    can skip nothing.  SQLite gets the same from its single writer.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENT_APPEND_LOCK})
+    now = utcnow()
+    appended = Event(
+        id=str(ULID()),
+        type=EventType(type).value,
+        source=f"/organizations/{source_organization_id}" if source_organization_id else "/hub",
+        subject=subject,
+        sequence=sequence,
+        time=now,
+        actor=actor,
+        data=data,
+    )
+    session.add(appended)
+    session.flush()
+    session.add_all(
+        EventAudience(organization_id=org_id, event_position=appended.position)
+        for org_id in set(audience)
+    )
+    session.add(OutboxEntry(event_position=appended.position, created_at=now))
+    session.info.setdefault("appended_event_types", []).append(appended.type)
+    return appended
+
+
+@event.listens_for(Session, "after_commit")
+def _count_committed_events(session: Session) -> None:
+    # Counted after commit so the metric never includes events that were rolled back.
+    from hub.ops import EVENTS_APPENDED
+
+    for event_type in session.info.pop("appended_event_types", []):
+        EVENTS_APPENDED.labels(type=event_type).inc()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_rolled_back_events(session: Session) -> None:
+    session.info.pop("appended_event_types", None)

@@ -1,0 +1,53 @@
+"""The closed list of event types (DESIGN §3), each with what it means.
+
+An event of any other type cannot be recorded: `EventType` is the only way to name one.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class EventType(StrEnum):
+    REFERRAL_SENT = "referral.sent"
+    REFERRAL_ACKNOWLEDGED = "referral.acknowledged"
+    REFERRAL_ACCEPTED = "referral.accepted"
+    REFERRAL_DECLINED = "referral.declined"
+    REFERRAL_STARTED = "referral.started"
+    REFERRAL_COMPLETED = "referral.completed"
+    REFERRAL_CANCELLED = "referral.cancelled"
+    REFERRAL_EXPIRED = "referral.expired"
+    REFERRAL_FORWARDED = "referral.forwarded"
+    REFERRAL_DEADLINE_MISSED = "referral.deadline_missed"
+    REFERRAL_FOLLOWUP_DUE = "referral.followup_due"
+    CONSENT_GRANTED = "consent.granted"
+    CONSENT_WITHDRAWN = "consent.withdrawn"
+    CONSENT_EXPIRED = "consent.expired"
+    ORGANIZATION_VALIDATION_DUE = "organization.validation_due"
+
+
+MEANING: dict[EventType, str] = {
+    EventType.REFERRAL_SENT: "A leg was created and sent to the receiving organization "
+    "(also the first event of a forwarded leg).",
+    EventType.REFERRAL_ACKNOWLEDGED: "The receiving organization saw the leg.",
+    EventType.REFERRAL_ACCEPTED: "The receiving organization will serve the participant.",
+    EventType.REFERRAL_DECLINED: "The receiving organization declined, with a reason code.",
+    EventType.REFERRAL_STARTED: "First contact with the participant took place.",
+    EventType.REFERRAL_COMPLETED: "The service ended, with an outcome code.",
+    EventType.REFERRAL_CANCELLED: "The sending organization (or a consent withdrawal) "
+    "cancelled the leg.",
+    EventType.REFERRAL_EXPIRED: "Nobody acknowledged the leg in twice the deadline; the sender "
+    "should redirect.",
+    EventType.REFERRAL_FORWARDED: "The receiving organization passed the participant on; "
+    "the leg is closed and a new leg starts.",
+    EventType.REFERRAL_DEADLINE_MISSED: "An acknowledgement, decision or first-contact "
+    "deadline passed.",
+    EventType.REFERRAL_FOLLOWUP_DUE: "A post-handoff follow-up (30 or 180 days) is due.",
+    EventType.CONSENT_GRANTED: "A participant gave consent for a purpose.",
+    EventType.CONSENT_WITHDRAWN: "A participant withdrew consent; recipients should erase "
+    "their copy.",
+    EventType.CONSENT_EXPIRED: "A consent reached its expiry date.",
+    EventType.ORGANIZATION_VALIDATION_DUE: "A directory entry was not validated for 12 months.",
+}
+
+assert set(MEANING) == set(EventType), "every event type is documented"

@@ -1,0 +1,119 @@
+"""`Idempotency-Key` on creating POSTs: a retried request replays the first response.
+
+The first response is stored in the same transaction as the change it reports, so either both
+exist or neither does.  Two requests racing with one key: the loser's insert collides on the
+primary key, its whole transaction rolls back and it replays the winner's response.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from flask import Response, request
+from sqlalchemy import JSON, Integer, String, Text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
+
+from hub.db import Base, db, utcnow
+
+MAX_KEY_LENGTH = 255
+REPLAYED_HEADERS = ("Content-Type", "Location", "ETag")
+
+
+class IdempotentResponse(Base):
+    __tablename__ = "idempotent_responses"
+
+    client_id: Mapped[str] = mapped_column(String(48), primary_key=True)
+    key: Mapped[str] = mapped_column(String(MAX_KEY_LENGTH), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(Text)
+    headers: Mapped[dict[str, str]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+
+
+class IdempotencyKeyReused(Exception):
+    def __str__(self) -> str:
+        return (
+            "This Idempotency-Key was already used with a different request body. "
+            "Use a new key for a new request."
+        )
+
+
+class IdempotencyKeyInvalid(Exception):
+    def __str__(self) -> str:
+        return f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters."
+
+
+def _fingerprint() -> str:
+    """The request as far as idempotency cares: method, path and body (JSON-normalized)."""
+    raw = request.get_data(cache=True)
+    try:
+        body = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode()
+    except ValueError:
+        body = raw
+    return hashlib.sha256(f"{request.method} {request.path}\n".encode() + body).hexdigest()
+
+
+def _replay(stored: IdempotentResponse) -> Response:
+    response = Response(stored.body, status=stored.status_code, headers=stored.headers)
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def idempotent(client_id_of_request: Callable[[], str]) -> Callable[..., Any]:
+    """Decorate a creating view; `client_id_of_request` names who the key belongs to."""
+
+    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            key = request.headers.get("Idempotency-Key")
+            if key is None:
+                return view(*args, **kwargs)
+            if not (0 < len(key) <= MAX_KEY_LENGTH and key.isascii() and key.isprintable()):
+                raise IdempotencyKeyInvalid()
+            client_id = client_id_of_request()
+            fingerprint = _fingerprint()
+            session = db.session
+            stored = session.get(IdempotentResponse, (client_id, key))
+            if stored is not None:
+                if stored.fingerprint != fingerprint:
+                    raise IdempotencyKeyReused()
+                return _replay(stored)
+
+            response = view(*args, **kwargs)
+            if not isinstance(response, Response) or not 200 <= response.status_code < 300:
+                return response  # errors are not remembered: a retry runs again
+            session.add(
+                IdempotentResponse(
+                    client_id=client_id,
+                    key=key,
+                    fingerprint=fingerprint,
+                    status_code=response.status_code,
+                    body=response.get_data(as_text=True),
+                    headers={h: response.headers[h] for h in REPLAYED_HEADERS
+                             if h in response.headers},
+                    created_at=utcnow(),
+                )
+            )
+            try:
+                session.flush()
+            except IntegrityError:
+                # Another request with this key committed first: undo ours, answer as it did.
+                session.rollback()
+                stored = session.get(IdempotentResponse, (client_id, key))
+                if stored is None:
+                    raise
+                if stored.fingerprint != fingerprint:
+                    raise IdempotencyKeyReused() from None
+                return _replay(stored)
+            return response
+
+        return wrapper
+
+    return decorator

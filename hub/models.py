@@ -1,0 +1,23 @@
+"""Every table of the hub, imported in one place so Alembic and tests see the whole schema."""
+
+from hub.accounts import OAuthClient, OAuthToken
+from hub.db import Base
+from hub.directory import Organization
+from hub.events.store import Event, EventAudience, OutboxEntry
+from hub.idempotency import IdempotentResponse
+from hub.participants import Participant
+from hub.referrals import Referral, ReferralNote
+
+__all__ = [
+    "Base",
+    "Event",
+    "EventAudience",
+    "IdempotentResponse",
+    "OAuthClient",
+    "OAuthToken",
+    "Organization",
+    "OutboxEntry",
+    "Participant",
+    "Referral",
+    "ReferralNote",
+]

@@ -1,0 +1,416 @@
+"""Referral legs and the use cases that send them and move them through the lifecycle.
+
+The rules themselves are in `hub.lifecycle`; this module loads the leg, asks the rules, applies
+the change and records the event, all in the caller's transaction (flushed, never committed).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm.exc import StaleDataError
+
+from hub import consent, deadlines, lifecycle
+from hub.callers import Caller
+from hub.db import Base, utcnow
+from hub.directory import Organization
+from hub.errors import ConcurrentChange, Invalid, NotFound, VersionMismatch
+from hub.events import EventType, record
+from hub.lifecycle import Action, Party, Status
+from hub.participants import Participant
+
+EVENT_OF_ACTION: dict[Action, EventType] = {
+    Action.ACKNOWLEDGE: EventType.REFERRAL_ACKNOWLEDGED,
+    Action.ACCEPT: EventType.REFERRAL_ACCEPTED,
+    Action.DECLINE: EventType.REFERRAL_DECLINED,
+    Action.START: EventType.REFERRAL_STARTED,
+    Action.COMPLETE: EventType.REFERRAL_COMPLETED,
+    Action.FORWARD: EventType.REFERRAL_FORWARDED,
+    Action.CANCEL: EventType.REFERRAL_CANCELLED,
+    Action.EXPIRE: EventType.REFERRAL_EXPIRED,
+}
+
+
+class Referral(Base):
+    """One leg of a handoff, from one organization to another, for one participant."""
+
+    __tablename__ = "referrals"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    # The first leg of the participant's path; every forwarded leg shares it.
+    chain_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    participant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("participants.id"), index=True)
+    from_organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"))
+    to_organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"))
+    pathway: Mapped[str] = mapped_column(String(40))
+    stage: Mapped[str | None] = mapped_column(String(20))
+    priority: Mapped[str] = mapped_column(String(10))
+    reason_for_referral: Mapped[str | None] = mapped_column(Text)
+    needs: Mapped[list[str]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(20))
+    # Increases by one with every event of the leg: the ETag, and the events' `sequence`.
+    version: Mapped[int] = mapped_column(Integer)
+    forwarded_from: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("referrals.id"))
+    forwarded_to: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("referrals.id"))
+    decline_reason: Mapped[str | None] = mapped_column(String(40))
+    outcome: Mapped[str | None] = mapped_column(String(40))
+    cancel_reason: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    acknowledged_at: Mapped[datetime | None]
+    accepted_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    # Due-at columns the scheduled checks scan (indexed, see the migration).
+    acknowledge_by: Mapped[datetime | None]
+    decide_by: Mapped[datetime | None]
+    start_by: Mapped[datetime | None]
+
+    __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (
+        Index("ix_referrals_from_updated", "from_organization_id", "updated_at", "id"),
+        Index("ix_referrals_to_updated", "to_organization_id", "updated_at", "id"),
+        Index("ix_referrals_updated", "updated_at", "id"),
+    )
+
+    @property
+    def subject(self) -> str:
+        return f"referrals/{self.id}"
+
+    def party_of(self, organization_id: uuid.UUID) -> Party | None:
+        if organization_id == self.to_organization_id:
+            return Party.RECEIVER
+        if organization_id == self.from_organization_id:
+            return Party.SENDER
+        return None
+
+
+class ReferralNote(Base):
+    """Free text attached to a transition, kept apart from the immutable event log.
+
+    Notes may hold personal data ("Rendez-vous avec Mme X le 2 décembre"); events only refer to
+    them, so they can be redacted or erased without touching history.
+    """
+
+    __tablename__ = "referral_notes"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referrals.id"), index=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+def snapshot(referral: Referral) -> dict[str, Any]:
+    """The leg's state as stored in its events: codes and references, no free text."""
+
+    def iso(value: datetime | None) -> str | None:
+        return value.isoformat().replace("+00:00", "Z") if value else None
+
+    def ident(value: uuid.UUID | None) -> str | None:
+        return str(value) if value else None
+
+    return {
+        "id": str(referral.id),
+        "chain_id": str(referral.chain_id),
+        "participant_id": str(referral.participant_id),
+        "from_organization_id": str(referral.from_organization_id),
+        "to_organization_id": str(referral.to_organization_id),
+        "pathway": referral.pathway,
+        "stage": referral.stage,
+        "priority": referral.priority,
+        "status": referral.status,
+        "version": referral.version,
+        "forwarded_from": ident(referral.forwarded_from),
+        "forwarded_to": ident(referral.forwarded_to),
+        "decline_reason": referral.decline_reason,
+        "outcome": referral.outcome,
+        "cancel_reason": referral.cancel_reason,
+        "created_at": iso(referral.created_at),
+        "updated_at": iso(referral.updated_at),
+        "deadlines": {
+            "acknowledge_by": iso(referral.acknowledge_by),
+            "decide_by": iso(referral.decide_by),
+            "start_by": iso(referral.start_by),
+        },
+    }
+
+
+def _record(
+    session: Session,
+    referral: Referral,
+    event_type: EventType,
+    caller: Caller | None,
+    note: ReferralNote | None = None,
+) -> None:
+    data: dict[str, Any] = {"referral": snapshot(referral)}
+    if note is not None:
+        data["note_id"] = str(note.id)
+    record(
+        session,
+        event_type,
+        subject=referral.subject,
+        sequence=referral.version,
+        source_organization_id=caller.organization_id if caller else None,
+        actor=caller.actor if caller else "scheduler",
+        data=data,
+        audience={referral.from_organization_id, referral.to_organization_id},
+    )
+
+
+def _add_note(
+    session: Session, referral: Referral, caller: Caller, body: str | None
+) -> ReferralNote | None:
+    if not body or not body.strip():
+        return None
+    note = ReferralNote(
+        id=uuid.uuid4(),
+        referral_id=referral.id,
+        organization_id=caller.organization_id,
+        body=body.strip(),
+        created_at=utcnow(),
+    )
+    session.add(note)
+    return note
+
+
+def visible_referral(session: Session, caller: Caller, referral_id: uuid.UUID, *,
+                     for_update: bool = False) -> Referral:
+    """The leg, if the caller sent or received it (coordinators see every leg); else NotFound."""
+    query = select(Referral).where(Referral.id == referral_id)
+    if for_update:
+        query = query.with_for_update()  # PostgreSQL: concurrent answers queue up here
+    referral = session.scalar(query)
+    if referral is None or not (
+        caller.is_coordinator or referral.party_of(caller.organization_id)
+    ):
+        raise NotFound("referral", referral_id)
+    return referral
+
+
+def chain_of(session: Session, referral: Referral) -> list[Referral]:
+    """Every leg of the participant's path this leg belongs to, oldest first."""
+    return list(
+        session.scalars(
+            select(Referral)
+            .where(Referral.chain_id == referral.chain_id)
+            .order_by(Referral.created_at, Referral.id)
+        )
+    )
+
+
+def _receiving_organization(session: Session, caller: Caller, organization_id: uuid.UUID,
+                            field: str = "to_organization_id") -> Organization:
+    organization = session.get(Organization, organization_id)
+    if organization is None:
+        raise Invalid({field: [f"No organization with id {organization_id} in the directory."]})
+    if organization.id == caller.organization_id:
+        raise Invalid({field: ["A referral goes to another organization than your own."]})
+    if organization.is_coordinator:
+        raise Invalid({field: ["Coordination bodies watch the network; they receive no referrals."]})
+    return organization
+
+
+def _check_stage(pathway: str, stage: str | None) -> None:
+    if pathway in lifecycle.ENTREPRENEURSHIP_PATHWAYS and stage is None:
+        raise Invalid({"stage": ["Entrepreneurship referrals need a stage: exploration or "
+                                 "prevalidation."]})
+    if pathway not in lifecycle.ENTREPRENEURSHIP_PATHWAYS and stage is not None:
+        raise Invalid({"stage": ["Only entrepreneurship pathways carry a stage."]})
+
+
+def _new_leg(
+    session: Session,
+    caller: Caller,
+    *,
+    participant: Participant,
+    to_organization: Organization,
+    pathway: str,
+    stage: str | None,
+    priority: str,
+    reason_for_referral: str | None,
+    needs: list[str],
+    previous: Referral | None,
+) -> Referral:
+    consent.require_referral_sharing(session, participant, to_organization.id)
+    now = utcnow()
+    leg_id = uuid.uuid4()
+    referral = Referral(
+        id=leg_id,
+        chain_id=previous.chain_id if previous else leg_id,
+        participant_id=participant.id,
+        from_organization_id=caller.organization_id,
+        to_organization_id=to_organization.id,
+        pathway=pathway,
+        stage=stage,
+        priority=priority,
+        reason_for_referral=reason_for_referral,
+        needs=list(needs),
+        status=Status.SENT.value,
+        forwarded_from=previous.id if previous else None,
+        created_at=now,
+        updated_at=now,
+        acknowledge_by=deadlines.deadline("acknowledge", priority, now),
+    )
+    session.add(referral)
+    session.flush()
+    _record(session, referral, EventType.REFERRAL_SENT, caller)
+    return referral
+
+
+def send_referral(
+    session: Session,
+    caller: Caller,
+    *,
+    participant_id: uuid.UUID,
+    to_organization_id: uuid.UUID,
+    pathway: str,
+    priority: str = "routine",
+    stage: str | None = None,
+    reason_for_referral: str | None = None,
+    needs: list[str] | None = None,
+    forwarded_from: uuid.UUID | None = None,
+) -> Referral:
+    """Create a leg and send it: the `referral.sent` event goes to both organizations."""
+    from hub import visibility  # visibility reads referrals: imported late to avoid a cycle
+
+    participant = visibility.referable_participant(session, caller, participant_id)
+    if participant is None:
+        raise Invalid({"participant_id": [
+            f"No participant with id {participant_id} that your organization may refer."]})
+    previous = None
+    if forwarded_from is not None:
+        try:
+            previous = visible_referral(session, caller, forwarded_from)
+        except NotFound:
+            previous = None
+        if previous is None or previous.participant_id != participant.id:
+            raise Invalid({"forwarded_from": [
+                "Must be a leg of your organization for the same participant."]})
+    _check_stage(pathway, stage)
+    to_organization = _receiving_organization(session, caller, to_organization_id)
+    return _new_leg(
+        session, caller, participant=participant, to_organization=to_organization,
+        pathway=pathway, stage=stage, priority=priority,
+        reason_for_referral=reason_for_referral, needs=needs or [], previous=previous,
+    )
+
+
+def transition(
+    session: Session,
+    caller: Caller,
+    referral_id: uuid.UUID,
+    action: Action,
+    *,
+    expected_version: int | None = None,
+    note: str | None = None,
+    reason: str | None = None,
+    outcome: str | None = None,
+    to_organization_id: uuid.UUID | None = None,
+) -> Referral:
+    """Apply `action` to a leg for `caller`; returns the leg (for `forward`, the new leg).
+
+    Raises NotFound (not a party), VersionMismatch (stale If-Match), lifecycle.NotYourTurn
+    (the other party's action), lifecycle.TransitionRefused (not from this status),
+    Invalid (missing code, bad target) or consent.ConsentRequired (forward not covered).
+    """
+    referral = visible_referral(session, caller, referral_id, for_update=True)
+    party = referral.party_of(caller.organization_id)
+    if party is None:  # a coordinator: may watch, never act
+        raise lifecycle.NotYourTurn(action, lifecycle.ACTOR[action])
+    if expected_version is not None and expected_version != referral.version:
+        raise VersionMismatch(expected_version, referral.version)
+    target = lifecycle.next_status(Status(referral.status), action, party)
+
+    if action is Action.DECLINE and reason not in set(lifecycle.DeclineReason):
+        raise Invalid({"reason": [f"A reason code is needed: {', '.join(lifecycle.DeclineReason)}."]})
+    if action is Action.COMPLETE and outcome not in set(lifecycle.Outcome):
+        raise Invalid({"outcome": [f"An outcome code is needed: {', '.join(lifecycle.Outcome)}."]})
+
+    new_leg = None
+    if action is Action.FORWARD:
+        if to_organization_id is None:
+            raise Invalid({"to_organization_id": ["Name the organization to forward to."]})
+        next_organization = _receiving_organization(session, caller, to_organization_id)
+        participant = session.get(Participant, referral.participant_id)
+        assert participant is not None
+        new_leg = _new_leg(
+            session, caller, participant=participant, to_organization=next_organization,
+            pathway=referral.pathway, stage=referral.stage, priority=referral.priority,
+            reason_for_referral=referral.reason_for_referral, needs=referral.needs,
+            previous=referral,
+        )
+        referral.forwarded_to = new_leg.id
+
+    now = utcnow()
+    referral.status = target.value
+    referral.updated_at = now
+    if action is Action.ACKNOWLEDGE:
+        referral.acknowledged_at = now
+        referral.decide_by = deadlines.deadline("decide", referral.priority, now)
+    elif action is Action.ACCEPT:
+        referral.accepted_at = now
+        referral.start_by = deadlines.deadline("start", referral.priority, now)
+    elif action is Action.START:
+        referral.started_at = now
+    elif action is Action.DECLINE:
+        referral.decline_reason = reason
+    elif action is Action.COMPLETE:
+        referral.outcome = outcome
+    elif action is Action.CANCEL:
+        referral.cancel_reason = reason
+    if lifecycle.is_terminal(target):
+        referral.closed_at = now
+
+    try:
+        session.flush()  # the UPDATE checks the version: a concurrent change fails here
+    except StaleDataError as error:
+        raise ConcurrentChange() from error
+    _record(session, referral, EVENT_OF_ACTION[action], caller,
+            _add_note(session, referral, caller, note))
+    return new_leg if new_leg is not None else referral
+
+
+def list_referrals(
+    session: Session,
+    caller: Caller,
+    *,
+    direction: str | None = None,
+    status: list[str] | None = None,
+    pathway: str | None = None,
+    priority: str | None = None,
+    updated_since: datetime | None = None,
+    after: tuple[datetime, uuid.UUID] | None = None,
+    limit: int = 50,
+) -> list[Referral]:
+    """The caller's legs, oldest change first (keyset on updated_at, id: nothing is skipped)."""
+    query = select(Referral)
+    org = caller.organization_id
+    if direction == "inbound":
+        query = query.where(Referral.to_organization_id == org)
+    elif direction == "outbound":
+        query = query.where(Referral.from_organization_id == org)
+    elif not caller.is_coordinator:
+        query = query.where(
+            (Referral.to_organization_id == org) | (Referral.from_organization_id == org)
+        )
+    if status:
+        query = query.where(Referral.status.in_(status))
+    if pathway:
+        query = query.where(Referral.pathway == pathway)
+    if priority:
+        query = query.where(Referral.priority == priority)
+    if updated_since:
+        query = query.where(Referral.updated_at >= updated_since)
+    if after:
+        updated_at, last_id = after
+        query = query.where(
+            (Referral.updated_at > updated_at)
+            | ((Referral.updated_at == updated_at) & (Referral.id > last_id))
+        )
+    query = query.order_by(Referral.updated_at, Referral.id).limit(limit)
+    return list(session.scalars(query))

@@ -1,0 +1,149 @@
+"""Who may see what: the one place where personal data is given or withheld, per reader.
+
+Every representation of a participant or a leg that leaves the hub (API responses, the event
+feed, webhook payloads, portal pages) is built here, from the state at the moment it is built.
+Nothing personal is copied into events at send time, so nothing goes stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub import consent, lifecycle
+from hub.callers import Caller
+from hub.errors import NotFound
+from hub.participants import Participant
+from hub.referrals import Referral, chain_of, snapshot
+
+OPEN_STATUSES = [s.value for s in lifecycle.OPEN]
+
+
+def pseudonym(participant_id: uuid.UUID, key: bytes) -> str:
+    """A stable reference for coordinators: the same person, never who they are."""
+    mac = hmac.new(key, participant_id.bytes, hashlib.sha256).hexdigest()
+    return f"P-{mac[:16]}"
+
+
+def _receives_open_leg(session: Session, organization_id: uuid.UUID,
+                       participant_id: uuid.UUID) -> bool:
+    return session.scalar(
+        select(Referral.id).where(
+            Referral.participant_id == participant_id,
+            Referral.to_organization_id == organization_id,
+            Referral.status.in_(OPEN_STATUSES),
+        ).limit(1)
+    ) is not None
+
+
+def may_read_personal_data(session: Session, caller: Caller, participant: Participant) -> bool:
+    """The registering organization always; a receiving organization while it holds an open
+    leg for the participant and consent covers it; coordinators never."""
+    if participant.organization_id == caller.organization_id:
+        return True
+    if caller.is_coordinator:
+        return False
+    return _receives_open_leg(session, caller.organization_id, participant.id) and consent.covers(
+        session, participant, caller.organization_id, "referral_sharing"
+    )
+
+
+def visible_participant(session: Session, caller: Caller, participant_id: uuid.UUID
+                        ) -> Participant:
+    """The participant if the caller may read their personal data; else NotFound."""
+    participant = session.get(Participant, participant_id)
+    if participant is None or not may_read_personal_data(session, caller, participant):
+        raise NotFound("participant", participant_id)
+    return participant
+
+
+def referable_participant(session: Session, caller: Caller, participant_id: uuid.UUID
+                          ) -> Participant | None:
+    """The participant if the caller may send them a referral: its own, or one it received."""
+    try:
+        return visible_participant(session, caller, participant_id)
+    except NotFound:
+        return None
+
+
+def participant_view(participant: Participant, *, entitled: bool, coordinator: bool,
+                     key: bytes) -> dict[str, Any]:
+    if coordinator and not entitled:
+        return {"reference": pseudonym(participant.id, key), "redacted": True}
+    if not entitled:
+        return {"id": str(participant.id), "redacted": True}
+    return {
+        "id": str(participant.id),
+        "organization_id": str(participant.organization_id),
+        "given_name": participant.given_name,
+        "family_name": participant.family_name,
+        "preferred_language": participant.preferred_language,
+        "email": participant.email,
+        "phone": participant.phone,
+        "birth_year": participant.birth_year,
+        "region": participant.region,
+        "created_at": participant.created_at,
+        "redacted": False,
+    }
+
+
+@dataclass
+class Reader:
+    """One reader (caller) rendering many legs: remembers entitlement per participant."""
+
+    session: Session
+    caller: Caller
+    key: bytes
+    _entitled: dict[uuid.UUID, bool] = field(default_factory=dict)
+    _participants: dict[uuid.UUID, Participant] = field(default_factory=dict)
+
+    def participant(self, participant_id: uuid.UUID) -> Participant:
+        if participant_id not in self._participants:
+            found = self.session.get(Participant, participant_id)
+            assert found is not None
+            self._participants[participant_id] = found
+        return self._participants[participant_id]
+
+    def entitled(self, participant: Participant) -> bool:
+        if participant.id not in self._entitled:
+            self._entitled[participant.id] = may_read_personal_data(
+                self.session, self.caller, participant
+            )
+        return self._entitled[participant.id]
+
+    def referral(self, referral: Referral, *, state: dict[str, Any] | None = None,
+                 with_chain: bool = False) -> dict[str, Any]:
+        """The leg as this reader may see it; `state` is an event's snapshot to show instead
+        of the current state (history shows each event's state, today's redaction)."""
+        participant = self.participant(referral.participant_id)
+        entitled = self.entitled(participant)
+        is_party = referral.party_of(self.caller.organization_id) is not None
+        view = dict(state if state is not None else snapshot(referral))
+        view["participant"] = participant_view(
+            participant, entitled=entitled, coordinator=self.caller.is_coordinator,
+            key=self.key,
+        )
+        if not is_party or (self.caller.is_coordinator and not entitled):
+            view.pop("participant_id", None)
+        view["reason_for_referral"] = referral.reason_for_referral if entitled else None
+        view["needs"] = list(referral.needs or []) if entitled else []
+        if with_chain:
+            view["chain"] = [
+                {
+                    "id": str(leg.id),
+                    "from_organization_id": str(leg.from_organization_id),
+                    "to_organization_id": str(leg.to_organization_id),
+                    "status": leg.status,
+                    "forwarded_from": str(leg.forwarded_from) if leg.forwarded_from else None,
+                    "created_at": leg.created_at,
+                    "updated_at": leg.updated_at,
+                }
+                for leg in chain_of(self.session, referral)
+            ]
+        return view

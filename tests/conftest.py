@@ -1,0 +1,77 @@
+"""Fixtures shared by the integration and end-to-end tiers.
+
+Every database test runs twice: on SQLite and on a real PostgreSQL server (`make test` starts
+one and sets HUB_TEST_POSTGRES_URL).  Each backend gets one fresh database per test run, made
+by the Alembic migrations; tests do not clean up but work inside organizations of their own,
+as separate tenants of one hub would.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from hub import create_app
+from hub.config import Settings
+from tests.helpers import Network
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def _postgres_admin_url() -> str | None:
+    url = os.environ.get("HUB_TEST_POSTGRES_URL")
+    if not url and os.environ.get("HUB_REQUIRE_POSTGRES"):
+        pytest.fail("HUB_REQUIRE_POSTGRES is set but HUB_TEST_POSTGRES_URL is not")
+    return url
+
+
+def _upgrade(url: str) -> None:
+    from alembic import command
+
+    from hub.ops import migrations_config
+
+    command.upgrade(migrations_config(url), "head")
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+                 ) -> Iterator[str]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'hub.sqlite3'}"
+        _upgrade(url)
+        yield url
+        return
+    admin_url = _postgres_admin_url()
+    if admin_url is None:
+        pytest.skip("PostgreSQL tests need HUB_TEST_POSTGRES_URL (make test sets it)")
+    name = f"hub_test_{secrets.token_hex(4)}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    _upgrade(url)
+    yield url
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def app(database_url: str) -> Iterator[Flask]:
+    application = create_app(Settings(env="test", database_url=database_url,
+                                      secret_key="test-secret-key-" + "x" * 32))
+    application.config["TESTING"] = True
+    yield application
+    application.extensions["hub_db"][0].dispose()
+
+
+@pytest.fixture
+def network(app: Flask) -> Network:
+    """A fresh set of organizations with OAuth clients, in the app under test."""
+    return Network(app)

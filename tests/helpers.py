@@ -1,0 +1,114 @@
+"""Test helpers: organizations with real OAuth clients, and a partner that calls the API.
+
+Tokens come from the hub's own token endpoint, like a partner system's would.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask
+from werkzeug.test import TestResponse
+
+from hub import accounts
+from hub.db import db
+from hub.directory import create_organization
+
+PARTICIPANT = {
+    "given_name": "Amina",
+    "family_name": "Benali",
+    "preferred_language": "fr",
+    "email": "amina.benali@example.org",
+    "phone": "+1 514 555 0101",
+    "birth_year": 1990,
+    "region": "06",
+}
+
+
+@dataclass
+class Partner:
+    """One organization of the network and its partner system (an OAuth client)."""
+
+    app: Flask
+    organization_id: str
+    name: str
+    client_id: str
+    client_secret: str
+    _token: str | None = field(default=None, repr=False)
+
+    @property
+    def basic_auth(self) -> str:
+        raw = f"{self.client_id}:{self.client_secret}".encode()
+        return "Basic " + base64.b64encode(raw).decode()
+
+    def fetch_token(self, scope: str | None = None) -> TestResponse:
+        form = {"grant_type": "client_credentials"}
+        if scope is not None:
+            form["scope"] = scope
+        return self.app.test_client().post(
+            "/oauth/token", data=form, headers={"Authorization": self.basic_auth}
+        )
+
+    @property
+    def token(self) -> str:
+        if self._token is None:
+            response = self.fetch_token()
+            assert response.status_code == 200, response.get_data(as_text=True)
+            self._token = response.get_json()["access_token"]
+        return self._token
+
+    def call(self, method: str, path: str, *, json: Any = None, headers: dict[str, str] | None
+             = None, token: str | None = None, **kwargs: Any) -> TestResponse:
+        all_headers = {"Authorization": f"Bearer {token or self.token}"}
+        all_headers.update(headers or {})
+        return self.app.test_client().open(path, method=method, json=json, headers=all_headers,
+                                           **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> TestResponse:
+        return self.call("GET", path, **kwargs)
+
+    def post(self, path: str, json: Any = None, **kwargs: Any) -> TestResponse:
+        return self.call("POST", path, json=json, **kwargs)
+
+    # --- shortcuts for the usual steps -------------------------------------------------
+
+    def register_participant(self, **overrides: Any) -> dict[str, Any]:
+        response = self.post("/api/v1/participants", {**PARTICIPANT, **overrides})
+        assert response.status_code == 201, response.get_data(as_text=True)
+        return response.get_json()
+
+    def refer(self, to: Partner, participant_id: str | None = None, **fields: Any
+              ) -> dict[str, Any]:
+        participant_id = participant_id or self.register_participant()["id"]
+        body = {"participant_id": participant_id, "to_organization_id": to.organization_id,
+                "pathway": "employment", "priority": "routine",
+                "reason_for_referral": "Cherche un emploi en soudure", "needs": ["francisation"]}
+        body.update(fields)
+        response = self.post("/api/v1/referrals", body)
+        assert response.status_code == 201, response.get_data(as_text=True)
+        return response.get_json()
+
+    def act(self, referral_id: str, action: str, body: dict[str, Any] | None = None,
+            **kwargs: Any) -> TestResponse:
+        return self.post(f"/api/v1/referrals/{referral_id}/{action}", body or {}, **kwargs)
+
+
+class Network:
+    """Creates organizations with clients in the app under test."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+
+    def partner(self, kind: str = "community", region: str = "06", name: str | None = None,
+                scopes: list[str] | None = None) -> Partner:
+        name = name or f"Organisme {secrets.token_hex(3)}"
+        with self.app.app_context(), db.job_session() as session:
+            organization = create_organization(session, name=name, kind=kind, region=region)
+            if scopes is None and organization.is_coordinator:
+                scopes = list(accounts.SCOPES)
+            client, secret = accounts.create_client(session, organization=organization,
+                                                    scopes=scopes)
+            return Partner(self.app, str(organization.id), name, client.client_id, secret)
