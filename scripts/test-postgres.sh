@@ -8,6 +8,8 @@ set -euo pipefail
 
 PORT="${HUB_PG_PORT:-54329}"
 DIR="${HUB_PG_DIR:-/tmp/maillage-pgtest}"
+# Tests do not need durability; benchmarks do (HUB_PG_FSYNC=on) to measure real commits.
+FSYNC="${HUB_PG_FSYNC:-off}"
 
 find_bindir() {
   ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
@@ -45,7 +47,7 @@ fi
 
 if ! as_pg "$BINDIR/pg_ctl" -D "$DIR" status >/dev/null 2>&1; then
   as_pg "$BINDIR/pg_ctl" -D "$DIR" -l "$DIR/server.log" -w -t 60 start \
-    -o "-p $PORT -k $DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" >&2
+    -o "-p $PORT -k $DIR -c listen_addresses=127.0.0.1 -c fsync=$FSYNC -c max_connections=200" >&2
 fi
 
 echo "postgresql+psycopg://postgres@127.0.0.1:$PORT/postgres"
