@@ -1,0 +1,47 @@
+"""Settings from the environment, and the refusal to run production on development defaults."""
+
+from __future__ import annotations
+
+import pytest
+
+from hub import create_app
+from hub.config import DEVELOPMENT_SECRET_KEY, SETTINGS, Settings
+
+
+def test_embedded_defaults_need_no_variable() -> None:
+    settings = Settings.from_env({})
+    assert settings.env == "development"
+    assert settings.database_url.startswith("sqlite:///")
+    assert settings.database_url.endswith("var/hub.sqlite3")
+    assert settings.problems() == []
+
+
+def test_variables_are_read_and_typed() -> None:
+    settings = Settings.from_env({"HUB_MAX_BODY_BYTES": "2048", "HUB_ENV": "test"})
+    assert settings.max_body_bytes == 2048
+    assert settings.env == "test"
+
+
+def test_every_documented_variable_is_a_setting() -> None:
+    attributes = set(Settings.__dataclass_fields__)
+    assert {s.attribute for s in SETTINGS} == attributes
+    assert all(s.env.startswith("HUB_") for s in SETTINGS)
+
+
+def test_production_refuses_development_secret_and_sqlite() -> None:
+    settings = Settings.from_env({"HUB_ENV": "production"})
+    problems = " ".join(settings.problems())
+    assert "HUB_SECRET_KEY" in problems
+    assert "PostgreSQL" in problems
+    with pytest.raises(RuntimeError, match="refuses to start"):
+        create_app(settings)
+
+
+def test_production_accepts_a_real_secret_and_postgresql() -> None:
+    settings = Settings.from_env({
+        "HUB_ENV": "production",
+        "HUB_SECRET_KEY": "k" * 40,
+        "HUB_DATABASE_URL": "postgresql+psycopg://hub@db/hub",
+    })
+    assert settings.secret_key != DEVELOPMENT_SECRET_KEY
+    assert settings.problems() == []
