@@ -35,6 +35,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -113,8 +114,9 @@ def lifecycle_once(client: httpx.Client, partner: Partner, tally: Tally) -> None
         "pathway": "employment", "priority": "routine"}, 201)
     if sent is None:
         return
+    referral_path = f"/api/v1/referrals/{sent.json()['id']}"
     for action, body in LIFECYCLE_STEPS:
-        path = f"/api/v1/referrals/{sent.json()['id']}/{action}"
+        path = f"{referral_path}/{action}"
         if tally.post(client, action, path, partner.receiver, body, 200) is None:
             return
 
@@ -219,8 +221,6 @@ def make_accounts(env: dict[str, str], count: int) -> list[dict[str, Any]]:
 
     jobs = [(f"Bench {tag} sender {i}", "community", "06") for i in range(count)]
     jobs += [(f"Bench {tag} receiver {i}", "regional_partner", "01") for i in range(count)]
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(max_workers=2 * (os.cpu_count() or 1)) as pool:
         made = list(pool.map(lambda job: organization(*job), jobs))
     return [{"sender": made[i], "receiver": made[count + i]} for i in range(count)]

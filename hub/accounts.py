@@ -66,12 +66,14 @@ class OAuthClient(Base):
     def get_default_redirect_uri(self) -> None:
         return None
 
-    def get_allowed_scope(self, scope: str | None) -> str:
-        """The requested scopes this client holds; all of its scopes when none are asked."""
+    def get_allowed_scope(self, scope: str | None) -> str | None:
+        """All of the client's scopes when none are asked; the asked ones if the client holds
+        them all; None (invalid_scope) otherwise, rather than a token missing what was asked."""
         granted = self.scope.split()
         if not scope:
             return " ".join(granted)
-        return " ".join(s for s in scope.split() if s in granted)
+        asked = scope.split()
+        return " ".join(asked) if set(asked) <= set(granted) else None
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
         return False

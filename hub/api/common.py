@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app, request
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
 from hub.problems import Problem
 
@@ -29,7 +29,32 @@ class Timestamp(fields.DateTime):
         return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-class PageArgs(Schema):
+def _nul_fields(data: Any, prefix: str = "") -> list[str]:
+    if isinstance(data, str):
+        return [prefix or "_schema"] if "\x00" in data else []
+    if isinstance(data, dict):
+        return [f for k, v in data.items() for f in _nul_fields(v, f"{prefix}.{k}" if prefix
+                                                                     else str(k))]
+    if isinstance(data, list):
+        return [f for item in data for f in _nul_fields(item, prefix)]
+    return []
+
+
+class Input(Schema):
+    """Base of every request schema: refuses NUL characters, which no database stores."""
+
+    @pre_load
+    def _refuse_nul(self, data: Any, **kwargs: Any) -> Any:
+        if hasattr(data, "to_dict"):  # query strings arrive as a MultiDict
+            data = data.to_dict()
+        bad = _nul_fields(data)
+        if bad:
+            raise ValidationError({name: ["Must not contain NUL (\\u0000) characters."]
+                                   for name in bad})
+        return data
+
+
+class PageArgs(Input):
     limit = fields.Integer(
         load_default=50,
         validate=validate.Range(1, MAX_LIMIT),

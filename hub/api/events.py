@@ -9,7 +9,7 @@ from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, fields, validate
 
 from hub.adapters.oauth import current_caller, require_scope
-from hub.api.common import MAX_LIMIT, pseudonym_key
+from hub.api.common import MAX_LIMIT, Input, pseudonym_key
 from hub.api.referrals import EventOut
 from hub.db import db
 from hub.events.envelope import render_events
@@ -22,10 +22,10 @@ blp = Blueprint(
 )
 
 
-class FeedArgs(Schema):
+class FeedArgs(Input):
     after = fields.String(
         load_default="0",
-        validate=validate.Regexp(r"^\d{1,19}$", error="Use the next_cursor of the previous read, "
+        validate=validate.Regexp(r"^\d{1,18}$", error="Use the next_cursor of the previous read, "
                                  "or 0 to start from the beginning."),
         metadata={"description": "Cursor: the `next_cursor` of your previous read (0 or absent: "
                   "from the beginning)."},

@@ -14,7 +14,7 @@ from marshmallow import Schema, fields, validate
 
 from hub import participants, visibility
 from hub.adapters.oauth import current_caller, current_oauth_token, require_scope
-from hub.api.common import Timestamp, pseudonym_key
+from hub.api.common import Input, Timestamp, pseudonym_key
 from hub.db import db
 from hub.directory import QUEBEC_REGIONS
 from hub.idempotency import idempotent
@@ -27,7 +27,7 @@ blp = Blueprint(
 BCP47 = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 
 
-class ParticipantIn(Schema):
+class ParticipantIn(Input):
     given_name = fields.String(required=True, validate=validate.Length(1, 200))
     family_name = fields.String(required=True, validate=validate.Length(1, 200))
     preferred_language = fields.String(

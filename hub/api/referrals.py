@@ -15,6 +15,7 @@ from marshmallow import RAISE, Schema, fields, validate
 from hub import lifecycle, referrals
 from hub.adapters.oauth import current_caller, current_oauth_token, require_scope
 from hub.api.common import (
+    Input,
     PageArgs,
     Timestamp,
     decode_cursor,
@@ -42,7 +43,7 @@ def _codes(enum: type) -> list[str]:
     return [member.value for member in enum]
 
 
-class ReferralIn(Schema):
+class ReferralIn(Input):
     participant_id = fields.UUID(required=True)
     to_organization_id = fields.UUID(required=True)
     pathway = fields.String(required=True, validate=validate.OneOf(_codes(lifecycle.Pathway)))
@@ -138,7 +139,7 @@ class EventList(Schema):
 
 # --- transition bodies ------------------------------------------------------------------
 
-class NoteBody(Schema):
+class NoteBody(Input):
     note = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=4000))
 
 
