@@ -199,7 +199,7 @@ def allowed_actions(status: Status, party: Party | None = None) -> tuple[Action,
 
 
 def next_status(status: Status, action: Action, party: Party) -> Status:
-    """The status after `party` applies `action` to a leg in `status`, or an exception saying why not.
+    """The status after `party` applies `action` to a leg in `status`, or why not.
 
     The party is checked first: a receiver trying to cancel is told that cancelling belongs to
     the sender, not that the leg happens to be in a status where cancelling is possible.

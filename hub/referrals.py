@@ -211,7 +211,8 @@ def _receiving_organization(session: Session, caller: Caller, organization_id: u
     if organization.id == caller.organization_id:
         raise Invalid({field: ["A referral goes to another organization than your own."]})
     if organization.is_coordinator:
-        raise Invalid({field: ["Coordination bodies watch the network; they receive no referrals."]})
+        raise Invalid({field: [
+            "Coordination bodies watch the network; they receive no referrals."]})
     return organization
 
 
@@ -327,7 +328,8 @@ def transition(
     target = lifecycle.next_status(Status(referral.status), action, party)
 
     if action is Action.DECLINE and reason not in set(lifecycle.DeclineReason):
-        raise Invalid({"reason": [f"A reason code is needed: {', '.join(lifecycle.DeclineReason)}."]})
+        raise Invalid({"reason": [
+            f"A reason code is needed: {', '.join(lifecycle.DeclineReason)}."]})
     if action is Action.COMPLETE and outcome not in set(lifecycle.Outcome):
         raise Invalid({"outcome": [f"An outcome code is needed: {', '.join(lifecycle.Outcome)}."]})
 

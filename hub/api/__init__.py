@@ -14,7 +14,6 @@ from werkzeug.exceptions import HTTPException
 
 from hub import accounts
 from hub.api.errors import problem_for, register_error_handlers
-from hub.db import db
 from hub.problems import Problem, problem_response
 
 API_PREFIXES = ("/api/", "/oauth/", "/webhooks/")

@@ -76,7 +76,8 @@ def decode_cursor(cursor: str, size: int) -> list[str]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         parts = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        if isinstance(parts, list) and len(parts) == size and all(isinstance(p, str) for p in parts):
+        if isinstance(parts, list) and len(parts) == size and all(isinstance(p, str)
+                                                                  for p in parts):
             return parts
     except (ValueError, binascii.Error, UnicodeDecodeError):
         pass

@@ -57,7 +57,8 @@ def render_events(session: Session, reader: Reader, events: list[Event]) -> list
         if "referral" in event.data:
             referral = referrals[uuid.UUID(event.data["referral"]["id"])]
             data["referral"] = reader.referral(referral, state=event.data["referral"])
-            note = notes.get(uuid.UUID(event.data["note_id"])) if event.data.get("note_id") else None
+            note_id = event.data.get("note_id")
+            note = notes.get(uuid.UUID(note_id)) if note_id else None
             if note is not None and referral.party_of(reader.caller.organization_id):
                 data["note"] = note.body
         else:
