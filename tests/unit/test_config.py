@@ -45,3 +45,4 @@ def test_production_accepts_a_real_secret_and_postgresql() -> None:
     })
     assert settings.secret_key != DEVELOPMENT_SECRET_KEY
     assert settings.problems() == []
+
