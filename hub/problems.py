@@ -65,5 +65,6 @@ def problem_response(problem: Problem) -> Response:
         content_type="application/problem+json",
     )
     for name, value in problem.extra_headers.items():
-        response.headers[name] = value
+        if name.lower() != "content-type":  # a problem is always problem+json
+            response.headers[name] = value
     return response

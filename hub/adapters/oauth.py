@@ -122,20 +122,20 @@ class BearerValidator(BearerTokenValidator):
 
 class HubResourceProtector(ResourceProtector):
     def raise_error_response(self, error: OAuth2Error) -> None:
-        headers = dict(error.get_headers())
+        challenge = dict(error.get_headers()).get("WWW-Authenticate", "Bearer")
         if error.status_code == 403:
             raise Problem(
                 403, "Insufficient scope",
                 "This token lacks the scope this operation needs: "
                 f"{' '.join(g.get('required_scopes', []))}. Ask for it at /oauth/token "
                 "(the client must have been given it).",
-                headers=headers,
+                headers={"WWW-Authenticate": challenge},
             )
         raise Problem(
             401, "Authentication required",
             "Send a valid access token: Authorization: Bearer <token>, from POST /oauth/token. "
             f"({error.description or error.error})",
-            headers={"WWW-Authenticate": headers.get("WWW-Authenticate", "Bearer")},
+            headers={"WWW-Authenticate": challenge},
         )
 
 
