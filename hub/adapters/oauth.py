@@ -19,7 +19,7 @@ from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749 import MissingAuthorizationError, grants
 from authlib.oauth2.rfc6750 import BearerTokenValidator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
@@ -90,6 +90,9 @@ class HubAuthorizationServer(AuthorizationServer):
         if status_code >= 400:
             body = payload if isinstance(payload, dict) else json.loads(payload)
             body = dict(body)
+            if body.get("error") == "invalid_client":
+                # One answer for an unknown client and a wrong secret: ids are not confirmed.
+                body["error_description"] = _OAUTH_HINTS["invalid_client"]
             body.update(
                 type=PROBLEM_TYPE_BASE + "oauth-" + body.get("error", "error").replace("_", "-"),
                 title="OAuth request refused",
@@ -108,6 +111,7 @@ _OAUTH_HINTS = {
     "unsupported_grant_type": "Use grant_type=client_credentials.",
     "invalid_scope": "Ask only for scopes this client was given.",
     "invalid_request": "The request is missing a required parameter.",
+    "invalid_grant": "This token was not issued to your client.",
 }
 
 
@@ -123,6 +127,8 @@ class BearerValidator(BearerTokenValidator):
 class HubResourceProtector(ResourceProtector):
     def raise_error_response(self, error: OAuth2Error) -> None:
         challenge = dict(error.get_headers()).get("WWW-Authenticate", "Bearer")
+        if isinstance(error, MissingAuthorizationError):
+            challenge = 'Bearer realm="maillage"'  # RFC 6750 §3.1: no error code without a token
         if error.status_code == 403:
             raise Problem(
                 403, "Insufficient scope",

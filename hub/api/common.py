@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -71,14 +72,23 @@ def encode_cursor(*parts: Any) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, size: int) -> list[str]:
-    """The parts of a cursor made by `encode_cursor`, or a 400 problem naming the field."""
+def aware_datetime(value: str) -> datetime:
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        raise ValueError("no time zone")
+    return moment
+
+
+def decode_cursor(cursor: str, *converters: Callable[[str], Any]) -> list[Any]:
+    """The parts of a cursor made by `encode_cursor`, each passed through its converter
+    (e.g. `uuid.UUID`), or a 400 problem: a tampered cursor is bad input, never a 500."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         parts = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        if isinstance(parts, list) and len(parts) == size and all(isinstance(p, str)
-                                                                  for p in parts):
-            return parts
+        if isinstance(parts, list) and len(parts) == len(converters) and all(
+            isinstance(p, str) for p in parts
+        ):
+            return [convert(part) for convert, part in zip(converters, parts, strict=True)]
     except (ValueError, binascii.Error, UnicodeDecodeError):
         pass
     raise Problem(

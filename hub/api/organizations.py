@@ -54,8 +54,7 @@ class Organizations(MethodView):
         """List organizations, filtered by kind, region and name."""
         after = None
         if cursor:
-            (raw,) = decode_cursor(cursor, 1)
-            after = uuid.UUID(raw)
+            (after,) = decode_cursor(cursor, uuid.UUID)
         found = directory.search_organizations(db.session, after_id=after, limit=limit + 1,
                                                **filters)
         page = found[:limit]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from flask import url_for
@@ -18,6 +17,7 @@ from hub.api.common import (
     Input,
     PageArgs,
     Timestamp,
+    aware_datetime,
     decode_cursor,
     encode_cursor,
     etag,
@@ -209,12 +209,12 @@ class Referrals(MethodView):
             statuses = [s.strip() for s in status.split(",") if s.strip()]
             unknown = [s for s in statuses if s not in _codes(lifecycle.Status)]
             if unknown:
-                raise Invalid({"status": [
+                raise Invalid({"query.status": [
                     f"Unknown status {', '.join(unknown)}; one of {', '.join(lifecycle.Status)}."]})
         after = None
         if cursor:
-            updated_at, last_id = decode_cursor(cursor, 2)
-            after = (datetime.fromisoformat(updated_at), uuid.UUID(last_id))
+            updated_at, last_id = decode_cursor(cursor, aware_datetime, uuid.UUID)
+            after = (updated_at, last_id)
         found = referrals.list_referrals(db.session, caller, status=statuses, after=after,
                                          limit=limit + 1, **filters)
         page = found[:limit]

@@ -279,6 +279,7 @@ def test_idempotency_keys_belong_to_one_client(world: World) -> None:
     # Same key, same body, another organization: its own request, not the sender's answer.
     reused = world.outsider.post("/api/v1/referrals", body, headers={"Idempotency-Key": key})
     _assert_problem(reused, 422)
+    assert "participant_id" in reused.get_json()["errors"]  # refused as its own request
     assert first.get_json()["id"] not in reused.get_data(as_text=True)
 
 
@@ -410,7 +411,7 @@ def test_client_cannot_obtain_a_scope_it_was_not_given(network: Network) -> None
 
 def _assert_unauthenticated(response: TestResponse) -> None:
     _assert_problem(response, 401)
-    assert response.headers.get("WWW-Authenticate", "").startswith("Bearer")
+    assert response.headers.get("WWW-Authenticate", "").lower().startswith("bearer")
 
 
 def test_no_token_gets_401(app: Flask, world: World) -> None:
