@@ -259,7 +259,6 @@ def _new_leg(
     )
     session.add(referral)
     session.flush()
-    _record(session, referral, EventType.REFERRAL_SENT, caller)
     return referral
 
 
@@ -294,11 +293,13 @@ def send_referral(
                 "Must be a leg of your organization for the same participant."]})
     _check_stage(pathway, stage)
     to_organization = _receiving_organization(session, caller, to_organization_id)
-    return _new_leg(
+    referral = _new_leg(
         session, caller, participant=participant, to_organization=to_organization,
         pathway=pathway, stage=stage, priority=priority,
         reason_for_referral=reason_for_referral, needs=needs or [], previous=previous,
     )
+    _record(session, referral, EventType.REFERRAL_SENT, caller)
+    return referral
 
 
 def transition(
@@ -374,7 +375,10 @@ def transition(
         raise ConcurrentChange() from error
     _record(session, referral, EVENT_OF_ACTION[action], caller,
             _add_note(session, referral, caller, note))
-    return new_leg if new_leg is not None else referral
+    if new_leg is not None:  # after `forwarded`, so readers see the handoff in order
+        _record(session, new_leg, EventType.REFERRAL_SENT, caller)
+        return new_leg
+    return referral
 
 
 def list_referrals(

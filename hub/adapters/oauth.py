@@ -41,8 +41,7 @@ def _query_client(client_id: str) -> OAuthClient | None:
 def _save_token(token: dict[str, Any], request: Any) -> None:
     ttl = timedelta(seconds=int(token.get("expires_in", 3600)))
     accounts.issue_token(db.session, request.client, token["access_token"],
-                         token.get("scope", ""), ttl)
-    db.session.commit()
+                         token.get("scope", ""), ttl)  # committed with the response
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
@@ -81,8 +80,7 @@ class Revocation(TokenLookup, RevocationEndpoint):
 
     def revoke_token(self, token: OAuthToken, request: Any) -> None:
         if token.revoked_at is None:
-            token.revoked_at = utcnow()
-        db.session.commit()
+            token.revoked_at = utcnow()  # committed with the response
 
 
 class HubAuthorizationServer(AuthorizationServer):

@@ -130,3 +130,15 @@ def test_list_filters_by_direction_status_and_pages_without_gaps(network: Networ
     assert sorted(collect("")) == sorted(outbound + [inbound])
     assert collect("status=acknowledged") == [inbound]
     assert collect("status=sent,acknowledged&direction=inbound") == [inbound]
+
+
+def test_forwarding_records_forwarded_before_the_new_legs_sent(network: Network) -> None:
+    community, regional, employer = network.partner(), network.partner(), network.partner()
+    first = community.refer(regional)
+    regional.act(first["id"], "acknowledge")
+    second = regional.act(first["id"], "forward",
+                          {"to_organization_id": employer.organization_id}).get_json()
+    feed = regional.get("/api/v1/events?limit=500").get_json()["items"]
+    tail = [(e["subject"], e["type"]) for e in feed][-2:]
+    assert tail == [(f"referrals/{first['id']}", "referral.forwarded"),
+                    (f"referrals/{second['id']}", "referral.sent")]
