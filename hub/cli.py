@@ -230,3 +230,25 @@ def client_revoke(client_id: str) -> None:
             _fail(f"No client {client_id}.")
         accounts.revoke_client(session, client)
         click.echo(f"Client {client_id} revoked.")
+
+
+@main.command("demo")
+@with_appcontext
+def demo_command() -> None:
+    """Fill an empty database with a small realistic network; prints each organization's
+    OAuth client credentials (shown this once)."""
+    from hub import demo
+    from hub.db import db
+
+    try:
+        with db.job_session() as session:
+            members = demo.fill(session)
+    except demo.NotEmpty as error:
+        _fail(str(error))
+    _echo_json({"organizations": members})
+    click.echo(
+        "\nGet a token for one of them:\n  curl -s -u CLIENT_ID:CLIENT_SECRET "
+        "-d grant_type=client_credentials http://127.0.0.1:5000/oauth/token\n"
+        "then call the API with Authorization: Bearer <token> (docs: /api/docs).",
+        err=True,
+    )

@@ -1,0 +1,78 @@
+"""A small, realistic network to try the hub with: `hub demo` on an empty database.
+
+Montréal community organizations, regional partners in Bas-Saint-Laurent and Estrie, an
+entrepreneurship agency, a cooperative development body, an insertion enterprise and a
+coordination body, each with an OAuth client, and a few referrals already under way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from hub import accounts
+from hub.callers import Caller
+from hub.directory import Organization, create_organization
+from hub.lifecycle import Action
+from hub.participants import register_participant
+from hub.referrals import send_referral, transition
+
+ORGANIZATIONS = [
+    ("Carrefour d'intégration de Montréal", "community", "06"),
+    ("Centre d'emploi des nouveaux arrivants — Côte-des-Neiges", "community", "06"),
+    ("Place aux jeunes Bas-Saint-Laurent", "regional_partner", "01"),
+    ("Accueil Estrie — installation en région", "regional_partner", "05"),
+    ("Entreprendre ici — agence d'entrepreneuriat", "entrepreneurship_agency", "06"),
+    ("Coopérative de développement régional du Québec", "cooperative_development", "06"),
+    ("Atelier d'insertion Le Tremplin", "insertion_enterprise", "06"),
+    ("Table de concertation — réseau Maillage", "coordination", "06"),
+]
+
+
+class NotEmpty(Exception):
+    def __str__(self) -> str:
+        return "The database already has organizations; `hub demo` only fills an empty one."
+
+
+def _caller(organization: Organization, client: accounts.OAuthClient) -> Caller:
+    return Caller(organization.id, f"client:{client.client_id}", organization.is_coordinator)
+
+
+def fill(session: Session) -> list[dict[str, Any]]:
+    """Create the demo network; returns each organization with its client credentials."""
+    if session.scalar(select(func.count()).select_from(Organization)):
+        raise NotEmpty()
+    members = []
+    for name, kind, region in ORGANIZATIONS:
+        organization = create_organization(session, name=name, kind=kind, region=region)
+        scopes = list(accounts.SCOPES) if organization.is_coordinator else None
+        client, secret = accounts.create_client(session, organization=organization,
+                                                scopes=scopes)
+        members.append((organization, client, secret))
+
+    carrefour, centre, bas_saint_laurent, estrie, agence, *_ = members
+    sender = _caller(carrefour[0], carrefour[1])
+    amina = register_participant(session, organization_id=carrefour[0].id, given_name="Amina",
+                                 family_name="Benali", preferred_language="fr", region="06",
+                                 email="amina.benali@example.org")
+    leg = send_referral(session, sender, participant_id=amina.id,
+                        to_organization_id=bas_saint_laurent[0].id, pathway="settlement",
+                        priority="urgent", needs=["logement"],
+                        reason_for_referral="Offre d'emploi à Rimouski, début lundi")
+    regional = _caller(bas_saint_laurent[0], bas_saint_laurent[1])
+    transition(session, regional, leg.id, Action.ACKNOWLEDGE)
+    transition(session, regional, leg.id, Action.ACCEPT, note="Rendez-vous le 2 décembre")
+
+    diego = register_participant(session, organization_id=centre[0].id, given_name="Diego",
+                                 family_name="Ramírez", preferred_language="es")
+    send_referral(session, _caller(centre[0], centre[1]), participant_id=diego.id,
+                  to_organization_id=agence[0].id, pathway="entrepreneurship",
+                  stage="exploration", reason_for_referral="Projet de traiteur")
+    send_referral(session, sender, participant_id=amina.id, to_organization_id=estrie[0].id,
+                  pathway="training", needs=["francisation"])
+
+    return [{"organization_id": str(org.id), "name": org.name, "kind": org.kind,
+             "region": org.region, "client_id": client.client_id, "client_secret": secret}
+            for org, client, secret in members]
