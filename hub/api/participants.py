@@ -32,7 +32,10 @@ class ParticipantIn(Input):
     family_name = fields.String(required=True, validate=validate.Length(1, 200))
     preferred_language = fields.String(
         required=True,
-        validate=validate.Regexp(BCP47, error="Use a BCP 47 language tag such as fr, en or es."),
+        validate=[
+            validate.Length(2, 35),
+            validate.Regexp(BCP47, error="Use a BCP 47 language tag such as fr, en or es."),
+        ],
         metadata={"example": "fr"},
     )
     email = fields.Email(allow_none=True, validate=validate.Length(max=320))
