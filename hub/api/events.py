@@ -13,7 +13,7 @@ from hub.api.common import MAX_LIMIT, Input, pseudonym_key
 from hub.api.referrals import EventOut
 from hub.db import db
 from hub.events.envelope import render_events
-from hub.events.feed import read_feed
+from hub.events.feed import FeedCursor, read_feed
 from hub.visibility import Reader
 
 blp = Blueprint(
@@ -25,7 +25,8 @@ blp = Blueprint(
 class FeedArgs(Input):
     after = fields.String(
         load_default="0",
-        validate=validate.Regexp(r"^\d{1,18}$", error="Use the next_cursor of the previous read, "
+        validate=validate.Regexp(r"^\d{1,18}(\.\d{1,18})?$",
+                                 error="Use the next_cursor of the previous read, "
                                  "or 0 to start from the beginning."),
         metadata={"description": "Cursor: the `next_cursor` of your previous read (0 or absent: "
                   "from the beginning)."},
@@ -52,9 +53,9 @@ class Feed(MethodView):
         Resume from any cursor you were given: nothing is skipped and nothing repeated.
         """
         caller = current_caller()
-        events = read_feed(db.session, caller, after=int(after), limit=limit)
+        events = read_feed(db.session, caller, after=FeedCursor.parse(after), limit=limit)
         reader = Reader(db.session, caller, pseudonym_key())
         return {
             "items": render_events(db.session, reader, events),
-            "next_cursor": str(events[-1].position) if events else after,
+            "next_cursor": str(FeedCursor.of(events[-1])) if events else after,
         }

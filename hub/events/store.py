@@ -2,7 +2,7 @@
 
 Events are never updated or deleted (the migration adds database triggers that refuse it).  Each
 event carries:
-- `position`: a global, commit-ordered integer, the feed cursor;
+- `transaction_order` and `position`: together, the feed's order (see `hub.events.feed`);
 - `id`: a ULID, the CloudEvents id and the webhook-id receivers dedupe on;
 - `sequence`: one more than the previous event of the same subject.
 Stored data holds references and codes only; personal data is joined in when the event is
@@ -23,18 +23,18 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Text,
     UniqueConstraint,
+    cast,
     event,
-    text,
+    func,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 from ulid import ULID
 
 from hub.db import Base, utcnow
 from hub.events.types import EventType
-
-# Arbitrary constant naming the PostgreSQL advisory lock that orders event appends.
-EVENT_APPEND_LOCK = 0x6D61696C  # "mail"
 
 Position = BigInteger().with_variant(Integer, "sqlite")  # INTEGER PRIMARY KEY is SQLite's rowid
 
@@ -43,6 +43,8 @@ class Event(Base):
     __tablename__ = "events"
 
     position: Mapped[int] = mapped_column(Position, primary_key=True, autoincrement=True)
+    # PostgreSQL: the id of the appending transaction (0 on SQLite, whose writers take turns).
+    transaction_order: Mapped[int] = mapped_column(BigInteger, default=0)
     id: Mapped[str] = mapped_column(String(26), unique=True)
     type: Mapped[str] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(200))
@@ -52,7 +54,10 @@ class Event(Base):
     actor: Mapped[str] = mapped_column(String(200))
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
 
-    __table_args__ = (UniqueConstraint("subject", "sequence"),)
+    __table_args__ = (
+        UniqueConstraint("subject", "sequence"),
+        Index("ix_events_feed_order", "transaction_order", "position"),
+    )
 
 
 class EventAudience(Base):
@@ -87,6 +92,15 @@ class OutboxEntry(Base):
     __table_args__ = (Index("ix_outbox_pending", "dispatched_at", "id"),)
 
 
+def current_transaction_id() -> ColumnElement[int]:
+    return cast(cast(func.pg_current_xact_id(), Text), BigInteger)
+
+
+def oldest_running_transaction_id() -> ColumnElement[int]:
+    """Every transaction with a smaller id has finished (PostgreSQL)."""
+    return cast(cast(func.pg_snapshot_xmin(func.pg_current_snapshot()), Text), BigInteger)
+
+
 def record(
     session: Session,
     type: EventType,
@@ -100,12 +114,9 @@ def record(
 ) -> Event:
     """Append one event and its outbox row in the caller's transaction (flushed, not committed).
 
-    On PostgreSQL a transaction-scoped advisory lock makes positions commit in order, so a
-    reader that has seen position N will never later find an event below N appear: the feed
-    can skip nothing.  SQLite gets the same from its single writer.
+    Nothing is locked: concurrent writers append in parallel.  On PostgreSQL the event records
+    its transaction id, which lets the feed read only from transactions that have finished.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENT_APPEND_LOCK})
     now = utcnow()
     appended = Event(
         id=str(ULID()),
@@ -117,6 +128,8 @@ def record(
         actor=actor,
         data=data,
     )
+    if session.get_bind().dialect.name == "postgresql":
+        appended.transaction_order = current_transaction_id()
     session.add(appended)
     session.flush()
     session.add_all(

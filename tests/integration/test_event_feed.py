@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+
+import pytest
+from flask import Flask
+from sqlalchemy.orm import Session
+
+from hub.callers import Caller
+from hub.referrals import send_referral
 from tests.helpers import Network, Partner
 
 
@@ -70,3 +78,33 @@ def test_coordinators_see_every_leg_without_personal_data(network: Network) -> N
     assert "given_name" not in participant and "id" not in participant
     assert participant["reference"].startswith("P-")
     assert mine[0]["data"]["referral"]["reason_for_referral"] is None
+
+
+def test_an_event_committed_late_is_not_skipped(app: Flask, network: Network) -> None:
+    """A transaction that appended first but commits last: readers wait for it, then get it.
+
+    This is the case that breaks a naive `position > cursor` feed on PostgreSQL.
+    """
+    if app.extensions["hub_db"][0].dialect.name != "postgresql":
+        pytest.skip("SQLite's writers take turns: events cannot commit out of order there")
+    a, b = network.partner(), network.partner()
+    participant_id = uuid.UUID(a.register_participant()["id"])
+    _, cursor = read_all(b)
+
+    engine = app.extensions["hub_db"][0]
+    with Session(engine) as slow:  # appends an event, then stays open
+        caller = Caller(uuid.UUID(a.organization_id), "test:slow")
+        late = send_referral(slow, caller, participant_id=participant_id,
+                             to_organization_id=uuid.UUID(b.organization_id),
+                             pathway="employment")
+        late_id = late.id
+        early = a.refer(b, participant_id=str(participant_id))  # commits first
+
+        page = b.get(f"/api/v1/events?after={cursor}").get_json()
+        assert page["items"] == [], "nothing may be read past a transaction still running"
+        assert page["next_cursor"] == cursor
+        slow.commit()
+
+    items, _ = read_all(b, after=cursor)
+    assert [e["subject"] for e in items] == [f"referrals/{late_id}",
+                                             f"referrals/{early['id']}"]
