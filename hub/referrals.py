@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 from sqlalchemy.orm.exc import StaleDataError
 
 from hub import consent, deadlines, lifecycle
@@ -69,6 +69,9 @@ class Referral(Base):
     acknowledge_by: Mapped[datetime | None]
     decide_by: Mapped[datetime | None]
     start_by: Mapped[datetime | None]
+
+    # Loaded with the leg (one query): every representation of a leg needs the participant.
+    participant: Mapped[Participant] = relationship(lazy="joined", innerjoin=True)
 
     __mapper_args__ = {"version_id_col": version}
     __table_args__ = (
@@ -183,7 +186,8 @@ def visible_referral(session: Session, caller: Caller, referral_id: uuid.UUID, *
     """The leg, if the caller sent or received it (coordinators see every leg); else NotFound."""
     query = select(Referral).where(Referral.id == referral_id)
     if for_update:
-        query = query.with_for_update()  # PostgreSQL: concurrent answers queue up here
+        # PostgreSQL: concurrent answers to one leg queue up here (the participant stays free).
+        query = query.with_for_update(of=Referral)
     referral = session.scalar(query)
     if referral is None or not (
         caller.is_coordinator or referral.party_of(caller.organization_id)
@@ -242,6 +246,7 @@ def _new_leg(
     leg_id = uuid.uuid4()
     referral = Referral(
         id=leg_id,
+        participant=participant,
         chain_id=previous.chain_id if previous else leg_id,
         participant_id=participant.id,
         from_organization_id=caller.organization_id,
@@ -339,10 +344,8 @@ def transition(
         if to_organization_id is None:
             raise Invalid({"to_organization_id": ["Name the organization to forward to."]})
         next_organization = _receiving_organization(session, caller, to_organization_id)
-        participant = session.get(Participant, referral.participant_id)
-        assert participant is not None
         new_leg = _new_leg(
-            session, caller, participant=participant, to_organization=next_organization,
+            session, caller, participant=referral.participant, to_organization=next_organization,
             pathway=referral.pathway, stage=referral.stage, priority=referral.priority,
             reason_for_referral=referral.reason_for_referral, needs=referral.needs,
             previous=referral,

@@ -42,14 +42,24 @@ def _receives_open_leg(session: Session, organization_id: uuid.UUID,
     ) is not None
 
 
-def may_read_personal_data(session: Session, caller: Caller, participant: Participant) -> bool:
+def may_read_personal_data(session: Session, caller: Caller, participant: Participant,
+                           leg: Referral | None = None) -> bool:
     """The registering organization always; a receiving organization while it holds an open
-    leg for the participant and consent covers it; coordinators never."""
+    leg for the participant and consent covers it; coordinators never.
+
+    `leg`, when the caller is looking at one, saves a query if it is that open leg.
+    """
     if participant.organization_id == caller.organization_id:
         return True
     if caller.is_coordinator:
         return False
-    return _receives_open_leg(session, caller.organization_id, participant.id) and consent.covers(
+    holds_open_leg = (
+        leg is not None
+        and leg.participant_id == participant.id
+        and leg.to_organization_id == caller.organization_id
+        and leg.status in OPEN_STATUSES
+    ) or _receives_open_leg(session, caller.organization_id, participant.id)
+    return holds_open_leg and consent.covers(
         session, participant, caller.organization_id, "referral_sharing"
     )
 
@@ -101,19 +111,11 @@ class Reader:
     caller: Caller
     key: bytes
     _entitled: dict[uuid.UUID, bool] = field(default_factory=dict)
-    _participants: dict[uuid.UUID, Participant] = field(default_factory=dict)
 
-    def participant(self, participant_id: uuid.UUID) -> Participant:
-        if participant_id not in self._participants:
-            found = self.session.get(Participant, participant_id)
-            assert found is not None
-            self._participants[participant_id] = found
-        return self._participants[participant_id]
-
-    def entitled(self, participant: Participant) -> bool:
+    def entitled(self, participant: Participant, leg: Referral | None = None) -> bool:
         if participant.id not in self._entitled:
             self._entitled[participant.id] = may_read_personal_data(
-                self.session, self.caller, participant
+                self.session, self.caller, participant, leg
             )
         return self._entitled[participant.id]
 
@@ -121,8 +123,8 @@ class Reader:
                  with_chain: bool = False) -> dict[str, Any]:
         """The leg as this reader may see it; `state` is an event's snapshot to show instead
         of the current state (history shows each event's state, today's redaction)."""
-        participant = self.participant(referral.participant_id)
-        entitled = self.entitled(participant)
+        participant = referral.participant
+        entitled = self.entitled(participant, referral)
         is_party = referral.party_of(self.caller.organization_id) is not None
         view = dict(state if state is not None else snapshot(referral))
         view["participant"] = participant_view(

@@ -104,7 +104,8 @@ class ReferralOut(Schema):
     deadlines = fields.Nested(DeadlinesOut)
     chain = fields.List(
         fields.Nested(ChainLegOut),
-        metadata={"description": "Every leg of the participant's path (single-leg reads)."},
+        metadata={"description": "Every leg of the participant's path; in `GET "
+                  "/referrals/{id}` and when a leg is created or forwarded."},
     )
 
 
@@ -168,9 +169,10 @@ def _client_id() -> str:
     return current_oauth_token().client.client_id
 
 
-def _leg_response(referral: referrals.Referral, status: int = 200) -> Any:
+def _leg_response(referral: referrals.Referral, status: int = 200, *,
+                  with_chain: bool = False) -> Any:
     reader = Reader(db.session, current_caller(), pseudonym_key())
-    view = reader.referral(referral, with_chain=True)
+    view = reader.referral(referral, with_chain=with_chain)
     headers = {"ETag": etag(referral.version),
                "Location": url_for("referrals.ReferralById", referral_id=referral.id)}
     return view, status, headers
@@ -195,7 +197,7 @@ class Referrals(MethodView):
     def post(self, body: dict[str, Any]) -> Any:
         """Create a referral leg and send it to the receiving organization."""
         referral = referrals.send_referral(db.session, current_caller(), **body)
-        return _leg_response(referral, 201)
+        return _leg_response(referral, 201, with_chain=True)
 
     @require_scope("referrals:read")
     @blp.arguments(ReferralFilters, location="query", unknown=RAISE, as_kwargs=True)
@@ -232,7 +234,8 @@ class ReferralById(MethodView):
     @blp.response(200, ReferralOut)
     def get(self, referral_id: uuid.UUID) -> Any:
         """One leg, with the participant's whole chain of legs."""
-        return _leg_response(referrals.visible_referral(db.session, current_caller(), referral_id))
+        return _leg_response(referrals.visible_referral(db.session, current_caller(), referral_id),
+                             with_chain=True)
 
 
 @blp.route("/<uuid:referral_id>/events")
@@ -286,7 +289,7 @@ def _transition_view(action: Action) -> Callable[..., Any]:
             note=body.get("note"), reason=body.get("reason"), outcome=body.get("outcome"),
             to_organization_id=body.get("to_organization_id"),
         ))
-        return _leg_response(leg, status)
+        return _leg_response(leg, status, with_chain=action is Action.FORWARD)
 
     view.__name__ = f"{action.value}_referral"
     view.__doc__ = TRANSITION_DOCS[action] + (

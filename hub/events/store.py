@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     JSON,
     BigInteger,
     ForeignKey,
@@ -25,15 +26,20 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    Uuid,
+    bindparam,
     cast,
     event,
     func,
+    insert,
+    select,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 from ulid import ULID
 
-from hub.db import Base, utcnow
+from hub.db import Base, UTCDateTime, utcnow
 from hub.events.types import EventType
 
 Position = BigInteger().with_variant(Integer, "sqlite")  # INTEGER PRIMARY KEY is SQLite's rowid
@@ -111,34 +117,80 @@ def record(
     actor: str,
     data: dict[str, Any],
     audience: Iterable[uuid.UUID],
-) -> Event:
-    """Append one event and its outbox row in the caller's transaction (flushed, not committed).
+) -> int:
+    """Append one event, its audience and its outbox row in the caller's transaction (not
+    committed); returns the event's position.
 
     Nothing is locked: concurrent writers append in parallel.  On PostgreSQL the event records
     its transaction id, which lets the feed read only from transactions that have finished.
     """
+    session.flush()  # pending changes first: the event describes them
     now = utcnow()
-    appended = Event(
-        id=str(ULID()),
-        type=EventType(type).value,
-        source=f"/organizations/{source_organization_id}" if source_organization_id else "/hub",
-        subject=subject,
-        sequence=sequence,
-        time=now,
-        actor=actor,
-        data=data,
-    )
+    row = {
+        "id": str(ULID()),
+        "type": EventType(type).value,
+        "source": f"/organizations/{source_organization_id}" if source_organization_id
+        else "/hub",
+        "subject": subject,
+        "sequence": sequence,
+        "time": now,
+        "actor": actor,
+        "data": data,
+    }
+    organizations = sorted(set(audience))
     if session.get_bind().dialect.name == "postgresql":
-        appended.transaction_order = current_transaction_id()
-    session.add(appended)
-    session.flush()
-    session.add_all(
-        EventAudience(organization_id=org_id, event_position=appended.position)
-        for org_id in set(audience)
+        position = _append_in_one_statement(session, row, organizations, now)
+    else:
+        position = session.execute(
+            insert(Event).values(**row, transaction_order=0).returning(Event.position)
+        ).scalar_one()
+        if organizations:
+            session.execute(insert(EventAudience), [
+                {"organization_id": org, "event_position": position} for org in organizations
+            ])
+        session.execute(insert(OutboxEntry).values(event_position=position, created_at=now))
+    session.info.setdefault("appended_event_types", []).append(row["type"])
+    return position
+
+
+def _append_in_one_statement(session: Session, row: dict[str, Any],
+                             organizations: list[uuid.UUID], now: datetime) -> int:
+    """PostgreSQL: event, audience and outbox rows in one round trip (writable CTEs)."""
+    return session.execute(
+        _APPEND_STATEMENT, {**row, "organizations": organizations, "created_at": now}
+    ).scalar_one()
+
+
+def _build_append_statement() -> Select[tuple[int]]:
+    # Built once with bind parameters, so SQLAlchemy compiles it once per process.
+    columns = ("id", "type", "source", "subject", "sequence", "time", "actor", "data")
+    appended = (
+        insert(Event)
+        .values({**{name: bindparam(name, type_=Event.__table__.c[name].type)
+                    for name in columns},
+                 "transaction_order": current_transaction_id()})
+        .returning(Event.position)
+        .cte("appended")
     )
-    session.add(OutboxEntry(event_position=appended.position, created_at=now))
-    session.info.setdefault("appended_event_types", []).append(appended.type)
-    return appended
+    audience = (
+        insert(EventAudience)
+        .from_select(
+            ["organization_id", "event_position"],
+            select(func.unnest(bindparam("organizations", type_=ARRAY(Uuid))),
+                   appended.c.position),
+        )
+        .cte("audience")
+    )
+    outbox = (
+        insert(OutboxEntry)
+        .from_select(["event_position", "created_at"],
+                     select(appended.c.position, bindparam("created_at", type_=UTCDateTime())))
+        .cte("outbox")
+    )
+    return select(appended.c.position).add_cte(audience).add_cte(outbox)
+
+
+_APPEND_STATEMENT = _build_append_statement()
 
 
 @event.listens_for(Session, "after_commit")
