@@ -80,22 +80,19 @@ class EventAudience(Base):
 
 
 class OutboxEntry(Base):
-    """An event waiting to be handed to the webhook dispatcher.
+    """An event waiting to be handed to the webhook dispatcher: a queue, oldest first.
 
     Written in the transaction of the change, so a crash between the change and its delivery
-    loses nothing; the dispatcher marks `dispatched_at` once it has made the delivery rows.
+    loses nothing; the dispatcher deletes the row in the transaction that makes the event's
+    delivery rows, so the queue holds only what is still to do.
     """
 
     __tablename__ = "outbox"
 
-    id: Mapped[int] = mapped_column(Position, primary_key=True, autoincrement=True)
     event_position: Mapped[int] = mapped_column(
-        Position, ForeignKey("events.position"), unique=True
+        Position, ForeignKey("events.position"), primary_key=True
     )
     created_at: Mapped[datetime]
-    dispatched_at: Mapped[datetime | None]
-
-    __table_args__ = (Index("ix_outbox_pending", "dispatched_at", "id"),)
 
 
 def current_transaction_id() -> ColumnElement[int]:

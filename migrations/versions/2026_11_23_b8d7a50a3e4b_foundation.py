@@ -83,16 +83,11 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_oauth_clients_organization_id'), ['organization_id'], unique=False)
 
     op.create_table('outbox',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('event_position', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('created_at', hub.db.UTCDateTime(), nullable=False),
-    sa.Column('dispatched_at', hub.db.UTCDateTime(), nullable=True),
     sa.ForeignKeyConstraint(['event_position'], ['events.position'], name=op.f('fk_outbox_event_position_events')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox')),
-    sa.UniqueConstraint('event_position', name=op.f('uq_outbox_event_position'))
+    sa.PrimaryKeyConstraint('event_position', name=op.f('pk_outbox'))
     )
-    with op.batch_alter_table('outbox', schema=None) as batch_op:
-        batch_op.create_index('ix_outbox_pending', ['dispatched_at', 'id'], unique=False)
 
     op.create_table('participants',
     sa.Column('id', sa.Uuid(), nullable=False),
@@ -233,9 +228,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_participants_organization_id'))
 
     op.drop_table('participants')
-    with op.batch_alter_table('outbox', schema=None) as batch_op:
-        batch_op.drop_index('ix_outbox_pending')
-
     op.drop_table('outbox')
     with op.batch_alter_table('oauth_clients', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_oauth_clients_organization_id'))
