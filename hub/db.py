@@ -8,12 +8,13 @@ decides when the unit of work ends.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, request
 from sqlalchemy import DateTime, MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -79,6 +80,28 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
 
 
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _writers_take_turns(app: Flask) -> None:
+    """SQLite has one writer at a time; left to itself, a waiting writer sleeps and polls, which
+    made tail latency of concurrent writes reach a second.  Requests that may write take
+    turns on a lock instead, handed over as soon as the previous one has committed; reads
+    still run in parallel (WAL)."""
+    turn = threading.Lock()
+
+    @app.before_request
+    def _wait_for_turn() -> None:
+        if request.method in WRITE_METHODS:
+            turn.acquire()
+            g.holds_write_turn = True
+
+    @app.teardown_request
+    def _end_turn(_exc: BaseException | None) -> None:
+        if g.pop("holds_write_turn", False):
+            turn.release()
+
+
 class Database:
     """Flask extension handing out sessions; each app keeps its own engine in
     `app.extensions`, so several apps (SQLite and PostgreSQL in one test run) live side by side."""
@@ -87,6 +110,8 @@ class Database:
         settings = app.config["HUB_SETTINGS"]
         engine = make_engine(settings.database_url, settings.db_pool_size)
         app.extensions["hub_db"] = (engine, sessionmaker(engine, expire_on_commit=False))
+        if engine.dialect.name == "sqlite":
+            _writers_take_turns(app)
 
         @app.teardown_appcontext
         def _close_session(_exc: BaseException | None) -> None:
