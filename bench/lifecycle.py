@@ -121,10 +121,11 @@ def lifecycle_once(client: httpx.Client, partner: Partner, tally: Tally) -> None
             return
 
 
-def cpu_ticks() -> tuple[int, int]:
-    """(busy, total) jiffies of the whole machine, from /proc/stat."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-    return sum(values) - values[3] - values[4], sum(values)
+def cpu_ticks() -> tuple[int, int, int]:
+    """(busy, stolen by the hypervisor, total) jiffies of the whole machine, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return user + nice + system + irq + softirq, steal, sum(fields)
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -147,7 +148,8 @@ def run_workload(base_url: str, partners: list[Partner], once: Callable[..., Non
 
     threads = [threading.Thread(target=loop, args=pair, daemon=True)
                for pair in zip(partners, tallies, strict=True)]
-    busy0, total0, cpu0 = *cpu_ticks(), time.process_time()
+    busy0, steal0, total0 = cpu_ticks()
+    cpu0 = time.process_time()
     started = last_report = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -159,7 +161,7 @@ def run_workload(base_url: str, partners: list[Partner], once: Callable[..., Non
                 f"{sum(t.requests for t in tallies)} requests, "
                 f"{sum(t.errors for t in tallies)} errors")
     elapsed = time.perf_counter() - started
-    busy1, total1 = cpu_ticks()
+    busy1, steal1, total1 = cpu_ticks()
     merged: dict[str, list[float]] = defaultdict(list)
     for tally in tallies:
         for step, values in tally.latencies.items():
@@ -179,6 +181,7 @@ def run_workload(base_url: str, partners: list[Partner], once: Callable[..., Non
                          "p99_ms": round(percentile(sorted(values), 0.99), 2)}
                   for step, values in merged.items()},
         "cpu_busy_pct": round(100 * (busy1 - busy0) / max(1, total1 - total0), 1),
+        "cpu_steal_pct": round(100 * (steal1 - steal0) / max(1, total1 - total0), 1),
         "client_cpu_pct": round(100 * (time.process_time() - cpu0)
                                 / (elapsed * (os.cpu_count() or 1)), 1),
     }
@@ -398,7 +401,8 @@ def report(rows: list[dict[str, Any]], found: list[dict[str, Any]], machine: str
           "duration_ms in brackets):")
     for r in rows:
         print(f"  {r['config']} {r['workload']}: machine CPU {r['cpu_busy_pct']:.0f} % busy, "
-              f"of which the benchmark's client {r['client_cpu_pct']:.0f} %")
+              f"of which the benchmark's client {r['client_cpu_pct']:.0f} %; "
+              f"{r['cpu_steal_pct']:.0f} % stolen by the hypervisor")
         for step, s in r["steps"].items():
             server = s["server"] or {"p50_ms": math.nan, "p99_ms": math.nan}
             print(f"    {step:<12} {s['p50_ms']:7.2f} / {s['p99_ms']:7.2f}   "
@@ -428,6 +432,7 @@ def main() -> int:
     started = datetime.now(UTC)
     memory = subprocess.run(["free", "-h"], capture_output=True, text=True).stdout.split()[7]
     machine = (f"{started:%Y-%m-%d %H:%M} UTC, nproc {os.cpu_count()}, memory {memory}, "
+               f"load average {os.getloadavg()[0]:.2f} at start, "
                f"{args.clients} clients, {args.duration:g} s per workload, gunicorn "
                f"{args.workers} workers x {args.threads} threads, waitress {args.threads} threads")
     rows = [row for name in CONFIGS if args.only in (None, name) for row in measure(name, args)]
@@ -448,4 +453,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # the servers and the database are gone by now
+        sys.exit(130)

@@ -34,8 +34,8 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
     from hub.db import db
 
     ops.configure_logging(settings.log_level)
+    ops.init_app(app)  # first, so request timing includes every later hook (SQLite's turn)
     db.init_app(app)
-    ops.init_app(app)
     oauth.init_app(app)
     api.init_app(app)
     return app
