@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
 import click
@@ -41,10 +42,13 @@ main.add_command(routes_command)
 # --- serving ----------------------------------------------------------------------------
 
 def _upgrade(database_url: str) -> None:
+    """Apply pending migrations; for SQLite, make the database's folder first."""
     from alembic import command
 
     from hub.ops import migrations_config
 
+    if database_url.startswith("sqlite:///"):
+        Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(migrations_config(database_url), "head")
 
 
@@ -60,10 +64,6 @@ def run_command(host: str, port: int) -> None:
 
     settings = Settings.from_env()
     if settings.is_sqlite:
-        database_path = settings.database_url.removeprefix("sqlite:///")
-        from pathlib import Path
-
-        Path(database_path).parent.mkdir(parents=True, exist_ok=True)
         _upgrade(settings.database_url)
     app = create_app(settings)
     click.echo(f"Maillage hub listening on http://{host}:{port} "
@@ -105,14 +105,7 @@ def db_group() -> None:
 @db_group.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration to HUB_DATABASE_URL."""
-    settings = Settings.from_env()
-    if settings.is_sqlite:
-        from pathlib import Path
-
-        Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(
-            parents=True, exist_ok=True
-        )
-    _upgrade(settings.database_url)
+    _upgrade(Settings.from_env().database_url)
     click.echo("Database is at the latest migration.")
 
 

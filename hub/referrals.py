@@ -22,6 +22,7 @@ from hub.errors import ConcurrentChange, Invalid, NotFound, VersionMismatch
 from hub.events import EventType, record
 from hub.lifecycle import Action, Party, Status
 from hub.participants import Participant
+from hub.timestamps import iso_utc
 
 EVENT_OF_ACTION: dict[Action, EventType] = {
     Action.ACKNOWLEDGE: EventType.REFERRAL_ACKNOWLEDGED,
@@ -110,9 +111,7 @@ class ReferralNote(Base):
 
 def snapshot(referral: Referral) -> dict[str, Any]:
     """The leg's state as stored in its events: codes and references, no free text."""
-
-    def iso(value: datetime | None) -> str | None:
-        return value.isoformat().replace("+00:00", "Z") if value else None
+    iso = iso_utc
 
     def ident(value: uuid.UUID | None) -> str | None:
         return str(value) if value else None
@@ -181,14 +180,9 @@ def _add_note(
     return note
 
 
-def visible_referral(session: Session, caller: Caller, referral_id: uuid.UUID, *,
-                     for_update: bool = False) -> Referral:
+def visible_referral(session: Session, caller: Caller, referral_id: uuid.UUID) -> Referral:
     """The leg, if the caller sent or received it (coordinators see every leg); else NotFound."""
-    query = select(Referral).where(Referral.id == referral_id)
-    if for_update:
-        # PostgreSQL: concurrent answers to one leg queue up here (the participant stays free).
-        query = query.with_for_update(of=Referral)
-    referral = session.scalar(query)
+    referral = session.scalar(select(Referral).where(Referral.id == referral_id))
     if referral is None or not (
         caller.is_coordinator or referral.party_of(caller.organization_id)
     ):
@@ -325,7 +319,9 @@ def transition(
     (the other party's action), lifecycle.TransitionRefused (not from this status),
     Invalid (missing code, bad target) or consent.ConsentRequired (forward not covered).
     """
-    referral = visible_referral(session, caller, referral_id, for_update=True)
+    # No row lock: the UPDATE checks the version read here, so of two concurrent answers one
+    # fails at flush and is retried on the new state (see ConcurrentChange), on every backend.
+    referral = visible_referral(session, caller, referral_id)
     party = referral.party_of(caller.organization_id)
     if party is None:  # a coordinator: may watch, never act
         raise lifecycle.NotYourTurn(action, lifecycle.ACTOR[action])

@@ -21,6 +21,7 @@ from hub.callers import Caller
 from hub.errors import NotFound
 from hub.participants import Participant
 from hub.referrals import Referral, chain_of, snapshot
+from hub.timestamps import iso_utc
 
 OPEN_STATUSES = [s.value for s in lifecycle.OPEN]
 
@@ -98,7 +99,7 @@ def participant_view(participant: Participant, *, entitled: bool, coordinator: b
         "phone": participant.phone,
         "birth_year": participant.birth_year,
         "region": participant.region,
-        "created_at": participant.created_at,
+        "created_at": iso_utc(participant.created_at),
         "redacted": False,
     }
 
@@ -143,8 +144,8 @@ class Reader:
                     "to_organization_id": str(leg.to_organization_id),
                     "status": leg.status,
                     "forwarded_from": str(leg.forwarded_from) if leg.forwarded_from else None,
-                    "created_at": leg.created_at,
-                    "updated_at": leg.updated_at,
+                    "created_at": iso_utc(leg.created_at),
+                    "updated_at": iso_utc(leg.updated_at),
                 }
                 for leg in chain_of(self.session, referral)
             ]

@@ -13,6 +13,7 @@ from flask import current_app, request
 from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
 from hub.problems import Problem
+from hub.timestamps import iso_utc
 
 MAX_LIMIT = 500
 
@@ -23,7 +24,7 @@ class Timestamp(fields.DateTime):
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
         if value is None or isinstance(value, str):
             return value
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return iso_utc(value)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
         moment = super()._deserialize(value, attr, data, **kwargs)

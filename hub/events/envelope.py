@@ -7,7 +7,6 @@ this reader may see of the participant *now* (`hub.visibility.Reader`).
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -15,11 +14,8 @@ from sqlalchemy.orm import Session
 
 from hub.events.store import Event
 from hub.referrals import Referral, ReferralNote
+from hub.timestamps import iso_utc
 from hub.visibility import Reader
-
-
-def iso_millis(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def envelope(event: Event, data: dict[str, Any]) -> dict[str, Any]:
@@ -29,7 +25,7 @@ def envelope(event: Event, data: dict[str, Any]) -> dict[str, Any]:
         "source": event.source,
         "type": event.type,
         "subject": event.subject,
-        "time": iso_millis(event.time),
+        "time": iso_utc(event.time, "milliseconds"),
         "datacontenttype": "application/json",
         "sequence": event.sequence,
         "data": data,

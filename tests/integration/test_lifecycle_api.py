@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+from hub.api.referrals import ReferralOut
 from tests.helpers import Network
 
 
@@ -142,3 +145,25 @@ def test_forwarding_records_forwarded_before_the_new_legs_sent(network: Network)
     tail = [(e["subject"], e["type"]) for e in feed][-2:]
     assert tail == [(f"referrals/{first['id']}", "referral.forwarded"),
                     (f"referrals/{second['id']}", "referral.sent")]
+
+
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+
+
+def test_legs_and_events_keep_to_the_documented_shape(network: Network) -> None:
+    sender, receiver = network.partner(), network.partner()
+    leg = sender.refer(receiver)
+    answered = receiver.act(leg["id"], "acknowledge").get_json()
+    read = sender.get(f"/api/v1/referrals/{leg['id']}").get_json()
+    event = sender.get(f"/api/v1/referrals/{leg['id']}/events").get_json()["items"][0]
+
+    documented = set(ReferralOut().fields)
+    for view in (leg, answered, read, event["data"]["referral"]):
+        assert set(view) <= documented, set(view) - documented
+        timestamps = [view["created_at"], view["updated_at"], view["participant"]["created_at"],
+                      *[v for v in view["deadlines"].values() if v]]
+        timestamps += [t for link in view.get("chain", []) for t in
+                       (link["created_at"], link["updated_at"])]
+        assert all(ISO_UTC.match(t) for t in timestamps), timestamps
+    assert ISO_UTC.match(event["time"])
+    assert answered["deadlines"]["decide_by"] is not None
