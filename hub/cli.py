@@ -60,15 +60,20 @@ def run_command(host: str, port: int) -> None:
 
     Applies pending migrations to the SQLite database first, then serves the portal and API.
     """
-    import waitress
-
     settings = Settings.from_env()
     if settings.is_sqlite:
         _upgrade(settings.database_url)
     app = create_app(settings)
     click.echo(f"Maillage hub listening on http://{host}:{port} "
                f"(API docs: http://{host}:{port}/api/docs)")
-    waitress.serve(app, host=host, port=port, threads=settings.web_threads, ident="maillage")
+    serve_embedded(app, host, port, settings.web_threads)
+
+
+def serve_embedded(app: Flask, host: str, port: int, threads: int) -> None:
+    """The embedded server: waitress threads in this one process (the benchmark uses it too)."""
+    import waitress
+
+    waitress.serve(app, host=host, port=port, threads=threads, ident="maillage")
 
 
 @main.command("serve")

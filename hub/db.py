@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Flask, current_app, g, request
+from flask import Flask, current_app, g
 from sqlalchemy import DateTime, MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -74,31 +74,36 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
 
+        _writers_take_turns(engine)
         return engine
     # No pre-ping: it would cost a round trip per request. Connections that the server closed
     # are recycled, and a connection found dead is dropped with the whole pool.
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
 
 
-WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+WRITING_STATEMENTS = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 
 
-def _writers_take_turns(app: Flask) -> None:
+def _writers_take_turns(engine: Engine) -> None:
     """SQLite has one writer at a time; left to itself, a waiting writer sleeps and polls, which
-    made tail latency of concurrent writes reach a second.  Requests that may write take
-    turns on a lock instead, handed over as soon as the previous one has committed; reads
-    still run in parallel (WAL)."""
+    made tail latency of concurrent writes reach a second.  Writers of this process take turns
+    on a lock instead: taken at a transaction's first write, handed over as soon as its
+    connection goes back to the pool (after commit or rollback).  Reads stay parallel (WAL)."""
     turn = threading.Lock()
 
-    @app.before_request
-    def _wait_for_turn() -> None:
-        if request.method in WRITE_METHODS:
+    @event.listens_for(engine, "before_cursor_execute")
+    def _take_turn(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        info = conn.info  # belongs to the pooled DBAPI connection, seen again at checkin
+        if not info.get("holds_turn") and statement.lstrip().upper().startswith(
+            WRITING_STATEMENTS
+        ):
             turn.acquire()
-            g.holds_write_turn = True
+            info["holds_turn"] = True
 
-    @app.teardown_request
-    def _end_turn(_exc: BaseException | None) -> None:
-        if g.pop("holds_write_turn", False):
+    @event.listens_for(engine, "checkin")
+    @event.listens_for(engine, "invalidate")
+    def _end_turn(_dbapi_connection: Any, record: Any, *_exception: Any) -> None:
+        if record.info.pop("holds_turn", False):
             turn.release()
 
 
@@ -110,8 +115,6 @@ class Database:
         settings = app.config["HUB_SETTINGS"]
         engine = make_engine(settings.database_url, settings.db_pool_size)
         app.extensions["hub_db"] = (engine, sessionmaker(engine, expire_on_commit=False))
-        if engine.dialect.name == "sqlite":
-            _writers_take_turns(app)
 
         @app.teardown_appcontext
         def _close_session(_exc: BaseException | None) -> None:
