@@ -24,7 +24,6 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
         HUB_SETTINGS=settings,
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
-        JSON_SORT_KEYS=False,
     )
     app.json.ensure_ascii = False  # accents as they are: "Montréal", not "Montr\u00e9al"
     app.config.update(flask_config)

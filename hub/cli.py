@@ -150,10 +150,9 @@ def org_create(name: str, kind: str, region: str) -> None:
             organization = create_organization(session, name=name, kind=kind, region=region)
         except ValueError as error:
             _fail(str(error))
-        _echo_json({
-            "id": organization.id, "name": organization.name, "kind": organization.kind,
-            "region": organization.region, "capacity": organization.capacity,
-        })
+        created = {"id": organization.id, "name": organization.name, "kind": organization.kind,
+                   "region": organization.region, "capacity": organization.capacity}
+    _echo_json(created)
 
 
 @org_group.command("list")
@@ -202,12 +201,9 @@ def client_create(organization_id: str, scopes: str, name: str) -> None:
             )
         except ValueError as error:
             _fail(str(error))
-        _echo_json({
-            "client_id": client.client_id,
-            "client_secret": secret,
-            "organization_id": organization.id,
-            "scope": client.scope,
-        })
+        created = {"client_id": client.client_id, "client_secret": secret,
+                   "organization_id": organization.id, "scope": client.scope}
+    _echo_json(created)  # only once committed: a secret shown is a secret stored
 
 
 @client_group.command("revoke")

@@ -34,8 +34,8 @@ def is_business_day(day: date) -> bool:
 def add_business_days(start: datetime, days: int, time_zone: str = DEFAULT_TIME_ZONE) -> datetime:
     """`start` moved forward by `days` business days, at the same local time of day.
 
-    Counting happens in the receiving organization's time zone, so a leg sent on Friday
-    evening in Québec is due on a Québec business day, whatever UTC says.
+    Counting happens in `time_zone` (Québec's, America/Toronto, by default), so a leg sent on
+    Friday evening in Québec is due on a Québec business day, whatever UTC says.
     """
     local = start.astimezone(ZoneInfo(time_zone))
     day = local.date()

@@ -17,6 +17,10 @@ class NotFound(Exception):
         super().__init__(f"No {what} with id {identifier} is visible to your organization.")
 
 
+class NotAllowed(Exception):
+    """The caller's organization may not do this at all (403), whatever the object."""
+
+
 @dataclass
 class Invalid(Exception):
     """The request is well-formed but names things that do not fit (422, per field)."""

@@ -66,6 +66,18 @@ def _replay(stored: IdempotentResponse) -> Response:
     return response
 
 
+def _first_answer(client_id: str, key: str, fingerprint: str) -> Response | None:
+    """After a failure: the stored answer of a request with this key that committed meanwhile."""
+    session = db.session
+    session.rollback()
+    stored = session.get(IdempotentResponse, (client_id, key))
+    if stored is None:
+        return None
+    if stored.fingerprint != fingerprint:
+        raise IdempotencyKeyReused()
+    return _replay(stored)
+
+
 def idempotent(client_id_of_request: Callable[[], str]) -> Callable[..., Any]:
     """Decorate a creating view; `client_id_of_request` names who the key belongs to."""
 
@@ -86,9 +98,18 @@ def idempotent(client_id_of_request: Callable[[], str]) -> Callable[..., Any]:
                     raise IdempotencyKeyReused()
                 return _replay(stored)
 
-            response = view(*args, **kwargs)
+            try:
+                response = view(*args, **kwargs)
+            except Exception:
+                # A retry racing its first attempt loses to it (409 on the leg, a duplicate...):
+                # once the first has committed, its answer is the one to give.
+                replay = _first_answer(client_id, key, fingerprint)
+                if replay is None:
+                    raise
+                return replay
             if not isinstance(response, Response) or not 200 <= response.status_code < 300:
-                return response  # errors are not remembered: a retry runs again
+                # Errors are not remembered, so a retry runs again; but see above.
+                return _first_answer(client_id, key, fingerprint) or response
             session.add(
                 IdempotentResponse(
                     client_id=client_id,
@@ -105,13 +126,10 @@ def idempotent(client_id_of_request: Callable[[], str]) -> Callable[..., Any]:
                 session.flush()
             except IntegrityError:
                 # Another request with this key committed first: undo ours, answer as it did.
-                session.rollback()
-                stored = session.get(IdempotentResponse, (client_id, key))
-                if stored is None:
+                replay = _first_answer(client_id, key, fingerprint)
+                if replay is None:
                     raise
-                if stored.fingerprint != fingerprint:
-                    raise IdempotencyKeyReused() from None
-                return _replay(stored)
+                return replay
             return response
 
         return wrapper

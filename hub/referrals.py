@@ -18,11 +18,15 @@ from hub import consent, deadlines, lifecycle
 from hub.callers import Caller
 from hub.db import Base, utcnow
 from hub.directory import Organization
-from hub.errors import ConcurrentChange, Invalid, NotFound, VersionMismatch
+from hub.errors import ConcurrentChange, Invalid, NotAllowed, NotFound, VersionMismatch
 from hub.events import EventType, record
 from hub.lifecycle import Action, Party, Status
 from hub.participants import Participant
 from hub.timestamps import iso_utc
+
+CALLER_CANCEL_REASONS = tuple(
+    c.value for c in lifecycle.CancelReason if c is not lifecycle.CancelReason.CONSENT_WITHDRAWN
+)
 
 EVENT_OF_ACTION: dict[Action, EventType] = {
     Action.ACKNOWLEDGE: EventType.REFERRAL_ACKNOWLEDGED,
@@ -66,7 +70,7 @@ class Referral(Base):
     accepted_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
-    # Due-at columns the scheduled checks scan (indexed, see the migration).
+    # Due-at columns for the scheduled checks (to be indexed, partially, when they land).
     acknowledge_by: Mapped[datetime | None]
     decide_by: Mapped[datetime | None]
     start_by: Mapped[datetime | None]
@@ -111,7 +115,7 @@ class ReferralNote(Base):
 
 def snapshot(referral: Referral) -> dict[str, Any]:
     """The leg's state as stored in its events: codes and references, no free text."""
-    iso = iso_utc
+    iso = iso_utc  # short, for the table below
 
     def ident(value: uuid.UUID | None) -> str | None:
         return str(value) if value else None
@@ -277,19 +281,22 @@ def send_referral(
     """Create a leg and send it: the `referral.sent` event goes to both organizations."""
     from hub import visibility  # visibility reads referrals: imported late to avoid a cycle
 
+    if caller.is_coordinator:
+        raise NotAllowed("Coordination bodies watch the network; they send no referrals.")
     participant = visibility.referable_participant(session, caller, participant_id)
     if participant is None:
         raise Invalid({"participant_id": [
             f"No participant with id {participant_id} that your organization may refer."]})
     previous = None
     if forwarded_from is not None:
+        not_a_previous_leg = Invalid({"forwarded_from": [
+            "Must be a leg of your organization for the same participant."]})
         try:
             previous = visible_referral(session, caller, forwarded_from)
         except NotFound:
-            previous = None
-        if previous is None or previous.participant_id != participant.id:
-            raise Invalid({"forwarded_from": [
-                "Must be a leg of your organization for the same participant."]})
+            raise not_a_previous_leg from None
+        if previous.participant_id != participant.id:
+            raise not_a_previous_leg
     _check_stage(pathway, stage)
     to_organization = _receiving_organization(session, caller, to_organization_id)
     referral = _new_leg(
@@ -332,6 +339,9 @@ def transition(
     if action is Action.DECLINE and reason not in set(lifecycle.DeclineReason):
         raise Invalid({"reason": [
             f"A reason code is needed: {', '.join(lifecycle.DeclineReason)}."]})
+    if action is Action.CANCEL and reason is not None and reason not in CALLER_CANCEL_REASONS:
+        # consent_withdrawn is the hub's own, set when a consent is withdrawn.
+        raise Invalid({"reason": [f"Use one of: {', '.join(CALLER_CANCEL_REASONS)}."]})
     if action is Action.COMPLETE and outcome not in set(lifecycle.Outcome):
         raise Invalid({"outcome": [f"An outcome code is needed: {', '.join(lifecycle.Outcome)}."]})
 
@@ -392,7 +402,11 @@ def list_referrals(
     after: tuple[datetime, uuid.UUID] | None = None,
     limit: int = 50,
 ) -> list[Referral]:
-    """The caller's legs, oldest change first (keyset on updated_at, id: nothing is skipped)."""
+    """The caller's legs, oldest change first (keyset on updated_at, id).
+
+    A snapshot of current state: a change committed while a client pages may land behind its
+    cursor.  To follow every change, systems read the event feed, which never skips.
+    """
     query = select(Referral)
     org = caller.organization_id
     if direction == "inbound":

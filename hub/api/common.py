@@ -28,7 +28,11 @@ class Timestamp(fields.DateTime):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
         moment = super()._deserialize(value, attr, data, **kwargs)
-        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError:  # e.g. year 1 at +05:00 has no UTC equivalent
+            raise ValidationError("Out of the range of dates the hub handles.") from None
 
 
 def _nul_fields(data: Any, prefix: str = "") -> list[str]:
@@ -77,7 +81,10 @@ def aware_datetime(value: str) -> datetime:
     moment = datetime.fromisoformat(value)
     if moment.tzinfo is None:
         raise ValueError("no time zone")
-    return moment
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as error:
+        raise ValueError("out of range") from error
 
 
 def decode_cursor(cursor: str, *converters: Callable[[str], Any]) -> list[Any]:
@@ -110,7 +117,7 @@ def expected_version() -> int | None:
     if value is None or value.strip() == "*":
         return None
     tag = value.strip().removeprefix("W/").strip('"')
-    if not tag.isdigit():
+    if not (tag.isascii() and tag.isdigit() and len(tag) <= 18):
         raise Problem(
             400, "Invalid If-Match",
             'If-Match must be the ETag the hub sent for this leg, for example If-Match: "3".',

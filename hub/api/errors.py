@@ -15,7 +15,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from hub.consent import ConsentRequired
-from hub.errors import ConcurrentChange, Invalid, NotFound, VersionMismatch
+from hub.errors import ConcurrentChange, Invalid, NotAllowed, NotFound, VersionMismatch
 from hub.idempotency import IdempotencyKeyInvalid, IdempotencyKeyReused
 from hub.lifecycle import NotYourTurn, TransitionRefused
 from hub.problems import Problem, problem_response
@@ -84,6 +84,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(NotFound)
     def _not_found(error: NotFound) -> Response:
         return problem_response(Problem(404, "Not found", str(error)))
+
+    @app.errorhandler(NotAllowed)
+    def _not_allowed(error: NotAllowed) -> Response:
+        return problem_response(Problem(403, "Not allowed", str(error)))
 
     @app.errorhandler(Invalid)
     def _invalid(error: Invalid) -> Response:

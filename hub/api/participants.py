@@ -10,13 +10,14 @@ from typing import Any
 from flask import url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from hub import participants, visibility
 from hub.adapters.oauth import current_caller, current_oauth_token, require_scope
 from hub.api.common import Input, Timestamp, pseudonym_key
 from hub.db import db
 from hub.directory import QUEBEC_REGIONS
+from hub.errors import NotAllowed
 from hub.idempotency import idempotent
 
 blp = Blueprint(
@@ -25,6 +26,12 @@ blp = Blueprint(
 )
 
 BCP47 = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+
+
+def _plausible_birth_year(year: int) -> None:
+    # Checked at each request, not at import: a server running over New Year stays right.
+    if not 1900 <= year <= datetime.now(UTC).year:
+        raise ValidationError(f"Must be between 1900 and {datetime.now(UTC).year}.")
 
 
 class ParticipantIn(Input):
@@ -40,9 +47,7 @@ class ParticipantIn(Input):
     )
     email = fields.Email(allow_none=True, validate=validate.Length(max=320))
     phone = fields.String(allow_none=True, validate=validate.Length(1, 40))
-    birth_year = fields.Integer(
-        allow_none=True, validate=validate.Range(1900, datetime.now(UTC).year)
-    )
+    birth_year = fields.Integer(allow_none=True, validate=lambda year: _plausible_birth_year(year))
     region = fields.String(allow_none=True, validate=validate.OneOf(list(QUEBEC_REGIONS)))
 
 
@@ -76,6 +81,9 @@ class Participants(MethodView):
     def post(self, personal_data: dict[str, Any]) -> Any:
         """Register a participant for your organization."""
         caller = current_caller()
+        if caller.is_coordinator:
+            raise NotAllowed("Coordination bodies watch the network; they register no "
+                             "participants.")
         participant = participants.register_participant(
             db.session, organization_id=caller.organization_id, **personal_data
         )

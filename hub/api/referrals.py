@@ -159,9 +159,7 @@ class ForwardBody(NoteBody):
 class CancelBody(NoteBody):
     reason = fields.String(
         allow_none=True, load_default=None,
-        validate=validate.OneOf(
-            [c for c in _codes(lifecycle.CancelReason) if c != "consent_withdrawn"]
-        ),
+        validate=validate.OneOf(referrals.CALLER_CANCEL_REASONS),
     )
 
 

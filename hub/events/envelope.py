@@ -55,7 +55,9 @@ def render_events(session: Session, reader: Reader, events: list[Event]) -> list
             data["referral"] = reader.referral(referral, state=event.data["referral"])
             note_id = event.data.get("note_id")
             note = notes.get(uuid.UUID(note_id)) if note_id else None
-            if note is not None and referral.party_of(reader.caller.organization_id):
+            # Notes may name the person: only for a party that may read personal data now.
+            if (note is not None and referral.party_of(reader.caller.organization_id)
+                    and reader.entitled(referral.participant, referral)):
                 data["note"] = note.body
         else:
             data = dict(event.data)

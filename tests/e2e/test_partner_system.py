@@ -102,3 +102,29 @@ def test_racing_requests_with_one_idempotency_key_make_one_leg(base_url: str,
     assert len({leg_id for _, leg_id in answers}) == 1
     outbound = sender.get("/api/v1/referrals?direction=outbound").get_json()["items"]
     assert len(outbound) == 1
+
+
+def test_a_retry_racing_its_first_attempt_gets_the_first_answer(base_url: str,
+                                                                network: Network) -> None:
+    sender, receiver = network.partner(), network.partner()
+    leg = sender.refer(receiver)
+    barrier = threading.Barrier(6)
+    answers: list[tuple[int, int | None]] = []
+
+    def accept_with_one_key() -> None:
+        barrier.wait()
+        response = requests.post(f"{base_url}/api/v1/referrals/{leg['id']}/acknowledge",
+                                 json={}, timeout=30,
+                                 headers={"Authorization": f"Bearer {receiver.token}",
+                                          "Idempotency-Key": "ack-once"})
+        answers.append((response.status_code, response.json().get("version")))
+
+    threads = [threading.Thread(target=accept_with_one_key) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert answers == [(200, 2)] * 6
+    history = sender.get(f"/api/v1/referrals/{leg['id']}/events").get_json()["items"]
+    assert [e["type"] for e in history] == ["referral.sent", "referral.acknowledged"]
