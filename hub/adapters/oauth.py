@@ -158,6 +158,11 @@ def current_oauth_token() -> OAuthToken:
     return token
 
 
+def current_client_id() -> str:
+    """The OAuth client behind this request (what an Idempotency-Key belongs to)."""
+    return current_oauth_token().client.client_id
+
+
 def current_caller() -> Caller:
     token = current_oauth_token()
     client = token.client

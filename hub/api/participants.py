@@ -13,7 +13,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate
 
 from hub import participants, visibility
-from hub.adapters.oauth import current_caller, current_oauth_token, require_scope
+from hub.adapters.oauth import current_caller, current_client_id, require_scope
 from hub.api.common import Input, Timestamp, pseudonym_key
 from hub.db import db
 from hub.directory import QUEBEC_REGIONS
@@ -68,14 +68,10 @@ class ParticipantOut(Schema):
     )
 
 
-def _client_id() -> str:
-    return current_oauth_token().client.client_id
-
-
 @blp.route("")
 class Participants(MethodView):
     @require_scope("participants:write")
-    @idempotent(_client_id)
+    @idempotent(current_client_id)
     @blp.arguments(ParticipantIn)
     @blp.response(201, ParticipantOut)
     def post(self, personal_data: dict[str, Any]) -> Any:

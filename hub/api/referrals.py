@@ -12,7 +12,7 @@ from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, fields, validate
 
 from hub import lifecycle, referrals
-from hub.adapters.oauth import current_caller, current_oauth_token, require_scope
+from hub.adapters.oauth import current_caller, current_client_id, require_scope
 from hub.api.common import (
     Input,
     PageArgs,
@@ -163,10 +163,6 @@ class CancelBody(NoteBody):
     )
 
 
-def _client_id() -> str:
-    return current_oauth_token().client.client_id
-
-
 def _leg_response(referral: referrals.Referral, status: int = 200, *,
                   with_chain: bool = False) -> Response:
     """The leg as the caller may see it, with its ETag.
@@ -196,7 +192,7 @@ def _retrying(work: Callable[[], referrals.Referral]) -> referrals.Referral:
 @blp.route("")
 class Referrals(MethodView):
     @require_scope("referrals:write")
-    @idempotent(_client_id)
+    @idempotent(current_client_id)
     @blp.arguments(ReferralIn)
     @blp.response(201, ReferralOut)
     def post(self, body: dict[str, Any]) -> Any:
@@ -283,7 +279,7 @@ def _transition_view(action: Action) -> Callable[..., Any]:
     status = 201 if action is Action.FORWARD else 200
 
     @require_scope(scope)
-    @idempotent(_client_id)
+    @idempotent(current_client_id)
     @blp.arguments(TRANSITION_BODIES[action])
     @blp.response(status, ReferralOut)
     def view(body: dict[str, Any], referral_id: uuid.UUID) -> Any:
