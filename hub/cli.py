@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 import uuid
-from pathlib import Path
 from typing import Any
 
 import click
@@ -14,6 +13,7 @@ from flask.cli import FlaskGroup, routes_command, shell_command, with_appcontext
 
 from hub import create_app
 from hub.config import Settings
+from hub.ops import upgrade_database
 
 
 def _create_app() -> Flask:
@@ -41,17 +41,6 @@ main.add_command(routes_command)
 
 # --- serving ----------------------------------------------------------------------------
 
-def _upgrade(database_url: str) -> None:
-    """Apply pending migrations; for SQLite, make the database's folder first."""
-    from alembic import command
-
-    from hub.ops import migrations_config
-
-    if database_url.startswith("sqlite:///"):
-        Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    command.upgrade(migrations_config(database_url), "head")
-
-
 @main.command("run")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
@@ -62,7 +51,7 @@ def run_command(host: str, port: int) -> None:
     """
     settings = Settings.from_env()
     if settings.is_sqlite:
-        _upgrade(settings.database_url)
+        upgrade_database(settings.database_url)
     app = create_app(settings)
     click.echo(f"Maillage hub listening on http://{host}:{port} "
                f"(API docs: http://{host}:{port}/api/docs)")
@@ -110,7 +99,7 @@ def db_group() -> None:
 @db_group.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration to HUB_DATABASE_URL."""
-    _upgrade(Settings.from_env().database_url)
+    upgrade_database(Settings.from_env().database_url)
     click.echo("Database is at the latest migration.")
 
 

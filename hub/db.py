@@ -127,10 +127,6 @@ class Database:
         return current_app.extensions["hub_db"][0]
 
     @property
-    def dialect(self) -> str:
-        return self.engine.dialect.name
-
-    @property
     def session(self) -> Session:
         """The session of the current request or job, opened on first use."""
         session = g.get("db_session")

@@ -80,6 +80,15 @@ def migrations_config(database_url: str) -> AlembicConfig:
     return config
 
 
+def upgrade_database(database_url: str) -> None:
+    """Apply every pending migration; for SQLite, make the database's folder first."""
+    from alembic import command
+
+    if database_url.startswith("sqlite:///"):
+        Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    command.upgrade(migrations_config(database_url), "head")
+
+
 def init_app(app: Flask) -> None:
     access_log = logging.getLogger("hub.access")
     head_revision = ScriptDirectory.from_config(

@@ -246,7 +246,6 @@ def _new_leg(
         id=leg_id,
         participant=participant,
         chain_id=previous.chain_id if previous else leg_id,
-        participant_id=participant.id,
         from_organization_id=caller.organization_id,
         to_organization_id=to_organization.id,
         pathway=pathway,

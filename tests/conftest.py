@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 
 from hub import create_app
 from hub.config import Settings
+from hub.ops import upgrade_database
 from tests.helpers import Network
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -31,20 +32,12 @@ def _postgres_admin_url() -> str | None:
     return url
 
 
-def _upgrade(url: str) -> None:
-    from alembic import command
-
-    from hub.ops import migrations_config
-
-    command.upgrade(migrations_config(url), "head")
-
-
 @pytest.fixture(scope="session", params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
                  ) -> Iterator[str]:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'hub.sqlite3'}"
-        _upgrade(url)
+        upgrade_database(url)
         yield url
         return
     admin_url = _postgres_admin_url()
@@ -55,7 +48,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    _upgrade(url)
+    upgrade_database(url)
     yield url
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -136,7 +136,10 @@ def record(
     }
     organizations = sorted(set(audience))
     if session.get_bind().dialect.name == "postgresql":
-        position = _append_in_one_statement(session, row, organizations, now)
+        # Event, audience and outbox rows in one round trip (writable CTEs).
+        position = session.execute(
+            _APPEND_STATEMENT, {**row, "organizations": organizations, "created_at": now}
+        ).scalar_one()
     else:
         position = session.execute(
             insert(Event).values(**row, transaction_order=0).returning(Event.position)
@@ -148,14 +151,6 @@ def record(
         session.execute(insert(OutboxEntry).values(event_position=position, created_at=now))
     session.info.setdefault("appended_event_types", []).append(row["type"])
     return position
-
-
-def _append_in_one_statement(session: Session, row: dict[str, Any],
-                             organizations: list[uuid.UUID], now: datetime) -> int:
-    """PostgreSQL: event, audience and outbox rows in one round trip (writable CTEs)."""
-    return session.execute(
-        _APPEND_STATEMENT, {**row, "organizations": organizations, "created_at": now}
-    ).scalar_one()
 
 
 def _build_append_statement() -> Select[tuple[int]]:

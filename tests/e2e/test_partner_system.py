@@ -49,29 +49,35 @@ def test_client_secret_post_is_accepted(base_url: str, network: Network) -> None
     assert response.json()["scope"] == "referrals:read"
 
 
-def test_racing_acknowledgements_one_wins_the_others_get_409(base_url: str,
-                                                             network: Network) -> None:
-    sender, receiver = network.partner(), network.partner()
-    leg = sender.refer(receiver)
-    token = receiver.token
-    barrier = threading.Barrier(8)
-    statuses: list[int] = []
+def race(count: int, url: str, token: str, body: dict, idempotency_key: str | None = None
+         ) -> list[requests.Response]:
+    """`count` POSTs of `body` to `url`, released together from a barrier; their answers."""
+    barrier = threading.Barrier(count)
+    headers = {"Authorization": f"Bearer {token}"}
+    if idempotency_key:
+        headers["Idempotency-Key"] = idempotency_key
+    answers: list[requests.Response] = []
 
-    def acknowledge() -> None:
+    def post() -> None:
         with requests.Session() as http:
             barrier.wait()
-            response = http.post(f"{base_url}/api/v1/referrals/{leg['id']}/acknowledge",
-                                 headers={"Authorization": f"Bearer {token}"}, json={},
-                                 timeout=30)
-            statuses.append(response.status_code)
+            answers.append(http.post(url, json=body, headers=headers, timeout=30))
 
-    threads = [threading.Thread(target=acknowledge) for _ in range(8)]
+    threads = [threading.Thread(target=post) for _ in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    return answers
 
-    assert sorted(statuses) == [200] + [409] * 7
+
+def test_racing_acknowledgements_one_wins_the_others_get_409(base_url: str,
+                                                             network: Network) -> None:
+    sender, receiver = network.partner(), network.partner()
+    leg = sender.refer(receiver)
+    answers = race(8, f"{base_url}/api/v1/referrals/{leg['id']}/acknowledge", receiver.token, {})
+
+    assert sorted(a.status_code for a in answers) == [200] + [409] * 7
     history = sender.get(f"/api/v1/referrals/{leg['id']}/events").get_json()["items"]
     assert [e["type"] for e in history] == ["referral.sent", "referral.acknowledged"]
 
@@ -82,24 +88,10 @@ def test_racing_requests_with_one_idempotency_key_make_one_leg(base_url: str,
     participant = sender.register_participant()
     body = {"participant_id": participant["id"], "to_organization_id": receiver.organization_id,
             "pathway": "training"}
-    barrier = threading.Barrier(6)
-    answers: list[tuple[int, str]] = []
+    answers = race(6, f"{base_url}/api/v1/referrals", sender.token, body, "double-click-1")
 
-    def create() -> None:
-        barrier.wait()
-        response = requests.post(f"{base_url}/api/v1/referrals", json=body, timeout=30,
-                                 headers={"Authorization": f"Bearer {sender.token}",
-                                          "Idempotency-Key": "double-click-1"})
-        answers.append((response.status_code, response.json().get("id")))
-
-    threads = [threading.Thread(target=create) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert {status for status, _ in answers} == {201}
-    assert len({leg_id for _, leg_id in answers}) == 1
+    assert {a.status_code for a in answers} == {201}
+    assert len({a.json()["id"] for a in answers}) == 1
     outbound = sender.get("/api/v1/referrals?direction=outbound").get_json()["items"]
     assert len(outbound) == 1
 
@@ -108,23 +100,9 @@ def test_a_retry_racing_its_first_attempt_gets_the_first_answer(base_url: str,
                                                                 network: Network) -> None:
     sender, receiver = network.partner(), network.partner()
     leg = sender.refer(receiver)
-    barrier = threading.Barrier(6)
-    answers: list[tuple[int, int | None]] = []
+    answers = race(6, f"{base_url}/api/v1/referrals/{leg['id']}/acknowledge", receiver.token, {},
+                   "ack-once")
 
-    def accept_with_one_key() -> None:
-        barrier.wait()
-        response = requests.post(f"{base_url}/api/v1/referrals/{leg['id']}/acknowledge",
-                                 json={}, timeout=30,
-                                 headers={"Authorization": f"Bearer {receiver.token}",
-                                          "Idempotency-Key": "ack-once"})
-        answers.append((response.status_code, response.json().get("version")))
-
-    threads = [threading.Thread(target=accept_with_one_key) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert answers == [(200, 2)] * 6
+    assert [(a.status_code, a.json().get("version")) for a in answers] == [(200, 2)] * 6
     history = sender.get(f"/api/v1/referrals/{leg['id']}/events").get_json()["items"]
     assert [e["type"] for e in history] == ["referral.sent", "referral.acknowledged"]

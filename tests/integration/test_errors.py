@@ -392,25 +392,26 @@ def test_stage_on_another_pathway_is_422(pair: tuple[Partner, Partner]) -> None:
 
 # --- OAuth token endpoint ----------------------------------------------------------------
 
-def test_token_with_wrong_secret_is_401_invalid_client(app: Flask,
-                                                       pair: tuple[Partner, Partner]) -> None:
-    sender, _ = pair
-    raw = f"{sender.client_id}:{secrets.token_urlsafe(32)}".encode()
-    response = app.test_client().post(
+def token_with_basic_auth(app: Flask, client_id: str, secret: str) -> TestResponse:
+    raw = f"{client_id}:{secret}".encode()
+    return app.test_client().post(
         "/oauth/token", data={"grant_type": "client_credentials"},
         headers={"Authorization": "Basic " + base64.b64encode(raw).decode()},
     )
+
+
+def test_token_with_wrong_secret_is_401_invalid_client(app: Flask,
+                                                       pair: tuple[Partner, Partner]) -> None:
+    sender, _ = pair
+    response = token_with_basic_auth(app, sender.client_id, secrets.token_urlsafe(32))
     body = assert_problem(response, 401)
     assert body["error"] == "invalid_client"
 
 
 def test_token_for_unknown_client_in_basic_auth_is_401_invalid_client(app: Flask) -> None:
     """RFC 6749 §5.2: a client that tried the Authorization header MUST get 401."""
-    raw = f"nobody-{secrets.token_hex(4)}:{secrets.token_urlsafe(32)}".encode()
-    response = app.test_client().post(
-        "/oauth/token", data={"grant_type": "client_credentials"},
-        headers={"Authorization": "Basic " + base64.b64encode(raw).decode()},
-    )
+    response = token_with_basic_auth(app, f"nobody-{secrets.token_hex(4)}",
+                                     secrets.token_urlsafe(32))
     body = assert_problem(response, 401)
     assert body["error"] == "invalid_client"
 
