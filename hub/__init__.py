@@ -28,9 +28,12 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
     app.json.ensure_ascii = False  # accents as they are: "Montréal", not "Montr\u00e9al"
     app.config.update(flask_config)
 
-    from hub import api, ops
+    from hub import api, crypto, ops
     from hub.adapters import oauth
     from hub.db import db
+
+    # Process-wide: the encrypted column types have no access to the app (see hub.crypto).
+    crypto.install(crypto.KeyRing.from_settings(settings.data_keys, settings.secret_key))
 
     ops.configure_logging(settings.log_level)
     ops.init_app(app)  # first, so request timing includes every later hook (SQLite's turn)

@@ -50,6 +50,15 @@ SETTINGS: tuple[Setting, ...] = (
         "Signs sessions and derives pseudonyms. Must be set in production.",
     ),
     Setting(
+        "HUB_DATA_KEYS",
+        "data_keys",
+        "",
+        "Fernet keys encrypting personal data at rest, comma-separated, newest first (the "
+        "first encrypts, all decrypt: add a new key in front to rotate, then run "
+        "`hub data rotate-keys`). Default: one key derived from HUB_SECRET_KEY (development "
+        "only). Must be set in production.",
+    ),
+    Setting(
         "HUB_TOKEN_TTL_SECONDS", "token_ttl_seconds", 3600, "Lifetime of OAuth access tokens."
     ),
     Setting(
@@ -76,6 +85,7 @@ class Settings:
     env: str = "development"
     database_url: str = field(default_factory=default_database_url)
     secret_key: str = DEVELOPMENT_SECRET_KEY
+    data_keys: str = ""
     token_ttl_seconds: int = 3600
     max_body_bytes: int = 1_048_576
     log_level: str = "INFO"
@@ -117,6 +127,18 @@ class Settings:
                     "in production (for example: python -c 'import secrets; "
                     "print(secrets.token_urlsafe(48))')."
                 )
+            if not self.data_keys.strip():
+                found.append(
+                    "HUB_DATA_KEYS must be set in production: the personal data of "
+                    "participants is encrypted with it (for example: python -c 'from "
+                    "cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')."
+                )
             if self.is_sqlite:
                 found.append("HUB_DATABASE_URL must point to PostgreSQL in production.")
+        try:
+            from hub.crypto import KeyRing
+
+            KeyRing.from_settings(self.data_keys, self.secret_key)
+        except ValueError as error:
+            found.append(f"HUB_DATA_KEYS: {error}")
         return found

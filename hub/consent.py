@@ -1,46 +1,373 @@
 """Consent: the participant's permission, checked before personal data moves (DESIGN §5).
 
-This module is the single seam every flow calls before a referral is sent or forwarded.
-Consent tracking (grants, withdrawals, expiry) is not built yet: until it is,
-`require_referral_sharing` allows every organization.  The README's status section says so.
+A consent is an append-only record: the grant (`consents` and `consent_organizations`) is never
+changed, and its end — a withdrawal or an expiry — is one more row (`consent_endings`, at most
+one per consent).  The current status is derived from those rows and the clock, so a consent
+past its `expires_at` stops covering anyone at once, before the scheduled check records the
+expiry.  Every grant and ending is also an event (`consent.*`).
+
+`covers()` is the one question every flow asks (sending, forwarding, rendering a payload);
+`require_referral_sharing()` is the seam the referral use cases call before a leg is made.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy import Boolean, ForeignKey, Index, String, exists, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
+from hub.callers import Caller
+from hub.crypto import EncryptedText
+from hub.db import Base, utcnow
+from hub.directory import Organization
+from hub.errors import Invalid, NotAllowed, NotFound
+from hub.events import EventType, record
 from hub.participants import Participant
+from hub.timestamps import iso_utc
+
+DEFAULT_VALIDITY = timedelta(days=365)  # "12 months" (DESIGN §5)
 
 
-@dataclass(frozen=True)
+class Purpose(StrEnum):
+    REFERRAL_SHARING = "referral_sharing"
+    FOLLOW_UP_CONTACT = "follow_up_contact"
+    PEER_MATCHING = "peer_matching"
+    OUTCOME_REPORTING = "outcome_reporting"
+
+
+class Evidence(StrEnum):
+    WRITTEN = "written"
+    VERBAL = "verbal"
+    ELECTRONIC = "electronic"
+
+
+class ConsentStatus(StrEnum):
+    ACTIVE = "active"
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+
+
+class Consent(Base):
+    """A grant, as recorded: never updated (its end is a `ConsentEnding`)."""
+
+    __tablename__ = "consents"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    participant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("participants.id"))
+    purpose: Mapped[str] = mapped_column(String(40))
+    network_wide: Mapped[bool] = mapped_column(Boolean)
+    evidence: Mapped[str] = mapped_column(String(20))
+    note: Mapped[str | None] = mapped_column(EncryptedText)
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    recorded_by_organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id"))
+    granted_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+    organizations: Mapped[list[ConsentOrganization]] = relationship(
+        lazy="selectin", order_by="ConsentOrganization.organization_id")
+    ending: Mapped[ConsentEnding | None] = relationship(lazy="selectin")
+
+    __table_args__ = (
+        Index("ix_consents_participant_purpose", "participant_id", "purpose"),
+        # The expiry check reads consents by expiry date.
+        Index("ix_consents_expires_at", "expires_at"),
+    )
+
+    @property
+    def subject(self) -> str:
+        return f"consents/{self.id}"
+
+    @property
+    def organization_ids(self) -> list[uuid.UUID]:
+        return [named.organization_id for named in self.organizations]
+
+    def status(self, now: datetime | None = None) -> ConsentStatus:
+        if self.ending is not None:
+            return ConsentStatus(self.ending.kind)
+        if self.expires_at <= (now or utcnow()):
+            return ConsentStatus.EXPIRED
+        return ConsentStatus.ACTIVE
+
+    def names(self, organization_id: uuid.UUID) -> bool:
+        return self.network_wide or organization_id in self.organization_ids
+
+
+class ConsentOrganization(Base):
+    """An organization a consent names (none when the consent is network-wide)."""
+
+    __tablename__ = "consent_organizations"
+
+    consent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consents.id"), primary_key=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id"), primary_key=True, index=True)
+
+
+class ConsentEnding(Base):
+    """How a consent ended: withdrawn or expired.  The primary key makes it happen once."""
+
+    __tablename__ = "consent_endings"
+
+    consent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consents.id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime]
+    recorded_by: Mapped[str] = mapped_column(String(200))
+
+
+@dataclass(eq=False)  # not frozen: raising sets __traceback__ on it
 class ConsentRequired(Exception):
     participant_id: uuid.UUID
     organization_id: uuid.UUID
-    purpose: str = "referral_sharing"
+    purpose: str = Purpose.REFERRAL_SHARING.value
 
     def __str__(self) -> str:
         return (
             f"No active '{self.purpose}' consent of participant {self.participant_id} covers "
-            f"organization {self.organization_id}. Record the participant's consent first."
+            f"organization {self.organization_id}. Record the participant's consent for this "
+            f"organization (or the whole network) with POST /api/v1/participants/"
+            f"{self.participant_id}/consents, then send again."
         )
 
 
-def covers(
-    session: Session, participant: Participant, organization_id: uuid.UUID, purpose: str
-) -> bool:
-    """Whether an active consent of `participant` for `purpose` covers `organization_id`.
+@dataclass(eq=False)
+class ConsentNotActive(Exception):
+    consent_id: uuid.UUID
+    status: ConsentStatus
 
-    Allows everything until consent tracking is built (see module docstring).
+    def __str__(self) -> str:
+        return f"Consent {self.consent_id} is {self.status.value}: there is nothing to withdraw."
+
+
+# --- the questions every flow asks ------------------------------------------------------------
+
+def _active(now: datetime) -> Any:
+    """SQL condition: a consent neither ended nor past its expiry."""
+    return (~exists().where(ConsentEnding.consent_id == Consent.id)) & (Consent.expires_at > now)
+
+
+def covers(session: Session, participant: Participant, organization_id: uuid.UUID,
+           purpose: str, now: datetime | None = None) -> bool:
+    """Whether an active consent of `participant` for `purpose` covers `organization_id`."""
+    if organization_id == participant.organization_id:
+        return True  # the participant's own organization holds their data already
+    named = exists().where(ConsentOrganization.consent_id == Consent.id,
+                           ConsentOrganization.organization_id == organization_id)
+    return session.scalar(
+        select(Consent.id).where(
+            Consent.participant_id == participant.id,
+            Consent.purpose == purpose,
+            _active(now or utcnow()),
+            Consent.network_wide | named,
+        ).limit(1)
+    ) is not None
+
+
+def lock_participant(session: Session, participant_id: uuid.UUID) -> None:
+    """Take the participant's row lock until the end of the transaction.
+
+    A referral sent while the consent covering it is withdrawn must not slip through: both
+    take this lock before reading consent, so one waits for the other and sees its result.
+    (SQLite has no row locks; a write takes its one-writer turn instead.)
     """
-    return True
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(Participant.id).where(Participant.id == participant_id)
+                        .with_for_update())
+    else:
+        session.execute(update(Participant).where(Participant.id == participant_id)
+                        .values(organization_id=Participant.organization_id))
 
 
 def require_referral_sharing(
     session: Session, participant: Participant, organization_id: uuid.UUID
 ) -> None:
     """Refuse (ConsentRequired) to send `participant`'s referral to an organization not covered."""
-    if not covers(session, participant, organization_id, "referral_sharing"):
+    lock_participant(session, participant.id)
+    if not covers(session, participant, organization_id, Purpose.REFERRAL_SHARING):
         raise ConsentRequired(participant.id, organization_id)
+
+
+# --- what a consent looks like from outside ---------------------------------------------------
+
+def snapshot(consent: Consent, now: datetime | None = None) -> dict[str, Any]:
+    """The consent as stored in its events and returned by the API: codes and references."""
+    ending = consent.ending
+    return {
+        "id": str(consent.id),
+        "participant_id": str(consent.participant_id),
+        "purpose": consent.purpose,
+        "organization_ids": [str(o) for o in consent.organization_ids],
+        "network_wide": consent.network_wide,
+        "evidence": consent.evidence,
+        "status": consent.status(now).value,
+        "recorded_by": consent.recorded_by,
+        "granted_at": iso_utc(consent.granted_at),
+        "expires_at": iso_utc(consent.expires_at),
+        "withdrawn_at": iso_utc(ending.at) if ending and ending.kind == "withdrawn" else None,
+        "expired_at": iso_utc(ending.at) if ending and ending.kind == "expired" else None,
+    }
+
+
+def _record(session: Session, consent: Consent, event_type: EventType, sequence: int,
+            actor: str, source_organization_id: uuid.UUID | None,
+            audience: Iterable[uuid.UUID]) -> None:
+    data: dict[str, Any] = {"consent": snapshot(consent)}
+    if event_type is not EventType.CONSENT_GRANTED:
+        data["erase_personal_data"] = True
+    record(session, event_type, subject=consent.subject, sequence=sequence,
+           source_organization_id=source_organization_id, actor=actor, data=data,
+           audience=audience)
+
+
+# --- use cases --------------------------------------------------------------------------------
+
+def own_participant(session: Session, caller: Caller, participant_id: uuid.UUID) -> Participant:
+    """Consents are recorded and read by the participant's own organization only."""
+    participant = session.get(Participant, participant_id)
+    if participant is None or participant.organization_id != caller.organization_id:
+        raise NotFound("participant", participant_id)
+    return participant
+
+
+def grant(session: Session, caller: Caller, participant_id: uuid.UUID, *, purpose: str,
+          evidence: str, organization_ids: list[uuid.UUID] | None = None,
+          network_wide: bool = False, expires_at: datetime | None = None,
+          note: str | None = None, now: datetime | None = None) -> Consent:
+    """Record the participant's consent; the `consent.granted` event goes to their
+    organization."""
+    if caller.is_coordinator:
+        raise NotAllowed("Coordination bodies watch the network; they record no consents.")
+    participant = own_participant(session, caller, participant_id)
+    now = now or utcnow()
+    named = list(dict.fromkeys(organization_ids or []))
+    if network_wide and named:
+        raise Invalid({"organization_ids": [
+            "Give either organization_ids or network_wide: true, not both."]})
+    if not network_wide and not named:
+        raise Invalid({"organization_ids": [
+            "Name the organizations the participant agrees to, or set network_wide: true."]})
+    if named:
+        known = set(session.scalars(select(Organization.id).where(Organization.id.in_(named))))
+        unknown = [str(o) for o in named if o not in known]
+        if unknown:
+            raise Invalid({"organization_ids": [
+                f"Not in the directory: {', '.join(unknown)}."]})
+    expires_at = expires_at or now + DEFAULT_VALIDITY
+    if expires_at <= now:
+        raise Invalid({"expires_at": ["Must be in the future."]})
+    consent = Consent(
+        id=uuid.uuid4(), participant_id=participant.id, purpose=Purpose(purpose).value,
+        network_wide=network_wide, evidence=Evidence(evidence).value,
+        note=note.strip() if note and note.strip() else None, recorded_by=caller.actor,
+        recorded_by_organization_id=caller.organization_id, granted_at=now,
+        expires_at=expires_at,
+        organizations=[ConsentOrganization(organization_id=o) for o in named],
+    )
+    consent.ending = None
+    session.add(consent)
+    session.flush()
+    _record(session, consent, EventType.CONSENT_GRANTED, 1, caller.actor,
+            caller.organization_id, {participant.organization_id})
+    return consent
+
+
+def visible_consent(session: Session, caller: Caller, consent_id: uuid.UUID) -> Consent:
+    consent = session.get(Consent, consent_id)
+    if consent is None:
+        raise NotFound("consent", consent_id)
+    owner = session.get(Participant, consent.participant_id)
+    if owner is None or owner.organization_id != caller.organization_id:
+        raise NotFound("consent", consent_id)
+    return consent
+
+
+def history(session: Session, participant_id: uuid.UUID,
+            after: tuple[datetime, uuid.UUID] | None = None,
+            limit: int | None = None) -> list[Consent]:
+    """Every consent of the participant, oldest grant first."""
+    query = select(Consent).where(Consent.participant_id == participant_id)
+    if after:
+        granted_at, last_id = after
+        query = query.where((Consent.granted_at > granted_at)
+                            | ((Consent.granted_at == granted_at) & (Consent.id > last_id)))
+    query = query.order_by(Consent.granted_at, Consent.id)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+def withdraw(session: Session, caller: Caller, consent_id: uuid.UUID,
+             now: datetime | None = None) -> Consent:
+    """Withdraw a consent, with every effect in this transaction (see `end`).
+
+    Withdrawing again what is already withdrawn changes nothing and answers the same, so a
+    client may retry safely; an expired consent cannot be withdrawn (ConsentNotActive).
+    """
+    consent = visible_consent(session, caller, consent_id)
+    lock_participant(session, consent.participant_id)
+    session.refresh(consent, ["ending"])  # another withdrawal may have won the lock first
+    now = now or utcnow()
+    status = consent.status(now)
+    if status is ConsentStatus.WITHDRAWN:
+        return consent
+    if status is ConsentStatus.EXPIRED:
+        raise ConsentNotActive(consent.id, status)
+    end(session, consent, ConsentStatus.WITHDRAWN, caller, now)
+    return consent
+
+
+def end(session: Session, consent: Consent, kind: ConsentStatus, caller: Caller | None,
+        now: datetime) -> None:
+    """Record the end of a consent and its effects (DESIGN §5), in the caller's transaction:
+
+    - the ending row, and a `consent.withdrawn`/`consent.expired` event to the participant's
+      organization and every organization that received their data under this consent, so
+      they erase their copy;
+    - for `referral_sharing`, every open leg to an organization no longer covered is cancelled
+      with reason `consent_withdrawn`.
+    From then on `covers()` is false for those organizations, so every payload built for them
+    (API, feed, webhook) carries only opaque ids.
+    """
+    from hub import referrals  # referrals call this module's seam: imported late
+
+    participant = session.get(Participant, consent.participant_id)
+    assert participant is not None
+    actor = caller.actor if caller else "scheduler"
+    consent.ending = ConsentEnding(consent_id=consent.id, kind=kind.value, at=now,
+                                   recorded_by=actor)
+    session.flush()
+    receivers = referrals.receiving_organizations(session, participant.id)
+    audience = {participant.organization_id} | {o for o in receivers if consent.names(o)}
+    event_type = (EventType.CONSENT_WITHDRAWN if kind is ConsentStatus.WITHDRAWN
+                  else EventType.CONSENT_EXPIRED)
+    _record(session, consent, event_type, 2, actor,
+            caller.organization_id if caller else None, audience)
+    if consent.purpose == Purpose.REFERRAL_SHARING:
+        for leg in referrals.open_legs_of(session, participant.id):
+            if not covers(session, participant, leg.to_organization_id, consent.purpose, now):
+                referrals.cancel_for_lack_of_consent(session, leg, caller)
+
+
+def expire_due(session: Session, now: datetime | None = None, limit: int = 500) -> int:
+    """The scheduled check: record the expiry of every consent past its date; returns how many.
+
+    Safe to run in several processes at once: rows being expired elsewhere are skipped, and the
+    ending's primary key lets an expiry happen only once.
+    """
+    now = now or utcnow()
+    query = (select(Consent)
+             .where(Consent.expires_at <= now,
+                    ~exists().where(ConsentEnding.consent_id == Consent.id))
+             .order_by(Consent.expires_at).limit(limit))
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    due = list(session.scalars(query))
+    for consent in due:
+        lock_participant(session, consent.participant_id)
+        end(session, consent, ConsentStatus.EXPIRED, None, now)
+    return len(due)

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from hub import accounts
+from hub import accounts, consent
 from hub.callers import Caller
 from hub.directory import Organization, create_organization
 from hub.lifecycle import Action
@@ -57,6 +57,11 @@ def fill(session: Session) -> list[dict[str, Any]]:
     amina = register_participant(session, organization_id=carrefour[0].id, given_name="Amina",
                                  family_name="Benali", preferred_language="fr", region="06",
                                  email="amina.benali@example.org")
+    consent.grant(session, sender, amina.id, purpose="referral_sharing", evidence="written",
+                  organization_ids=[bas_saint_laurent[0].id, estrie[0].id],
+                  note="Formulaire signé lors de l'entrevue")
+    consent.grant(session, sender, amina.id, purpose="follow_up_contact", evidence="written",
+                  network_wide=True)
     leg = send_referral(session, sender, participant_id=amina.id,
                         to_organization_id=bas_saint_laurent[0].id, pathway="settlement",
                         priority="urgent", needs=["logement"],
@@ -67,6 +72,8 @@ def fill(session: Session) -> list[dict[str, Any]]:
 
     diego = register_participant(session, organization_id=centre[0].id, given_name="Diego",
                                  family_name="Ramírez", preferred_language="es")
+    consent.grant(session, _caller(centre[0], centre[1]), diego.id,
+                  purpose="referral_sharing", evidence="verbal", network_wide=True)
     send_referral(session, _caller(centre[0], centre[1]), participant_id=diego.id,
                   to_organization_id=agence[0].id, pathway="entrepreneurship",
                   stage="exploration", reason_for_referral="Projet de traiteur")

@@ -1,6 +1,8 @@
 """Every table of the hub, imported in one place so Alembic and tests see the whole schema."""
 
+from hub.access_log import PersonalDataRead
 from hub.accounts import OAuthClient, OAuthToken
+from hub.consent import Consent, ConsentEnding, ConsentOrganization
 from hub.db import Base
 from hub.directory import Organization
 from hub.events.store import Event, EventAudience, OutboxEntry
@@ -10,6 +12,9 @@ from hub.referrals import Referral, ReferralNote
 
 __all__ = [
     "Base",
+    "Consent",
+    "ConsentEnding",
+    "ConsentOrganization",
     "Event",
     "EventAudience",
     "IdempotentResponse",
@@ -18,6 +23,7 @@ __all__ = [
     "Organization",
     "OutboxEntry",
     "Participant",
+    "PersonalDataRead",
     "Referral",
     "ReferralNote",
 ]

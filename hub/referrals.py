@@ -10,12 +10,13 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, select
+from sqlalchemy import ForeignKey, Index, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 from sqlalchemy.orm.exc import StaleDataError
 
 from hub import consent, deadlines, lifecycle
 from hub.callers import Caller
+from hub.crypto import EncryptedJSON, EncryptedText
 from hub.db import Base, utcnow
 from hub.directory import Organization
 from hub.errors import ConcurrentChange, Invalid, NotAllowed, NotFound, VersionMismatch
@@ -54,8 +55,9 @@ class Referral(Base):
     pathway: Mapped[str] = mapped_column(String(40))
     stage: Mapped[str | None] = mapped_column(String(20))
     priority: Mapped[str] = mapped_column(String(10))
-    reason_for_referral: Mapped[str | None] = mapped_column(Text)
-    needs: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Free text about the person: encrypted at rest, shown only to those entitled.
+    reason_for_referral: Mapped[str | None] = mapped_column(EncryptedText)
+    needs: Mapped[list[str]] = mapped_column(EncryptedJSON, default=list)
     status: Mapped[str] = mapped_column(String(20))
     # Increases by one with every event of the leg: the ETag, and the events' `sequence`.
     version: Mapped[int] = mapped_column(Integer)
@@ -109,7 +111,7 @@ class ReferralNote(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referrals.id"), index=True)
     organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"))
-    body: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(EncryptedText)
     created_at: Mapped[datetime]
 
 
@@ -377,16 +379,51 @@ def transition(
     if lifecycle.is_terminal(target):
         referral.closed_at = now
 
-    try:
-        session.flush()  # the UPDATE checks the version: a concurrent change fails here
-    except StaleDataError as error:
-        raise ConcurrentChange() from error
+    _flush_checking_version(session)
     _record(session, referral, EVENT_OF_ACTION[action], caller,
             _add_note(session, referral, caller, note))
     if new_leg is not None:  # after `forwarded`, so readers see the handoff in order
         _record(session, new_leg, EventType.REFERRAL_SENT, caller)
         return new_leg
     return referral
+
+
+def _flush_checking_version(session: Session) -> None:
+    try:
+        session.flush()  # the UPDATE checks the version: a concurrent change fails here
+    except StaleDataError as error:
+        raise ConcurrentChange() from error
+
+
+def receiving_organizations(session: Session, participant_id: uuid.UUID) -> set[uuid.UUID]:
+    """Every organization a leg for the participant was ever sent to: they got their data."""
+    return set(session.scalars(
+        select(Referral.to_organization_id).where(Referral.participant_id == participant_id)
+    ))
+
+
+def open_legs_of(session: Session, participant_id: uuid.UUID) -> list[Referral]:
+    return list(session.scalars(
+        select(Referral).where(Referral.participant_id == participant_id,
+                               Referral.status.in_([s.value for s in lifecycle.OPEN]))
+        .order_by(Referral.created_at, Referral.id)
+    ))
+
+
+def cancel_for_lack_of_consent(session: Session, referral: Referral,
+                               caller: Caller | None) -> None:
+    """Cancel an open leg whose receiver the participant's consent no longer covers.
+
+    Done by the hub on the sender's behalf, whoever withdrew (the participant's organization,
+    which may not be this leg's sender) or the scheduler (an expiry).
+    """
+    lifecycle.next_status(Status(referral.status), Action.CANCEL, Party.SENDER)
+    now = utcnow()
+    referral.status = Status.CANCELLED.value
+    referral.cancel_reason = lifecycle.CancelReason.CONSENT_WITHDRAWN.value
+    referral.updated_at = referral.closed_at = now
+    _flush_checking_version(session)
+    _record(session, referral, EventType.REFERRAL_CANCELLED, caller)
 
 
 def list_referrals(

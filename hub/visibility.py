@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub import consent, lifecycle
+from hub import access_log, consent, lifecycle
 from hub.callers import Caller
 from hub.errors import NotFound
 from hub.participants import Participant
@@ -114,11 +114,27 @@ class Reader:
     _entitled: dict[uuid.UUID, bool] = field(default_factory=dict)
 
     def entitled(self, participant: Participant, leg: Referral | None = None) -> bool:
+        """Whether this reader is shown the participant's personal data; a yes is logged."""
         if participant.id not in self._entitled:
-            self._entitled[participant.id] = may_read_personal_data(
-                self.session, self.caller, participant, leg
-            )
+            entitled = may_read_personal_data(self.session, self.caller, participant, leg)
+            self._entitled[participant.id] = entitled
+            if entitled:
+                access_log.note_read(self.session, self.caller, participant.id)
         return self._entitled[participant.id]
+
+    def participant(self, participant: Participant) -> dict[str, Any]:
+        return participant_view(
+            participant, entitled=self.entitled(participant),
+            coordinator=self.caller.is_coordinator, key=self.key,
+        )
+
+    def consent(self, state: dict[str, Any]) -> dict[str, Any]:
+        """A consent event's data: coordinators get the participant's pseudonym instead."""
+        view = dict(state)
+        if self.caller.is_coordinator:
+            participant_id = uuid.UUID(view.pop("participant_id"))
+            view["participant_reference"] = pseudonym(participant_id, self.key)
+        return view
 
     def referral(self, referral: Referral, *, state: dict[str, Any] | None = None,
                  with_chain: bool = False) -> dict[str, Any]:
@@ -128,10 +144,7 @@ class Reader:
         entitled = self.entitled(participant, referral)
         is_party = referral.party_of(self.caller.organization_id) is not None
         view = dict(state if state is not None else snapshot(referral))
-        view["participant"] = participant_view(
-            participant, entitled=entitled, coordinator=self.caller.is_coordinator,
-            key=self.key,
-        )
+        view["participant"] = self.participant(participant)
         if not is_party or (self.caller.is_coordinator and not entitled):
             view.pop("participant_id", None)
         view["reason_for_referral"] = referral.reason_for_referral if entitled else None

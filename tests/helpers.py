@@ -6,6 +6,7 @@ Tokens come from the hub's own token endpoint, like a partner system's would.
 from __future__ import annotations
 
 import base64
+import itertools
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,10 @@ PARTICIPANT = {
     "birth_year": 1990,
     "region": "06",
 }
+
+
+# Distinct contacts for each participant a test registers, so none is taken for a duplicate.
+_PHONE_NUMBERS = itertools.count(secrets.randbelow(5_000_000))
 
 
 @dataclass
@@ -76,13 +81,34 @@ class Partner:
     # --- shortcuts for the usual steps -------------------------------------------------
 
     def register_participant(self, **overrides: Any) -> dict[str, Any]:
-        response = self.post("/api/v1/participants", {**PARTICIPANT, **overrides})
+        """A new participant (a different person each time, unless `overrides` say who)."""
+        number = next(_PHONE_NUMBERS)
+        body = {**PARTICIPANT, "email": f"amina.{number}@example.org",
+                "phone": f"+1 514 {number // 10_000:03d} {number % 10_000:04d}", **overrides}
+        response = self.post("/api/v1/participants", body)
         assert response.status_code == 201, response.get_data(as_text=True)
         return response.get_json()
 
-    def refer(self, to: Partner, participant_id: str | None = None, **fields: Any
-              ) -> dict[str, Any]:
+    def grant_consent(self, participant_id: str, *to: Partner, purpose: str = "referral_sharing",
+                      **fields: Any) -> dict[str, Any]:
+        """Record the participant's consent for `to` (no one named: the whole network)."""
+        body: dict[str, Any] = {"purpose": purpose, "evidence": "written"}
+        if to:
+            body["organization_ids"] = [p.organization_id for p in to]
+        else:
+            body["network_wide"] = True
+        body.update(fields)
+        response = self.post(f"/api/v1/participants/{participant_id}/consents", body)
+        assert response.status_code == 201, response.get_data(as_text=True)
+        return response.get_json()
+
+    def refer(self, to: Partner, participant_id: str | None = None, *, consent: bool = True,
+              **fields: Any) -> dict[str, Any]:
+        """Send a referral to `to` (a new participant unless given), first recording the
+        participant's consent for `to` unless `consent=False`."""
         participant_id = participant_id or self.register_participant()["id"]
+        if consent:
+            self.grant_consent(participant_id, to)
         body = {"participant_id": participant_id, "to_organization_id": to.organization_id,
                 "pathway": "employment", "priority": "routine",
                 "reason_for_referral": "Cherche un emploi en soudure", "needs": ["francisation"]}

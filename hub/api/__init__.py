@@ -83,9 +83,9 @@ def init_app(app: Flask) -> None:
         "type": "oauth2",
         "flows": {"clientCredentials": {"tokenUrl": "/oauth/token", "scopes": accounts.SCOPES}},
     })
-    from hub.api import events, organizations, participants, referrals
+    from hub.api import consents, events, organizations, participants, referrals
 
-    for module in (organizations, participants, referrals, events):
+    for module in (organizations, participants, consents, referrals, events):
         api.register_blueprint(module.blp)
 
     register_error_handlers(app)

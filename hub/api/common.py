@@ -7,11 +7,13 @@ import binascii
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import current_app, request
 from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
+from hub.db import db
+from hub.errors import ConcurrentChange
 from hub.problems import Problem
 from hub.timestamps import iso_utc
 
@@ -127,3 +129,16 @@ def expected_version() -> int | None:
 
 def pseudonym_key() -> bytes:
     return current_app.config["HUB_SETTINGS"].secret_key.encode()
+
+
+T = TypeVar("T")
+
+
+def retrying(work: Callable[[], T]) -> T:
+    """Run a write again when it lost a race (the retry then sees the winner's change)."""
+    for _ in range(3):
+        try:
+            return work()
+        except ConcurrentChange:
+            db.session.rollback()
+    return work()

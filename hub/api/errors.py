@@ -14,11 +14,13 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from hub.consent import ConsentRequired
+from hub.consent import ConsentNotActive, ConsentRequired
 from hub.errors import ConcurrentChange, Invalid, NotAllowed, NotFound, VersionMismatch
 from hub.idempotency import IdempotencyKeyInvalid, IdempotencyKeyReused
 from hub.lifecycle import NotYourTurn, TransitionRefused
+from hub.participants import PossibleDuplicate
 from hub.problems import Problem, problem_response
+from hub.timestamps import iso_utc
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +126,21 @@ def register_error_handlers(app: Flask) -> None:
             409, "Consent required", str(error), slug="consent_required",
             participant_id=str(error.participant_id),
             organization_id=str(error.organization_id), purpose=error.purpose,
+        ))
+
+    @app.errorhandler(ConsentNotActive)
+    def _consent_not_active(error: ConsentNotActive) -> Response:
+        return problem_response(Problem(409, "Consent not active", str(error),
+                                        slug="consent-not-active",
+                                        consent_status=error.status.value))
+
+    @app.errorhandler(PossibleDuplicate)
+    def _duplicate(error: PossibleDuplicate) -> Response:
+        # Ids only: reading the matches' personal data is a GET, which the access log records.
+        return problem_response(Problem(
+            409, "Possible duplicate", str(error), slug="possible-duplicate",
+            matches=[{"id": str(p.id), "created_at": iso_utc(p.created_at)}
+                     for p in error.matches],
         ))
 
     @app.errorhandler(IdempotencyKeyReused)

@@ -49,6 +49,12 @@ class ParticipantIn(Input):
     phone = fields.String(allow_none=True, validate=validate.Length(1, 40))
     birth_year = fields.Integer(allow_none=True, validate=lambda year: _plausible_birth_year(year))
     region = fields.String(allow_none=True, validate=validate.OneOf(list(QUEBEC_REGIONS)))
+    allow_duplicate = fields.Boolean(
+        load_default=False,
+        metadata={"description": "Register even though your organization has a participant "
+                  "with the same names, birth year and contact (409 `possible-duplicate` "
+                  "otherwise): set it once the counsellor confirmed it is another person."},
+    )
 
 
 class ParticipantOut(Schema):
@@ -75,7 +81,11 @@ class Participants(MethodView):
     @blp.arguments(ParticipantIn)
     @blp.response(201, ParticipantOut)
     def post(self, personal_data: dict[str, Any]) -> Any:
-        """Register a participant for your organization."""
+        """Register a participant for your organization.
+
+        If your organization already has the same person (same names and birth year, and a
+        contact in common), the answer is 409 `possible-duplicate` with the matching ids.
+        """
         caller = current_caller()
         if caller.is_coordinator:
             raise NotAllowed("Coordination bodies watch the network; they register no "
@@ -97,5 +107,4 @@ class ParticipantById(MethodView):
         """Read a participant registered by your organization, or referred to it."""
         caller = current_caller()
         participant = visibility.visible_participant(db.session, caller, participant_id)
-        return visibility.participant_view(participant, entitled=True, coordinator=False,
-                                           key=pseudonym_key())
+        return visibility.Reader(db.session, caller, pseudonym_key()).participant(participant)

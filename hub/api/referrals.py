@@ -23,10 +23,11 @@ from hub.api.common import (
     etag,
     expected_version,
     pseudonym_key,
+    retrying,
 )
 from hub.api.participants import ParticipantOut
 from hub.db import db
-from hub.errors import ConcurrentChange, Invalid
+from hub.errors import Invalid
 from hub.events.envelope import render_events
 from hub.events.feed import subject_history
 from hub.idempotency import idempotent
@@ -179,16 +180,6 @@ def _leg_response(referral: referrals.Referral, status: int = 200, *,
     return response
 
 
-def _retrying(work: Callable[[], referrals.Referral]) -> referrals.Referral:
-    """Run a write again when it lost a race (the retry then sees the winner's change)."""
-    for _ in range(3):
-        try:
-            return work()
-        except ConcurrentChange:
-            db.session.rollback()
-    return work()
-
-
 @blp.route("")
 class Referrals(MethodView):
     @require_scope("referrals:write")
@@ -285,7 +276,7 @@ def _transition_view(action: Action) -> Callable[..., Any]:
     def view(body: dict[str, Any], referral_id: uuid.UUID) -> Any:
         caller = current_caller()
         version = expected_version()
-        leg = _retrying(lambda: referrals.transition(
+        leg = retrying(lambda: referrals.transition(
             db.session, caller, referral_id, action, expected_version=version,
             note=body.get("note"), reason=body.get("reason"), outcome=body.get("outcome"),
             to_organization_id=body.get("to_organization_id"),

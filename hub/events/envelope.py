@@ -59,6 +59,8 @@ def render_events(session: Session, reader: Reader, events: list[Event]) -> list
             if (note is not None and referral.party_of(reader.caller.organization_id)
                     and reader.entitled(referral.participant, referral)):
                 data["note"] = note.body
+        elif "consent" in event.data:
+            data = {**event.data, "consent": reader.consent(event.data["consent"])}
         else:
             data = dict(event.data)
         rendered.append(envelope(event, data))

@@ -29,6 +29,11 @@ def test_a_standard_oauth_client_library_works_unchanged(
 
     sending, receiving = systems[sender.organization_id], systems[receiver.organization_id]
     participant = sending.post(f"{base_url}/api/v1/participants", json=PARTICIPANT).json()
+    consent = sending.post(f"{base_url}/api/v1/participants/{participant['id']}/consents", json={
+        "purpose": "referral_sharing", "organization_ids": [receiver.organization_id],
+        "evidence": "electronic",
+    })
+    assert consent.status_code == 201, consent.text
     leg = sending.post(f"{base_url}/api/v1/referrals", json={
         "participant_id": participant["id"], "to_organization_id": receiver.organization_id,
         "pathway": "employment", "priority": "urgent",
@@ -86,6 +91,7 @@ def test_racing_requests_with_one_idempotency_key_make_one_leg(base_url: str,
                                                               network: Network) -> None:
     sender, receiver = network.partner(), network.partner()
     participant = sender.register_participant()
+    sender.grant_consent(participant["id"], receiver)
     body = {"participant_id": participant["id"], "to_organization_id": receiver.organization_id,
             "pathway": "training"}
     answers = race(6, f"{base_url}/api/v1/referrals", sender.token, body, "double-click-1")

@@ -53,8 +53,9 @@ def test_readme_walkthrough_works_as_written(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stdout + result.stderr
         lines = result.stdout.split()
         printed = [line for line in result.stdout.splitlines() if line.strip()]
-        assert printed[0].startswith("referral ") and printed[0].endswith(" sent")
-        assert printed[1:] == ["referral.sent", "acknowledged", "accepted", "in_progress",
+        assert printed[0] == "active"  # the consent
+        assert printed[1].startswith("referral ") and printed[1].endswith(" sent")
+        assert printed[2:] == ["referral.sent", "acknowledged", "accepted", "in_progress",
                                "completed", "referral.completed"], lines
     finally:
         server.terminate()

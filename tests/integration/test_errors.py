@@ -59,7 +59,9 @@ def pair(network: Network) -> tuple[Partner, Partner]:
 
 
 def referral_body(sender: Partner, receiver: Partner, **fields: Any) -> dict[str, Any]:
-    body = {"participant_id": sender.register_participant()["id"],
+    participant_id = sender.register_participant()["id"]
+    sender.grant_consent(participant_id, receiver)
+    body = {"participant_id": participant_id,
             "to_organization_id": receiver.organization_id, "pathway": "employment",
             "priority": "routine", "reason_for_referral": "Soudure", "needs": ["francisation"]}
     body.update(fields)

@@ -33,6 +33,10 @@ def test_feed_has_each_organizations_events_in_order_and_resumes(network: Networ
     a_events, a_cursor = read_all(a)
     b_events, _ = read_all(b)
     c_events, _ = read_all(c)
+    # A also recorded the participants' consents: those events are A's alone.
+    consent_events = [e for e in a_events if e["subject"].startswith("consents/")]
+    assert [e["type"] for e in consent_events] == ["consent.granted"] * 2
+    a_events = [e for e in a_events if e not in consent_events]
     assert [(e["subject"], e["type"]) for e in a_events] == [
         (f"referrals/{leg_ab['id']}", "referral.sent"),
         (f"referrals/{leg_ac['id']}", "referral.sent"),
@@ -90,6 +94,7 @@ def test_an_event_committed_late_is_not_skipped(app: Flask, network: Network) ->
     assert app.extensions["hub_db"][0].dialect.name == "postgresql"
     a, b = network.partner(), network.partner()
     participant_id = uuid.UUID(a.register_participant()["id"])
+    a.grant_consent(str(participant_id), b)
     _, cursor = read_all(b)
 
     engine = app.extensions["hub_db"][0]
@@ -99,7 +104,7 @@ def test_an_event_committed_late_is_not_skipped(app: Flask, network: Network) ->
                              to_organization_id=uuid.UUID(b.organization_id),
                              pathway="employment")
         late_id = late.id
-        early = a.refer(b, participant_id=str(participant_id))  # commits first
+        early = a.refer(b)  # commits first (another participant: no lock to wait for)
 
         page = b.get(f"/api/v1/events?after={cursor}").get_json()
         assert page["items"] == [], "nothing may be read past a transaction still running"

@@ -46,6 +46,7 @@ class World:
     bystander: Partner  # a fourth organization, target of the outsider's forward attempt
     participant_id: str
     leg: dict[str, Any]
+    consent_id: str
 
 
 @pytest.fixture
@@ -55,10 +56,12 @@ def world(network: Network) -> World:
     outsider = network.partner(kind="regional_partner", region="05")
     bystander = network.partner(kind="entrepreneurship_agency", region="05")
     participant_id = sender.register_participant()["id"]
-    leg = sender.refer(receiver, participant_id)
+    consent = sender.grant_consent(participant_id, receiver, bystander)
+    leg = sender.refer(receiver, participant_id, consent=False)
     response = receiver.act(leg["id"], "acknowledge", {"note": "Dossier reçu"})
     assert response.status_code == 200, response.get_data(as_text=True)
-    return World(sender, receiver, outsider, bystander, participant_id, response.get_json())
+    return World(sender, receiver, outsider, bystander, participant_id, response.get_json(),
+                 consent["id"])
 
 
 # --- the table of routes that name an object ----------------------------------------------
@@ -68,6 +71,7 @@ PARAMETERS: dict[str, Callable[[World], str]] = {
     "referral_id": lambda w: w.leg["id"],
     "participant_id": lambda w: w.participant_id,
     "organization_id": lambda w: w.sender.organization_id,
+    "consent_id": lambda w: w.consent_id,
 }
 
 Body = Callable[[World], dict[str, Any] | None]
@@ -86,6 +90,12 @@ TENANT_OPERATIONS: dict[tuple[str, str], Body] = {
     ("POST", "/api/v1/referrals/{referral_id}/forward"):
         lambda w: {"to_organization_id": w.bystander.organization_id},
     ("POST", "/api/v1/referrals/{referral_id}/cancel"): lambda w: {"reason": "other"},
+    ("GET", "/api/v1/participants/{participant_id}/consents"): lambda w: None,
+    ("POST", "/api/v1/participants/{participant_id}/consents"):
+        lambda w: {"purpose": "referral_sharing", "network_wide": True, "evidence": "verbal"},
+    ("GET", "/api/v1/participants/{participant_id}/access-log"): lambda w: None,
+    ("GET", "/api/v1/consents/{consent_id}"): lambda w: None,
+    ("POST", "/api/v1/consents/{consent_id}/withdraw"): lambda w: None,
 }
 
 # Routes on objects every member of the network shares: the directory.
@@ -180,10 +190,12 @@ def test_outsider_gets_404_on_every_object_route_and_changes_nothing(
     # Indistinguishable from an object that does not exist: existence does not leak.
     missing = str(uuid.uuid4())
     absent = world.outsider.call(
-        method, _fill(template, world, referral_id=missing, participant_id=missing), json=body
+        method, _fill(template, world, referral_id=missing, participant_id=missing,
+                      consent_id=missing), json=body
     )
     assert absent.status_code == 404
-    assert _normalized(response, world.leg["id"], world.participant_id) == _normalized(
+    assert _normalized(response, world.leg["id"], world.participant_id,
+                       world.consent_id) == _normalized(
         absent, missing
     ), (problem, absent.get_json())
     # Nothing changed: same leg, same history, and no leg went to the forward target.

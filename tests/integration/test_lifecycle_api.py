@@ -73,6 +73,7 @@ def test_forward_closes_the_leg_and_starts_a_linked_leg(network: Network) -> Non
     regional = network.partner(kind="regional_partner", region="01")
     employer = network.partner(kind="employer", region="01")
     first = community.refer(regional, pathway="settlement")
+    community.grant_consent(first["participant"]["id"], employer)
     regional.act(first["id"], "acknowledge")
     response = regional.act(first["id"], "forward",
                             {"to_organization_id": employer.organization_id,
@@ -103,8 +104,9 @@ def test_receiver_can_refer_onwards_with_forwarded_from(network: Network) -> Non
     community, regional, agency = (network.partner(), network.partner(),
                                    network.partner(kind="entrepreneurship_agency"))
     first = community.refer(regional)
+    community.grant_consent(first["participant"]["id"], agency)
     regional.act(first["id"], "acknowledge")
-    second = regional.refer(agency, participant_id=first["participant"]["id"],
+    second = regional.refer(agency, participant_id=first["participant"]["id"], consent=False,
                             pathway="entrepreneurship", stage="exploration",
                             forwarded_from=first["id"])
     assert second["forwarded_from"] == first["id"]
@@ -138,6 +140,7 @@ def test_list_filters_by_direction_status_and_pages_without_gaps(network: Networ
 def test_forwarding_records_forwarded_before_the_new_legs_sent(network: Network) -> None:
     community, regional, employer = network.partner(), network.partner(), network.partner()
     first = community.refer(regional)
+    community.grant_consent(first["participant"]["id"], employer)
     regional.act(first["id"], "acknowledge")
     second = regional.act(first["id"], "forward",
                           {"to_organization_id": employer.organization_id}).get_json()

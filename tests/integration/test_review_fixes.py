@@ -27,6 +27,7 @@ def test_dates_outside_utc_range_are_422(network: Network, moment: str) -> None:
 def test_notes_are_withheld_from_a_party_no_longer_entitled(network: Network) -> None:
     community, regional, employer = network.partner(), network.partner(), network.partner()
     first = community.refer(regional)
+    community.grant_consent(first["participant"]["id"], employer)
     regional.act(first["id"], "acknowledge")
     second = regional.act(first["id"], "forward",
                           {"to_organization_id": employer.organization_id}).get_json()

@@ -1,0 +1,200 @@
+"""Consents (DESIGN §5): record, read, withdraw; and the participant's privacy exports
+(consent history and access log, as JSON or CSV)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from flask import Response, url_for
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import RAISE, Schema, fields, validate
+
+from hub import access_log, consent
+from hub.adapters.oauth import current_caller, current_client_id, require_scope
+from hub.api.common import (
+    Input,
+    PageArgs,
+    Timestamp,
+    aware_datetime,
+    decode_cursor,
+    encode_cursor,
+    retrying,
+)
+from hub.db import db
+from hub.idempotency import idempotent
+from hub.timestamps import iso_utc
+
+blp = Blueprint(
+    "consents", __name__, url_prefix="/api/v1",
+    description="Participants' consents, their withdrawal, and the privacy exports.",
+)
+
+
+class ConsentIn(Input):
+    purpose = fields.String(required=True, validate=validate.OneOf(list(consent.Purpose)))
+    organization_ids = fields.List(
+        fields.UUID(), validate=validate.Length(max=500),
+        metadata={"description": "The organizations the participant agrees to; or use "
+                  "`network_wide`."},
+    )
+    network_wide = fields.Boolean(load_default=False)
+    evidence = fields.String(required=True, validate=validate.OneOf(list(consent.Evidence)),
+                             metadata={"description": "How the consent was given."})
+    expires_at = Timestamp(allow_none=True, load_default=None,
+                           metadata={"description": "Default: 12 months after it is recorded."})
+    note = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=2000))
+
+
+class ConsentOut(Schema):
+    id = fields.UUID()
+    participant_id = fields.UUID()
+    purpose = fields.String()
+    organization_ids = fields.List(fields.UUID())
+    network_wide = fields.Boolean()
+    evidence = fields.String()
+    status = fields.String(metadata={"enum": list(consent.ConsentStatus)})
+    recorded_by = fields.String()
+    granted_at = Timestamp()
+    expires_at = Timestamp()
+    withdrawn_at = Timestamp(allow_none=True)
+    expired_at = Timestamp(allow_none=True)
+
+
+class ConsentPage(Schema):
+    items = fields.List(fields.Nested(ConsentOut))
+    next_cursor = fields.String(allow_none=True)
+
+
+class ExportArgs(PageArgs):
+    format = fields.String(
+        load_default="json", validate=validate.OneOf(["json", "csv"]),
+        metadata={"description": "`csv`: the whole history at once, as a spreadsheet file "
+                  "(`limit` and `cursor` do not apply)."},
+    )
+
+
+class AccessOut(Schema):
+    id = fields.Integer()
+    participant_id = fields.UUID()
+    organization_id = fields.UUID()
+    actor = fields.String(metadata={"description": "The client or user that read."})
+    via = fields.String(metadata={"description": "The endpoint, page or delivery."})
+    read_at = Timestamp()
+
+
+class AccessPage(Schema):
+    items = fields.List(fields.Nested(AccessOut))
+    next_cursor = fields.String(allow_none=True)
+
+
+CONSENT_COLUMNS = ("id", "participant_id", "purpose", "organization_ids", "network_wide",
+                   "evidence", "status", "recorded_by", "granted_at", "expires_at",
+                   "withdrawn_at", "expired_at")
+ACCESS_COLUMNS = ("id", "participant_id", "organization_id", "actor", "via", "read_at")
+
+
+def _csv(filename: str, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> Response:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: " ".join(v) if isinstance(v, list) else v for k, v in row.items()})
+    # A byte-order mark, so that Excel opens accents right.
+    response = Response("\ufeff" + out.getvalue(), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@blp.route("/participants/<uuid:participant_id>/consents")
+class ParticipantConsents(MethodView):
+    @require_scope("consents:write")
+    @idempotent(current_client_id)
+    @blp.arguments(ConsentIn)
+    @blp.response(201, ConsentOut)
+    def post(self, body: dict[str, Any], participant_id: uuid.UUID) -> Any:
+        """Record a participant's consent (your organization's participants only)."""
+        granted = consent.grant(db.session, current_caller(), participant_id, **body)
+        location = url_for("consents.ConsentById", consent_id=granted.id)
+        return consent.snapshot(granted), 201, {"Location": location}
+
+    @require_scope("consents:read")
+    @blp.arguments(ExportArgs, location="query", unknown=RAISE, as_kwargs=True)
+    @blp.response(200, ConsentPage)
+    @blp.alt_response(200, content_type="text/csv", description="With `format=csv`.",
+                      success=True)
+    def get(self, participant_id: uuid.UUID, limit: int, cursor: str | None,
+            format: str) -> Any:
+        """The participant's consent history, oldest first: active, withdrawn and expired."""
+        consent.own_participant(db.session, current_caller(), participant_id)
+        if format == "csv":
+            rows = [consent.snapshot(c) for c in consent.history(db.session, participant_id)]
+            return _csv(f"consents-{participant_id}.csv", CONSENT_COLUMNS, rows)
+        after = tuple(decode_cursor(cursor, aware_datetime, uuid.UUID)) if cursor else None
+        found = consent.history(db.session, participant_id, after=after,  # type: ignore[arg-type]
+                                limit=limit + 1)
+        page = found[:limit]
+        next_cursor = (encode_cursor(page[-1].granted_at.isoformat(), page[-1].id)
+                       if len(found) > limit else None)
+        return {"items": [consent.snapshot(c) for c in page], "next_cursor": next_cursor}
+
+
+@blp.route("/consents/<uuid:consent_id>")
+class ConsentById(MethodView):
+    @require_scope("consents:read")
+    @blp.response(200, ConsentOut)
+    def get(self, consent_id: uuid.UUID) -> dict[str, Any]:
+        """One consent of a participant of your organization."""
+        return consent.snapshot(consent.visible_consent(db.session, current_caller(), consent_id))
+
+
+@blp.route("/consents/<uuid:consent_id>/withdraw")
+class WithdrawConsent(MethodView):
+    @require_scope("consents:write")
+    @blp.response(200, ConsentOut)
+    def post(self, consent_id: uuid.UUID) -> dict[str, Any]:
+        """Withdraw a consent, effective at once.
+
+        Open legs to organizations no longer covered are cancelled (reason
+        `consent_withdrawn`); the organizations that received the participant's data get a
+        `consent.withdrawn` event and from then on see only opaque ids. Withdrawing again
+        answers the same; an expired consent gets 409.
+        """
+        caller = current_caller()
+        withdrawn = retrying(lambda: consent.withdraw(db.session, caller, consent_id))
+        return consent.snapshot(withdrawn)
+
+
+def _access_row(read: access_log.PersonalDataRead) -> dict[str, Any]:
+    return {"id": read.id, "participant_id": str(read.participant_id),
+            "organization_id": str(read.organization_id), "actor": read.actor,
+            "via": read.via, "read_at": iso_utc(read.read_at)}
+
+
+@blp.route("/participants/<uuid:participant_id>/access-log")
+class AccessLog(MethodView):
+    @require_scope("consents:read")
+    @blp.arguments(ExportArgs, location="query", unknown=RAISE, as_kwargs=True)
+    @blp.response(200, AccessPage)
+    @blp.alt_response(200, content_type="text/csv", description="With `format=csv`.",
+                      success=True)
+    def get(self, participant_id: uuid.UUID, limit: int, cursor: str | None,
+            format: str) -> Any:
+        """Every read of the participant's personal data: who, which organization, when, and
+        through which endpoint, page or webhook delivery (your organization's participants)."""
+        consent.own_participant(db.session, current_caller(), participant_id)
+        if format == "csv":
+            rows = [_access_row(r) for r in access_log.reads_of(db.session, participant_id)]
+            return _csv(f"access-log-{participant_id}.csv", ACCESS_COLUMNS, rows)
+        after = None
+        if cursor:
+            (after,) = decode_cursor(cursor, int)
+        found = access_log.reads_of(db.session, participant_id, after=after, limit=limit + 1)
+        page = found[:limit]
+        next_cursor = encode_cursor(page[-1].id) if len(found) > limit else None
+        return {"items": [_access_row(r) for r in page], "next_cursor": next_cursor}
+
