@@ -215,6 +215,59 @@ def client_revoke(client_id: str) -> None:
         click.echo(f"Client {client_id} revoked.")
 
 
+# --- scheduled checks and data keys --------------------------------------------------------
+
+@main.group("checks")
+def checks_group() -> None:
+    """The scheduled checks (consent expiry, ...)."""
+
+
+@checks_group.command("run")
+@click.option("--now", "now_text", default=None, metavar="ISO-8601",
+              help="Development only: run the checks as of this moment, to try them out.")
+@with_appcontext
+def checks_run(now_text: str | None) -> None:
+    """One pass of every scheduled check, now; prints how many items each handled."""
+    from datetime import UTC, datetime
+
+    from flask import current_app
+
+    from hub import checks
+
+    now = None
+    if now_text is not None:
+        if current_app.config["HUB_SETTINGS"].is_production:
+            _fail("--now is for trying checks out in development; production runs them now.")
+        try:
+            now = datetime.fromisoformat(now_text)
+        except ValueError:
+            _fail(f"--now must be an ISO-8601 moment such as 2027-01-15T09:00:00-05:00, "
+                  f"not {now_text!r}.")
+        now = now if now.tzinfo else now.replace(tzinfo=UTC)
+    handled = checks.run_once(current_app.extensions["hub_db"][1], now)
+    _echo_json(handled)
+    if any(count < 0 for count in handled.values()):
+        sys.exit(1)
+
+
+@main.group("data")
+def data_group() -> None:
+    """Personal data at rest."""
+
+
+@data_group.command("rotate-keys")
+@with_appcontext
+def data_rotate_keys() -> None:
+    """Re-encrypt personal data with the first key of HUB_DATA_KEYS (then old keys can go)."""
+    from hub import data_keys
+    from hub.db import db
+
+    with db.job_session() as session:
+        total = data_keys.rotate_all(
+            session, lambda column, done: click.echo(f"{column}: {done} re-encrypted", err=True))
+    click.echo(f"{total} values re-encrypted with the current key.")
+
+
 @main.command("demo")
 @with_appcontext
 def demo_command() -> None:

@@ -63,7 +63,6 @@ class Consent(Base):
     purpose: Mapped[str] = mapped_column(String(40))
     network_wide: Mapped[bool] = mapped_column(Boolean)
     evidence: Mapped[str] = mapped_column(String(20))
-    note: Mapped[str | None] = mapped_column(EncryptedText)
     recorded_by: Mapped[str] = mapped_column(String(200))
     recorded_by_organization_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("organizations.id"))
@@ -107,6 +106,16 @@ class ConsentOrganization(Base):
     consent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consents.id"), primary_key=True)
     organization_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("organizations.id"), primary_key=True, index=True)
+
+
+class ConsentNote(Base):
+    """The counsellor's free text about a consent, kept apart from the append-only record so
+    that it can be re-encrypted (key rotation) or erased."""
+
+    __tablename__ = "consent_notes"
+
+    consent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consents.id"), primary_key=True)
+    body: Mapped[str] = mapped_column(EncryptedText)
 
 
 class ConsentEnding(Base):
@@ -262,14 +271,15 @@ def grant(session: Session, caller: Caller, participant_id: uuid.UUID, *, purpos
         raise Invalid({"expires_at": ["Must be in the future."]})
     consent = Consent(
         id=uuid.uuid4(), participant_id=participant.id, purpose=Purpose(purpose).value,
-        network_wide=network_wide, evidence=Evidence(evidence).value,
-        note=note.strip() if note and note.strip() else None, recorded_by=caller.actor,
+        network_wide=network_wide, evidence=Evidence(evidence).value, recorded_by=caller.actor,
         recorded_by_organization_id=caller.organization_id, granted_at=now,
         expires_at=expires_at,
         organizations=[ConsentOrganization(organization_id=o) for o in named],
     )
-    consent.ending = None
+    consent.ending = None  # known to be none: no query to find out
     session.add(consent)
+    if note and note.strip():
+        session.add(ConsentNote(consent_id=consent.id, body=note.strip()))
     session.flush()
     _record(session, consent, EventType.CONSENT_GRANTED, 1, caller.actor,
             caller.organization_id, {participant.organization_id})

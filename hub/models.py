@@ -2,7 +2,7 @@
 
 from hub.access_log import PersonalDataRead
 from hub.accounts import OAuthClient, OAuthToken
-from hub.consent import Consent, ConsentEnding, ConsentOrganization
+from hub.consent import Consent, ConsentEnding, ConsentNote, ConsentOrganization
 from hub.db import Base
 from hub.directory import Organization
 from hub.events.store import Event, EventAudience, OutboxEntry
@@ -14,6 +14,7 @@ __all__ = [
     "Base",
     "Consent",
     "ConsentEnding",
+    "ConsentNote",
     "ConsentOrganization",
     "Event",
     "EventAudience",

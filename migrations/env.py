@@ -6,9 +6,11 @@ from alembic import context
 from sqlalchemy import create_engine
 
 from hub.models import Base
+from webhooks.models import metadata as webhooks_metadata
 
 config = context.config
-target_metadata = Base.metadata
+# The hub's tables and the webhook delivery engine's (a package of its own, with its metadata).
+target_metadata = [Base.metadata, webhooks_metadata]
 
 
 def run_migrations_offline() -> None:

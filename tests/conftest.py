@@ -17,7 +17,7 @@ from flask import Flask
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from hub import create_app
+from hub import create_app, crypto
 from hub.config import Settings
 from hub.ops import upgrade_database
 from tests.helpers import Network
@@ -62,6 +62,15 @@ def app(database_url: str) -> Iterator[Flask]:
     application.config["TESTING"] = True
     yield application
     application.extensions["hub_db"][0].dispose()
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_key_ring() -> Iterator[None]:
+    """Tests that build their own app (other secret, other keys) install its key ring, which is
+    process-wide (see hub.crypto): put back the one the shared apps encrypt with."""
+    ring = crypto._current
+    yield
+    crypto._current = ring
 
 
 @pytest.fixture

@@ -33,7 +33,6 @@ def upgrade() -> None:
     sa.Column('purpose', sa.String(length=40), nullable=False),
     sa.Column('network_wide', sa.Boolean(), nullable=False),
     sa.Column('evidence', sa.String(length=20), nullable=False),
-    sa.Column('note', sa.Text(), nullable=True),
     sa.Column('recorded_by', sa.String(length=200), nullable=False),
     sa.Column('recorded_by_organization_id', sa.Uuid(), nullable=False),
     sa.Column('granted_at', hub.db.UTCDateTime(), nullable=False),
@@ -67,6 +66,12 @@ def upgrade() -> None:
     sa.Column('recorded_by', sa.String(length=200), nullable=False),
     sa.ForeignKeyConstraint(['consent_id'], ['consents.id'], name=op.f('fk_consent_endings_consent_id_consents')),
     sa.PrimaryKeyConstraint('consent_id', name=op.f('pk_consent_endings'))
+    )
+    op.create_table('consent_notes',
+    sa.Column('consent_id', sa.Uuid(), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.ForeignKeyConstraint(['consent_id'], ['consents.id'], name=op.f('fk_consent_notes_consent_id_consents')),
+    sa.PrimaryKeyConstraint('consent_id', name=op.f('pk_consent_notes'))
     )
     op.create_table('consent_organizations',
     sa.Column('consent_id', sa.Uuid(), nullable=False),
@@ -163,6 +168,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_consent_organizations_organization_id'))
 
     op.drop_table('consent_organizations')
+    op.drop_table('consent_notes')
     op.drop_table('consent_endings')
     with op.batch_alter_table('personal_data_reads', schema=None) as batch_op:
         batch_op.drop_index('ix_personal_data_reads_participant')

@@ -431,3 +431,47 @@ def test_a_database_dump_reveals_no_names_contacts_or_notes(app: Flask, network:
     view = receiver.get(f"/api/v1/referrals/{leg['id']}").get_json()
     assert view["participant"]["given_name"] == f"Zébulon{marker}"
     assert view["needs"] == [f"logement {marker}"]
+
+
+# --- a send racing a withdrawal --------------------------------------------------------------
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_send_racing_a_withdrawal_waits_for_it_and_is_refused(
+        app: Flask, network: Network) -> None:
+    """The withdrawal holds the participant's lock; a send that started meanwhile waits, then
+    sees the consent gone, instead of leaving an open leg that no consent covers."""
+    import threading
+
+    from sqlalchemy.orm import Session
+
+    from hub.callers import Caller
+    from hub.referrals import send_referral
+
+    sender, receiver = network.partner(), network.partner()
+    participant = sender.register_participant()["id"]
+    given = sender.grant_consent(participant, receiver)
+    engine = app.extensions["hub_db"][0]
+    owner = Caller(uuid.UUID(sender.organization_id), "test:owner")
+    outcome: list[object] = []
+
+    def send_meanwhile() -> None:
+        with Session(engine) as other:
+            try:
+                send_referral(other, owner, participant_id=uuid.UUID(participant),
+                              to_organization_id=uuid.UUID(receiver.organization_id),
+                              pathway="employment")
+                other.commit()
+                outcome.append("sent")
+            except consent.ConsentRequired as refused:
+                outcome.append(refused)
+
+    with Session(engine) as withdrawing:
+        consent.withdraw(withdrawing, owner, uuid.UUID(given["id"]))
+        racer = threading.Thread(target=send_meanwhile)
+        racer.start()
+        racer.join(timeout=1.0)
+        assert racer.is_alive(), "the send must wait for the withdrawal's lock"
+        withdrawing.commit()
+    racer.join(timeout=10)
+    assert len(outcome) == 1 and isinstance(outcome[0], consent.ConsentRequired)
+    assert receiver.get("/api/v1/referrals").get_json()["items"] == []

@@ -1,0 +1,57 @@
+"""Upgrading a database written before encryption at rest: its personal data is encrypted by
+the migration, and reads back the same through the hub."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from alembic import command
+from sqlalchemy import create_engine, text
+
+from hub import crypto
+from hub.config import Settings
+from hub.ops import migrations_config
+
+FOUNDATION = "b8d7a50a3e4b"
+
+
+def test_the_privacy_migration_encrypts_rows_written_in_clear(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    command.upgrade(migrations_config(url), FOUNDATION)
+    engine = create_engine(url)
+    org, person, leg = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO organizations (id, name, kind, region, capacity, created_at, "
+            "last_validated_at) "
+            "VALUES (:id, 'Carrefour', 'community', '06', 'open', '2026-11-01 10:00:00', "
+            "'2026-11-01 10:00:00')"),
+            {"id": org.hex})
+        connection.execute(text(
+            "INSERT INTO participants (id, organization_id, given_name, family_name, "
+            "preferred_language, email, phone, birth_year, created_at) VALUES (:id, :org, "
+            "'Amina', 'Benali', 'fr', 'amina@example.org', '514-555-0101', 1990, "
+            "'2026-11-01 10:00:00')"), {"id": person.hex, "org": org.hex})
+        connection.execute(text(
+            "INSERT INTO referrals (id, chain_id, participant_id, from_organization_id, "
+            "to_organization_id, pathway, priority, reason_for_referral, needs, status, "
+            "version, created_at, updated_at) VALUES (:id, :id, :p, :org, :org, 'employment', "
+            "'routine', 'Soudure à Rimouski', '[\"logement\"]', 'sent', 1, "
+            "'2026-11-01 10:00:00', '2026-11-01 10:00:00')"),
+            {"id": leg.hex, "p": person.hex, "org": org.hex})
+
+    command.upgrade(migrations_config(url), "head")
+
+    with engine.connect() as connection:
+        stored = connection.execute(text(
+            "SELECT given_name, email, identity_index FROM participants")).one()
+        reason, needs = connection.execute(text(
+            "SELECT reason_for_referral, needs FROM referrals")).one()
+    assert "Amina" not in repr(stored) and "amina" not in repr(stored)
+    assert "Soudure" not in reason and "logement" not in needs
+    keyring = crypto.KeyRing.from_settings("", Settings.from_env().secret_key)
+    assert keyring.decrypt(stored[0]) == "Amina"
+    assert keyring.decrypt(reason) == "Soudure à Rimouski"
+    assert keyring.decrypt(needs) == '["logement"]'
+    assert stored[2] == crypto.identity_index(keyring, "Amina", "Benali", 1990)

@@ -1,0 +1,84 @@
+"""The command line for privacy operations: `hub checks run` (consent expiry) and
+`hub data rotate-keys`, run as real processes on a fresh SQLite database."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import create_engine, text
+
+from hub import crypto
+from hub.config import Settings
+
+HUB = str(Path(sys.executable).parent / "hub")
+
+
+def hub(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([HUB, *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def demo_env(tmp_path: Path) -> dict[str, str]:
+    env = {**os.environ, "HUB_DATABASE_URL": f"sqlite:///{tmp_path / 'hub.sqlite3'}",
+           "HUB_ENV": "development"}
+    env.pop("HUB_DATA_KEYS", None)
+    return env
+
+
+def test_checks_run_expires_consents_once_and_now_is_for_development_only(
+        demo_env: dict[str, str]) -> None:
+    assert hub(demo_env, "db", "upgrade").returncode == 0
+    assert hub(demo_env, "demo").returncode == 0
+
+    today = hub(demo_env, "checks", "run")
+    assert today.returncode == 0, today.stderr
+    assert json.loads(today.stdout) == {"consent_expiry": 0}
+
+    in_two_years = hub(demo_env, "checks", "run", "--now", "2028-12-01T09:00:00-05:00")
+    assert in_two_years.returncode == 0, in_two_years.stderr
+    assert json.loads(in_two_years.stdout) == {"consent_expiry": 3}  # the demo's 3 consents
+    again = hub(demo_env, "checks", "run", "--now", "2028-12-01T09:00:00-05:00")
+    assert json.loads(again.stdout) == {"consent_expiry": 0}
+
+    engine = create_engine(demo_env["HUB_DATABASE_URL"])
+    with engine.connect() as connection:
+        expired = connection.execute(text(
+            "SELECT count(*) FROM events WHERE type = 'consent.expired'")).scalar_one()
+        cancelled = connection.execute(text(
+            "SELECT count(*) FROM referrals WHERE cancel_reason = 'consent_withdrawn'")
+        ).scalar_one()
+    assert expired == 3
+    assert cancelled == 3  # every open leg of the demo lost its consent
+
+    bad = hub(demo_env, "checks", "run", "--now", "tomorrow")
+    assert bad.returncode == 2 and "ISO-8601" in bad.stderr
+
+
+def test_rotate_keys_re_encrypts_everything_so_old_keys_can_go(
+        demo_env: dict[str, str]) -> None:
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    with_old = {**demo_env, "HUB_DATA_KEYS": old}
+    assert hub(with_old, "db", "upgrade").returncode == 0
+    assert hub(with_old, "demo").returncode == 0
+
+    both = {**demo_env, "HUB_DATA_KEYS": f"{new},{old}"}
+    rotated = hub(both, "data", "rotate-keys")
+    assert rotated.returncode == 0, rotated.stderr
+    count = int(rotated.stdout.split()[0])
+    assert count >= 8  # names, contacts, reasons, needs, notes of the demo
+    assert hub(both, "data", "rotate-keys").stdout.startswith("0 values")
+
+    only_new = crypto.KeyRing.from_settings(new, Settings().secret_key)
+    only_old = crypto.KeyRing.from_settings(old, Settings().secret_key)
+    engine = create_engine(demo_env["HUB_DATABASE_URL"])
+    with engine.connect() as connection:
+        names = connection.execute(text("SELECT given_name FROM participants")).scalars().all()
+    assert sorted(only_new.decrypt(token) for token in names) == ["Amina", "Diego"]
+    with pytest.raises(crypto.UndecryptableData):
+        only_old.decrypt(names[0])
