@@ -53,9 +53,16 @@ def run_command(host: str, port: int) -> None:
     if settings.is_sqlite:
         upgrade_database(settings.database_url)
     app = create_app(settings)
+    from hub.worker import Worker
+
+    worker = Worker(app)  # webhooks and scheduled checks, in this same process
+    worker.start()
     click.echo(f"Maillage hub listening on http://{host}:{port} "
                f"(API docs: http://{host}:{port}/api/docs)")
-    serve_embedded(app, host, port, settings.web_threads)
+    try:
+        serve_embedded(app, host, port, settings.web_threads)
+    finally:
+        worker.stop()
 
 
 def serve_embedded(app: Flask, host: str, port: int, threads: int) -> None:
@@ -87,6 +94,26 @@ def serve_command(bind: str, workers: int | None) -> None:
             return app
 
     Server().run()
+
+
+@main.command("worker")
+def worker_command() -> None:
+    """Outbound webhooks and the scheduled checks, without the web (production; run several
+    for redundancy: deliveries are shared out, each check acts once)."""
+    import signal
+    import threading
+
+    from hub.worker import Worker
+
+    worker = Worker(create_app(Settings.from_env()))
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    worker.start()
+    click.echo("Maillage worker started: delivering webhooks, running scheduled checks.",
+               err=True)
+    stop.wait()
+    worker.stop()
 
 
 # --- database ---------------------------------------------------------------------------

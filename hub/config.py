@@ -77,6 +77,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "HUB_DB_POOL_SIZE", "db_pool_size", 10, "Database connections kept per web process."
     ),
+    Setting(
+        "HUB_WEBHOOK_CONCURRENCY", "webhook_concurrency", 16,
+        "Webhook requests in flight per dispatcher (`hub worker`, `hub run`).",
+    ),
+    Setting(
+        "HUB_WEBHOOK_LEASE_SECONDS", "webhook_lease_seconds", 60,
+        "How long a dispatcher holds a delivery it claimed; after a crash, another one sends it "
+        "again once the lease has run out. Must outlast a request (15 s timeouts).",
+    ),
 )
 
 
@@ -92,6 +101,8 @@ class Settings:
     web_workers: int = 4
     web_threads: int = 8
     db_pool_size: int = 10
+    webhook_concurrency: int = 16
+    webhook_lease_seconds: int = 60
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

@@ -15,10 +15,11 @@ from datetime import datetime
 from typing import Any
 
 from flask import Response, request
-from sqlalchemy import JSON, Integer, String, Text
+from sqlalchemy import JSON, Integer, String
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
+from hub.crypto import EncryptedText
 from hub.db import Base, db, utcnow
 
 MAX_KEY_LENGTH = 255
@@ -32,7 +33,8 @@ class IdempotentResponse(Base):
     key: Mapped[str] = mapped_column(String(MAX_KEY_LENGTH), primary_key=True)
     fingerprint: Mapped[str] = mapped_column(String(64))
     status_code: Mapped[int] = mapped_column(Integer)
-    body: Mapped[str] = mapped_column(Text)
+    # Answers may show personal data (a registered participant, a leg): encrypted at rest.
+    body: Mapped[str] = mapped_column(EncryptedText)
     headers: Mapped[dict[str, str]] = mapped_column(JSON)
     created_at: Mapped[datetime]
 
@@ -78,13 +80,20 @@ def _first_answer(client_id: str, key: str, fingerprint: str) -> Response | None
     return _replay(stored)
 
 
-def idempotent(client_id_of_request: Callable[[], str]) -> Callable[..., Any]:
-    """Decorate a creating view; `client_id_of_request` names who the key belongs to."""
+def _idempotency_key_header() -> str | None:
+    return request.headers.get("Idempotency-Key")
+
+
+def idempotent(client_id_of_request: Callable[[], str],
+               key_of_request: Callable[[], str | None] = _idempotency_key_header,
+               ) -> Callable[..., Any]:
+    """Decorate a creating view; `client_id_of_request` names who the key belongs to, and
+    `key_of_request` finds the key (default: the Idempotency-Key header)."""
 
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            key = request.headers.get("Idempotency-Key")
+            key = key_of_request()
             if key is None:
                 return view(*args, **kwargs)
             if not (0 < len(key) <= MAX_KEY_LENGTH and key.isascii() and key.isprintable()):

@@ -83,9 +83,18 @@ def init_app(app: Flask) -> None:
         "type": "oauth2",
         "flows": {"clientCredentials": {"tokenUrl": "/oauth/token", "scopes": accounts.SCOPES}},
     })
-    from hub.api import consents, events, organizations, participants, referrals
+    from hub.api import (
+        consents,
+        events,
+        inbound,
+        organizations,
+        participants,
+        referrals,
+        webhook_endpoints,
+    )
 
-    for module in (organizations, participants, consents, referrals, events):
+    for module in (organizations, participants, consents, referrals, events, webhook_endpoints,
+                   inbound):
         api.register_blueprint(module.blp)
 
     register_error_handlers(app)

@@ -26,6 +26,7 @@ from hub.api.common import (
     retrying,
 )
 from hub.api.participants import ParticipantOut
+from hub.callers import Caller
 from hub.db import db
 from hub.errors import Invalid
 from hub.events.envelope import render_events
@@ -164,15 +165,15 @@ class CancelBody(NoteBody):
     )
 
 
-def _leg_response(referral: referrals.Referral, status: int = 200, *,
-                  with_chain: bool = False) -> Response:
+def leg_response(referral: referrals.Referral, status: int = 200, *,
+                 caller: Caller | None = None, with_chain: bool = False) -> Response:
     """The leg as the caller may see it, with its ETag.
 
     `Reader.referral` already gives exactly the documented `ReferralOut` shape, so the JSON
     is written directly rather than run through the schema a second time (the hottest path
     of the API; tests compare the output with the OpenAPI schema).
     """
-    reader = Reader(db.session, current_caller(), pseudonym_key())
+    reader = Reader(db.session, caller or current_caller(), pseudonym_key())
     response = jsonify(reader.referral(referral, with_chain=with_chain))
     response.status_code = status
     response.headers["ETag"] = etag(referral.version)
@@ -189,7 +190,7 @@ class Referrals(MethodView):
     def post(self, body: dict[str, Any]) -> Any:
         """Create a referral leg and send it to the receiving organization."""
         referral = referrals.send_referral(db.session, current_caller(), **body)
-        return _leg_response(referral, 201, with_chain=True)
+        return leg_response(referral, 201, with_chain=True)
 
     @require_scope("referrals:read")
     @blp.arguments(ReferralFilters, location="query", unknown=RAISE, as_kwargs=True)
@@ -226,7 +227,7 @@ class ReferralById(MethodView):
     @blp.response(200, ReferralOut)
     def get(self, referral_id: uuid.UUID) -> Any:
         """One leg, with the participant's whole chain of legs."""
-        return _leg_response(referrals.visible_referral(db.session, current_caller(), referral_id),
+        return leg_response(referrals.visible_referral(db.session, current_caller(), referral_id),
                              with_chain=True)
 
 
@@ -281,7 +282,7 @@ def _transition_view(action: Action) -> Callable[..., Any]:
             note=body.get("note"), reason=body.get("reason"), outcome=body.get("outcome"),
             to_organization_id=body.get("to_organization_id"),
         ))
-        return _leg_response(leg, status, with_chain=action is Action.FORWARD)
+        return leg_response(leg, status, with_chain=action is Action.FORWARD)
 
     view.__name__ = f"{action.value}_referral"
     view.__doc__ = TRANSITION_DOCS[action] + (

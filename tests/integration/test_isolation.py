@@ -25,7 +25,7 @@ from flask import Flask
 from sqlalchemy import select
 from werkzeug.test import TestResponse
 
-from hub import accounts
+from hub import accounts, outbound
 from hub.accounts import OAuthClient
 from hub.db import db
 from tests.helpers import PARTICIPANT, Network, Partner
@@ -47,6 +47,8 @@ class World:
     participant_id: str
     leg: dict[str, Any]
     consent_id: str
+    endpoint_id: str
+    delivery_id: str
 
 
 @pytest.fixture
@@ -57,11 +59,17 @@ def world(network: Network) -> World:
     bystander = network.partner(kind="entrepreneurship_agency", region="05")
     participant_id = sender.register_participant()["id"]
     consent = sender.grant_consent(participant_id, receiver, bystander)
+    endpoint = sender.post("/api/v1/webhook-endpoints", {
+        "url": "http://127.0.0.1:9/maillage", "event_types": ["referral.*"]}).get_json()
     leg = sender.refer(receiver, participant_id, consent=False)
     response = receiver.act(leg["id"], "acknowledge", {"note": "Dossier reçu"})
     assert response.status_code == 200, response.get_data(as_text=True)
+    with sender.app.app_context(), db.job_session() as session:
+        outbound.fan_out(session)
+    deliveries = sender.get(f"/api/v1/webhook-endpoints/{endpoint['id']}/deliveries")
+    delivery_id = str(deliveries.get_json()["items"][0]["id"])
     return World(sender, receiver, outsider, bystander, participant_id, response.get_json(),
-                 consent["id"])
+                 consent["id"], endpoint["id"], delivery_id)
 
 
 # --- the table of routes that name an object ----------------------------------------------
@@ -72,6 +80,8 @@ PARAMETERS: dict[str, Callable[[World], str]] = {
     "participant_id": lambda w: w.participant_id,
     "organization_id": lambda w: w.sender.organization_id,
     "consent_id": lambda w: w.consent_id,
+    "endpoint_id": lambda w: w.endpoint_id,
+    "delivery_id": lambda w: w.delivery_id,
 }
 
 Body = Callable[[World], dict[str, Any] | None]
@@ -96,6 +106,20 @@ TENANT_OPERATIONS: dict[tuple[str, str], Body] = {
     ("GET", "/api/v1/participants/{participant_id}/access-log"): lambda w: None,
     ("GET", "/api/v1/consents/{consent_id}"): lambda w: None,
     ("POST", "/api/v1/consents/{consent_id}/withdraw"): lambda w: None,
+    ("GET", "/api/v1/webhook-endpoints/{endpoint_id}"): lambda w: None,
+    ("PATCH", "/api/v1/webhook-endpoints/{endpoint_id}"): lambda w: {"status": "paused"},
+    ("DELETE", "/api/v1/webhook-endpoints/{endpoint_id}"): lambda w: None,
+    ("POST", "/api/v1/webhook-endpoints/{endpoint_id}/rotate-secret"): lambda w: None,
+    ("GET", "/api/v1/webhook-endpoints/{endpoint_id}/deliveries"): lambda w: None,
+    ("POST", "/api/v1/webhook-endpoints/{endpoint_id}/recover"):
+        lambda w: {"since": "2026-01-01T00:00:00Z"},
+    ("POST", "/api/v1/deliveries/{delivery_id}/redeliver"): lambda w: None,
+}
+
+# Routes authenticated by a signature instead of a token: an organization's endpoint secret
+# answers for that organization only (tests/e2e/test_webhooks.py tries another's).
+SIGNED_OPERATIONS: set[tuple[str, str]] = {
+    ("POST", "/webhooks/inbound/{organization_id}"),
 }
 
 # Routes on objects every member of the network shares: the directory.
@@ -130,12 +154,13 @@ def _fill(template: str, w: World, **override: str) -> str:
 
 
 def _normalized(response: TestResponse, *ids: str) -> str:
-    """A problem body with the request id dropped and the named ids blanked."""
+    """A problem body with the request id dropped and the named ids blanked (whole words only:
+    a delivery id such as 4 must not blank the 4 of 404)."""
     body = dict(response.get_json())
     body.pop("request_id", None)
     text = repr(sorted(body.items()))
     for ident in ids:
-        text = text.replace(ident, "<id>")
+        text = re.sub(rf"\b{re.escape(ident)}\b", "<id>", text)
     return text
 
 
@@ -162,7 +187,7 @@ def _assert_problem(response: TestResponse, status: int) -> dict[str, Any]:
 
 def test_every_route_with_a_path_parameter_is_in_the_isolation_table(app: Flask) -> None:
     routes = _api_operations_with_path_parameters(app)
-    table = set(TENANT_OPERATIONS) | SHARED_OPERATIONS
+    table = set(TENANT_OPERATIONS) | SHARED_OPERATIONS | SIGNED_OPERATIONS
     assert routes, "no /api/v1 route with a path parameter found: the discovery is broken"
     uncovered = sorted(routes - table)
     assert not uncovered, (
@@ -191,13 +216,13 @@ def test_outsider_gets_404_on_every_object_route_and_changes_nothing(
     missing = str(uuid.uuid4())
     absent = world.outsider.call(
         method, _fill(template, world, referral_id=missing, participant_id=missing,
-                      consent_id=missing), json=body
+                      consent_id=missing, endpoint_id=missing, delivery_id="987654321"),
+        json=body
     )
     assert absent.status_code == 404
-    assert _normalized(response, world.leg["id"], world.participant_id,
-                       world.consent_id) == _normalized(
-        absent, missing
-    ), (problem, absent.get_json())
+    ours = _normalized(response, world.leg["id"], world.participant_id, world.consent_id,
+                       world.endpoint_id, world.delivery_id)
+    assert ours == _normalized(absent, missing, "987654321"), (problem, absent.get_json())
     # Nothing changed: same leg, same history, and no leg went to the forward target.
     assert _leg_state(world) == before
     assert world.bystander.get("/api/v1/referrals").get_json()["items"] == []

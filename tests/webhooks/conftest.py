@@ -1,94 +1,41 @@
-"""Fixtures for the webhook engine: a real local HTTP receiver, and a fake DNS.
+"""Fixtures for the webhook engine: a real local HTTP receiver, a fake DNS, databases, a clock.
 
 The receiver is a threaded ``http.server`` on 127.0.0.1 that records what it gets and answers
-as told (status, headers, body, or hanging), so deliveries are tested over real sockets. DNS is
-faked by patching ``socket.getaddrinfo``: the names the tests use resolve as the test says, and
-nothing reaches a real resolver (unknown names fail; numeric hosts resolve numerically).
+as told (status, headers, body, or hanging; per path, per message, or a programmed sequence),
+so deliveries are tested over real sockets. DNS is faked by patching ``socket.getaddrinfo``:
+the names the tests use resolve as the test says, and nothing reaches a real resolver (unknown
+names fail; numeric hosts resolve numerically).
+
+Database tests run on SQLite and on PostgreSQL (``engine_url``): a fresh database per backend and
+test session, emptied before each test. The clock is fake: tests advance it instead of sleeping.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
 
-
-@dataclass
-class Recorded:
-    method: str
-    path: str
-    headers: dict[str, str]  # names lower-cased
-    body: bytes
-
-
-@dataclass
-class Receiver:
-    """What the local receiver got, and how it should answer the next requests."""
-
-    port: int = 0
-    status: int = 204
-    response_headers: dict[str, str] = field(default_factory=dict)
-    response_body: bytes = b""
-    hang_seconds: float = 0.0
-    requests: list[Recorded] = field(default_factory=list)
-    connections: int = 0
-    release: threading.Event = field(default_factory=threading.Event)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
-
-
-def _handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length)
-            receiver.requests.append(
-                Recorded("POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-            )
-            if receiver.hang_seconds:
-                receiver.release.wait(receiver.hang_seconds)
-            self.send_response(receiver.status)
-            for name, value in receiver.response_headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(receiver.response_body)))
-            self.end_headers()
-            self.wfile.write(receiver.response_body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    return Handler
-
-
-class _CountingServer(ThreadingHTTPServer):
-    daemon_threads = True
-    receiver: Receiver
-
-    def verify_request(self, request: Any, client_address: Any) -> bool:
-        self.receiver.connections += 1
-        return True
+from tests.receiver import Receiver, Recorded, Reply, running_receiver  # noqa: F401 (re-exported)
+from webhooks.models import Attempt, Delivery, Endpoint, metadata
+from webhooks.ssrf import guarded_client
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    state = Receiver()
-    server = _CountingServer(("127.0.0.1", 0), _handler_for(state))
-    server.receiver = state
-    state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    yield state
-    state.release.set()
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with running_receiver() as state:
+        yield state
 
 
 @pytest.fixture
@@ -125,3 +72,141 @@ def fake_dns(monkeypatch: pytest.MonkeyPatch) -> dict[str, Answer]:
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     return table
+
+
+# -- databases ---------------------------------------------------------------------------------
+
+
+def _postgres_admin_url() -> str | None:
+    url = os.environ.get("HUB_TEST_POSTGRES_URL")
+    if not url and os.environ.get("HUB_REQUIRE_POSTGRES"):
+        pytest.fail("HUB_REQUIRE_POSTGRES is set but HUB_TEST_POSTGRES_URL is not")
+    return url
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def engine_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+               ) -> Iterator[str]:
+    """A database with the engine's tables: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        path: Path = tmp_path_factory.mktemp("webhooks") / "webhooks.sqlite3"
+        url = f"sqlite:///{path}"
+        engine = create_engine(url)
+        metadata.create_all(engine)
+        engine.dispose()
+        yield url
+        return
+    admin_url = _postgres_admin_url()
+    if admin_url is None:
+        pytest.skip("PostgreSQL tests need HUB_TEST_POSTGRES_URL (see scripts/test-postgres.sh)")
+    name = f"webhooks_test_{secrets.token_hex(4)}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    engine = create_engine(url)
+    metadata.create_all(engine)
+    engine.dispose()
+    yield url
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _writers_take_turns(engine: Engine) -> None:
+    """As the hub's SQLite engine does: one writing transaction at a time per process, on a
+    non-reentrant lock, so code that writes in two sessions at once on one thread deadlocks
+    here as it would in the hub."""
+    turn = threading.Lock()
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _take(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if not conn.info.get("turn") and statement.lstrip().upper().startswith(
+            ("INSERT", "UPDATE", "DELETE", "REPLACE")
+        ):
+            if not turn.acquire(timeout=20):
+                raise AssertionError("a writer waited 20 s for SQLite: nested writing sessions?")
+            conn.info["turn"] = True
+
+    @event.listens_for(engine, "checkin")
+    @event.listens_for(engine, "invalidate")
+    def _give(_dbapi: Any, record: Any, *_exc: Any) -> None:
+        if record.info.pop("turn", False):
+            turn.release()
+
+
+@pytest.fixture
+def engine(engine_url: str) -> Iterator[Engine]:
+    """An engine on an emptied database, set up as the hub sets up its own."""
+    if engine_url.startswith("sqlite"):
+        engine = create_engine(
+            engine_url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=10
+        )
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        _writers_take_turns(engine)
+    else:
+        engine = create_engine(engine_url, pool_size=10, max_overflow=10)
+    with engine.begin() as connection:
+        for table in (Attempt.__table__, Delivery.__table__, Endpoint.__table__):
+            connection.execute(table.delete())
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+# -- time ----------------------------------------------------------------------------------------
+
+
+class FakeClock:
+    """A clock tests move by hand (thread-safe enough: reads and writes of one attribute)."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        # Near the real time, so the reference library's timestamp check accepts signatures.
+        self.now = start or datetime.now(UTC).replace(microsecond=0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta | None = None, **kwargs: float) -> datetime:
+        self.now += delta if delta is not None else timedelta(**kwargs)
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+# -- dispatchers ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def http_client() -> Iterator[httpx.Client]:
+    with guarded_client(allow_loopback=True, timeout=2.0) as client:
+        yield client
+
+
+@pytest.fixture
+def dispatchers(
+    sessions: sessionmaker[Session], clock: FakeClock, http_client: httpx.Client
+) -> Iterator[Any]:
+    """A factory of dispatchers (``dispatchers("w2", concurrency=4)``) sharing ``.render``,
+    ``.disabled`` (the on_disabled calls) and ``.results`` (the on_attempt calls)."""
+    from .support import Disabled, Dispatchers, Renderer
+
+    factory = Dispatchers(sessions, clock, http_client, Renderer(), Disabled())
+    yield factory
+    factory.close()

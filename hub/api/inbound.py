@@ -1,0 +1,119 @@
+"""Inbound webhooks (DESIGN §7): a partner's system answers a leg by a signed request.
+
+`POST /webhooks/inbound/{organization_id}`, signed with the Standard Webhooks headers and the
+secret of any active endpoint of that organization.  The answer is exactly the API's for the
+same transition (same use case, same rules, same events, same problems); a repeated
+`webhook-id` replays the first successful answer; a timestamp more than 5 minutes off is 401.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from typing import Any
+
+from flask import Response, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import ValidationError, fields, validate
+from sqlalchemy import select
+
+from hub import lifecycle, referrals
+from hub.api.common import Input, retrying
+from hub.api.referrals import ReferralOut, leg_response
+from hub.callers import Caller
+from hub.db import db, utcnow
+from hub.directory import Organization
+from hub.idempotency import idempotent
+from hub.problems import Problem
+from webhooks import endpoints, signing
+from webhooks.models import Endpoint, EndpointStatus
+
+blp = Blueprint(
+    "inbound", __name__, url_prefix="/webhooks",
+    description="Answers from partners' systems, signed like outbound webhooks.",
+)
+
+INBOUND_ACTIONS = ("acknowledge", "accept", "decline", "start", "complete", "forward")
+
+
+class InboundAnswer(Input):
+    action = fields.String(required=True, validate=validate.OneOf(INBOUND_ACTIONS))
+    referral_id = fields.UUID(required=True)
+    note = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=4000))
+    reason = fields.String(allow_none=True, load_default=None,
+                           validate=validate.OneOf([r.value for r in lifecycle.DeclineReason]))
+    outcome = fields.String(allow_none=True, load_default=None,
+                            validate=validate.OneOf([o.value for o in lifecycle.Outcome]))
+    to_organization_id = fields.UUID(allow_none=True, load_default=None)
+
+
+def _signed_by(organization_id: uuid.UUID) -> Caller:
+    """The organization whose endpoint secret signed this request; else 401."""
+    organization = db.session.get(Organization, organization_id)
+    now = utcnow()
+    secrets = [] if organization is None else [
+        secret
+        for endpoint in db.session.scalars(select(Endpoint).where(
+            Endpoint.owner_id == organization_id,
+            Endpoint.status == EndpointStatus.ACTIVE.value))
+        for secret in endpoints.active_secrets(endpoint, now)
+    ]
+    if not secrets:
+        raise Problem(401, "Signature not accepted",
+                      "No active webhook endpoint of this organization can sign inbound "
+                      "answers: register one with POST /api/v1/webhook-endpoints and sign with "
+                      "its secret.", slug="signature-rejected")
+    try:
+        signing.verify(secrets, request.headers, request.get_data(cache=True), now=now)
+    except signing.SignatureRejected as rejected:
+        raise Problem(401, "Signature not accepted", rejected.reason,
+                      slug="signature-rejected") from None
+    assert organization is not None
+    return Caller(organization.id, "webhook:inbound", organization.is_coordinator)
+
+
+def _inbound_client_id() -> str:
+    return f"inbound:{request.view_args['organization_id'].hex}"  # type: ignore[index]
+
+
+def _webhook_id() -> str | None:
+    return request.headers.get("webhook-id")
+
+
+def _verified(view: Any) -> Any:
+    """Check the signature before anything else, even a replay."""
+    @functools.wraps(view)
+    def wrapper(*args: Any, organization_id: uuid.UUID, **kwargs: Any) -> Any:
+        caller = _signed_by(organization_id)
+        return view(*args, caller=caller, **kwargs)
+
+    return wrapper
+
+
+@blp.route("/inbound/<uuid:organization_id>")
+class InboundWebhook(MethodView):
+    @_verified
+    @idempotent(_inbound_client_id, _webhook_id)
+    @blp.response(200, ReferralOut)
+    def post(self, caller: Caller) -> Response:
+        """Answer a leg: `{"action": "accept", "referral_id": "...", "note": "..."}`.
+
+        `action`: acknowledge, accept, decline (with `reason`), start, complete (with
+        `outcome`) or forward (with `to_organization_id`; answers 201 with the new leg).
+        Signed with the Standard Webhooks headers (`webhook-id`, `webhook-timestamp`,
+        `webhook-signature`) and the secret of an active endpoint of the organization.
+        """
+        try:
+            body = InboundAnswer().load(request.get_json(silent=True) or {})
+        except ValidationError as invalid:
+            raise Problem(422, "Invalid request", "Some fields are invalid; see `errors`.",
+                          slug="validation", errors=invalid.messages) from None
+        action = lifecycle.Action(body["action"])
+        leg = retrying(lambda: referrals.transition(
+            db.session, caller, body["referral_id"], action, note=body["note"],
+            reason=body["reason"], outcome=body["outcome"],
+            to_organization_id=body["to_organization_id"],
+        ))
+        status = 201 if action is lifecycle.Action.FORWARD else 200
+        return leg_response(leg, status, caller=caller, with_chain=status == 201)

@@ -1,0 +1,96 @@
+"""The background work of the hub, never inside web workers: outbound webhooks and the
+scheduled checks.
+
+`hub worker` runs it in the foreground (production: as many replicas as wanted); `hub run`
+runs it in background threads of the embedded process.  Each loop survives its own errors:
+it logs them and carries on, since everything it does is driven by rows in the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from flask import Flask
+from sqlalchemy.orm import Session
+
+from hub import checks, outbound
+from hub.db import utcnow
+from webhooks import metrics as webhook_metrics
+from webhooks import ssrf
+from webhooks.dispatcher import Dispatcher
+
+log = logging.getLogger(__name__)
+
+CHECKS_EVERY_SECONDS = 60.0
+IDLE_SECONDS = 0.2
+
+
+class Worker:
+    """The delivery loop (outbox → deliveries → HTTP) and the checks loop, in threads."""
+
+    def __init__(self, app: Flask, *, clock: Callable[[], datetime] = utcnow,
+                 checks_every: float = CHECKS_EVERY_SECONDS) -> None:
+        settings = app.config["HUB_SETTINGS"]
+        self.sessions: Callable[[], Session] = app.extensions["hub_db"][1]
+        self.clock = clock
+        self.checks_every = checks_every
+        self.stopping = threading.Event()
+        self.client = ssrf.guarded_client(allow_loopback=not settings.is_production)
+        self.dispatcher = Dispatcher(
+            self.sessions, render=outbound.renderer(settings.secret_key.encode()),
+            client=self.client, clock=clock,
+            worker_id=f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}",
+            on_disabled=outbound.endpoint_disabled,
+            concurrency=settings.webhook_concurrency,
+            lease=timedelta(seconds=settings.webhook_lease_seconds),
+        )
+        self.threads: list[threading.Thread] = []
+
+    def fan_out_once(self) -> int:
+        with self.sessions() as session, session.begin():
+            return outbound.fan_out(session, now=self.clock())
+
+    def fan_out_loop(self) -> None:
+        """Outbox → deliveries; the dispatcher's own loop sends them (see `start`)."""
+        while not self.stopping.is_set():
+            try:
+                moved = self.fan_out_once()
+                with self.sessions() as session:
+                    webhook_metrics.refresh_queue_gauges(session, self.clock())
+            except Exception:
+                log.exception("webhook fan-out failed; trying again shortly")
+                moved = 0
+                self.stopping.wait(2.0)
+            if not moved:
+                self.stopping.wait(IDLE_SECONDS)
+
+    def deliver_loop(self) -> None:
+        # run_forever keeps its threads busy as each request ends: a hung receiver holds one
+        # thread until its timeout, never the deliveries to the others.
+        self.dispatcher.run_forever(self.stopping, idle_sleep=IDLE_SECONDS)
+
+    def checks_loop(self) -> None:
+        while not self.stopping.is_set():
+            handled = checks.run_once(self.sessions, self.clock())
+            if any(handled.values()):
+                log.info("scheduled checks", extra={"handled": handled})
+            self.stopping.wait(self.checks_every)
+
+    def start(self) -> None:
+        for target in (self.fan_out_loop, self.deliver_loop, self.checks_loop):
+            thread = threading.Thread(target=target, name=f"hub-{target.__name__}", daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(timeout)
+        self.dispatcher.close()
+        self.client.close()

@@ -1,0 +1,308 @@
+"""The dispatcher: claims due deliveries, sends them on a thread pool, records the results.
+
+How one hung receiver is kept from holding up everyone else (a request can take up to the
+client's timeout, 15 s, in each of connect/write/read):
+
+* Results are recorded as they complete, in small transactions (one per wake-up, holding the
+  results that completed together), never "when the whole batch is done": a healthy endpoint's
+  delivery is marked delivered milliseconds after its 2xx, and the next message of its ordering
+  key becomes claimable at once.
+* ``run_forever`` is a pipeline, not a sequence of batches: whenever a sending thread is free it
+  claims more work, so a hung request occupies one thread, not the whole dispatcher. (Batches
+  drained one at a time would make every batch that contains one message for a hung endpoint
+  last the full timeout: healthy endpoints would get ``batch_size`` messages per 15 s.)
+* A dispatcher claims only as many deliveries as it has free threads, so every leased delivery
+  is being sent right away and no lease runs out while waiting in a local queue; and at most
+  ``per_endpoint`` of its threads serve one endpoint, so a dead endpoint with a thousand due
+  messages cannot take every thread either.
+
+Thread model: only the sending (``sender.attempt``, pure HTTP) happens on the pool; claiming,
+rendering, recording and the callbacks run on the thread calling ``run_once``/``run_forever``,
+one session at a time (SQLite's single writer, and the hub's writer lock, are never waited for
+by a thread that holds them).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from webhooks import claiming, metrics, recording
+from webhooks.endpoints import active_secrets
+from webhooks.models import Delivery, Endpoint
+from webhooks.sender import AttemptResult, Outcome, attempt
+
+__all__ = ["Dispatcher", "Render"]
+
+log = logging.getLogger(__name__)
+
+# Given the claimed deliveries (loaded in the session), their bodies by delivery id: the JSON
+# payload to send, or None (or no entry) when the message can no longer be rendered: the
+# delivery is dead-lettered. An exception leaves the deliveries leased: retried after the lease.
+Render = Callable[[Session, list[Delivery]], dict[int, bytes | None]]
+
+
+@dataclass(frozen=True)
+class _Job:
+    delivery_id: int
+    endpoint_id: uuid.UUID
+    url: str
+    secrets: list[str]
+    message_id: str
+    body: bytes
+
+
+class Dispatcher:
+    """Delivers pending webhook deliveries; several may run at once on PostgreSQL.
+
+    ``worker_id`` must be unique among running dispatchers (e.g. host, pid and a random part):
+    it is whom a lease belongs to. ``client`` should be a ``ssrf.guarded_client`` with the
+    contract's 15 s timeout; ``lease`` must outlast a request (connect, write and read may each
+    take the timeout) plus its recording. ``sessions`` makes a new session on each call (a
+    ``sessionmaker``). ``render``, ``on_disabled`` and ``on_attempt`` are called on the thread
+    running ``run_once``/``run_forever``; ``on_disabled`` inside the recording transaction, so
+    what it writes (e.g. a notification in the application's outbox) commits with the disabling.
+    Call ``close`` (or use ``with``) to stop the sending threads.
+    """
+
+    def __init__(
+        self,
+        sessions: Callable[[], Session],
+        *,
+        render: Render,
+        client: httpx.Client,
+        clock: Callable[[], datetime],
+        worker_id: str,
+        lease: timedelta = timedelta(seconds=60),
+        batch_size: int = 100,
+        concurrency: int = 16,
+        per_endpoint: int | None = None,
+        rng: random.Random | None = None,
+        on_disabled: recording.OnDisabled | None = None,
+        on_attempt: Callable[[AttemptResult], None] | None = None,
+    ) -> None:
+        if batch_size < 1 or concurrency < 1:
+            raise ValueError("batch_size and concurrency must be at least 1")
+        self._sessions = sessions
+        self._render = render
+        self._client = client
+        self._clock = clock
+        self.worker_id = worker_id
+        self._lease = lease
+        self._batch_size = batch_size
+        self._concurrency = concurrency
+        self._per_endpoint = per_endpoint or max(1, concurrency // 4)
+        self._rng = rng
+        self._on_disabled = on_disabled
+        self._on_attempt = on_attempt
+        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix=f"webhooks-{worker_id}")
+        self._in_flight: dict[Future[recording.Sent], _Job] = {}
+
+    def __enter__(self) -> Dispatcher:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Wait for requests in flight (their results are not recorded) and stop the threads."""
+        self._pool.shutdown(wait=True)
+
+    # -- claiming -----------------------------------------------------------------------------
+
+    def claim(self, limit: int | None = None) -> list[int]:
+        """Lease up to ``limit`` (default and at most ``batch_size``) claimable deliveries, at
+        most ``per_endpoint`` per endpoint counting those in flight; their ids.
+
+        ``run_once``/``run_forever`` ask for no more than there are free sending threads."""
+        limit = self._batch_size if limit is None else min(limit, self._batch_size)
+        busy = Counter(job.endpoint_id for job in self._in_flight.values())
+        now = self._clock()
+        with self._sessions() as session, session.begin():
+            return claiming.claim(
+                session,
+                worker_id=self.worker_id,
+                now=now,
+                lease_until=now + self._lease,
+                limit=limit,
+                per_endpoint=self._per_endpoint,
+                busy=busy,
+                # A few spare rows, for those the per-endpoint cap leaves out.
+                candidates_limit=min(self._batch_size, 4 * limit),
+            )
+
+    def _free_threads(self) -> int:
+        return self._concurrency - len(self._in_flight)
+
+    # -- sending --------------------------------------------------------------------------------
+
+    def _start(self, ids: list[int]) -> None:
+        """Render the claimed deliveries and hand them to the sending threads."""
+        if not ids:
+            return
+        now = self._clock()
+        jobs: list[_Job] = []
+        with self._sessions() as session, session.begin():
+            deliveries = list(
+                session.scalars(
+                    select(Delivery)
+                    .where(Delivery.id.in_(ids), Delivery.lease_owner == self.worker_id)
+                    .order_by(Delivery.id)
+                )
+            )
+            if not deliveries:
+                return
+            endpoints = {
+                e.id: e
+                for e in session.scalars(
+                    select(Endpoint).where(Endpoint.id.in_({d.endpoint_id for d in deliveries}))
+                )
+            }
+            bodies = self._render(session, deliveries)
+            unavailable = []
+            for delivery in deliveries:
+                body = bodies.get(delivery.id)
+                if body is None:
+                    unavailable.append(delivery)
+                    continue
+                endpoint = endpoints[delivery.endpoint_id]
+                jobs.append(
+                    _Job(
+                        delivery.id,
+                        endpoint.id,
+                        endpoint.url,
+                        active_secrets(endpoint, now),
+                        delivery.message_id,
+                        body,
+                    )
+                )
+            recording.dead_letter_unavailable(unavailable, now)
+        if unavailable:
+            metrics.DELIVERIES.labels("unavailable").inc(len(unavailable))
+        for job in jobs:
+            self._in_flight[self._pool.submit(self._send, job)] = job
+
+    def _send(self, job: _Job) -> recording.Sent:
+        """On a sending thread: one attempt (``attempt`` reports network trouble, never raises
+        for it; anything else is a bug, logged and retried on the schedule)."""
+        started = self._clock()
+        try:
+            result = attempt(
+                self._client,
+                job.url,
+                secrets=job.secrets,
+                message_id=job.message_id,
+                body=job.body,
+                now=started,
+            )
+        except Exception as exc:
+            log.exception("webhook delivery %s: attempt failed", job.delivery_id)
+            result = AttemptResult(Outcome.RETRY, None, 0.0, None, f"internal error: {exc!r}"[:200])
+        return recording.Sent(job.delivery_id, job.endpoint_id, started, result)
+
+    # -- recording ------------------------------------------------------------------------------
+
+    def _collect(self, timeout: float | None) -> int:
+        """Record the results completed within ``timeout`` (None: wait for the first one)."""
+        if not self._in_flight:
+            return 0
+        done, _ = wait(self._in_flight, timeout=timeout, return_when=FIRST_COMPLETED)
+        if not done:
+            return 0
+        sent = []
+        for future in done:
+            del self._in_flight[future]
+            sent.append(future.result())  # _send never raises
+        # In the order they completed, so that the endpoint's health ends as its last answer.
+        sent.sort(key=lambda s: s.attempted_at + timedelta(milliseconds=s.result.duration_ms))
+        self._record(sent)
+        return len(sent)
+
+    def _record(self, sent: Iterable[recording.Sent]) -> None:
+        sent = list(sent)
+        for item in sent:
+            metrics.ATTEMPT_SECONDS.observe(item.result.duration_ms / 1000)
+            if self._on_attempt is not None:
+                try:
+                    self._on_attempt(item.result)
+                except Exception:
+                    log.exception("on_attempt failed")
+        now = self._clock()
+        with self._sessions() as session, session.begin():
+            outcomes = recording.record(
+                session,
+                sent,
+                worker_id=self.worker_id,
+                now=now,
+                rng=self._rng,
+                on_disabled=self._on_disabled,
+            )
+        for outcome in outcomes:
+            if outcome is not None:
+                metrics.DELIVERIES.labels(outcome).inc()
+
+    def _drain(self) -> None:
+        while self._in_flight:
+            self._collect(timeout=None)
+
+    # -- loops ----------------------------------------------------------------------------------
+
+    def deliver(self, ids: list[int]) -> int:
+        """Send deliveries this dispatcher has claimed and record every result; how many were
+        still leased to it (a lease taken over by another dispatcher is left alone)."""
+        before = len(self._in_flight)
+        self._start(ids)
+        started = len(self._in_flight) - before
+        self._drain()
+        return started
+
+    def run_once(self) -> int:
+        """Claim what there are free threads for, send it, record every result as it comes;
+        returns the number of deliveries claimed (sent, or dead-lettered as unavailable).
+
+        It returns when its slowest request is done: a loop of ``run_once`` calls delivers
+        nothing new while one request hangs. Long-running workers use ``run_forever``."""
+        ids = self.claim(self._free_threads())
+        self._start(ids)
+        self._drain()
+        return len(ids)
+
+    def run_forever(
+        self, stop: threading.Event, idle_sleep: float = 0.5, error_sleep: float = 5.0
+    ) -> None:
+        """Deliver until ``stop`` is set, then finish (and record) the requests in flight.
+
+        Never dies of an exception: it is logged and the loop goes on after ``error_sleep``.
+        Deliveries caught by an error stay leased and are claimed again when the lease expires.
+        """
+        while not stop.is_set():
+            try:
+                self._collect(timeout=0)
+                claimed = 0
+                if self._free_threads() > 0:
+                    ids = self.claim(self._free_threads())
+                    self._start(ids)
+                    claimed = len(ids)
+                if claimed == 0:
+                    if self._in_flight:
+                        self._collect(timeout=idle_sleep)
+                    else:
+                        stop.wait(idle_sleep)
+            except Exception:
+                log.exception("webhook dispatcher %s: error, pausing", self.worker_id)
+                stop.wait(error_sleep)
+        try:
+            self._drain()
+        except Exception:
+            log.exception("webhook dispatcher %s: error while finishing", self.worker_id)

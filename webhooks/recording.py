@@ -1,0 +1,208 @@
+"""Recording what became of attempts: the delivery's next state and the endpoint's health.
+
+Only the lease holder records: a dispatcher whose lease expired while its request was in
+flight may find the delivery re-claimed (and perhaps delivered) by another one, and its late
+verdict must not overwrite that. Its request was made all the same; receivers deduplicate on
+``webhook-id``, which is what at-least-once asks of them.
+
+Endpoint health: every failed attempt marks the endpoint failing (``failing_since``), every
+success clears it; an endpoint failing for 5 days, or answering 410 once, is disabled through
+``endpoints.disable_endpoint``, whose conditional update lets exactly one recorder tell the owner.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from webhooks.endpoints import PARKED_UNTIL, disable_endpoint
+from webhooks.models import Attempt, Delivery, DeliveryState, Endpoint, EndpointStatus
+from webhooks.schedule import next_attempt_at
+from webhooks.sender import AttemptResult, Outcome
+
+__all__ = [
+    "FAILING_LIMIT",
+    "GONE_REASON",
+    "FAILING_REASON",
+    "UNAVAILABLE_ERROR",
+    "OnDisabled",
+    "Sent",
+    "dead_letter_unavailable",
+    "record",
+]
+
+log = logging.getLogger(__name__)
+
+FAILING_LIMIT = timedelta(days=5)
+GONE_REASON = "the endpoint answered 410 Gone"
+FAILING_REASON = "failing for 5 days"
+UNAVAILABLE_ERROR = "message no longer available"
+
+OnDisabled = Callable[[Session, Endpoint, str], None]
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One attempt made: which delivery, when it started, and how it went."""
+
+    delivery_id: int
+    endpoint_id: uuid.UUID
+    attempted_at: datetime
+    result: AttemptResult
+
+
+def _release(delivery: Delivery) -> None:
+    delivery.lease_owner = None
+    delivery.lease_until = None
+
+
+def _dead(delivery: Delivery, now: datetime) -> None:
+    delivery.state = DeliveryState.DEAD.value
+    delivery.dead_at = now
+
+
+def dead_letter_unavailable(deliveries: Sequence[Delivery], now: datetime) -> None:
+    """Dead-letter deliveries whose message can no longer be rendered (no request is made)."""
+    for delivery in deliveries:
+        delivery.last_error = UNAVAILABLE_ERROR
+        _dead(delivery, now)
+        _release(delivery)
+
+
+def _disable(
+    session: Session, endpoint: Endpoint, reason: str, now: datetime,
+    on_disabled: OnDisabled | None,
+) -> None:
+    session.flush()
+    disabled = disable_endpoint(session, endpoint.id, reason=reason, now=now)
+    if disabled is None or on_disabled is None:
+        return
+    log.warning("webhook endpoint %s disabled: %s", endpoint.id, reason)
+    try:
+        # A savepoint: a failing callback must not undo the recording (the delivery would be
+        # sent again and again while the endpoint stays enabled); it is logged instead.
+        with session.begin_nested():
+            on_disabled(session, disabled, reason)
+    except Exception:
+        log.exception("on_disabled failed for webhook endpoint %s", endpoint.id)
+
+
+def record(
+    session: Session,
+    sent: Sequence[Sent],
+    *,
+    worker_id: str,
+    now: datetime,
+    rng: random.Random | None = None,
+    on_disabled: OnDisabled | None = None,
+) -> list[str | None]:
+    """Apply each attempt's result, in the caller's transaction.
+
+    Returns, per attempt, the metric outcome recorded (see ``webhooks.metrics``), or None when
+    the lease was no longer ours and nothing was recorded.
+
+    On PostgreSQL the endpoints are locked first, then the deliveries, each in id order: the
+    order ``update_endpoint`` follows too (endpoint, then parking its deliveries), so neither
+    recorders nor owners changing an endpoint can deadlock one another. ``FOR NO KEY UPDATE``
+    does not conflict with the key-share locks that inserting deliveries (``enqueue``) takes.
+    """
+    endpoints = {
+        e.id: e
+        for e in session.scalars(
+            select(Endpoint)
+            .where(Endpoint.id.in_({s.endpoint_id for s in sent}))
+            .order_by(Endpoint.id)
+            .with_for_update(key_share=True)
+        )
+    }
+    deliveries = {
+        d.id: d
+        for d in session.scalars(
+            select(Delivery)
+            .where(Delivery.id.in_({s.delivery_id for s in sent}))
+            .order_by(Delivery.id)
+            .with_for_update()
+        )
+    }
+    outcomes: list[str | None] = []
+    for attempt in sent:
+        delivery = deliveries.get(attempt.delivery_id)
+        if (
+            delivery is None
+            or delivery.lease_owner != worker_id
+            or delivery.state != DeliveryState.PENDING.value
+            or delivery.endpoint_id not in endpoints
+        ):
+            log.info("lease on webhook delivery %s lost: result not recorded", attempt.delivery_id)
+            outcomes.append(None)
+            continue
+        outcomes.append(
+            _apply(session, delivery, endpoints[delivery.endpoint_id], attempt, now, rng,
+                   on_disabled)
+        )
+    session.flush()
+    return outcomes
+
+
+def _apply(
+    session: Session,
+    delivery: Delivery,
+    endpoint: Endpoint,
+    attempt: Sent,
+    now: datetime,
+    rng: random.Random | None,
+    on_disabled: OnDisabled | None,
+) -> str:
+    result = attempt.result
+    session.add(
+        Attempt(
+            delivery_id=delivery.id,
+            attempted_at=attempt.attempted_at,
+            outcome=result.outcome.value,
+            status_code=result.status_code,
+            duration_ms=result.duration_ms,
+            error=result.error,
+        )
+    )
+    delivery.attempts += 1
+    delivery.last_status_code = result.status_code
+    delivery.last_error = result.error
+    delivery.last_duration_ms = result.duration_ms
+    _release(delivery)
+
+    if result.outcome is Outcome.DELIVERED:
+        delivery.state = DeliveryState.DELIVERED.value
+        delivery.delivered_at = now
+        if endpoint.failing_since is not None:
+            endpoint.failing_since = None
+        return "delivered"
+
+    outcome: str = result.outcome.value  # retry, gone or rejected
+    if result.outcome is Outcome.RETRY:
+        when = next_attempt_at(delivery.attempts, now, retry_after=result.retry_after, rng=rng)
+        if when is None:
+            _dead(delivery, now)
+            outcome = "exhausted"
+        else:
+            active = endpoint.status == EndpointStatus.ACTIVE.value
+            delivery.next_attempt_at = when if active else PARKED_UNTIL
+    else:
+        _dead(delivery, now)
+
+    if endpoint.failing_since is None:
+        endpoint.failing_since = attempt.attempted_at
+    if result.outcome is Outcome.GONE:
+        _disable(session, endpoint, GONE_REASON, now, on_disabled)
+    elif (
+        endpoint.status != EndpointStatus.DISABLED.value
+        and now - endpoint.failing_since >= FAILING_LIMIT
+    ):
+        _disable(session, endpoint, FAILING_REASON, now, on_disabled)
+    return outcome
