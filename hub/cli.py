@@ -97,13 +97,20 @@ def serve_command(bind: str, workers: int | None) -> None:
 
 
 @main.command("worker")
-def worker_command() -> None:
+@click.option("--metrics-port", type=int, default=None,
+              help="Serve this worker's Prometheus metrics (deliveries, queue) on this port.")
+def worker_command(metrics_port: int | None) -> None:
     """Outbound webhooks and the scheduled checks, without the web (production; run several
     for redundancy: deliveries are shared out, each check acts once)."""
     import signal
     import threading
 
     from hub.worker import Worker
+
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port)
 
     worker = Worker(create_app(Settings.from_env()))
     stop = threading.Event()

@@ -92,6 +92,9 @@ def test_events_reach_the_endpoint_signed_in_feed_order_and_redacted_for_it(
     deliveries = partner.get(f"/api/v1/webhook-endpoints/{endpoint['id']}/deliveries"
                              ).get_json()["items"]
     assert {d["status"] for d in deliveries} == {"delivered"}
+    metrics = app.test_client().get("/metrics").get_data(as_text=True)
+    assert 'webhook_deliveries_total{outcome="delivered"}' in metrics
+    assert "webhook_attempt_seconds_bucket" in metrics
     assert all(d["last_status_code"] == 204 and d["last_duration_ms"] > 0 for d in deliveries)
 
 
