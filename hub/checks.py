@@ -13,7 +13,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from hub import consent
+from hub import consent, followups
 from hub.db import utcnow
 
 log = logging.getLogger(__name__)
@@ -23,6 +23,10 @@ Check = Callable[[Session, datetime], int]
 # name -> the check: finds what is due at `now`, acts on it, returns how many it handled.
 CHECKS: dict[str, Check] = {
     "consent_expiry": lambda session, now: consent.expire_due(session, now),
+    "deadlines_missed": followups.deadlines_missed,
+    "expirations": followups.expirations,  # after the deadline it doubles
+    "followups_due": followups.followups_due,
+    "validations_due": followups.validations_due,
 }
 
 

@@ -86,7 +86,37 @@ SETTINGS: tuple[Setting, ...] = (
         "How long a dispatcher holds a delivery it claimed; after a crash, another one sends it "
         "again once the lease has run out. Must outlast a request (15 s timeouts).",
     ),
+    Setting(
+        "HUB_SMTP_HOST", "smtp_host", "",
+        "SMTP server for outgoing mail. Empty (default): mails are written as .eml files "
+        "under HUB_MAIL_DIR instead of being sent.",
+    ),
+    Setting("HUB_SMTP_PORT", "smtp_port", 587, "Port of the SMTP server (submission: 587)."),
+    Setting("HUB_SMTP_USERNAME", "smtp_username", "", "SMTP login; empty: no authentication."),
+    Setting("HUB_SMTP_PASSWORD", "smtp_password", "", "Password of HUB_SMTP_USERNAME."),
+    Setting(
+        "HUB_SMTP_STARTTLS", "smtp_starttls", True,
+        "`true` (default): require STARTTLS, never send in clear; `false` only for a relay on "
+        "a trusted network.",
+    ),
+    Setting(
+        "HUB_MAIL_FROM", "mail_from", "Maillage <maillage@localhost>",
+        "From: of the hub's mails, e.g. `Maillage <no-reply@example.org>`.",
+    ),
+    Setting(
+        "HUB_MAIL_DIR", "mail_dir", "",
+        "Where mails are written when HUB_SMTP_HOST is empty; default ./var/mail/.",
+    ),
 )
+
+
+def _parse_bool(env: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{env} must be true or false, not {raw!r}")
 
 
 @dataclass(frozen=True)
@@ -103,6 +133,13 @@ class Settings:
     db_pool_size: int = 10
     webhook_concurrency: int = 16
     webhook_lease_seconds: int = 60
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = True
+    mail_from: str = "Maillage <maillage@localhost>"
+    mail_dir: str = ""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -114,7 +151,13 @@ class Settings:
             raw = environ.get(setting.env)
             if raw is None or raw == "":
                 continue
-            values[setting.attribute] = int(raw) if types[setting.attribute] == "int" else raw
+            kind = types[setting.attribute]
+            if kind == "int":
+                values[setting.attribute] = int(raw)
+            elif kind == "bool":
+                values[setting.attribute] = _parse_bool(setting.env, raw)
+            else:
+                values[setting.attribute] = raw
         values.update(overrides)
         return cls(**values)
 
@@ -146,6 +189,12 @@ class Settings:
                 )
             if self.is_sqlite:
                 found.append("HUB_DATABASE_URL must point to PostgreSQL in production.")
+        try:
+            from hub.mail import recipient
+
+            recipient(self.mail_from)
+        except ValueError:
+            found.append(f"HUB_MAIL_FROM is not a mail address: {self.mail_from!r}.")
         try:
             from hub.crypto import KeyRing
 

@@ -163,8 +163,9 @@ def _active(now: datetime) -> Any:
 def covers(session: Session, participant: Participant, organization_id: uuid.UUID,
            purpose: str, now: datetime | None = None) -> bool:
     """Whether an active consent of `participant` for `purpose` covers `organization_id`."""
-    if organization_id == participant.organization_id:
-        return True  # the participant's own organization holds their data already
+    if organization_id == participant.organization_id and purpose == Purpose.REFERRAL_SHARING:
+        return True  # their own organization holds their data already; other purposes
+        # (being contacted for follow-up, counted in reports...) need the person's consent
     named = exists().where(ConsentOrganization.consent_id == Consent.id,
                            ConsentOrganization.organization_id == organization_id)
     return session.scalar(
@@ -360,7 +361,7 @@ def end(session: Session, consent: Consent, kind: ConsentStatus, caller: Caller 
     if consent.purpose == Purpose.REFERRAL_SHARING:
         for leg in referrals.open_legs_of(session, participant.id):
             if not covers(session, participant, leg.to_organization_id, consent.purpose, now):
-                referrals.cancel_for_lack_of_consent(session, leg, caller)
+                referrals.cancel_for_lack_of_consent(session, leg, now)
 
 
 def expire_due(session: Session, now: datetime | None = None, limit: int = 500) -> int:
@@ -376,8 +377,11 @@ def expire_due(session: Session, now: datetime | None = None, limit: int = 500) 
              .order_by(Consent.expires_at).limit(limit))
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    due = list(session.scalars(query))
-    for consent in due:
+    expired = 0
+    for consent in session.scalars(query).all():
         lock_participant(session, consent.participant_id)
-        end(session, consent, ConsentStatus.EXPIRED, None, now)
-    return len(due)
+        session.refresh(consent, ["ending"])  # another pass or a withdrawal may have won
+        if consent.ending is None:
+            end(session, consent, ConsentStatus.EXPIRED, None, now)
+            expired += 1
+    return expired

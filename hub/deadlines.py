@@ -48,6 +48,7 @@ def add_business_days(start: datetime, days: int, time_zone: str = DEFAULT_TIME_
     return due.astimezone(start.tzinfo)
 
 
-def deadline(check: str, priority: str, start: datetime) -> datetime:
-    """When `check` (acknowledge, decide, start) is due for a leg of `priority` from `start`."""
-    return add_business_days(start, DEFAULT_POLICY[check][priority])
+def deadline(check: str, priority: str, start: datetime, times: int = 1) -> datetime:
+    """When `check` (acknowledge, decide, start) is due for a leg of `priority` from `start`;
+    `times=2` gives twice the allowance (an unacknowledged leg expires then)."""
+    return add_business_days(start, times * DEFAULT_POLICY[check][priority])

@@ -62,13 +62,22 @@ def _fingerprint() -> str:
     return hashlib.sha256(f"{request.method} {request.path}\n".encode() + body).hexdigest()
 
 
-def _replay(stored: IdempotentResponse) -> Response:
-    response = Response(stored.body, status=stored.status_code, headers=stored.headers)
+# Rebuilds a stored answer for today's reader (see `idempotent`); gets the stored JSON body
+# and status code.
+Rerender = Callable[[dict[str, Any], int], Response]
+
+
+def _replay(stored: IdempotentResponse, rerender: Rerender | None = None) -> Response:
+    if rerender is not None:
+        response = rerender(json.loads(stored.body), stored.status_code)
+    else:
+        response = Response(stored.body, status=stored.status_code, headers=stored.headers)
     response.headers["Idempotent-Replayed"] = "true"
     return response
 
 
-def _first_answer(client_id: str, key: str, fingerprint: str) -> Response | None:
+def _first_answer(client_id: str, key: str, fingerprint: str,
+                  rerender: Rerender | None = None) -> Response | None:
     """After a failure: the stored answer of a request with this key that committed meanwhile."""
     session = db.session
     session.rollback()
@@ -77,7 +86,7 @@ def _first_answer(client_id: str, key: str, fingerprint: str) -> Response | None
         return None
     if stored.fingerprint != fingerprint:
         raise IdempotencyKeyReused()
-    return _replay(stored)
+    return _replay(stored, rerender)
 
 
 def _idempotency_key_header() -> str | None:
@@ -86,9 +95,14 @@ def _idempotency_key_header() -> str | None:
 
 def idempotent(client_id_of_request: Callable[[], str],
                key_of_request: Callable[[], str | None] = _idempotency_key_header,
-               ) -> Callable[..., Any]:
+               rerender: Rerender | None = None) -> Callable[..., Any]:
     """Decorate a creating view; `client_id_of_request` names who the key belongs to, and
-    `key_of_request` finds the key (default: the Idempotency-Key header)."""
+    `key_of_request` finds the key (default: the Idempotency-Key header).
+
+    Answers that show personal data pass `rerender`: a replay then builds the answer again
+    from the stored one's ids, as the reader may see it now (a consent may have been withdrawn
+    since) and through the access log, instead of returning the stored body.
+    """
 
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)
@@ -105,27 +119,29 @@ def idempotent(client_id_of_request: Callable[[], str],
             if stored is not None:
                 if stored.fingerprint != fingerprint:
                     raise IdempotencyKeyReused()
-                return _replay(stored)
+                return _replay(stored, rerender)
 
             try:
                 response = view(*args, **kwargs)
             except Exception:
                 # A retry racing its first attempt loses to it (409 on the leg, a duplicate...):
                 # once the first has committed, its answer is the one to give.
-                replay = _first_answer(client_id, key, fingerprint)
+                replay = _first_answer(client_id, key, fingerprint, rerender)
                 if replay is None:
                     raise
                 return replay
             if not isinstance(response, Response) or not 200 <= response.status_code < 300:
                 # Errors are not remembered, so a retry runs again; but see above.
-                return _first_answer(client_id, key, fingerprint) or response
+                return _first_answer(client_id, key, fingerprint, rerender) or response
             session.add(
                 IdempotentResponse(
                     client_id=client_id,
                     key=key,
                     fingerprint=fingerprint,
                     status_code=response.status_code,
-                    body=response.get_data(as_text=True),
+                    # With `rerender`, the id is all a replay needs: keep no personal data.
+                    body=json.dumps({"id": response.get_json()["id"]}) if rerender
+                    else response.get_data(as_text=True),
                     headers={h: response.headers[h] for h in REPLAYED_HEADERS
                              if h in response.headers},
                     created_at=utcnow(),
@@ -135,7 +151,7 @@ def idempotent(client_id_of_request: Callable[[], str],
                 session.flush()
             except IntegrityError:
                 # Another request with this key committed first: undo ours, answer as it did.
-                replay = _first_answer(client_id, key, fingerprint)
+                replay = _first_answer(client_id, key, fingerprint, rerender)
                 if replay is None:
                     raise
                 return replay

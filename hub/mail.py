@@ -31,6 +31,7 @@ import logging
 import os
 import re
 import smtplib
+import socket
 import ssl
 import tempfile
 import time
@@ -44,6 +45,7 @@ from pathlib import Path
 from typing import Protocol
 
 from sqlalchemy import BigInteger, Index, Integer, String, select, update
+from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -99,7 +101,10 @@ class OutgoingMail(Base):
     given_up_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(String(500))
 
-    __table_args__ = (Index("ix_mail_outbox_due", "next_attempt_at"),)
+    # Partial: only mails still to send are indexed, however many sent ones the table keeps.
+    __table_args__ = (Index("ix_mail_outbox_due", "next_attempt_at",
+                            postgresql_where=sql_text("next_attempt_at IS NOT NULL"),
+                            sqlite_where=sql_text("next_attempt_at IS NOT NULL")),)
 
     def __repr__(self) -> str:  # never show the address or the contents
         return f"<OutgoingMail {self.id} attempts={self.attempts} sent_at={self.sent_at}>"
@@ -307,6 +312,7 @@ class SmtpTransport:
         sender: str = DEFAULT_SENDER,
         timeout: float = SMTP_TIMEOUT_SECONDS,
         ssl_context: ssl.SSLContext | None = None,
+        local_hostname: str | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -316,12 +322,16 @@ class SmtpTransport:
         self.sender = sender
         self.timeout = timeout
         self._ssl_context = ssl_context
+        self._local_hostname = local_hostname
 
     def __repr__(self) -> str:  # never show the password
         return f"<SmtpTransport {self.host}:{self.port} starttls={self.starttls}>"
 
     def send(self, message: EmailMessage) -> None:
-        with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+        if self._local_hostname is None:  # the EHLO name; looked up once, not per message
+            self._local_hostname = socket.getfqdn()
+        with smtplib.SMTP(self.host, self.port, local_hostname=self._local_hostname,
+                          timeout=self.timeout) as smtp:
             smtp.ehlo()
             if self.starttls:
                 smtp.starttls(context=self._ssl_context or ssl.create_default_context())
@@ -364,8 +374,13 @@ def transport_from_settings(
     mail_from: str = DEFAULT_SENDER,
     mail_dir: str | os.PathLike[str] | None = None,
 ) -> Transport:
-    """SMTP when a host is configured, else .eml files under `mail_dir` (default ./var/mail/)."""
+    """SMTP when a host is configured, else .eml files under `mail_dir` (default ./var/mail/).
+    ValueError for settings that cannot work (a sender that is not an address, a bad flag)."""
     sender = mail_from or DEFAULT_SENDER
+    try:
+        recipient(sender)
+    except ValueError:
+        raise ValueError(f"HUB_MAIL_FROM is not a mail address: {sender!r}") from None
     if smtp_host:
         return SmtpTransport(
             smtp_host, int(smtp_port or DEFAULT_SMTP_PORT), smtp_username, smtp_password,
@@ -395,24 +410,34 @@ def _claim(
     """Lease up to `limit` due mails (oldest due first) in one short transaction; for each:
     its id, when it was due (to hand it back), and its message (or why none can be built)."""
     with sessions() as session, session.begin():
-        query = (
-            select(OutgoingMail)
+        candidates = (
+            select(OutgoingMail.id, OutgoingMail.next_attempt_at)
             .where(OutgoingMail.next_attempt_at <= now)
             .order_by(OutgoingMail.next_attempt_at, OutgoingMail.id)
             .limit(limit)
         )
         if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
+            candidates = candidates.with_for_update(skip_locked=True)
+        due: dict[int, datetime] = {row[0]: row[1] for row in session.execute(candidates)}
+        if not due:
+            return []
+        # Leased only if still due: on SQLite the candidates were read before this transaction
+        # took the write lock, and another worker may have leased some of them meanwhile.
+        leased = set(session.scalars(
+            update(OutgoingMail)
+            .where(OutgoingMail.id.in_(due), OutgoingMail.next_attempt_at <= now)
+            .values(next_attempt_at=lease_until)
+            .returning(OutgoingMail.id),
+            execution_options={"synchronize_session": False},
+        ))
+        mails = session.scalars(select(OutgoingMail).where(OutgoingMail.id.in_(leased)))
         claimed: list[tuple[int, datetime, EmailMessage | Exception]] = []
-        for mail in session.scalars(query):
-            due = mail.next_attempt_at
-            assert due is not None
+        for mail in sorted(mails, key=lambda m: (due[m.id], m.id)):
             try:
                 message: EmailMessage | Exception = message_of(mail, sender)
             except Exception as error:  # undecryptable data, a sender that cannot be used...
                 message = error
-            mail.next_attempt_at = lease_until
-            claimed.append((mail.id, due, message))
+            claimed.append((mail.id, due[mail.id], message))
         return claimed
 
 

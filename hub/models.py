@@ -6,12 +6,16 @@ from hub.consent import Consent, ConsentEnding, ConsentNote, ConsentOrganization
 from hub.db import Base
 from hub.directory import Organization
 from hub.events.store import Event, EventAudience, OutboxEntry
+from hub.followups import OrganizationCheck, ReferralCheck
 from hub.idempotency import IdempotentResponse
+from hub.mail import OutgoingMail
+from hub.outbound import EndpointRegistration
 from hub.participants import Participant
 from hub.referrals import Referral, ReferralNote
 
 __all__ = [
     "Base",
+    "EndpointRegistration",
     "Consent",
     "ConsentEnding",
     "ConsentNote",
@@ -21,10 +25,13 @@ __all__ = [
     "IdempotentResponse",
     "OAuthClient",
     "OAuthToken",
+    "OrganizationCheck",
     "Organization",
     "OutboxEntry",
+    "OutgoingMail",
     "Participant",
     "PersonalDataRead",
     "Referral",
+    "ReferralCheck",
     "ReferralNote",
 ]

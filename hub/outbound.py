@@ -10,17 +10,18 @@ The `webhooks` package delivers messages without knowing what they are.  This mo
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Boolean, String, delete, func, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from hub import access_log
 from hub.callers import Caller
-from hub.db import utcnow
+from hub.db import Base, utcnow
 from hub.directory import Organization
 from hub.events import EventType, record
 from hub.events.envelope import render_events
@@ -28,6 +29,20 @@ from hub.events.store import Event, EventAudience, OutboxEntry
 from hub.visibility import Reader
 from webhooks.models import Delivery, Endpoint
 from webhooks.queue import Message, enqueue_many
+
+log = logging.getLogger(__name__)
+
+
+class EndpointRegistration(Base):
+    """Who registered a webhook endpoint, and whether its secret may sign inbound answers:
+    only when the registering client could answer legs itself (`referrals:respond`), so that
+    `webhooks:manage` alone gives no way around the API's scopes."""
+
+    __tablename__ = "webhook_endpoint_registrations"
+
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)  # webhook_endpoints.id
+    client_id: Mapped[str] = mapped_column(String(48))
+    may_answer: Mapped[bool] = mapped_column(Boolean)
 
 FAN_OUT_LOCK = 0x6D61696C  # "mail": one fan-out at a time keeps each subject's order
 
@@ -91,8 +106,15 @@ def renderer(pseudonym_key: bytes) -> Callable[[Session, list[Delivery]], dict[i
             reader = Reader(session, Caller(endpoint.owner_id, f"webhook:{endpoint.id}",
                                             kinds[endpoint.owner_id] == "coordination"),
                             pseudonym_key)
-            rendered = {envelope["id"]: envelope
-                        for envelope in render_events(session, reader, found)}
+            try:
+                with session.begin_nested():
+                    rendered = {envelope["id"]: envelope
+                                for envelope in render_events(session, reader, found)}
+            except Exception:
+                # One batch that cannot be built (e.g. data under a dropped key) must not hold
+                # the others: its deliveries are dead-lettered, to redeliver once fixed.
+                log.exception("could not render deliveries for endpoint %s", endpoint_id)
+                rendered = {}
             for delivery in batch:
                 envelope = rendered.get(delivery.message_id)
                 bodies[delivery.id] = None if envelope is None else json.dumps(
@@ -109,6 +131,7 @@ def endpoint_disabled(session: Session, endpoint: Endpoint, reason: str) -> None
     record(session, EventType.WEBHOOK_ENDPOINT_DISABLED,
            subject=f"webhook-endpoints/{endpoint.id}", sequence=previous + 1,
            source_organization_id=None, actor="dispatcher",
-           data={"webhook_endpoint": {"id": str(endpoint.id), "url": endpoint.url,
-                                      "status": "disabled", "disabled_reason": reason}},
+           # No URL: it may carry a token, and the event log is kept forever.
+           data={"webhook_endpoint": {"id": str(endpoint.id), "status": "disabled",
+                                      "disabled_reason": reason}},
            audience={endpoint.owner_id})

@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, select
+from sqlalchemy import ForeignKey, Index, Integer, String, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -76,6 +76,8 @@ class Referral(Base):
     acknowledge_by: Mapped[datetime | None]
     decide_by: Mapped[datetime | None]
     start_by: Mapped[datetime | None]
+    # Twice the acknowledgement allowance: a leg still unacknowledged then expires.
+    expire_by: Mapped[datetime | None]
 
     # Loaded with the leg (one query): every representation of a leg needs the participant.
     participant: Mapped[Participant] = relationship(lazy="joined", innerjoin=True)
@@ -85,6 +87,14 @@ class Referral(Base):
         Index("ix_referrals_from_updated", "from_organization_id", "updated_at", "id"),
         Index("ix_referrals_to_updated", "to_organization_id", "updated_at", "id"),
         Index("ix_referrals_updated", "updated_at", "id"),
+        # The scheduled checks read only legs in the status a deadline applies to: partial
+        # indexes, so a check's cost follows what is due, not the size of the history.
+        *(Index(f"ix_referrals_due_{column}", column,
+                postgresql_where=text(f"status = '{status}'"),
+                sqlite_where=text(f"status = '{status}'"))
+          for column, status in (("acknowledge_by", "sent"), ("expire_by", "sent"),
+                                 ("decide_by", "acknowledged"), ("start_by", "accepted"),
+                                 ("closed_at", "completed"))),
     )
 
     @property
@@ -154,8 +164,13 @@ def _record(
     event_type: EventType,
     caller: Caller | None,
     note: ReferralNote | None = None,
+    *,
+    extra: dict[str, Any] | None = None,
+    audience: set[uuid.UUID] | None = None,
 ) -> None:
-    data: dict[str, Any] = {"referral": snapshot(referral)}
+    """Append the leg's event; `extra` adds codes and references (never free text) beside
+    the leg; the audience is both organizations unless named."""
+    data: dict[str, Any] = {"referral": snapshot(referral), **(extra or {})}
     if note is not None:
         data["note_id"] = str(note.id)
     record(
@@ -166,7 +181,7 @@ def _record(
         source_organization_id=caller.organization_id if caller else None,
         actor=caller.actor if caller else "scheduler",
         data=data,
-        audience={referral.from_organization_id, referral.to_organization_id},
+        audience=audience or {referral.from_organization_id, referral.to_organization_id},
     )
 
 
@@ -260,6 +275,7 @@ def _new_leg(
         created_at=now,
         updated_at=now,
         acknowledge_by=deadlines.deadline("acknowledge", priority, now),
+        expire_by=deadlines.deadline("acknowledge", priority, now, times=2),
     )
     session.add(referral)
     session.flush()
@@ -410,20 +426,21 @@ def open_legs_of(session: Session, participant_id: uuid.UUID) -> list[Referral]:
     ))
 
 
-def cancel_for_lack_of_consent(session: Session, referral: Referral,
-                               caller: Caller | None) -> None:
+def cancel_for_lack_of_consent(session: Session, referral: Referral, now: datetime) -> None:
     """Cancel an open leg whose receiver the participant's consent no longer covers.
 
-    Done by the hub on the sender's behalf, whoever withdrew (the participant's organization,
-    which may not be this leg's sender) or the scheduler (an expiry).
+    Done by the hub itself (source `/hub`), on the sender's behalf, whoever withdrew (the
+    participant's organization, which may not be this leg's sender) or the scheduler.
     """
     lifecycle.next_status(Status(referral.status), Action.CANCEL, Party.SENDER)
-    now = utcnow()
     referral.status = Status.CANCELLED.value
     referral.cancel_reason = lifecycle.CancelReason.CONSENT_WITHDRAWN.value
     referral.updated_at = referral.closed_at = now
     _flush_checking_version(session)
-    _record(session, referral, EventType.REFERRAL_CANCELLED, caller)
+    record(session, EventType.REFERRAL_CANCELLED, subject=referral.subject,
+           sequence=referral.version, source_organization_id=None, actor="hub:consent",
+           data={"referral": snapshot(referral)},
+           audience={referral.from_organization_id, referral.to_organization_id})
 
 
 def list_referrals(

@@ -24,6 +24,9 @@ from hub.referrals import Referral, chain_of, snapshot
 from hub.timestamps import iso_utc
 
 OPEN_STATUSES = [s.value for s in lifecycle.OPEN]
+# What an organization other than the participant's sees of a consent event.
+SHARED_CONSENT_FIELDS = ("id", "participant_id", "purpose", "status", "granted_at",
+                         "expires_at", "withdrawn_at", "expired_at")
 
 
 def pseudonym(participant_id: uuid.UUID, key: bytes) -> str:
@@ -128,12 +131,27 @@ class Reader:
             coordinator=self.caller.is_coordinator, key=self.key,
         )
 
-    def consent(self, state: dict[str, Any]) -> dict[str, Any]:
-        """A consent event's data: coordinators get the participant's pseudonym instead."""
-        view = dict(state)
+    def consent_event(self, data: dict[str, Any]) -> dict[str, Any]:
+        """A consent event's data for this reader, decided now:
+        - the participant's organization sees the whole consent;
+        - another organization sees what concerns it (not whom else the person trusts), and
+          is told to erase its copy when an ending leaves it uncovered;
+        - coordinators get the participant's pseudonym instead of the id.
+        """
+        state = dict(data["consent"])
+        participant_id = uuid.UUID(state["participant_id"])
+        participant = self.session.get(Participant, participant_id)
+        view: dict[str, Any] = {}
+        if participant is not None and participant.organization_id == self.caller.organization_id:
+            view["consent"] = state
+        else:
+            view["consent"] = {k: state[k] for k in SHARED_CONSENT_FIELDS if k in state}
         if self.caller.is_coordinator:
-            participant_id = uuid.UUID(view.pop("participant_id"))
-            view["participant_reference"] = pseudonym(participant_id, self.key)
+            view["consent"].pop("participant_id", None)
+            view["consent"]["participant_reference"] = pseudonym(participant_id, self.key)
+        if "erase_personal_data" in data:  # a withdrawal or an expiry
+            view["erase_personal_data"] = participant is not None and not consent.covers(
+                self.session, participant, self.caller.organization_id, "referral_sharing")
         return view
 
     def referral(self, referral: Referral, *, state: dict[str, Any] | None = None,

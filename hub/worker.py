@@ -19,8 +19,9 @@ from datetime import datetime, timedelta
 from flask import Flask
 from sqlalchemy.orm import Session
 
-from hub import checks, outbound
+from hub import mail, outbound
 from hub.db import utcnow
+from hub.scheduler import CheckScheduler
 from webhooks import metrics as webhook_metrics
 from webhooks import ssrf
 from webhooks.dispatcher import Dispatcher
@@ -29,10 +30,12 @@ log = logging.getLogger(__name__)
 
 CHECKS_EVERY_SECONDS = 60.0
 IDLE_SECONDS = 0.2
+MAIL_IDLE_SECONDS = 2.0
 
 
 class Worker:
-    """The delivery loop (outbox → deliveries → HTTP) and the checks loop, in threads."""
+    """Background work in threads: outbox → deliveries, deliveries → HTTP, mail, and the
+    scheduled checks (APScheduler, led by one process at a time)."""
 
     def __init__(self, app: Flask, *, clock: Callable[[], datetime] = utcnow,
                  checks_every: float = CHECKS_EVERY_SECONDS) -> None:
@@ -40,6 +43,9 @@ class Worker:
         self.sessions: Callable[[], Session] = app.extensions["hub_db"][1]
         self.clock = clock
         self.checks_every = checks_every
+        # One process at a time leads the checks (an advisory lock on PostgreSQL); each check
+        # is exactly-once by itself anyway.
+        self.scheduler = CheckScheduler.for_app(app, clock=clock, interval=checks_every)
         self.stopping = threading.Event()
         self.client = ssrf.guarded_client(allow_loopback=not settings.is_production)
         self.dispatcher = Dispatcher(
@@ -49,6 +55,12 @@ class Worker:
             on_disabled=outbound.endpoint_disabled,
             concurrency=settings.webhook_concurrency,
             lease=timedelta(seconds=settings.webhook_lease_seconds),
+        )
+        self.mail_transport = mail.transport_from_settings(
+            smtp_host=settings.smtp_host, smtp_port=settings.smtp_port,
+            smtp_username=settings.smtp_username, smtp_password=settings.smtp_password,
+            smtp_starttls=settings.smtp_starttls, mail_from=settings.mail_from,
+            mail_dir=settings.mail_dir or None,
         )
         self.threads: list[threading.Thread] = []
 
@@ -75,21 +87,30 @@ class Worker:
         # thread until its timeout, never the deliveries to the others.
         self.dispatcher.run_forever(self.stopping, idle_sleep=IDLE_SECONDS)
 
-    def checks_loop(self) -> None:
+    def send_mail_once(self) -> int:
+        return mail.send_due(self.sessions, self.mail_transport, now=self.clock())
+
+    def mail_loop(self) -> None:
+        """Mail outbox → SMTP or ./var/mail/: the only caller of `mail.send_due`."""
         while not self.stopping.is_set():
-            handled = checks.run_once(self.sessions, self.clock())
-            if any(handled.values()):
-                log.info("scheduled checks", extra={"handled": handled})
-            self.stopping.wait(self.checks_every)
+            try:
+                sent = self.send_mail_once()
+            except Exception:
+                log.exception("sending mail failed; trying again shortly")
+                sent = 0
+            if not sent:
+                self.stopping.wait(MAIL_IDLE_SECONDS)
 
     def start(self) -> None:
-        for target in (self.fan_out_loop, self.deliver_loop, self.checks_loop):
+        self.scheduler.start()
+        for target in (self.fan_out_loop, self.deliver_loop, self.mail_loop):
             thread = threading.Thread(target=target, name=f"hub-{target.__name__}", daemon=True)
             thread.start()
             self.threads.append(thread)
 
     def stop(self, timeout: float = 20.0) -> None:
         self.stopping.set()
+        self.scheduler.shutdown(wait=True)
         for thread in self.threads:
             thread.join(timeout)
         self.dispatcher.close()

@@ -181,7 +181,8 @@ def require_scope(*scopes: str) -> Callable[[Callable[..., Any]], Callable[..., 
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             g.required_scopes = scopes
             try:
-                require_oauth.acquire_token(list(scopes))
+                # Authlib reads a list as "any of these"; one space-separated entry as "all".
+                require_oauth.acquire_token([" ".join(scopes)])
             except OAuth2Error as error:
                 require_oauth.raise_error_response(error)
             return view(*args, **kwargs)

@@ -86,6 +86,7 @@ def init_app(app: Flask) -> None:
     from hub.api import (
         consents,
         events,
+        handoffs,
         inbound,
         organizations,
         participants,
@@ -94,7 +95,7 @@ def init_app(app: Flask) -> None:
     )
 
     for module in (organizations, participants, consents, referrals, events, webhook_endpoints,
-                   inbound):
+                   inbound, handoffs):
         api.register_blueprint(module.blp)
 
     register_error_handlers(app)

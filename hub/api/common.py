@@ -89,6 +89,17 @@ def aware_datetime(value: str) -> datetime:
         raise ValueError("out of range") from error
 
 
+MAX_ID = 2**63 - 1  # the largest id a database column holds
+
+
+def bounded_int(value: str) -> int:
+    """A cursor's integer part, refused (ValueError) outside what a database id can be."""
+    number = int(value)
+    if not 0 <= number <= MAX_ID:
+        raise ValueError("out of range")
+    return number
+
+
 def decode_cursor(cursor: str, *converters: Callable[[str], Any]) -> list[Any]:
     """The parts of a cursor made by `encode_cursor`, each passed through its converter
     (e.g. `uuid.UUID`), or a 400 problem: a tampered cursor is bad input, never a 500."""

@@ -21,6 +21,7 @@ from hub.api.common import (
     PageArgs,
     Timestamp,
     aware_datetime,
+    bounded_int,
     decode_cursor,
     encode_cursor,
     retrying,
@@ -192,7 +193,7 @@ class AccessLog(MethodView):
             return _csv(f"access-log-{participant_id}.csv", ACCESS_COLUMNS, rows)
         after = None
         if cursor:
-            (after,) = decode_cursor(cursor, int)
+            (after,) = decode_cursor(cursor, bounded_int)
         found = access_log.reads_of(db.session, participant_id, after=after, limit=limit + 1)
         page = found[:limit]
         next_cursor = encode_cursor(page[-1].id) if len(found) > limit else None

@@ -12,7 +12,7 @@ import functools
 import uuid
 from typing import Any
 
-from flask import Response, request
+from flask import Response, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import ValidationError, fields, validate
@@ -25,6 +25,7 @@ from hub.callers import Caller
 from hub.db import db, utcnow
 from hub.directory import Organization
 from hub.idempotency import idempotent
+from hub.outbound import EndpointRegistration
 from hub.problems import Problem
 from webhooks import endpoints, signing
 from webhooks.models import Endpoint, EndpointStatus
@@ -54,16 +55,19 @@ def _signed_by(organization_id: uuid.UUID) -> Caller:
     now = utcnow()
     secrets = [] if organization is None else [
         secret
-        for endpoint in db.session.scalars(select(Endpoint).where(
+        for endpoint in db.session.scalars(select(Endpoint).join(
+            EndpointRegistration, EndpointRegistration.endpoint_id == Endpoint.id).where(
             Endpoint.owner_id == organization_id,
-            Endpoint.status == EndpointStatus.ACTIVE.value))
+            Endpoint.status == EndpointStatus.ACTIVE.value,
+            EndpointRegistration.may_answer))
         for secret in endpoints.active_secrets(endpoint, now)
     ]
     if not secrets:
         raise Problem(401, "Signature not accepted",
                       "No active webhook endpoint of this organization can sign inbound "
-                      "answers: register one with POST /api/v1/webhook-endpoints and sign with "
-                      "its secret.", slug="signature-rejected")
+                      "answers: register one with POST /api/v1/webhook-endpoints, with a client "
+                      "holding referrals:respond, and sign with its secret.",
+                      slug="signature-rejected")
     try:
         signing.verify(secrets, request.headers, request.get_data(cache=True), now=now)
     except signing.SignatureRejected as rejected:
@@ -85,16 +89,22 @@ def _verified(view: Any) -> Any:
     """Check the signature before anything else, even a replay."""
     @functools.wraps(view)
     def wrapper(*args: Any, organization_id: uuid.UUID, **kwargs: Any) -> Any:
-        caller = _signed_by(organization_id)
-        return view(*args, caller=caller, **kwargs)
+        g.inbound_caller = _signed_by(organization_id)
+        return view(*args, caller=g.inbound_caller, **kwargs)
 
     return wrapper
+
+
+def _leg_again(stored: dict[str, Any], status: int) -> Response:
+    caller: Caller = g.inbound_caller
+    leg = referrals.visible_referral(db.session, caller, uuid.UUID(stored["id"]))
+    return leg_response(leg, status, caller=caller, with_chain=status == 201)
 
 
 @blp.route("/inbound/<uuid:organization_id>")
 class InboundWebhook(MethodView):
     @_verified
-    @idempotent(_inbound_client_id, _webhook_id)
+    @idempotent(_inbound_client_id, _webhook_id, rerender=_leg_again)
     @blp.response(200, ReferralOut)
     def post(self, caller: Caller) -> Response:
         """Answer a leg: `{"action": "accept", "referral_id": "...", "note": "..."}`.
@@ -105,7 +115,7 @@ class InboundWebhook(MethodView):
         `webhook-signature`) and the secret of an active endpoint of the organization.
         """
         try:
-            body = InboundAnswer().load(request.get_json(silent=True) or {})
+            body = InboundAnswer().load(request.get_json(force=True, silent=True) or {})
         except ValidationError as invalid:
             raise Problem(422, "Invalid request", "Some fields are invalid; see `errors`.",
                           slug="validation", errors=invalid.messages) from None

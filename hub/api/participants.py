@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import url_for
+from flask import Response, jsonify, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate
@@ -74,10 +74,22 @@ class ParticipantOut(Schema):
     )
 
 
+def _participant_again(stored: dict[str, Any], status: int) -> Response:
+    """A replayed registration, shown again through the visibility rules and the access log."""
+    caller = current_caller()
+    participant = visibility.visible_participant(db.session, caller, uuid.UUID(stored["id"]))
+    response = jsonify(visibility.Reader(db.session, caller, pseudonym_key())
+                       .participant(participant))
+    response.status_code = status
+    response.headers["Location"] = url_for("participants.ParticipantById",
+                                           participant_id=participant.id)
+    return response
+
+
 @blp.route("")
 class Participants(MethodView):
     @require_scope("participants:write")
-    @idempotent(current_client_id)
+    @idempotent(current_client_id, rerender=_participant_again)
     @blp.arguments(ParticipantIn)
     @blp.response(201, ParticipantOut)
     def post(self, personal_data: dict[str, Any]) -> Any:

@@ -181,10 +181,16 @@ def leg_response(referral: referrals.Referral, status: int = 200, *,
     return response
 
 
+def leg_again(stored: dict[str, Any], status: int) -> Response:
+    """A replayed answer about a leg, built again for the caller as of now."""
+    leg = referrals.visible_referral(db.session, current_caller(), uuid.UUID(stored["id"]))
+    return leg_response(leg, status, with_chain=status == 201)
+
+
 @blp.route("")
 class Referrals(MethodView):
     @require_scope("referrals:write")
-    @idempotent(current_client_id)
+    @idempotent(current_client_id, rerender=leg_again)
     @blp.arguments(ReferralIn)
     @blp.response(201, ReferralOut)
     def post(self, body: dict[str, Any]) -> Any:
@@ -271,7 +277,7 @@ def _transition_view(action: Action) -> Callable[..., Any]:
     status = 201 if action is Action.FORWARD else 200
 
     @require_scope(scope)
-    @idempotent(current_client_id)
+    @idempotent(current_client_id, rerender=leg_again)
     @blp.arguments(TRANSITION_BODIES[action])
     @blp.response(status, ReferralOut)
     def view(body: dict[str, Any], referral_id: uuid.UUID) -> Any:

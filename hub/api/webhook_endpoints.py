@@ -13,12 +13,26 @@ from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, fields, validate
 from sqlalchemy import select
 
-from hub.adapters.oauth import current_caller, current_client_id, require_scope
-from hub.api.common import Input, PageArgs, Timestamp, decode_cursor, encode_cursor
+from hub.adapters.oauth import (
+    current_caller,
+    current_client_id,
+    current_oauth_token,
+    require_scope,
+)
+from hub.api.common import (
+    MAX_ID,
+    Input,
+    PageArgs,
+    Timestamp,
+    bounded_int,
+    decode_cursor,
+    encode_cursor,
+)
 from hub.db import db, utcnow
 from hub.errors import Invalid, NotFound
 from hub.events import EventType
 from hub.idempotency import idempotent
+from hub.outbound import EndpointRegistration
 from hub.problems import Problem
 from webhooks import endpoints
 from webhooks.models import Delivery, DeliveryState, Endpoint, EndpointStatus
@@ -147,12 +161,17 @@ def _unsafe(error: UnsafeURL) -> Invalid:
 
 @blp.route("/webhook-endpoints")
 class WebhookEndpoints(MethodView):
-    @require_scope("webhooks:manage")
+    # What an endpoint receives is the event feed: it takes events:read as well.
+    @require_scope("webhooks:manage", "events:read")
     @idempotent(current_client_id)
     @blp.arguments(EndpointIn)
     @blp.response(201, EndpointOut)
     def post(self, body: dict[str, Any]) -> Any:
-        """Register an endpoint; the answer carries its signing secret, shown this once."""
+        """Register an endpoint; the answer carries its signing secret, shown this once.
+
+        Needs `events:read` too. Its secret signs inbound answers
+        (`/webhooks/inbound/{organization_id}`) only if this client holds `referrals:respond`.
+        """
         caller = current_caller()
         _check_event_types(body["event_types"])
         try:
@@ -162,6 +181,10 @@ class WebhookEndpoints(MethodView):
                 allow_loopback_http=_allow_loopback(), now=utcnow())
         except UnsafeURL as error:
             raise _unsafe(error) from None
+        token = current_oauth_token()
+        db.session.add(EndpointRegistration(
+            endpoint_id=endpoint.id, client_id=token.client.client_id,
+            may_answer="referrals:respond" in token.get_scope().split()))
         location = url_for("webhook_endpoints.WebhookEndpointById", endpoint_id=endpoint.id)
         return _view(endpoint, secret), 201, {"Location": location}
 
@@ -216,9 +239,14 @@ class WebhookEndpointById(MethodView):
 @blp.route("/webhook-endpoints/<uuid:endpoint_id>/rotate-secret")
 class RotateSecret(MethodView):
     @require_scope("webhooks:manage")
+    @idempotent(current_client_id)  # a retried rotation must not retire the secret in use
     @blp.response(200, EndpointOut)
     def post(self, endpoint_id: uuid.UUID) -> dict[str, Any]:
-        """A new secret, shown this once; the old one keeps signing too for 24 hours."""
+        """A new secret, shown this once; the old one keeps signing too for 24 hours.
+
+        Send an `Idempotency-Key`: if the answer is lost, the retry gets the same secret
+        instead of a third one (which would retire the secret your receiver still checks).
+        """
         endpoint = _own_endpoint(endpoint_id)
         secret = endpoints.rotate_secret(db.session, endpoint, now=utcnow())
         return _view(endpoint, secret)
@@ -237,7 +265,7 @@ class EndpointDeliveries(MethodView):
         if status:
             query = query.where(Delivery.state == status)
         if cursor:
-            (before,) = decode_cursor(cursor, int)
+            (before,) = decode_cursor(cursor, bounded_int)
             query = query.where(Delivery.id < before)
         found = list(db.session.scalars(query.order_by(Delivery.id.desc()).limit(limit + 1)))
         page = found[:limit]
@@ -263,7 +291,7 @@ class Redeliver(MethodView):
     @blp.response(200, DeliveryOut)
     def post(self, delivery_id: int) -> Delivery:
         """Send one delivery again (delivered or dead-lettered), now."""
-        delivery = db.session.get(Delivery, delivery_id)
+        delivery = db.session.get(Delivery, delivery_id) if delivery_id <= MAX_ID else None
         endpoint = db.session.get(Endpoint, delivery.endpoint_id) if delivery else None
         if endpoint is None or endpoint.owner_id != current_caller().organization_id:
             raise NotFound("delivery", delivery_id)

@@ -52,6 +52,8 @@ def render_events(session: Session, reader: Reader, events: list[Event]) -> list
         data: dict[str, Any] = {}
         if "referral" in event.data:
             referral = referrals[uuid.UUID(event.data["referral"]["id"])]
+            # Codes and references recorded beside the leg (a check, its due date...).
+            data.update({k: v for k, v in event.data.items() if k not in ("referral", "note_id")})
             data["referral"] = reader.referral(referral, state=event.data["referral"])
             note_id = event.data.get("note_id")
             note = notes.get(uuid.UUID(note_id)) if note_id else None
@@ -60,7 +62,7 @@ def render_events(session: Session, reader: Reader, events: list[Event]) -> list
                     and reader.entitled(referral.participant, referral)):
                 data["note"] = note.body
         elif "consent" in event.data:
-            data = {**event.data, "consent": reader.consent(event.data["consent"])}
+            data = reader.consent_event(event.data)
         else:
             data = dict(event.data)
         rendered.append(envelope(event, data))

@@ -296,3 +296,54 @@ def test_deliveries_are_recorded_once_per_event_and_endpoint(
         assert len(rows) == len({r.message_id for r in rows}) == 1
         assert rows[0].state == DeliveryState.DELIVERED
     assert len(receiver.ids("/hook")) == 1
+
+
+def test_webhook_scopes_give_no_way_around_the_apis(app: Flask, network: Network,
+                                                    receiver: Receiver) -> None:
+    sender, partner = network.partner(), network.partner()
+    leg = sender.refer(partner)
+    manager = network.partner()  # another client of the partner's organization
+    from hub import accounts
+    from hub.directory import Organization
+
+    with app.app_context(), db.job_session() as session:
+        organization = session.get(Organization, uuid.UUID(partner.organization_id))
+        client, secret = accounts.create_client(session, organization=organization,
+                                                scopes=["webhooks:manage", "events:read"])
+    manager = Partner(app, partner.organization_id, "Gestion", client.client_id, secret)
+    without_events = network.partner(scopes=["webhooks:manage"])
+    assert without_events.post("/api/v1/webhook-endpoints", {
+        "url": receiver.url_for("/x"), "event_types": ["*"]}).status_code == 403
+
+    endpoint = manager.post("/api/v1/webhook-endpoints", {
+        "url": receiver.url_for("/m"), "event_types": ["referral.*"]}).get_json()
+    raw, headers = signed(endpoint["secret"], {"action": "acknowledge", "referral_id": leg["id"]})
+    refused = inbound(app, partner.organization_id, raw, headers)
+    assert refused.status_code == 401  # this client could not answer legs through the API
+    assert "referrals:respond" in refused.get_json()["detail"]
+
+
+def test_rotating_twice_with_one_key_gives_one_new_secret(network: Network,
+                                                         receiver: Receiver) -> None:
+    partner = network.partner()
+    endpoint = subscribe(partner, receiver)
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    path = f"/api/v1/webhook-endpoints/{endpoint['id']}/rotate-secret"
+    first, retry = partner.post(path, headers=key), partner.post(path, headers=key)
+    assert first.get_json()["secret"] == retry.get_json()["secret"] != endpoint["secret"]
+
+
+def test_numbers_out_of_range_are_400_or_404_not_500(network: Network,
+                                                     receiver: Receiver) -> None:
+    from hub.api.common import encode_cursor
+
+    partner = network.partner()
+    endpoint = subscribe(partner, receiver)
+    huge = encode_cursor(10**20)
+    deliveries = partner.get(f"/api/v1/webhook-endpoints/{endpoint['id']}/deliveries"
+                             f"?cursor={huge}")
+    assert deliveries.status_code == 400
+    assert partner.post("/api/v1/deliveries/100000000000000000000/redeliver").status_code == 404
+    participant = partner.register_participant()["id"]
+    log = partner.get(f"/api/v1/participants/{participant}/access-log?cursor={huge}")
+    assert log.status_code == 400

@@ -478,3 +478,53 @@ def test_a_send_racing_a_withdrawal_waits_for_it_and_is_refused(
     racer.join(timeout=10)
     assert len(outcome) == 1 and isinstance(outcome[0], consent.ConsentRequired)
     assert receiver.get("/api/v1/referrals").get_json()["items"] == []
+
+
+# --- replays and consent events ----------------------------------------------------------------
+
+def test_a_replayed_answer_is_built_again_as_of_now_and_logged(network: Network) -> None:
+    sender, receiver = network.partner(), network.partner()
+    leg = sender.refer(receiver)
+    participant = leg["participant"]["id"]
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    first = receiver.act(leg["id"], "acknowledge", headers=key)
+    assert first.get_json()["participant"]["given_name"] == "Amina"
+    consent_id = sender.get(f"/api/v1/participants/{participant}/consents"
+                            ).get_json()["items"][0]["id"]
+    sender.post(f"/api/v1/consents/{consent_id}/withdraw")
+    reads_before = len(sender.get(f"/api/v1/participants/{participant}/access-log"
+                                  ).get_json()["items"])
+
+    replay = receiver.act(leg["id"], "acknowledge", headers=key)
+    assert replay.status_code == 200 and replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.get_json()["participant"] == {"id": participant, "redacted": True}
+    assert replay.get_json()["status"] == "cancelled"  # today's leg, not yesterday's answer
+    # The sender's replay shows its own participant again, and that read is logged.
+    sender_key = {"Idempotency-Key": uuid.uuid4().hex}
+    body = {**PARTICIPANT, "email": f"{uuid.uuid4().hex[:8]}@example.org", "phone": None}
+    registered = sender.post("/api/v1/participants", body, headers=sender_key).get_json()
+    again = sender.post("/api/v1/participants", body, headers=sender_key)
+    assert again.get_json() == registered
+    log = sender.get(f"/api/v1/participants/{registered['id']}/access-log").get_json()["items"]
+    assert [row["via"] for row in log] == ["POST /api/v1/participants"]
+    # The receiver's redacted replay showed nothing personal: no read to log.
+    assert len(sender.get(f"/api/v1/participants/{participant}/access-log"
+                          ).get_json()["items"]) == reads_before
+
+
+def test_receivers_see_of_a_consent_only_what_concerns_them(network: Network) -> None:
+    sender, receiver, other = network.partner(), network.partner(), network.partner()
+    participant = sender.register_participant()["id"]
+    named = sender.grant_consent(participant, receiver, other)
+    sender.grant_consent(participant)  # network-wide too: the receiver stays covered
+    send(sender, receiver, participant)
+    sender.post(f"/api/v1/consents/{named['id']}/withdraw")
+
+    event = next(e for e in feed(receiver) if e["subject"] == f"consents/{named['id']}")
+    assert "organization_ids" not in event["data"]["consent"]
+    assert other.organization_id not in json.dumps(event)
+    assert event["data"]["erase_personal_data"] is False  # still covered: keep the copy
+    own = next(e for e in feed(sender) if e["subject"] == f"consents/{named['id']}"
+               and e["type"] == "consent.withdrawn")
+    assert set(own["data"]["consent"]["organization_ids"]) == {
+        receiver.organization_id, other.organization_id}

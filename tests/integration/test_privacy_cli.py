@@ -38,13 +38,13 @@ def test_checks_run_expires_consents_once_and_now_is_for_development_only(
 
     today = hub(demo_env, "checks", "run")
     assert today.returncode == 0, today.stderr
-    assert json.loads(today.stdout) == {"consent_expiry": 0}
+    assert json.loads(today.stdout)["consent_expiry"] == 0
 
     in_two_years = hub(demo_env, "checks", "run", "--now", "2028-12-01T09:00:00-05:00")
     assert in_two_years.returncode == 0, in_two_years.stderr
-    assert json.loads(in_two_years.stdout) == {"consent_expiry": 3}  # the demo's 3 consents
+    assert json.loads(in_two_years.stdout)["consent_expiry"] == 3  # the demo's 3 consents
     again = hub(demo_env, "checks", "run", "--now", "2028-12-01T09:00:00-05:00")
-    assert json.loads(again.stdout) == {"consent_expiry": 0}
+    assert set(json.loads(again.stdout).values()) == {0}  # every check fired once already
 
     engine = create_engine(demo_env["HUB_DATABASE_URL"])
     with engine.connect() as connection:
