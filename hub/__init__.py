@@ -28,7 +28,7 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
     app.json.ensure_ascii = False  # accents as they are: "Montréal", not "Montr\u00e9al"
     app.config.update(flask_config)
 
-    from hub import api, crypto, ops
+    from hub import api, crypto, ops, web
     from hub.adapters import oauth
     from hub.db import db
 
@@ -40,4 +40,5 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
     db.init_app(app)
     oauth.init_app(app)
     api.init_app(app)
+    web.init_app(app)
     return app

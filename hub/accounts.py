@@ -33,10 +33,12 @@ SCOPES: dict[str, str] = {
     "events:read": "Read the organization's event feed.",
     "webhooks:manage": "Manage webhook endpoints and deliveries.",
     "network:monitor": "Coordinators: watch handoffs across the network.",
+    "hub:admin": "Hub administrators: set the deadline policies (coordination bodies only, "
+    "given only when named in `hub client create --scopes`).",
 }
+COORDINATOR_ONLY_SCOPES = frozenset({"network:monitor", "hub:admin"})
 # What `hub client create` grants when no scopes are named: what a partner system needs.
-DEFAULT_PARTNER_SCOPES = tuple(s for s in SCOPES if s not in {"network:monitor"})
-COORDINATOR_ONLY_SCOPES = frozenset({"network:monitor"})
+DEFAULT_PARTNER_SCOPES = tuple(s for s in SCOPES if s not in COORDINATOR_ONLY_SCOPES)
 
 
 def digest(value: str) -> str:
@@ -142,7 +144,8 @@ def create_client(
     if unknown:
         raise ValueError(f"Unknown scopes: {', '.join(unknown)}. Known: {', '.join(SCOPES)}.")
     if not organization.is_coordinator and COORDINATOR_ONLY_SCOPES & set(scopes):
-        raise ValueError("Only coordination organizations may hold network:monitor.")
+        raise ValueError("Only coordination organizations may hold "
+                         f"{' or '.join(sorted(COORDINATOR_ONLY_SCOPES & set(scopes)))}.")
     secret = secrets.token_urlsafe(32)
     client = OAuthClient(
         client_id=secrets.token_urlsafe(18),

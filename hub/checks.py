@@ -13,7 +13,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from hub import consent, followups
+from hub import checkins, consent, followups
 from hub.db import utcnow
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,7 @@ CHECKS: dict[str, Check] = {
     "expirations": followups.expirations,  # after the deadline it doubles
     "followups_due": followups.followups_due,
     "validations_due": followups.validations_due,
+    "checkins_due": checkins.checkins_due,  # participant check-ins (links: HUB_PUBLIC_URL)
 }
 
 

@@ -14,6 +14,7 @@ from flask.cli import FlaskGroup, routes_command, shell_command, with_appcontext
 from hub import create_app
 from hub.config import Settings
 from hub.ops import upgrade_database
+from hub.policies import deadlines_group
 
 
 def _create_app() -> Flask:
@@ -37,6 +38,7 @@ def main() -> None:
 
 main.add_command(shell_command)
 main.add_command(routes_command)
+main.add_command(deadlines_group)
 
 
 # --- serving ----------------------------------------------------------------------------

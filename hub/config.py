@@ -87,6 +87,11 @@ SETTINGS: tuple[Setting, ...] = (
         "again once the lease has run out. Must outlast a request (15 s timeouts).",
     ),
     Setting(
+        "HUB_PUBLIC_URL", "public_url", "http://127.0.0.1:5000",
+        "Address at which people reach the hub's pages, e.g. `https://maillage.example.org`; "
+        "the links of participant check-in mails start with it.",
+    ),
+    Setting(
         "HUB_SMTP_HOST", "smtp_host", "",
         "SMTP server for outgoing mail. Empty (default): mails are written as .eml files "
         "under HUB_MAIL_DIR instead of being sent.",
@@ -133,6 +138,7 @@ class Settings:
     db_pool_size: int = 10
     webhook_concurrency: int = 16
     webhook_lease_seconds: int = 60
+    public_url: str = "http://127.0.0.1:5000"
     smtp_host: str = ""
     smtp_port: int = 587
     smtp_username: str = ""

@@ -1,7 +1,9 @@
 """Deadlines of a leg in business days, with Québec public holidays (DESIGN §6).
 
-Pure functions: the policy (how many business days for which check and priority) and the
-calendar.  The scheduled checks that act on missed deadlines build on this.
+Pure functions: the hub's default policy (how many business days for which check and
+priority) and the calendar.  The policy in force for a leg (per receiving organization and
+pathway) is data, read by `hub.policies`, which hands the number of business days to
+`deadline`.  The scheduled checks that act on missed deadlines build on this.
 """
 
 from __future__ import annotations
@@ -48,7 +50,14 @@ def add_business_days(start: datetime, days: int, time_zone: str = DEFAULT_TIME_
     return due.astimezone(start.tzinfo)
 
 
-def deadline(check: str, priority: str, start: datetime, times: int = 1) -> datetime:
+def deadline(check: str, priority: str, start: datetime, times: int = 1, *,
+             business_days: int | None = None, time_zone: str = DEFAULT_TIME_ZONE) -> datetime:
     """When `check` (acknowledge, decide, start) is due for a leg of `priority` from `start`;
-    `times=2` gives twice the allowance (an unacknowledged leg expires then)."""
-    return add_business_days(start, times * DEFAULT_POLICY[check][priority])
+    `times=2` gives twice the allowance (an unacknowledged leg expires then).
+
+    `business_days` is the allowance of the policy in force (`hub.policies.business_days`);
+    without it, the hub's default of DESIGN §6.  Days are counted in `time_zone`, the
+    receiving organization's (Québec's by default)."""
+    if business_days is None:
+        business_days = DEFAULT_POLICY[check][priority]
+    return add_business_days(start, times * business_days, time_zone)

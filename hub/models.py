@@ -2,6 +2,7 @@
 
 from hub.access_log import PersonalDataRead
 from hub.accounts import OAuthClient, OAuthToken
+from hub.checkins import ParticipantCheckin
 from hub.consent import Consent, ConsentEnding, ConsentNote, ConsentOrganization
 from hub.db import Base
 from hub.directory import Organization
@@ -11,12 +12,14 @@ from hub.idempotency import IdempotentResponse
 from hub.mail import OutgoingMail
 from hub.outbound import EndpointRegistration
 from hub.participants import Participant
+from hub.policies import DeadlinePolicy
 from hub.referrals import Referral, ReferralNote
 
 __all__ = [
     "Base",
     "EndpointRegistration",
     "Consent",
+    "DeadlinePolicy",
     "ConsentEnding",
     "ConsentNote",
     "ConsentOrganization",
@@ -30,6 +33,7 @@ __all__ = [
     "OutboxEntry",
     "OutgoingMail",
     "Participant",
+    "ParticipantCheckin",
     "PersonalDataRead",
     "Referral",
     "ReferralCheck",

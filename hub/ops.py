@@ -89,6 +89,9 @@ def upgrade_database(database_url: str) -> None:
     command.upgrade(migrations_config(database_url), "head")
 
 
+SECRET_PATHS = ("/suivi/",)  # paths that carry a single-use token
+
+
 def init_app(app: Flask) -> None:
     access_log = logging.getLogger("hub.access")
     head_revision = ScriptDirectory.from_config(
@@ -109,10 +112,12 @@ def init_app(app: Flask) -> None:
         HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
         HTTP_LATENCY.labels(request.method, route).observe(elapsed)
         token = g.get("authlib_server_oauth2_token")
+        # A check-in link's token is a secret: logs show its route, not the link itself.
+        path = route if request.path.startswith(SECRET_PATHS) else request.path
         access_log.info(
-            "%s %s %s", request.method, request.path, response.status_code,
+            "%s %s %s", request.method, path, response.status_code,
             extra={"fields": {
-                "method": request.method, "path": request.path, "route": route,
+                "method": request.method, "path": path, "route": route,
                 "status": response.status_code, "duration_ms": round(elapsed * 1000, 2),
                 "client_id": token.client.client_id if token is not None else None,
             }},

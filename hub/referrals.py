@@ -14,7 +14,7 @@ from sqlalchemy import ForeignKey, Index, Integer, String, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 from sqlalchemy.orm.exc import StaleDataError
 
-from hub import consent, deadlines, lifecycle
+from hub import consent, deadlines, lifecycle, policies
 from hub.callers import Caller
 from hub.crypto import EncryptedJSON, EncryptedText
 from hub.db import Base, utcnow
@@ -259,6 +259,11 @@ def _new_leg(
     consent.require_referral_sharing(session, participant, to_organization.id)
     now = utcnow()
     leg_id = uuid.uuid4()
+    # The policy in force for this receiver, pathway and priority (DESIGN §6).
+    acknowledge_days = policies.business_days(
+        session, organization_id=to_organization.id, pathway=pathway, check="acknowledge",
+        priority=priority)
+    time_zone = policies.time_zone_of(session, to_organization.id)
     referral = Referral(
         id=leg_id,
         participant=participant,
@@ -274,8 +279,10 @@ def _new_leg(
         forwarded_from=previous.id if previous else None,
         created_at=now,
         updated_at=now,
-        acknowledge_by=deadlines.deadline("acknowledge", priority, now),
-        expire_by=deadlines.deadline("acknowledge", priority, now, times=2),
+        acknowledge_by=deadlines.deadline("acknowledge", priority, now,
+                                          business_days=acknowledge_days, time_zone=time_zone),
+        expire_by=deadlines.deadline("acknowledge", priority, now, times=2,
+                                     business_days=acknowledge_days, time_zone=time_zone),
     )
     session.add(referral)
     session.flush()
@@ -380,10 +387,14 @@ def transition(
     referral.updated_at = now
     if action is Action.ACKNOWLEDGE:
         referral.acknowledged_at = now
-        referral.decide_by = deadlines.deadline("decide", referral.priority, now)
+        referral.decide_by = policies.deadline(
+            session, organization_id=referral.to_organization_id, pathway=referral.pathway,
+            check="decide", priority=referral.priority, start=now)
     elif action is Action.ACCEPT:
         referral.accepted_at = now
-        referral.start_by = deadlines.deadline("start", referral.priority, now)
+        referral.start_by = policies.deadline(
+            session, organization_id=referral.to_organization_id, pathway=referral.pathway,
+            check="start", priority=referral.priority, start=now)
     elif action is Action.START:
         referral.started_at = now
     elif action is Action.DECLINE:

@@ -134,7 +134,7 @@ class Network:
         with self.app.app_context(), db.job_session() as session:
             organization = create_organization(session, name=name, kind=kind, region=region)
             if scopes is None and organization.is_coordinator:
-                scopes = list(accounts.SCOPES)
+                scopes = [s for s in accounts.SCOPES if s != "hub:admin"]
             client, secret = accounts.create_client(session, organization=organization,
                                                     scopes=scopes)
             return Partner(self.app, str(organization.id), name, client.client_id, secret)

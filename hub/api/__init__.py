@@ -90,12 +90,13 @@ def init_app(app: Flask) -> None:
         inbound,
         organizations,
         participants,
+        policies,
         referrals,
         webhook_endpoints,
     )
 
     for module in (organizations, participants, consents, referrals, events, webhook_endpoints,
-                   inbound, handoffs):
+                   inbound, handoffs, policies):
         api.register_blueprint(module.blp)
 
     register_error_handlers(app)

@@ -43,7 +43,7 @@ MEANING: dict[EventType, str] = {
     EventType.REFERRAL_FORWARDED: "The receiving organization passed the participant on; "
     "the leg is closed and a new leg starts.",
     EventType.REFERRAL_DEADLINE_MISSED: "An acknowledgement, decision or first-contact "
-    "deadline passed.",
+    "deadline passed, or the participant said nobody contacted them (`source: participant`).",
     EventType.REFERRAL_FOLLOWUP_DUE: "A post-handoff follow-up (30 or 180 days) is due.",
     EventType.CONSENT_GRANTED: "A participant gave consent for a purpose.",
     EventType.CONSENT_WITHDRAWN: "A participant withdrew consent; recipients should erase "

@@ -84,6 +84,7 @@ PARAMETERS: dict[str, Callable[[World], str]] = {
     "consent_id": lambda w: w.consent_id,
     "endpoint_id": lambda w: w.endpoint_id,
     "delivery_id": lambda w: w.delivery_id,
+    "policy_id": lambda w: str(uuid.uuid4()),
 }
 
 Body = Callable[[World], dict[str, Any] | None]
@@ -122,6 +123,13 @@ TENANT_OPERATIONS: dict[tuple[str, str], Body] = {
 # answers for that organization only (tests/e2e/test_webhooks.py tries another's).
 SIGNED_OPERATIONS: set[tuple[str, str]] = {
     ("POST", "/webhooks/inbound/{organization_id}"),
+}
+
+# Routes for hub administrators only (scope hub:admin, coordination bodies): every partner
+# gets 403, whatever the object (tests/integration/test_deadline_policies.py tries more).
+ADMIN_OPERATIONS: set[tuple[str, str]] = {
+    ("GET", "/api/v1/deadline-policies/{policy_id}"),
+    ("DELETE", "/api/v1/deadline-policies/{policy_id}"),
 }
 
 # Routes on objects every member of the network shares: the directory.
@@ -189,7 +197,7 @@ def _assert_problem(response: TestResponse, status: int) -> dict[str, Any]:
 
 def test_every_route_with_a_path_parameter_is_in_the_isolation_table(app: Flask) -> None:
     routes = _api_operations_with_path_parameters(app)
-    table = set(TENANT_OPERATIONS) | SHARED_OPERATIONS | SIGNED_OPERATIONS
+    table = set(TENANT_OPERATIONS) | SHARED_OPERATIONS | SIGNED_OPERATIONS | ADMIN_OPERATIONS
     assert routes, "no /api/v1 route with a path parameter found: the discovery is broken"
     uncovered = sorted(routes - table)
     assert not uncovered, (
@@ -587,3 +595,11 @@ def test_coordinator_cannot_act_on_a_leg(network: Network, world: World) -> None
     for action, body in [("accept", {}), ("cancel", {})]:
         _assert_problem(coordinator.act(world.leg["id"], action, body), 403)
     assert _leg_state(world) == before
+
+
+@pytest.mark.parametrize(("method", "template"), sorted(ADMIN_OPERATIONS))
+def test_partners_get_403_on_every_admin_route(world: World, method: str,
+                                               template: str) -> None:
+    for partner in (world.sender, world.receiver, world.outsider):
+        problem = _assert_problem(partner.call(method, _fill(template, world)), 403)
+        assert "hub:admin" in problem["detail"]
