@@ -6,20 +6,40 @@ hooks and JSON logs, bearer-token lookup with scope check, one commit per reques
 Serving it from the same app and server process as the real API makes the lifecycle figures
 directly comparable: whatever the lifecycle costs above this floor is the hub's own work.
 
+Consent switch, for the benchmark's comparison only: a request carrying the header
+`X-Bench-Consent: off` runs without the consent machinery, as the foundation did before consent
+enforcement.  For that request alone,
+- `hub.consent.covers` answers True without querying (no consent query),
+- `hub.consent.lock_participant` does nothing (no participant row lock),
+- `hub.access_log.note_read` records nothing (no access-log INSERT before the commit).
+Redaction itself still runs in both modes: the API renders every leg through
+`hub.visibility.Reader` (entitlement per reader, the open-leg check, the redacted or full
+view); only its consent question is answered without a query and its read goes unlogged.
+Every other request, and any call outside a request, runs the real functions.  The wrappers
+replace the module attributes at import: `hub.visibility` calls `consent.covers` and
+`access_log.note_read` through the module, and `require_referral_sharing` looks `covers` and
+`lock_participant` up as globals of `hub.consent`, i.e. in the same module dictionary, at call
+time.  Never serve this app to anyone: the header turns consent enforcement off.
+
 Serve it like `hub.wsgi:app`, e.g. `gunicorn bench.baseline_app:app`, with the hub's
 HUB_* environment; the database must already be at the migration head.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
+from flask import g, has_request_context, request
 from sqlalchemy import Column, Integer, MetaData, Table, Text, insert, text
 from sqlalchemy.schema import CreateTable
 
-from hub import create_app
+from hub import access_log, consent, create_app
 from hub.adapters.oauth import current_oauth_token, require_scope
 from hub.db import UTCDateTime, db, utcnow
+
+CONSENT_SWITCH = "X-Bench-Consent"
 
 baseline_table = Table(
     "bench_baseline",
@@ -43,6 +63,28 @@ def baseline() -> tuple[dict[str, Any], int]:
         )
     )
     return {"id": result.inserted_primary_key[0]}, 201
+
+
+@app.before_request
+def _consent_switch() -> None:
+    g.bench_consent_off = request.headers.get(CONSENT_SWITCH, "").lower() == "off"
+
+
+def _unless_consent_off(real: Callable[..., Any], answer: Any) -> Callable[..., Any]:
+    """`real`, except in a request with the switch off: then `answer`, doing nothing."""
+
+    @functools.wraps(real)
+    def switched(*args: Any, **kwargs: Any) -> Any:
+        if has_request_context() and g.get("bench_consent_off", False):
+            return answer
+        return real(*args, **kwargs)
+
+    return switched
+
+
+consent.covers = _unless_consent_off(consent.covers, True)
+consent.lock_participant = _unless_consent_off(consent.lock_participant, None)
+access_log.note_read = _unless_consent_off(access_log.note_read, None)
 
 
 def _create_baseline_table() -> None:

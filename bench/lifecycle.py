@@ -10,12 +10,19 @@ the gap between the two workloads is the hub's own lifecycle work.
 
 Workloads, each with `--clients` threads (one keep-alive HTTP connection each), every thread an
 independent partner (its own sender and receiver organizations and OAuth clients, made with
-the `hub` CLI):
+the `hub` CLI, and one participant whose consent covers the receiver):
 - baseline: POST /bench/baseline, again and again;
 - lifecycle: send a referral (201), then the receiver acknowledges, accepts, starts and
-  completes it (200 each).
+  completes it (200 each);
+- lifecycle_unchecked: the same with `X-Bench-Consent: off` on every request, so the server
+  skips the consent query, the participant lock and the access-log insert (see
+  bench/baseline_app.py): the foundation's lifecycle, redaction included.
+baseline runs once for `--duration`; then lifecycle_unchecked and lifecycle alternate in
+`--rounds` rounds of `--duration / --rounds` each (A B, B A, ...), their figures added up per
+workload, so that the machine's noise and the database's growth hit both alike.
 Every request's latency counts; any other status is an error and makes the run exit 1.
-Targets: lifecycle req/s >= 50 % of baseline req/s; on PostgreSQL lifecycle p99 < 50 ms.
+Targets: lifecycle req/s >= 50 % of baseline req/s; lifecycle req/s >= 90 % of
+lifecycle_unchecked req/s (consent costs under 10 %); on PostgreSQL lifecycle p99 < 50 ms.
 """
 
 from __future__ import annotations
@@ -37,12 +44,13 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +61,9 @@ LIFECYCLE_STEPS = (("acknowledge", {}), ("accept", {}), ("start", {}),
                    ("complete", {"outcome": "employed"}))
 ROUTES = {"baseline": "/bench/baseline", "send": "/api/v1/referrals",
           **{a: f"/api/v1/referrals/<uuid:referral_id>/{a}" for a, _ in LIFECYCLE_STEPS}}
+CONSENT_OFF = {"X-Bench-Consent": "off"}  # honoured by bench/baseline_app.py only
 LIFECYCLE_SHARE_TARGET = 0.5
+CONSENT_SHARE_TARGET = 0.9
 PG_P99_TARGET_MS = 50.0
 
 
@@ -104,6 +114,18 @@ class Tally:
             self.samples.append(sample)
 
 
+@dataclass
+class Measured:
+    """One workload's measured stretches (one, or one per round), added up."""
+
+    tallies: list[Tally]
+    seconds: float = 0.0
+    ticks: list[int] = field(default_factory=lambda: [0, 0, 0])  # machine: busy, steal, total
+    client_cpu: float = 0.0  # this process's CPU seconds
+    log_slices: list[tuple[int, int]] = field(default_factory=list)  # of the server's log
+    rounds: list[float] = field(default_factory=list)  # req/s of each stretch
+
+
 def baseline_once(client: httpx.Client, partner: Partner, tally: Tally) -> None:
     tally.post(client, "baseline", "/bench/baseline", partner.sender, None, 201)
 
@@ -136,9 +158,10 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 
 def run_workload(base_url: str, partners: list[Partner], once: Callable[..., None],
-                 duration: float, label: str) -> dict[str, Any]:
-    """`once` in a loop on every partner's thread for `duration` seconds; the figures."""
-    tallies = [Tally() for _ in partners]
+                 duration: float, label: str, into: Measured | None = None) -> Measured:
+    """`once` in a loop on every partner's thread for `duration` seconds, added to `into`."""
+    measured = into or Measured([Tally() for _ in partners])
+    tallies = measured.tallies
     stop_at = time.monotonic() + duration
 
     def loop(partner: Partner, tally: Tally) -> None:
@@ -149,7 +172,7 @@ def run_workload(base_url: str, partners: list[Partner], once: Callable[..., Non
     threads = [threading.Thread(target=loop, args=pair, daemon=True)
                for pair in zip(partners, tallies, strict=True)]
     busy0, steal0, total0 = cpu_ticks()
-    cpu0 = time.process_time()
+    cpu0, requests0 = time.process_time(), sum(t.requests for t in tallies)
     started = last_report = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -161,7 +184,20 @@ def run_workload(base_url: str, partners: list[Partner], once: Callable[..., Non
                 f"{sum(t.requests for t in tallies)} requests, "
                 f"{sum(t.errors for t in tallies)} errors")
     elapsed = time.perf_counter() - started
+    measured.seconds += elapsed
+    measured.rounds.append(round((sum(t.requests for t in tallies) - requests0) / elapsed, 1))
     busy1, steal1, total1 = cpu_ticks()
+    for i, delta in enumerate((busy1 - busy0, steal1 - steal0, total1 - total0)):
+        measured.ticks[i] += delta
+    measured.client_cpu += time.process_time() - cpu0
+    return measured
+
+
+def figures(measured: Measured, log_path: Path) -> dict[str, Any]:
+    """Requests, req/s, latencies overall and by step (with the server's own), CPU."""
+    tallies, elapsed = measured.tallies, measured.seconds
+    busy, steal, total = measured.ticks
+    routes = server_side(log_path, measured.log_slices)
     merged: dict[str, list[float]] = defaultdict(list)
     for tally in tallies:
         for step, values in tally.latencies.items():
@@ -178,21 +214,27 @@ def run_workload(base_url: str, partners: list[Partner], once: Callable[..., Non
         "p99_ms": round(percentile(every, 0.99), 2),
         "steps": {step: {"requests": len(values),
                          "p50_ms": round(percentile(sorted(values), 0.50), 2),
-                         "p99_ms": round(percentile(sorted(values), 0.99), 2)}
+                         "p99_ms": round(percentile(sorted(values), 0.99), 2),
+                         "server": routes.get(ROUTES[step])}
                   for step, values in merged.items()},
-        "cpu_busy_pct": round(100 * (busy1 - busy0) / max(1, total1 - total0), 1),
-        "cpu_steal_pct": round(100 * (steal1 - steal0) / max(1, total1 - total0), 1),
-        "client_cpu_pct": round(100 * (time.process_time() - cpu0)
-                                / (elapsed * (os.cpu_count() or 1)), 1),
+        "rounds_req_per_s": measured.rounds,
+        "cpu_busy_pct": round(100 * busy / max(1, total), 1),
+        "cpu_steal_pct": round(100 * steal / max(1, total), 1),
+        "client_cpu_pct": round(100 * measured.client_cpu / (elapsed * (os.cpu_count() or 1)),
+                                1),
     }
 
 
-def server_side(log_path: Path, start: int, end: int) -> dict[str, dict[str, float]]:
-    """p50/p99 of the hub's own `duration_ms` (access log) by route, in a slice of the log."""
+def server_side(log_path: Path, slices: list[tuple[int, int]]
+                ) -> dict[str, dict[str, float]]:
+    """p50/p99 of the hub's own `duration_ms` (access log) by route, in slices of the log."""
     durations: dict[str, list[float]] = defaultdict(list)
     with log_path.open("rb") as log_file:
-        log_file.seek(start)
-        for line in log_file.read(end - start).splitlines():
+        lines = []
+        for start, end in slices:
+            log_file.seek(start)
+            lines += log_file.read(end - start).splitlines()
+        for line in lines:
             try:
                 entry = json.loads(line)
             except ValueError:
@@ -230,7 +272,8 @@ def make_accounts(env: dict[str, str], count: int) -> list[dict[str, Any]]:
 
 
 def connect(base_url: str, accounts: list[dict[str, Any]]) -> list[Partner]:
-    """Tokens from /oauth/token and one participant per sender, over HTTP."""
+    """Tokens from /oauth/token, one participant per sender and their consent to share
+    referrals with the receiver, over HTTP."""
     partners = []
     with httpx.Client(base_url=base_url, timeout=30) as client:
         def bearer(account: dict[str, Any]) -> dict[str, str]:
@@ -246,8 +289,16 @@ def connect(base_url: str, accounts: list[dict[str, Any]]) -> list[Partner]:
             if response.status_code != 201:
                 raise RuntimeError(f"POST /api/v1/participants -> {response.status_code}: "
                                    f"{response.text}")
-            partners.append(Partner(sender, receiver, response.json()["id"],
-                                    pair["receiver"]["org_id"]))
+            participant_id, receiver_org_id = response.json()["id"], pair["receiver"]["org_id"]
+            response = client.post(f"/api/v1/participants/{participant_id}/consents",
+                                   headers=sender, json={
+                                       "purpose": "referral_sharing",
+                                       "organization_ids": [receiver_org_id],
+                                       "evidence": "written"})
+            if response.status_code != 201:
+                raise RuntimeError(f"POST .../consents -> {response.status_code}: "
+                                   f"{response.text}")
+            partners.append(Partner(sender, receiver, participant_id, receiver_org_id))
     return partners
 
 
@@ -320,7 +371,7 @@ def configuration(name: str, workdir: Path, workers: int, threads: int, port: in
                    "--worker-class", "gthread"]
         with postgresql_database() as url:
             env.update(HUB_ENV="production", HUB_SECRET_KEY=secrets.token_urlsafe(36),
-                       HUB_DATABASE_URL=url)
+                       HUB_DATA_KEYS=Fernet.generate_key().decode(), HUB_DATABASE_URL=url)
             hub_cli(env, "db", "upgrade")
             yield env, command
     else:
@@ -329,8 +380,21 @@ def configuration(name: str, workdir: Path, workers: int, threads: int, port: in
         yield env, [sys.executable, "-m", "bench.embedded_server", str(port)]
 
 
+WORKLOADS = {"baseline": baseline_once, "lifecycle_unchecked": lifecycle_once,
+             "lifecycle": lifecycle_once}
+
+
+def schedule(rounds: int) -> Iterator[tuple[str, int]]:
+    """(workload, rounds it is split into): baseline whole, then the two lifecycles in turn,
+    A B B A A B ..., so that neither always goes first."""
+    yield "baseline", 1
+    pair = ("lifecycle_unchecked", "lifecycle")
+    for round_ in range(rounds):
+        yield from ((w, rounds) for w in (pair if round_ % 2 == 0 else pair[::-1]))
+
+
 def measure(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Both workloads on one configuration; one result row per workload."""
+    """Every workload on one configuration; one result row per workload."""
     workdir = Path(tempfile.mkdtemp(prefix=f"maillage-bench-{name}-"))
     port, log_path = free_port(), workdir / "server.log"
     rows = []
@@ -341,16 +405,26 @@ def measure(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
             log(f"[{name}] starting {' '.join(Path(c).name for c in command)}")
             with serving(command, env, log_path, port) as base_url:
                 partners = connect(base_url, accounts)
-                for workload, once in (("baseline", baseline_once),
-                                       ("lifecycle", lifecycle_once)):
-                    label = f"{name} {workload}"
-                    log(f"[{label}] warm-up {args.warmup:g} s, then {args.duration:g} s")
-                    warmup = run_workload(base_url, partners, once, args.warmup, label)
+                unchecked = [replace(p, sender={**p.sender, **CONSENT_OFF},
+                                     receiver={**p.receiver, **CONSENT_OFF}) for p in partners]
+                measured: dict[str, Measured] = {}
+                warmups: dict[str, Measured] = {}
+                for workload, rounds in schedule(args.rounds):
+                    once, label = WORKLOADS[workload], f"{name} {workload}"
+                    who = unchecked if workload == "lifecycle_unchecked" else partners
+                    stretch = args.duration / rounds
+                    if workload not in warmups:
+                        log(f"[{label}] warm-up {args.warmup:g} s")
+                        warmups[workload] = run_workload(base_url, who, once, args.warmup,
+                                                         label)
+                    log(f"[{label}] {stretch:g} s")
                     start = log_path.stat().st_size
-                    row = run_workload(base_url, partners, once, args.duration, label)
-                    routes = server_side(log_path, start, log_path.stat().st_size)
-                    for step, figures in row["steps"].items():
-                        figures["server"] = routes.get(ROUTES[step])
+                    measured[workload] = run_workload(base_url, who, once, stretch, label,
+                                                      measured.get(workload))
+                    measured[workload].log_slices.append((start, log_path.stat().st_size))
+                for workload, m in measured.items():
+                    row = figures(m, log_path)
+                    warmup = figures(warmups[workload], log_path)
                     row.update(config=name, workload=workload, warmup_errors=warmup["errors"])
                     row["error_samples"] += warmup["error_samples"]
                     rows.append(row)
@@ -367,11 +441,14 @@ def checks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for config in CONFIGS:
         if (config, "lifecycle") not in by:
             continue
-        lifecycle, baseline = by[config, "lifecycle"], by[config, "baseline"]
-        ratio = lifecycle["req_per_s"] / baseline["req_per_s"] if baseline["req_per_s"] else 0
-        found.append({"config": config, "check": "lifecycle req/s / baseline req/s",
-                      "value": round(ratio, 3), "target": f">= {LIFECYCLE_SHARE_TARGET:.2f}",
-                      "pass": ratio >= LIFECYCLE_SHARE_TARGET})
+        lifecycle = by[config, "lifecycle"]
+        for versus, target in (("baseline", LIFECYCLE_SHARE_TARGET),
+                               ("lifecycle_unchecked", CONSENT_SHARE_TARGET)):
+            other = by[config, versus]["req_per_s"]
+            ratio = lifecycle["req_per_s"] / other if other else 0
+            found.append({"config": config, "check": f"lifecycle req/s / {versus} req/s",
+                          "value": round(ratio, 3), "target": f">= {target:.2f}",
+                          "pass": ratio >= target})
         if config == "postgresql":
             found.append({"config": config, "check": "lifecycle p99 ms",
                           "value": lifecycle["p99_ms"], "target": f"< {PG_P99_TARGET_MS:g}",
@@ -402,7 +479,9 @@ def report(rows: list[dict[str, Any]], found: list[dict[str, Any]], machine: str
     for r in rows:
         print(f"  {r['config']} {r['workload']}: machine CPU {r['cpu_busy_pct']:.0f} % busy, "
               f"of which the benchmark's client {r['client_cpu_pct']:.0f} %; "
-              f"{r['cpu_steal_pct']:.0f} % stolen by the hypervisor")
+              f"{r['cpu_steal_pct']:.0f} % stolen by the hypervisor"
+              + (f"; req/s by round {', '.join(map(str, r['rounds_req_per_s']))}"
+                 if len(r["rounds_req_per_s"]) > 1 else ""))
         for step, s in r["steps"].items():
             server = s["server"] or {"p50_ms": math.nan, "p99_ms": math.nan}
             print(f"    {step:<12} {s['p50_ms']:7.2f} / {s['p99_ms']:7.2f}   "
@@ -419,6 +498,9 @@ def default_workers() -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=20, help="seconds per workload")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="rounds alternating lifecycle_unchecked and lifecycle, "
+                             "--duration / --rounds seconds each")
     parser.add_argument("--warmup", type=float, default=3, help="unmeasured seconds before each")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--only", choices=list(CONFIGS))
@@ -433,7 +515,8 @@ def main() -> int:
     memory = subprocess.run(["free", "-h"], capture_output=True, text=True).stdout.split()[7]
     machine = (f"{started:%Y-%m-%d %H:%M} UTC, nproc {os.cpu_count()}, memory {memory}, "
                f"load average {os.getloadavg()[0]:.2f} at start, "
-               f"{args.clients} clients, {args.duration:g} s per workload, gunicorn "
+               f"{args.clients} clients, {args.duration:g} s per workload "
+               f"(lifecycles in {args.rounds} alternating rounds), gunicorn "
                f"{args.workers} workers x {args.threads} threads, waitress {args.threads} threads")
     rows = [row for name in CONFIGS if args.only in (None, name) for row in measure(name, args)]
     found = checks(rows)
