@@ -8,7 +8,7 @@ opens a page (`hub.web.checkin`) that only *shows* the question; only its form's
 so a mail scanner or link preview that fetches the page answers nothing.
 
 Asked once per leg, ever: like every follow-up check, a `referral_checks` row of kind
-`checkin` is claimed first (`hub.followups._fire`), so two schedulers or a restart never send
+`checkin` is claimed first (`hub.followups._claim`), so two schedulers or a restart never send
 a second mail.  A leg whose participant has no email or no `follow_up_contact` consent for the
 sending organization is claimed too, as skipped, so it is not looked at again.
 
@@ -37,7 +37,7 @@ from hub.db import Base
 from hub.directory import Organization
 from hub.errors import ConcurrentChange
 from hub.events import EventType, record
-from hub.followups import ReferralCheck, _fire
+from hub.followups import Due, _claim
 from hub.lifecycle import Status
 from hub.mail import queue_mail
 from hub.referrals import Referral, snapshot
@@ -45,12 +45,12 @@ from hub.referrals import Referral, snapshot
 log = logging.getLogger(__name__)
 
 KIND = "checkin"  # the `referral_checks` kind: one check-in per leg, ever
-ASK_AFTER_BUSINESS_DAYS = 3
+ASK_AFTER_BUSINESS_DAYS = deadlines.CHECKIN_AFTER_BUSINESS_DAYS  # from acceptance
 # A leg accepted longer ago than this is not asked about: the question would come too late to
 # help (and a hub that starts checking in does not mail about every old leg at once).
 ASK_UNTIL = timedelta(days=21)
 TOKEN_LIFETIME = timedelta(days=14)
-ASKED_STATUSES = (Status.ACCEPTED.value, Status.IN_PROGRESS.value)
+ASKED_STATUSES = deadlines.CHECKIN_STATUSES  # accepted, in_progress
 BATCH = 500
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:5000"
 LANGUAGES = ("fr", "en")
@@ -249,17 +249,11 @@ def link(base_url: str, token: str) -> str:
 
 
 def _candidates(session: Session, now: datetime, limit: int) -> list[Referral]:
-    """Accepted or started legs, accepted at least 3 *calendar* days and at most ASK_UNTIL
-    ago, not checked in: a cheap superset of what is due (3 business days are at least 3
-    calendar days); the caller keeps those 3 business days old."""
-    asked = select(ReferralCheck.referral_id).where(ReferralCheck.referral_id == Referral.id,
-                                                    ReferralCheck.kind == KIND).exists()
-    query = (select(Referral)
-             .where(Referral.status.in_(ASKED_STATUSES),
-                    Referral.accepted_at <= now - timedelta(days=ASK_AFTER_BUSINESS_DAYS),
-                    Referral.accepted_at > now - ASK_UNTIL,
-                    ~asked)
-             .order_by(Referral.accepted_at).limit(limit))
+    """Legs whose check-in is due (`checkin_due_at`, set on acceptance by
+    `hub.deadlines.arm_checks`, cleared once asked): a range of a partial index holding only
+    the legs still to ask."""
+    query = (select(Referral).where(Referral.checkin_due_at <= now)
+             .order_by(Referral.checkin_due_at).limit(limit))
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=Referral)
     return list(session.scalars(query))
@@ -279,43 +273,45 @@ def checkins_due(session: Session, now: datetime, limit: int = BATCH, *,
             names[organization_id] = organization.name if organization else ""
         return names[organization_id]
 
+    legs = _candidates(session, now, limit)
+    # Asked about: legs still accepted or started, accepted less than ASK_UNTIL ago; the
+    # others are only taken out of the index (not asked, nothing recorded).
+    asked = [leg for leg in legs if leg.status in ASKED_STATUSES
+             and leg.accepted_at is not None and leg.accepted_at > now - ASK_UNTIL]
+    claimed = _claim(session, [Due(leg.id, leg.version, KIND, leg.checkin_due_at)
+                               for leg in asked if leg.checkin_due_at is not None], now)
     queued = 0
-    for leg in _candidates(session, now, limit):
-        assert leg.accepted_at is not None
-        due_at = deadlines.add_business_days(leg.accepted_at, ASK_AFTER_BUSINESS_DAYS)
-        if due_at > now:
-            continue  # a weekend or a holiday in between: a later pass asks
+    for leg in asked:
+        if (leg.id, KIND) not in claimed:
+            continue  # asked already (another scheduler won)
         participant = leg.participant
-        allowed = bool(participant.email) and consent.covers(
-            session, participant, leg.from_organization_id,
-            consent.Purpose.FOLLOW_UP_CONTACT, now)
-        sent: list[bool] = []
-
-        def act(leg: Referral = leg, allowed: bool = allowed, sent: list[bool] = sent) -> None:
-            if not allowed:
-                return  # recorded as fired: skipped for lack of email or consent, once
-            token = new_token()
-            expires_at = now + TOKEN_LIFETIME
-            assert leg.accepted_at is not None and leg.participant.email is not None
-            subject, text, mail_language, page_language = compose_mail(
-                leg.participant.preferred_language, sender=name_of(leg.from_organization_id),
-                receiver=name_of(leg.to_organization_id), accepted_at=leg.accepted_at,
-                expires_at=expires_at, link=link(base_url, token))
-            try:
-                mail = queue_mail(session, to=leg.participant.email, subject=subject, text=text,
-                                  language=mail_language, dedupe_key=f"{KIND}:{leg.id}", now=now)
-            except ValueError as error:  # an address no server would take: never retried
-                log.warning("check-in of leg %s not mailed: %s", leg.id, error)
-                return
-            if mail is None:
-                return  # queued already (by an earlier claim): that mail's token stands
-            session.add(ParticipantCheckin(
-                id=uuid.uuid4(), referral_id=leg.id, token_hash=hash_token(token),
-                created_at=now, expires_at=expires_at, language=page_language))
-            sent.append(True)
-
-        _fire(session, leg, KIND, due_at, now, act)
-        queued += bool(sent)
+        if not participant.email or not consent.covers(
+                session, participant, leg.from_organization_id,
+                consent.Purpose.FOLLOW_UP_CONTACT, now):
+            continue  # recorded as fired: skipped for lack of email or consent, once
+        token = new_token()
+        expires_at = now + TOKEN_LIFETIME
+        assert leg.accepted_at is not None
+        subject, text, mail_language, page_language = compose_mail(
+            participant.preferred_language, sender=name_of(leg.from_organization_id),
+            receiver=name_of(leg.to_organization_id), accepted_at=leg.accepted_at,
+            expires_at=expires_at, link=link(base_url, token))
+        try:
+            mail = queue_mail(session, to=participant.email, subject=subject, text=text,
+                              language=mail_language, dedupe_key=f"{KIND}:{leg.id}", now=now)
+        except ValueError as error:  # an address no server would take: never retried
+            log.warning("check-in of leg %s not mailed: %s", leg.id, error)
+            continue
+        if mail is None:
+            continue  # queued already (by an earlier claim): that mail's token stands
+        session.add(ParticipantCheckin(
+            id=uuid.uuid4(), referral_id=leg.id, token_hash=hash_token(token),
+            created_at=now, expires_at=expires_at, language=page_language))
+        queued += 1
+    if legs:  # asking (or not) does not change the leg: its version stays
+        session.execute(update(Referral.__table__)
+                        .where(Referral.__table__.c.id.in_([leg.id for leg in legs]))
+                        .values(checkin_due_at=None))
     return queued
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -61,3 +62,41 @@ def deadline(check: str, priority: str, start: datetime, times: int = 1, *,
     if business_days is None:
         business_days = DEFAULT_POLICY[check][priority]
     return add_business_days(start, times * business_days, time_zone)
+
+
+# -- when a leg's next scheduled check is due ------------------------------------------------
+
+# The deadline that applies in each status: (check, the leg's column holding it).
+DEADLINE_OF_STATUS: dict[str, tuple[str, str]] = {
+    "sent": ("acknowledge", "acknowledge_by"),
+    "acknowledged": ("decide", "decide_by"),
+    "accepted": ("start", "start_by"),
+}
+# Follow-ups to the sender after completion, in order (`hub.followups.followups_due`).
+FOLLOW_UP_AFTER: dict[str, timedelta] = {"followup_30": timedelta(days=30),
+                                         "followup_180": timedelta(days=180)}
+# The participant is asked this many business days after acceptance (`hub.checkins`).
+CHECKIN_AFTER_BUSINESS_DAYS = 3
+CHECKIN_STATUSES = ("accepted", "in_progress")
+
+
+def arm_checks(leg: Any) -> None:
+    """Set the due-at columns of a leg that has just entered its status (sent, or moved on).
+
+    - `deadline_due_at`: the deadline of the new status (none after `accepted`);
+    - `followup_due_at`: 30 days after completion (the check moves it to 180 days, then clears
+      it);
+    - `checkin_due_at`: 3 business days after acceptance, kept while the leg is started.
+
+    Each check clears or moves its column in the transaction that fires it, so the partial
+    indexes on these columns hold only legs whose check is still to come, whatever the size of
+    the history.  A column left set on a leg that moved on without this call is cleared by its
+    check, which looks at the leg's status before firing."""
+    deadline = DEADLINE_OF_STATUS.get(leg.status)
+    leg.deadline_due_at = getattr(leg, deadline[1]) if deadline else None
+    leg.followup_due_at = (leg.closed_at + FOLLOW_UP_AFTER["followup_30"]
+                           if leg.status == "completed" and leg.closed_at else None)
+    if leg.status == "accepted" and leg.accepted_at is not None:
+        leg.checkin_due_at = add_business_days(leg.accepted_at, CHECKIN_AFTER_BUSINESS_DAYS)
+    elif leg.status not in CHECKIN_STATUSES:
+        leg.checkin_due_at = None

@@ -1,39 +1,69 @@
 """The follow-up checks of DESIGN §6: missed deadlines, expiry, post-handoff follow-ups.
 
-Each check reads the legs that are due through a partial index on a due-at column (never one
-scheduler job per leg), and fires at most once per leg and kind: the `referral_checks` row is
-inserted first, with its primary key as the last line of defence when two schedulers race.
-A check handles a bounded batch per pass, so a scheduler back after a day catches up over a few
-passes without a storm.
+Each check reads the legs that are due through a partial index on a due-at column
+(`deadline_due_at`, `expire_by`, `followup_due_at`: `hub.deadlines.arm_checks` sets them when a
+leg changes status, the check clears or moves them when it fires), so its cost follows what is
+due, never the size of the history; never one scheduler job per leg.  A batch is fired
+set-based, in a handful of statements for all its legs (`_fire`): the (leg, kind) rows of
+`referral_checks` are inserted first, their primary key the last line of defence when two
+schedulers race, so each check fires at most once per leg and kind.  A check handles a bounded
+number of legs per pass, so a scheduler back after a day catches up over a few passes without
+a storm.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ForeignKey, String, exists, select
+from sqlalchemy import (
+    ForeignKey,
+    Index,
+    Row,
+    String,
+    case,
+    delete,
+    exists,
+    literal,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
-from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.sql import Select
 
 from hub import consent, lifecycle
-from hub.db import Base
+from hub.db import Base, UTCDateTime
+from hub.deadlines import DEADLINE_OF_STATUS, FOLLOW_UP_AFTER
 from hub.directory import Organization
 from hub.events import EventType
+from hub.events.bulk import NewEvent, record_many
 from hub.lifecycle import Action, Party, Status
-from hub.referrals import Referral, _record
+from hub.participants import Participant
+from hub.referrals import Referral, snapshot
 from hub.timestamps import iso_utc
 
 log = logging.getLogger(__name__)
 
 BATCH = 500
-FOLLOW_UP_AFTER = {"followup_30": timedelta(days=30), "followup_180": timedelta(days=180)}
+# A pass fires at most this many batches of missed deadlines (1,500 legs, as when each of the
+# three deadlines had a batch of its own): the scheduler's 10 passes per tick clear 15,000.
+DEADLINE_BATCHES_PER_PASS = 3
+
+LEGS = Referral.__table__
+# The partial indexes the checks read: only legs whose check is still to come.
+for _column in ("deadline_due_at", "followup_due_at", "checkin_due_at"):
+    Index(f"ix_referrals_{_column}", LEGS.c[_column],
+          postgresql_where=LEGS.c[_column].is_not(None),
+          sqlite_where=LEGS.c[_column].is_not(None))
+# What an event's snapshot reads (`referrals.snapshot`): no free text, nothing to decrypt.
+SNAPSHOT_COLUMNS = [c for c in LEGS.c if c.key not in ("reason_for_referral", "needs")]
 
 
 class ReferralCheck(Base):
@@ -48,78 +78,125 @@ class ReferralCheck(Base):
 
 
 @dataclass(frozen=True)
-class DeadlineCheck:
-    """A deadline that applies while a leg is in `status`, due at `column`."""
+class Due:
+    """A leg whose check `kind` is due, as read (its version: a leg changed since is left)."""
 
+    id: uuid.UUID
+    version: int
     kind: str
-    status: Status
-    column: Any
+    due_at: datetime
+    next_due: datetime | None = None  # what its due-at column becomes once the check fired
+    announce: bool = True  # False: recorded as fired, without event (no consent, say)
 
 
-DEADLINES = (
-    DeadlineCheck("acknowledge", Status.SENT, Referral.acknowledge_by),
-    DeadlineCheck("decide", Status.ACKNOWLEDGED, Referral.decide_by),
-    DeadlineCheck("start", Status.ACCEPTED, Referral.start_by),
-)
-
-
-def _not_fired(kind: str) -> Any:
-    return ~exists().where(ReferralCheck.referral_id == Referral.id, ReferralCheck.kind == kind)
-
-
-def _due(session: Session, status: Status, column: Any, before: datetime, kind: str,
-         limit: int) -> list[Referral]:
-    query = (select(Referral)
-             .where(Referral.status == status.value, column <= before, _not_fired(kind))
-             .order_by(column).limit(limit))
+def _locked(session: Session, query: Select[Any]) -> Select[Any]:
+    """On PostgreSQL the due legs are locked until commit, and legs another scheduler holds
+    are skipped: nothing can change them before this transaction fires them."""
     if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True, of=Referral)
-    return list(session.scalars(query))
+        return query.with_for_update(skip_locked=True, of=LEGS)
+    return query
 
 
-def _claim(session: Session, leg: Referral, kind: str, due_at: datetime, now: datetime) -> bool:
-    """Insert the (leg, kind) row; False when it fired already (another scheduler won)."""
+def _claim(session: Session, due: Sequence[Due], now: datetime) -> set[tuple[uuid.UUID, str]]:
+    """Insert the (leg, kind) rows in one statement; returns those inserted: the others fired
+    already (another scheduler won)."""
+    if not due:
+        return set()
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    inserted = session.execute(
-        insert(ReferralCheck)
-        .values(referral_id=leg.id, kind=kind, due_at=due_at, fired_at=now)
+    table = ReferralCheck.__table__
+    inserted = session.connection().execute(
+        insert(table)
+        .values([{"referral_id": d.id, "kind": d.kind, "due_at": d.due_at, "fired_at": now}
+                 for d in due])
         .on_conflict_do_nothing()
-        .returning(ReferralCheck.referral_id)
-    ).first()
-    return inserted is not None
+        .returning(table.c.referral_id, table.c.kind))
+    return {(row.referral_id, row.kind) for row in inserted}
 
 
-def _fire(session: Session, leg: Referral, kind: str, due_at: datetime, now: datetime,
-          act: Callable[[], None]) -> bool:
-    """Claim and act for one leg in a savepoint: a leg that changed meanwhile (its receiver
-    answered) is left for the next pass, which sees its new state."""
-    try:
-        with session.begin_nested():
-            if not _claim(session, leg, kind, due_at, now):
-                return False
-            act()
-            session.flush()
-    except StaleDataError:
-        session.expire(leg)
-        return False
-    return True
+def _as_read(due: Sequence[Due]) -> Any:
+    """WHERE: each leg still at the version it was read at."""
+    return tuple_(LEGS.c.id, LEGS.c.version).in_([(d.id, d.version) for d in due])
+
+
+def _next_due(due: Sequence[Due]) -> Any:
+    """The new value of the due-at column: one value, or one per leg."""
+    values = {d.next_due for d in due}
+    if len(values) == 1:
+        return values.pop()
+    return case({d.id: literal(d.next_due, UTCDateTime()) for d in due}, value=LEGS.c.id)
+
+
+def _fire(session: Session, now: datetime, due: Sequence[Due], *, column: str | None,
+          event: Callable[[Row[Any], Due], NewEvent], changes: dict[str, Any] | None = None
+          ) -> int:
+    """Fire a batch of due legs in a few statements; returns how many events were appended.
+
+    1. claim every (leg, kind) (`_claim`);
+    2. the legs claimed and announced move on one version (`updated_at`, `changes`, their
+       due-at `column` set to `next_due`): one UPDATE ... RETURNING their new state;
+    3. the others (fired already, or recorded without event) only get their `column` moved;
+    4. a leg changed since it was read (SQLite has no row locks) gets its claim back and is
+       left for the next pass, which sees its new state;
+    5. one event per leg moved on, appended together (`record_many`)."""
+    claimed = _claim(session, due, now)
+    announced = [d for d in due if d.announce and (d.id, d.kind) in claimed]
+    quiet = [d for d in due if not d.announce or (d.id, d.kind) not in claimed]
+    connection = session.connection()
+    moved: dict[uuid.UUID, Row[Any]] = {}
+    if announced:
+        values = {"version": LEGS.c.version + 1, "updated_at": now, **(changes or {})}
+        if column is not None:
+            values[column] = _next_due(announced)
+        moved = {row.id: row for row in connection.execute(
+            update(LEGS).where(_as_read(announced)).values(values)
+            .returning(*SNAPSHOT_COLUMNS))}
+    kept: set[uuid.UUID] = set()
+    if quiet and column is not None:
+        kept = set(connection.scalars(update(LEGS).where(_as_read(quiet))
+                                      .values({column: _next_due(quiet)}).returning(LEGS.c.id)))
+    lost = [d for d in announced if d.id not in moved]
+    lost += [d for d in quiet if (d.id, d.kind) in claimed and column is not None
+             and d.id not in kept]
+    if lost:
+        checks = ReferralCheck.__table__
+        connection.execute(delete(checks).where(tuple_(checks.c.referral_id, checks.c.kind)
+                                                .in_([(d.id, d.kind) for d in lost])))
+    record_many(session, [event(moved[d.id], d) for d in announced if d.id in moved])
+    return sum(1 for d in announced if d.id in moved)
+
+
+def _referral_event(type: EventType, leg: Row[Any], extra: dict[str, Any],
+                    audience: set[uuid.UUID] | None = None) -> NewEvent:
+    """The leg's event, as `referrals._record` makes it for the scheduler."""
+    return NewEvent(type, subject=f"referrals/{leg.id}", sequence=leg.version,
+                    data={"referral": snapshot(cast(Referral, leg)), **extra},
+                    audience=audience or {leg.from_organization_id, leg.to_organization_id})
 
 
 def deadlines_missed(session: Session, now: datetime, limit: int = BATCH) -> int:
-    """`referral.deadline_missed` to both organizations for every leg past a deadline."""
+    """`referral.deadline_missed` to both organizations for every leg past the deadline of its
+    status (acknowledge, decide, start: `hub.deadlines.DEADLINE_OF_STATUS`)."""
     fired = 0
-    for check in DEADLINES:
-        for leg in _due(session, check.status, check.column, now, check.kind, limit):
-            due_at = getattr(leg, check.column.key)
+    for _ in range(DEADLINE_BATCHES_PER_PASS):
+        rows = session.execute(_locked(session, (
+            select(LEGS.c.id, LEGS.c.version, LEGS.c.status, LEGS.c.deadline_due_at)
+            .where(LEGS.c.deadline_due_at <= now)
+            .order_by(LEGS.c.deadline_due_at).limit(limit)))).all()
+        due = [Due(row.id, row.version, DEADLINE_OF_STATUS[row.status][0],
+                   row.deadline_due_at) for row in rows if row.status in DEADLINE_OF_STATUS]
+        stale = [Due(row.id, row.version, "", row.deadline_due_at) for row in rows
+                 if row.status not in DEADLINE_OF_STATUS]
+        if stale:  # moved on without its column cleared: nothing is due
+            session.connection().execute(update(LEGS).where(_as_read(stale))
+                                         .values(deadline_due_at=None))
 
-            def act(leg: Referral = leg, check: DeadlineCheck = check,
-                    due_at: datetime = due_at) -> None:
-                leg.updated_at = now  # the leg has a new event: its version moves on
-                session.flush()
-                _record(session, leg, EventType.REFERRAL_DEADLINE_MISSED, None, extra={
-                    "check": check.kind, "due_at": iso_utc(due_at), "source": "scheduler"})
+        def missed(leg: Row[Any], d: Due) -> NewEvent:
+            return _referral_event(EventType.REFERRAL_DEADLINE_MISSED, leg, {
+                "check": d.kind, "due_at": iso_utc(d.due_at), "source": "scheduler"})
 
-            fired += _fire(session, leg, check.kind, due_at, now, act)
+        fired += _fire(session, now, due, column="deadline_due_at", event=missed)
+        if len(rows) < limit:
+            break
     return fired
 
 
@@ -141,20 +218,28 @@ def suggestions(session: Session, leg: Referral, limit: int = 5) -> list[dict[st
 
 def expirations(session: Session, now: datetime, limit: int = BATCH) -> int:
     """Legs unacknowledged at twice the deadline expire; the sender is told to redirect."""
-    fired = 0
-    for leg in _due(session, Status.SENT, Referral.expire_by, now, "expire", limit):
-        assert leg.expire_by is not None
+    lifecycle.next_status(Status.SENT, Action.EXPIRE, Party.SCHEDULER)  # the rule allows it
+    rows = session.execute(_locked(session, (
+        select(LEGS.c.id, LEGS.c.version, LEGS.c.expire_by)
+        .where(LEGS.c.status == Status.SENT.value, LEGS.c.expire_by <= now,
+               ~exists().where(ReferralCheck.referral_id == LEGS.c.id,
+                               ReferralCheck.kind == "expire"))
+        .order_by(LEGS.c.expire_by).limit(limit)))).all()
+    redirect_to: dict[tuple[uuid.UUID, uuid.UUID], list[dict[str, str]]] = {}
 
-        def act(leg: Referral = leg) -> None:
-            lifecycle.next_status(Status(leg.status), Action.EXPIRE, Party.SCHEDULER)
-            leg.status = Status.EXPIRED.value
-            leg.updated_at = leg.closed_at = now
-            session.flush()
-            _record(session, leg, EventType.REFERRAL_EXPIRED, None,
-                    extra={"redirect_to": suggestions(session, leg)})
+    def expired(leg: Row[Any], d: Due) -> NewEvent:
+        pair = (leg.to_organization_id, leg.from_organization_id)
+        if pair not in redirect_to:
+            redirect_to[pair] = suggestions(session, cast(Referral, leg))
+        return _referral_event(EventType.REFERRAL_EXPIRED, leg,
+                               {"redirect_to": redirect_to[pair]})
 
-        fired += _fire(session, leg, "expire", leg.expire_by, now, act)
-    return fired
+    # An expired leg has nothing left to check: every due-at column is cleared.
+    return _fire(session, now, [Due(row.id, row.version, "expire", row.expire_by) for row in rows],
+                 column=None, event=expired,
+                 changes={"status": Status.EXPIRED.value, "closed_at": now,
+                          "deadline_due_at": None, "followup_due_at": None,
+                          "checkin_due_at": None})
 
 
 def followups_due(session: Session, now: datetime, limit: int = BATCH) -> int:
@@ -162,25 +247,46 @@ def followups_due(session: Session, now: datetime, limit: int = BATCH) -> int:
     only with the participant's `follow_up_contact` consent (else the check is recorded as
     skipped, so it is not looked at again)."""
     fired = 0
-    for kind, after in FOLLOW_UP_AFTER.items():
-        for leg in _due(session, Status.COMPLETED, Referral.closed_at, now - after, kind, limit):
-            assert leg.closed_at is not None
-            due_at = leg.closed_at + after
-            allowed = consent.covers(session, leg.participant, leg.from_organization_id,
+    for _ in FOLLOW_UP_AFTER:  # as many batches per pass as there are follow-ups
+        rows = session.execute(_locked(session, (
+            select(LEGS.c.id, LEGS.c.version, LEGS.c.status, LEGS.c.closed_at,
+                   LEGS.c.followup_due_at, LEGS.c.participant_id, LEGS.c.from_organization_id)
+            .where(LEGS.c.followup_due_at <= now)
+            .order_by(LEGS.c.followup_due_at).limit(limit)))).all()
+        participants = {p.id: p for p in session.scalars(select(Participant).where(
+            Participant.id.in_({row.participant_id for row in rows})))}
+        due, stale = [], []
+        for row in rows:
+            if row.status != Status.COMPLETED.value or row.closed_at is None:
+                stale.append(Due(row.id, row.version, "", row.followup_due_at))
+                continue
+            kind = _follow_up_of(row.followup_due_at - row.closed_at)
+            later = [row.closed_at + after for after in FOLLOW_UP_AFTER.values()
+                     if row.closed_at + after > row.followup_due_at]
+            allowed = consent.covers(session, participants[row.participant_id],
+                                     row.from_organization_id,
                                      consent.Purpose.FOLLOW_UP_CONTACT, now)
+            due.append(Due(row.id, row.version, kind, row.closed_at + FOLLOW_UP_AFTER[kind],
+                           next_due=later[0] if later else None, announce=allowed))
+        if stale:  # not completed (cannot happen through the lifecycle): nothing is due
+            session.connection().execute(update(LEGS).where(_as_read(stale))
+                                         .values(followup_due_at=None))
 
-            def act(leg: Referral = leg, kind: str = kind, due_at: datetime = due_at,
-                    allowed: bool = allowed) -> None:
-                if not allowed:
-                    return  # recorded as fired: skipped for lack of consent, once
-                leg.updated_at = now
-                session.flush()
-                _record(session, leg, EventType.REFERRAL_FOLLOWUP_DUE, None,
-                        extra={"check": kind, "due_at": iso_utc(due_at)},
-                        audience={leg.from_organization_id})
+        def follow_up(leg: Row[Any], d: Due) -> NewEvent:
+            return _referral_event(EventType.REFERRAL_FOLLOWUP_DUE, leg,
+                                   {"check": d.kind, "due_at": iso_utc(d.due_at)},
+                                   audience={leg.from_organization_id})
 
-            fired += _fire(session, leg, kind, due_at, now, act) and allowed
+        fired += _fire(session, now, due, column="followup_due_at", event=follow_up)
+        if len(rows) < limit:
+            break
     return fired
+
+
+def _follow_up_of(since_closed: timedelta) -> str:
+    """The follow-up whose time it is, `since_closed` after completion."""
+    kinds = [kind for kind, after in FOLLOW_UP_AFTER.items() if after <= since_closed]
+    return kinds[-1] if kinds else next(iter(FOLLOW_UP_AFTER))
 
 
 class OrganizationCheck(Base):

@@ -78,6 +78,10 @@ class Referral(Base):
     start_by: Mapped[datetime | None]
     # Twice the acknowledgement allowance: a leg still unacknowledged then expires.
     expire_by: Mapped[datetime | None]
+    # When the leg's next scheduled check is due (`deadlines.arm_checks`; indexed in followups).
+    deadline_due_at: Mapped[datetime | None]
+    followup_due_at: Mapped[datetime | None]
+    checkin_due_at: Mapped[datetime | None]
 
     # Loaded with the leg (one query): every representation of a leg needs the participant.
     participant: Mapped[Participant] = relationship(lazy="joined", innerjoin=True)
@@ -284,6 +288,7 @@ def _new_leg(
         expire_by=deadlines.deadline("acknowledge", priority, now, times=2,
                                      business_days=acknowledge_days, time_zone=time_zone),
     )
+    deadlines.arm_checks(referral)
     session.add(referral)
     session.flush()
     return referral
@@ -405,6 +410,7 @@ def transition(
         referral.cancel_reason = reason
     if lifecycle.is_terminal(target):
         referral.closed_at = now
+    deadlines.arm_checks(referral)
 
     _flush_checking_version(session)
     _record(session, referral, EVENT_OF_ACTION[action], caller,
