@@ -55,10 +55,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hub import checkins, checks, crypto, followups, scheduler
 from hub.db import make_engine
-from hub.deadlines import DEFAULT_POLICY
-from hub.lifecycle import Status
+from hub.deadlines import DEFAULT_POLICY, add_business_days
 from hub.ops import upgrade_database
-from hub.referrals import Referral
 
 PG_ENV = {"HUB_PG_DIR": "/tmp/maillage-pgbench", "HUB_PG_PORT": "54330", "HUB_PG_FSYNC": "on"}
 FULL_TICK_TARGET_S = 5.0
@@ -136,7 +134,9 @@ def naive(moment: datetime) -> datetime:
 
 def admin_url() -> str:
     return subprocess.run(["bash", "scripts/test-postgres.sh"], cwd=ROOT, check=True,
-                          env={**os.environ, **PG_ENV}, stdout=subprocess.PIPE,
+                          env={**os.environ, **PG_ENV, **{  # the caller's server, if named
+                              name: os.environ[name] for name in PG_ENV if name in os.environ}},
+                          stdout=subprocess.PIPE,
                           text=True).stdout.strip()
 
 
@@ -568,10 +568,43 @@ def seed(url: str, total: int, due: int, stale_share: float, now: datetime,
             cursor.execute("SELECT (SELECT count(*) FROM events), "
                            "(SELECT count(*) FROM event_audience)")
             seeded.rows["events"], seeded.rows["event_audience"] = cursor.fetchone() or (0, 0)
+            timed(seeded, "UPDATE referrals: due-at columns of the checks still to come", 0,
+                  lambda: due_at_columns(cursor, moment))
         timed(seeded, "VACUUM ANALYZE", 0, lambda: cursor.execute("VACUUM ANALYZE"))
     seeded.seconds = time.perf_counter() - started
     assert sum(seeded.due.values()) == due and seeded.legs == sum(seeded.statuses.values())
     return seeded
+
+
+def due_at_columns(cursor: psycopg.Cursor[Any], moment: datetime) -> None:
+    """What `hub.deadlines.arm_checks` would have set and the checks left: the due-at column of
+    each check still to come (the revision that added them fills them the same way)."""
+    cursor.execute("""
+        UPDATE referrals SET deadline_due_at = CASE status
+            WHEN 'sent' THEN acknowledge_by WHEN 'acknowledged' THEN decide_by ELSE start_by END
+        WHERE status IN ('sent', 'acknowledged', 'accepted')
+          AND NOT EXISTS (SELECT 1 FROM referral_checks c WHERE c.referral_id = referrals.id
+                          AND c.kind = CASE referrals.status WHEN 'sent' THEN 'acknowledge'
+                                       WHEN 'acknowledged' THEN 'decide' ELSE 'start' END)""")
+    fired = ("EXISTS (SELECT 1 FROM referral_checks c WHERE c.referral_id = referrals.id "
+             "AND c.kind = '{}')")
+    cursor.execute(f"""
+        UPDATE referrals SET followup_due_at = CASE
+            WHEN NOT {fired.format('followup_30')} THEN closed_at + interval '30 days'
+            ELSE closed_at + interval '180 days' END
+        WHERE status = 'completed' AND NOT {fired.format('followup_180')}""")
+    cursor.execute(f"""
+        SELECT id, accepted_at FROM referrals
+        WHERE status IN ('accepted', 'in_progress') AND accepted_at > %(since)s
+          AND NOT {fired.format(checkins.KIND)}""", {"since": moment - checkins.ASK_UNTIL})
+    asked = [(leg_id, naive(add_business_days(accepted.replace(tzinfo=UTC),
+                                              checkins.ASK_AFTER_BUSINESS_DAYS)))
+             for leg_id, accepted in cursor.fetchall()]
+    cursor.execute("""
+        UPDATE referrals SET checkin_due_at = due.at
+        FROM unnest(%(ids)s::uuid[], %(ats)s::timestamp[]) AS due (id, at)
+        WHERE referrals.id = due.id""",
+                   {"ids": [a[0] for a in asked], "ats": [a[1] for a in asked]})
 
 
 # One event per leg, its last: type, source and sequence (= version) as the hub would have
@@ -698,20 +731,24 @@ def statement_kind(statement: str) -> str:
     if word == "INSERT" and "referral_checks" in statement:
         return "INSERT referral_checks"
     if word == "UPDATE" and "referrals" in statement:
-        return "UPDATE referrals (version)"
+        return "UPDATE referrals (version, due-at)"
+    if word == "INSERT":
+        table = statement.split(None, 3)[2] if len(statement.split(None, 3)) > 2 else "?"
+        return f"INSERT {table}"
+    if word == "SELECT" and "pg_current_xact_id" in statement:
+        return "SELECT transaction id (event append)"
     return word
 
 
 class Probe:
     """Times `run_once` and, inside it, each check and each statement (due queries labelled
-    with their check): wraps the functions of `hub.checks.CHECKS`, and `hub.followups._due` for
-    its label, in this process (the hub's code runs as is) and listens to the engine's cursor
-    events.  With `capture` set, keeps every SELECT sent, to be explained."""
+    with their check): wraps the functions of `hub.checks.CHECKS` in this process (the hub's
+    code runs as is) and listens to the engine's cursor events.  With `capture` set, keeps
+    every SELECT sent, to be explained."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.original_checks = dict(checks.CHECKS)
-        self.original_due = followups._due
         self.pass_: Pass | None = None
         self.label = ""  # the check running (and the due query's kind)
         self.capture: list[tuple[str, str, Any]] | None = None
@@ -720,14 +757,12 @@ class Probe:
     def __enter__(self) -> Probe:
         for name, check in self.original_checks.items():
             checks.CHECKS[name] = self._timed_check(name, check)
-        followups._due = self._timed_due  # type: ignore[assignment]
         event.listen(self.engine, "before_cursor_execute", self._before)
         event.listen(self.engine, "after_cursor_execute", self._after)
         return self
 
     def __exit__(self, *_exc: object) -> None:
         checks.CHECKS.update(self.original_checks)
-        followups._due = self.original_due  # type: ignore[assignment]
         event.remove(self.engine, "before_cursor_execute", self._before)
         event.remove(self.engine, "after_cursor_execute", self._after)
 
@@ -741,14 +776,6 @@ class Probe:
                 if self.pass_ is not None:
                     self.pass_.check_seconds[name] = time.perf_counter() - started
         return timed_check
-
-    def _timed_due(self, session: Session, status: Status, column: Any, before: datetime,
-                   kind: str, limit: int) -> list[Referral]:
-        check, self.label = self.label, f"{self.label}: {kind}"
-        try:
-            return self.original_due(session, status, column, before, kind, limit)
-        finally:
-            self.label = check
 
     def _before(self, _conn: Any, cursor: Any, statement: str, parameters: Any,
                 *_args: Any) -> None:
@@ -769,6 +796,7 @@ class Probe:
 
     def run_pass(self, sessions: Callable[[], Session], now: datetime) -> Pass:
         self.pass_ = Pass(0.0, {}, {}, [], Counter(), {})
+        self.label = "run_once: which checks have work"  # hub.checks.pending
         started = time.perf_counter()
         handled = checks.run_once(sessions, now)
         self.pass_.seconds = time.perf_counter() - started
@@ -805,19 +833,9 @@ def database_counts(engine: Engine, now: datetime, after_position: int) -> dict[
             "legs_updated": touched}
 
 
-DUE_QUERY_OF: dict[str, tuple[Status, Any, timedelta]] = {
-    **{check.kind: (check.status, check.column, timedelta(0)) for check in followups.DEADLINES},
-    "expire": (Status.SENT, Referral.expire_by, timedelta(0)),
-    **{kind: (Status.COMPLETED, Referral.closed_at, after)
-       for kind, after in followups.FOLLOW_UP_AFTER.items()},
-}
-
-
-def explain_due(engine: Engine, sessions: Callable[[], Session], kind: str,
-                now: datetime) -> list[str]:
-    """EXPLAIN (ANALYZE, BUFFERS) of the statement `followups._due` sends for `kind`
-    (captured as sent, then explained in a transaction that is rolled back)."""
-    status, column, before = DUE_QUERY_OF[kind]
+def explain_due(engine: Engine, sessions: Callable[[], Session], now: datetime) -> list[str]:
+    """EXPLAIN (ANALYZE, BUFFERS) of the statement `followups.deadlines_due` sends (captured
+    as sent, then explained in a transaction that is rolled back)."""
     sent: list[tuple[str, Any]] = []
 
     def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
@@ -826,7 +844,7 @@ def explain_due(engine: Engine, sessions: Callable[[], Session], kind: str,
     with sessions() as session:
         event.listen(engine, "before_cursor_execute", capture)
         try:
-            followups._due(session, status, column, now - before, kind, followups.BATCH)
+            followups.deadlines_due(session, now, followups.BATCH)
         finally:
             event.remove(engine, "before_cursor_execute", capture)
         session.rollback()
@@ -917,7 +935,7 @@ def run_phase(admin: str, label: str, legs: int, due: int, args: argparse.Namesp
         sessions = sessionmaker(engine, expire_on_commit=False)
         plans: dict[str, list[str]] = {}
         try:
-            plans[f"acknowledge, {due:,} due"] = explain_due(engine, sessions, "acknowledge", now)
+            plans[f"deadlines_missed, {due:,} due"] = explain_due(engine, sessions, now)
             with Probe(engine) as probe:
                 log(f"[{label}] warm-up pass at now - {WARM_UP_BEFORE.days} days (nothing due)")
                 warm_up = probe.run_pass(sessions, now - WARM_UP_BEFORE)

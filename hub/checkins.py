@@ -26,9 +26,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, select, update
+from sqlalchemy import CheckConstraint, ForeignKey, String, exists, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -257,6 +258,11 @@ def _candidates(session: Session, now: datetime, limit: int) -> list[Referral]:
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=Referral)
     return list(session.scalars(query))
+
+
+def checkins_pending(now: datetime) -> Any:
+    """Whether `checkins_due` has anything to do at `now` (see `hub.checks.run_once`)."""
+    return exists().where(Referral.__table__.c.checkin_due_at <= now)
 
 
 def checkins_due(session: Session, now: datetime, limit: int = BATCH, *,

@@ -21,13 +21,18 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
+    ARRAY,
     ForeignKey,
     Index,
+    Integer,
     Row,
     String,
+    Uuid,
+    bindparam,
     case,
     delete,
     exists,
+    func,
     literal,
     select,
     tuple_,
@@ -92,9 +97,22 @@ class Due:
 def _locked(session: Session, query: Select[Any]) -> Select[Any]:
     """On PostgreSQL the due legs are locked until commit, and legs another scheduler holds
     are skipped: nothing can change them before this transaction fires them."""
-    if session.get_bind().dialect.name == "postgresql":
+    if _postgres(session):
         return query.with_for_update(skip_locked=True, of=LEGS)
     return query
+
+
+def _postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _unnest(**arrays: Any) -> Any:
+    """PostgreSQL: rows from parallel array parameters, `unnest(:a, :b) AS anon(a, b)`: one
+    statement text whatever the batch size (compiled once, sent with a handful of
+    parameters), where a multi-row VALUES would have thousands."""
+    return (func.unnest(*(bindparam(name, type_=ARRAY(type_))
+                          for name, type_ in arrays.items()))
+            .table_valued(*arrays).render_derived())
 
 
 def _claim(session: Session, due: Sequence[Due], now: datetime) -> set[tuple[uuid.UUID, str]]:
@@ -102,20 +120,38 @@ def _claim(session: Session, due: Sequence[Due], now: datetime) -> set[tuple[uui
     already (another scheduler won)."""
     if not due:
         return set()
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     table = ReferralCheck.__table__
+    columns = ["referral_id", "kind", "due_at", "fired_at"]
+    if _postgres(session):
+        rows = _unnest(referral_id=Uuid(), kind=String(), due_at=UTCDateTime())
+        statement = pg_insert(table).from_select(columns, select(
+            rows.c.referral_id, rows.c.kind, rows.c.due_at,
+            bindparam("fired_at", type_=UTCDateTime())))
+        parameters: dict[str, Any] = {"referral_id": [d.id for d in due],
+                                      "kind": [d.kind for d in due],
+                                      "due_at": [d.due_at for d in due], "fired_at": now}
+    else:
+        statement = sqlite_insert(table).values([dict(zip(columns, (
+            d.id, d.kind, d.due_at, now), strict=True)) for d in due])
+        parameters = {}
     inserted = session.connection().execute(
-        insert(table)
-        .values([{"referral_id": d.id, "kind": d.kind, "due_at": d.due_at, "fired_at": now}
-                 for d in due])
-        .on_conflict_do_nothing()
-        .returning(table.c.referral_id, table.c.kind))
+        statement.on_conflict_do_nothing().returning(table.c.referral_id, table.c.kind),
+        parameters)
     return {(row.referral_id, row.kind) for row in inserted}
 
 
-def _as_read(due: Sequence[Due]) -> Any:
-    """WHERE: each leg still at the version it was read at."""
-    return tuple_(LEGS.c.id, LEGS.c.version).in_([(d.id, d.version) for d in due])
+def _as_read(session: Session, due: Sequence[Due]) -> tuple[list[Any], dict[str, Any]]:
+    """WHERE criteria and their parameters: each leg still at the version it was read at."""
+    if _postgres(session):
+        read = _unnest(leg_id=Uuid(), leg_version=Integer())
+        return ([LEGS.c.id == read.c.leg_id, LEGS.c.version == read.c.leg_version],
+                {"leg_id": [d.id for d in due], "leg_version": [d.version for d in due]})
+    return [tuple_(LEGS.c.id, LEGS.c.version).in_([(d.id, d.version) for d in due])], {}
+
+
+def _clear(session: Session, due: Sequence[Due], column: str) -> None:
+    where, parameters = _as_read(session, due)
+    session.connection().execute(update(LEGS).where(*where).values({column: None}), parameters)
 
 
 def _next_due(due: Sequence[Due]) -> Any:
@@ -147,13 +183,15 @@ def _fire(session: Session, now: datetime, due: Sequence[Due], *, column: str | 
         values = {"version": LEGS.c.version + 1, "updated_at": now, **(changes or {})}
         if column is not None:
             values[column] = _next_due(announced)
+        where, parameters = _as_read(session, announced)
         moved = {row.id: row for row in connection.execute(
-            update(LEGS).where(_as_read(announced)).values(values)
-            .returning(*SNAPSHOT_COLUMNS))}
+            update(LEGS).where(*where).values(values).returning(*SNAPSHOT_COLUMNS),
+            parameters)}
     kept: set[uuid.UUID] = set()
     if quiet and column is not None:
-        kept = set(connection.scalars(update(LEGS).where(_as_read(quiet))
-                                      .values({column: _next_due(quiet)}).returning(LEGS.c.id)))
+        where, parameters = _as_read(session, quiet)
+        kept = set(connection.scalars(update(LEGS).where(*where).values(
+            {column: _next_due(quiet)}).returning(LEGS.c.id), parameters))
     lost = [d for d in announced if d.id not in moved]
     lost += [d for d in quiet if (d.id, d.kind) in claimed and column is not None
              and d.id not in kept]
@@ -173,28 +211,38 @@ def _referral_event(type: EventType, leg: Row[Any], extra: dict[str, Any],
                     audience=audience or {leg.from_organization_id, leg.to_organization_id})
 
 
+def _missed(leg: Row[Any], d: Due) -> NewEvent:
+    return _referral_event(EventType.REFERRAL_DEADLINE_MISSED, leg, {
+        "check": d.kind, "due_at": iso_utc(d.due_at), "source": "scheduler"})
+
+
+def deadlines_pending(now: datetime) -> Any:
+    """Whether `deadlines_missed` has anything to do at `now` (`hub.checks.run_once` asks
+    every check at once before opening a transaction for each)."""
+    return exists().where(LEGS.c.deadline_due_at <= now)
+
+
+def deadlines_due(session: Session, now: datetime, limit: int) -> list[Row[Any]]:
+    """Up to `limit` legs whose deadline is due, oldest first, locked (PostgreSQL)."""
+    return list(session.execute(_locked(session, (
+        select(LEGS.c.id, LEGS.c.version, LEGS.c.status, LEGS.c.deadline_due_at)
+        .where(LEGS.c.deadline_due_at <= now)
+        .order_by(LEGS.c.deadline_due_at).limit(limit)))))
+
+
 def deadlines_missed(session: Session, now: datetime, limit: int = BATCH) -> int:
     """`referral.deadline_missed` to both organizations for every leg past the deadline of its
     status (acknowledge, decide, start: `hub.deadlines.DEADLINE_OF_STATUS`)."""
     fired = 0
     for _ in range(DEADLINE_BATCHES_PER_PASS):
-        rows = session.execute(_locked(session, (
-            select(LEGS.c.id, LEGS.c.version, LEGS.c.status, LEGS.c.deadline_due_at)
-            .where(LEGS.c.deadline_due_at <= now)
-            .order_by(LEGS.c.deadline_due_at).limit(limit)))).all()
+        rows = deadlines_due(session, now, limit)
         due = [Due(row.id, row.version, DEADLINE_OF_STATUS[row.status][0],
                    row.deadline_due_at) for row in rows if row.status in DEADLINE_OF_STATUS]
         stale = [Due(row.id, row.version, "", row.deadline_due_at) for row in rows
                  if row.status not in DEADLINE_OF_STATUS]
         if stale:  # moved on without its column cleared: nothing is due
-            session.connection().execute(update(LEGS).where(_as_read(stale))
-                                         .values(deadline_due_at=None))
-
-        def missed(leg: Row[Any], d: Due) -> NewEvent:
-            return _referral_event(EventType.REFERRAL_DEADLINE_MISSED, leg, {
-                "check": d.kind, "due_at": iso_utc(d.due_at), "source": "scheduler"})
-
-        fired += _fire(session, now, due, column="deadline_due_at", event=missed)
+            _clear(session, stale, "deadline_due_at")
+        fired += _fire(session, now, due, column="deadline_due_at", event=_missed)
         if len(rows) < limit:
             break
     return fired
@@ -216,14 +264,21 @@ def suggestions(session: Session, leg: Referral, limit: int = 5) -> list[dict[st
             for o in found]
 
 
+def _expiring(now: datetime) -> list[Any]:
+    return [LEGS.c.status == Status.SENT.value, LEGS.c.expire_by <= now,
+            ~exists().where(ReferralCheck.referral_id == LEGS.c.id,
+                            ReferralCheck.kind == "expire")]
+
+
+def expirations_pending(now: datetime) -> Any:
+    return exists().where(*_expiring(now))
+
+
 def expirations(session: Session, now: datetime, limit: int = BATCH) -> int:
     """Legs unacknowledged at twice the deadline expire; the sender is told to redirect."""
     lifecycle.next_status(Status.SENT, Action.EXPIRE, Party.SCHEDULER)  # the rule allows it
     rows = session.execute(_locked(session, (
-        select(LEGS.c.id, LEGS.c.version, LEGS.c.expire_by)
-        .where(LEGS.c.status == Status.SENT.value, LEGS.c.expire_by <= now,
-               ~exists().where(ReferralCheck.referral_id == LEGS.c.id,
-                               ReferralCheck.kind == "expire"))
+        select(LEGS.c.id, LEGS.c.version, LEGS.c.expire_by).where(*_expiring(now))
         .order_by(LEGS.c.expire_by).limit(limit)))).all()
     redirect_to: dict[tuple[uuid.UUID, uuid.UUID], list[dict[str, str]]] = {}
 
@@ -242,6 +297,10 @@ def expirations(session: Session, now: datetime, limit: int = BATCH) -> int:
                           "checkin_due_at": None})
 
 
+def followups_pending(now: datetime) -> Any:
+    return exists().where(LEGS.c.followup_due_at <= now)
+
+
 def followups_due(session: Session, now: datetime, limit: int = BATCH) -> int:
     """`referral.followup_due` to the sending organization 30 and 180 days after completion,
     only with the participant's `follow_up_contact` consent (else the check is recorded as
@@ -253,6 +312,8 @@ def followups_due(session: Session, now: datetime, limit: int = BATCH) -> int:
                    LEGS.c.followup_due_at, LEGS.c.participant_id, LEGS.c.from_organization_id)
             .where(LEGS.c.followup_due_at <= now)
             .order_by(LEGS.c.followup_due_at).limit(limit)))).all()
+        if not rows:
+            break
         participants = {p.id: p for p in session.scalars(select(Participant).where(
             Participant.id.in_({row.participant_id for row in rows})))}
         due, stale = [], []
@@ -269,8 +330,7 @@ def followups_due(session: Session, now: datetime, limit: int = BATCH) -> int:
             due.append(Due(row.id, row.version, kind, row.closed_at + FOLLOW_UP_AFTER[kind],
                            next_due=later[0] if later else None, announce=allowed))
         if stale:  # not completed (cannot happen through the lifecycle): nothing is due
-            session.connection().execute(update(LEGS).where(_as_read(stale))
-                                         .values(followup_due_at=None))
+            _clear(session, stale, "followup_due_at")
 
         def follow_up(leg: Row[Any], d: Due) -> NewEvent:
             return _referral_event(EventType.REFERRAL_FOLLOWUP_DUE, leg,
@@ -304,16 +364,23 @@ class OrganizationCheck(Base):
 VALIDATION_EVERY = timedelta(days=365)
 
 
+def _unvalidated(now: datetime) -> list[Any]:
+    not_fired = ~exists().where(
+        OrganizationCheck.organization_id == Organization.id,
+        OrganizationCheck.last_validated_at == Organization.last_validated_at)
+    return [Organization.last_validated_at <= now - VALIDATION_EVERY, not_fired]
+
+
+def validations_pending(now: datetime) -> Any:
+    return exists().where(*_unvalidated(now))
+
+
 def validations_due(session: Session, now: datetime, limit: int = BATCH) -> int:
     """`organization.validation_due` for directory entries not validated for 12 months."""
     from hub.events import record
     from hub.events.store import Event
 
-    not_fired = ~exists().where(
-        OrganizationCheck.organization_id == Organization.id,
-        OrganizationCheck.last_validated_at == Organization.last_validated_at)
-    query = (select(Organization)
-             .where(Organization.last_validated_at <= now - VALIDATION_EVERY, not_fired)
+    query = (select(Organization).where(*_unvalidated(now))
              .order_by(Organization.last_validated_at).limit(limit))
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     fired = 0
