@@ -37,11 +37,11 @@ def upgrade() -> None:
         op.create_index(f'ix_referrals_{column}', 'referrals', [column],
                         postgresql_where=sa.text(f'{column} IS NOT NULL'),
                         sqlite_where=sa.text(f'{column} IS NOT NULL'))
-    _fill()
+    fill(op.get_bind())
 
 
-def _fill() -> None:
-    bind = op.get_bind()
+def fill(bind: sa.Connection) -> None:
+    """Each leg's due-at columns from its status and the checks that fired already."""
     # The deadline of the leg's status, unless its check fired already.
     bind.execute(sa.text("""
         UPDATE referrals SET deadline_due_at = CASE status
