@@ -30,6 +30,7 @@ if sys.path and Path(sys.path[0] or ".").resolve() == ROOT / "bench":
 
 import argparse
 import bisect
+import contextlib
 import itertools
 import json
 import logging
@@ -73,6 +74,7 @@ STALE_AGE = (2 * DAY, 200 * DAY)
 STALE_MIN_AGE = timedelta(seconds=STALE_AGE[0])
 FIRED_AFTER = timedelta(minutes=1)  # history's checks fired a scheduler interval after due
 WARM_UP_BEFORE = timedelta(days=60)  # the warm-up pass runs at now - 60 days: nothing due
+MAX_PASSES = 200  # of a full tick (the scheduler makes 10 per tick; more would be a bug)
 
 # The checks of the 10,000 due legs, by deadline: (kind, status, share).
 DUE_KINDS = (("acknowledge", "sent", 0.4), ("decide", "acknowledged", 0.3),
@@ -743,11 +745,11 @@ def statement_kind(statement: str) -> str:
 class Probe:
     """Times `run_once` and, inside it, each check and each statement (due queries labelled
     with their check): wraps the functions of `hub.checks.CHECKS` in this process (the hub's
-    code runs as is) and listens to the engine's cursor events.  With `capture` set, keeps
-    every SELECT sent, to be explained."""
+    code runs as is) and listens to the engines' cursor events (one pass at a time).  With
+    `capture` set, keeps every SELECT sent, to be explained."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, *engines: Engine) -> None:
+        self.engines = engines
         self.original_checks = dict(checks.CHECKS)
         self.pass_: Pass | None = None
         self.label = ""  # the check running (and the due query's kind)
@@ -757,14 +759,16 @@ class Probe:
     def __enter__(self) -> Probe:
         for name, check in self.original_checks.items():
             checks.CHECKS[name] = self._timed_check(name, check)
-        event.listen(self.engine, "before_cursor_execute", self._before)
-        event.listen(self.engine, "after_cursor_execute", self._after)
+        for engine in self.engines:
+            event.listen(engine, "before_cursor_execute", self._before)
+            event.listen(engine, "after_cursor_execute", self._after)
         return self
 
     def __exit__(self, *_exc: object) -> None:
         checks.CHECKS.update(self.original_checks)
-        event.remove(self.engine, "before_cursor_execute", self._before)
-        event.remove(self.engine, "after_cursor_execute", self._after)
+        for engine in self.engines:
+            event.remove(engine, "before_cursor_execute", self._before)
+            event.remove(engine, "after_cursor_execute", self._after)
 
     def _timed_check(self, name: str, check: checks.Check) -> checks.Check:
         def timed_check(session: Session, now: datetime) -> int:
@@ -803,18 +807,6 @@ class Probe:
         self.pass_.handled = handled
         done, self.pass_ = self.pass_, None
         return done
-
-
-def catch_up(probe: Probe, sessions: Callable[[], Session], now: datetime,
-             max_passes: int = 200) -> list[Pass]:
-    """`run_once` until a pass handles nothing: what `CheckScheduler.tick` does (up to its
-    `catch_up_rounds` passes per tick)."""
-    passes = []
-    while len(passes) < max_passes:
-        passes.append(probe.run_pass(sessions, now))
-        if not any(n > 0 for n in passes[-1].handled.values()):
-            break
-    return passes
 
 
 def database_counts(engine: Engine, now: datetime, after_position: int) -> dict[str, Any]:
@@ -920,53 +912,97 @@ class Phase:
         return statistics.median(p.seconds for p in self.idle) * 1000
 
 
-def run_phase(admin: str, label: str, legs: int, due: int, args: argparse.Namespace,
-              keyring: crypto.KeyRing) -> Phase:
-    log(f"[{label}] fresh database, migrated with hub.ops.upgrade_database")
-    with fresh_database(admin, args.keep) as url:
-        upgrade_database(url)
-        now = datetime.now(UTC)
-        log(f"[{label}] bulk load: {legs:,} legs, {due:,} past a deadline at {now:%H:%M:%S} UTC")
-        seeded = seed(url, legs, due, args.stale_share if legs > due else 0.0, now, keyring,
-                      random.Random(f"{args.seed}-{label}"))
-        log(f"[{label}] loaded in {seeded.seconds:.0f} s")
-        engine = make_engine(url)
-        meter = CpuMeter(engine)
-        sessions = sessionmaker(engine, expire_on_commit=False)
-        plans: dict[str, list[str]] = {}
-        try:
-            plans[f"deadlines_missed, {due:,} due"] = explain_due(engine, sessions, now)
-            with Probe(engine) as probe:
-                log(f"[{label}] warm-up pass at now - {WARM_UP_BEFORE.days} days (nothing due)")
-                warm_up = probe.run_pass(sessions, now - WARM_UP_BEFORE)
-                with engine.connect() as connection:
-                    last = connection.scalar(text("SELECT max(position) FROM events")) or 0
-                log(f"[{label}] full tick: run_once until a pass handles nothing")
-                start = meter.sample()
-                passes = catch_up(probe, sessions, now)
-                full_cpu = meter.since(start)
-                for number, p in enumerate(passes, 1):
-                    log(f"    pass {number}: {p.seconds * 1000:8.1f} ms, handled "
-                        f"{ {k: v for k, v in p.handled.items() if v} }")
-                counts = database_counts(engine, now, last)
-                log(f"[{label}] {args.idle_ticks} ticks with nothing due")
-                start = meter.sample()
-                idle = [probe.run_pass(sessions, now) for _ in range(args.idle_ticks - 1)]
-                probe.capture = []  # the last one keeps its SELECTs, explained below
-                idle.append(probe.run_pass(sessions, now))
-                selects, probe.capture = probe.capture, None
-                idle_cpu = meter.since(start)
-                log("    " + ", ".join(f"{p.seconds * 1000:.1f} ms" for p in idle))
-                counts_after_idle = database_counts(engine, now, last)
-                idle_plans = []
-                log(f"[{label}] EXPLAIN ANALYZE of every SELECT of the last of them")
-                for check, statement, parameters in selects:
-                    plan = explain_plan(engine, statement, parameters)
-                    idle_plans.append((check, *plan_summary(plan), plan))
-        finally:
-            engine.dispose()
-    return Phase(label, legs, seeded, warm_up, passes, idle, counts, counts_after_idle, plans,
-                 idle_plans, full_cpu, idle_cpu)
+@dataclass
+class Database:
+    """One of the two databases, seeded, while it is measured."""
+
+    label: str
+    legs: int
+    now: datetime
+    seeded: Seeded
+    engine: Engine
+    sessions: Callable[[], Session]
+    meter: CpuMeter
+
+
+def run_phases(admin: str, args: argparse.Namespace, keyring: crypto.KeyRing) -> list[Phase]:
+    """Seed both databases, then measure them turn about: the passes of their full ticks
+    alternate (small, large, small, large...), and so do the ticks with nothing due, so both
+    see the same load of this shared machine; each tick's time is the sum of its own passes."""
+    with contextlib.ExitStack() as stack:
+        dbs = []
+        for label, legs in (("small", args.small_legs), ("large", args.legs)):
+            log(f"[{label}] fresh database, migrated with hub.ops.upgrade_database")
+            url = stack.enter_context(fresh_database(admin, args.keep))
+            upgrade_database(url)
+            now = datetime.now(UTC)
+            log(f"[{label}] bulk load: {legs:,} legs, {args.due:,} past a deadline at "
+                f"{now:%H:%M:%S} UTC")
+            seeded = seed(url, legs, args.due, args.stale_share if legs > args.due else 0.0,
+                          now, keyring, random.Random(f"{args.seed}-{label}"))
+            log(f"[{label}] loaded in {seeded.seconds:.0f} s")
+            engine = make_engine(url)
+            stack.callback(engine.dispose)
+            dbs.append(Database(label, legs, now, seeded, engine,
+                                sessionmaker(engine, expire_on_commit=False), CpuMeter(engine)))
+        return measure(dbs, args)
+
+
+def measure(dbs: list[Database], args: argparse.Namespace) -> list[Phase]:
+    plans = {db.label: {f"deadlines_missed, {args.due:,} due": explain_due(
+        db.engine, db.sessions, db.now)} for db in dbs}
+    with Probe(*(db.engine for db in dbs)) as probe:
+        warm_up, last = {}, {}
+        for db in dbs:
+            log(f"[{db.label}] warm-up pass at now - {WARM_UP_BEFORE.days} days (nothing due)")
+            warm_up[db.label] = probe.run_pass(db.sessions, db.now - WARM_UP_BEFORE)
+            with db.engine.connect() as connection:
+                last[db.label] = connection.scalar(text("SELECT max(position) FROM events")) or 0
+
+        log("full ticks, their passes taken turn about: run_once until a pass handles nothing")
+        passes: dict[str, list[Pass]] = {db.label: [] for db in dbs}
+        full_cpu = {db.label: Cpu() for db in dbs}
+        active = list(dbs)
+        while active:
+            for db in list(active):
+                start = db.meter.sample()
+                done = probe.run_pass(db.sessions, db.now)
+                full_cpu[db.label] += db.meter.since(start)
+                passes[db.label].append(done)
+                log(f"    [{db.label}] pass {len(passes[db.label])}: {done.seconds * 1000:8.1f} "
+                    f"ms, handled { {k: v for k, v in done.handled.items() if v} }")
+                if done.work == 0 or len(passes[db.label]) >= MAX_PASSES:
+                    active.remove(db)
+        counts = {db.label: database_counts(db.engine, db.now, last[db.label]) for db in dbs}
+
+        log(f"{args.idle_ticks} ticks with nothing due in each, turn about")
+        idle: dict[str, list[Pass]] = {db.label: [] for db in dbs}
+        idle_cpu = {db.label: Cpu() for db in dbs}
+        selects: dict[str, list[tuple[str, str, Any]]] = {}
+        for tick in range(args.idle_ticks):
+            for db in dbs:
+                if tick == args.idle_ticks - 1:
+                    probe.capture = []  # the last one keeps its SELECTs, explained below
+                start = db.meter.sample()
+                idle[db.label].append(probe.run_pass(db.sessions, db.now))
+                idle_cpu[db.label] += db.meter.since(start)
+                if probe.capture is not None:
+                    selects[db.label], probe.capture = probe.capture, None
+        for db in dbs:
+            log(f"    [{db.label}] " + ", ".join(f"{p.seconds * 1000:.1f} ms"
+                                                for p in idle[db.label]))
+    phases = []
+    for db in dbs:
+        idle_plans = []
+        log(f"[{db.label}] EXPLAIN ANALYZE of every SELECT of the last tick with nothing due")
+        for check, statement, parameters in selects[db.label]:
+            plan = explain_plan(db.engine, statement, parameters)
+            idle_plans.append((check, *plan_summary(plan), plan))
+        phases.append(Phase(
+            db.label, db.legs, db.seeded, warm_up[db.label], passes[db.label], idle[db.label],
+            counts[db.label], database_counts(db.engine, db.now, last[db.label]),
+            plans[db.label], idle_plans, full_cpu[db.label], idle_cpu[db.label]))
+    return phases
 
 
 # --- reporting ------------------------------------------------------------------------------
@@ -1063,6 +1099,9 @@ def report(phases: list[Phase], due: int, machine: str) -> bool:
             for w in full_pass), f"batches of {followups.BATCH} per check"),
         ("  per leg recorded (ms)", *(f"{ph.full_seconds * 1000 / due:.3f}" for ph in phases),
          ""),
+        ("  CPU: this process + its PostgreSQL backends (s)",
+         *(f"{ph.full_cpu.client + ph.full_cpu.server:.2f}" for ph in phases),
+         "what other processes cannot inflate"),
         (f"  deadlines_missed, per batch of {followups.BATCH} (ms)", *(
             f"{batch_ms(ph, due):.0f}" for ph in phases), "its query, claims, updates, events"),
         (f"tick with nothing due, median of {len(large.idle)} (ms)",
@@ -1090,6 +1129,10 @@ def report(phases: list[Phase], due: int, machine: str) -> bool:
     ]
     for what, ok in targets:
         print(f"  {what}: {'PASS' if ok else 'MISS'}")
+    cpu_ratio = ((large.full_cpu.client + large.full_cpu.server)
+                 / max(small.full_cpu.client + small.full_cpu.server, 1e-9))
+    print(f"  (the same ratio in CPU time, this process and its backends: {cpu_ratio:.2f}; "
+          f"the machine's load average now {os.getloadavg()[0]:.1f})")
     correct = True
     for ph in phases:
         for what, ok in verify(ph, due):
@@ -1165,8 +1208,7 @@ def main() -> int:
     machine = machine_line(started, admin)
     keyring = crypto.KeyRing.from_settings("", secrets.token_urlsafe(32))
     crypto.install(keyring)
-    phases = [run_phase(admin, label, legs, args.due, args, keyring)
-              for label, legs in (("small", args.small_legs), ("large", args.legs))]
+    phases = run_phases(admin, args, keyring)
     elapsed = (datetime.now(UTC) - started).total_seconds()
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     correct = report(phases, args.due, f"{machine}; load average {load} at end; "
