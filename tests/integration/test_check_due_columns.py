@@ -222,3 +222,20 @@ def test_the_migration_fills_the_columns_as_the_transitions_and_checks_left_them
             select(table.c.id, *(table.c[c] for c in DUE_AT)).where(table.c.id.in_(legs)))}
         transaction.rollback()
     assert filled == expected
+
+
+def test_a_pass_fires_a_bounded_number_of_batches_and_the_next_passes_the_rest(
+        app: Flask, network: Network) -> None:
+    sender, receiver = network.partner(), network.partner()
+    legs = [sender.refer(receiver) for _ in range(7)]
+    now = max(moment(leg["deadlines"]["acknowledge_by"]) for leg in legs) + timedelta(minutes=1)
+    batch = 2
+    counts = []
+    while not counts or counts[-1]:
+        with app.app_context(), db.job_session() as session:
+            counts.append(followups.deadlines_missed(session, now, limit=batch))
+    # At least the 7 legs are due: the first pass stops at its bound, 3 batches of 2.
+    assert counts[0] == followups.DEADLINE_BATCHES_PER_PASS * batch
+    assert all(n <= followups.DEADLINE_BATCHES_PER_PASS * batch for n in counts)
+    for leg in legs:
+        assert missed(sender, leg["id"]) == ["acknowledge"]
