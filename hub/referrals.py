@@ -453,6 +453,7 @@ def cancel_for_lack_of_consent(session: Session, referral: Referral, now: dateti
     referral.status = Status.CANCELLED.value
     referral.cancel_reason = lifecycle.CancelReason.CONSENT_WITHDRAWN.value
     referral.updated_at = referral.closed_at = now
+    deadlines.arm_checks(referral)
     _flush_checking_version(session)
     record(session, EventType.REFERRAL_CANCELLED, subject=referral.subject,
            sequence=referral.version, source_organization_id=None, actor="hub:consent",

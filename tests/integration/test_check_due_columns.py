@@ -82,6 +82,21 @@ def test_each_status_arms_the_check_that_comes_next(app: Flask, network: Network
     assert completed["checkin_due_at"] is None and completed["deadline_due_at"] is None
 
 
+def test_a_consent_withdrawal_disarms_the_legs_it_cancels(app: Flask, network: Network) -> None:
+    sender, receiver = network.partner(), network.partner()
+    participant = sender.register_participant()["id"]
+    given = sender.grant_consent(participant, receiver)
+    leg = sender.refer(receiver, participant, consent=False)
+    for action in ("acknowledge", "accept"):
+        assert receiver.act(leg["id"], action).status_code == 200
+    armed = stored(app, leg["id"])
+    assert armed["deadline_due_at"] is not None and armed["checkin_due_at"] is not None
+    assert sender.post(f"/api/v1/consents/{given['id']}/withdraw").status_code == 200
+    cancelled = stored(app, leg["id"])
+    assert cancelled["status"] == "cancelled"
+    assert all(cancelled[column] is None for column in DUE_AT)
+
+
 def test_a_check_that_fires_takes_its_leg_out_of_its_index(app: Flask,
                                                             network: Network) -> None:
     sender, receiver = network.partner(), network.partner()
