@@ -36,6 +36,9 @@ class PersonalDataRead(Base):
     __table_args__ = (Index("ix_personal_data_reads_participant", "participant_id", "read_at"),)
 
 
+_INSERT_READS = insert(PersonalDataRead.__table__)
+
+
 def note_read(session: Session, caller: Caller, participant_id: uuid.UUID) -> None:
     """Remember that `caller` is being shown this participant's personal data."""
     session.info.setdefault(PENDING, set()).add(
@@ -62,11 +65,11 @@ def _write_reads(session: Session) -> None:
     if not reads:
         return
     via, now = _current_via(session), utcnow()
-    session.execute(insert(PersonalDataRead), [
-        {"participant_id": participant, "organization_id": organization, "actor": actor,
-         "via": via, "read_at": now}
-        for participant, organization, actor in sorted(reads, key=str)
-    ])
+    rows = [{"participant_id": participant, "organization_id": organization, "actor": actor,
+             "via": via, "read_at": now}
+            for participant, organization, actor in sorted(reads, key=str)]
+    # Core, not the ORM: no primary keys to fetch back, no statement to build each time.
+    session.execute(_INSERT_READS, rows[0] if len(rows) == 1 else rows)
 
 
 @event.listens_for(Session, "after_rollback")

@@ -10,14 +10,14 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, select, text
+from sqlalchemy import ForeignKey, Index, Integer, String, Uuid, bindparam, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 from sqlalchemy.orm.exc import StaleDataError
 
 from hub import consent, deadlines, lifecycle, policies
 from hub.callers import Caller
 from hub.crypto import EncryptedJSON, EncryptedText
-from hub.db import Base, utcnow
+from hub.db import Base, UTCDateTime, utcnow
 from hub.directory import Organization
 from hub.errors import ConcurrentChange, Invalid, NotAllowed, NotFound, VersionMismatch
 from hub.events import EventType, record
@@ -211,6 +211,36 @@ def visible_referral(session: Session, caller: Caller, referral_id: uuid.UUID) -
     return referral
 
 
+# The leg a party changes, with the answer to the consent question that showing it to that
+# party will ask (does an active referral_sharing consent cover the caller's organization?):
+# one round trip instead of two.  Built once, with bound values.
+_LEG_TO_CHANGE = select(
+    Referral,
+    consent.covering(Referral.participant_id, bindparam("organization_id", type_=Uuid()),
+                     consent.Purpose.REFERRAL_SHARING.value,
+                     bindparam("now", type_=UTCDateTime())),
+).where(Referral.id == bindparam("referral_id", type_=Uuid()))
+
+
+def leg_to_change(session: Session, caller: Caller, referral_id: uuid.UUID) -> Referral:
+    """`visible_referral`, with the consent answer for the caller kept for this transaction
+    (`consent.remember`).
+
+    Read before the change, it still holds when the changed leg is shown: a withdrawal that
+    would uncover the caller cancels the caller's open legs, and so changes this leg's version
+    (the change then fails and is retried on the new state) or waits for this transaction.
+    """
+    row = session.execute(_LEG_TO_CHANGE, {
+        "referral_id": referral_id, "organization_id": caller.organization_id,
+        "now": utcnow()}).one_or_none()
+    if row is None or not (caller.is_coordinator or row[0].party_of(caller.organization_id)):
+        raise NotFound("referral", referral_id)
+    referral, covered = row
+    consent.remember(session, referral.participant_id, caller.organization_id,
+                     consent.Purpose.REFERRAL_SHARING.value, covered)
+    return referral
+
+
 def chain_of(session: Session, referral: Referral) -> list[Referral]:
     """Every leg of the participant's path this leg belongs to, oldest first."""
     return list(
@@ -352,7 +382,7 @@ def transition(
     """
     # No row lock: the UPDATE checks the version read here, so of two concurrent answers one
     # fails at flush and is retried on the new state (see ConcurrentChange), on every backend.
-    referral = visible_referral(session, caller, referral_id)
+    referral = leg_to_change(session, caller, referral_id)
     party = referral.party_of(caller.organization_id)
     if party is None:  # a coordinator: may watch, never act
         raise lifecycle.NotYourTurn(action, lifecycle.ACTOR[action])

@@ -68,10 +68,14 @@ def may_read_personal_data(session: Session, caller: Caller, participant: Partic
     )
 
 
-def visible_participant(session: Session, caller: Caller, participant_id: uuid.UUID
-                        ) -> Participant:
-    """The participant if the caller may read their personal data; else NotFound."""
-    participant = session.get(Participant, participant_id)
+def visible_participant(session: Session, caller: Caller, participant_id: uuid.UUID,
+                        *, lock: bool = False) -> Participant:
+    """The participant if the caller may read their personal data; else NotFound.
+
+    `lock` takes the participant's lock with the load (see `consent.locked_participant`).
+    """
+    participant = (consent.locked_participant(session, participant_id) if lock
+                   else session.get(Participant, participant_id))
     if participant is None or not may_read_personal_data(session, caller, participant):
         raise NotFound("participant", participant_id)
     return participant
@@ -79,9 +83,12 @@ def visible_participant(session: Session, caller: Caller, participant_id: uuid.U
 
 def referable_participant(session: Session, caller: Caller, participant_id: uuid.UUID
                           ) -> Participant | None:
-    """The participant if the caller may send them a referral: its own, or one it received."""
+    """The participant if the caller may send them a referral: its own, or one it received.
+
+    Loaded with the participant's lock, which the consent check of the send needs anyway.
+    """
     try:
-        return visible_participant(session, caller, participant_id)
+        return visible_participant(session, caller, participant_id, lock=True)
     except NotFound:
         return None
 
