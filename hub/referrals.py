@@ -358,6 +358,7 @@ def send_referral(
         pathway=pathway, stage=stage, priority=priority,
         reason_for_referral=reason_for_referral, needs=needs or [], previous=previous,
     )
+    visibility.note_read_ahead(session, caller, referral)  # the answer shows the leg
     _record(session, referral, EventType.REFERRAL_SENT, caller)
     return referral
 
@@ -379,7 +380,11 @@ def transition(
     Raises NotFound (not a party), VersionMismatch (stale If-Match), lifecycle.NotYourTurn
     (the other party's action), lifecycle.TransitionRefused (not from this status),
     Invalid (missing code, bad target) or consent.ConsentRequired (forward not covered).
+    The caller is shown the leg returned (API, inbound answers): see
+    `visibility.note_read_ahead`.
     """
+    from hub import visibility  # visibility reads referrals: imported late to avoid a cycle
+
     # No row lock: the UPDATE checks the version read here, so of two concurrent answers one
     # fails at flush and is retried on the new state (see ConcurrentChange), on every backend.
     referral = leg_to_change(session, caller, referral_id)
@@ -437,6 +442,7 @@ def transition(
         referral.closed_at = now
 
     _flush_checking_version(session)
+    visibility.note_read_ahead(session, caller, new_leg or referral)  # the answer shows it
     _record(session, referral, EVENT_OF_ACTION[action], caller,
             _add_note(session, referral, caller, note))
     if new_leg is not None:  # after `forwarded`, so readers see the handoff in order

@@ -58,7 +58,19 @@ def test_sending_locks_the_participant_in_the_query_that_loads_them(
     # The consent question is still asked, after the lock, and the sender's read is logged.
     assert sum(" FROM consents" in s for s in seen) == 1
     assert seen.index(loading) < next(i for i, s in enumerate(seen) if " FROM consents" in s)
-    assert reads_by(sender, participant, sender) == 1
+    assert reads_by(sender, participant, sender) == 1  # noted ahead, not again when shown
+
+
+def test_a_refused_step_logs_no_read(network: Network) -> None:
+    """Reads are noted ahead only once the change is made: a refused step shows nothing and
+    logs nothing."""
+    sender, receiver = network.partner(), network.partner()
+    leg = sender.refer(receiver)
+    participant = leg["participant"]["id"]
+    assert receiver.act(leg["id"], "acknowledge").status_code == 200
+    stale = receiver.act(leg["id"], "accept", headers={"If-Match": '"1"'})
+    assert stale.status_code == 412
+    assert reads_by(sender, participant, receiver) == 1
 
 
 def test_a_receiver_step_asks_the_consent_question_inside_the_leg_load(
@@ -72,6 +84,14 @@ def test_a_receiver_step_asks_the_consent_question_inside_the_leg_load(
     assert answer.get_json()["participant"]["given_name"] == "Amina"
     with_consents = [s for s in seen if " FROM consents" in s]
     assert len(with_consents) == 1 and with_consents[0].startswith("SELECT referrals.id")
+    # The receiver's read is logged once: on PostgreSQL by the statement that appends the
+    # event, on SQLite by one INSERT before the commit.
+    inserts = [s for s in seen if s.startswith("INSERT INTO personal_data_reads")]
+    with_event = [s for s in seen if s.startswith("WITH") and "INSERT INTO events" in s]
+    if with_event:  # PostgreSQL
+        assert inserts == [] and "INSERT INTO personal_data_reads" in with_event[0]
+    else:
+        assert len(inserts) == 1
     assert reads_by(sender, participant, receiver) == 1
 
 
