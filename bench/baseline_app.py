@@ -11,7 +11,10 @@ Consent switch, for the benchmark's comparison only: a request carrying the head
 enforcement.  For that request alone,
 - `hub.consent.covers` answers True without querying (no consent query),
 - `hub.consent.lock_participant` does nothing (no participant row lock),
-- `hub.access_log.note_read` records nothing (no access-log INSERT before the commit).
+- `hub.access_log.note_read` records nothing (no access-log INSERT before the commit),
+- `hub.consent.locked_participant` is a plain load (`session.get`, no FOR UPDATE),
+- `hub.referrals.leg_to_change` is `hub.referrals.visible_referral` (the leg loaded without
+  the consent question asked inside that query).
 Redaction itself still runs in both modes: the API renders every leg through
 `hub.visibility.Reader` (entitlement per reader, the open-leg check, the redacted or full
 view); only its consent question is answered without a query and its read goes unlogged.
@@ -19,7 +22,9 @@ Every other request, and any call outside a request, runs the real functions.  T
 replace the module attributes at import: `hub.visibility` calls `consent.covers` and
 `access_log.note_read` through the module, and `require_referral_sharing` looks `covers` and
 `lock_participant` up as globals of `hub.consent`, i.e. in the same module dictionary, at call
-time.  Never serve this app to anyone: the header turns consent enforcement off.
+time; `hub.visibility` calls `consent.locked_participant`, and `hub.referrals.transition` calls
+`leg_to_change`, the same way.  Never serve this app to anyone: the header turns consent
+enforcement off.
 
 Serve it like `hub.wsgi:app`, e.g. `gunicorn bench.baseline_app:app`, with the hub's
 HUB_* environment; the database must already be at the migration head.
@@ -35,9 +40,10 @@ from flask import g, has_request_context, request
 from sqlalchemy import Column, Integer, MetaData, Table, Text, insert, text
 from sqlalchemy.schema import CreateTable
 
-from hub import access_log, consent, create_app
+from hub import access_log, consent, create_app, referrals
 from hub.adapters.oauth import current_oauth_token, require_scope
 from hub.db import UTCDateTime, db, utcnow
+from hub.participants import Participant
 
 CONSENT_SWITCH = "X-Bench-Consent"
 
@@ -70,13 +76,15 @@ def _consent_switch() -> None:
     g.bench_consent_off = request.headers.get(CONSENT_SWITCH, "").lower() == "off"
 
 
-def _unless_consent_off(real: Callable[..., Any], answer: Any) -> Callable[..., Any]:
-    """`real`, except in a request with the switch off: then `answer`, doing nothing."""
+def _unless_consent_off(real: Callable[..., Any], answer: Any,
+                        instead: Callable[..., Any] | None = None) -> Callable[..., Any]:
+    """`real`, except in a request with the switch off: then `answer`, doing nothing (or what
+    `instead` does, when given)."""
 
     @functools.wraps(real)
     def switched(*args: Any, **kwargs: Any) -> Any:
         if has_request_context() and g.get("bench_consent_off", False):
-            return answer
+            return answer if instead is None else instead(*args, **kwargs)
         return real(*args, **kwargs)
 
     return switched
@@ -85,6 +93,11 @@ def _unless_consent_off(real: Callable[..., Any], answer: Any) -> Callable[..., 
 consent.covers = _unless_consent_off(consent.covers, True)
 consent.lock_participant = _unless_consent_off(consent.lock_participant, None)
 access_log.note_read = _unless_consent_off(access_log.note_read, None)
+consent.locked_participant = _unless_consent_off(
+    consent.locked_participant, None,
+    instead=lambda session, participant_id: session.get(Participant, participant_id))
+referrals.leg_to_change = _unless_consent_off(referrals.leg_to_change, None,
+                                              instead=referrals.visible_referral)
 
 
 def _create_baseline_table() -> None:

@@ -55,7 +55,10 @@ from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-PG_ENV = {"HUB_PG_DIR": "/tmp/maillage-pgbench", "HUB_PG_PORT": "54330", "HUB_PG_FSYNC": "on"}
+# The benchmark's own PostgreSQL server (fsync on); another port and directory with
+# HUB_BENCH_PG_PORT / HUB_BENCH_PG_DIR, e.g. when several benchmarks share the machine.
+PG_ENV = {"HUB_PG_DIR": os.environ.get("HUB_BENCH_PG_DIR", "/tmp/maillage-pgbench"),
+          "HUB_PG_PORT": os.environ.get("HUB_BENCH_PG_PORT", "54330"), "HUB_PG_FSYNC": "on"}
 CONFIGS = {"postgresql": "gunicorn + PostgreSQL", "sqlite": "waitress + SQLite"}
 LIFECYCLE_STEPS = (("acknowledge", {}), ("accept", {}), ("start", {}),
                    ("complete", {"outcome": "employed"}))

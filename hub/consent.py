@@ -19,12 +19,24 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, exists, select, update
-from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    ForeignKey,
+    Index,
+    String,
+    Uuid,
+    bindparam,
+    event,
+    exists,
+    select,
+    update,
+)
+from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column, relationship
 
 from hub.callers import Caller
 from hub.crypto import EncryptedText
-from hub.db import Base, utcnow
+from hub.db import Base, UTCDateTime, utcnow
 from hub.directory import Organization
 from hub.errors import Invalid, NotAllowed, NotFound
 from hub.events import EventType, record
@@ -155,9 +167,58 @@ class ConsentNotActive(Exception):
 
 # --- the questions every flow asks ------------------------------------------------------------
 
-def _active(now: datetime) -> Any:
+def _active(now: Any) -> Any:
     """SQL condition: a consent neither ended nor past its expiry."""
     return (~exists().where(ConsentEnding.consent_id == Consent.id)) & (Consent.expires_at > now)
+
+
+def covering(participant_id: Any, organization_id: Any, purpose: Any, now: Any
+             ) -> ColumnElement[bool]:
+    """SQL: whether an active consent of the participant for `purpose` covers the organization.
+
+    An EXISTS, so that the question can be asked inside the query that loads a leg or a
+    participant (one round trip instead of two); the arguments are columns or bound values.
+    """
+    named = exists().where(ConsentOrganization.consent_id == Consent.id,
+                           ConsentOrganization.organization_id == organization_id)
+    return exists().where(
+        Consent.participant_id == participant_id,
+        Consent.purpose == purpose,
+        _active(now),
+        Consent.network_wide | named,
+    )
+
+
+# Built once: building a statement costs more Python than running it (see bench/README.md).
+_COVERS = select(covering(bindparam("participant_id", type_=Uuid()),
+                          bindparam("organization_id", type_=Uuid()),
+                          bindparam("purpose", type_=String()),
+                          bindparam("now", type_=UTCDateTime())))
+
+# Per transaction, in `session.info`: answers already read, and participants already locked.
+KNOWN = "consent_coverage"
+LOCKED = "locked_participants"
+
+
+def remember(session: Session, participant_id: uuid.UUID, organization_id: uuid.UUID,
+             purpose: str, covered: bool) -> None:
+    """Keep an answer to `covers()` read by another query of this transaction (see `covering`),
+    so that rendering asks no second time.  Forgotten at the end of the transaction and
+    whenever a consent is granted or ended in it."""
+    session.info.setdefault(KNOWN, {})[(participant_id, organization_id, purpose)] = covered
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_at_the_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the transaction, not a savepoint in it
+        session.info.pop(KNOWN, None)
+        session.info.pop(LOCKED, None)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_at_a_rollback(session: Session, _transaction: SessionTransaction) -> None:
+    session.info.pop(KNOWN, None)
+    session.info.pop(LOCKED, None)
 
 
 def covers(session: Session, participant: Participant, organization_id: uuid.UUID,
@@ -166,16 +227,13 @@ def covers(session: Session, participant: Participant, organization_id: uuid.UUI
     if organization_id == participant.organization_id and purpose == Purpose.REFERRAL_SHARING:
         return True  # their own organization holds their data already; other purposes
         # (being contacted for follow-up, counted in reports...) need the person's consent
-    named = exists().where(ConsentOrganization.consent_id == Consent.id,
-                           ConsentOrganization.organization_id == organization_id)
-    return session.scalar(
-        select(Consent.id).where(
-            Consent.participant_id == participant.id,
-            Consent.purpose == purpose,
-            _active(now or utcnow()),
-            Consent.network_wide | named,
-        ).limit(1)
-    ) is not None
+    if now is None:
+        known = session.info.get(KNOWN, {}).get((participant.id, organization_id, purpose))
+        if known is not None:
+            return bool(known)
+    return bool(session.scalar(_COVERS, {
+        "participant_id": participant.id, "organization_id": organization_id,
+        "purpose": purpose, "now": now or utcnow()}))
 
 
 def lock_participant(session: Session, participant_id: uuid.UUID) -> None:
@@ -185,20 +243,44 @@ def lock_participant(session: Session, participant_id: uuid.UUID) -> None:
     take this lock before reading consent, so one waits for the other and sees its result.
     (SQLite has no row locks; a write takes its one-writer turn instead.)
     """
+    if participant_id in session.info.get(LOCKED, ()):
+        return
     if session.get_bind().dialect.name == "postgresql":
         session.execute(select(Participant.id).where(Participant.id == participant_id)
                         .with_for_update())
     else:
         session.execute(update(Participant).where(Participant.id == participant_id)
                         .values(organization_id=Participant.organization_id))
+    session.info.setdefault(LOCKED, set()).add(participant_id)
+
+
+def locked_participant(session: Session, participant_id: uuid.UUID) -> Participant | None:
+    """Load the participant and take their lock (see `lock_participant`) in one statement:
+    SELECT ... FOR UPDATE on PostgreSQL, the same no-op UPDATE with RETURNING on SQLite."""
+    if session.get_bind().dialect.name == "postgresql":
+        participant = session.get(Participant, participant_id, with_for_update=True)
+    else:
+        participant = session.scalars(
+            update(Participant).where(Participant.id == participant_id)
+            .values(organization_id=Participant.organization_id).returning(Participant),
+            execution_options={"synchronize_session": False},
+        ).one_or_none()
+    if participant is not None:
+        session.info.setdefault(LOCKED, set()).add(participant_id)
+    return participant
 
 
 def require_referral_sharing(
     session: Session, participant: Participant, organization_id: uuid.UUID
 ) -> None:
-    """Refuse (ConsentRequired) to send `participant`'s referral to an organization not covered."""
+    """Refuse (ConsentRequired) to send `participant`'s referral to an organization not covered.
+
+    Asked after the participant's lock, in a statement of its own: on PostgreSQL each statement
+    reads what was committed when it began, so a withdrawal that held the lock is seen.
+    """
     lock_participant(session, participant.id)
-    if not covers(session, participant, organization_id, Purpose.REFERRAL_SHARING):
+    if not covers(session, participant, organization_id, Purpose.REFERRAL_SHARING,
+                  utcnow()):  # a time given: never an answer remembered from before the lock
         raise ConsentRequired(participant.id, organization_id)
 
 
@@ -253,6 +335,7 @@ def grant(session: Session, caller: Caller, participant_id: uuid.UUID, *, purpos
     if caller.is_coordinator:
         raise NotAllowed("Coordination bodies watch the network; they record no consents.")
     participant = own_participant(session, caller, participant_id)
+    session.info.pop(KNOWN, None)  # answers read before no longer hold
     now = now or utcnow()
     named = list(dict.fromkeys(organization_ids or []))
     if network_wide and named:
@@ -349,6 +432,7 @@ def end(session: Session, consent: Consent, kind: ConsentStatus, caller: Caller 
     participant = session.get(Participant, consent.participant_id)
     assert participant is not None
     actor = caller.actor if caller else "scheduler"
+    session.info.pop(KNOWN, None)  # answers read before no longer hold
     consent.ending = ConsentEnding(consent_id=consent.id, kind=kind.value, at=now,
                                    recorded_by=actor)
     session.flush()

@@ -10,14 +10,14 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, select, text
+from sqlalchemy import ForeignKey, Index, Integer, String, Uuid, bindparam, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 from sqlalchemy.orm.exc import StaleDataError
 
 from hub import consent, deadlines, lifecycle, policies
 from hub.callers import Caller
 from hub.crypto import EncryptedJSON, EncryptedText
-from hub.db import Base, utcnow
+from hub.db import Base, UTCDateTime, utcnow
 from hub.directory import Organization
 from hub.errors import ConcurrentChange, Invalid, NotAllowed, NotFound, VersionMismatch
 from hub.events import EventType, record
@@ -215,6 +215,36 @@ def visible_referral(session: Session, caller: Caller, referral_id: uuid.UUID) -
     return referral
 
 
+# The leg a party changes, with the answer to the consent question that showing it to that
+# party will ask (does an active referral_sharing consent cover the caller's organization?):
+# one round trip instead of two.  Built once, with bound values.
+_LEG_TO_CHANGE = select(
+    Referral,
+    consent.covering(Referral.participant_id, bindparam("organization_id", type_=Uuid()),
+                     consent.Purpose.REFERRAL_SHARING.value,
+                     bindparam("now", type_=UTCDateTime())),
+).where(Referral.id == bindparam("referral_id", type_=Uuid()))
+
+
+def leg_to_change(session: Session, caller: Caller, referral_id: uuid.UUID) -> Referral:
+    """`visible_referral`, with the consent answer for the caller kept for this transaction
+    (`consent.remember`).
+
+    Read before the change, it still holds when the changed leg is shown: a withdrawal that
+    would uncover the caller cancels the caller's open legs, and so changes this leg's version
+    (the change then fails and is retried on the new state) or waits for this transaction.
+    """
+    row = session.execute(_LEG_TO_CHANGE, {
+        "referral_id": referral_id, "organization_id": caller.organization_id,
+        "now": utcnow()}).one_or_none()
+    if row is None or not (caller.is_coordinator or row[0].party_of(caller.organization_id)):
+        raise NotFound("referral", referral_id)
+    referral, covered = row
+    consent.remember(session, referral.participant_id, caller.organization_id,
+                     consent.Purpose.REFERRAL_SHARING.value, covered)
+    return referral
+
+
 def chain_of(session: Session, referral: Referral) -> list[Referral]:
     """Every leg of the participant's path this leg belongs to, oldest first."""
     return list(
@@ -333,6 +363,7 @@ def send_referral(
         pathway=pathway, stage=stage, priority=priority,
         reason_for_referral=reason_for_referral, needs=needs or [], previous=previous,
     )
+    visibility.note_read_ahead(session, caller, referral)  # the answer shows the leg
     _record(session, referral, EventType.REFERRAL_SENT, caller)
     return referral
 
@@ -354,10 +385,14 @@ def transition(
     Raises NotFound (not a party), VersionMismatch (stale If-Match), lifecycle.NotYourTurn
     (the other party's action), lifecycle.TransitionRefused (not from this status),
     Invalid (missing code, bad target) or consent.ConsentRequired (forward not covered).
+    The caller is shown the leg returned (API, inbound answers): see
+    `visibility.note_read_ahead`.
     """
+    from hub import visibility  # visibility reads referrals: imported late to avoid a cycle
+
     # No row lock: the UPDATE checks the version read here, so of two concurrent answers one
     # fails at flush and is retried on the new state (see ConcurrentChange), on every backend.
-    referral = visible_referral(session, caller, referral_id)
+    referral = leg_to_change(session, caller, referral_id)
     party = referral.party_of(caller.organization_id)
     if party is None:  # a coordinator: may watch, never act
         raise lifecycle.NotYourTurn(action, lifecycle.ACTOR[action])
@@ -413,6 +448,7 @@ def transition(
     deadlines.arm_checks(referral)
 
     _flush_checking_version(session)
+    visibility.note_read_ahead(session, caller, new_leg or referral)  # the answer shows it
     _record(session, referral, EVENT_OF_ACTION[action], caller,
             _add_note(session, referral, caller, note))
     if new_leg is not None:  # after `forwarded`, so readers see the handoff in order

@@ -68,10 +68,31 @@ def may_read_personal_data(session: Session, caller: Caller, participant: Partic
     )
 
 
-def visible_participant(session: Session, caller: Caller, participant_id: uuid.UUID
-                        ) -> Participant:
-    """The participant if the caller may read their personal data; else NotFound."""
-    participant = session.get(Participant, participant_id)
+def note_read_ahead(session: Session, caller: Caller, leg: Referral) -> None:
+    """Log now the read of the participant's data that showing `leg` to `caller` will make,
+    when it is already certain: the caller is the participant's organization, or receives this
+    open leg and consent covers it (asked with the leg: see `referrals.leg_to_change`).
+
+    Called by the use cases that answer with the leg they changed, before they append the
+    event, so that on PostgreSQL the read is written by that statement.  The rendering decides
+    again and logs nothing twice; any other read is logged when it is rendered.
+    """
+    participant = leg.participant
+    certain = participant.organization_id == caller.organization_id or (
+        not caller.is_coordinator and leg.to_organization_id == caller.organization_id
+        and leg.status in OPEN_STATUSES)
+    if certain and may_read_personal_data(session, caller, participant, leg):
+        access_log.note_read(session, caller, participant.id)
+
+
+def visible_participant(session: Session, caller: Caller, participant_id: uuid.UUID,
+                        *, lock: bool = False) -> Participant:
+    """The participant if the caller may read their personal data; else NotFound.
+
+    `lock` takes the participant's lock with the load (see `consent.locked_participant`).
+    """
+    participant = (consent.locked_participant(session, participant_id) if lock
+                   else session.get(Participant, participant_id))
     if participant is None or not may_read_personal_data(session, caller, participant):
         raise NotFound("participant", participant_id)
     return participant
@@ -79,9 +100,12 @@ def visible_participant(session: Session, caller: Caller, participant_id: uuid.U
 
 def referable_participant(session: Session, caller: Caller, participant_id: uuid.UUID
                           ) -> Participant | None:
-    """The participant if the caller may send them a referral: its own, or one it received."""
+    """The participant if the caller may send them a referral: its own, or one it received.
+
+    Loaded with the participant's lock, which the consent check of the send needs anyway.
+    """
     try:
-        return visible_participant(session, caller, participant_id)
+        return visible_participant(session, caller, participant_id, lock=True)
     except NotFound:
         return None
 

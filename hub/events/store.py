@@ -39,6 +39,8 @@ from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 from ulid import ULID
 
+from hub import access_log
+from hub.access_log import PersonalDataRead
 from hub.db import Base, UTCDateTime, utcnow
 from hub.events.types import EventType
 
@@ -136,9 +138,16 @@ def record(
     }
     organizations = sorted(set(audience))
     if session.get_bind().dialect.name == "postgresql":
-        # Event, audience and outbox rows in one round trip (writable CTEs).
+        # Event, audience and outbox rows in one round trip (writable CTEs), with the reads
+        # of personal data noted so far in the transaction (`hub.access_log`).
+        parameters = {**row, "organizations": organizations, "created_at": now}
+        reads = access_log.take_pending(session)
+        if reads:
+            participants, readers, actors = (list(column) for column in zip(*reads, strict=True))
+            parameters.update(read_participants=participants, read_organizations=readers,
+                              read_actors=actors, read_via=access_log.current_via(session))
         position = session.execute(
-            _APPEND_STATEMENT, {**row, "organizations": organizations, "created_at": now}
+            _APPEND_WITH_READS if reads else _APPEND_STATEMENT, parameters
         ).scalar_one()
     else:
         position = session.execute(
@@ -153,7 +162,7 @@ def record(
     return position
 
 
-def _build_append_statement() -> Select[tuple[int]]:
+def _build_append_statement(with_reads: bool = False) -> Select[tuple[int]]:
     # Built once with bind parameters, so SQLAlchemy compiles it once per process.
     columns = ("id", "type", "source", "subject", "sequence", "time", "actor", "data")
     appended = (
@@ -179,10 +188,26 @@ def _build_append_statement() -> Select[tuple[int]]:
                      select(appended.c.position, bindparam("created_at", type_=UTCDateTime())))
         .cte("outbox")
     )
-    return select(appended.c.position).add_cte(audience).add_cte(outbox)
+    statement = select(appended.c.position).add_cte(audience).add_cte(outbox)
+    if with_reads:  # parallel arrays, one element per read; unnest() zips them
+        reads = (
+            insert(PersonalDataRead)
+            .from_select(
+                ["participant_id", "organization_id", "actor", "via", "read_at"],
+                select(func.unnest(bindparam("read_participants", type_=ARRAY(Uuid))),
+                       func.unnest(bindparam("read_organizations", type_=ARRAY(Uuid))),
+                       func.unnest(bindparam("read_actors", type_=ARRAY(String))),
+                       bindparam("read_via", type_=String()),
+                       bindparam("created_at", type_=UTCDateTime())),
+            )
+            .cte("reads")
+        )
+        statement = statement.add_cte(reads)
+    return statement
 
 
 _APPEND_STATEMENT = _build_append_statement()
+_APPEND_WITH_READS = _build_append_statement(with_reads=True)
 
 
 @event.listens_for(Session, "after_commit")
