@@ -154,21 +154,18 @@ class Dispatcher:
         now = self._clock()
         jobs: list[_Job] = []
         with self._sessions() as session, session.begin():
-            deliveries = list(
-                session.scalars(
-                    select(Delivery)
-                    .where(Delivery.id.in_(ids), Delivery.lease_owner == self.worker_id)
-                    .order_by(Delivery.id)
-                )
-            )
-            if not deliveries:
+            # One round trip for the deliveries and their endpoints (a dispatcher's turn is
+            # mostly round trips to the database: fewer of them is more deliveries per second).
+            rows = session.execute(
+                select(Delivery, Endpoint)
+                .join(Endpoint, Endpoint.id == Delivery.endpoint_id)
+                .where(Delivery.id.in_(ids), Delivery.lease_owner == self.worker_id)
+                .order_by(Delivery.id)
+            ).all()
+            if not rows:
                 return
-            endpoints = {
-                e.id: e
-                for e in session.scalars(
-                    select(Endpoint).where(Endpoint.id.in_({d.endpoint_id for d in deliveries}))
-                )
-            }
+            deliveries = [delivery for delivery, _ in rows]
+            endpoints = {endpoint.id: endpoint for _, endpoint in rows}
             bodies = self._render(session, deliveries)
             unavailable = []
             for delivery in deliveries:
