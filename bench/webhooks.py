@@ -25,15 +25,15 @@ Method, in one run and against one receiver:
   messages enqueued with `webhooks.queue.enqueue_many` (sequence 1 of every key, then sequence
   2, ... as a hub would append them), then VACUUM ANALYZE; then each of `--dispatchers`
   processes runs one `Dispatcher.run_forever` with the hub worker's settings (`--concurrency`
-  16 threads, idle_sleep 0.2 s) and a guarded client (`--timeout` 2 s instead of the hub's
-  15 s; its pool keeps one idle connection per thread) until every healthy delivery is
+  16 threads, idle_sleep 0.2 s) and `ssrf.guarded_client` (`--timeout` 2 s instead of the
+  hub's 15 s) until every healthy delivery is
   recorded. Rate = healthy deliveries / (last arrival - first arrival) at the receiver; the
   10-90 % rate is printed beside it.
   - healthy: ten endpoints answering 200;
   - one dead: nine healthy endpoints and one on /dead/ (each attempt waits for the timeout).
     Compared per endpoint: a healthy endpoint's deliveries/s against the healthy workload's.
   Where the time goes: CPU per delivery of the dispatchers and of their PostgreSQL backends,
-  and time per step of the dispatchers' main threads (claim; load, render and hand over;
+  and time per step of the dispatchers' main threads (claim and load; render and hand over;
   record).
 Checks (exit status 1 if any fails; a missed target is reported, exit status 0): every healthy
 delivery reached the receiver exactly once (count and digest of webhook-ids per endpoint), in
@@ -518,7 +518,7 @@ def pending_healthy(db_url: str, healthy: list[str]) -> int:
 # --- the engine (dispatcher processes) ----------------------------------------------------------
 
 class TimedDispatcher(Dispatcher):
-    """A Dispatcher that adds up where its main thread's time goes (claim, load + render +
+    """A Dispatcher that adds up where its main thread's time goes (claim + load, render +
     hand over, record) and how many rows each step handled. Measurement only: every call goes
     to the engine's own method."""
 
@@ -528,17 +528,19 @@ class TimedDispatcher(Dispatcher):
         self.calls: Counter[str] = Counter()
         self.rows: Counter[str] = Counter()
 
-    def claim(self, limit: int | None = None) -> list[int]:
+    def _claim_and_start(self, limit: int) -> int:
         started = time.perf_counter()
-        ids = super().claim(limit)
-        self.note("claim", started, len(ids))
-        return ids
+        rendering = self.seconds["start"]
+        claimed = super()._claim_and_start(limit)
+        # Claim and load, without the render and hand-over that _start adds up itself.
+        self.note("claim", started + self.seconds["start"] - rendering, claimed)
+        return claimed
 
-    def _start(self, ids: list[int]) -> None:
+    def _start(self, rows: Any) -> None:
         started = time.perf_counter()
-        super()._start(ids)
-        if ids:
-            self.note("start", started, len(ids))
+        super()._start(rows)
+        if rows:
+            self.note("start", started, len(rows))
 
     def _record(self, sent: Any) -> None:
         sent = list(sent)
@@ -561,16 +563,6 @@ class EngineOptions:
     idle_sleep: float
 
 
-def engine_client(options: EngineOptions) -> httpx.Client:
-    """`ssrf.guarded_client`, with its connection pool keeping as many idle connections as
-    there are sending threads: its default (httpx's, 20) would close and reopen connections
-    on every request above a concurrency of 20."""
-    limits = httpx.Limits(max_keepalive_connections=max(20, options.concurrency))
-    return httpx.Client(transport=ssrf.GuardedTransport(allow_loopback=True, limits=limits),
-                        timeout=httpx.Timeout(options.timeout), follow_redirects=False,
-                        trust_env=False)
-
-
 def dispatch(db_url: str, tag: str, keys: int, per_key: int, options: EngineOptions, index: int,
              ready: Any, go: Any, stop: Any, results: Any) -> None:
     """A dispatcher process's main function: set up, wait for `go`, run until `stop`."""
@@ -581,7 +573,7 @@ def dispatch(db_url: str, tag: str, keys: int, per_key: int, options: EngineOpti
 
     engine = create_engine(db_url, pool_size=2, max_overflow=2,
                            connect_args={"application_name": f"bench-dispatcher-{index}"})
-    client = engine_client(options)
+    client = ssrf.guarded_client(allow_loopback=True, timeout=options.timeout)
     dispatcher = TimedDispatcher(
         sessionmaker(engine, expire_on_commit=False), render=render, client=client,
         clock=now_utc, worker_id=f"bench-{index}-{os.getpid()}", batch_size=options.batch_size,
@@ -817,7 +809,7 @@ def report(machine: str, rows: list[dict[str, Any]], found: list[dict[str, Any]]
           [(f["figure"], f["value"], f["target"], "PASS" if f["pass"] else "MISS")
            for f in found])
     print()
-    print("Dispatcher main threads (claim; load + render + hand over; record), all processes:")
+    print("Dispatcher main threads (claim + load; render + hand over; record), all processes:")
     for r in rows:
         if "main_thread" in r:
             steps = r["main_thread"]
@@ -863,7 +855,7 @@ def machine_line(args: argparse.Namespace, started: datetime) -> str:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--keys", type=int, default=1000, help="ordering keys")
+    parser.add_argument("--keys", type=int, default=500, help="ordering keys")
     parser.add_argument("--per-key", type=int, default=2, help="messages per ordering key")
     parser.add_argument("--dispatchers", type=int, nargs="+", default=[1, 2],
                         help="dispatcher process counts to measure, in turn")

@@ -47,7 +47,8 @@ __all__ = ["Dispatcher", "Render"]
 
 log = logging.getLogger(__name__)
 
-# Given the claimed deliveries (loaded in the session), their bodies by delivery id: the JSON
+# Given the claimed deliveries (loaded, detached: the session is for what rendering reads and
+# writes, in its own transaction), their bodies by delivery id: the JSON
 # payload to send, or None (or no entry) when the message can no longer be rendered: the
 # delivery is dead-lettered. An exception leaves the deliveries leased: retried after the lease.
 Render = Callable[[Session, list[Delivery]], dict[int, bytes | None]]
@@ -126,52 +127,74 @@ class Dispatcher:
         most ``per_endpoint`` per endpoint counting those in flight; their ids.
 
         ``run_once``/``run_forever`` ask for no more than there are free sending threads."""
+        with self._sessions() as session, session.begin():
+            return self._claim(session, limit)
+
+    def _claim(self, session: Session, limit: int | None) -> list[int]:
         limit = self._batch_size if limit is None else min(limit, self._batch_size)
         busy = Counter(job.endpoint_id for job in self._in_flight.values())
         now = self._clock()
-        with self._sessions() as session, session.begin():
-            return claiming.claim(
-                session,
-                worker_id=self.worker_id,
-                now=now,
-                lease_until=now + self._lease,
-                limit=limit,
-                per_endpoint=self._per_endpoint,
-                busy=busy,
-                # A few spare rows, for those the per-endpoint cap leaves out.
-                candidates_limit=min(self._batch_size, 4 * limit),
-            )
+        return claiming.claim(
+            session,
+            worker_id=self.worker_id,
+            now=now,
+            lease_until=now + self._lease,
+            limit=limit,
+            per_endpoint=self._per_endpoint,
+            busy=busy,
+            # A few spare rows, for those the per-endpoint cap leaves out.
+            candidates_limit=min(self._batch_size, 4 * limit),
+        )
 
     def _free_threads(self) -> int:
         return self._concurrency - len(self._in_flight)
 
     # -- sending --------------------------------------------------------------------------------
 
-    def _start(self, ids: list[int]) -> None:
-        """Render the claimed deliveries and hand them to the sending threads."""
+    def _load(self, session: Session, ids: list[int]) -> list[tuple[Delivery, Endpoint]]:
+        """The deliveries still leased to us, with their endpoints, detached from ``session``
+        (they outlive its transaction, loaded)."""
         if not ids:
+            return []
+        rows = session.execute(
+            select(Delivery, Endpoint)
+            .join(Endpoint, Endpoint.id == Delivery.endpoint_id)
+            .where(Delivery.id.in_(ids), Delivery.lease_owner == self.worker_id)
+            .order_by(Delivery.id)
+        ).all()
+        session.expunge_all()
+        return [(delivery, endpoint) for delivery, endpoint in rows]
+
+    def _claim_and_start(self, limit: int) -> int:
+        """Claim and load in one transaction, then render and hand over; how many claimed.
+
+        A dispatcher's turn is mostly round trips to the database, each paid in full whatever
+        the number of rows: fewer of them is more deliveries per second."""
+        with self._sessions() as session, session.begin():
+            ids = self._claim(session, limit)
+            rows = self._load(session, ids)
+        self._start(rows)
+        return len(ids)
+
+    def _start(self, rows: list[tuple[Delivery, Endpoint]]) -> None:
+        """Render the claimed deliveries and hand them to the sending threads.
+
+        Rendering has a transaction of its own, after the claim committed: if it fails, the
+        deliveries stay leased and are tried again once the lease ran out (rather than being
+        claimed again at once, and failing again, ahead of everything else)."""
+        if not rows:
             return
         now = self._clock()
         jobs: list[_Job] = []
+        deliveries = [delivery for delivery, _ in rows]
+        endpoints = {endpoint.id: endpoint for _, endpoint in rows}
         with self._sessions() as session, session.begin():
-            # One round trip for the deliveries and their endpoints (a dispatcher's turn is
-            # mostly round trips to the database: fewer of them is more deliveries per second).
-            rows = session.execute(
-                select(Delivery, Endpoint)
-                .join(Endpoint, Endpoint.id == Delivery.endpoint_id)
-                .where(Delivery.id.in_(ids), Delivery.lease_owner == self.worker_id)
-                .order_by(Delivery.id)
-            ).all()
-            if not rows:
-                return
-            deliveries = [delivery for delivery, _ in rows]
-            endpoints = {endpoint.id: endpoint for _, endpoint in rows}
             bodies = self._render(session, deliveries)
             unavailable = []
             for delivery in deliveries:
                 body = bodies.get(delivery.id)
                 if body is None:
-                    unavailable.append(delivery)
+                    unavailable.append(delivery.id)
                     continue
                 endpoint = endpoints[delivery.endpoint_id]
                 jobs.append(
@@ -184,7 +207,8 @@ class Dispatcher:
                         body,
                     )
                 )
-            recording.dead_letter_unavailable(unavailable, now)
+            recording.dead_letter_unavailable(
+                session, unavailable, worker_id=self.worker_id, now=now)
         if unavailable:
             metrics.DELIVERIES.labels("unavailable").inc(len(unavailable))
         for job in jobs:
@@ -259,7 +283,9 @@ class Dispatcher:
         """Send deliveries this dispatcher has claimed and record every result; how many were
         still leased to it (a lease taken over by another dispatcher is left alone)."""
         before = len(self._in_flight)
-        self._start(ids)
+        with self._sessions() as session, session.begin():
+            rows = self._load(session, ids)
+        self._start(rows)
         started = len(self._in_flight) - before
         self._drain()
         return started
@@ -270,10 +296,9 @@ class Dispatcher:
 
         It returns when its slowest request is done: a loop of ``run_once`` calls delivers
         nothing new while one request hangs. Long-running workers use ``run_forever``."""
-        ids = self.claim(self._free_threads())
-        self._start(ids)
+        claimed = self._claim_and_start(self._free_threads())
         self._drain()
-        return len(ids)
+        return claimed
 
     def run_forever(
         self, stop: threading.Event, idle_sleep: float = 0.5, error_sleep: float = 5.0
@@ -288,9 +313,7 @@ class Dispatcher:
                 self._collect(timeout=0)
                 claimed = 0
                 if self._free_threads() > 0:
-                    ids = self.claim(self._free_threads())
-                    self._start(ids)
-                    claimed = len(ids)
+                    claimed = self._claim_and_start(self._free_threads())
                 if claimed == 0:
                     if self._in_flight:
                         self._collect(timeout=idle_sleep)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import random
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -77,12 +77,20 @@ def _dead(delivery: Delivery, now: datetime) -> None:
     delivery.dead_at = now
 
 
-def dead_letter_unavailable(deliveries: Sequence[Delivery], now: datetime) -> None:
+def dead_letter_unavailable(
+    session: Session, delivery_ids: Collection[int], *, worker_id: str, now: datetime
+) -> None:
     """Dead-letter deliveries whose message can no longer be rendered (no request is made)."""
-    for delivery in deliveries:
-        delivery.last_error = UNAVAILABLE_ERROR
-        _dead(delivery, now)
-        _release(delivery)
+    if not delivery_ids:
+        return
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(delivery_ids), Delivery.lease_owner == worker_id,
+               Delivery.state == DeliveryState.PENDING.value)
+        .values(state=DeliveryState.DEAD.value, dead_at=now, last_error=UNAVAILABLE_ERROR,
+                lease_owner=None, lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _disable(
@@ -180,12 +188,13 @@ def _record_delivered(
         .returning(table.c.id)
     ))
     if recorded:
-        session.execute(insert(Attempt.__table__), [
+        # One multi-row INSERT ... VALUES (an executemany would be a statement per row).
+        session.execute(insert(Attempt.__table__).values([
             {"delivery_id": s.delivery_id, "attempted_at": s.attempted_at,
              "outcome": s.result.outcome.value, "status_code": s.result.status_code,
              "duration_ms": s.result.duration_ms, "error": s.result.error}
             for s in sent if s.delivery_id in recorded
-        ])
+        ]))
     return recorded
 
 
