@@ -234,24 +234,18 @@ class Dispatcher:
 
     # -- recording ------------------------------------------------------------------------------
 
-    def _collect(self, timeout: float | None) -> int:
-        """Record the results completed within ``timeout`` (None: wait for the first one)."""
+    def _completed(self, timeout: float | None) -> list[recording.Sent]:
+        """The results completed within ``timeout`` (None: wait for the first one), no longer
+        in flight, in the order they completed."""
         if not self._in_flight:
-            return 0
+            return []
         done, _ = wait(self._in_flight, timeout=timeout, return_when=FIRST_COMPLETED)
-        if not done:
-            return 0
         sent = []
         for future in done:
             del self._in_flight[future]
             sent.append(future.result())  # _send never raises
         # In the order they completed, so that the endpoint's health ends as its last answer.
         sent.sort(key=lambda s: s.attempted_at + timedelta(milliseconds=s.result.duration_ms))
-        self._record(sent)
-        return len(sent)
-
-    def _record(self, sent: Iterable[recording.Sent]) -> None:
-        sent = list(sent)
         for item in sent:
             metrics.ATTEMPT_SECONDS.observe(item.result.duration_ms / 1000)
             if self._on_attempt is not None:
@@ -259,19 +253,51 @@ class Dispatcher:
                     self._on_attempt(item.result)
                 except Exception:
                     log.exception("on_attempt failed")
-        now = self._clock()
-        with self._sessions() as session, session.begin():
-            outcomes = recording.record(
-                session,
-                sent,
-                worker_id=self.worker_id,
-                now=now,
-                rng=self._rng,
-                on_disabled=self._on_disabled,
-            )
+        return sent
+
+    def _collect(self, timeout: float | None) -> int:
+        """Record the results completed within ``timeout`` (None: wait for the first one)."""
+        sent = self._completed(timeout)
+        if sent:
+            with self._sessions() as session, session.begin():
+                outcomes = self._record(session, sent)
+            self._count(outcomes)
+        return len(sent)
+
+    def _record(self, session: Session, sent: list[recording.Sent]) -> list[str | None]:
+        return recording.record(
+            session,
+            sent,
+            worker_id=self.worker_id,
+            now=self._clock(),
+            rng=self._rng,
+            on_disabled=self._on_disabled,
+        )
+
+    @staticmethod
+    def _count(outcomes: Iterable[str | None]) -> None:
         for outcome in outcomes:
             if outcome is not None:
                 metrics.DELIVERIES.labels(outcome).inc()
+
+    def _turn(self) -> int:
+        """One turn of ``run_forever``: record the results completed so far, claim as many
+        deliveries as that leaves free threads and load them, all in one transaction (its
+        round trips are most of a turn); then render and hand over. How many were claimed.
+
+        Should the claim fail, the results recorded with it are lost too: their deliveries
+        stay leased and are sent again once the lease ran out (at-least-once)."""
+        sent = self._completed(timeout=0)
+        free = self._free_threads()
+        if not sent and free == 0:
+            return 0
+        with self._sessions() as session, session.begin():
+            outcomes = self._record(session, sent) if sent else []
+            ids = self._claim(session, free) if free > 0 else []
+            rows = self._load(session, ids)
+        self._count(outcomes)
+        self._start(rows)
+        return len(ids)
 
     def _drain(self) -> None:
         while self._in_flight:
@@ -310,10 +336,7 @@ class Dispatcher:
         """
         while not stop.is_set():
             try:
-                self._collect(timeout=0)
-                claimed = 0
-                if self._free_threads() > 0:
-                    claimed = self._claim_and_start(self._free_threads())
+                claimed = self._turn()
                 if claimed == 0:
                     if self._in_flight:
                         self._collect(timeout=idle_sleep)
