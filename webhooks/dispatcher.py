@@ -3,10 +3,12 @@
 How one hung receiver is kept from holding up everyone else (a request can take up to the
 client's timeout, 15 s, in each of connect/write/read):
 
-* Results are recorded as they complete, in small transactions (one per wake-up, holding the
-  results that completed together), never "when the whole batch is done": a healthy endpoint's
-  delivery is marked delivered milliseconds after its 2xx, and the next message of its ordering
-  key becomes claimable at once.
+* Results are recorded as they complete, never "when the whole batch is done": each turn of
+  ``run_forever`` is one transaction that records the results completed since the last turn,
+  then claims (and loads) as many deliveries as that freed threads for. A healthy endpoint's
+  delivery is marked delivered one turn after its 2xx, and the next message of its ordering
+  key is claimable in that same transaction. (A turn costs a fixed number of round trips to
+  the database whatever its number of rows, which is why they are not split further.)
 * ``run_forever`` is a pipeline, not a sequence of batches: whenever a sending thread is free it
   claims more work, so a hung request occupies one thread, not the whole dispatcher. (Batches
   drained one at a time would make every batch that contains one message for a hung endpoint

@@ -1,7 +1,9 @@
-"""Recording a batch of results: 2xx in bulk, the rest one by one, same verdicts either way."""
+"""Recording a batch of results: 2xx in bulk, the rest one by one, same verdicts either way;
+and the dispatcher's turns (record and claim in one transaction) keep order and once-only."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import datetime, timedelta
 
@@ -10,11 +12,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from webhooks.claiming import claim
 from webhooks.models import Delivery, DeliveryState, Endpoint
+from webhooks.queue import Message, enqueue_many
 from webhooks.recording import Sent, record
 from webhooks.sender import AttemptResult, Outcome
 
 from .conftest import FakeClock, Receiver
-from .support import add_endpoint, attempts, delivery, endpoint, put
+from .support import add_endpoint, attempts, delivery, endpoint, put, wait_for
 
 
 def _sent(sessions: sessionmaker[Session], message_id: str, endpoint_id: uuid.UUID,
@@ -92,3 +95,34 @@ def test_a_batch_keeps_each_result_and_the_health_of_each_endpoint_ends_as_its_l
 def _all(sessions: sessionmaker[Session]) -> list[Delivery]:
     with sessions() as session:
         return list(session.scalars(select(Delivery)))
+
+
+def test_run_forever_delivers_everything_once_in_order_per_key_and_endpoint(
+    sessions: sessionmaker[Session], clock: FakeClock, receiver: Receiver, dispatchers
+) -> None:
+    # Turns record results and claim the next messages in one transaction, in bulk: each key's
+    # next message must still wait for the previous one, on every endpoint.
+    ids = [add_endpoint(sessions, clock, receiver, f"/e{n}")[0] for n in range(3)]
+    with sessions.begin() as session:
+        enqueue_many(session, [Message(f"k{k}.{seq}", "referral.created", f"k{k}", seq)
+                               for seq in (1, 2, 3) for k in range(15)], clock())
+    dispatcher = dispatchers(concurrency=12)
+    stop = threading.Event()
+    thread = threading.Thread(target=dispatcher.run_forever, args=(stop,),
+                              kwargs={"idle_sleep": 0.01})
+    thread.start()
+    try:
+        wait_for(lambda: sum(len(receiver.ids(f"/e{n}")) for n in range(3)) == 135, timeout=30)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+    for n, endpoint_id in enumerate(ids):
+        got = receiver.ids(f"/e{n}")
+        assert sorted(got) == sorted(f"k{k}.{seq}" for seq in (1, 2, 3) for k in range(15))
+        for k in range(15):
+            assert [i for i in got if i.startswith(f"k{k}.")] == [f"k{k}.1", f"k{k}.2", f"k{k}.3"]
+        rows = [d for d in _all(sessions) if d.endpoint_id == endpoint_id]
+        assert {(d.state, d.attempts, d.lease_owner) for d in rows} == {
+            (DeliveryState.DELIVERED, 1, None)}
+        assert all(len(attempts(sessions, d.id)) == 1 for d in rows)
