@@ -16,7 +16,7 @@ else. The modules, one job each:
 * ``queue``: the outbox side: ``enqueue`` / ``enqueue_many``, and queue statistics;
 * ``claiming``: which deliveries may be sent now, and leasing them (``SKIP LOCKED``);
 * ``recording``: what an attempt's result does to the delivery and to the endpoint's health;
-* ``dispatcher``: the worker loop (claim, render, send on a thread pool, record);
+* ``dispatcher``: the worker loop (record and claim, render, send on a thread pool);
 * ``metrics``: Prometheus metrics.
 
 It knows nothing of Flask or of what the messages are about: the application supplies owners,

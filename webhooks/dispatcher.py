@@ -3,10 +3,12 @@
 How one hung receiver is kept from holding up everyone else (a request can take up to the
 client's timeout, 15 s, in each of connect/write/read):
 
-* Results are recorded as they complete, in small transactions (one per wake-up, holding the
-  results that completed together), never "when the whole batch is done": a healthy endpoint's
-  delivery is marked delivered milliseconds after its 2xx, and the next message of its ordering
-  key becomes claimable at once.
+* Results are recorded as they complete, never "when the whole batch is done": each turn of
+  ``run_forever`` is one transaction that records the results completed since the last turn,
+  then claims (and loads) as many deliveries as that freed threads for. A healthy endpoint's
+  delivery is marked delivered one turn after its 2xx, and the next message of its ordering
+  key is claimable in that same transaction. (A turn costs a fixed number of round trips to
+  the database whatever its number of rows, which is why they are not split further.)
 * ``run_forever`` is a pipeline, not a sequence of batches: whenever a sending thread is free it
   claims more work, so a hung request occupies one thread, not the whole dispatcher. (Batches
   drained one at a time would make every batch that contains one message for a hung endpoint
@@ -47,7 +49,8 @@ __all__ = ["Dispatcher", "Render"]
 
 log = logging.getLogger(__name__)
 
-# Given the claimed deliveries (loaded in the session), their bodies by delivery id: the JSON
+# Given the claimed deliveries (loaded, detached: the session is for what rendering reads and
+# writes, in its own transaction), their bodies by delivery id: the JSON
 # payload to send, or None (or no entry) when the message can no longer be rendered: the
 # delivery is dead-lettered. An exception leaves the deliveries leased: retried after the lease.
 Render = Callable[[Session, list[Delivery]], dict[int, bytes | None]]
@@ -126,55 +129,74 @@ class Dispatcher:
         most ``per_endpoint`` per endpoint counting those in flight; their ids.
 
         ``run_once``/``run_forever`` ask for no more than there are free sending threads."""
+        with self._sessions() as session, session.begin():
+            return self._claim(session, limit)
+
+    def _claim(self, session: Session, limit: int | None) -> list[int]:
         limit = self._batch_size if limit is None else min(limit, self._batch_size)
         busy = Counter(job.endpoint_id for job in self._in_flight.values())
         now = self._clock()
-        with self._sessions() as session, session.begin():
-            return claiming.claim(
-                session,
-                worker_id=self.worker_id,
-                now=now,
-                lease_until=now + self._lease,
-                limit=limit,
-                per_endpoint=self._per_endpoint,
-                busy=busy,
-                # A few spare rows, for those the per-endpoint cap leaves out.
-                candidates_limit=min(self._batch_size, 4 * limit),
-            )
+        return claiming.claim(
+            session,
+            worker_id=self.worker_id,
+            now=now,
+            lease_until=now + self._lease,
+            limit=limit,
+            per_endpoint=self._per_endpoint,
+            busy=busy,
+            # A few spare rows, for those the per-endpoint cap leaves out.
+            candidates_limit=min(self._batch_size, 4 * limit),
+        )
 
     def _free_threads(self) -> int:
         return self._concurrency - len(self._in_flight)
 
     # -- sending --------------------------------------------------------------------------------
 
-    def _start(self, ids: list[int]) -> None:
-        """Render the claimed deliveries and hand them to the sending threads."""
+    def _load(self, session: Session, ids: list[int]) -> list[tuple[Delivery, Endpoint]]:
+        """The deliveries still leased to us, with their endpoints, detached from ``session``
+        (they outlive its transaction, loaded)."""
         if not ids:
+            return []
+        rows = session.execute(
+            select(Delivery, Endpoint)
+            .join(Endpoint, Endpoint.id == Delivery.endpoint_id)
+            .where(Delivery.id.in_(ids), Delivery.lease_owner == self.worker_id)
+            .order_by(Delivery.id)
+        ).all()
+        session.expunge_all()
+        return [(delivery, endpoint) for delivery, endpoint in rows]
+
+    def _claim_and_start(self, limit: int) -> int:
+        """Claim and load in one transaction, then render and hand over; how many claimed.
+
+        A dispatcher's turn is mostly round trips to the database, each paid in full whatever
+        the number of rows: fewer of them is more deliveries per second."""
+        with self._sessions() as session, session.begin():
+            ids = self._claim(session, limit)
+            rows = self._load(session, ids)
+        self._start(rows)
+        return len(ids)
+
+    def _start(self, rows: list[tuple[Delivery, Endpoint]]) -> None:
+        """Render the claimed deliveries and hand them to the sending threads.
+
+        Rendering has a transaction of its own, after the claim committed: if it fails, the
+        deliveries stay leased and are tried again once the lease ran out (rather than being
+        claimed again at once, and failing again, ahead of everything else)."""
+        if not rows:
             return
         now = self._clock()
         jobs: list[_Job] = []
+        deliveries = [delivery for delivery, _ in rows]
+        endpoints = {endpoint.id: endpoint for _, endpoint in rows}
         with self._sessions() as session, session.begin():
-            deliveries = list(
-                session.scalars(
-                    select(Delivery)
-                    .where(Delivery.id.in_(ids), Delivery.lease_owner == self.worker_id)
-                    .order_by(Delivery.id)
-                )
-            )
-            if not deliveries:
-                return
-            endpoints = {
-                e.id: e
-                for e in session.scalars(
-                    select(Endpoint).where(Endpoint.id.in_({d.endpoint_id for d in deliveries}))
-                )
-            }
             bodies = self._render(session, deliveries)
             unavailable = []
             for delivery in deliveries:
                 body = bodies.get(delivery.id)
                 if body is None:
-                    unavailable.append(delivery)
+                    unavailable.append(delivery.id)
                     continue
                 endpoint = endpoints[delivery.endpoint_id]
                 jobs.append(
@@ -187,7 +209,8 @@ class Dispatcher:
                         body,
                     )
                 )
-            recording.dead_letter_unavailable(unavailable, now)
+            recording.dead_letter_unavailable(
+                session, unavailable, worker_id=self.worker_id, now=now)
         if unavailable:
             metrics.DELIVERIES.labels("unavailable").inc(len(unavailable))
         for job in jobs:
@@ -213,24 +236,18 @@ class Dispatcher:
 
     # -- recording ------------------------------------------------------------------------------
 
-    def _collect(self, timeout: float | None) -> int:
-        """Record the results completed within ``timeout`` (None: wait for the first one)."""
+    def _completed(self, timeout: float | None) -> list[recording.Sent]:
+        """The results completed within ``timeout`` (None: wait for the first one), no longer
+        in flight, in the order they completed."""
         if not self._in_flight:
-            return 0
+            return []
         done, _ = wait(self._in_flight, timeout=timeout, return_when=FIRST_COMPLETED)
-        if not done:
-            return 0
         sent = []
         for future in done:
             del self._in_flight[future]
             sent.append(future.result())  # _send never raises
         # In the order they completed, so that the endpoint's health ends as its last answer.
         sent.sort(key=lambda s: s.attempted_at + timedelta(milliseconds=s.result.duration_ms))
-        self._record(sent)
-        return len(sent)
-
-    def _record(self, sent: Iterable[recording.Sent]) -> None:
-        sent = list(sent)
         for item in sent:
             metrics.ATTEMPT_SECONDS.observe(item.result.duration_ms / 1000)
             if self._on_attempt is not None:
@@ -238,19 +255,51 @@ class Dispatcher:
                     self._on_attempt(item.result)
                 except Exception:
                     log.exception("on_attempt failed")
-        now = self._clock()
-        with self._sessions() as session, session.begin():
-            outcomes = recording.record(
-                session,
-                sent,
-                worker_id=self.worker_id,
-                now=now,
-                rng=self._rng,
-                on_disabled=self._on_disabled,
-            )
+        return sent
+
+    def _collect(self, timeout: float | None) -> int:
+        """Record the results completed within ``timeout`` (None: wait for the first one)."""
+        sent = self._completed(timeout)
+        if sent:
+            with self._sessions() as session, session.begin():
+                outcomes = self._record(session, sent)
+            self._count(outcomes)
+        return len(sent)
+
+    def _record(self, session: Session, sent: list[recording.Sent]) -> list[str | None]:
+        return recording.record(
+            session,
+            sent,
+            worker_id=self.worker_id,
+            now=self._clock(),
+            rng=self._rng,
+            on_disabled=self._on_disabled,
+        )
+
+    @staticmethod
+    def _count(outcomes: Iterable[str | None]) -> None:
         for outcome in outcomes:
             if outcome is not None:
                 metrics.DELIVERIES.labels(outcome).inc()
+
+    def _turn(self) -> int:
+        """One turn of ``run_forever``: record the results completed so far, claim as many
+        deliveries as that leaves free threads and load them, all in one transaction (its
+        round trips are most of a turn); then render and hand over. How many were claimed.
+
+        Should the claim fail, the results recorded with it are lost too: their deliveries
+        stay leased and are sent again once the lease ran out (at-least-once)."""
+        sent = self._completed(timeout=0)
+        free = self._free_threads()
+        if not sent and free == 0:
+            return 0
+        with self._sessions() as session, session.begin():
+            outcomes = self._record(session, sent) if sent else []
+            ids = self._claim(session, free) if free > 0 else []
+            rows = self._load(session, ids)
+        self._count(outcomes)
+        self._start(rows)
+        return len(ids)
 
     def _drain(self) -> None:
         while self._in_flight:
@@ -262,7 +311,9 @@ class Dispatcher:
         """Send deliveries this dispatcher has claimed and record every result; how many were
         still leased to it (a lease taken over by another dispatcher is left alone)."""
         before = len(self._in_flight)
-        self._start(ids)
+        with self._sessions() as session, session.begin():
+            rows = self._load(session, ids)
+        self._start(rows)
         started = len(self._in_flight) - before
         self._drain()
         return started
@@ -273,10 +324,9 @@ class Dispatcher:
 
         It returns when its slowest request is done: a loop of ``run_once`` calls delivers
         nothing new while one request hangs. Long-running workers use ``run_forever``."""
-        ids = self.claim(self._free_threads())
-        self._start(ids)
+        claimed = self._claim_and_start(self._free_threads())
         self._drain()
-        return len(ids)
+        return claimed
 
     def run_forever(
         self, stop: threading.Event, idle_sleep: float = 0.5, error_sleep: float = 5.0
@@ -288,12 +338,7 @@ class Dispatcher:
         """
         while not stop.is_set():
             try:
-                self._collect(timeout=0)
-                claimed = 0
-                if self._free_threads() > 0:
-                    ids = self.claim(self._free_threads())
-                    self._start(ids)
-                    claimed = len(ids)
+                claimed = self._turn()
                 if claimed == 0:
                     if self._in_flight:
                         self._collect(timeout=idle_sleep)

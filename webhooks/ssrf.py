@@ -355,8 +355,11 @@ def guarded_client(*, allow_loopback: bool, timeout: float = 15.0) -> httpx.Clie
     Redirects are never followed (a 3xx is a failed attempt, retried later), and proxies and
     other environment settings are ignored (a proxy would connect on our behalf, unchecked).
     """
+    # Keep alive as many connections as may be open (httpx keeps 20 by default): above 20
+    # requests at once, connections would otherwise be closed and opened again all the time.
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
     return httpx.Client(
-        transport=GuardedTransport(allow_loopback=allow_loopback),
+        transport=GuardedTransport(allow_loopback=allow_loopback, limits=limits),
         timeout=httpx.Timeout(timeout),
         follow_redirects=False,
         trust_env=False,
