@@ -381,7 +381,7 @@ def run(args: argparse.Namespace) -> int:
             "no leg in an impossible state": possible,
             "event log agrees with the legs": agree,
         }
-        memory = {f"{s.name} {ROLES[s.name[:3], role]}": round(kb / 1024, 1)
+        memory = {f"{s.name} {ROLES.get((s.name[:3], role), role)}": round(kb / 1024, 1)
                   for s in services for role, kb in sorted(s.peak_rss_kb.items())}
         result = {
             "started": f"{started:%Y-%m-%d %H:%M} UTC", "machine": machine(),
