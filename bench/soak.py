@@ -28,7 +28,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,13 +35,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from click.testing import CliRunner
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 
 from bench import soak_checks
-from bench.lifecycle import free_port, hub_cli
+from bench.lifecycle import free_port
 from bench.soak_load import Organization, Tally, authenticate, generate, percentile
 from bench.soak_receiver import running_partners
+from hub.cli import main as hub_main
+from hub.scheduler import lock_holder
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -155,10 +157,25 @@ def chaos(services: list[Managed], web_urls: dict[str, str], stop: threading.Eve
             wait_ready(web_urls[victim.name], victim)
 
 
-def sample_memory_loop(services: list[Managed], stop: threading.Event) -> None:
+def watch(services: list[Managed], engine: Any, stop: threading.Event,
+          leaders: list[str]) -> None:
+    """Every 2 s: each process's peak memory, and which worker leads the scheduled checks
+    (the advisory lock's holder names its process id); `leaders` gets each change."""
+    current = None
     while not stop.wait(2.0):
         for service in services:
             service.sample_memory()
+        try:
+            with engine.connect() as connection:
+                holder = lock_holder(connection)
+        except Exception:  # the database is busy: next time
+            continue
+        pid = int(holder.application_name.rsplit(":", 1)[1]) if holder else None
+        name = next((s.name for s in services if s.pids().get("main") == pid), str(pid))
+        if name != current:
+            current = name
+            leaders.append(f"{datetime.now(UTC):%H:%M:%S} {name}")
+            log(f"scheduled checks led by {name}")
 
 
 # --- database and accounts ------------------------------------------------------------------
@@ -181,27 +198,36 @@ def soak_database() -> Iterator[tuple[str, str]]:
         engine.dispose()
 
 
+def hub_command(env: dict[str, str], *args: str) -> dict[str, Any]:
+    """`hub ARGS...` run in this process (click's runner): the same commands as a shell's,
+    without starting an interpreter for each on a busy machine."""
+    result = CliRunner().invoke(hub_main, list(args), env=env)
+    if result.exit_code != 0:
+        raise RuntimeError(f"hub {' '.join(args)} failed ({result.exit_code}): "
+                           f"{result.output}{result.exception!r}")
+    stdout = result.stdout.strip()
+    return json.loads(stdout) if stdout.startswith("{") else {}
+
+
 def make_organizations(env: dict[str, str]) -> list[Organization]:
-    """20 organizations with an OAuth client each (the CLI), and the slow ones' policies."""
+    """20 organizations with an OAuth client each, and the slow ones' deadline policies
+    (`hub org create`, `hub client create`, `hub deadlines set`)."""
     tag = secrets.token_hex(2)
-
-    def make(index: int) -> Organization:
-        org = hub_cli(env, "org", "create", "--name", f"Soak {tag} organisme {index}",
-                      "--kind", KINDS[index % len(KINDS)],
-                      "--region", ("06", "01", "05", "03")[index % 4])
-        client = hub_cli(env, "client", "create", "--org", org["id"])
-        return Organization(index, org["id"], client["client_id"], client["client_secret"],
-                            slow=index in SLOW_ACKNOWLEDGE)
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        organizations = list(pool.map(make, range(ORGANIZATIONS)))
-        policies = [(index, "acknowledge", priority) for index in SLOW_ACKNOWLEDGE
-                    for priority in ("routine", "urgent")]
-        policies += [(index, check, priority) for index in SLOW_DECIDE
-                     for check in ("decide", "start") for priority in ("routine", "urgent")]
-        list(pool.map(lambda rule: hub_cli(
-            env, "deadlines", "set", "--check", rule[1], "--priority", rule[2], "--days", "0",
-            "--org", organizations[rule[0]].id), policies))
+    organizations = []
+    for index in range(ORGANIZATIONS):
+        org = hub_command(env, "org", "create", "--name", f"Soak {tag} organisme {index}",
+                          "--kind", KINDS[index % len(KINDS)],
+                          "--region", ("06", "01", "05", "03")[index % 4])
+        client = hub_command(env, "client", "create", "--org", org["id"])
+        organizations.append(Organization(index, org["id"], client["client_id"],
+                                          client["client_secret"],
+                                          slow=index in SLOW_ACKNOWLEDGE))
+    rules = [(index, "acknowledge") for index in SLOW_ACKNOWLEDGE]
+    rules += [(index, check) for index in SLOW_DECIDE for check in ("decide", "start")]
+    for index, check in rules:
+        for priority in ("routine", "urgent"):
+            hub_command(env, "deadlines", "set", "--check", check, "--priority", priority,
+                        "--days", "0", "--org", organizations[index].id)
     return organizations
 
 
@@ -297,8 +323,8 @@ def run(args: argparse.Namespace) -> int:
                    HUB_WEB_THREADS=str(args.web_threads), HUB_DB_POOL_SIZE="10",
                    HUB_WEBHOOK_LEASE_SECONDS="30", HUB_LOG_LEVEL="INFO",
                    HUB_MAIL_DIR=str(workdir / "mail"))
-        hub_cli(env, "db", "upgrade")
-        log("creating 20 organizations, their clients and deadline policies (hub CLI)")
+        hub_command(env, "db", "upgrade")
+        log("creating 20 organizations, their clients and deadline policies (hub commands)")
         organizations = make_organizations(env)
 
         ports = {f"web-{i}": free_port() for i in (1, 2)}
@@ -321,9 +347,12 @@ def run(args: argparse.Namespace) -> int:
 
         stop = threading.Event()
         kills: list[str] = []
+        leaders: list[str] = []
+        engine = create_engine(database_url)
+        stack.callback(engine.dispose)
         background = [threading.Thread(target=chaos, args=(services, web_urls, stop, rng, kills),
                                        daemon=True),
-                      threading.Thread(target=sample_memory_loop, args=(services, stop),
+                      threading.Thread(target=watch, args=(services, engine, stop, leaders),
                                        daemon=True)]
         for thread in background:
             thread.start()
@@ -342,14 +371,13 @@ def run(args: argparse.Namespace) -> int:
             if service.process is None or service.process.poll() is not None:
                 service.start()
 
-        engine = create_engine(database_url)
         with engine.connect() as connection:
             fired_during_run = connection.execute(text(
                 "SELECT count(*) FROM referral_checks WHERE fired_at <= :t"),
                 {"t": load_ended}).scalar_one()
         log("load over: one last pass of the checks, then waiting for webhooks to drain")
         checked_at = datetime.now(UTC)
-        last_pass = hub_cli(env, "checks", "run")
+        last_pass = hub_command(env, "checks", "run")
         left = drain(engine, args.drain_seconds)
         for service in services:
             service.sample_memory()
@@ -363,7 +391,6 @@ def run(args: argparse.Namespace) -> int:
             deadlines, fired = soak_checks.deadlines_once(connection, checked_at)
             possible, agree, legs = soak_checks.states_agree(connection)
             events_total = connection.execute(text("SELECT count(*) FROM events")).scalar_one()
-        engine.dispose()
         checks = {
             "no 5xx answered": (summary["server_errors"] == 0 and logged_5xx == 0,
                                 f"client saw {summary['server_errors']}, access logs show "
@@ -385,7 +412,7 @@ def run(args: argparse.Namespace) -> int:
                   for s in services for role, kb in sorted(s.peak_rss_kb.items())}
         result = {
             "started": f"{started:%Y-%m-%d %H:%M} UTC", "machine": machine(),
-            "args": vars(args), "load": summary, "kills": kills,
+            "args": vars(args), "load": summary, "kills": kills, "leaders": leaders,
             "checks_fired_by_workers_during_run": fired_during_run,
             "last_pass": last_pass, "checks_fired": fired, "deliveries": deliveries,
             "answers_of_receiver": partners.answered, "legs": legs,
@@ -427,6 +454,7 @@ def report(result: dict[str, Any]) -> None:
     for step, s in load["steps"].items():
         print(f"  {step:<12} {s['requests']:>7}  p50 {s['p50_ms']:>7} ms  p99 {s['p99_ms']:>7} ms")
     print(f"Kills (SIGKILL, then restart): {len(result['kills'])}: {', '.join(result['kills'])}")
+    print(f"Scheduled checks led by (from): {', '.join(result['leaders'])}")
     print(f"Events: {result['events']}; legs by status: {result['legs']}")
     print(f"Deadline checks: {result['checks_fired']} "
           f"({result['checks_fired_by_workers_during_run']} fired by the workers during the "
