@@ -284,11 +284,8 @@ class Counsellors:
         path = f"/api/v1/referrals/{leg.id}/{action}"
         expected = (201,) if action == "forward" else (200,)
         before = self.tally.transport_errors
-        try:
-            response = self.client.call(action, "POST", path, by.headers, body,
-                                        expected=(*expected, 409))
-        except Unexpected:
-            raise
+        response = self.client.call(action, "POST", path, by.headers, body,
+                                    expected=(*expected, 409))
         if response.status_code != 409:
             leg.status = TARGET[action]
             if action == "forward":
