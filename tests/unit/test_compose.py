@@ -99,6 +99,9 @@ def test_every_variable_set_for_the_hub_is_one_it_reads(
         unknown = set(service.get("environment", {})) - HUB_VARIABLES
         assert not unknown, f"{name} sets variables the hub does not read: {unknown}"
         assert service["env_file"] == ".env"
+        # Secrets come from .env only, never written in the compose file.
+        assert not {"HUB_SECRET_KEY", "HUB_DATA_KEYS", "HUB_SMTP_PASSWORD"} & set(
+            service.get("environment", {})), name
         assert service["environment"]["HUB_ENV"] == "production"
         assert service["environment"]["HUB_DATABASE_URL"].startswith("postgresql+psycopg://")
 
