@@ -8,6 +8,7 @@ needed for them, but the API shows them to authenticated partners only.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
 
@@ -96,17 +97,25 @@ class Contact(Base):
     organization: Mapped[Organization] = relationship(back_populates="contacts")
 
 
-def entry_search_text(organization: Organization) -> str:
-    """Everything a counsellor may type to find this organization, folded."""
-    parts: list[str | None] = [organization.name, organization.description,
-                               QUEBEC_REGIONS.get(organization.region)]
-    for service in organization.services:
-        parts += [service.name, service.description]
-    for location in organization.locations:
-        parts += [location.name, location.city, QUEBEC_REGIONS.get(location.region)]
-    for contact in organization.contacts:
-        parts += [contact.name, contact.role]
+def search_text_of(name: str, region: str, description: str | None = None,
+                   words: Iterable[str | None] = (), regions: Iterable[str] = ()) -> str:
+    """Everything a counsellor may type to find an organization, folded: its name,
+    description and region's name, and the `words` of its services, places and contacts."""
+    parts = [name, description, QUEBEC_REGIONS.get(region), *words,
+             *(QUEBEC_REGIONS.get(code) for code in regions)]
     return fold(" ".join(p for p in parts if p))
+
+
+def entry_search_text(organization: Organization) -> str:
+    words: list[str | None] = []
+    for service in organization.services:
+        words += [service.name, service.description]
+    for location in organization.locations:
+        words += [location.name, location.city]
+    for contact in organization.contacts:
+        words += [contact.name, contact.role]
+    return search_text_of(organization.name, organization.region, organization.description,
+                          words, [place.region for place in organization.locations])
 
 
 @event.listens_for(Session, "before_flush")

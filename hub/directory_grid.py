@@ -7,6 +7,7 @@ counsellor can act on.  `hub.directory_import` decides what to create or update.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -45,11 +46,16 @@ for _field, _titles in {
         COLUMNS[_title] = _field
 
 
+@functools.lru_cache(maxsize=256)
+def _field_of(title: str) -> str | None:
+    return COLUMNS.get(fold(title))
+
+
 def columns_of(row: dict[str, Any]) -> dict[str, Any]:
     """The row's cells keyed by grid field (first column wins when two mean the same)."""
     cells: dict[str, Any] = {}
     for title, value in row.items():
-        name = COLUMNS.get(fold(title))
+        name = _field_of(title)
         if name and name not in cells:
             cells[name] = value
     return cells

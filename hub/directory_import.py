@@ -17,11 +17,11 @@ from datetime import datetime
 from typing import Any
 
 from rapidfuzz import fuzz, process
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, selectinload
 
-from hub.directory import Organization, OrganizationKind
-from hub.directory_entries import Contact, Location, Service
+from hub.directory import Capacity, Organization, OrganizationKind
+from hub.directory_entries import Contact, Location, Service, ServicePathway, search_text_of
 from hub.directory_grid import BadCell, GridEntry, entry_of, pathways_of
 from hub.directory_text import fold
 
@@ -45,6 +45,12 @@ class RowOutcome:
 
 def key_of(name: str, region: str) -> tuple[str, str]:
     return fold(name), region
+
+
+def _sorted_words(folded: str) -> str:
+    # fuzz.ratio on sorted words is rapidfuzz's token_sort_ratio, without sorting the
+    # directory's names again for every row.
+    return " ".join(sorted(folded.split()))
 
 
 def _same_contact(contact: Contact, wanted: Any) -> bool:
@@ -84,12 +90,12 @@ def plan_import(session: Session, rows: Iterable[tuple[int, dict[str, Any]]], *,
         selectinload(Organization.services), selectinload(Organization.locations),
         selectinload(Organization.contacts))))
     by_key = {key_of(o.name, o.region): o for o in directory}
-    names_by_region: dict[str, list[str]] = defaultdict(list)
+    names_by_region: dict[str, list[str]] = defaultdict(list)  # sorted words of the names
     display: dict[tuple[str, str], str] = {}
     for organization in directory:
-        key = key_of(organization.name, organization.region)
-        names_by_region[organization.region].append(key[0])
-        display[key] = organization.name
+        words = _sorted_words(fold(organization.name))
+        names_by_region[organization.region].append(words)
+        display[(words, organization.region)] = organization.name
     lines_by_key: dict[tuple[str, str], int] = {}
 
     outcomes = []
@@ -121,11 +127,12 @@ def _plan_row(line: int, row: dict[str, Any], by_key: dict[tuple[str, str], Orga
         changes = changes_for(existing, entry)
         return RowOutcome(line, UPDATE if changes else UNCHANGED, entry.name, reasons=changes,
                           entry=entry, organization=existing)
-    near = process.extract(key[0], names_by_region[entry.region], scorer=fuzz.token_sort_ratio,
+    words = _sorted_words(key[0])
+    near = process.extract(words, names_by_region[entry.region], scorer=fuzz.ratio,
                            score_cutoff=NEAR_DUPLICATE_SCORE, limit=3)
     suggestions = [f"{display[(name, entry.region)]} ({score:.0f}%)" for name, score, _ in near]
-    names_by_region[entry.region].append(key[0])
-    display[key] = entry.name
+    names_by_region[entry.region].append(words)
+    display[(words, entry.region)] = entry.name
     return RowOutcome(line, CREATE, entry.name, near_duplicates=suggestions, entry=entry)
 
 
@@ -135,12 +142,12 @@ def _service(name: str, languages: list[str]) -> Service:
     return service
 
 
-def _contact(entry: GridEntry) -> Contact:
+def _contact_fields(entry: GridEntry) -> dict[str, Any]:
     wanted = entry.contact
-    return Contact(name=wanted.name and wanted.name[:200], role=wanted.role and wanted.role[:200],
-                   email=wanted.email and wanted.email[:254], phone=wanted.phone and
-                   wanted.phone[:40], preferred_channel="email" if wanted.email else
-                   ("phone" if wanted.phone else None))
+    return {"name": wanted.name and wanted.name[:200], "role": wanted.role and wanted.role[:200],
+            "email": wanted.email and wanted.email[:254],
+            "phone": wanted.phone and wanted.phone[:40],
+            "preferred_channel": "email" if wanted.email else ("phone" if wanted.phone else None)}
 
 
 def _add_to(organization: Organization, entry: GridEntry, validated_by: str) -> None:
@@ -151,7 +158,7 @@ def _add_to(organization: Organization, entry: GridEntry, validated_by: str) -> 
                                  if fold(s) not in held)
     if not entry.contact.is_empty() and not any(
             _same_contact(c, entry.contact) for c in organization.contacts):
-        organization.contacts.append(_contact(entry))
+        organization.contacts.append(Contact(**_contact_fields(entry)))
     if entry.city and fold(entry.city) not in {fold(p.city) for p in organization.locations}:
         organization.locations.append(Location(city=entry.city, region=entry.region))
     if entry.website:
@@ -164,12 +171,62 @@ def _add_to(organization: Organization, entry: GridEntry, validated_by: str) -> 
         organization.last_validated_by = validated_by
 
 
+class _NewRows:
+    """Rows of new entries, inserted in bulk: thousands of ORM objects cost seconds."""
+
+    def __init__(self) -> None:
+        self.organizations: list[dict[str, Any]] = []
+        self.services: list[dict[str, Any]] = []
+        self.pathways: list[dict[str, Any]] = []
+        self.locations: list[dict[str, Any]] = []
+        self.contacts: list[dict[str, Any]] = []
+
+    def add(self, entry: GridEntry, *, now: datetime, validated_by: str) -> uuid.UUID:
+        organization_id = uuid.uuid4()
+        words: list[str | None] = []
+        for name in entry.services:
+            service_id = uuid.uuid4()
+            self.services.append({"id": service_id, "organization_id": organization_id,
+                                  "name": name[:200], "description": None,
+                                  "eligibility_notes": None, "languages": entry.languages})
+            self.pathways += [{"service_id": service_id, "pathway": p} for p in pathways_of(name)]
+            words.append(name)
+        if not entry.contact.is_empty():
+            contact = _contact_fields(entry)
+            self.contacts.append({"id": uuid.uuid4(), "organization_id": organization_id,
+                                  **contact})
+            words += [contact["name"], contact["role"]]
+        if entry.city:
+            self.locations.append({"id": uuid.uuid4(), "organization_id": organization_id,
+                                   "name": None, "address": None, "city": entry.city,
+                                   "postal_code": None, "region": entry.region})
+            words.append(entry.city)
+        self.organizations.append({
+            "id": organization_id, "name": entry.name,
+            "kind": entry.kind or OrganizationKind.COMMUNITY.value, "region": entry.region,
+            "capacity": entry.capacity or Capacity.OPEN.value, "capacity_until": None,
+            "description": None, "website": entry.website, "created_at": now,
+            "last_validated_at": entry.validated_at or now, "last_validated_by": validated_by,
+            "search_text": search_text_of(entry.name, entry.region, None, words,
+                                          [entry.region] if entry.city else []),
+        })
+        return organization_id
+
+    def insert(self, session: Session) -> None:
+        for model, rows in ((Organization, self.organizations), (Service, self.services),
+                            (ServicePathway, self.pathways), (Location, self.locations),
+                            (Contact, self.contacts)):
+            if rows:
+                session.execute(insert(model.__table__), rows)  # type: ignore[attr-defined]
+
+
 def apply_import(session: Session, outcomes: list[RowOutcome], *, source: str,
-                 now: datetime) -> dict[str, uuid.UUID]:
+                 now: datetime) -> dict[int, uuid.UUID]:
     """Carry out a plan made in this session; returns the created organizations' ids by line.
     Rejected and unchanged rows are left alone."""
     validated_by = f"import:{source}"[:200]
-    created = []
+    new = _NewRows()
+    created = {}
     for outcome in outcomes:
         entry = outcome.entry
         if entry is None:
@@ -177,14 +234,7 @@ def apply_import(session: Session, outcomes: list[RowOutcome], *, source: str,
         if outcome.action == UPDATE and outcome.organization is not None:
             _add_to(outcome.organization, entry, validated_by)
         elif outcome.action == CREATE:
-            organization = Organization(
-                id=uuid.uuid4(), name=entry.name,
-                kind=entry.kind or OrganizationKind.COMMUNITY.value, region=entry.region,
-                created_at=now, last_validated_at=entry.validated_at or now,
-                last_validated_by=validated_by, services=[], locations=[], contacts=[])
-            _add_to(organization, entry, validated_by)
-            session.add(organization)
-            outcome.organization = organization
-            created.append((outcome.line, organization.id))
+            created[outcome.line] = new.add(entry, now=now, validated_by=validated_by)
     session.flush()
-    return {str(line): org_id for line, org_id in created}
+    new.insert(session)
+    return created

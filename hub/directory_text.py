@@ -12,8 +12,9 @@ import unicodedata
 
 # Letters NFKD does not split into a base letter and an accent.
 _LIGATURES = str.maketrans({"œ": "oe", "Œ": "oe", "æ": "ae", "Æ": "ae", "ß": "ss"})
+_ACCENTS = re.compile(r"[\u0300-\u036f]+")  # the combining marks NFKD splits off letters
 # Apostrophes, dashes and other punctuation become word breaks: "d'intégration" → "d integration".
-_NOT_WORD = re.compile(r"[^0-9a-z]+")
+_NOT_WORD = re.compile(r"[\W_]+")
 
 
 def fold(text: str | None) -> str:
@@ -21,9 +22,10 @@ def fold(text: str | None) -> str:
     'cote des neiges'."""
     if not text:
         return ""
-    decomposed = unicodedata.normalize("NFKD", text.translate(_LIGATURES))
-    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return _NOT_WORD.sub(" ", bare.casefold()).strip()
+    text = text.casefold()
+    if not text.isascii():
+        text = _ACCENTS.sub("", unicodedata.normalize("NFKD", text.translate(_LIGATURES)))
+    return _NOT_WORD.sub(" ", text).strip()
 
 
 def search_words(query: str) -> list[str]:
