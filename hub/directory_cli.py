@@ -3,6 +3,7 @@ export and import)."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -57,3 +58,54 @@ def import_command(file: Path, apply_: bool) -> None:
     click.echo(f"{len(outcomes)} rows: {counts[CREATE]} {done}created, {counts[UPDATE]} "
                f"{done}updated, {counts[UNCHANGED]} unchanged, {counts[REJECT]} rejected."
                + ("" if apply_ else " Dry run: nothing written; add --apply to write."))
+
+
+@directory_group.command("export-hsds")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@with_appcontext
+def export_hsds_command(file: Path | None) -> None:
+    """The whole directory as Open Referral HSDS 3.0 JSON (to FILE, or standard output)."""
+    from hub.adapters.hsds import export_directory
+    from hub.directory_hsds import export_organizations
+
+    with db.job_session() as session:
+        text = json.dumps(export_directory(export_organizations(session)), ensure_ascii=False,
+                          indent=2)
+    if file is None:
+        click.echo(text)
+    else:
+        file.write_text(text + "\n", encoding="utf-8")
+        click.echo(f"Wrote {file}", err=True)
+
+
+@directory_group.command("import-hsds")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--apply", "apply_", is_flag=True,
+              help="Write the changes (without it: a dry run that only reports).")
+@with_appcontext
+def import_hsds_command(file: Path, apply_: bool) -> None:
+    """Import an HSDS 3.0 JSON document (a list of organizations with services, locations and
+    contacts); organizations already in the directory as they are stay unchanged."""
+    from hub.adapters.hsds import NotHsds
+    from hub.directory_hsds import import_hsds
+
+    try:
+        document = json.loads(file.read_text(encoding="utf-8-sig"))
+    except (ValueError, UnicodeDecodeError) as error:
+        click.echo(f"Error: {file} is not JSON: {error}", err=True)
+        sys.exit(2)
+    with db.job_session() as session:
+        try:
+            outcomes = import_hsds(session, document, validated_by=f"import:{file.name}"[:200],
+                                   apply=apply_, now=utcnow())
+        except NotHsds as error:
+            click.echo(f"Error: {error}", err=True)
+            sys.exit(2)
+    for outcome in outcomes:
+        reason = f" — {outcome.reason}" if outcome.reason else ""
+        click.echo(f"organizations[{outcome.index}]: {outcome.action} «{outcome.name}»{reason}")
+    counts = {a: sum(1 for o in outcomes if o.action == a)
+              for a in ("create", "update", "unchanged", "reject")}
+    click.echo(f"{len(outcomes)} organizations: " + ", ".join(f"{n} {a}" for a, n in
+                                                              counts.items())
+               + ("." if apply_ else ". Dry run: nothing written; add --apply to write."))
