@@ -86,6 +86,7 @@ def init_app(app: Flask) -> None:
     from hub.api import (
         consents,
         events,
+        fhir,
         handoffs,
         inbound,
         organizations,
@@ -96,7 +97,7 @@ def init_app(app: Flask) -> None:
     )
 
     for module in (organizations, participants, consents, referrals, events, webhook_endpoints,
-                   inbound, handoffs, policies):
+                   inbound, handoffs, policies, fhir):
         api.register_blueprint(module.blp)
 
     register_error_handlers(app)

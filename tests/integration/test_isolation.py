@@ -95,6 +95,7 @@ TENANT_OPERATIONS: dict[tuple[str, str], Body] = {
     ("GET", "/api/v1/participants/{participant_id}"): lambda w: None,
     ("GET", "/api/v1/referrals/{referral_id}"): lambda w: None,
     ("GET", "/api/v1/referrals/{referral_id}/events"): lambda w: None,
+    ("GET", "/api/v1/referrals/{referral_id}/fhir"): lambda w: None,
     ("POST", "/api/v1/referrals/{referral_id}/acknowledge"): lambda w: {"note": "Vu"},
     ("POST", "/api/v1/referrals/{referral_id}/accept"): lambda w: {"note": "On s'en occupe"},
     ("POST", "/api/v1/referrals/{referral_id}/decline"): lambda w: {"reason": "no_capacity"},
