@@ -93,11 +93,12 @@ def init_app(app: Flask) -> None:
         participants,
         policies,
         referrals,
+        reports,
         webhook_endpoints,
     )
 
     for module in (organizations, participants, consents, referrals, events, webhook_endpoints,
-                   inbound, handoffs, policies, fhir):
+                   inbound, handoffs, policies, fhir, reports):
         api.register_blueprint(module.blp)
 
     register_error_handlers(app)
