@@ -71,6 +71,34 @@ def make_rows(count: int, rng: random.Random) -> list[list[object]]:
     return rows
 
 
+SEARCHES = [{"q": "Montreal"}, {"q": "cooperative"}, {"q": "regionalisation laval"},
+            {"q": "emploi", "region": "06"}, {"pathway": "entrepreneurship", "region": "01"},
+            {"q": "tremblay", "capacity": "open"}]
+
+
+def time_searches(url: str, repeat: int = 15) -> None:
+    """Median time of a directory search (first page of 50, with entries) on the imported
+    directory, in process."""
+    import statistics
+
+    from hub import create_app
+    from hub.config import Settings
+    from hub.db import db
+    from hub.directory_search import search_organizations
+
+    app = create_app(Settings(env="test", database_url=url, secret_key="bench-" + "x" * 40))
+    with app.app_context(), db.job_session() as session:
+        for filters in SEARCHES:
+            found, timings = [], []
+            for _ in range(repeat):
+                began = time.perf_counter()
+                found = search_organizations(session, limit=50, **filters)
+                timings.append(time.perf_counter() - began)
+            print(f"search {filters}: {len(found)} found (first page), median "
+                  f"{statistics.median(timings) * 1000:.1f} ms")
+    app.extensions["hub_db"][0].dispose()
+
+
 def _children_cpu() -> float:
     """CPU seconds used by finished child processes: on a loaded machine the wall time also
     counts the time spent waiting for a core."""
@@ -107,6 +135,7 @@ def main() -> int:
                 return 1
             summary = done.stdout.strip().splitlines()[-1]
             print(f"{run:>6}: {timings[-1]:6.2f} s wall, {cpu:6.2f} s CPU  ({summary})")
+        time_searches(url)
     # The wall time is the target's measure; the CPU time is what the import costs when the
     # machine's cores are shared (load average printed beside it).
     verdict = "PASS" if timings[0] < TARGET_SECONDS else "MISS"

@@ -21,12 +21,17 @@ ORGANIZATION_FIELDS = ("name", "kind", "region", "capacity", "capacity_until", "
                        "website")
 
 
-def check_may_edit(caller: Caller, organization: Organization, *, is_hub_admin: bool) -> None:
+def check_may_edit(caller: Caller, organization: Organization, *, is_hub_admin: bool,
+                   changes: Mapping[str, Any] | None = None) -> None:
     """Only the organization itself, or a hub administrator (a coordination body holding
-    hub:admin), may change an entry."""
-    if caller.organization_id == organization.id:
+    hub:admin), may change an entry; only an administrator may change its kind, since being
+    a coordination body opens the whole network's handoffs."""
+    admin = is_hub_admin and caller.is_coordinator
+    if admin:
         return
-    if is_hub_admin and caller.is_coordinator:
+    if caller.organization_id == organization.id:
+        if changes and changes.get("kind", organization.kind) != organization.kind:
+            raise NotAllowed("An organization's kind is changed by the hub's administrators.")
         return
     raise NotAllowed("An organization keeps its own directory entry; only hub administrators "
                      "may change another organization's.")

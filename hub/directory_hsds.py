@@ -85,6 +85,8 @@ def import_hsds(session: Session, document: Any, *, validated_by: str, apply: bo
             action = "create"
         else:
             organization = existing
+            if "coordination" in (entry["kind"], existing.kind):
+                entry["kind"] = existing.kind  # coordination bodies are set by administrators
             held = entry_from_hsds(organization_to_hsds(existing))
             action = "unchanged" if held == entry else "update"
         outcomes.append(HsdsOutcome(index, action, entry["name"]))

@@ -63,7 +63,7 @@ def changes_for(organization: Organization, entry: GridEntry) -> list[str]:
     """What importing `entry` would change in `organization` (nothing is ever removed: the
     grid names some services and one contact, not the whole entry)."""
     changes = []
-    if entry.kind and entry.kind != organization.kind:
+    if _new_kind(organization, entry):
         changes.append(f"kind {organization.kind} → {entry.kind}")
     held = {fold(s.name) for s in organization.services}
     new_services = [s for s in entry.services if fold(s) not in held]
@@ -150,9 +150,17 @@ def _contact_fields(entry: GridEntry) -> dict[str, Any]:
             "preferred_channel": "email" if wanted.email else ("phone" if wanted.phone else None)}
 
 
+def _new_kind(organization: Organization, entry: GridEntry) -> bool:
+    """Whether the row changes the kind; never to or from a coordination body, which sees
+    the whole network's handoffs: that is for `hub org` and the administrators."""
+    coordination = OrganizationKind.COORDINATION.value
+    return bool(entry.kind and entry.kind != organization.kind
+                and coordination not in (entry.kind, organization.kind))
+
+
 def _add_to(organization: Organization, entry: GridEntry, validated_by: str) -> None:
-    if entry.kind:
-        organization.kind = entry.kind
+    if _new_kind(organization, entry):
+        organization.kind = entry.kind  # type: ignore[assignment]
     held = {fold(s.name) for s in organization.services}
     organization.services.extend(_service(s, entry.languages) for s in entry.services
                                  if fold(s) not in held)

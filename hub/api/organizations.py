@@ -40,11 +40,13 @@ def _organization(organization_id: uuid.UUID) -> Organization:
     return organization
 
 
-def _editable(organization_id: uuid.UUID) -> tuple[Organization, str]:
+def _editable(organization_id: uuid.UUID, changes: dict[str, Any] | None = None
+              ) -> tuple[Organization, str]:
     organization = _organization(organization_id)
     caller = current_caller()
     is_admin = "hub:admin" in current_oauth_token().get_scope().split()
-    directory_edit.check_may_edit(caller, organization, is_hub_admin=is_admin)
+    directory_edit.check_may_edit(caller, organization, is_hub_admin=is_admin,
+                                  changes=changes or {})
     return organization, caller.actor
 
 
@@ -80,7 +82,7 @@ class OrganizationById(MethodView):
 
         `services`, `locations` and `contacts`, when sent, replace the lists whole.  The
         change also records the entry as validated now, by the caller."""
-        organization, actor = _editable(organization_id)
+        organization, actor = _editable(organization_id, changes)
         return directory_edit.update_entry(db.session, organization, changes,
                                            validated_by=actor)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from flask import Response, jsonify
@@ -42,6 +42,8 @@ class ReportArgs(Input):
                 raise ValidationError("Must not be before `from`.", "to")
             if (data["end"] - data["start"]).days > 366 * 5:
                 raise ValidationError("A period of at most five years.", "to")
+        if "end" in data and data["end"] >= date(9999, 12, 31):
+            raise ValidationError("Before 9999-12-31.", "to")
 
 
 @blp.route("/funder")

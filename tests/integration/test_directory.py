@@ -89,6 +89,13 @@ def test_only_the_organization_or_a_hub_administrator_changes_an_entry(network: 
     assert changed.status_code == 200 and changed.get_json()["capacity"] == "full"
     assert changed.get_json()["last_validated_by"] == f"client:{admin.client_id}"
 
+    # Becoming a coordination body opens the network's handoffs: administrators only.
+    promoted = owner.call("PATCH", path, json={"kind": "coordination"})
+    assert promoted.status_code == 403 and promoted.mimetype == PROBLEM_JSON
+    assert owner.get(path).get_json()["kind"] == "community"
+    assert owner.call("PATCH", path, json={"kind": "community"}).status_code == 200  # same
+    assert admin.call("PATCH", path, json={"kind": "regional_partner"}).status_code == 200
+
     confirmed = owner.post(f"{path}/validate")
     assert confirmed.status_code == 200
     assert confirmed.get_json()["last_validated_by"] == f"client:{owner.client_id}"

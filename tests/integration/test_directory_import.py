@@ -127,11 +127,19 @@ def test_near_duplicates_and_repeated_rows_are_pointed_out(app: Flask, tmp_path:
         [f"Maison {word}", "01", None, None, None, None],
         [f"Maison {word}", "Bas-St-Laurent", None, None, None, None],
     ], "second.xlsx"), apply=False)
-    (near, same, first, repeated) = report
+    (near, same, first, repeated) = report[:4]
     assert near[1] == "create" and f"Carrefour jeunesse-emploi {word} Rimouski" in near[4][0]
     assert same[1] == "unchanged"  # case and dashes do not make another organization
     assert first[1] == "create"
     assert repeated[1] == "reject" and repeated[3] == ["same organization and region as line 4"]
+
+    # A grid never turns a member into a coordination body (which sees the whole network).
+    promoted = run_import(app, grid(tmp_path, [[f"Carrefour jeunesse-emploi {word} Rimouski",
+                                                "01", None, None, "Table de concertation",
+                                                None]], "third.xlsx"), apply=True)
+    assert promoted[0][1] == "unchanged"
+    kept = stored(app, f"Carrefour jeunesse-emploi {word} Rimouski")
+    assert kept is not None and kept.kind == "community"
 
 
 def test_the_sample_csv_from_excel_reports_line_numbers(app: Flask) -> None:

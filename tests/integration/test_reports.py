@@ -83,7 +83,9 @@ def test_bad_periods_are_refused(network: Network) -> None:
     partner = network.partner()
     for query in ({"from": "2026-02-01", "to": "2026-01-01"}, {"to": "2026-01-01"},
                   {"from": "hier", "to": "2026-01-01"},
-                  {"from": "2026-01-01", "to": "2026-02-01", "format": "pdf"}):
+                  {"from": "2026-01-01", "to": "2026-02-01", "format": "pdf"},
+                  {"from": "9999-12-30", "to": "9999-12-31"},
+                  {"from": "2000-01-01", "to": "2026-01-01"}):
         response = partner.get(REPORT, query_string=query)
         assert response.status_code == 422, (query, response.get_data(as_text=True))
         assert response.mimetype == "application/problem+json"
