@@ -13,6 +13,7 @@ from flask.cli import FlaskGroup, routes_command, shell_command, with_appcontext
 
 from hub import create_app
 from hub.config import Settings
+from hub.directory_cli import directory_group
 from hub.ops import upgrade_database
 from hub.policies import deadlines_group
 
@@ -39,6 +40,7 @@ def main() -> None:
 main.add_command(shell_command)
 main.add_command(routes_command)
 main.add_command(deadlines_group)
+main.add_command(directory_group)
 
 
 # --- serving ----------------------------------------------------------------------------

@@ -1,20 +1,25 @@
 """The directory of organizations: who is in the network, what kind, where, with what capacity.
 
 Contacts and services belong to the organization, not to a counsellor, so the network's memory
-survives staff turnover.  Services, contacts and imports come with the directory work; here is
-what referrals need: the organization itself.
+survives staff turnover.  Here is the organization itself; its services, locations and contacts
+are in `hub.directory_entries`, the search in `hub.directory_search`, the spreadsheet import in
+`hub.directory_import`.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Index, String, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import Index, String, Text
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from hub.db import Base, utcnow
+
+if TYPE_CHECKING:
+    from hub.directory_entries import Contact, Location, Service
 
 
 class OrganizationKind(StrEnum):
@@ -63,8 +68,24 @@ class Organization(Base):
     kind: Mapped[str] = mapped_column(String(40))
     region: Mapped[str] = mapped_column(String(2))
     capacity: Mapped[str] = mapped_column(String(20), default=Capacity.OPEN.value)
+    # Until when `waitlist` or `full` is expected to last (None: not known).
+    capacity_until: Mapped[date | None]
+    description: Mapped[str | None] = mapped_column(Text)
+    website: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_validated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Who last confirmed the entry: "client:<id>", "user:<id>" or "import:<file name>".
+    last_validated_by: Mapped[str | None] = mapped_column(String(200))
+    # Folded text of the entry (name, services, places...), kept by hub.directory_entries
+    # before each flush; what the text search reads.
+    search_text: Mapped[str] = mapped_column(Text, default="", server_default="")
+
+    services: Mapped[list[Service]] = relationship(
+        back_populates="organization", cascade="all, delete-orphan", order_by="Service.name")
+    locations: Mapped[list[Location]] = relationship(
+        back_populates="organization", cascade="all, delete-orphan", order_by="Location.city")
+    contacts: Mapped[list[Contact]] = relationship(
+        back_populates="organization", cascade="all, delete-orphan", order_by="Contact.name")
 
     __table_args__ = (Index("ix_organizations_kind_region", "kind", "region"),)
 
@@ -90,24 +111,6 @@ def create_organization(session: Session, *, name: str, kind: str, region: str) 
     return organization
 
 
-def search_organizations(
-    session: Session,
-    *,
-    kind: str | None = None,
-    region: str | None = None,
-    q: str | None = None,
-    after_id: uuid.UUID | None = None,
-    limit: int = 50,
-) -> list[Organization]:
-    """Organizations matching the filters, ordered by id for keyset pagination."""
-    query = select(Organization).order_by(Organization.id).limit(limit)
-    if kind:
-        query = query.where(Organization.kind == kind)
-    if region:
-        query = query.where(Organization.region == region)
-    if q:
-        pattern = q.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(Organization.name.ilike(f"%{pattern}%", escape="\\"))
-    if after_id:
-        query = query.where(Organization.id > after_id)
-    return list(session.scalars(query))
+# The entries' tables must be mapped wherever organizations are (the relationships above name
+# them); imported last because they refer back to Organization.
+from hub import directory_entries  # noqa: E402, F401

@@ -6,6 +6,7 @@ from hub.checkins import ParticipantCheckin
 from hub.consent import Consent, ConsentEnding, ConsentNote, ConsentOrganization
 from hub.db import Base
 from hub.directory import Organization
+from hub.directory_entries import Contact, Location, Service, ServicePathway
 from hub.events.store import Event, EventAudience, OutboxEntry
 from hub.followups import OrganizationCheck, ReferralCheck
 from hub.idempotency import IdempotentResponse
@@ -19,6 +20,10 @@ __all__ = [
     "Base",
     "EndpointRegistration",
     "Consent",
+    "Contact",
+    "Location",
+    "Service",
+    "ServicePathway",
     "DeadlinePolicy",
     "ConsentEnding",
     "ConsentNote",

@@ -86,17 +86,19 @@ def init_app(app: Flask) -> None:
     from hub.api import (
         consents,
         events,
+        fhir,
         handoffs,
         inbound,
         organizations,
         participants,
         policies,
         referrals,
+        reports,
         webhook_endpoints,
     )
 
     for module in (organizations, participants, consents, referrals, events, webhook_endpoints,
-                   inbound, handoffs, policies):
+                   inbound, handoffs, policies, fhir, reports):
         api.register_blueprint(module.blp)
 
     register_error_handlers(app)

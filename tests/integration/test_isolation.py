@@ -95,6 +95,7 @@ TENANT_OPERATIONS: dict[tuple[str, str], Body] = {
     ("GET", "/api/v1/participants/{participant_id}"): lambda w: None,
     ("GET", "/api/v1/referrals/{referral_id}"): lambda w: None,
     ("GET", "/api/v1/referrals/{referral_id}/events"): lambda w: None,
+    ("GET", "/api/v1/referrals/{referral_id}/fhir"): lambda w: None,
     ("POST", "/api/v1/referrals/{referral_id}/acknowledge"): lambda w: {"note": "Vu"},
     ("POST", "/api/v1/referrals/{referral_id}/accept"): lambda w: {"note": "On s'en occupe"},
     ("POST", "/api/v1/referrals/{referral_id}/decline"): lambda w: {"reason": "no_capacity"},
@@ -135,6 +136,13 @@ ADMIN_OPERATIONS: set[tuple[str, str]] = {
 # Routes on objects every member of the network shares: the directory.
 SHARED_OPERATIONS: set[tuple[str, str]] = {
     ("GET", "/api/v1/organizations/{organization_id}"),
+}
+
+# Shared entries that only their own organization (or a hub administrator) changes: another
+# partner sees the entry, so it gets 403 (not 404), and the entry stays as it was.
+OWNED_ENTRY_OPERATIONS: dict[tuple[str, str], Body] = {
+    ("PATCH", "/api/v1/organizations/{organization_id}"): lambda w: {"capacity": "full"},
+    ("POST", "/api/v1/organizations/{organization_id}/validate"): lambda w: None,
 }
 
 
@@ -197,7 +205,8 @@ def _assert_problem(response: TestResponse, status: int) -> dict[str, Any]:
 
 def test_every_route_with_a_path_parameter_is_in_the_isolation_table(app: Flask) -> None:
     routes = _api_operations_with_path_parameters(app)
-    table = set(TENANT_OPERATIONS) | SHARED_OPERATIONS | SIGNED_OPERATIONS | ADMIN_OPERATIONS
+    table = (set(TENANT_OPERATIONS) | SHARED_OPERATIONS | SIGNED_OPERATIONS | ADMIN_OPERATIONS
+             | set(OWNED_ENTRY_OPERATIONS))
     assert routes, "no /api/v1 route with a path parameter found: the discovery is broken"
     uncovered = sorted(routes - table)
     assert not uncovered, (
@@ -243,6 +252,15 @@ def test_outsider_reads_shared_directory_entries(world: World) -> None:
         response = world.outsider.call(method, _fill(template, world))
         assert response.status_code == 200, response.get_data(as_text=True)
         assert response.get_json()["id"] == world.sender.organization_id
+
+
+def test_outsider_cannot_change_another_organizations_entry(world: World) -> None:
+    path = f"/api/v1/organizations/{world.sender.organization_id}"
+    before = world.outsider.get(path).get_json()
+    for (method, template), body in sorted(OWNED_ENTRY_OPERATIONS.items()):
+        response = world.outsider.call(method, _fill(template, world), json=body(world))
+        _assert_problem(response, 403)
+    assert world.outsider.get(path).get_json() == before
 
 
 def test_outsider_with_if_match_still_gets_404_not_412(world: World) -> None:

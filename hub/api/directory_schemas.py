@@ -1,0 +1,127 @@
+"""The directory's bodies: an organization's entry as partners read and send it."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from hub import directory
+from hub.api.common import Input, PageArgs, Timestamp
+from hub.directory_entries import ContactChannel
+from hub.policies import PATHWAYS
+
+REGION = validate.OneOf(list(directory.QUEBEC_REGIONS))
+LANGUAGE = validate.Regexp(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$",
+                           error="A BCP 47 language tag, e.g. fr, en, es, fr-CA.")
+
+
+def _text(size: int, **kwargs: object) -> fields.String:
+    return fields.String(validate=validate.Length(max=size), **kwargs)  # type: ignore[arg-type]
+
+
+class ServiceIn(Input):
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    description = _text(4000, load_default=None, allow_none=True)
+    pathways = fields.List(fields.String(validate=validate.OneOf(PATHWAYS)), load_default=list,
+                           metadata={"description": "Pathways the service serves."})
+    eligibility_notes = _text(4000, load_default=None, allow_none=True)
+    languages = fields.List(fields.String(validate=LANGUAGE), load_default=list,
+                            metadata={"description": "Languages it is offered in (BCP 47)."})
+
+
+class LocationIn(Input):
+    name = _text(200, load_default=None, allow_none=True)
+    address = _text(300, load_default=None, allow_none=True)
+    city = _text(120, load_default=None, allow_none=True)
+    postal_code = _text(10, load_default=None, allow_none=True)
+    region = fields.String(required=True, validate=REGION,
+                           metadata={"description": "Québec administrative region code."})
+
+
+class ContactIn(Input):
+    name = _text(200, load_default=None, allow_none=True)
+    role = _text(200, load_default=None, allow_none=True,
+                 metadata={"description": "e.g. conseillère en emploi, direction."})
+    email = fields.Email(load_default=None, allow_none=True, validate=validate.Length(max=254))
+    phone = _text(40, load_default=None, allow_none=True)
+    preferred_channel = fields.String(load_default=None, allow_none=True,
+                                      validate=validate.OneOf(list(ContactChannel)))
+
+
+class EntryIn(Input):
+    """What an organization may change in its entry; lists given replace the entry's lists."""
+
+    name = fields.String(validate=validate.Length(1, 200))
+    kind = fields.String(validate=validate.OneOf(list(directory.OrganizationKind)))
+    region = fields.String(validate=REGION)
+    capacity = fields.String(validate=validate.OneOf(list(directory.Capacity)))
+    capacity_until = fields.Date(allow_none=True, metadata={
+        "description": "Until when `waitlist` or `full` is expected to last."})
+    description = _text(4000, allow_none=True)
+    website = fields.URL(allow_none=True, validate=validate.Length(max=300))
+    services = fields.List(fields.Nested(ServiceIn), validate=validate.Length(max=200))
+    locations = fields.List(fields.Nested(LocationIn), validate=validate.Length(max=200))
+    contacts = fields.List(fields.Nested(ContactIn), validate=validate.Length(max=200))
+
+
+class ServiceOut(Schema):
+    id = fields.UUID()
+    name = fields.String()
+    description = fields.String(allow_none=True)
+    pathways = fields.List(fields.String())
+    eligibility_notes = fields.String(allow_none=True)
+    languages = fields.List(fields.String())
+
+
+class LocationOut(Schema):
+    id = fields.UUID()
+    name = fields.String(allow_none=True)
+    address = fields.String(allow_none=True)
+    city = fields.String(allow_none=True)
+    postal_code = fields.String(allow_none=True)
+    region = fields.String()
+    region_name = fields.Function(lambda place: directory.QUEBEC_REGIONS.get(place.region))
+
+
+class ContactOut(Schema):
+    id = fields.UUID()
+    name = fields.String(allow_none=True)
+    role = fields.String(allow_none=True)
+    email = fields.String(allow_none=True)
+    phone = fields.String(allow_none=True)
+    preferred_channel = fields.String(allow_none=True)
+
+
+class OrganizationSchema(Schema):
+    id = fields.UUID()
+    name = fields.String()
+    kind = fields.String(metadata={"enum": list(directory.OrganizationKind)})
+    region = fields.String(metadata={"description": "Québec administrative region code."})
+    region_name = fields.Function(lambda org: directory.QUEBEC_REGIONS.get(org.region))
+    capacity = fields.String(metadata={"enum": list(directory.Capacity)})
+    capacity_until = fields.Date(allow_none=True)
+    description = fields.String(allow_none=True)
+    website = fields.String(allow_none=True)
+    services = fields.List(fields.Nested(ServiceOut))
+    locations = fields.List(fields.Nested(LocationOut))
+    contacts = fields.List(fields.Nested(ContactOut), metadata={
+        "description": "Staff of the organization; shown to authenticated partners only."})
+    created_at = Timestamp()
+    last_validated_at = Timestamp()
+    last_validated_by = fields.String(allow_none=True)
+
+
+class OrganizationPage(Schema):
+    items = fields.List(fields.Nested(OrganizationSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class OrganizationFilters(PageArgs):
+    q = fields.String(validate=validate.Length(1, 200), metadata={
+        "description": "Words in the entry (name, services, places, contacts' roles); accents "
+                       "and case do not matter: `Montreal` finds `Montréal`."})
+    kind = fields.String(validate=validate.OneOf(list(directory.OrganizationKind)))
+    region = fields.String(validate=REGION, metadata={
+        "description": "Québec region code, of the organization or one of its locations."})
+    pathway = fields.String(validate=validate.OneOf(PATHWAYS),
+                            metadata={"description": "Serves this pathway."})
+    capacity = fields.String(validate=validate.OneOf(list(directory.Capacity)))

@@ -1,0 +1,78 @@
+"""Funder reports (`GET /api/v1/reports/funder`): an organization's referrals, acknowledgement
+times and outcomes for a period, as JSON or CSV, counted only with `outcome_reporting` consent
+(see `hub.reports`)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from flask import Response, jsonify
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import RAISE, ValidationError, fields, validate, validates_schema
+
+from hub import reports
+from hub.adapters.oauth import current_caller, current_oauth_token, require_scope
+from hub.api.common import Input
+from hub.db import db, utcnow
+from hub.errors import NotAllowed
+
+blp = Blueprint("reports", __name__, url_prefix="/api/v1/reports",
+                description="Reports for funders, from consenting participants only.")
+
+
+class ReportArgs(Input):
+    start = fields.Date(required=True, data_key="from",
+                        metadata={"description": "First day of the period (inclusive)."})
+    end = fields.Date(required=True, data_key="to",
+                      metadata={"description": "Last day of the period (inclusive)."})
+    format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))
+    organization_id = fields.UUID(load_default=None, metadata={
+        "description": "Coordinators (scope network:monitor): another organization's report. "
+                       "Default: your own."})
+
+    @validates_schema
+    def _period(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if "start" in data and "end" in data:
+            if data["end"] < data["start"]:
+                raise ValidationError("Must not be before `from`.", "to")
+            if (data["end"] - data["start"]).days > 366 * 5:
+                raise ValidationError("A period of at most five years.", "to")
+        if "end" in data and data["end"] >= date(9999, 12, 31):
+            raise ValidationError("Before 9999-12-31.", "to")
+
+
+@blp.route("/funder")
+class FunderReport(MethodView):
+    @require_scope("referrals:read")
+    @blp.arguments(ReportArgs, location="query", unknown=RAISE, as_kwargs=True)
+    @blp.response(200)
+    def get(self, start: Any, end: Any, format: str, organization_id: uuid.UUID | None
+            ) -> Response:
+        """Per organization and period: referrals sent and received by pathway, time to
+        acknowledge (median, 90th percentile, in hours), share answered on time, outcomes by
+        pathway; only legs of participants whose `outcome_reporting` consent covers the
+        organization are counted."""
+        caller = current_caller()
+        target = organization_id or caller.organization_id
+        if target != caller.organization_id and not (
+                caller.is_coordinator
+                and "network:monitor" in current_oauth_token().get_scope().split()):
+            raise NotAllowed("Only coordinators may read another organization's report.")
+        report = reports.funder_report(
+            db.session, target, datetime.combine(start, time(), UTC),
+            datetime.combine(end + timedelta(days=1), time(), UTC), now=utcnow())
+        if format == "json":
+            return jsonify(report)
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=reports.CSV_COLUMNS)
+        writer.writeheader()
+        writer.writerows(reports.report_rows(report))
+        response = Response("\ufeff" + out.getvalue(), mimetype="text/csv")
+        response.headers["Content-Disposition"] = (
+            f'attachment; filename="rapport-{target}-{start}-{end}.csv"')
+        return response
