@@ -14,6 +14,7 @@ from hub.outbound import EndpointRegistration
 from hub.participants import Participant
 from hub.policies import DeadlinePolicy
 from hub.referrals import Referral, ReferralNote
+from hub.users import LoginFailure, PasswordReset, User
 
 __all__ = [
     "Base",
@@ -26,6 +27,7 @@ __all__ = [
     "Event",
     "EventAudience",
     "IdempotentResponse",
+    "LoginFailure",
     "OAuthClient",
     "OAuthToken",
     "OrganizationCheck",
@@ -34,8 +36,10 @@ __all__ = [
     "OutgoingMail",
     "Participant",
     "ParticipantCheckin",
+    "PasswordReset",
     "PersonalDataRead",
     "Referral",
     "ReferralCheck",
     "ReferralNote",
+    "User",
 ]
