@@ -163,19 +163,34 @@ def _active(now: datetime) -> Any:
 def covers(session: Session, participant: Participant, organization_id: uuid.UUID,
            purpose: str, now: datetime | None = None) -> bool:
     """Whether an active consent of `participant` for `purpose` covers `organization_id`."""
-    if organization_id == participant.organization_id and purpose == Purpose.REFERRAL_SHARING:
-        return True  # their own organization holds their data already; other purposes
-        # (being contacted for follow-up, counted in reports...) need the person's consent
+    return participant.id in covering(session, [participant], organization_id, purpose, now)
+
+
+def covering(session: Session, participants: Iterable[Participant],
+             organization_id: uuid.UUID, purpose: str,
+             now: datetime | None = None) -> set[uuid.UUID]:
+    """The ids of `participants` whose active consent for `purpose` covers `organization_id`
+    (one query for a whole page of legs)."""
+    chosen = {participant.id: participant for participant in participants}
+    covered: set[uuid.UUID] = set()
+    if purpose == Purpose.REFERRAL_SHARING:
+        # Their own organization holds their data already; other purposes (being contacted
+        # for follow-up, counted in reports...) need the person's consent.
+        covered = {pid for pid, p in chosen.items() if p.organization_id == organization_id}
+    others = [pid for pid in chosen if pid not in covered]
+    if not others:
+        return covered
     named = exists().where(ConsentOrganization.consent_id == Consent.id,
                            ConsentOrganization.organization_id == organization_id)
-    return session.scalar(
-        select(Consent.id).where(
-            Consent.participant_id == participant.id,
+    covered.update(session.scalars(
+        select(Consent.participant_id).where(
+            Consent.participant_id.in_(others),
             Consent.purpose == purpose,
             _active(now or utcnow()),
             Consent.network_wide | named,
-        ).limit(1)
-    ) is not None
+        ).distinct()
+    ))
+    return covered
 
 
 def lock_participant(session: Session, participant_id: uuid.UUID) -> None:

@@ -9,8 +9,8 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, fields
-from sqlalchemy import and_, case, func, or_, select, tuple_
-from sqlalchemy.orm import Session
+from sqlalchemy import case, func, select, tuple_
+from sqlalchemy.orm import Session, defer, lazyload
 
 from hub.adapters.oauth import current_caller, require_scope
 from hub.api.common import (
@@ -34,12 +34,7 @@ blp = Blueprint(
 
 ON_TIME_WINDOW = timedelta(days=180)
 
-# The deadline that applies in each open status, and its name.
-CURRENT_DEADLINE = case(
-    (Referral.status == "sent", Referral.acknowledge_by),
-    (Referral.status == "acknowledged", Referral.decide_by),
-    (Referral.status == "accepted", Referral.start_by),
-)
+# The deadline that applies in each open status (column `<check>_by`).
 CHECK_OF_STATUS = {"sent": "acknowledge", "acknowledged": "decide", "accepted": "start"}
 
 
@@ -97,14 +92,22 @@ def stalled_handoffs(session: Session, now: datetime, key: bytes, *, limit: int,
                      ) -> list[dict[str, Any]]:
     """Open legs past their current deadline, the longest overdue first, from `after`
     (due_at, referral id); no personal data.  The API and the portal's dashboard show these."""
-    overdue = or_(*(and_(Referral.status == status, column < now) for status, column in (
-        ("sent", Referral.acknowledge_by), ("acknowledged", Referral.decide_by),
-        ("accepted", Referral.start_by))))
-    query = select(Referral).where(overdue)
-    if after:
-        due_at, last_id = after
-        query = query.where(tuple_(CURRENT_DEADLINE, Referral.id) > tuple_(due_at, last_id))
-    page = list(session.scalars(query.order_by(CURRENT_DEADLINE, Referral.id).limit(limit)))
+    # One query per status, each reading its partial index in deadline order, merged here:
+    # no sort of every stalled leg of the network to show the first page.
+    page: list[Referral] = []
+    for status, column in (("sent", Referral.acknowledge_by),
+                           ("acknowledged", Referral.decide_by),
+                           ("accepted", Referral.start_by)):
+        # Codes and references only: no participant, no free text (nothing to decrypt).
+        query = select(Referral).options(
+            lazyload(Referral.participant), defer(Referral.reason_for_referral),
+            defer(Referral.needs)).where(Referral.status == status, column < now)
+        if after:
+            due_at, last_id = after
+            query = query.where(tuple_(column, Referral.id) > tuple_(due_at, last_id))
+        page.extend(session.scalars(query.order_by(column, Referral.id).limit(limit)))
+    page.sort(key=lambda leg: (getattr(leg, f"{CHECK_OF_STATUS[leg.status]}_by"), leg.id))
+    del page[limit:]
     organization_ids = {leg.to_organization_id for leg in page} | {
         leg.from_organization_id for leg in page}
     organizations = {o.id: o for o in session.scalars(

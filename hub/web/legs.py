@@ -62,6 +62,8 @@ def leg_rows(legs: list[Referral], now: datetime, reader: Reader | None = None
     past; the participant's name only when the reader is entitled to it."""
     names = organization_names({leg.from_organization_id for leg in legs}
                                | {leg.to_organization_id for leg in legs})
+    if reader is not None:
+        reader.entitle_page(legs)
     rows = []
     for leg in legs:
         due = current_deadline(leg)

@@ -18,7 +18,7 @@ from hub.web.portal import login_required, page, portal_blueprint
 
 blp = portal_blueprint("network", __name__)
 
-SHOWN = 200
+SHOWN = 100
 CSV_ROWS = 10_000
 
 

@@ -4,7 +4,7 @@ overdue ones marked; each opens on its page with the actions of the moment (`hub
 from __future__ import annotations
 
 from flask import request
-from sqlalchemy import case, select
+from sqlalchemy import select
 from werkzeug import Response
 
 from hub.api.common import pseudonym_key
@@ -18,7 +18,6 @@ from hub.web.portal import caller, login_required, page, portal_blueprint
 blp = portal_blueprint("receiving", __name__)
 
 INBOX_SHOWN = 100
-URGENT_FIRST = case((Referral.priority == "urgent", 0), else_=1)
 
 
 @blp.get("/inbox")
@@ -28,8 +27,9 @@ def inbox() -> Response:
     query = select(Referral).where(
         Referral.to_organization_id == caller().organization_id,
         Referral.closed_at.is_not(None) if closed else Referral.closed_at.is_(None))
+    # "urgent" sorts after "routine": descending puts urgent first, in the index's order.
     order = ((Referral.closed_at.desc(),) if closed
-             else (URGENT_FIRST, Referral.created_at.desc()))
-    legs = list(db.session.scalars(query.order_by(*order, Referral.id).limit(INBOX_SHOWN)))
+             else (Referral.priority.desc(), Referral.created_at.desc()))
+    legs = list(db.session.scalars(query.order_by(*order).limit(INBOX_SHOWN)))
     rows = leg_rows(legs, utcnow(), Reader(db.session, caller(), pseudonym_key()))
     return page("portal/inbox.html", legs=rows, closed=closed)

@@ -1,5 +1,6 @@
 """Portal users: people of an organization with a role and an argon2 password hash, their
-failed logins (lockout across processes) and single-use password reset tokens (`hub.users`).
+failed logins (lockout across processes) and single-use password reset tokens (`hub.users`);
+indexes for the portal's inbox, outbound list and the coordinators' on-time record.
 
 Revision ID: e5f6a7b8c9d0
 Revises: b2c3d4e5f6a7
@@ -54,9 +55,15 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('token_digest', name=op.f('pk_password_resets'))
     )
     op.create_index(op.f('ix_password_resets_user_id'), 'password_resets', ['user_id'], unique=False)
+    op.create_index('ix_referrals_open_inbox', 'referrals', ['to_organization_id', 'priority', 'created_at'], unique=False, postgresql_where=sa.text('closed_at IS NULL'), sqlite_where=sa.text('closed_at IS NULL'))
+    op.create_index('ix_referrals_open_outbound', 'referrals', ['from_organization_id', 'created_at'], unique=False, postgresql_where=sa.text('closed_at IS NULL'), sqlite_where=sa.text('closed_at IS NULL'))
+    op.create_index('ix_referrals_to_created', 'referrals', ['to_organization_id', 'created_at', 'acknowledged_at', 'acknowledge_by'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index('ix_referrals_to_created', table_name='referrals')
+    op.drop_index('ix_referrals_open_outbound', table_name='referrals')
+    op.drop_index('ix_referrals_open_inbox', table_name='referrals')
     op.drop_table('password_resets')
     op.drop_table('login_failures')
     op.drop_table('users')
