@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test install lint bench postgres clean
+.PHONY: run test install lint bench postgres clean translations messages
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,16 +12,27 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) translations
+
+## The portal's catalogues (hub/translations/*/messages.po) compiled to .mo
+translations: $(STAMP)
+	$(BIN)/pybabel compile -d hub/translations >/dev/null
+
+## After changing visible strings: extract them and update the catalogues (then translate)
+messages: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k _l --no-location --sort-output -o hub/translations/messages.pot .
+	$(BIN)/pybabel update -i hub/translations/messages.pot -d hub/translations --no-location
 
 ## Start the hub on the embedded default (SQLite under ./var/) at http://127.0.0.1:5000
-run: $(STAMP)
+run: $(STAMP) translations
 	$(BIN)/hub db upgrade
 	$(BIN)/hub run
 
-## The whole suite, on SQLite and on a PostgreSQL server installed and started if missing
-test: $(STAMP)
+## The whole suite, on SQLite and on a PostgreSQL server installed and started if missing;
+## the portal's browser tests in Debian's chromium, installed if missing
+test: $(STAMP) translations
 	HUB_TEST_POSTGRES_URL="$$(bash scripts/test-postgres.sh)" HUB_REQUIRE_POSTGRES=1 \
+		HUB_TEST_CHROMIUM="$$(bash scripts/test-browser.sh)" HUB_REQUIRE_BROWSER=1 \
 		$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -12,3 +12,9 @@ class Caller:
     # Recorded as the event's actor: "client:<client_id>", "user:<id>" or "scheduler".
     actor: str
     is_coordinator: bool = False
+
+
+def user_caller(user_id: uuid.UUID, organization_id: uuid.UUID, is_coordinator: bool) -> Caller:
+    """A person using the portal: the use cases see their organization, events record them."""
+    return Caller(organization_id=organization_id, actor=f"user:{user_id}",
+                  is_coordinator=is_coordinator)

@@ -153,7 +153,7 @@ def db_revision(message: str) -> None:
                      autogenerate=True)
 
 
-# --- directory and clients ---------------------------------------------------------------
+# --- directory, clients and users --------------------------------------------------------
 
 @main.group("org")
 def org_group() -> None:
@@ -253,6 +253,51 @@ def client_revoke(client_id: str) -> None:
         click.echo(f"Client {client_id} revoked.")
 
 
+@main.group("user")
+def user_group() -> None:
+    """People who log in to the portal."""
+
+
+@user_group.command("create")
+@click.option("--org", "organization_id", required=True, help="The organization's id.")
+@click.option("--email", required=True)
+@click.option("--role", required=True, help="counsellor, partner_staff, org_admin; "
+              "coordinator or hub_admin in a coordination body.")
+@click.option("--name", default="", help="Shown in the portal and in referral timelines.")
+@click.option("--language", type=click.Choice(["fr", "en"]), default="fr", show_default=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input "
+              "instead of asking for it.")
+@with_appcontext
+def user_create(organization_id: str, email: str, role: str, name: str, language: str,
+                password_stdin: bool) -> None:
+    """Add a portal user; prints it as JSON (never the password)."""
+    from hub import users
+    from hub.db import db
+    from hub.directory import Organization
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        org_uuid = uuid.UUID(organization_id)
+    except ValueError:
+        _fail(f"Not an organization id: {organization_id!r}.")
+    with db.job_session() as session:
+        organization = session.get(Organization, org_uuid)
+        if organization is None:
+            _fail(f"No organization with id {organization_id}.")
+        try:
+            user = users.create_user(session, organization=organization, email=email,
+                                     role=role, password=password, name=name,
+                                     language=language)
+        except (ValueError, users.WeakPassword) as error:
+            _fail(str(error))
+        created = {"id": user.id, "email": user.email, "name": user.name, "role": user.role,
+                   "organization_id": organization.id, "organization": organization.name}
+    _echo_json(created)
+
+
 # --- scheduled checks and data keys --------------------------------------------------------
 
 @main.group("checks")
@@ -323,6 +368,8 @@ def demo_command() -> None:
     click.echo(
         "\nGet a token for one of them:\n  curl -s -u CLIENT_ID:CLIENT_SECRET "
         "-d grant_type=client_credentials http://127.0.0.1:5000/oauth/token\n"
-        "then call the API with Authorization: Bearer <token> (docs: /api/docs).",
+        "then call the API with Authorization: Bearer <token> (docs: /api/docs).\n"
+        f"\nOr log in to the portal at http://127.0.0.1:5000/login with a portal user's email "
+        f"(see portal_users) and the demo password {demo.DEMO_PASSWORD}",
         err=True,
     )

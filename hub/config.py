@@ -112,6 +112,10 @@ SETTINGS: tuple[Setting, ...] = (
         "HUB_MAIL_DIR", "mail_dir", "",
         "Where mails are written when HUB_SMTP_HOST is empty; default ./var/mail/.",
     ),
+    Setting(
+        "HUB_SESSION_MINUTES", "session_minutes", 60,
+        "Portal sessions end after this many minutes without a request.",
+    ),
 )
 
 
@@ -146,6 +150,7 @@ class Settings:
     smtp_starttls: bool = True
     mail_from: str = "Maillage <maillage@localhost>"
     mail_dir: str = ""
+    session_minutes: int = 60
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

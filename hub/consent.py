@@ -236,6 +236,25 @@ def covers(session: Session, participant: Participant, organization_id: uuid.UUI
         "purpose": purpose, "now": now or utcnow()}))
 
 
+def covered_among(session: Session, participants: Iterable[Participant],
+                  organization_id: uuid.UUID, purpose: str,
+                  now: datetime | None = None) -> set[uuid.UUID]:
+    """The ids of `participants` whose active consent for `purpose` covers `organization_id`
+    (one query for a whole page of legs)."""
+    chosen = {participant.id: participant for participant in participants}
+    covered: set[uuid.UUID] = set()
+    if purpose == Purpose.REFERRAL_SHARING:
+        # Their own organization holds their data already (see `covers`).
+        covered = {pid for pid, p in chosen.items() if p.organization_id == organization_id}
+    others = [pid for pid in chosen if pid not in covered]
+    if others:
+        covered.update(session.scalars(
+            select(Participant.id).where(
+                Participant.id.in_(others),
+                covering(Participant.id, organization_id, purpose, now or utcnow()))))
+    return covered
+
+
 def lock_participant(session: Session, participant_id: uuid.UUID) -> None:
     """Take the participant's row lock until the end of the transaction.
 

@@ -2,7 +2,8 @@
 
 Montréal community organizations, regional partners in Bas-Saint-Laurent and Estrie, an
 entrepreneurship agency, a cooperative development body, an insertion enterprise and a
-coordination body, each with an OAuth client, and a few referrals already under way.
+coordination body, each with an OAuth client, and a few referrals already under way; and
+portal users (a counsellor, partner staff, a coordinator) sharing one demo password.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from hub import accounts, consent
+from hub import accounts, consent, users
 from hub.callers import Caller
 from hub.directory import Organization, create_organization
 from hub.lifecycle import Action
@@ -28,6 +29,18 @@ ORGANIZATIONS = [
     ("Coopérative de développement régional du Québec", "cooperative_development", "06"),
     ("Atelier d'insertion Le Tremplin", "insertion_enterprise", "06"),
     ("Table de concertation — réseau Maillage", "coordination", "06"),
+]
+
+
+# Development only: `hub demo` prints it; a real deployment creates users with `hub user create`.
+DEMO_PASSWORD = "maillage-demo-2026"
+# (organization index in ORGANIZATIONS, email, name, role)
+DEMO_USERS = [
+    (0, "conseillere@carrefour.example.org", "Sophie Tremblay", "counsellor"),
+    (2, "accueil@paj-bsl.example.org", "Marc Gagnon", "partner_staff"),
+    (3, "accueil@estrie.example.org", "Julie Roy", "partner_staff"),
+    (4, "conseiller@entreprendre.example.org", "Karim Haddad", "partner_staff"),
+    (7, "coordination@maillage.example.org", "Nadia Côté", "coordinator"),
 ]
 
 
@@ -53,6 +66,12 @@ def fill(session: Session) -> list[dict[str, Any]]:
         client, secret = accounts.create_client(session, organization=organization,
                                                 scopes=scopes)
         members.append((organization, client, secret))
+
+    portal_users: dict[int, list[dict[str, str]]] = {}
+    for index, email, name, role in DEMO_USERS:
+        user = users.create_user(session, organization=members[index][0], email=email,
+                                 role=role, password=DEMO_PASSWORD, name=name)
+        portal_users.setdefault(index, []).append({"email": user.email, "role": user.role})
 
     carrefour, centre, bas_saint_laurent, estrie, agence, *_ = members
     sender = _caller(carrefour[0], carrefour[1])
@@ -83,5 +102,6 @@ def fill(session: Session) -> list[dict[str, Any]]:
                   pathway="training", needs=["francisation"])
 
     return [{"organization_id": str(org.id), "name": org.name, "kind": org.kind,
-             "region": org.region, "client_id": client.client_id, "client_secret": secret}
-            for org, client, secret in members]
+             "region": org.region, "client_id": client.client_id, "client_secret": secret,
+             "portal_users": portal_users.get(index, [])}
+            for index, (org, client, secret) in enumerate(members)]

@@ -15,6 +15,7 @@ from hub.outbound import EndpointRegistration
 from hub.participants import Participant
 from hub.policies import DeadlinePolicy
 from hub.referrals import Referral, ReferralNote
+from hub.users import LoginFailure, PasswordReset, User
 
 __all__ = [
     "Base",
@@ -31,6 +32,7 @@ __all__ = [
     "Event",
     "EventAudience",
     "IdempotentResponse",
+    "LoginFailure",
     "OAuthClient",
     "OAuthToken",
     "OrganizationCheck",
@@ -39,8 +41,10 @@ __all__ = [
     "OutgoingMail",
     "Participant",
     "ParticipantCheckin",
+    "PasswordReset",
     "PersonalDataRead",
     "Referral",
     "ReferralCheck",
     "ReferralNote",
+    "User",
 ]

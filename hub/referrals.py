@@ -91,6 +91,15 @@ class Referral(Base):
         Index("ix_referrals_from_updated", "from_organization_id", "updated_at", "id"),
         Index("ix_referrals_to_updated", "to_organization_id", "updated_at", "id"),
         Index("ix_referrals_updated", "updated_at", "id"),
+        # The portal's lists of open legs (inbox: urgent first, then newest; outbound: newest),
+        # read in index order however long the organization's history.
+        Index("ix_referrals_open_inbox", "to_organization_id", "priority", "created_at",
+              postgresql_where=text("closed_at IS NULL"), sqlite_where=text("closed_at IS NULL")),
+        Index("ix_referrals_open_outbound", "from_organization_id", "created_at",
+              postgresql_where=text("closed_at IS NULL"), sqlite_where=text("closed_at IS NULL")),
+        # Receivers' on-time record (coordinators' dashboard): covers the query.
+        Index("ix_referrals_to_created", "to_organization_id", "created_at", "acknowledged_at",
+              "acknowledge_by"),
         # The scheduled checks read only legs in the status a deadline applies to: partial
         # indexes, so a check's cost follows what is due, not the size of the history.
         *(Index(f"ix_referrals_due_{column}", column,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,7 +52,9 @@ def may_read_personal_data(session: Session, caller: Caller, participant: Partic
     """The registering organization always; a receiving organization while it holds an open
     leg for the participant and consent covers it; coordinators never.
 
-    `leg`, when the caller is looking at one, saves a query if it is that open leg.
+    `leg`, when the caller is looking at one, saves a query if it is that open leg.  The same
+    rule for a whole page is `readable_participants`; this one-person form answers from the
+    consent already read with the leg when there is one (`consent.covers`).
     """
     if participant.organization_id == caller.organization_id:
         return True
@@ -66,6 +69,37 @@ def may_read_personal_data(session: Session, caller: Caller, participant: Partic
     return holds_open_leg and consent.covers(
         session, participant, caller.organization_id, "referral_sharing"
     )
+
+
+def readable_participants(session: Session, caller: Caller, participants: Iterable[Participant],
+                          legs: Iterable[Referral] = ()) -> set[uuid.UUID]:
+    """The ids of `participants` whose personal data `caller` may read (the rule above), for a
+    whole page at once: a query for open legs and one for consents, not two per person.
+    `legs` are legs the caller is looking at; an open one it receives saves the first query."""
+    chosen = {participant.id: participant for participant in participants}
+    readable = {pid for pid, p in chosen.items() if p.organization_id == caller.organization_id}
+    if caller.is_coordinator:
+        return readable
+    others = [pid for pid in chosen if pid not in readable]
+    if not others:
+        return readable
+    holders = {leg.participant_id for leg in legs
+               if leg.to_organization_id == caller.organization_id
+               and leg.status in OPEN_STATUSES}
+    unknown = [pid for pid in others if pid not in holders]
+    if unknown:
+        holders.update(session.scalars(
+            select(Referral.participant_id).where(
+                Referral.participant_id.in_(unknown),
+                Referral.to_organization_id == caller.organization_id,
+                Referral.status.in_(OPEN_STATUSES),
+            ).distinct()
+        ))
+    candidates = [chosen[pid] for pid in others if pid in holders]
+    if candidates:
+        readable |= consent.covered_among(session, candidates, caller.organization_id,
+                                          "referral_sharing")
+    return readable
 
 
 def note_read_ahead(session: Session, caller: Caller, leg: Referral) -> None:
@@ -148,6 +182,20 @@ class Reader:
             if entitled:
                 access_log.note_read(self.session, self.caller, participant.id)
         return self._entitled[participant.id]
+
+    def entitle_page(self, legs: Iterable[Referral]) -> None:
+        """Decide at once for the participants of a page of legs (see
+        `readable_participants`); `entitled` then answers from memory."""
+        legs = list(legs)
+        participants = {leg.participant.id: leg.participant for leg in legs}
+        undecided = [p for pid, p in participants.items() if pid not in self._entitled]
+        if not undecided:
+            return
+        readable = readable_participants(self.session, self.caller, undecided, legs)
+        for participant in undecided:
+            self._entitled[participant.id] = participant.id in readable
+            if participant.id in readable:
+                access_log.note_read(self.session, self.caller, participant.id)
 
     def participant(self, participant: Participant) -> dict[str, Any]:
         return participant_view(

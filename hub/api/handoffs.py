@@ -9,7 +9,8 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, fields
-from sqlalchemy import and_, case, func, or_, select, tuple_
+from sqlalchemy import case, func, select, tuple_
+from sqlalchemy.orm import Session, defer, lazyload
 
 from hub.adapters.oauth import current_caller, require_scope
 from hub.api.common import (
@@ -33,12 +34,7 @@ blp = Blueprint(
 
 ON_TIME_WINDOW = timedelta(days=180)
 
-# The deadline that applies in each open status, and its name.
-CURRENT_DEADLINE = case(
-    (Referral.status == "sent", Referral.acknowledge_by),
-    (Referral.status == "acknowledged", Referral.decide_by),
-    (Referral.status == "accepted", Referral.start_by),
-)
+# The deadline that applies in each open status (column `<check>_by`).
 CHECK_OF_STATUS = {"sent": "acknowledge", "acknowledged": "decide", "accepted": "start"}
 
 
@@ -75,8 +71,9 @@ class StalledPage(Schema):
     next_cursor = fields.String(allow_none=True)
 
 
-def _on_time(organization_ids: set[uuid.UUID], now: datetime) -> dict[uuid.UUID, dict]:
-    rows = db.session.execute(
+def _on_time(session: Session, organization_ids: set[uuid.UUID], now: datetime
+             ) -> dict[uuid.UUID, dict]:
+    rows = session.execute(
         select(Referral.to_organization_id, func.count(),
                func.sum(case((Referral.acknowledged_at <= Referral.acknowledge_by, 1), else_=0)))
         .where(Referral.to_organization_id.in_(organization_ids),
@@ -90,6 +87,48 @@ def _on_time(organization_ids: set[uuid.UUID], now: datetime) -> dict[uuid.UUID,
             for org in organization_ids}
 
 
+def stalled_handoffs(session: Session, now: datetime, key: bytes, *, limit: int,
+                     after: tuple[datetime, uuid.UUID] | list[Any] | None = None
+                     ) -> list[dict[str, Any]]:
+    """Open legs past their current deadline, the longest overdue first, from `after`
+    (due_at, referral id); no personal data.  The API and the portal's dashboard show these."""
+    # One query per status, each reading its partial index in deadline order, merged here:
+    # no sort of every stalled leg of the network to show the first page.
+    page: list[Referral] = []
+    for status, column in (("sent", Referral.acknowledge_by),
+                           ("acknowledged", Referral.decide_by),
+                           ("accepted", Referral.start_by)):
+        # Codes and references only: no participant, no free text (nothing to decrypt).
+        query = select(Referral).options(
+            lazyload(Referral.participant), defer(Referral.reason_for_referral),
+            defer(Referral.needs)).where(Referral.status == status, column < now)
+        if after:
+            due_at, last_id = after
+            query = query.where(tuple_(column, Referral.id) > tuple_(due_at, last_id))
+        page.extend(session.scalars(query.order_by(column, Referral.id).limit(limit)))
+    page.sort(key=lambda leg: (getattr(leg, f"{CHECK_OF_STATUS[leg.status]}_by"), leg.id))
+    del page[limit:]
+    organization_ids = {leg.to_organization_id for leg in page} | {
+        leg.from_organization_id for leg in page}
+    organizations = {o.id: o for o in session.scalars(
+        select(Organization).where(Organization.id.in_(organization_ids)))}
+    on_time = _on_time(session, {leg.to_organization_id for leg in page}, now)
+    items = []
+    for leg in page:
+        due = getattr(leg, f"{CHECK_OF_STATUS[leg.status]}_by")
+        items.append({
+            "referral_id": leg.id, "status": leg.status, "pathway": leg.pathway,
+            "priority": leg.priority, "check": CHECK_OF_STATUS[leg.status], "due_at": due,
+            "late_hours": round((now - due).total_seconds() / 3600, 1),
+            "participant_reference": pseudonym(leg.participant_id, key),
+            "from_organization": organizations[leg.from_organization_id],
+            "to_organization": organizations[leg.to_organization_id],
+            "receiver_on_time": on_time[leg.to_organization_id],
+            "receiver_contacts": [],  # the directory holds no contacts yet
+        })
+    return items
+
+
 @blp.route("/stalled")
 class Stalled(MethodView):
     @require_scope("network:monitor")
@@ -100,37 +139,11 @@ class Stalled(MethodView):
         (a pseudonymous participant reference)."""
         if not current_caller().is_coordinator:
             raise NotAllowed("Only coordination bodies watch the network's handoffs.")
-        now = utcnow()
-        overdue = or_(*(and_(Referral.status == status, column < now) for status, column in (
-            ("sent", Referral.acknowledge_by), ("acknowledged", Referral.decide_by),
-            ("accepted", Referral.start_by))))
-        query = select(Referral).where(overdue)
-        if cursor:
-            due_at, last_id = decode_cursor(cursor, aware_datetime, uuid.UUID)
-            query = query.where(tuple_(CURRENT_DEADLINE, Referral.id) > tuple_(due_at, last_id))
-        found = list(db.session.scalars(
-            query.order_by(CURRENT_DEADLINE, Referral.id).limit(limit + 1)))
-        page = found[:limit]
-        organization_ids = {leg.to_organization_id for leg in page} | {
-            leg.from_organization_id for leg in page}
-        organizations = {o.id: o for o in db.session.scalars(
-            select(Organization).where(Organization.id.in_(organization_ids)))}
-        on_time = _on_time({leg.to_organization_id for leg in page}, now)
-        key = pseudonym_key()
-        items = []
-        for leg in page:
-            due = getattr(leg, f"{CHECK_OF_STATUS[leg.status]}_by")
-            items.append({
-                "referral_id": leg.id, "status": leg.status, "pathway": leg.pathway,
-                "priority": leg.priority, "check": CHECK_OF_STATUS[leg.status], "due_at": due,
-                "late_hours": round((now - due).total_seconds() / 3600, 1),
-                "participant_reference": pseudonym(leg.participant_id, key),
-                "from_organization": organizations[leg.from_organization_id],
-                "to_organization": organizations[leg.to_organization_id],
-                "receiver_on_time": on_time[leg.to_organization_id],
-                "receiver_contacts": [],  # the directory holds no contacts yet
-            })
+        after = decode_cursor(cursor, aware_datetime, uuid.UUID) if cursor else None
+        found = stalled_handoffs(db.session, utcnow(), pseudonym_key(), limit=limit + 1,
+                                 after=after)
+        items = found[:limit]
         next_cursor = None
         if len(found) > limit:
-            next_cursor = encode_cursor(items[-1]["due_at"].isoformat(), page[-1].id)
+            next_cursor = encode_cursor(items[-1]["due_at"].isoformat(), items[-1]["referral_id"])
         return {"items": items, "next_cursor": next_cursor}

@@ -1,5 +1,6 @@
-"""Server-rendered pages for people who have no account: today the participant check-in
-(`/suivi/<token>`), reached from a link in a mail.  The portal's pages will live beside it."""
+"""Server-rendered pages: the participant check-in (`/suivi/<token>`), reached without an
+account from a link in a mail, and the portal where counsellors, receiving partners and
+coordinators log in to do their work (`hub.web.portal` and the page modules beside it)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,12 @@ from hub.checkins import DEFAULT_PUBLIC_URL, set_public_url
 
 def init_app(app: Flask) -> None:
     """Register the pages, and tell the scheduled checks where participants reach them."""
-    from hub.web import checkin
+    from hub.web import auth, checkin, i18n, legs, network, portal, receiving, sending
 
     settings = app.config["HUB_SETTINGS"]
     set_public_url(getattr(settings, "public_url", DEFAULT_PUBLIC_URL))
     app.register_blueprint(checkin.blp)
+    i18n.init_app(app)
+    portal.init_app(app)
+    for module in (auth, sending, receiving, legs, network):
+        app.register_blueprint(module.blp)
