@@ -3,7 +3,7 @@ capacity's expected end, who last validated an entry, and a folded search column
 trigram index on PostgreSQL when pg_trgm can be installed).
 
 Revision ID: d4e5f6a7b8c9
-Revises: b2c3d4e5f6a7
+Revises: c3d4e5f6a7b8
 Create Date: 2026-11-23 12:30:00
 """
 
@@ -16,7 +16,7 @@ from hub.directory import QUEBEC_REGIONS
 from hub.directory_text import fold
 
 revision = 'd4e5f6a7b8c9'
-down_revision = 'b2c3d4e5f6a7'
+down_revision = 'c3d4e5f6a7b8'
 branch_labels = None
 depends_on = None
 

@@ -3,7 +3,7 @@ failed logins (lockout across processes) and single-use password reset tokens (`
 indexes for the portal's inbox, outbound list and the coordinators' on-time record.
 
 Revision ID: e5f6a7b8c9d0
-Revises: b2c3d4e5f6a7
+Revises: d4e5f6a7b8c9
 Create Date: 2026-11-23 12:30:00
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import hub.db
 
 revision = 'e5f6a7b8c9d0'
-down_revision = 'b2c3d4e5f6a7'
+down_revision = 'd4e5f6a7b8c9'
 branch_labels = None
 depends_on = None
 
