@@ -82,11 +82,12 @@ def patient(participant: dict[str, Any]) -> dict[str, Any]:
 
 
 def organization(org: Organization) -> dict[str, Any]:
+    address = {"state": "QC", "country": "CA"}
+    if org.region in QUEBEC_REGIONS:  # FHIR JSON has no nulls: no region, no district
+        address["district"] = QUEBEC_REGIONS[org.region]
     return {
         "resourceType": "Organization", "id": str(org.id), "active": True, "name": org.name,
-        "type": [_coding("organization-kind", org.kind)],
-        "address": [{"district": QUEBEC_REGIONS.get(org.region), "state": "QC",
-                     "country": "CA"}],
+        "type": [_coding("organization-kind", org.kind)], "address": [address],
     }
 
 

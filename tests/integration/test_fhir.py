@@ -1,6 +1,7 @@
-"""`GET /api/v1/referrals/{id}/fhir` (issue 7): a leg as a FHIR R4 bundle that the
-`fhir.resources` models accept, with the referral read's visibility: the Patient only for a
-reader entitled to the person (and the read logged), a reference without identity otherwise."""
+"""`GET /api/v1/referrals/{id}/fhir`: a leg as a FHIR R4 bundle that the official R4 JSON
+schema and the `fhir.resources` models accept, with the referral read's visibility: the Patient
+only for a reader entitled to the person (and the read logged), a reference without identity
+otherwise."""
 
 from __future__ import annotations
 
@@ -9,15 +10,10 @@ from typing import Any
 from fhir.resources.R4B.bundle import Bundle
 
 from hub.adapters.fhir import PARTICIPANT_ID, PARTICIPANT_PSEUDONYM, task_id
+from tests.fhir_schema import fhir_r4_errors
 from tests.helpers import Network, Partner
 
 FHIR_JSON = "application/fhir+json"
-# FHIR R4 value sets the models do not check (codes are plain strings to them).
-TASK_STATUSES = {"draft", "requested", "received", "accepted", "rejected", "ready",
-                 "cancelled", "in-progress", "on-hold", "failed", "completed",
-                 "entered-in-error"}
-REQUEST_STATUSES = {"draft", "active", "on-hold", "revoked", "completed", "entered-in-error",
-                    "unknown"}
 
 
 def bundle_of(partner: Partner, leg_id: str) -> dict[str, dict[str, Any]]:
@@ -26,7 +22,10 @@ def bundle_of(partner: Partner, leg_id: str) -> dict[str, dict[str, Any]]:
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.mimetype == FHIR_JSON
     body = response.get_json()
-    Bundle.parse_obj(body)  # raises on anything FHIR R4(B) refuses
+    assert fhir_r4_errors(body) == []  # R4's value sets, types and element names
+    # Cardinalities, which the JSON schema leaves out: R4B's models, the same as R4's for
+    # these resources.
+    Bundle.parse_obj(body)
     urls = [entry["fullUrl"] for entry in body["entry"]]
     assert len(urls) == len(set(urls))
     found: dict[str, Any] = {"Organization": []}
@@ -37,8 +36,6 @@ def bundle_of(partner: Partner, leg_id: str) -> dict[str, dict[str, Any]]:
         else:
             assert resource["resourceType"] not in found
             found[resource["resourceType"]] = resource
-    assert found["Task"]["status"] in TASK_STATUSES
-    assert found["ServiceRequest"]["status"] in REQUEST_STATUSES
     return found
 
 
