@@ -77,6 +77,20 @@ def test_the_schemas_catch_what_hsds_refuses() -> None:
     assert any("services/0/status" in e for e in errors)
     assert any("'postal_code' is a required property" in e for e in errors)
 
+    # Properties HSDS does not name are refused unless they are `x_` extensions: the hub's
+    # own word for a field instead of HSDS's, or an extension without its prefix.
+    misnamed = copy.deepcopy(exported)
+    misnamed["contacts"][0]["role"] = misnamed["contacts"][0].pop("title")
+    misnamed["services"][0]["pathways"] = ["settlement"]
+    del misnamed["services"][0]["languages"][0]["id"]
+    errors = hsds_errors(misnamed)
+    assert any(e.startswith("contacts/0:") and "'role' does not match" in e for e in errors)
+    assert any(e.startswith("services/0:") and "'pathways' does not match" in e
+               for e in errors)
+    assert any(e.startswith("services/0/languages/0:") and "'id' is a required" in e
+               for e in errors)
+    assert not any("x_maillage" in e for e in errors)
+
 
 def test_hsds_from_elsewhere_is_read_with_defaults_or_refused() -> None:
     foreign = {"id": "not-a-uuid", "name": "Maison de la famille", "description": "",
