@@ -88,6 +88,7 @@ def init_app(app: Flask) -> None:
         events,
         fhir,
         handoffs,
+        hsds,
         inbound,
         organizations,
         participants,
@@ -98,7 +99,7 @@ def init_app(app: Flask) -> None:
     )
 
     for module in (organizations, participants, consents, referrals, events, webhook_endpoints,
-                   inbound, handoffs, policies, fhir, reports):
+                   inbound, handoffs, policies, fhir, reports, hsds):
         api.register_blueprint(module.blp)
 
     register_error_handlers(app)

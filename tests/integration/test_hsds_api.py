@@ -1,0 +1,108 @@
+"""`GET /api/v1/directory/hsds`: the directory as HSDS 3.0 organizations, page by page, that
+pass the HSDS schemas and import back unchanged; `directory:read` only; bad input gets a
+problem, never a 500."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from hub.db import db
+from hub.directory_hsds import import_hsds
+from tests.helpers import Network, Partner
+from tests.hsds_schemas import hsds_errors
+
+HSDS = "/api/v1/directory/hsds"
+ENTRY = {
+    "description": "Accueil et intégration des personnes immigrantes à Rimouski",
+    "website": "https://accueil-rimouski.example.org",
+    "services": [{"name": "Régionalisation", "pathways": ["settlement"],
+                  "languages": ["fr", "en"], "eligibility_notes": "Résidence permanente"}],
+    "locations": [{"name": "Bureau", "address": "12, rue Principale", "city": "Rimouski",
+                   "postal_code": "G5L 1A1", "region": "01"}],
+    "contacts": [{"name": "Julie Gagnon", "role": "Agente d'accueil",
+                  "email": "jgagnon@example.org", "phone": "+1 418 555 0199",
+                  "preferred_channel": "email"}],
+}
+
+
+def every_page(partner: Partner, limit: int) -> tuple[list[dict[str, Any]], int]:
+    """Every organization, following `next_cursor`; and how many pages it took."""
+    organizations: list[dict[str, Any]] = []
+    query: dict[str, Any] = {"limit": limit}
+    pages = 0
+    while True:
+        response = partner.get(HSDS, query_string=query)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        body = response.get_json()
+        assert body["hsds_version"] == "3.0" and len(body["items"]) <= limit
+        organizations += body["items"]
+        pages += 1
+        if body["next_cursor"] is None:
+            return organizations, pages
+        query = {"limit": limit, "cursor": body["next_cursor"]}
+
+
+def test_the_directory_comes_whole_in_pages_and_imports_back_unchanged(network: Network
+                                                                        ) -> None:
+    described = network.partner(kind="regional_partner", region="01")
+    assert described.call("PATCH", f"/api/v1/organizations/{described.organization_id}",
+                          json=ENTRY).status_code == 200
+    others = [network.partner() for _ in range(4)]
+    reader = network.partner(scopes=["directory:read"])
+
+    organizations, pages = every_page(reader, limit=2)
+    ids = [o["id"] for o in organizations]
+    assert len(ids) == len(set(ids))  # nothing twice across pages
+    mine = {p.organization_id for p in (described, reader, *others)}
+    assert mine <= set(ids)
+    assert pages >= (len(ids) + 1) // 2
+    assert all(hsds_errors(o) == [] for o in organizations)
+
+    entry = next(o for o in organizations if o["id"] == described.organization_id)
+    assert entry["services"][0]["name"] == "Régionalisation"
+    assert entry["services"][0]["x_maillage"] == {"pathways": ["settlement"]}
+    assert entry["locations"][0]["addresses"][0]["city"] == "Rimouski"
+    assert entry["contacts"][0]["title"] == "Agente d'accueil"
+    assert entry["contacts"][0]["phones"][0]["number"] == "+1 418 555 0199"
+    assert entry["x_maillage"]["region"] == "01"
+
+    assert [o["id"] for o in every_page(reader, limit=500)[0]] == ids  # same order, any size
+    with network.app.app_context():
+        outcomes = import_hsds(db.session, organizations, validated_by="test", apply=False,
+                               now=datetime.now(UTC))
+        db.session.rollback()
+    assert {o.action for o in outcomes} == {"unchanged"}
+
+
+def test_only_a_token_with_directory_read(network: Network) -> None:
+    partner = network.partner()
+    without = partner.fetch_token(scope="referrals:read").get_json()["access_token"]
+    refused = partner.get(HSDS, token=without)
+    assert refused.status_code == 403 and refused.mimetype == "application/problem+json"
+    assert "directory:read" in refused.get_json()["detail"]
+    anonymous = network.app.test_client().get(HSDS)
+    assert anonymous.status_code == 401 and anonymous.mimetype == "application/problem+json"
+    with_scope = partner.fetch_token(scope="directory:read").get_json()["access_token"]
+    assert partner.get(HSDS, token=with_scope).status_code == 200
+
+
+def test_bad_paging_gets_a_problem(network: Network) -> None:
+    partner = network.partner()
+    for query, status, field in (({"limit": 0}, 422, "limit"), ({"limit": 501}, 422, "limit"),
+                                 ({"limit": "many"}, 422, "limit"),
+                                 ({"cursor": "not-a-cursor"}, 400, "cursor"),
+                                 ({"page": 2}, 422, "page")):
+        response = partner.get(HSDS, query_string=query)
+        assert response.status_code == status, (query, response.get_data(as_text=True))
+        assert response.mimetype == "application/problem+json"
+        assert field in str(response.get_json().get("errors")), response.get_json()
+
+
+def test_the_route_is_documented(network: Network) -> None:
+    spec = network.app.test_client().get("/api/v1/openapi.json").get_json()
+    operation = spec["paths"]["/api/v1/directory/hsds"]["get"]
+    assert operation["security"] == [{"oauth2": ["directory:read"]}]
+    assert {p["name"] for p in operation["parameters"]} == {"limit", "cursor"}
+    text = operation["summary"] + operation.get("description", "")
+    assert "HSDS 3.0" in text and "next_cursor" in text
