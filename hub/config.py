@@ -116,6 +116,12 @@ SETTINGS: tuple[Setting, ...] = (
         "HUB_SESSION_MINUTES", "session_minutes", 60,
         "Portal sessions end after this many minutes without a request.",
     ),
+    Setting(
+        "HUB_REPORT_MIN_CELL", "report_min_cell", 5,
+        "Funder reports show no count from 1 to one less than this (and no median, "
+        "percentile or share from fewer legs), so no participant can be singled out; 1 shows "
+        "everything.",
+    ),
 )
 
 
@@ -151,6 +157,7 @@ class Settings:
     mail_from: str = "Maillage <maillage@localhost>"
     mail_dir: str = ""
     session_minutes: int = 60
+    report_min_cell: int = 5
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -200,6 +207,9 @@ class Settings:
                 )
             if self.is_sqlite:
                 found.append("HUB_DATABASE_URL must point to PostgreSQL in production.")
+        if self.report_min_cell < 1:
+            found.append(f"HUB_REPORT_MIN_CELL must be 1 or more (5 is usual), not "
+                         f"{self.report_min_cell}.")
         try:
             from hub.mail import recipient
 

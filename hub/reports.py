@@ -5,10 +5,18 @@ Legs count in the period they were sent (`created_at` in [start, end)).  Times t
 are calendar hours from sending to acknowledgement.  A leg is *due* once its acknowledgement
 deadline has passed or it was acknowledged; it was answered *on time* when acknowledged by the
 deadline.  Outcomes are those of completed legs, sent and received, by pathway.
+
+Small counts are withheld (`suppress_small_counts`): in a small region, "1 participant
+referred for entrepreneurship whose business started" points at one person, whom the
+organization's funder or a neighbour may recognise.  A count from 1 to `min_cell` - 1 is
+withheld (null, and named in `suppression.suppressed`), so is a median, percentile or share
+computed from fewer than `min_cell` legs, and so is one more cell of a list whose total is
+shown, so that the withheld cell cannot be recovered by subtraction.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import uuid
 from collections import Counter, defaultdict
@@ -60,7 +68,10 @@ def _hours(later: datetime, earlier: datetime) -> float:
 
 
 def funder_report(session: Session, organization_id: uuid.UUID, start: datetime,
-                  end: datetime, now: datetime) -> dict[str, Any]:
+                  end: datetime, now: datetime, *, min_cell: int = 1) -> dict[str, Any]:
+    """The report of one organization for [start, end).  Whatever is shown outside the
+    organization (the API, a funder, a coordinator's chart) passes `min_cell` (the setting
+    `HUB_REPORT_MIN_CELL`); the default 1 withholds nothing."""
     legs = list(session.scalars(select(Referral).where(
         or_(Referral.from_organization_id == organization_id,
             Referral.to_organization_id == organization_id),
@@ -88,7 +99,7 @@ def funder_report(session: Session, organization_id: uuid.UUID, start: datetime,
     def by_pathway(of: list[Referral]) -> dict[str, int]:
         return dict(sorted(Counter(leg.pathway for leg in of).items()))
 
-    return {
+    return suppress_small_counts({
         "organization_id": str(organization_id),
         "period": {"start": start.isoformat(), "end": end.isoformat()},
         "participants_counted": len(counted),
@@ -104,28 +115,98 @@ def funder_report(session: Session, organization_id: uuid.UUID, start: datetime,
             "share_answered_on_time": round(len(on_time) / len(due), 4) if due else None,
         },
         "outcomes": {"sent": outcomes(sent), "received": outcomes(received)},
-    }
+    }, min_cell)
 
 
-CSV_COLUMNS = ("section", "direction", "pathway", "outcome", "value")
+# Figures derived from several legs rather than counts: withheld as null, never "<5".
+STATISTICS = frozenset({"acknowledgement.median_hours", "acknowledgement.p90_hours",
+                        "acknowledgement.share_answered_on_time"})
+
+
+def suppress_small_counts(report: dict[str, Any], min_cell: int) -> dict[str, Any]:
+    """A copy of `report` with every count from 1 to `min_cell` - 1 and every statistic of
+    fewer than `min_cell` legs replaced by None, each listed in `suppression.suppressed`
+    (dotted paths such as `received.by_pathway.training`)."""
+    out = copy.deepcopy(report)
+    withheld: list[str] = []
+
+    def small(count: int | None) -> bool:
+        return count is not None and 0 < count < min_cell
+
+    def withhold(holder: dict[str, Any], key: str, path: str) -> None:
+        holder[key] = None
+        withheld.append(path)
+
+    if small(out["participants_counted"]):
+        withhold(out, "participants_counted", "participants_counted")
+    for direction in ("sent", "received"):
+        block = out[direction]
+        cells = block["by_pathway"]
+        hidden = [pathway for pathway, count in cells.items() if small(count)]
+        total_hidden = small(block["total"])
+        if len(hidden) == 1 and not total_hidden:
+            # The total less the other cells would give the hidden one back: hide the
+            # next smallest too.
+            shown = sorted((count, pathway) for pathway, count in cells.items()
+                           if pathway not in hidden and count > 0)
+            hidden += [pathway for _, pathway in shown[:1]]
+        for pathway in hidden:
+            withhold(cells, pathway, f"{direction}.by_pathway.{pathway}")
+        if total_hidden:
+            withhold(block, "total", f"{direction}.total")
+    ack = out["acknowledgement"]
+    if small(ack["acknowledged"]):  # the delays are those of the acknowledged legs
+        for name in ("acknowledged", "median_hours", "p90_hours"):
+            withhold(ack, name, f"acknowledgement.{name}")
+    if small(ack["due"]) or small(ack["answered_on_time"]):
+        # The share times `due` gives `answered_on_time` back: the share goes with either.
+        for name in ("due", "answered_on_time"):
+            if small(ack[name]):
+                withhold(ack, name, f"acknowledgement.{name}")
+        withhold(ack, "share_answered_on_time", "acknowledgement.share_answered_on_time")
+    for direction, by_pathway in out["outcomes"].items():
+        for pathway, counts in by_pathway.items():
+            for outcome, count in list(counts.items()):
+                if small(count):
+                    withhold(counts, outcome, f"outcomes.{direction}.{pathway}.{outcome}")
+    out["suppression"] = {"min_cell": min_cell, "suppressed": withheld}
+    return out
+
+
+CSV_COLUMNS = ("section", "direction", "pathway", "outcome", "value", "suppressed")
 
 
 def report_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """The report as long-format rows for a spreadsheet (one figure per row)."""
-    rows: list[dict[str, Any]] = [
-        {"section": "participants_counted", "value": report["participants_counted"]},
-        {"section": "legs_left_out_without_consent",
-         "value": report["legs_left_out_without_consent"]},
-    ]
+    """The report as long-format rows for a spreadsheet (one figure per row).  A withheld
+    count reads `<5` (the threshold), a withheld statistic is empty, and both say `yes` in
+    the `suppressed` column."""
+    suppression = report.get("suppression") or {}
+    withheld = set(suppression.get("suppressed", ()))
+    rows: list[dict[str, Any]] = []
+
+    def row(path: str, value: Any, **where: str) -> None:
+        cell: dict[str, Any] = {**where, "value": value}
+        if path in withheld:
+            cell["value"] = "" if path in STATISTICS else f"<{suppression['min_cell']}"
+            cell["suppressed"] = "yes"
+        rows.append(cell)
+
+    row("participants_counted", report["participants_counted"],
+        section="participants_counted")
+    row("legs_left_out_without_consent", report["legs_left_out_without_consent"],
+        section="legs_left_out_without_consent")
     for direction in ("sent", "received"):
-        rows.append({"section": "referrals", "direction": direction, "pathway": "all",
-                     "value": report[direction]["total"]})
-        rows += [{"section": "referrals", "direction": direction, "pathway": pathway,
-                  "value": count} for pathway, count in report[direction]["by_pathway"].items()]
-    rows += [{"section": f"acknowledgement_{name}", "direction": "received", "value": value}
-             for name, value in report["acknowledgement"].items()]
+        row(f"{direction}.total", report[direction]["total"], section="referrals",
+            direction=direction, pathway="all")
+        for pathway, count in report[direction]["by_pathway"].items():
+            row(f"{direction}.by_pathway.{pathway}", count, section="referrals",
+                direction=direction, pathway=pathway)
+    for name, value in report["acknowledgement"].items():
+        row(f"acknowledgement.{name}", value, section=f"acknowledgement_{name}",
+            direction="received")
     for direction, by_pathway in report["outcomes"].items():
-        rows += [{"section": "outcomes", "direction": direction, "pathway": pathway,
-                  "outcome": outcome, "value": count}
-                 for pathway, counts in by_pathway.items() for outcome, count in counts.items()]
+        for pathway, counts in by_pathway.items():
+            for outcome, count in counts.items():
+                row(f"outcomes.{direction}.{pathway}.{outcome}", count, section="outcomes",
+                    direction=direction, pathway=pathway, outcome=outcome)
     return rows

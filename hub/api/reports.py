@@ -1,6 +1,6 @@
 """Funder reports (`GET /api/v1/reports/funder`): an organization's referrals, acknowledgement
 times and outcomes for a period, as JSON or CSV, counted only with `outcome_reporting` consent
-(see `hub.reports`)."""
+and with small counts withheld (see `hub.reports`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from flask import Response, jsonify
+from flask import Response, current_app, jsonify
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import RAISE, ValidationError, fields, validate, validates_schema
@@ -56,7 +56,13 @@ class FunderReport(MethodView):
         """Per organization and period: referrals sent and received by pathway, time to
         acknowledge (median, 90th percentile, in hours), share answered on time, outcomes by
         pathway; only legs of participants whose `outcome_reporting` consent covers the
-        organization are counted."""
+        organization are counted.
+
+        Small counts are withheld so no participant can be singled out: a count from 1 to
+        `suppression.min_cell` - 1 is null in JSON and `<5` in CSV, a median, percentile or
+        share from fewer legs is null (empty in CSV), and a second cell goes with a lone
+        withheld one when the total is shown; `suppression.suppressed` names each
+        (`received.by_pathway.training`)."""
         caller = current_caller()
         target = organization_id or caller.organization_id
         if target != caller.organization_id and not (
@@ -65,7 +71,8 @@ class FunderReport(MethodView):
             raise NotAllowed("Only coordinators may read another organization's report.")
         report = reports.funder_report(
             db.session, target, datetime.combine(start, time(), UTC),
-            datetime.combine(end + timedelta(days=1), time(), UTC), now=utcnow())
+            datetime.combine(end + timedelta(days=1), time(), UTC), now=utcnow(),
+            min_cell=current_app.config["HUB_SETTINGS"].report_min_cell)
         if format == "json":
             return jsonify(report)
         out = io.StringIO()

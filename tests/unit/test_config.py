@@ -58,3 +58,10 @@ def test_production_refuses_to_start_without_data_keys_and_names_bad_ones() -> N
     problems = " ".join(bad.problems())
     assert "HUB_DATA_KEYS" in problems and "#2" in problems
     assert "not-a-key" not in problems  # key material is never echoed
+
+
+def test_the_report_threshold_is_read_and_checked() -> None:
+    assert Settings.from_env({}).report_min_cell == 5
+    assert Settings.from_env({"HUB_REPORT_MIN_CELL": "11"}).report_min_cell == 11
+    problems = Settings.from_env({"HUB_REPORT_MIN_CELL": "0"}).problems()
+    assert any("HUB_REPORT_MIN_CELL must be 1 or more" in p for p in problems)
