@@ -37,7 +37,7 @@ from schemathesis.generation.modes import GenerationMode
 from tests.helpers import Network, Partner
 
 SCHEMA_PATH = "/api/v1/openapi.json"
-# Examples per operation and generation mode: 16 operations x 2 modes, bounded in time on a
+# Examples per operation and generation mode: 17 operations x 2 modes, bounded in time on a
 # small machine for both SQLite and PostgreSQL.
 MAX_EXAMPLES = {GenerationMode.POSITIVE: 25, GenerationMode.NEGATIVE: 25}
 PROBLEM_FIELDS = ("type", "title", "status", "detail")
@@ -238,6 +238,9 @@ def exercise(world: World, findings: Findings) -> Callable[..., None]:
     return run
 
 
+# About 4 s per operation on a quiet machine, several times that on a loaded one: more than
+# the suite's default 120 s, and more with each new operation.
+@pytest.mark.timeout(600)
 def test_any_request_gets_a_non_5xx_answer_and_errors_are_problems(app: Flask) -> None:
     world = build_world(app)
     schema = schemathesis.openapi.from_wsgi(SCHEMA_PATH, app)
@@ -258,7 +261,7 @@ def test_any_request_gets_a_non_5xx_answer_and_errors_are_problems(app: Flask) -
 
             fuzz()
 
-    assert len(labels) >= 16, labels
+    assert len(labels) >= 17, labels
     assert findings.calls > 0
     summary = ", ".join(f"{status}: {count}" for status, count in sorted(findings.statuses.items()))
     assert not findings.examples, (
