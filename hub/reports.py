@@ -137,8 +137,9 @@ def suppress_small_counts(report: dict[str, Any], min_cell: int) -> dict[str, An
         holder[key] = None
         withheld.append(path)
 
-    if small(out["participants_counted"]):
-        withhold(out, "participants_counted", "participants_counted")
+    for name in ("participants_counted", "legs_left_out_without_consent"):
+        if small(out[name]):
+            withhold(out, name, name)
     for direction in ("sent", "received"):
         block = out[direction]
         cells = block["by_pathway"]

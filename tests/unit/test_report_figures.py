@@ -45,8 +45,9 @@ def test_small_counts_are_withheld_and_named() -> None:
     assert report["outcomes"]["sent"] == {"employment": {"employed": 9, "no_show": 0}}
     assert report["acknowledgement"]["median_hours"] == 5.5
     assert report["participants_counted"] == 40
-    assert report["legs_left_out_without_consent"] == 2  # legs not counted: no attribute
+    assert report["legs_left_out_without_consent"] is None
     assert report["suppression"] == {"min_cell": 5, "suppressed": [
+        "legs_left_out_without_consent",
         "received.by_pathway.training", "received.by_pathway.settlement",
         "outcomes.received.employment.in_training",
         "outcomes.received.entrepreneurship.business_started"]}
