@@ -87,8 +87,10 @@ from webhooks.sender import USER_AGENT, Outcome, attempt  # noqa: E402
 from webhooks.signing import new_secret, signature_headers  # noqa: E402
 
 # Its own PostgreSQL server, fsync on: commits cost what they cost in production.
-PG_ENV = {"HUB_PG_DIR": "/tmp/maillage-pg-webhooks-perf", "HUB_PG_PORT": "54332",
-          "HUB_PG_FSYNC": "on"}
+# Its port and data directory can be moved with HUB_PG_PORT / HUB_PG_DIR (several people may
+# run benchmarks on one machine).
+PG_ENV = {"HUB_PG_DIR": os.environ.get("HUB_PG_DIR", "/tmp/maillage-pg-webhooks-perf"),
+          "HUB_PG_PORT": os.environ.get("HUB_PG_PORT", "54332"), "HUB_PG_FSYNC": "on"}
 ENDPOINTS = 10
 DEAD_PREFIX = "/dead/"
 RATE_TARGET = 1000.0
@@ -587,7 +589,14 @@ def dispatch(db_url: str, tag: str, keys: int, per_key: int, options: EngineOpti
     go.wait()
     cpu = time.process_time()
     started = time.monotonic()
-    dispatcher.run_forever(stop, idle_sleep=options.idle_sleep)
+    profile_dir = os.environ.get("WEBHOOKS_BENCH_PROFILE")
+    if profile_dir:  # cProfile of the main thread (claim, render, record), one file per process
+        import cProfile
+        profiler = cProfile.Profile()
+        profiler.runcall(dispatcher.run_forever, stop, idle_sleep=options.idle_sleep)
+        profiler.dump_stats(f"{profile_dir}/dispatcher-{index}-{os.getpid()}.prof")
+    else:
+        dispatcher.run_forever(stop, idle_sleep=options.idle_sleep)
     wall = time.monotonic() - started
     dispatcher.close()
     client.close()
