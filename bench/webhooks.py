@@ -503,6 +503,12 @@ def recorded(db_url: str) -> dict[str, dict[str, int]]:
                 select(Delivery.endpoint_id, func.count()).join(Attempt)
                 .group_by(Delivery.endpoint_id)):
             found[str(endpoint_id)]["attempt_rows"] += count
+        # Failed attempts by error (e.g. "timeout after 2 s"), to tell a retry from a bug.
+        for endpoint_id, error, count in session.execute(
+                select(Delivery.endpoint_id, Attempt.error, func.count()).join(Attempt)
+                .where(Attempt.outcome != Outcome.DELIVERED.value)
+                .group_by(Delivery.endpoint_id, Attempt.error)):
+            found[str(endpoint_id)][f"failed: {error}"] += count
     engine.dispose()
     return found
 
