@@ -26,7 +26,7 @@ Method, in one run and against one receiver:
   messages enqueued with `webhooks.queue.enqueue_many` (sequence 1 of every key, then sequence
   2, ... as a hub would append them), then VACUUM ANALYZE; then each of `--dispatchers`
   processes runs one `Dispatcher.run_forever` with the hub worker's settings (`--concurrency`
-  16 threads, idle_sleep 0.2 s) and `ssrf.guarded_client` (`--timeout` 2 s instead of the
+  64 threads, idle_sleep 0.2 s) and `ssrf.guarded_client` (`--timeout` 2 s instead of the
   hub's 15 s) until every healthy delivery is
   recorded. Rate = healthy deliveries / (last arrival - first arrival) at the receiver; the
   10-90 % rate is printed beside it.
@@ -880,7 +880,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--per-key", type=int, default=2, help="messages per ordering key")
     parser.add_argument("--dispatchers", type=int, nargs="+", default=[1, 2],
                         help="dispatcher process counts to measure, in turn")
-    parser.add_argument("--concurrency", type=int, default=16,
+    parser.add_argument("--concurrency", type=int, default=64,
                         help="sending threads per dispatcher (default: the hub's)")
     parser.add_argument("--baseline-threads", type=int, default=16,
                         help="threads of the baseline and sender loops")
