@@ -11,9 +11,10 @@ success clears it; an endpoint failing for 5 days, or answering 410 once, is dis
 
 Throughput: almost every attempt is a 2xx, so the results of endpoints that answered 2xx to
 every attempt in the batch are recorded in bulk, a fixed handful of statements whatever their
-number (clear the endpoints' ``failing_since`` where set; one ``UPDATE ...
-RETURNING`` of the deliveries still leased to us, per-row values as ``CASE`` expressions; one
-multi-row ``INSERT`` of their attempts).
+number (clear the endpoints' ``failing_since`` where set; then, on PostgreSQL, one statement
+whose per-row values travel as arrays: an ``UPDATE ... RETURNING`` of the deliveries still
+leased to us and the ``INSERT`` of their attempts; elsewhere one ``UPDATE ... RETURNING`` with
+per-row values as ``CASE`` expressions and one multi-row ``INSERT``).
 The rest (failures, and the successes of endpoints that also failed in the batch, whose health
 must end as their last answer) go one by one through the ORM, where the retry and disabling
 rules live.
