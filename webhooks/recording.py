@@ -233,7 +233,9 @@ SELECT id FROM delivered
 
 
 def _naive_utc(moment: datetime) -> datetime:
-    """How the models store datetimes (``UTC_DateTime``): naive UTC."""
+    """How the models store datetimes (``UTC_DateTime``): naive UTC; naive input refused."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetimes are not stored; use an aware UTC datetime")
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 
