@@ -26,7 +26,7 @@ Method, in one run and against one receiver:
   messages enqueued with `webhooks.queue.enqueue_many` (sequence 1 of every key, then sequence
   2, ... as a hub would append them), then VACUUM ANALYZE; then each of `--dispatchers`
   processes runs one `Dispatcher.run_forever` with the hub worker's settings (`--concurrency`
-  16 threads, idle_sleep 0.2 s) and `ssrf.guarded_client` (`--timeout` 2 s instead of the
+  64 threads, idle_sleep 0.2 s) and `ssrf.guarded_client` (`--timeout` 2 s instead of the
   hub's 15 s) until every healthy delivery is
   recorded. Rate = healthy deliveries / (last arrival - first arrival) at the receiver; the
   10-90 % rate is printed beside it.
@@ -87,8 +87,10 @@ from webhooks.sender import USER_AGENT, Outcome, attempt  # noqa: E402
 from webhooks.signing import new_secret, signature_headers  # noqa: E402
 
 # Its own PostgreSQL server, fsync on: commits cost what they cost in production.
-PG_ENV = {"HUB_PG_DIR": "/tmp/maillage-pg-webhooks-perf", "HUB_PG_PORT": "54332",
-          "HUB_PG_FSYNC": "on"}
+# Its port and data directory can be moved with HUB_PG_PORT / HUB_PG_DIR (several people may
+# run benchmarks on one machine).
+PG_ENV = {"HUB_PG_DIR": os.environ.get("HUB_PG_DIR", "/tmp/maillage-pg-webhooks-perf"),
+          "HUB_PG_PORT": os.environ.get("HUB_PG_PORT", "54332"), "HUB_PG_FSYNC": "on"}
 ENDPOINTS = 10
 DEAD_PREFIX = "/dead/"
 RATE_TARGET = 1000.0
@@ -501,6 +503,12 @@ def recorded(db_url: str) -> dict[str, dict[str, int]]:
                 select(Delivery.endpoint_id, func.count()).join(Attempt)
                 .group_by(Delivery.endpoint_id)):
             found[str(endpoint_id)]["attempt_rows"] += count
+        # Failed attempts by error (e.g. "timeout after 2 s"), to tell a retry from a bug.
+        for endpoint_id, error, count in session.execute(
+                select(Delivery.endpoint_id, Attempt.error, func.count()).join(Attempt)
+                .where(Attempt.outcome != Outcome.DELIVERED.value)
+                .group_by(Delivery.endpoint_id, Attempt.error)):
+            found[str(endpoint_id)][f"failed: {error}"] += count
     engine.dispose()
     return found
 
@@ -587,7 +595,14 @@ def dispatch(db_url: str, tag: str, keys: int, per_key: int, options: EngineOpti
     go.wait()
     cpu = time.process_time()
     started = time.monotonic()
-    dispatcher.run_forever(stop, idle_sleep=options.idle_sleep)
+    profile_dir = os.environ.get("WEBHOOKS_BENCH_PROFILE")
+    if profile_dir:  # cProfile of the main thread (claim, render, record), one file per process
+        import cProfile
+        profiler = cProfile.Profile()
+        profiler.runcall(dispatcher.run_forever, stop, idle_sleep=options.idle_sleep)
+        profiler.dump_stats(f"{profile_dir}/dispatcher-{index}-{os.getpid()}.prof")
+    else:
+        dispatcher.run_forever(stop, idle_sleep=options.idle_sleep)
     wall = time.monotonic() - started
     dispatcher.close()
     client.close()
@@ -865,7 +880,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--per-key", type=int, default=2, help="messages per ordering key")
     parser.add_argument("--dispatchers", type=int, nargs="+", default=[1, 2],
                         help="dispatcher process counts to measure, in turn")
-    parser.add_argument("--concurrency", type=int, default=16,
+    parser.add_argument("--concurrency", type=int, default=64,
                         help="sending threads per dispatcher (default: the hub's)")
     parser.add_argument("--baseline-threads", type=int, default=16,
                         help="threads of the baseline and sender loops")

@@ -78,7 +78,7 @@ SETTINGS: tuple[Setting, ...] = (
         "HUB_DB_POOL_SIZE", "db_pool_size", 10, "Database connections kept per web process."
     ),
     Setting(
-        "HUB_WEBHOOK_CONCURRENCY", "webhook_concurrency", 16,
+        "HUB_WEBHOOK_CONCURRENCY", "webhook_concurrency", 64,
         "Webhook requests in flight per dispatcher (`hub worker`, `hub run`).",
     ),
     Setting(
@@ -146,7 +146,7 @@ class Settings:
     web_workers: int = 4
     web_threads: int = 8
     db_pool_size: int = 10
-    webhook_concurrency: int = 16
+    webhook_concurrency: int = 64
     webhook_lease_seconds: int = 60
     public_url: str = "http://127.0.0.1:5000"
     smtp_host: str = ""

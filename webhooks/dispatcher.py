@@ -77,6 +77,10 @@ class Dispatcher:
     running ``run_once``/``run_forever``; ``on_disabled`` inside the recording transaction, so
     what it writes (e.g. a notification in the application's outbox) commits with the disabling.
     Call ``close`` (or use ``with``) to stop the sending threads.
+
+    ``concurrency`` is the number of sending threads (requests in flight). A turn costs the same
+    round trips whatever its number of rows, so more threads make larger turns and fewer turns
+    per delivery; 64 measured best on a loaded 2-core machine (``bench/webhooks.md``).
     """
 
     def __init__(
@@ -89,7 +93,7 @@ class Dispatcher:
         worker_id: str,
         lease: timedelta = timedelta(seconds=60),
         batch_size: int = 100,
-        concurrency: int = 16,
+        concurrency: int = 64,
         per_endpoint: int | None = None,
         rng: random.Random | None = None,
         on_disabled: recording.OnDisabled | None = None,
