@@ -1,0 +1,59 @@
+"""What the organization-admin pages share: who may open them (an `org_admin` for their own
+organization, a `hub_admin` for any), the organization a page acts for, and the caller the use
+cases see — the organization acted for, the event actor the person (`user:<id>`).
+
+Each screen lives in its own module beside this one: `admin_directory`, `admin_users`,
+`admin_clients`, `admin_webhooks`.  Their URLs all start with `/admin/<organization id>/`;
+another organization's id is answered 404 for an `org_admin`, as for the API.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import g, redirect, url_for
+from sqlalchemy import select
+from werkzeug import Response
+
+from hub.callers import Caller, user_caller
+from hub.db import db
+from hub.directory import Organization
+from hub.errors import NotFound
+from hub.users import Role
+from hub.web.portal import login_required, page, portal_blueprint
+
+ADMIN_ROLES = frozenset({Role.ORG_ADMIN, Role.HUB_ADMIN})
+ORGANIZATIONS_SHOWN = 300
+
+blp = portal_blueprint("admin", __name__)
+
+
+def is_hub_admin() -> bool:
+    return g.user.role == Role.HUB_ADMIN and g.user.organization.is_coordinator
+
+
+def managed_organization(organization_id: uuid.UUID) -> Organization:
+    """The organization this page acts for: the user's own, or any for a hub admin."""
+    if organization_id != g.user.organization_id and not is_hub_admin():
+        raise NotFound("organization", organization_id)
+    organization = db.session.get(Organization, organization_id)
+    if organization is None:
+        raise NotFound("organization", organization_id)
+    return organization
+
+
+def acting_for(organization: Organization) -> Caller:
+    """The caller for use cases that act in an organization's name (its clients, its
+    endpoints): that organization, with the person recorded as the actor."""
+    return user_caller(g.user.id, organization.id, organization.is_coordinator)
+
+
+@blp.get("/admin")
+@login_required(ADMIN_ROLES)
+def home() -> Response:
+    """An org admin goes to their entry; a hub admin chooses the organization first."""
+    if not is_hub_admin():
+        return redirect(url_for("admin_directory.entry", organization_id=g.user.organization_id))
+    organizations = db.session.scalars(
+        select(Organization).order_by(Organization.name).limit(ORGANIZATIONS_SHOWN))
+    return page("portal/admin/organizations.html", organizations=list(organizations))
