@@ -16,13 +16,15 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from hub.accounts import OAuthClient
+from hub.accounts import SCOPES, OAuthClient
 from hub.db import db, utcnow
-from hub.directory import Organization
+from hub.directory import QUEBEC_REGIONS, Organization
+from hub.events import EventType
 from hub.mail import OutgoingMail
 from hub.users import User
 from tests.e2e.test_webhooks import deliver_all
 from tests.integration.test_portal_pages import consent_to, refer, register
+from tests.integration.test_portal_translations import _alike_in_both, _texts
 from tests.portal import PASSWORD, Person, make_organization, make_user, text_of
 from tests.receiver import Receiver, running_receiver
 from webhooks.models import Delivery, DeliveryState, Endpoint
@@ -420,3 +422,41 @@ def test_a_hub_admin_manages_any_organization(app: Flask, admins: Admins) -> Non
     own_users = hub_admin.get(f"/admin/{coordination.id}/users").get_data(as_text=True)
     assert 'value="coordinator"' in own_users and 'value="counsellor"' not in own_users
     assert admins.admin.get("/admin").status_code == 302  # an org admin goes to their entry
+
+
+# --- every string translated ---------------------------------------------------------------
+
+def test_the_admin_pages_have_no_untranslated_text(
+        app: Flask, admins: Admins, receiver: Receiver) -> None:
+    """As `test_portal_translations`: French and English share only data and words spelled
+    alike in both languages."""
+    own = admins.own.id
+    assert admins.admin.post(f"/admin/{own}/entry", entry_form()).status_code == 302
+    created = admins.admin.post(f"/admin/{own}/webhooks", {
+        "url": receiver.url_for("/hook"), "event_types": ["*"]})
+    with app.app_context():
+        endpoint_id = db.session.scalar(select(Endpoint.id).where(Endpoint.owner_id == own))
+    admins.admin.post(f"/admin/{own}/clients", {"name": "CRM", "scopes": ["directory:read"]})
+    coordination = make_organization(app, kind="coordination", name="Table de concertation")
+    hub_admin = Person.logged_in(app, make_user(app, coordination, "hub_admin", name="Nadia"))
+    pages = [(admins.admin, f"/admin/{own}/entry"), (admins.admin, f"/admin/{own}/users"),
+             (admins.admin, f"/admin/{own}/clients"), (admins.admin, f"/admin/{own}/webhooks"),
+             (admins.admin, f"/admin/{own}/webhooks/{endpoint_id}"), (hub_admin, "/admin")]
+    with app.app_context():
+        names = set(db.session.scalars(select(Organization.name)))
+        people = set(db.session.scalars(select(User.name).where(User.organization_id == own)))
+    data = names | people | set(QUEBEC_REGIONS.values()) | set(SCOPES) | {
+        e.value for e in EventType} | {
+        "Maillage", "English", "Français", "—", "·", ",", "(", ")", "*", "ms", "Nadia",
+        "Place aux jeunes Rimouski", "Séjours exploratoires", "Rimouski", "18 à 35 ans",
+        "Accueil des jeunes en région.", "Marc Gagnon", "agent de migration", "CRM",
+        "Organization_Admin", "Org_Admin", "Counsellor", "Hub_Admin", "fr, en"}
+    allowed = _alike_in_both()
+    assert created.status_code == 201
+    for person, path in pages:
+        shared = _texts(person, path, "fr") & _texts(person, path, "en")
+        untranslated = {
+            text for text in shared
+            if text not in allowed and not any(value in text for value in data)
+            and not re.search(r"\d|@|https?://|^[\w-]{20,}$", text)}
+        assert not untranslated, f"{path}: {sorted(untranslated)}"
