@@ -1,6 +1,6 @@
 """What the organization-admin pages share: who may open them (an `org_admin` for their own
-organization, a `hub_admin` for any), the organization a page acts for, and the caller the use
-cases see — the organization acted for, the event actor the person (`user:<id>`).
+organization, a `hub_admin` for any), the organization a page acts for, and the audit log of
+their changes.
 
 Each screen lives in its own module beside this one: `admin_directory`, `admin_users`,
 `admin_clients`, `admin_webhooks`.  Their URLs all start with `/admin/<organization id>/`;
@@ -9,13 +9,13 @@ another organization's id is answered 404 for an `org_admin`, as for the API.
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from flask import g, redirect, url_for
 from sqlalchemy import select
 from werkzeug import Response
 
-from hub.callers import Caller, user_caller
 from hub.db import db
 from hub.directory import Organization
 from hub.errors import NotFound
@@ -23,6 +23,9 @@ from hub.users import Role
 from hub.web.portal import login_required, page, portal_blueprint
 
 ADMIN_ROLES = frozenset({Role.ORG_ADMIN, Role.HUB_ADMIN})
+# Changes to accounts, credentials and endpoints have no event in the feed (partners do not
+# subscribe to them): each is a line of this log, with who did it.
+audit_log = logging.getLogger("hub.audit")
 ORGANIZATIONS_SHOWN = 300
 
 blp = portal_blueprint("admin", __name__)
@@ -42,10 +45,13 @@ def managed_organization(organization_id: uuid.UUID) -> Organization:
     return organization
 
 
-def acting_for(organization: Organization) -> Caller:
-    """The caller for use cases that act in an organization's name (its clients, its
-    endpoints): that organization, with the person recorded as the actor."""
-    return user_caller(g.user.id, organization.id, organization.is_coordinator)
+def audit(action: str, organization: Organization, target: object) -> None:
+    """Record an administrative change: what, on which object, for which organization, by
+    whom (`user:<id>`, as events name their actor).  Written when the use case has succeeded,
+    just before the request's commit."""
+    audit_log.info("%s %s", action, target, extra={"fields": {
+        "action": action, "target": str(target), "organization_id": str(organization.id),
+        "actor": g.user.caller.actor}})
 
 
 @blp.get("/admin")

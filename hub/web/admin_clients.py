@@ -17,7 +17,7 @@ from hub.accounts import COORDINATOR_ONLY_SCOPES, DEFAULT_PARTNER_SCOPES, SCOPES
 from hub.db import db
 from hub.directory import Organization
 from hub.errors import NotFound
-from hub.web.admin import ADMIN_ROLES, managed_organization
+from hub.web.admin import ADMIN_ROLES, audit, managed_organization
 from hub.web.portal import login_required, page, portal_blueprint
 
 blp = portal_blueprint("admin_clients", __name__)
@@ -94,6 +94,7 @@ def create(organization_id: uuid.UUID) -> Response:
         db.session.rollback()
         return _page(managed_organization(organization_id), 422,
                      _("Choose at least one of the permissions offered."), chosen)
+    audit("client.created", organization, client.client_id)
     return page("portal/admin/client_created.html", 201, organization=organization,
                 client=client, secret=secret)
 
@@ -105,6 +106,7 @@ def revoke(organization_id: uuid.UUID, client_pk: uuid.UUID) -> Response:
     client = _own_client(organization, client_pk)
     if client.revoked_at is None:
         accounts.revoke_client(db.session, client)
+        audit("client.revoked", organization, client.client_id)
     flash(_("Access revoked for %(name)s: its tokens no longer work.", name=client.name),
           "success")
     return redirect(url_for("admin_clients.client_list", organization_id=organization.id))

@@ -28,7 +28,7 @@ from hub.directory_entries import ContactChannel
 from hub.errors import NotFound
 from hub.policies import PATHWAYS
 from hub.users import names_of
-from hub.web.admin import ADMIN_ROLES, is_hub_admin, managed_organization
+from hub.web.admin import ADMIN_ROLES, audit, is_hub_admin, managed_organization
 from hub.web.portal import caller, login_required, page, portal_blueprint
 
 blp = portal_blueprint("admin_directory", __name__)
@@ -151,6 +151,7 @@ def save_entry(organization_id: uuid.UUID) -> Response:
                                   changes=changes)
     directory_edit.update_entry(db.session, organization, changes,
                                 validated_by=caller().actor)
+    audit("directory.entry_saved", organization, organization.id)
     flash(_("Directory entry saved."), "success")
     return redirect(url_for("admin_directory.entry", organization_id=organization.id))
 
@@ -163,6 +164,7 @@ def validate_entry(organization_id: uuid.UUID) -> Response:
     directory_edit.check_may_edit(caller(), organization, is_hub_admin=is_hub_admin())
     directory_edit.mark_validated(organization, validated_by=caller().actor)
     db.session.flush()
+    audit("directory.entry_validated", organization, organization.id)
     flash(_("Thank you: the entry is marked as still accurate."), "success")
     return redirect(url_for("admin_directory.entry", organization_id=organization.id))
 

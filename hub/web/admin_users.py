@@ -18,7 +18,7 @@ from hub.db import db
 from hub.directory import Organization
 from hub.errors import NotFound
 from hub.users import COORDINATION_ROLES, Role, User, UserRefused
-from hub.web.admin import ADMIN_ROLES, managed_organization
+from hub.web.admin import ADMIN_ROLES, audit, managed_organization
 from hub.web.i18n import LANGUAGES
 from hub.web.labels import label
 from hub.web.portal import login_required, page, portal_blueprint
@@ -85,6 +85,7 @@ def invite(organization_id: uuid.UUID) -> Response:
         db.session.rollback()
         return _page(managed_organization(organization_id), 422, refusal(refused), values)
     _mail_invitation(person, token)
+    audit("user.invited", organization, person.id)
     flash(_("Invitation sent to %(email)s.", email=person.email), "success")
     return redirect(url_for("admin_users.user_list", organization_id=organization.id))
 
@@ -114,6 +115,7 @@ def change_role(organization_id: uuid.UUID, user_id: uuid.UUID) -> Response:
     except UserRefused as refused:
         db.session.rollback()
         return _page(managed_organization(organization_id), 422, refusal(refused))
+    audit(f"user.role_{person.role}", organization, person.id)
     flash(_("%(name)s is now: %(role)s.", name=person.name,
             role=label("role", person.role)), "success")
     return redirect(url_for("admin_users.user_list", organization_id=organization.id))
@@ -129,6 +131,7 @@ def switch_access(organization_id: uuid.UUID, user_id: uuid.UUID, action: str) -
     except UserRefused as refused:
         db.session.rollback()
         return _page(managed_organization(organization_id), 422, refusal(refused))
+    audit(f"user.{action}d", organization, person.id)
     flash(_("%(name)s can no longer log in.", name=person.name) if action == "disable"
           else _("%(name)s can log in again.", name=person.name), "success")
     return redirect(url_for("admin_users.user_list", organization_id=organization.id))

@@ -19,7 +19,7 @@ from hub.db import db, utcnow
 from hub.directory import Organization
 from hub.errors import Invalid
 from hub.events import EventType
-from hub.web.admin import ADMIN_ROLES, managed_organization
+from hub.web.admin import ADMIN_ROLES, audit, managed_organization
 from hub.web.portal import login_required, page, portal_blueprint
 from hub.webhook_subscriptions import DeliveryInProgress
 from webhooks import endpoints
@@ -111,6 +111,7 @@ def create(organization_id: uuid.UUID) -> Response:
     except Invalid as invalid:
         db.session.rollback()
         return _page(managed_organization(organization_id), 422, refusal(invalid), values)
+    audit("webhook_endpoint.created", organization, endpoint.id)
     return page("portal/admin/webhook_secret.html", 201, organization=organization,
                 endpoint=endpoint, secret=secret, created=True)
 
@@ -135,6 +136,7 @@ def switch(organization_id: uuid.UUID, endpoint_id: uuid.UUID, action: str) -> R
     status = EndpointStatus.PAUSED if action == "pause" else EndpointStatus.ACTIVE
     webhook_subscriptions.change_endpoint(db.session, endpoint, status=status.value,
                                           allow_loopback_http=_allow_loopback(), now=utcnow())
+    audit(f"webhook_endpoint.{action}d", organization, endpoint.id)
     flash(_("Deliveries paused: they wait until you resume.") if action == "pause"
           else _("Deliveries resumed."), "success")
     return _back(organization, endpoint)
@@ -147,6 +149,7 @@ def rotate(organization_id: uuid.UUID, endpoint_id: uuid.UUID) -> Response:
     organization = managed_organization(organization_id)
     endpoint = _own(organization, endpoint_id)
     secret = endpoints.rotate_secret(db.session, endpoint, now=utcnow())
+    audit("webhook_endpoint.secret_rotated", organization, endpoint.id)
     return page("portal/admin/webhook_secret.html", organization=organization,
                 endpoint=endpoint, secret=secret, created=False)
 
@@ -158,6 +161,7 @@ def delete(organization_id: uuid.UUID, endpoint_id: uuid.UUID) -> Response:
     endpoint = _own(organization, endpoint_id)
     url = endpoint.url
     endpoints.delete_endpoint(db.session, endpoint)
+    audit("webhook_endpoint.deleted", organization, endpoint_id)
     flash(_("Endpoint %(url)s deleted, with its delivery log.", url=url), "success")
     return _back(organization)
 
@@ -173,5 +177,6 @@ def redeliver(organization_id: uuid.UUID, delivery_id: int) -> Response:
     except DeliveryInProgress:
         flash(_("This delivery is still being attempted: nothing to send again yet."), "info")
         return _back(organization, endpoint)
+    audit("webhook_delivery.redelivered", organization, delivery.id)
     flash(_("Delivery %(id)s will be sent again in a moment.", id=delivery.id), "success")
     return _back(organization, endpoint)

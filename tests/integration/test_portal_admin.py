@@ -7,6 +7,7 @@ another's objects), other roles none of it (403); a hub admin reaches any organi
 from __future__ import annotations
 
 import base64
+import logging
 import re
 import uuid
 from collections.abc import Iterator
@@ -217,11 +218,16 @@ def test_roles_follow_the_organization_and_an_admin_keeps_their_own(
 
 
 def test_a_disabled_person_is_logged_out_and_cannot_log_in_until_enabled(
-        app: Flask, admins: Admins) -> None:
+        app: Flask, admins: Admins, caplog: pytest.LogCaptureFixture) -> None:
     counsellor = user_id(app, admins.counsellor_email)
     assert admins.counsellor.get("/outbound").status_code == 200
-    assert admins.admin.post(
-        f"/admin/{admins.own.id}/users/{counsellor}/disable").status_code == 302
+    with caplog.at_level(logging.INFO, logger="hub.audit"):
+        assert admins.admin.post(
+            f"/admin/{admins.own.id}/users/{counsellor}/disable").status_code == 302
+    audited = [r.fields for r in caplog.records if r.name == "hub.audit"]
+    assert audited == [{"action": "user.disabled", "target": str(counsellor),
+                        "organization_id": str(admins.own.id),
+                        "actor": f"user:{user_id(app, admins.admin_email)}"}]
     ended = admins.counsellor.get("/outbound")
     assert ended.status_code == 302 and "/login" in ended.headers["Location"]
     refused = Person.anonymous(app).post(
