@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 
-from flask import g, redirect, url_for
+from flask import g, redirect, request, url_for
 from sqlalchemy import select
 from werkzeug import Response
 
@@ -60,6 +60,9 @@ def home() -> Response:
     """An org admin goes to their entry; a hub admin chooses the organization first."""
     if not is_hub_admin():
         return redirect(url_for("admin_directory.entry", organization_id=g.user.organization_id))
-    organizations = db.session.scalars(
-        select(Organization).order_by(Organization.name).limit(ORGANIZATIONS_SHOWN))
-    return page("portal/admin/organizations.html", organizations=list(organizations))
+    query = request.args.get("q", "").strip()[:200]
+    chosen = select(Organization).order_by(Organization.name).limit(ORGANIZATIONS_SHOWN)
+    if query:
+        chosen = chosen.where(Organization.name.icontains(query, autoescape=True))
+    return page("portal/admin/organizations.html", organizations=list(db.session.scalars(chosen)),
+                q=query)
