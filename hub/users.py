@@ -48,6 +48,8 @@ FAILURE_WINDOW = timedelta(minutes=15)
 # Rate limit: attempts from one address within the window, whatever the emails tried.
 MAX_ATTEMPTS_PER_ADDRESS = 30
 RESET_VALIDITY = timedelta(hours=1)
+# An invitation is a reset link that lasts longer: the person may read the mail days later.
+INVITE_VALIDITY = timedelta(days=7)
 
 _hasher = PasswordHasher()
 # Verified when the email is unknown, so a wrong email costs as long as a wrong password.
@@ -119,6 +121,15 @@ class WeakPassword(Exception):
         return f"A password needs at least {self.minimum} characters."
 
 
+class UserRefused(ValueError):
+    """A user change the rules refuse: `reason` names which rule (`email`, `email_taken`,
+    `role`, `role_unfit`, `self`), the message says it in English for the command line."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 def normalize_email(email: str) -> str:
     return email.strip().lower()
 
@@ -134,16 +145,10 @@ def create_user(session: Session, *, organization: Organization, email: str, rol
     a malformed or taken email; WeakPassword for a short password."""
     email = normalize_email(email)
     if "@" not in email or len(email) > 254 or any(c.isspace() for c in email):
-        raise ValueError(f"Not an email address: {email!r}.")
-    if role not in set(Role):
-        raise ValueError(f"Unknown role {role!r}; one of: {', '.join(Role)}.")
-    if (Role(role) in COORDINATION_ROLES) != organization.is_coordinator:
-        raise ValueError(
-            f"The role {role} is for {'coordination bodies' if role in COORDINATION_ROLES else 'member organizations'}; "  # noqa: E501
-            f"{organization.name} is {'a coordination body' if organization.is_coordinator else 'a member organization'}."  # noqa: E501
-        )
+        raise UserRefused("email", f"Not an email address: {email!r}.")
+    check_role_fits(organization, role)
     if session.scalar(select(User.id).where(User.email == email)) is not None:
-        raise ValueError(f"A user with the email {email} already exists.")
+        raise UserRefused("email_taken", f"A user with the email {email} already exists.")
     _check_strength(password)
     user = User(id=uuid.uuid4(), organization_id=organization.id, organization=organization,
                 email=email, name=name.strip() or email.split("@")[0], role=role,
@@ -151,6 +156,61 @@ def create_user(session: Session, *, organization: Organization, email: str, rol
     session.add(user)
     session.flush()
     return user
+
+
+def check_role_fits(organization: Organization, role: str) -> None:
+    """Coordination roles only in a coordination body, the other roles only elsewhere."""
+    if role not in set(Role):
+        raise UserRefused("role", f"Unknown role {role!r}; one of: {', '.join(Role)}.")
+    if (Role(role) in COORDINATION_ROLES) != organization.is_coordinator:
+        raise UserRefused("role_unfit",
+            f"The role {role} is for {'coordination bodies' if role in COORDINATION_ROLES else 'member organizations'}; "  # noqa: E501
+            f"{organization.name} is {'a coordination body' if organization.is_coordinator else 'a member organization'}."  # noqa: E501
+        )
+
+
+def invite_user(session: Session, *, organization: Organization, email: str, role: str,
+                name: str = "", language: str = "fr", now: datetime | None = None
+                ) -> tuple[User, str]:
+    """Add a user who chooses their own password through a single-use link (the token
+    returned, valid `INVITE_VALIDITY`); until then the account has a random password that
+    nobody knows."""
+    now = now or utcnow()
+    user = create_user(session, organization=organization, email=email, role=role,
+                       password=secrets.token_urlsafe(32), name=name, language=language)
+    token = secrets.token_urlsafe(32)
+    session.add(PasswordReset(token_digest=digest(token), user_id=user.id, created_at=now,
+                              expires_at=now + INVITE_VALIDITY))
+    session.flush()
+    return user, token
+
+
+def _check_not_self(user: User, by: User) -> None:
+    # An administrator who demotes or disables themself may leave nobody to undo it.
+    if user.id == by.id:
+        raise UserRefused("self", "Administrators do not change their own role or access.")
+
+
+def change_role(session: Session, user: User, role: str, *, by: User) -> None:
+    """Give `user` another role fit for their organization."""
+    _check_not_self(user, by)
+    check_role_fits(user.organization, role)
+    user.role = role
+    session.flush()
+
+
+def set_disabled(session: Session, user: User, disabled: bool, *, by: User,
+                 now: datetime | None = None) -> None:
+    """Disable (no login, every session ends at its next request: see `active_user`) or
+    enable an account; pending reset links stop working when disabled."""
+    _check_not_self(user, by)
+    now = now or utcnow()
+    user.disabled_at = now if disabled else None
+    if disabled:
+        for reset in session.scalars(select(PasswordReset).where(
+                PasswordReset.user_id == user.id, PasswordReset.used_at.is_(None))):
+            reset.used_at = now
+    session.flush()
 
 
 def authenticate(session: Session, email: str, password: str, *, address: str,

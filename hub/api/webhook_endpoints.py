@@ -4,7 +4,6 @@ delete, read the delivery log, redeliver one delivery or recover everything that
 from __future__ import annotations
 
 import uuid
-from fnmatch import fnmatchcase
 from typing import Any
 
 from flask import current_app, url_for
@@ -13,6 +12,7 @@ from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, fields, validate
 from sqlalchemy import select
 
+from hub import webhook_subscriptions
 from hub.adapters.oauth import (
     current_caller,
     current_client_id,
@@ -20,7 +20,6 @@ from hub.adapters.oauth import (
     require_scope,
 )
 from hub.api.common import (
-    MAX_ID,
     Input,
     PageArgs,
     Timestamp,
@@ -29,14 +28,11 @@ from hub.api.common import (
     encode_cursor,
 )
 from hub.db import db, utcnow
-from hub.errors import Invalid, NotFound
-from hub.events import EventType
 from hub.idempotency import idempotent
-from hub.outbound import EndpointRegistration
 from hub.problems import Problem
+from hub.webhook_subscriptions import DeliveryInProgress
 from webhooks import endpoints
 from webhooks.models import Delivery, DeliveryState, Endpoint, EndpointStatus
-from webhooks.ssrf import UnsafeURL
 
 blp = Blueprint(
     "webhook_endpoints", __name__, url_prefix="/api/v1",
@@ -131,19 +127,9 @@ def _allow_loopback() -> bool:
     return not current_app.config["HUB_SETTINGS"].is_production
 
 
-def _check_event_types(patterns: list[str]) -> None:
-    unmatched = [p for p in patterns if not any(fnmatchcase(t.value, p) for t in EventType)]
-    if unmatched:
-        raise Invalid({"event_types": [
-            f"{', '.join(unmatched)} matches no event type; see the Events section of the "
-            f"documentation ({', '.join(t.value for t in EventType)})."]})
-
-
 def _own_endpoint(endpoint_id: uuid.UUID) -> Endpoint:
-    endpoint = db.session.get(Endpoint, endpoint_id)
-    if endpoint is None or endpoint.owner_id != current_caller().organization_id:
-        raise NotFound("webhook endpoint", endpoint_id)
-    return endpoint
+    return webhook_subscriptions.own_endpoint(db.session, current_caller().organization_id,
+                                              endpoint_id)
 
 
 def _view(endpoint: Endpoint, secret: str | None = None) -> dict[str, Any]:
@@ -153,10 +139,6 @@ def _view(endpoint: Endpoint, secret: str | None = None) -> dict[str, Any]:
     if secret is not None:
         view["secret"] = secret
     return view
-
-
-def _unsafe(error: UnsafeURL) -> Invalid:
-    return Invalid({"url": [str(error)]})
 
 
 @blp.route("/webhook-endpoints")
@@ -172,19 +154,13 @@ class WebhookEndpoints(MethodView):
         Needs `events:read` too. Its secret signs inbound answers
         (`/webhooks/inbound/{organization_id}`) only if this client holds `referrals:respond`.
         """
-        caller = current_caller()
-        _check_event_types(body["event_types"])
-        try:
-            endpoint, secret = endpoints.create_endpoint(
-                db.session, owner_id=caller.organization_id, url=body["url"],
-                event_types=body["event_types"], description=body["description"],
-                allow_loopback_http=_allow_loopback(), now=utcnow())
-        except UnsafeURL as error:
-            raise _unsafe(error) from None
         token = current_oauth_token()
-        db.session.add(EndpointRegistration(
-            endpoint_id=endpoint.id, client_id=token.client.client_id,
-            may_answer="referrals:respond" in token.get_scope().split()))
+        endpoint, secret = webhook_subscriptions.register_endpoint(
+            db.session, organization_id=current_caller().organization_id, url=body["url"],
+            event_types=body["event_types"], description=body["description"],
+            registered_by=token.client.client_id,
+            may_answer="referrals:respond" in token.get_scope().split(),
+            allow_loopback_http=_allow_loopback(), now=utcnow())
         location = url_for("webhook_endpoints.WebhookEndpointById", endpoint_id=endpoint.id)
         return _view(endpoint, secret), 201, {"Location": location}
 
@@ -218,15 +194,9 @@ class WebhookEndpointById(MethodView):
     def patch(self, body: dict[str, Any], endpoint_id: uuid.UUID) -> dict[str, Any]:
         """Change the URL, event types or description; pause or resume."""
         endpoint = _own_endpoint(endpoint_id)
-        if "event_types" in body:
-            _check_event_types(body["event_types"])
-        try:
-            endpoints.update_endpoint(db.session, endpoint, allow_loopback_http=_allow_loopback(),
-                                      now=utcnow(), **body)
-        except UnsafeURL as error:
-            raise _unsafe(error) from None
-        except ValueError as error:
-            raise Invalid({"_schema": [str(error)]}) from None
+        webhook_subscriptions.change_endpoint(db.session, endpoint,
+                                              allow_loopback_http=_allow_loopback(),
+                                              now=utcnow(), **body)
         return _view(endpoint)
 
     @require_scope("webhooks:manage")
@@ -291,13 +261,11 @@ class Redeliver(MethodView):
     @blp.response(200, DeliveryOut)
     def post(self, delivery_id: int) -> Delivery:
         """Send one delivery again (delivered or dead-lettered), now."""
-        delivery = db.session.get(Delivery, delivery_id) if delivery_id <= MAX_ID else None
-        endpoint = db.session.get(Endpoint, delivery.endpoint_id) if delivery else None
-        if endpoint is None or endpoint.owner_id != current_caller().organization_id:
-            raise NotFound("delivery", delivery_id)
-        if delivery.state == DeliveryState.PENDING:
+        delivery = webhook_subscriptions.own_delivery(
+            db.session, current_caller().organization_id, delivery_id)
+        try:
+            return webhook_subscriptions.redeliver(db.session, delivery, now=utcnow())
+        except DeliveryInProgress as pending:
             raise Problem(409, "Delivery in progress", "This delivery is still being attempted "
-                          f"(next attempt {delivery.next_attempt_at:%Y-%m-%dT%H:%M:%SZ}); "
-                          "nothing to redeliver.", slug="delivery-pending")
-        endpoints.redeliver(db.session, delivery, now=utcnow())
-        return delivery
+                          f"(next attempt {pending.next_attempt_at:%Y-%m-%dT%H:%M:%SZ}); "
+                          "nothing to redeliver.", slug="delivery-pending") from None

@@ -1,0 +1,182 @@
+"""Webhook endpoints of the organization: list with status, create (the secret shown once),
+pause and resume, rotate the secret (the new one shown once), delete; per endpoint the
+delivery log with a "redeliver" button.  The API's use cases do the work
+(`hub.webhook_subscriptions`, the engine's `webhooks.endpoints`), so the same URLs and event
+types are refused, with messages in the admin's language."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import current_app, flash, g, redirect, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+from werkzeug import Response
+
+from hub import webhook_subscriptions
+from hub.db import db, utcnow
+from hub.directory import Organization
+from hub.errors import Invalid
+from hub.events import EventType
+from hub.web.admin import ADMIN_ROLES, audit, managed_organization
+from hub.web.portal import login_required, page, portal_blueprint
+from hub.webhook_subscriptions import DeliveryInProgress
+from webhooks import endpoints
+from webhooks.models import Delivery, Endpoint, EndpointStatus
+
+blp = portal_blueprint("admin_webhooks", __name__)
+
+ENDPOINTS_SHOWN = 100
+DELIVERIES_SHOWN = 100
+ALL_EVENTS = "*"
+
+
+ENDPOINT_STATUS = {
+    "active": _l("Active"),
+    "paused": _l("Paused"),
+    "disabled": _l("Turned off by the hub (the address kept failing)"),
+}
+DELIVERY_STATE = {"pending": _l("Waiting"), "delivered": _l("Delivered"),
+                  "dead": _l("Failed")}
+
+
+@blp.app_template_global()
+def endpoint_status(status: str) -> str:
+    return str(ENDPOINT_STATUS.get(status, status))
+
+
+@blp.app_template_global()
+def delivery_state(state: str) -> str:
+    return str(DELIVERY_STATE.get(state, state))
+
+
+def _allow_loopback() -> bool:
+    # As the API: http:// to loopback only outside production, to try things on one machine.
+    return not current_app.config["HUB_SETTINGS"].is_production
+
+
+def refusal(error: Invalid) -> str:
+    """Why the endpoint was refused, in the admin's language."""
+    messages = []
+    if "url" in error.errors:
+        messages.append(_("The hub cannot send to this address: use an https:// address of "
+                          "a server reachable on the internet."))
+    if "event_types" in error.errors:
+        messages.append(_("Choose at least one kind of event."))
+    return " ".join(messages) or _("Some fields are invalid.")
+
+
+def _page(organization: Organization, status: int = 200, error: str | None = None,
+          values: dict[str, object] | None = None) -> Response:
+    found = db.session.scalars(select(Endpoint).where(Endpoint.owner_id == organization.id)
+                               .order_by(Endpoint.created_at).limit(ENDPOINTS_SHOWN))
+    return page("portal/admin/webhooks.html", status, organization=organization,
+                endpoints=list(found), event_types=[ALL_EVENTS] + [t.value for t in EventType],
+                values=values or {"event_types": [ALL_EVENTS]}, error=error)
+
+
+def _own(organization: Organization, endpoint_id: uuid.UUID) -> Endpoint:
+    return webhook_subscriptions.own_endpoint(db.session, organization.id, endpoint_id)
+
+
+def _back(organization: Organization, endpoint: Endpoint | None = None) -> Response:
+    if endpoint is None:
+        return redirect(url_for("admin_webhooks.endpoint_list", organization_id=organization.id))
+    return redirect(url_for("admin_webhooks.endpoint_detail", organization_id=organization.id,
+                            endpoint_id=endpoint.id))
+
+
+@blp.get("/admin/<uuid:organization_id>/webhooks")
+@login_required(ADMIN_ROLES)
+def endpoint_list(organization_id: uuid.UUID) -> Response:
+    return _page(managed_organization(organization_id))
+
+
+@blp.post("/admin/<uuid:organization_id>/webhooks")
+@login_required(ADMIN_ROLES)
+def create(organization_id: uuid.UUID) -> Response:
+    organization = managed_organization(organization_id)
+    values = {"url": request.form.get("url", "").strip()[:2000],
+              "description": request.form.get("description", "").strip()[:500] or None,
+              "event_types": request.form.getlist("event_types")[:50]}
+    try:
+        if not values["event_types"]:
+            raise Invalid({"event_types": ["Choose at least one."]})
+        endpoint, secret = webhook_subscriptions.register_endpoint(
+            db.session, organization_id=organization.id, url=values["url"],
+            event_types=values["event_types"], description=values["description"],
+            registered_by=g.user.caller.actor, may_answer=False,
+            allow_loopback_http=_allow_loopback(), now=utcnow())
+    except Invalid as invalid:
+        db.session.rollback()
+        return _page(managed_organization(organization_id), 422, refusal(invalid), values)
+    audit("webhook_endpoint.created", organization, endpoint.id)
+    return page("portal/admin/webhook_secret.html", 201, organization=organization,
+                endpoint=endpoint, secret=secret, created=True)
+
+
+@blp.get("/admin/<uuid:organization_id>/webhooks/<uuid:endpoint_id>")
+@login_required(ADMIN_ROLES)
+def endpoint_detail(organization_id: uuid.UUID, endpoint_id: uuid.UUID) -> Response:
+    """The endpoint and its delivery log, newest first."""
+    organization = managed_organization(organization_id)
+    endpoint = _own(organization, endpoint_id)
+    deliveries = db.session.scalars(select(Delivery).where(Delivery.endpoint_id == endpoint.id)
+                                    .order_by(Delivery.id.desc()).limit(DELIVERIES_SHOWN))
+    return page("portal/admin/webhook.html", organization=organization, endpoint=endpoint,
+                deliveries=list(deliveries))
+
+
+@blp.post("/admin/<uuid:organization_id>/webhooks/<uuid:endpoint_id>/<any(pause, resume):action>")
+@login_required(ADMIN_ROLES)
+def switch(organization_id: uuid.UUID, endpoint_id: uuid.UUID, action: str) -> Response:
+    organization = managed_organization(organization_id)
+    endpoint = _own(organization, endpoint_id)
+    status = EndpointStatus.PAUSED if action == "pause" else EndpointStatus.ACTIVE
+    webhook_subscriptions.change_endpoint(db.session, endpoint, status=status.value,
+                                          allow_loopback_http=_allow_loopback(), now=utcnow())
+    audit(f"webhook_endpoint.{action}d", organization, endpoint.id)
+    flash(_("Deliveries paused: they wait until you resume.") if action == "pause"
+          else _("Deliveries resumed."), "success")
+    return _back(organization, endpoint)
+
+
+@blp.post("/admin/<uuid:organization_id>/webhooks/<uuid:endpoint_id>/rotate")
+@login_required(ADMIN_ROLES)
+def rotate(organization_id: uuid.UUID, endpoint_id: uuid.UUID) -> Response:
+    """A new secret, shown this once; the previous one keeps signing for 24 hours."""
+    organization = managed_organization(organization_id)
+    endpoint = _own(organization, endpoint_id)
+    secret = endpoints.rotate_secret(db.session, endpoint, now=utcnow())
+    audit("webhook_endpoint.secret_rotated", organization, endpoint.id)
+    return page("portal/admin/webhook_secret.html", organization=organization,
+                endpoint=endpoint, secret=secret, created=False)
+
+
+@blp.post("/admin/<uuid:organization_id>/webhooks/<uuid:endpoint_id>/delete")
+@login_required(ADMIN_ROLES)
+def delete(organization_id: uuid.UUID, endpoint_id: uuid.UUID) -> Response:
+    organization = managed_organization(organization_id)
+    endpoint = _own(organization, endpoint_id)
+    url = endpoint.url
+    endpoints.delete_endpoint(db.session, endpoint)
+    audit("webhook_endpoint.deleted", organization, endpoint_id)
+    flash(_("Endpoint %(url)s deleted, with its delivery log.", url=url), "success")
+    return _back(organization)
+
+
+@blp.post("/admin/<uuid:organization_id>/deliveries/<int:delivery_id>/redeliver")
+@login_required(ADMIN_ROLES)
+def redeliver(organization_id: uuid.UUID, delivery_id: int) -> Response:
+    organization = managed_organization(organization_id)
+    delivery = webhook_subscriptions.own_delivery(db.session, organization.id, delivery_id)
+    endpoint = _own(organization, delivery.endpoint_id)
+    try:
+        webhook_subscriptions.redeliver(db.session, delivery, now=utcnow())
+    except DeliveryInProgress:
+        flash(_("This delivery is still being attempted: nothing to send again yet."), "info")
+        return _back(organization, endpoint)
+    audit("webhook_delivery.redelivered", organization, delivery.id)
+    flash(_("Delivery %(id)s will be sent again in a moment.", id=delivery.id), "success")
+    return _back(organization, endpoint)
