@@ -11,12 +11,23 @@ from hub.checkins import DEFAULT_PUBLIC_URL, set_public_url
 
 def init_app(app: Flask) -> None:
     """Register the pages, and tell the scheduled checks where participants reach them."""
-    from hub.web import auth, checkin, i18n, legs, network, portal, receiving, sending
+    from hub.web import (
+        auth,
+        charts,
+        checkin,
+        consents,
+        i18n,
+        legs,
+        network,
+        portal,
+        receiving,
+        sending,
+    )
 
     settings = app.config["HUB_SETTINGS"]
     set_public_url(getattr(settings, "public_url", DEFAULT_PUBLIC_URL))
     app.register_blueprint(checkin.blp)
     i18n.init_app(app)
     portal.init_app(app)
-    for module in (auth, sending, receiving, legs, network):
+    for module in (auth, sending, consents, receiving, legs, network, charts):
         app.register_blueprint(module.blp)
