@@ -31,7 +31,7 @@ blp = portal_blueprint("charts", __name__)
 
 DEFAULT_DAYS = 90
 BAR_HEIGHT = 22
-LABEL_WIDTH = 260
+LABEL_WIDTH = 300
 BAR_WIDTH = 420  # the longest bar; the figure's text follows it
 
 
