@@ -32,13 +32,9 @@ def may_redirect(session: Session, leg: Referral, organization_id: uuid.UUID) ->
                                .limit(1)) is None)
 
 
-def redirect_referral(session: Session, caller: Caller, referral_id: uuid.UUID, *,
-                      to_organization_id: uuid.UUID, pathway: str, priority: str = "routine",
-                      stage: str | None = None, reason_for_referral: str | None = None,
-                      needs: list[str] | None = None) -> Referral:
-    """Send the participant of leg `referral_id` to another organization; returns the new
-    leg.  Raises what `send_referral` and `transition` raise, and TransitionRefused when the
-    leg is past redirecting (accepted, in progress, completed...)."""
+def leg_to_redirect(session: Session, caller: Caller, referral_id: uuid.UUID) -> Referral:
+    """The leg, if `caller` may redirect it now.  Raises NotFound (not visible),
+    NotYourTurn (the receiver's side) or TransitionRefused (accepted, closed, redirected)."""
     leg = referrals.visible_referral(session, caller, referral_id)
     status = Status(leg.status)
     if leg.party_of(caller.organization_id) is not Party.SENDER:
@@ -46,12 +42,24 @@ def redirect_referral(session: Session, caller: Caller, referral_id: uuid.UUID, 
     if not may_redirect(session, leg, caller.organization_id):
         raise lifecycle.TransitionRefused(
             status, Action.CANCEL, tuple(lifecycle.allowed_actions(status, Party.SENDER)))
+    return leg
+
+
+def redirect_referral(session: Session, caller: Caller, referral_id: uuid.UUID, *,
+                      to_organization_id: uuid.UUID, pathway: str, priority: str = "routine",
+                      stage: str | None = None, reason_for_referral: str | None = None,
+                      needs: list[str] | None = None) -> Referral:
+    """Send the participant of leg `referral_id` to another organization; returns the new
+    leg.  Raises what `send_referral` and `transition` raise, and TransitionRefused when the
+    leg is past redirecting (accepted, in progress, completed...)."""
+    leg = leg_to_redirect(session, caller, referral_id)
+    was_open = Status(leg.status) in lifecycle.OPEN
     new_leg = referrals.send_referral(
         session, caller, participant_id=leg.participant_id,
         to_organization_id=to_organization_id, pathway=pathway, priority=priority,
         stage=stage, reason_for_referral=reason_for_referral, needs=needs,
         forwarded_from=leg.id)
-    if status in lifecycle.OPEN:
+    if was_open:
         referrals.transition(session, caller, leg.id, Action.CANCEL,
                              reason=lifecycle.CancelReason.REFERRED_ELSEWHERE.value)
     return new_leg

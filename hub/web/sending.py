@@ -19,16 +19,7 @@ from hub.api.referrals import ReferralIn
 from hub.db import db, utcnow
 from hub.directory import QUEBEC_REGIONS, Capacity, Organization, OrganizationKind
 from hub.errors import Invalid, NotFound
-from hub.lifecycle import (
-    Action,
-    Party,
-    Pathway,
-    Priority,
-    Stage,
-    Status,
-    TransitionRefused,
-    allowed_actions,
-)
+from hub.lifecycle import Pathway, Priority, Stage
 from hub.participants import Participant, PossibleDuplicate
 from hub.referrals import Referral
 from hub.users import SENDING_ROLES
@@ -156,6 +147,7 @@ def refer(participant_id: uuid.UUID) -> Response:
     region and pathway with room; sending redirects (`hub.redirects`)."""
     participant = _own_participant(participant_id)
     previous = _leg_to_redirect(participant, request.args.get("redirect_from"))
+    previous_view = _reader().referral(previous) if previous is not None else None
     filters = {name: request.args.get(name, "") for name in FILTERS}
     if previous is not None and not any(name in request.args for name in FILTERS):
         filters = {"region": _region_of(previous.to_organization_id), "kind": "",
@@ -171,11 +163,11 @@ def refer(participant_id: uuid.UUID) -> Response:
                "kinds": [k for k in OrganizationKind if k != OrganizationKind.COORDINATION],
                "capacities": list(Capacity), "pathways": list(Pathway),
                "stages": list(Stage), "priorities": list(Priority),
-               "previous": previous and _reader().referral(previous),
+               "previous": previous_view,
                "previous_to": previous and _organization_names(
                    {previous.to_organization_id}).get(previous.to_organization_id),
                "values": request.form if request.method == "POST"
-               else _prefilled(previous, filters)}
+               else _prefilled(previous_view, filters)}
     if request.method == "GET":
         return page("portal/refer.html", bad=set(), **context)
     form = request.form.copy()
@@ -208,13 +200,9 @@ def _leg_to_redirect(participant: Participant, raw: str | None) -> Referral | No
         leg_id = uuid.UUID(raw)
     except ValueError:
         raise NotFound("referral", raw) from None
-    leg = referrals.visible_referral(db.session, caller(), leg_id)
+    leg = redirects.leg_to_redirect(db.session, caller(), leg_id)
     if leg.participant_id != participant.id:
         raise NotFound("referral", leg_id)
-    if not redirects.may_redirect(db.session, leg, caller().organization_id):
-        status = Status(leg.status)
-        raise TransitionRefused(status, Action.CANCEL,
-                                allowed_actions(status, Party.SENDER))
     return leg
 
 
@@ -223,15 +211,15 @@ def _region_of(organization_id: uuid.UUID) -> str:
     return organization.region if organization else ""
 
 
-def _prefilled(previous: Referral | None, filters: dict[str, str]) -> dict[str, str]:
-    """A redirect starts from the previous leg's answers; a pathway filter sets the pathway."""
+def _prefilled(previous: dict[str, Any] | None, filters: dict[str, str]) -> dict[str, str]:
+    """A redirect starts from the previous leg's answers (as this reader may see them); a
+    pathway filter sets the pathway."""
     if previous is None:
         return {"pathway": filters.get("pathway", "")}
-    view = _reader().referral(previous)
-    return {"pathway": previous.pathway, "priority": previous.priority,
-            "stage": previous.stage or "",
-            "reason_for_referral": view.get("reason_for_referral") or "",
-            "needs": "\n".join(view.get("needs") or [])}
+    return {"pathway": previous["pathway"], "priority": previous["priority"],
+            "stage": previous.get("stage") or "",
+            "reason_for_referral": previous.get("reason_for_referral") or "",
+            "needs": "\n".join(previous.get("needs") or [])}
 
 
 @blp.get("/outbound")
