@@ -32,7 +32,8 @@ blp = portal_blueprint("charts", __name__)
 DEFAULT_DAYS = 90
 BAR_HEIGHT = 22
 LABEL_WIDTH = 300
-BAR_WIDTH = 420  # the longest bar; the figure's text follows it
+BAR_WIDTH = 420  # the longest bar
+VALUE_WIDTH = 250  # the figures written after a bar
 
 
 def _period() -> tuple[date, date, str | None]:
@@ -66,7 +67,7 @@ def bars(rows: list[dict[str, Any]], value: str, behind: str | None = None
               "behind": round((row[behind] or 0) * scale, 1) if behind else 0}
              for index, row in enumerate(rows)]
     return {"bars": drawn, "height": max(len(rows), 1) * BAR_HEIGHT,
-            "label_width": LABEL_WIDTH, "width": LABEL_WIDTH + BAR_WIDTH + 140}
+            "label_width": LABEL_WIDTH, "width": LABEL_WIDTH + BAR_WIDTH + VALUE_WIDTH}
 
 
 def _acknowledgement(first: date, last: date) -> list[dict[str, Any]]:

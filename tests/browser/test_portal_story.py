@@ -166,8 +166,18 @@ def test_the_whole_story(hub: Hub, browser: Any, language: str) -> None:
         counsellor.goto(f"{hub.base_url}/outbound")
         check_page(counsellor, "outbound", language)
 
+        # The participant agrees to be counted in the receiver's outcome reports.
+        counsellor.goto(f"{participant_url}/consents/new")
+        counsellor.check("#purpose-outcome_reporting")
+        counsellor.check(f"#org-{receiver.id}")
+        submit(counsellor)
+
         # --- time passes: the second leg's acknowledgement deadline goes by unanswered.
         with hub.app.app_context(), db.job_session() as session:
+            sent_at = utcnow() - timedelta(days=3)
+            session.execute(update(Referral).where(Referral.id == uuid.UUID(first_leg))
+                            .values(created_at=sent_at,
+                                    acknowledged_at=sent_at + timedelta(hours=20)))
             session.execute(update(Referral).where(Referral.id == uuid.UUID(second_leg))
                             .values(acknowledge_by=utcnow() - timedelta(days=2)))
         coordinator = log_in(counsellor_context.browser.new_context(), hub, coordinator_email)
@@ -180,6 +190,7 @@ def test_the_whole_story(hub: Hub, browser: Any, language: str) -> None:
         coordinator.wait_for_load_state()
         assert words["charts"] in coordinator.inner_text("h1")
         assert receiver.name in coordinator.inner_text("main table")
+        assert words["settled"] in coordinator.inner_text("main")
         assert "Amina" not in coordinator.inner_text("main")
         check_page(coordinator, "charts", language)
         coordinator.context.close()
