@@ -21,7 +21,7 @@ translations: $(STAMP)
 ## After changing visible strings: extract them and update the catalogues (then translate)
 messages: $(STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -k _l --no-location --sort-output -o hub/translations/messages.pot .
-	$(BIN)/pybabel update -i hub/translations/messages.pot -d hub/translations --no-location
+	$(BIN)/pybabel update -i hub/translations/messages.pot -d hub/translations --no-fuzzy-matching
 
 ## Start the hub on the embedded default (SQLite under ./var/) at http://127.0.0.1:5000
 run: $(STAMP) translations

@@ -3,8 +3,9 @@
 Target (issue 6): the inbox and the coordinator's dashboard render in under 200 ms server time
 with 100,000 legs.  Seeds a fresh database (SQLite by default, or a PostgreSQL admin URL with
 --postgres) with organizations, participants and legs in bulk, then times GET /inbox (the
-receiving organization with the most legs) and GET /network/stalled through the WSGI app, in
-one process: the time measured is the server's (routing, queries, template), not the network.
+receiving organization with the most legs) and GET /network/stalled (first and third pages),
+and the coordinator's charts of the last 90 days, through the WSGI app, in one process: the
+time measured is the server's (routing, queries, template), not the network.
 
     .venv/bin/python bench/portal.py [--legs 100000] [--postgres URL] [--repeat 30]
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import re
 import secrets
 import statistics
 import sys
@@ -133,6 +135,15 @@ def timed(person: Person, path: str, repeat: int) -> dict[str, float]:
             "median_cpu_ms": round(statistics.median(cpu), 1)}
 
 
+def page_link(person: Person, path: str, number: int) -> str:
+    """The link to page `number` of a list, followed from its first page (keyset paging)."""
+    for _ in range(number - 1):
+        found = re.search(r'<a href="([^"]+)" rel="next"', person.get(path).get_data(as_text=True))
+        assert found, f"{path} has fewer than {number} pages"
+        path = found.group(1).replace("&amp;", "&")
+    return path
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--legs", type=int, default=100_000)
@@ -169,7 +180,11 @@ def main() -> int:
         "legs": args.legs, "legs_to_the_inbox_organization": inbound,
         "stalled_legs_in_the_network": stalled,
         "inbox": timed(partner, "/inbox", args.repeat),
+        "inbox_third_page": timed(partner, page_link(partner, "/inbox", 3), args.repeat),
         "stalled_dashboard": timed(coordinator, "/network/stalled", args.repeat),
+        "stalled_third_page": timed(coordinator, page_link(coordinator, "/network/stalled", 3),
+                                    args.repeat),
+        "network_charts_90_days": timed(coordinator, "/network/charts", args.repeat),
     }
     results["load_average"] = Path("/proc/loadavg").read_text().split()[:3]
     print(results)

@@ -10,6 +10,7 @@ a scan of one column.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -22,6 +23,20 @@ from hub.directory_text import search_words
 def _like_escaped(word: str) -> str:
     # Folded words hold only [0-9a-z], so nothing needs escaping; kept explicit for safety.
     return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def in_region(region: str) -> Any:
+    """In the region by its seat or by one of its locations."""
+    return (Organization.region == region) | Organization.id.in_(
+        select(Location.organization_id).where(Location.region == region))
+
+
+def serving(pathway: str) -> Any:
+    """Offers a service for this pathway (the services' `pathways` in the directory)."""
+    return Organization.id.in_(
+        select(Service.organization_id)
+        .join(ServicePathway, ServicePathway.service_id == Service.id)
+        .where(ServicePathway.pathway == pathway))
 
 
 def search_organizations(
@@ -45,20 +60,11 @@ def search_organizations(
     if kind:
         query = query.where(Organization.kind == kind)
     if region:
-        # In the region by its seat or by one of its locations.
-        query = query.where(
-            (Organization.region == region)
-            | Organization.id.in_(select(Location.organization_id)
-                                  .where(Location.region == region))
-        )
+        query = query.where(in_region(region))
     if capacity:
         query = query.where(Organization.capacity == capacity)
     if pathway:
-        query = query.where(Organization.id.in_(
-            select(Service.organization_id)
-            .join(ServicePathway, ServicePathway.service_id == Service.id)
-            .where(ServicePathway.pathway == pathway)
-        ))
+        query = query.where(serving(pathway))
     for word in search_words(q or ""):
         query = query.where(Organization.search_text.like(f"%{_like_escaped(word)}%",
                                                           escape="\\"))

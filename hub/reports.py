@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from hub.consent import Consent, ConsentEnding, ConsentOrganization
@@ -46,20 +46,26 @@ def median(values: list[float]) -> float | None:
     return ordered[middle] if len(values) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
+def _counted_by(organization_id: Any, now: datetime) -> list[Any]:
+    """The rule, on `Consent` rows: an active `outcome_reporting` consent naming
+    `organization_id` (a value or a column), or the whole network."""
+    named = exists().where(ConsentOrganization.consent_id == Consent.id,
+                           ConsentOrganization.organization_id == organization_id)
+    ended = exists().where(ConsentEnding.consent_id == Consent.id)
+    return [Consent.purpose == "outcome_reporting", ~ended, Consent.expires_at > now,
+            or_(Consent.network_wide, named)]
+
+
 def consenting_participants(session: Session, organization_id: uuid.UUID,
                             participant_ids: Iterable[uuid.UUID], now: datetime
                             ) -> set[uuid.UUID]:
     """Which of these participants may be counted in `organization_id`'s reports now."""
     wanted = list(set(participant_ids))
     found: set[uuid.UUID] = set()
-    named = exists().where(ConsentOrganization.consent_id == Consent.id,
-                           ConsentOrganization.organization_id == organization_id)
-    ended = exists().where(ConsentEnding.consent_id == Consent.id)
     for start in range(0, len(wanted), 500):  # bounded IN lists
         found.update(session.scalars(select(Consent.participant_id).where(
             Consent.participant_id.in_(wanted[start:start + 500]),
-            Consent.purpose == "outcome_reporting", ~ended, Consent.expires_at > now,
-            or_(Consent.network_wide, named))))
+            *_counted_by(organization_id, now))))
     return found
 
 
@@ -211,3 +217,46 @@ def report_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
                 row(f"outcomes.{direction}.{pathway}.{outcome}", count, section="outcomes",
                     direction=direction, pathway=pathway, outcome=outcome)
     return rows
+
+
+# --- the network as coordinators see it (no participant, no personal data) ------------------
+
+def acknowledgement_by_receiver(session: Session, start: datetime, end: datetime
+                                ) -> list[dict[str, Any]]:
+    """Per receiving organization, hours from sending to acknowledgement of the legs sent in
+    [start, end) and acknowledged: count, median and 90th percentile, slowest median first.
+
+    How fast an organization answers is about the organization, not the person: every leg
+    counts, as in the coordinators' on-time record (`hub.api.handoffs`)."""
+    delays: dict[uuid.UUID, list[float]] = defaultdict(list)
+    for receiver, created_at, acknowledged_at in session.execute(
+            select(Referral.to_organization_id, Referral.created_at, Referral.acknowledged_at)
+            .where(Referral.created_at >= start, Referral.created_at < end,
+                   Referral.acknowledged_at.is_not(None))):
+        delays[receiver].append(_hours(acknowledged_at, created_at))
+    rows = [{"organization_id": receiver, "acknowledged": len(hours),
+             "median_hours": median(hours), "p90_hours": percentile(hours, 0.9)}
+            for receiver, hours in delays.items()]
+    return sorted(rows, key=lambda row: (-row["median_hours"], str(row["organization_id"])))
+
+
+def outcomes_by_pathway(session: Session, start: datetime, end: datetime, now: datetime
+                        ) -> dict[str, Any]:
+    """Outcomes of the legs sent in [start, end) and completed, by pathway, counting only
+    participants whose `outcome_reporting` consent covers the receiving organization (the
+    rule of the funder reports, applied leg by leg)."""
+    counted = exists().where(Consent.participant_id == Referral.participant_id,
+                             *_counted_by(Referral.to_organization_id, now))
+    period = (Referral.created_at >= start, Referral.created_at < end,
+              Referral.outcome.is_not(None))
+    by_pathway: dict[str, dict[str, int]] = defaultdict(dict)
+    kept = 0
+    for pathway, outcome, count in session.execute(
+            select(Referral.pathway, Referral.outcome, func.count())
+            .where(*period, counted).group_by(Referral.pathway, Referral.outcome)
+            .order_by(Referral.pathway, Referral.outcome)):
+        by_pathway[pathway][outcome] = count
+        kept += count
+    completed = session.scalar(select(func.count()).select_from(Referral).where(*period)) or 0
+    return {"by_pathway": dict(by_pathway), "counted": kept,
+            "left_out_without_consent": completed - kept}

@@ -18,7 +18,9 @@ def init_app(app: Flask) -> None:
         admin_users,
         admin_webhooks,
         auth,
+        charts,
         checkin,
+        consents,
         i18n,
         legs,
         network,
@@ -32,6 +34,6 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(checkin.blp)
     i18n.init_app(app)
     portal.init_app(app)
-    for module in (auth, sending, receiving, legs, network, admin, admin_directory, admin_users,
-                   admin_clients, admin_webhooks):
+    for module in (auth, sending, consents, receiving, legs, network, charts, admin,
+                   admin_directory, admin_users, admin_clients, admin_webhooks):
         app.register_blueprint(module.blp)

@@ -14,7 +14,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug import Response
 
-from hub import lifecycle, referrals
+from hub import lifecycle, redirects, referrals
 from hub.api.common import pseudonym_key
 from hub.db import db, utcnow
 from hub.directory import Organization, OrganizationKind
@@ -23,6 +23,7 @@ from hub.lifecycle import Action, Party, Status
 from hub.referrals import Referral
 from hub.users import RECEIVING_ROLES, SENDING_ROLES, names_of
 from hub.visibility import Reader
+from hub.web import chains
 from hub.web.portal import (
     DOMAIN_ERRORS,
     caller,
@@ -71,7 +72,8 @@ def leg_rows(legs: list[Referral], now: datetime, reader: Reader | None = None
         if reader is not None and reader.entitled(leg.participant, leg):
             who = f"{leg.participant.given_name} {leg.participant.family_name}"
         rows.append({"id": leg.id, "status": leg.status, "pathway": leg.pathway,
-                     "priority": leg.priority, "created_at": leg.created_at,
+                     "priority": leg.priority, "cancel_reason": leg.cancel_reason,
+                     "created_at": leg.created_at,
                      "updated_at": leg.updated_at, "due": due,
                      "overdue": due is not None and due < now,
                      "from": names.get(leg.from_organization_id, ""),
@@ -129,7 +131,13 @@ def _leg_page(referral_id: uuid.UUID, status: int = 200, error: str | None = Non
             .order_by(Organization.name).limit(200)).all())
     now = utcnow()
     due = current_deadline(leg)
-    return page("portal/leg.html", status, leg=view, names=names, timeline=timeline,
+    own_participant = leg.participant.organization_id == who.organization_id
+    return page("portal/leg.html", status, leg=view,
+                participant_id=leg.participant_id,
+                chain=chains.picture(view["chain"], names, current=str(leg.id)),
+                may_redirect=(own_participant and role in SENDING_ROLES
+                              and redirects.may_redirect(session, leg, who.organization_id)),
+                names=names, timeline=timeline,
                 actions=actions, error=error, due=due, overdue=due is not None and due < now,
                 party=party.value if party else None, forward_to=forward_to,
                 decline_reasons=list(lifecycle.DeclineReason), outcomes=list(lifecycle.Outcome),

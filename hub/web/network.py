@@ -6,27 +6,34 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 
 from flask import Response
 from flask_babel import gettext as _
 
-from hub.api.common import pseudonym_key
+from hub.api.common import aware_datetime, pseudonym_key
 from hub.api.handoffs import stalled_handoffs
 from hub.db import db, utcnow
 from hub.users import MONITORING_ROLES
+from hub.web import paging
 from hub.web.portal import login_required, page, portal_blueprint
 
 blp = portal_blueprint("network", __name__)
 
-SHOWN = 100
 CSV_ROWS = 10_000
 
 
 @blp.get("/network/stalled")
 @login_required(MONITORING_ROLES)
 def stalled() -> Response:
-    handoffs = stalled_handoffs(db.session, utcnow(), pseudonym_key(), limit=SHOWN)
-    return page("portal/stalled.html", handoffs=handoffs)
+    """A page of stalled handoffs, the longest overdue first; `after` moves on from the
+    previous page's last row (due time, leg) along the deadline indexes."""
+    after = paging.position(aware_datetime, uuid.UUID)
+    found = stalled_handoffs(db.session, utcnow(), pseudonym_key(), limit=paging.PAGE_SIZE + 1,
+                             after=after)
+    handoffs, next_page = paging.cut(found, lambda item: (item["due_at"], item["referral_id"]))
+    return page("portal/stalled.html", handoffs=handoffs, next_page=next_page,
+                first_page=paging.first_page())
 
 
 @blp.get("/network/stalled.csv")
@@ -42,14 +49,14 @@ def stalled_csv() -> Response:
         writer.writerow([
             item["referral_id"], item["participant_reference"], item["status"], item["pathway"],
             item["priority"], item["check"], item["due_at"].isoformat(), item["late_hours"],
-            _csv_safe(item["from_organization"].name), _csv_safe(item["to_organization"].name),
+            csv_safe(item["from_organization"].name), csv_safe(item["to_organization"].name),
             item["to_organization"].region, item["receiver_on_time"]["share"] or ""])
     filename = _("stalled-handoffs") + f"-{utcnow():%Y-%m-%d}.csv"
     return Response("\ufeff" + out.getvalue(), mimetype="text/csv", headers={
         "Content-Disposition": f'attachment; filename="{filename}"'})
 
 
-def _csv_safe(text: str) -> str:
+def csv_safe(text: str) -> str:
     """No formula injection when the file is opened in a spreadsheet."""
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 

@@ -8,23 +8,23 @@ from typing import Any
 
 from flask import flash, redirect, request, url_for
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from werkzeug import Response
 
-from hub import consent, participants, referrals
-from hub.api.common import pseudonym_key
+from hub import consent, directory_search, participants, redirects, referrals
+from hub.api.common import aware_datetime, pseudonym_key
 from hub.api.consents import ConsentIn
 from hub.api.participants import ParticipantIn
 from hub.api.referrals import ReferralIn
 from hub.db import db, utcnow
 from hub.directory import QUEBEC_REGIONS, Capacity, Organization, OrganizationKind
-from hub.errors import Invalid
+from hub.errors import Invalid, NotFound
 from hub.lifecycle import Pathway, Priority, Stage
 from hub.participants import Participant, PossibleDuplicate
 from hub.referrals import Referral
 from hub.users import SENDING_ROLES
 from hub.visibility import Reader
-from hub.web import forms
+from hub.web import chains, forms, paging
 from hub.web.legs import leg_rows
 from hub.web.portal import caller, login_required, message_of, page, portal_blueprint
 
@@ -97,7 +97,10 @@ def participant_detail(participant_id: uuid.UUID) -> Response:
     legs = list(db.session.scalars(
         select(Referral).where(Referral.participant_id == participant.id)
         .order_by(Referral.created_at.desc())))
+    names = _organization_names({leg.from_organization_id for leg in legs}
+                                | {leg.to_organization_id for leg in legs})
     return page("portal/participant.html", participant=reader.participant(participant),
+                chains=chains.picture(chains.steps_of(legs), names),
                 consents=[{"consent": c, "status": c.status(now).value,
                            "organizations": [organizations.get(o, str(o))
                                              for o in c.organization_ids]} for c in consents],
@@ -135,11 +138,23 @@ def consent_new(participant_id: uuid.UUID) -> Response:
 @blp.route("/participants/<uuid:participant_id>/refer", methods=["GET", "POST"])
 @login_required(SENDING_ROLES)
 def refer(participant_id: uuid.UUID) -> Response:
-    """Choose the receiving organization from the directory, filtered by region, kind and
-    capacity; each one shows whether the participant's consent covers it, before sending."""
+    """Choose the receiving organization from the directory, filtered by region, kind,
+    capacity and the pathway its services serve; each one shows whether the participant's
+    consent covers it, before sending.
+
+    With `redirect_from` (a leg of this participant that was declined, expired or is still
+    waiting), the form comes prefilled from that leg and filtered to partners of the same
+    region and pathway with room; sending redirects (`hub.redirects`)."""
     participant = _own_participant(participant_id)
-    filters = {name: request.values.get(name, "") for name in ("region", "kind", "capacity")}
+    previous = _leg_to_redirect(participant, request.args.get("redirect_from"))
+    previous_view = _reader().referral(previous) if previous is not None else None
+    filters = {name: request.args.get(name, "") for name in FILTERS}
+    if previous is not None and not any(name in request.args for name in FILTERS):
+        filters = {"region": _region_of(previous.to_organization_id), "kind": "",
+                   "capacity": Capacity.OPEN.value, "pathway": previous.pathway}
     directory = _directory(exclude=caller().organization_id, **filters)
+    if previous is not None:
+        directory = [e for e in directory if e["id"] != previous.to_organization_id]
     for entry in directory:
         entry["covered"] = consent.covers(db.session, participant, entry["id"],
                                           consent.Purpose.REFERRAL_SHARING)
@@ -148,7 +163,11 @@ def refer(participant_id: uuid.UUID) -> Response:
                "kinds": [k for k in OrganizationKind if k != OrganizationKind.COORDINATION],
                "capacities": list(Capacity), "pathways": list(Pathway),
                "stages": list(Stage), "priorities": list(Priority),
-               "values": request.form if request.method == "POST" else {}}
+               "previous": previous_view,
+               "previous_to": previous and _organization_names(
+                   {previous.to_organization_id}).get(previous.to_organization_id),
+               "values": request.form if request.method == "POST"
+               else _prefilled(previous_view, filters)}
     if request.method == "GET":
         return page("portal/refer.html", bad=set(), **context)
     form = request.form.copy()
@@ -158,24 +177,71 @@ def refer(participant_id: uuid.UUID) -> Response:
     if data is None:
         return page("portal/refer.html", 422, bad=bad,
                     error=_("Check the fields marked below."), **context)
-    leg = referrals.send_referral(db.session, caller(), **data)
-    flash(_("Referral sent."), "success")
+    if previous is not None:
+        data.pop("participant_id")
+        data.pop("forwarded_from", None)
+        leg = redirects.redirect_referral(db.session, caller(), previous.id, **data)
+        flash(_("Referral redirected."), "success")
+    else:
+        leg = referrals.send_referral(db.session, caller(), **data)
+        flash(_("Referral sent."), "success")
     return redirect(url_for("legs.detail", referral_id=leg.id))
+
+
+FILTERS = ("region", "kind", "capacity", "pathway")
+
+
+def _leg_to_redirect(participant: Participant, raw: str | None) -> Referral | None:
+    """The participant's leg named by `redirect_from`, if the user's organization may
+    redirect it now (else the page refuses, in words, what the use case would refuse)."""
+    if not raw:
+        return None
+    try:
+        leg_id = uuid.UUID(raw)
+    except ValueError:
+        raise NotFound("referral", raw) from None
+    leg = redirects.leg_to_redirect(db.session, caller(), leg_id)
+    if leg.participant_id != participant.id:
+        raise NotFound("referral", leg_id)
+    return leg
+
+
+def _region_of(organization_id: uuid.UUID) -> str:
+    organization = db.session.get(Organization, organization_id)
+    return organization.region if organization else ""
+
+
+def _prefilled(previous: dict[str, Any] | None, filters: dict[str, str]) -> dict[str, str]:
+    """A redirect starts from the previous leg's answers (as this reader may see them); a
+    pathway filter sets the pathway."""
+    if previous is None:
+        return {"pathway": filters.get("pathway", "")}
+    return {"pathway": previous["pathway"], "priority": previous["priority"],
+            "stage": previous.get("stage") or "",
+            "reason_for_referral": previous.get("reason_for_referral") or "",
+            "needs": "\n".join(previous.get("needs") or [])}
 
 
 @blp.get("/outbound")
 @login_required(SENDING_ROLES)
 def outbound() -> Response:
-    """The organization's outbound legs, open ones first, newest first, overdue marked."""
+    """The organization's outbound legs, open ones or closed ones, newest first, overdue
+    marked; a page at a time in keyset order (`after`: the previous page's last row)."""
     now = utcnow()
     closed = request.args.get("closed") == "1"
+    query = select(Referral).where(
+        Referral.from_organization_id == caller().organization_id,
+        Referral.closed_at.is_not(None) if closed else Referral.closed_at.is_(None))
+    after = paging.position(aware_datetime, uuid.UUID)
+    if after:
+        query = query.where(tuple_(Referral.created_at, Referral.id) < tuple_(*after))
     legs = list(db.session.scalars(
-        select(Referral).where(Referral.from_organization_id == caller().organization_id,
-                               Referral.closed_at.is_not(None) if closed
-                               else Referral.closed_at.is_(None))
-        .order_by(Referral.created_at.desc()).limit(DIRECTORY_SHOWN)))
+        query.order_by(Referral.created_at.desc(), Referral.id.desc())
+        .limit(paging.PAGE_SIZE + 1)))
+    legs, next_page = paging.cut(legs, lambda leg: (leg.created_at, leg.id))
     reader = _reader()
-    return page("portal/outbound.html", legs=leg_rows(legs, now, reader), closed=closed)
+    return page("portal/outbound.html", legs=leg_rows(legs, now, reader), closed=closed,
+                next_page=next_page, first_page=paging.first_page())
 
 
 def _organization_names(ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
@@ -186,18 +252,21 @@ def _organization_names(ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
 
 
 def _directory(*, exclude: uuid.UUID, region: str = "", kind: str = "",
-               capacity: str = "") -> list[dict[str, Any]]:
-    """Organizations that may receive referrals, by name, with the chosen filters."""
+               capacity: str = "", pathway: str = "") -> list[dict[str, Any]]:
+    """Organizations that may receive referrals, by name, with the chosen filters (region and
+    pathway served as the directory's search reads them: `hub.directory_search`)."""
     query = (select(Organization)
              .where(Organization.kind != OrganizationKind.COORDINATION.value,
                     Organization.id != exclude)
              .order_by(Organization.name).limit(DIRECTORY_SHOWN))
     if region:
-        query = query.where(Organization.region == region)
+        query = query.where(directory_search.in_region(region))
     if kind:
         query = query.where(Organization.kind == kind)
     if capacity:
         query = query.where(Organization.capacity == capacity)
+    if pathway:
+        query = query.where(directory_search.serving(pathway))
     return [{"id": o.id, "name": o.name, "kind": o.kind, "region": o.region,
              "region_name": QUEBEC_REGIONS.get(o.region, o.region), "capacity": o.capacity}
             for o in db.session.scalars(query)]

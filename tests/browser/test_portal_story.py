@@ -1,8 +1,11 @@
 """The portal's whole story in real browsers, in French and in English: a counsellor registers
 a participant, records consent and refers them; a partner in another browser context
 acknowledges, accepts, records first contact and completes; a second leg left unanswered
-shows on the coordinator's dashboard once its deadline has passed.  Every main page is
-checked with axe-core (no serious or critical violation) and photographed."""
+shows on the coordinator's dashboard once its deadline has passed, and in the network's
+charts; the counsellor redirects it to another partner, sees the participant's path drawn, and
+withdraws the consent, which cancels the new leg.  Every main page is checked with axe-core
+(no serious or critical violation) and photographed; the README's pictures are written
+straight to where it shows them (tests/browser/screenshots/)."""
 
 from __future__ import annotations
 
@@ -16,20 +19,28 @@ from axe_playwright_python.sync_playwright import Axe
 from sqlalchemy import update
 
 from hub.db import db, utcnow
+from hub.directory_entries import Service, ServicePathway
 from hub.referrals import Referral
-from tests.browser.conftest import ARTIFACTS, Hub
+from tests.browser.conftest import ARTIFACTS, ROOT, Hub
 from tests.portal import PASSWORD, make_organization, make_user
 
 WORDS = {
     "fr": {"sent": "Envoyée", "acknowledged": "Réception confirmée", "accepted": "Acceptée",
            "in_progress": "En cours", "completed": "Terminée", "covered": "Couvert par le "
-           "consentement", "overdue": "Orientations en souffrance", "settled": "Établie"},
+           "consentement", "overdue": "Orientations en souffrance", "settled": "Établie",
+           "redirected": "redirigée", "charts": "Graphiques du réseau",
+           "withdrawn": "Consentement retiré. 1 orientation ouverte a été annulée."},
     "en": {"sent": "Sent", "acknowledged": "Acknowledged", "accepted": "Accepted",
            "in_progress": "In progress", "completed": "Completed",
            "covered": "Covered by consent", "overdue": "Stalled handoffs",
-           "settled": "Settled in the region"},
+           "settled": "Settled in the region", "redirected": "redirected",
+           "charts": "Network charts",
+           "withdrawn": "Consent withdrawn. 1 open referral was cancelled."},
 }
 _axe = Axe()
+# The pictures README.md shows, written where it shows them.
+SCREENSHOTS = ROOT / "tests" / "browser" / "screenshots"
+README_PICTURES = {("inbox", "fr"), ("stalled", "en"), ("charts", "fr")}
 
 
 def check_page(page: Any, name: str, language: str) -> None:
@@ -39,6 +50,8 @@ def check_page(page: Any, name: str, language: str) -> None:
     serious = [f"{v['id']}: {v['help']} ({len(v['nodes'])} nodes)"
                for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
     page.screenshot(path=str(ARTIFACTS / f"portal-{name}-{language}.png"), full_page=True)
+    if (name, language) in README_PICTURES:
+        page.screenshot(path=str(SCREENSHOTS / f"{name}-{language}.png"), full_page=True)
     assert not serious, f"{name} ({language}): {serious}"
 
 
@@ -66,6 +79,14 @@ def test_the_whole_story(hub: Hub, browser: Any, language: str) -> None:
     receiver = make_organization(hub.app, kind="regional_partner", region="01",
                                  name=f"Place aux jeunes Bas-Saint-Laurent {tag}")
     coordination = make_organization(hub.app, kind="coordination", name=f"Table {tag}")
+    # Another partner of the same region, serving the training pathway: where to redirect.
+    trainer = make_organization(hub.app, kind="regional_partner", region="01",
+                                name=f"Formation Rimouski {tag}")
+    with hub.app.app_context(), db.job_session() as session:
+        service = Service(organization_id=trainer.id, name="Formation")
+        session.add(service)
+        session.flush()
+        session.add(ServicePathway(service_id=service.id, pathway="training"))
     counsellor_email = make_user(hub.app, sender, "counsellor", language, "Sophie Tremblay")
     partner_email = make_user(hub.app, receiver, "partner_staff", language, "Marc Gagnon")
     coordinator_email = make_user(hub.app, coordination, "coordinator", language, "Nadia Côté")
@@ -91,6 +112,7 @@ def test_the_whole_story(hub: Hub, browser: Any, language: str) -> None:
         counsellor.wait_for_load_state()
         check_page(counsellor, "consent", language)
         counsellor.check(f"#org-{receiver.id}")
+        counsellor.check(f"#org-{trainer.id}")
         submit(counsellor)
 
         counsellor.click("a[href$='/refer']")
@@ -144,8 +166,18 @@ def test_the_whole_story(hub: Hub, browser: Any, language: str) -> None:
         counsellor.goto(f"{hub.base_url}/outbound")
         check_page(counsellor, "outbound", language)
 
+        # The participant agrees to be counted in the receiver's outcome reports.
+        counsellor.goto(f"{participant_url}/consents/new")
+        counsellor.check("#purpose-outcome_reporting")
+        counsellor.check(f"#org-{receiver.id}")
+        submit(counsellor)
+
         # --- time passes: the second leg's acknowledgement deadline goes by unanswered.
         with hub.app.app_context(), db.job_session() as session:
+            sent_at = utcnow() - timedelta(days=3)
+            session.execute(update(Referral).where(Referral.id == uuid.UUID(first_leg))
+                            .values(created_at=sent_at,
+                                    acknowledged_at=sent_at + timedelta(hours=20)))
             session.execute(update(Referral).where(Referral.id == uuid.UUID(second_leg))
                             .values(acknowledge_by=utcnow() - timedelta(days=2)))
         coordinator = log_in(counsellor_context.browser.new_context(), hub, coordinator_email)
@@ -154,7 +186,35 @@ def test_the_whole_story(hub: Hub, browser: Any, language: str) -> None:
         assert f"/legs/{first_leg}" not in coordinator.content()
         assert "Amina" not in coordinator.inner_text("main")
         check_page(coordinator, "stalled", language)
+        coordinator.click("nav a[href='/network/charts']")
+        coordinator.wait_for_load_state()
+        assert words["charts"] in coordinator.inner_text("h1")
+        assert receiver.name in coordinator.inner_text("main table")
+        assert words["settled"] in coordinator.inner_text("main")
+        assert "Amina" not in coordinator.inner_text("main")
+        check_page(coordinator, "charts", language)
         coordinator.context.close()
+
+        # --- the counsellor redirects the unanswered leg to a partner suggested for it.
+        counsellor.goto(f"{hub.base_url}/legs/{second_leg}")
+        counsellor.click("a[href*='redirect_from=']")
+        counsellor.wait_for_load_state()
+        assert receiver.name not in counsellor.locator("fieldset").first.inner_text()
+        check_page(counsellor, "redirect", language)
+        counsellor.check(f"#to-{trainer.id}")
+        submit(counsellor)
+        assert trainer.name in counsellor.inner_text("figure.chain-picture")
+        assert words["redirected"] in counsellor.inner_text("figure.chain-picture")
+        check_page(counsellor, "leg-redirected", language)
+
+        # --- the participant withdraws their consent: the new leg is cancelled.
+        counsellor.goto(participant_url)
+        check_page(counsellor, "participant-path", language)
+        counsellor.click("a[href$='/withdraw']")
+        counsellor.wait_for_load_state()
+        check_page(counsellor, "consent-withdraw", language)
+        submit(counsellor)
+        assert words["withdrawn"] in counsellor.inner_text("main .flash")
     finally:
         counsellor_context.close()
         partner_context.close()

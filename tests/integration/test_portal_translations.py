@@ -12,6 +12,7 @@ from babel.messages.pofile import read_po
 from flask import Flask
 from sqlalchemy import select
 
+from hub import consent
 from hub.db import db
 from hub.directory import QUEBEC_REGIONS, Organization
 from tests.integration.test_portal_pages import Network, consent_to, net, refer, register
@@ -41,6 +42,9 @@ def test_every_visible_string_differs_between_french_and_english(
     participant = register(net.counsellor, given_name="Zoé", family_name="Lavoie")
     consent_to(net.counsellor, participant, net.receiver)
     leg = refer(net.counsellor, participant, net.receiver)
+    net.partner.post(f"/legs/{leg}/acknowledge")  # the charts then have a row to show
+    with app.app_context():
+        [consent_id] = [c.id for c in consent.history(db.session, participant)]
     coordinator = Person.logged_in(app, make_user(
         app, make_organization(app, kind="coordination"), "coordinator", name="Nadia"))
     pages = [
@@ -49,7 +53,10 @@ def test_every_visible_string_differs_between_french_and_english(
         (net.counsellor, f"/participants/{participant}/consents/new"),
         (net.counsellor, f"/participants/{participant}/refer"), (net.counsellor, f"/legs/{leg}"),
         (net.partner, "/inbox"), (net.partner, f"/legs/{leg}"),
-        (coordinator, "/network/stalled"), (Person.anonymous(app), "/login"),
+        (net.counsellor, f"/participants/{participant}/consents/{consent_id}/withdraw"),
+        (net.counsellor, f"/participants/{participant}/refer?redirect_from={leg}"),
+        (coordinator, "/network/stalled"), (coordinator, "/network/charts"),
+        (Person.anonymous(app), "/login"),
         (Person.anonymous(app), "/password/forgot"),
     ]
     data = {"Maillage", "English", "Français", "—", "→", "·", ",", "(", ")", "?",

@@ -1,0 +1,65 @@
+"""Redirecting a referral: the sending organization sends the participant to another partner
+when the first one declined, let the leg expire (DESIGN §2: "the sender is told to
+redirect"), or has not decided yet.
+
+The lifecycle has no transition of its own for this: an open leg is cancelled (reason
+`referred_elsewhere`) and a new leg is sent, linked to the first by `forwarded_from`, so both
+stay in one chain and the participant's path shows where they went and why.  Both happen in
+the caller's transaction: a new leg refused (no consent for that partner) cancels nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub import lifecycle, referrals
+from hub.callers import Caller
+from hub.lifecycle import Action, Party, Status
+from hub.referrals import Referral
+
+# Closed without serving the participant, or still waiting for the receiver's decision.
+REDIRECTABLE = frozenset({Status.DECLINED, Status.EXPIRED, Status.SENT, Status.ACKNOWLEDGED})
+
+
+def may_redirect(session: Session, leg: Referral, organization_id: uuid.UUID) -> bool:
+    """The sender may redirect a leg in a redirectable status, once (no later leg yet)."""
+    return (leg.party_of(organization_id) is Party.SENDER
+            and Status(leg.status) in REDIRECTABLE and leg.forwarded_to is None
+            and session.scalar(select(Referral.id).where(Referral.forwarded_from == leg.id)
+                               .limit(1)) is None)
+
+
+def leg_to_redirect(session: Session, caller: Caller, referral_id: uuid.UUID) -> Referral:
+    """The leg, if `caller` may redirect it now.  Raises NotFound (not visible),
+    NotYourTurn (the receiver's side) or TransitionRefused (accepted, closed, redirected)."""
+    leg = referrals.visible_referral(session, caller, referral_id)
+    status = Status(leg.status)
+    if leg.party_of(caller.organization_id) is not Party.SENDER:
+        raise lifecycle.NotYourTurn(Action.CANCEL, Party.SENDER)
+    if not may_redirect(session, leg, caller.organization_id):
+        raise lifecycle.TransitionRefused(
+            status, Action.CANCEL, tuple(lifecycle.allowed_actions(status, Party.SENDER)))
+    return leg
+
+
+def redirect_referral(session: Session, caller: Caller, referral_id: uuid.UUID, *,
+                      to_organization_id: uuid.UUID, pathway: str, priority: str = "routine",
+                      stage: str | None = None, reason_for_referral: str | None = None,
+                      needs: list[str] | None = None) -> Referral:
+    """Send the participant of leg `referral_id` to another organization; returns the new
+    leg.  Raises what `send_referral` and `transition` raise, and TransitionRefused when the
+    leg is past redirecting (accepted, in progress, completed...)."""
+    leg = leg_to_redirect(session, caller, referral_id)
+    was_open = Status(leg.status) in lifecycle.OPEN
+    new_leg = referrals.send_referral(
+        session, caller, participant_id=leg.participant_id,
+        to_organization_id=to_organization_id, pathway=pathway, priority=priority,
+        stage=stage, reason_for_referral=reason_for_referral, needs=needs,
+        forwarded_from=leg.id)
+    if was_open:
+        referrals.transition(session, caller, leg.id, Action.CANCEL,
+                             reason=lifecycle.CancelReason.REFERRED_ELSEWHERE.value)
+    return new_leg
