@@ -240,11 +240,15 @@ def acknowledgement_by_receiver(session: Session, start: datetime, end: datetime
     return sorted(rows, key=lambda row: (-row["median_hours"], str(row["organization_id"])))
 
 
-def outcomes_by_pathway(session: Session, start: datetime, end: datetime, now: datetime
-                        ) -> dict[str, Any]:
+def outcomes_by_pathway(session: Session, start: datetime, end: datetime, now: datetime,
+                        *, min_cell: int = 1) -> dict[str, Any]:
     """Outcomes of the legs sent in [start, end) and completed, by pathway, counting only
     participants whose `outcome_reporting` consent covers the receiving organization (the
-    rule of the funder reports, applied leg by leg)."""
+    rule of the funder reports, applied leg by leg).
+
+    Counts from 1 to `min_cell` - 1 are None, as in the funder reports: "1 business started
+    this quarter" in a region can point at a person.  No total is given beside the cells, so
+    none can be recovered by subtraction."""
     counted = exists().where(Consent.participant_id == Referral.participant_id,
                              *_counted_by(Referral.to_organization_id, now))
     period = (Referral.created_at >= start, Referral.created_at < end,
@@ -258,5 +262,11 @@ def outcomes_by_pathway(session: Session, start: datetime, end: datetime, now: d
         by_pathway[pathway][outcome] = count
         kept += count
     completed = session.scalar(select(func.count()).select_from(Referral).where(*period)) or 0
-    return {"by_pathway": dict(by_pathway), "counted": kept,
-            "left_out_without_consent": completed - kept}
+    left_out = completed - kept
+
+    def shown(count: int) -> int | None:
+        return None if 0 < count < min_cell else count
+
+    return {"by_pathway": {pathway: {outcome: shown(count) for outcome, count in outcomes.items()}
+                           for pathway, outcomes in by_pathway.items()},
+            "left_out_without_consent": shown(left_out), "min_cell": min_cell}

@@ -13,7 +13,7 @@ import io
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from flask import Response, request
+from flask import Response, current_app, request
 from flask_babel import gettext as _
 from marshmallow import ValidationError
 from sqlalchemy import select
@@ -86,13 +86,20 @@ def _acknowledgement(first: date, last: date) -> list[dict[str, Any]]:
 
 
 def _outcomes(first: date, last: date) -> dict[str, Any]:
-    found = reports.outcomes_by_pathway(db.session, *_bounds(first, last), utcnow())
+    min_cell = current_app.config["HUB_SETTINGS"].report_min_cell
+    found = reports.outcomes_by_pathway(db.session, *_bounds(first, last), utcnow(),
+                                        min_cell=min_cell)
     rows = [{"pathway": pathway, "outcome": outcome, "legs": count,
              "label": f"{label('pathway', pathway)} — {label('outcome', outcome)}",
-             "text": str(count)}
+             "text": _count(count, min_cell)}
             for pathway, outcomes in found["by_pathway"].items()
             for outcome, count in outcomes.items()]
     return {**found, "rows": rows}
+
+
+def _count(value: int | None, min_cell: int) -> str:
+    """A count as shown, "<5" where it is withheld (`reports.outcomes_by_pathway`)."""
+    return f"<{min_cell}" if value is None else str(value)
 
 
 def _hours(value: float | None) -> str:
@@ -128,7 +135,7 @@ def acknowledgement_csv() -> Response:
 def outcomes_csv() -> Response:
     first, last, _error = _period()
     return _csv(_("outcomes-by-pathway"), first, last, ["pathway", "outcome", "legs"],
-                [[row["pathway"], row["outcome"], row["legs"]]
+                [[row["pathway"], row["outcome"], row["text"]]
                  for row in _outcomes(first, last)["rows"]])
 
 

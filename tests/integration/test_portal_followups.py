@@ -9,7 +9,8 @@ import csv
 import io
 import re
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from flask import Flask
 from sqlalchemy import select, update
@@ -27,9 +28,10 @@ from tests.integration.test_portal_pages import (
     refer,
     register,
 )
+from tests.integration.test_reports import min_cell
 from tests.portal import Person, ids_in, make_organization, make_user, text_of
 
-__all__ = ["net"]
+__all__ = ["min_cell", "net"]
 
 
 def _consent_ids(app: Flask, participant: uuid.UUID) -> list[uuid.UUID]:
@@ -284,7 +286,8 @@ def _outcome_counts(coordinator: Person) -> dict[tuple[str, str], int]:
 
 
 def test_coordinator_charts_of_a_period_without_personal_data(
-        app: Flask, net: Network) -> None:
+        app: Flask, net: Network, min_cell: Any) -> None:
+    min_cell(1)  # every count shown, to check each one
     participant = register(net.counsellor, given_name="Zacharie", family_name="Ouellet")
     consent_to(net.counsellor, participant, net.receiver)
     legs = [refer(net.counsellor, participant, net.receiver) for _ in range(3)]
@@ -339,3 +342,38 @@ def test_coordinator_charts_of_a_period_without_personal_data(
     assert bad.status_code == 422 and "two dates" in text_of(bad)
     # Counsellors and partners do not see the network's charts.
     assert net.counsellor.get("/network/charts").status_code == 403
+
+
+def test_small_outcome_counts_are_withheld_in_the_charts(
+        app: Flask, net: Network, min_cell: Any) -> None:
+    """As in the funder reports (HUB_REPORT_MIN_CELL, 5 by default): two completed legs in a
+    period are "<5" on the page and in the CSV, the exact count only with a threshold of 1."""
+    participant = register(net.counsellor, given_name="Noémie", family_name="Gagnon")
+    consent_to(net.counsellor, participant, net.receiver)
+    response = net.counsellor.post(f"/participants/{participant}/consents/new", {
+        "purpose": "outcome_reporting", "evidence": "written",
+        "organization_ids": [str(net.receiver.id)]})
+    assert response.status_code == 302
+    legs = [refer(net.counsellor, participant, net.receiver) for _ in range(2)]
+    for leg in legs:
+        for action in ("acknowledge", "accept", "start"):
+            act(net.partner, leg, action)
+        act(net.partner, leg, "complete", outcome="employed")
+    # A period of their own, which no other test of the shared database uses.
+    with app.app_context(), db.job_session() as session:
+        session.execute(update(Referral).where(Referral.id.in_(legs)).values(
+            created_at=datetime(2011, 2, 14, 15, tzinfo=UTC)))
+    coordinator = Person.logged_in(app, make_user(
+        app, make_organization(app, kind="coordination"), "coordinator", language="en"))
+    period = "from=2011-02-01&to=2011-02-28"
+
+    def employed() -> str:
+        export = coordinator.get(f"/network/charts/outcomes.csv?{period}")
+        rows = csv.DictReader(io.StringIO(export.get_data(as_text=True).lstrip("\ufeff")))
+        return next(r["legs"] for r in rows if r["outcome"] == "employed")
+
+    assert employed() == "<5"
+    words = text_of(coordinator.get(f"/network/charts?{period}"))
+    assert "Employed <5" in words and "Employed 2" not in words
+    min_cell(1)
+    assert employed() == "2"
