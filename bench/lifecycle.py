@@ -51,14 +51,16 @@ from typing import Any
 
 import httpx
 from cryptography.fernet import Fernet
-from sqlalchemy import create_engine, text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script, too
+
+from bench.databases import bench_server, fresh_postgresql_database  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 # The benchmark's own PostgreSQL server (fsync on); another port and directory with
 # HUB_BENCH_PG_PORT / HUB_BENCH_PG_DIR, e.g. when several benchmarks share the machine.
-PG_ENV = {"HUB_PG_DIR": os.environ.get("HUB_BENCH_PG_DIR", "/tmp/maillage-pgbench"),
-          "HUB_PG_PORT": os.environ.get("HUB_BENCH_PG_PORT", "54330"), "HUB_PG_FSYNC": "on"}
+PG_PORT, PG_DIR = bench_server("54330", "/tmp/maillage-pgbench")
 CONFIGS = {"postgresql": "gunicorn + PostgreSQL", "sqlite": "waitress + SQLite"}
 LIFECYCLE_STEPS = (("acknowledge", {}), ("accept", {}), ("start", {}),
                    ("complete", {"outcome": "employed"}))
@@ -345,24 +347,6 @@ def serving(command: list[str], env: dict[str, str], log_path: Path, port: int
 
 
 @contextmanager
-def postgresql_database() -> Iterator[str]:
-    """A fresh database on the benchmark's PostgreSQL server (fsync on), dropped at the end."""
-    admin_url = subprocess.run(["bash", "scripts/test-postgres.sh"], cwd=ROOT, check=True,
-                               env={**os.environ, **PG_ENV}, stdout=subprocess.PIPE,
-                               text=True).stdout.strip()
-    name = f"hub_bench_{secrets.token_hex(4)}"
-    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with engine.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        engine.dispose()
-
-
-@contextmanager
 def configuration(name: str, workdir: Path, workers: int, threads: int, port: int
                   ) -> Iterator[tuple[dict[str, str], list[str]]]:
     """The environment and server command of one configuration, its database ready."""
@@ -372,7 +356,7 @@ def configuration(name: str, workdir: Path, workers: int, threads: int, port: in
         command = [str(BIN / "gunicorn"), "bench.baseline_app:app", "--bind",
                    f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
                    "--worker-class", "gthread"]
-        with postgresql_database() as url:
+        with fresh_postgresql_database("hub_bench", port=PG_PORT, directory=PG_DIR) as url:
             env.update(HUB_ENV="production", HUB_SECRET_KEY=secrets.token_urlsafe(36),
                        HUB_DATA_KEYS=Fernet.generate_key().decode(), HUB_DATABASE_URL=url)
             hub_cli(env, "db", "upgrade")
