@@ -17,9 +17,10 @@ the `hub` CLI, and one participant whose consent covers the receiver):
 - lifecycle_unchecked: the same with `X-Bench-Consent: off` on every request, so the server
   skips the consent query, the participant lock and the access-log insert (see
   bench/baseline_app.py): the foundation's lifecycle, redaction included.
-baseline runs once for `--duration`; then lifecycle_unchecked and lifecycle alternate in
-`--rounds` rounds of `--duration / --rounds` each (A B, B A, ...), their figures added up per
-workload, so that the machine's noise and the database's growth hit both alike.
+The three workloads take turns in `--rounds` rounds of `--duration / --rounds` seconds each,
+in an order that rotates every round (baseline, unchecked, lifecycle; then unchecked,
+lifecycle, baseline; ...), their figures added up per workload, so that the machine's noise
+and the database's growth hit all three alike.
 Every request's latency counts; any other status is an error and makes the run exit 1.
 Targets: lifecycle req/s >= 50 % of baseline req/s; lifecycle req/s >= 90 % of
 lifecycle_unchecked req/s (consent costs under 10 %); on PostgreSQL lifecycle p99 < 50 ms.
@@ -372,12 +373,13 @@ WORKLOADS = {"baseline": baseline_once, "lifecycle_unchecked": lifecycle_once,
 
 
 def schedule(rounds: int) -> Iterator[tuple[str, int]]:
-    """(workload, rounds it is split into): baseline whole, then the two lifecycles in turn,
-    A B B A A B ..., so that neither always goes first."""
-    yield "baseline", 1
-    pair = ("lifecycle_unchecked", "lifecycle")
+    """(workload, rounds it is split into): the three workloads in turn, in an order that
+    rotates each round (B U L, U L B, L B U, ...), so that none always goes first and a
+    change of the machine's load weighs on the baseline as much as on the lifecycles."""
+    trio = ("baseline", "lifecycle_unchecked", "lifecycle")
     for round_ in range(rounds):
-        yield from ((w, rounds) for w in (pair if round_ % 2 == 0 else pair[::-1]))
+        turn = round_ % len(trio)
+        yield from ((w, rounds) for w in trio[turn:] + trio[:turn])
 
 
 def measure(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -486,7 +488,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=20, help="seconds per workload")
     parser.add_argument("--rounds", type=int, default=2,
-                        help="rounds alternating lifecycle_unchecked and lifecycle, "
+                        help="rounds in which the three workloads take turns, "
                              "--duration / --rounds seconds each")
     parser.add_argument("--warmup", type=float, default=3, help="unmeasured seconds before each")
     parser.add_argument("--clients", type=int, default=16)
@@ -503,7 +505,7 @@ def main() -> int:
     machine = (f"{started:%Y-%m-%d %H:%M} UTC, nproc {os.cpu_count()}, memory {memory}, "
                f"load average {os.getloadavg()[0]:.2f} at start, "
                f"{args.clients} clients, {args.duration:g} s per workload "
-               f"(lifecycles in {args.rounds} alternating rounds), gunicorn "
+               f"(in {args.rounds} rotating rounds), gunicorn "
                f"{args.workers} workers x {args.threads} threads, waitress {args.threads} threads")
     rows = [row for name in CONFIGS if args.only in (None, name) for row in measure(name, args)]
     found = checks(rows)
