@@ -285,17 +285,21 @@ def lock_participant(session: Session, participant_id: uuid.UUID) -> None:
     session.info.setdefault(LOCKED, set()).add(participant_id)
 
 
+# By "on PostgreSQL?": built once (each send runs one).
+_PARTICIPANT_ID = bindparam("participant_id", type_=Uuid())
+_LOCKED_PARTICIPANT = {
+    True: select(Participant).where(Participant.id == _PARTICIPANT_ID).with_for_update(),
+    False: update(Participant).where(Participant.id == _PARTICIPANT_ID)
+    .values(organization_id=Participant.organization_id).returning(Participant),
+}
+
+
 def locked_participant(session: Session, participant_id: uuid.UUID) -> Participant | None:
     """Load the participant and take their lock (see `lock_participant`) in one statement:
     SELECT ... FOR UPDATE on PostgreSQL, the same no-op UPDATE with RETURNING on SQLite."""
-    if session.get_bind().dialect.name == "postgresql":
-        participant = session.get(Participant, participant_id, with_for_update=True)
-    else:
-        participant = session.scalars(
-            update(Participant).where(Participant.id == participant_id)
-            .values(organization_id=Participant.organization_id).returning(Participant),
-            execution_options={"synchronize_session": False},
-        ).one_or_none()
+    statement = _LOCKED_PARTICIPANT[session.get_bind().dialect.name == "postgresql"]
+    participant = session.scalars(statement, {"participant_id": participant_id}, execution_options={
+        "synchronize_session": False, "populate_existing": True}).one_or_none()
     if participant is not None:
         session.info.setdefault(LOCKED, set()).add(participant_id)
     return participant
