@@ -269,9 +269,10 @@ def leg_to_change(session: Session, caller: Caller, referral_id: uuid.UUID) -> R
     consent's (`consent.remember`) and whether it receives another open leg of the participant
     (`receives_open_leg`, which a step that closes this leg needs to show it).
 
-    Read before the change, the consent answer still holds when the changed leg is shown: a withdrawal that
-    would uncover the caller cancels the caller's open legs, and so changes this leg's version
-    (the change then fails and is retried on the new state) or waits for this transaction.
+    Read before the change, the consent answer still holds when the changed leg is shown: a
+    withdrawal that would uncover the caller cancels the caller's open legs, and so changes this
+    leg's version (the change then fails and is retried on the new state) or waits for this
+    transaction.
     """
     row = session.execute(_LEG_TO_CHANGE, {
         "referral_id": referral_id, "organization_id": caller.organization_id,
