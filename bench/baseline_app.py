@@ -9,7 +9,8 @@ directly comparable: whatever the lifecycle costs above this floor is the hub's 
 Consent switch, for the benchmark's comparison only: a request carrying the header
 `X-Bench-Consent: off` runs without the consent machinery, as the foundation did before consent
 enforcement.  For that request alone,
-- `hub.consent.covers` answers True without querying (no consent query),
+- `hub.consent.covered_among` answers "all of them" without querying (no consent query; it
+  is also the rule behind `hub.consent.covers`),
 - `hub.consent.lock_participant` does nothing (no participant row lock),
 - `hub.access_log.note_read` records nothing (no access-log INSERT before the commit),
 - `hub.consent.locked_participant` is a plain load (`session.get`, no FOR UPDATE),
@@ -19,12 +20,12 @@ Redaction itself still runs in both modes: the API renders every leg through
 `hub.visibility.Reader` (entitlement per reader, the open-leg check, the redacted or full
 view); only its consent question is answered without a query and its read goes unlogged.
 Every other request, and any call outside a request, runs the real functions.  The wrappers
-replace the module attributes at import: `hub.visibility` calls `consent.covers` and
-`access_log.note_read` through the module, and `require_referral_sharing` looks `covers` and
-`lock_participant` up as globals of `hub.consent`, i.e. in the same module dictionary, at call
-time; `hub.visibility` calls `consent.locked_participant`, and `hub.referrals.transition` calls
-`leg_to_change`, the same way.  Never serve this app to anyone: the header turns consent
-enforcement off.
+replace the module attributes at import: `hub.visibility` calls `consent.covered_among` and
+`access_log.note_read` through the module, and `covers` and `require_referral_sharing` look
+`covered_among` and `lock_participant` up as globals of `hub.consent`, i.e. in the same module
+dictionary, at call time; `hub.visibility` calls `consent.locked_participant`, and
+`hub.referrals.transition` calls `leg_to_change`, the same way.  Never serve this app to
+anyone: the header turns consent enforcement off.
 
 Serve it like `hub.wsgi:app`, e.g. `gunicorn bench.baseline_app:app`, with the hub's
 HUB_* environment; the database must already be at the migration head.
@@ -90,7 +91,9 @@ def _unless_consent_off(real: Callable[..., Any], answer: Any,
     return switched
 
 
-consent.covers = _unless_consent_off(consent.covers, True)
+consent.covered_among = _unless_consent_off(
+    consent.covered_among, None,
+    instead=lambda _session, participants, *_args, **_kwargs: {p.id for p in participants})
 consent.lock_participant = _unless_consent_off(consent.lock_participant, None)
 access_log.note_read = _unless_consent_off(access_log.note_read, None)
 consent.locked_participant = _unless_consent_off(

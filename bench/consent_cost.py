@@ -27,12 +27,12 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import event
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.databases import fresh_postgresql_database
+
 STEPS = ("send", "acknowledge", "accept", "start", "complete")
 
 
@@ -42,20 +42,8 @@ def database(backend: str) -> Iterator[str]:
         with tempfile.TemporaryDirectory() as directory:
             yield f"sqlite:///{directory}/hub.sqlite3"
         return
-    import subprocess
-
-    admin_url = subprocess.run(["bash", "scripts/test-postgres.sh"], cwd=ROOT, check=True,
-                               stdout=subprocess.PIPE, text=True).stdout.strip()
-    name = f"hub_consent_cost_{secrets.token_hex(4)}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_postgresql_database("hub_consent_cost") as url:  # on the tests' server
+        yield url
 
 
 def main() -> int:

@@ -17,9 +17,10 @@ the `hub` CLI, and one participant whose consent covers the receiver):
 - lifecycle_unchecked: the same with `X-Bench-Consent: off` on every request, so the server
   skips the consent query, the participant lock and the access-log insert (see
   bench/baseline_app.py): the foundation's lifecycle, redaction included.
-baseline runs once for `--duration`; then lifecycle_unchecked and lifecycle alternate in
-`--rounds` rounds of `--duration / --rounds` each (A B, B A, ...), their figures added up per
-workload, so that the machine's noise and the database's growth hit both alike.
+The three workloads take turns in `--rounds` rounds of `--duration / --rounds` seconds each,
+in an order that rotates every round (baseline, unchecked, lifecycle; then unchecked,
+lifecycle, baseline; ...), their figures added up per workload, so that the machine's noise
+and the database's growth hit all three alike.
 Every request's latency counts; any other status is an error and makes the run exit 1.
 Targets: lifecycle req/s >= 50 % of baseline req/s; lifecycle req/s >= 90 % of
 lifecycle_unchecked req/s (consent costs under 10 %); on PostgreSQL lifecycle p99 < 50 ms.
@@ -51,14 +52,16 @@ from typing import Any
 
 import httpx
 from cryptography.fernet import Fernet
-from sqlalchemy import create_engine, text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script, too
+
+from bench.databases import bench_server, fresh_postgresql_database  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 # The benchmark's own PostgreSQL server (fsync on); another port and directory with
 # HUB_BENCH_PG_PORT / HUB_BENCH_PG_DIR, e.g. when several benchmarks share the machine.
-PG_ENV = {"HUB_PG_DIR": os.environ.get("HUB_BENCH_PG_DIR", "/tmp/maillage-pgbench"),
-          "HUB_PG_PORT": os.environ.get("HUB_BENCH_PG_PORT", "54330"), "HUB_PG_FSYNC": "on"}
+PG_PORT, PG_DIR = bench_server("54330", "/tmp/maillage-pgbench")
 CONFIGS = {"postgresql": "gunicorn + PostgreSQL", "sqlite": "waitress + SQLite"}
 LIFECYCLE_STEPS = (("acknowledge", {}), ("accept", {}), ("start", {}),
                    ("complete", {"outcome": "employed"}))
@@ -345,24 +348,6 @@ def serving(command: list[str], env: dict[str, str], log_path: Path, port: int
 
 
 @contextmanager
-def postgresql_database() -> Iterator[str]:
-    """A fresh database on the benchmark's PostgreSQL server (fsync on), dropped at the end."""
-    admin_url = subprocess.run(["bash", "scripts/test-postgres.sh"], cwd=ROOT, check=True,
-                               env={**os.environ, **PG_ENV}, stdout=subprocess.PIPE,
-                               text=True).stdout.strip()
-    name = f"hub_bench_{secrets.token_hex(4)}"
-    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with engine.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        engine.dispose()
-
-
-@contextmanager
 def configuration(name: str, workdir: Path, workers: int, threads: int, port: int
                   ) -> Iterator[tuple[dict[str, str], list[str]]]:
     """The environment and server command of one configuration, its database ready."""
@@ -372,7 +357,7 @@ def configuration(name: str, workdir: Path, workers: int, threads: int, port: in
         command = [str(BIN / "gunicorn"), "bench.baseline_app:app", "--bind",
                    f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
                    "--worker-class", "gthread"]
-        with postgresql_database() as url:
+        with fresh_postgresql_database("hub_bench", port=PG_PORT, directory=PG_DIR) as url:
             env.update(HUB_ENV="production", HUB_SECRET_KEY=secrets.token_urlsafe(36),
                        HUB_DATA_KEYS=Fernet.generate_key().decode(), HUB_DATABASE_URL=url)
             hub_cli(env, "db", "upgrade")
@@ -388,12 +373,13 @@ WORKLOADS = {"baseline": baseline_once, "lifecycle_unchecked": lifecycle_once,
 
 
 def schedule(rounds: int) -> Iterator[tuple[str, int]]:
-    """(workload, rounds it is split into): baseline whole, then the two lifecycles in turn,
-    A B B A A B ..., so that neither always goes first."""
-    yield "baseline", 1
-    pair = ("lifecycle_unchecked", "lifecycle")
+    """(workload, rounds it is split into): the three workloads in turn, in an order that
+    rotates each round (B U L, U L B, L B U, ...), so that none always goes first and a
+    change of the machine's load weighs on the baseline as much as on the lifecycles."""
+    trio = ("baseline", "lifecycle_unchecked", "lifecycle")
     for round_ in range(rounds):
-        yield from ((w, rounds) for w in (pair if round_ % 2 == 0 else pair[::-1]))
+        turn = round_ % len(trio)
+        yield from ((w, rounds) for w in trio[turn:] + trio[:turn])
 
 
 def measure(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -502,7 +488,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=20, help="seconds per workload")
     parser.add_argument("--rounds", type=int, default=2,
-                        help="rounds alternating lifecycle_unchecked and lifecycle, "
+                        help="rounds in which the three workloads take turns, "
                              "--duration / --rounds seconds each")
     parser.add_argument("--warmup", type=float, default=3, help="unmeasured seconds before each")
     parser.add_argument("--clients", type=int, default=16)
@@ -519,7 +505,7 @@ def main() -> int:
     machine = (f"{started:%Y-%m-%d %H:%M} UTC, nproc {os.cpu_count()}, memory {memory}, "
                f"load average {os.getloadavg()[0]:.2f} at start, "
                f"{args.clients} clients, {args.duration:g} s per workload "
-               f"(lifecycles in {args.rounds} alternating rounds), gunicorn "
+               f"(in {args.rounds} rotating rounds), gunicorn "
                f"{args.workers} workers x {args.threads} threads, waitress {args.threads} threads")
     rows = [row for name in CONFIGS if args.only in (None, name) for row in measure(name, args)]
     found = checks(rows)

@@ -21,14 +21,15 @@ import sys
 import tempfile
 import time
 import uuid
+from contextlib import ExitStack
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, insert, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import insert, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.databases import fresh_database  # noqa: E402
 from hub import create_app, users  # noqa: E402
 from hub.config import Settings  # noqa: E402
 from hub.db import db, utcnow  # noqa: E402
@@ -151,15 +152,17 @@ def main() -> int:
     parser.add_argument("--postgres", help="PostgreSQL admin URL: a fresh database is made")
     args = parser.parse_args()
 
-    folder = Path(tempfile.mkdtemp(prefix="maillage-portal-bench-"))
-    if args.postgres:
-        name = f"hub_portal_bench_{secrets.token_hex(4)}"
-        admin = create_engine(args.postgres, isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        url = make_url(args.postgres).set(database=name).render_as_string(hide_password=False)
-    else:
-        url = f"sqlite:///{folder / 'hub.sqlite3'}"
+    with ExitStack() as stack:
+        if args.postgres:
+            url = stack.enter_context(fresh_database(args.postgres, "hub_portal_bench"))
+        else:
+            folder = stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="maillage-portal-bench-"))
+            url = f"sqlite:///{folder}/hub.sqlite3"
+        return measure(url, args)
+
+
+def measure(url: str, args: argparse.Namespace) -> int:
     upgrade_database(url)
     app = create_app(Settings(env="test", database_url=url, log_level="WARNING",
                               secret_key="portal-bench-" + "z" * 32))
@@ -189,9 +192,6 @@ def main() -> int:
     results["load_average"] = Path("/proc/loadavg").read_text().split()[:3]
     print(results)
     app.extensions["hub_db"][0].dispose()
-    if args.postgres:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     return 0
 
 

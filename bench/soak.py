@@ -1,7 +1,8 @@
 """Soak test of the production topology under load and faults (`python -m bench.soak`).
 
-On its own PostgreSQL server (port 54334, fsync on): two web services (`gunicorn
-hub.wsgi:app`, one worker process each) and two `hub worker` processes.  20 organizations,
+On its own PostgreSQL server (port 54334 in /tmp/maillage-pg-soak, fsync on; another with
+HUB_BENCH_PG_PORT / HUB_BENCH_PG_DIR): two web services (`gunicorn hub.wsgi:app`, one worker
+process each) and two `hub worker` processes.  20 organizations,
 each with an OAuth client and a webhook endpoint at a local receiver that sometimes answers
 500 or hangs (bench/soak_receiver.py); a load generator plays their partner systems
 (bench/soak_load.py); a chaos loop SIGKILLs a random web or worker process every 30-60 s and
@@ -27,8 +28,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +40,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 
 from bench import soak_checks
+from bench.databases import bench_server, fresh_postgresql_database
 from bench.lifecycle import free_port
 from bench.soak_load import Organization, Tally, authenticate, generate, percentile
 from bench.soak_receiver import running_partners
@@ -48,7 +49,8 @@ from hub.scheduler import lock_holder
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-PG_ENV = {"HUB_PG_DIR": "/tmp/maillage-pg-soak", "HUB_PG_PORT": "54334", "HUB_PG_FSYNC": "on"}
+# Its own PostgreSQL server (fsync on); HUB_BENCH_PG_PORT / HUB_BENCH_PG_DIR name another.
+PG_PORT, PG_DIR = bench_server("54334", "/tmp/maillage-pg-soak")
 ORGANIZATIONS = 20
 KINDS = ("community", "regional_partner", "entrepreneurship_agency",
          "cooperative_development", "insertion_enterprise", "employer")
@@ -180,24 +182,6 @@ def watch(services: list[Managed], engine: Any, stop: threading.Event,
 
 # --- database and accounts ------------------------------------------------------------------
 
-@contextmanager
-def soak_database() -> Iterator[tuple[str, str]]:
-    """A fresh database on the soak's own PostgreSQL server; (hub URL, admin URL)."""
-    admin_url = subprocess.run(["bash", "scripts/test-postgres.sh"], cwd=ROOT, check=True,
-                               env={**os.environ, **PG_ENV}, stdout=subprocess.PIPE,
-                               text=True).stdout.strip()
-    name = f"hub_soak_{secrets.token_hex(4)}"
-    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.rsplit("/", 1)[0] + "/" + name, admin_url
-    finally:
-        with engine.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        engine.dispose()
-
-
 def hub_command(env: dict[str, str], *args: str) -> dict[str, Any]:
     """`hub ARGS...` run in this process (click's runner): the same commands as a shell's,
     without starting an interpreter for each on a busy machine."""
@@ -312,7 +296,8 @@ def run(args: argparse.Namespace) -> int:
     log(f"soak: {args.minutes:g} min, {args.threads} load threads; logs in {workdir}")
     rng = random.Random(args.seed)
     with ExitStack() as stack:
-        database_url, _admin = stack.enter_context(soak_database())
+        database_url = stack.enter_context(
+            fresh_postgresql_database("hub_soak", port=PG_PORT, directory=PG_DIR))
         partners = stack.enter_context(running_partners())
         env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
         # development mode: webhooks may go to http://127.0.0.1 (the local receiver); real

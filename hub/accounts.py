@@ -13,7 +13,7 @@ import secrets
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import ForeignKey, String, Text, select, update
+from sqlalchemy import ForeignKey, String, Text, bindparam, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from hub.db import Base, utcnow
@@ -176,10 +176,13 @@ def issue_token(
     return token
 
 
+# Every API request asks it: built once, with a bound value (see `hub.consent._COVERS`).
+_TOKEN_BY_DIGEST = select(OAuthToken).where(
+    OAuthToken.token_digest == bindparam("token_digest", type_=String()))
+
+
 def find_token(session: Session, access_token: str) -> OAuthToken | None:
-    return session.scalar(
-        select(OAuthToken).where(OAuthToken.token_digest == digest(access_token))
-    )
+    return session.scalar(_TOKEN_BY_DIGEST, {"token_digest": digest(access_token)})
 
 
 def revoke_client(session: Session, client: OAuthClient) -> None:

@@ -6,8 +6,9 @@ one per consent).  The current status is derived from those rows and the clock, 
 past its `expires_at` stops covering anyone at once, before the scheduled check records the
 expiry.  Every grant and ending is also an event (`consent.*`).
 
-`covers()` is the one question every flow asks (sending, forwarding, rendering a payload);
-`require_referral_sharing()` is the seam the referral use cases call before a leg is made.
+`covered_among()` is the one question every flow asks (sending, forwarding, rendering a
+payload), for a page of participants or, as `covers()`, for one; `require_referral_sharing()`
+is the seam the referral use cases call before a leg is made.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sqlalchemy import (
     Index,
     String,
     Uuid,
+    and_,
     bindparam,
     event,
     exists,
@@ -179,21 +181,24 @@ def covering(participant_id: Any, organization_id: Any, purpose: Any, now: Any
     An EXISTS, so that the question can be asked inside the query that loads a leg or a
     participant (one round trip instead of two); the arguments are columns or bound values.
     """
+    return exists().where(Consent.participant_id == participant_id,
+                          _grants(organization_id, purpose, now))
+
+
+def _grants(organization_id: Any, purpose: Any, now: Any) -> ColumnElement[bool]:
+    """SQL condition on a `consents` row: an active consent for `purpose` that covers the
+    organization (names it, or the whole network)."""
     named = exists().where(ConsentOrganization.consent_id == Consent.id,
                            ConsentOrganization.organization_id == organization_id)
-    return exists().where(
-        Consent.participant_id == participant_id,
-        Consent.purpose == purpose,
-        _active(now),
-        Consent.network_wide | named,
-    )
+    return and_(Consent.purpose == purpose, _active(now), Consent.network_wide | named)
 
 
 # Built once: building a statement costs more Python than running it (see bench/README.md).
-_COVERS = select(covering(bindparam("participant_id", type_=Uuid()),
-                          bindparam("organization_id", type_=Uuid()),
-                          bindparam("purpose", type_=String()),
-                          bindparam("now", type_=UTCDateTime())))
+_COVERED_AMONG = select(Consent.participant_id).where(
+    Consent.participant_id.in_(bindparam("participant_ids", expanding=True)),
+    _grants(bindparam("organization_id", type_=Uuid()), bindparam("purpose", type_=String()),
+            bindparam("now", type_=UTCDateTime())),
+).distinct()
 
 # Per transaction, in `session.info`: answers already read, and participants already locked.
 KNOWN = "consent_coverage"
@@ -223,35 +228,42 @@ def _forget_at_a_rollback(session: Session, _transaction: SessionTransaction) ->
 
 def covers(session: Session, participant: Participant, organization_id: uuid.UUID,
            purpose: str, now: datetime | None = None) -> bool:
-    """Whether an active consent of `participant` for `purpose` covers `organization_id`."""
-    if organization_id == participant.organization_id and purpose == Purpose.REFERRAL_SHARING:
-        return True  # their own organization holds their data already; other purposes
-        # (being contacted for follow-up, counted in reports...) need the person's consent
-    if now is None:
-        known = session.info.get(KNOWN, {}).get((participant.id, organization_id, purpose))
-        if known is not None:
-            return bool(known)
-    return bool(session.scalar(_COVERS, {
-        "participant_id": participant.id, "organization_id": organization_id,
-        "purpose": purpose, "now": now or utcnow()}))
+    """Whether an active consent of `participant` for `purpose` covers `organization_id`:
+    `covered_among` for one person."""
+    return participant.id in covered_among(session, (participant,), organization_id, purpose,
+                                           now)
 
 
 def covered_among(session: Session, participants: Iterable[Participant],
                   organization_id: uuid.UUID, purpose: str,
                   now: datetime | None = None) -> set[uuid.UUID]:
-    """The ids of `participants` whose active consent for `purpose` covers `organization_id`
-    (one query for a whole page of legs)."""
+    """The ids of `participants` whose active consent for `purpose` covers `organization_id`:
+    the rule, for one person or a whole page of legs (one query, none for answers known).
+
+    Without `now`, an answer already read in this transaction by another query (`remember`)
+    is taken as it is; with `now`, the database is always asked.
+    """
     chosen = {participant.id: participant for participant in participants}
     covered: set[uuid.UUID] = set()
     if purpose == Purpose.REFERRAL_SHARING:
-        # Their own organization holds their data already (see `covers`).
+        # Their own organization holds their data already; other purposes (being contacted for
+        # follow-up, counted in reports...) need the person's consent.
         covered = {pid for pid, p in chosen.items() if p.organization_id == organization_id}
     others = [pid for pid in chosen if pid not in covered]
+    if now is None and others:
+        known = session.info.get(KNOWN, {})
+        unknown = []
+        for pid in others:
+            answer = known.get((pid, organization_id, purpose))
+            if answer is None:
+                unknown.append(pid)
+            elif answer:
+                covered.add(pid)
+        others = unknown
     if others:
-        covered.update(session.scalars(
-            select(Participant.id).where(
-                Participant.id.in_(others),
-                covering(Participant.id, organization_id, purpose, now or utcnow()))))
+        covered.update(session.scalars(_COVERED_AMONG, {
+            "participant_ids": others, "organization_id": organization_id,
+            "purpose": purpose, "now": now or utcnow()}))
     return covered
 
 
@@ -273,17 +285,21 @@ def lock_participant(session: Session, participant_id: uuid.UUID) -> None:
     session.info.setdefault(LOCKED, set()).add(participant_id)
 
 
+# By "on PostgreSQL?": built once (each send runs one).
+_PARTICIPANT_ID = bindparam("participant_id", type_=Uuid())
+_LOCKED_PARTICIPANT = {
+    True: select(Participant).where(Participant.id == _PARTICIPANT_ID).with_for_update(),
+    False: update(Participant).where(Participant.id == _PARTICIPANT_ID)
+    .values(organization_id=Participant.organization_id).returning(Participant),
+}
+
+
 def locked_participant(session: Session, participant_id: uuid.UUID) -> Participant | None:
     """Load the participant and take their lock (see `lock_participant`) in one statement:
     SELECT ... FOR UPDATE on PostgreSQL, the same no-op UPDATE with RETURNING on SQLite."""
-    if session.get_bind().dialect.name == "postgresql":
-        participant = session.get(Participant, participant_id, with_for_update=True)
-    else:
-        participant = session.scalars(
-            update(Participant).where(Participant.id == participant_id)
-            .values(organization_id=Participant.organization_id).returning(Participant),
-            execution_options={"synchronize_session": False},
-        ).one_or_none()
+    statement = _LOCKED_PARTICIPANT[session.get_bind().dialect.name == "postgresql"]
+    participant = session.scalars(statement, {"participant_id": participant_id}, execution_options={
+        "synchronize_session": False, "populate_existing": True}).one_or_none()
     if participant is not None:
         session.info.setdefault(LOCKED, set()).add(participant_id)
     return participant

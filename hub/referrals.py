@@ -10,8 +10,19 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Uuid, bindparam, select, text
-from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy import (
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Uuid,
+    bindparam,
+    event,
+    exists,
+    select,
+    text,
+)
+from sqlalchemy.orm import Mapped, Session, SessionTransaction, aliased, mapped_column, relationship
 from sqlalchemy.orm.exc import StaleDataError
 
 from hub import consent, deadlines, lifecycle, policies
@@ -214,9 +225,17 @@ def _add_note(
     return note
 
 
+# The statements of the lifecycle's hot path, built once with bound values: building a
+# statement costs about as much Python as running it (bench/README.md).
+_LEG = select(Referral).where(Referral.id == bindparam("referral_id", type_=Uuid()))
+_CHAIN = (select(Referral).where(Referral.chain_id == bindparam("chain_id", type_=Uuid()))
+          .order_by(Referral.created_at, Referral.id))
+OPEN_STATUSES = [s.value for s in lifecycle.OPEN]
+
+
 def visible_referral(session: Session, caller: Caller, referral_id: uuid.UUID) -> Referral:
     """The leg, if the caller sent or received it (coordinators see every leg); else NotFound."""
-    referral = session.scalar(select(Referral).where(Referral.id == referral_id))
+    referral = session.scalar(_LEG, {"referral_id": referral_id})
     if referral is None or not (
         caller.is_coordinator or referral.party_of(caller.organization_id)
     ):
@@ -224,45 +243,96 @@ def visible_referral(session: Session, caller: Caller, referral_id: uuid.UUID) -
     return referral
 
 
-# The leg a party changes, with the answer to the consent question that showing it to that
-# party will ask (does an active referral_sharing consent cover the caller's organization?):
-# one round trip instead of two.  Built once, with bound values.
+# The leg a party changes, with the answers to the two questions that showing it to that
+# party will ask: does the caller's organization receive another open leg of the participant,
+# and does an active referral_sharing consent cover it?  One round trip instead of three.
+_CALLER = bindparam("organization_id", type_=Uuid())
+_OTHER = aliased(Referral)
 _LEG_TO_CHANGE = select(
     Referral,
-    consent.covering(Referral.participant_id, bindparam("organization_id", type_=Uuid()),
-                     consent.Purpose.REFERRAL_SHARING.value,
+    exists().where(_OTHER.participant_id == Referral.participant_id,
+                   _OTHER.to_organization_id == _CALLER,
+                   _OTHER.status.in_(OPEN_STATUSES),
+                   _OTHER.id != Referral.id),
+    consent.covering(Referral.participant_id, _CALLER, consent.Purpose.REFERRAL_SHARING.value,
                      bindparam("now", type_=UTCDateTime())),
 ).where(Referral.id == bindparam("referral_id", type_=Uuid()))
 
+# Per transaction, in `session.info`: what `leg_to_change` read about the open legs an
+# organization receives, and the chains of legs started in the transaction.
+OPEN_LEGS_KNOWN = "open_legs_received"
+STARTED_CHAINS = "chains_started"
+
 
 def leg_to_change(session: Session, caller: Caller, referral_id: uuid.UUID) -> Referral:
-    """`visible_referral`, with the consent answer for the caller kept for this transaction
-    (`consent.remember`).
+    """`visible_referral`, with the answers for the caller kept for this transaction: the
+    consent's (`consent.remember`) and whether it receives another open leg of the participant
+    (`receives_open_leg`, which a step that closes this leg needs to show it).
 
-    Read before the change, it still holds when the changed leg is shown: a withdrawal that
-    would uncover the caller cancels the caller's open legs, and so changes this leg's version
-    (the change then fails and is retried on the new state) or waits for this transaction.
+    Read before the change, the consent answer still holds when the changed leg is shown: a
+    withdrawal that would uncover the caller cancels the caller's open legs, and so changes this
+    leg's version (the change then fails and is retried on the new state) or waits for this
+    transaction.
     """
     row = session.execute(_LEG_TO_CHANGE, {
         "referral_id": referral_id, "organization_id": caller.organization_id,
         "now": utcnow()}).one_or_none()
     if row is None or not (caller.is_coordinator or row[0].party_of(caller.organization_id)):
         raise NotFound("referral", referral_id)
-    referral, covered = row
+    referral, another_open_leg, covered = row
+    session.info.setdefault(OPEN_LEGS_KNOWN, {})[
+        (referral.participant_id, caller.organization_id)] = (referral, another_open_leg)
     consent.remember(session, referral.participant_id, caller.organization_id,
                      consent.Purpose.REFERRAL_SHARING.value, covered)
     return referral
 
 
+def receives_open_leg(session: Session, organization_id: uuid.UUID,
+                      participant_id: uuid.UUID) -> bool | None:
+    """Whether the organization receives an open leg of the participant, as known from the leg
+    it changes in this transaction (`leg_to_change`: that leg's status now, and whether another
+    open leg was there when it was read); None when not known.
+
+    Forgotten when this transaction makes or cancels a leg, and at its end.  Another
+    transaction closing that other leg meanwhile is not seen: the organization did receive it
+    when its request began.  (A withdrawal of consent is: it cancels the changed leg too, whose
+    version check then fails, and the step is retried.)
+    """
+    known = session.info.get(OPEN_LEGS_KNOWN, {}).get((participant_id, organization_id))
+    if known is None:
+        return None
+    leg, another_open_leg = known
+    return bool(another_open_leg) or (leg.to_organization_id == organization_id
+                                      and leg.status in OPEN_STATUSES)
+
+
+def _legs_changed(session: Session) -> None:
+    """A leg was made or cancelled: what was read about open legs no longer holds."""
+    session.info.pop(OPEN_LEGS_KNOWN, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_at_the_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the transaction, not a savepoint in it
+        session.info.pop(OPEN_LEGS_KNOWN, None)
+        session.info.pop(STARTED_CHAINS, None)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_at_a_rollback(session: Session, _transaction: SessionTransaction) -> None:
+    session.info.pop(OPEN_LEGS_KNOWN, None)
+    session.info.pop(STARTED_CHAINS, None)
+
+
 def chain_of(session: Session, referral: Referral) -> list[Referral]:
-    """Every leg of the participant's path this leg belongs to, oldest first."""
-    return list(
-        session.scalars(
-            select(Referral)
-            .where(Referral.chain_id == referral.chain_id)
-            .order_by(Referral.created_at, Referral.id)
-        )
-    )
+    """Every leg of the participant's path this leg belongs to, oldest first.
+
+    A chain this transaction started holds that one leg until the transaction adds another
+    (no other transaction sees it before the commit): no query then.
+    """
+    if session.info.get(STARTED_CHAINS, {}).get(referral.chain_id) is referral:
+        return [referral]
+    return list(session.scalars(_CHAIN, {"chain_id": referral.chain_id}))
 
 
 def _receiving_organization(session: Session, caller: Caller, organization_id: uuid.UUID,
@@ -330,6 +400,12 @@ def _new_leg(
     deadlines.arm_checks(referral)
     session.add(referral)
     session.flush()
+    _legs_changed(session)
+    started = session.info.setdefault(STARTED_CHAINS, {})
+    if previous is None:
+        started[leg_id] = referral
+    else:
+        started.pop(referral.chain_id, None)
     return referral
 
 
@@ -483,7 +559,7 @@ def receiving_organizations(session: Session, participant_id: uuid.UUID) -> set[
 def open_legs_of(session: Session, participant_id: uuid.UUID) -> list[Referral]:
     return list(session.scalars(
         select(Referral).where(Referral.participant_id == participant_id,
-                               Referral.status.in_([s.value for s in lifecycle.OPEN]))
+                               Referral.status.in_(OPEN_STATUSES))
         .order_by(Referral.created_at, Referral.id)
     ))
 
@@ -500,6 +576,7 @@ def cancel_for_lack_of_consent(session: Session, referral: Referral, now: dateti
     referral.updated_at = referral.closed_at = now
     deadlines.arm_checks(referral)
     _flush_checking_version(session)
+    _legs_changed(session)
     record(session, EventType.REFERRAL_CANCELLED, subject=referral.subject,
            sequence=referral.version, source_organization_id=None, actor="hub:consent",
            data={"referral": snapshot(referral)},

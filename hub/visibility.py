@@ -14,17 +14,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Uuid, bindparam, select
 from sqlalchemy.orm import Session
 
-from hub import access_log, consent, lifecycle
+from hub import access_log, consent
 from hub.callers import Caller
 from hub.errors import NotFound
 from hub.participants import Participant
-from hub.referrals import Referral, chain_of, snapshot
+from hub.referrals import OPEN_STATUSES, Referral, chain_of, receives_open_leg, snapshot
 from hub.timestamps import iso_utc
 
-OPEN_STATUSES = [s.value for s in lifecycle.OPEN]
 # What an organization other than the participant's sees of a consent event.
 SHARED_CONSENT_FIELDS = ("id", "participant_id", "purpose", "status", "granted_at",
                          "expires_at", "withdrawn_at", "expired_at")
@@ -36,46 +35,36 @@ def pseudonym(participant_id: uuid.UUID, key: bytes) -> str:
     return f"P-{mac[:16]}"
 
 
-def _receives_open_leg(session: Session, organization_id: uuid.UUID,
-                       participant_id: uuid.UUID) -> bool:
-    return session.scalar(
-        select(Referral.id).where(
-            Referral.participant_id == participant_id,
-            Referral.to_organization_id == organization_id,
-            Referral.status.in_(OPEN_STATUSES),
-        ).limit(1)
-    ) is not None
+# Which of these participants have an open leg to this organization: a page's question, built
+# once (building a statement costs about as much Python as running it).
+_OPEN_LEG_HOLDERS = select(Referral.participant_id).where(
+    Referral.participant_id.in_(bindparam("participant_ids", expanding=True)),
+    Referral.to_organization_id == bindparam("organization_id", type_=Uuid()),
+    Referral.status.in_(OPEN_STATUSES),
+).distinct()
 
 
 def may_read_personal_data(session: Session, caller: Caller, participant: Participant,
                            leg: Referral | None = None) -> bool:
-    """The registering organization always; a receiving organization while it holds an open
-    leg for the participant and consent covers it; coordinators never.
+    """`readable_participants` for one person: the rule is written there.
 
-    `leg`, when the caller is looking at one, saves a query if it is that open leg.  The same
-    rule for a whole page is `readable_participants`; this one-person form answers from the
-    consent already read with the leg when there is one (`consent.covers`).
+    `leg`, when the caller is looking at one, saves a query if it is that open leg; the answers
+    read with a leg the caller changes (`referrals.leg_to_change`) save the others.
     """
-    if participant.organization_id == caller.organization_id:
-        return True
-    if caller.is_coordinator:
-        return False
-    holds_open_leg = (
-        leg is not None
-        and leg.participant_id == participant.id
-        and leg.to_organization_id == caller.organization_id
-        and leg.status in OPEN_STATUSES
-    ) or _receives_open_leg(session, caller.organization_id, participant.id)
-    return holds_open_leg and consent.covers(
-        session, participant, caller.organization_id, "referral_sharing"
-    )
+    return participant.id in readable_participants(session, caller, (participant,),
+                                                   (leg,) if leg is not None else ())
 
 
 def readable_participants(session: Session, caller: Caller, participants: Iterable[Participant],
                           legs: Iterable[Referral] = ()) -> set[uuid.UUID]:
-    """The ids of `participants` whose personal data `caller` may read (the rule above), for a
-    whole page at once: a query for open legs and one for consents, not two per person.
-    `legs` are legs the caller is looking at; an open one it receives saves the first query."""
+    """The ids of `participants` whose personal data `caller` may read: the registering
+    organization always; a receiving organization while it holds an open leg for the
+    participant and consent covers it; coordinators never.
+
+    For a whole page at once: a query for open legs and one for consents, not two per person,
+    and none for what is known already: `legs` the caller is looking at (an open one it
+    receives), the open legs and consent read with the leg it changes in this transaction.
+    """
     chosen = {participant.id: participant for participant in participants}
     readable = {pid for pid, p in chosen.items() if p.organization_id == caller.organization_id}
     if caller.is_coordinator:
@@ -86,15 +75,18 @@ def readable_participants(session: Session, caller: Caller, participants: Iterab
     holders = {leg.participant_id for leg in legs
                if leg.to_organization_id == caller.organization_id
                and leg.status in OPEN_STATUSES}
-    unknown = [pid for pid in others if pid not in holders]
+    unknown = []
+    for pid in others:
+        if pid in holders:
+            continue
+        known = receives_open_leg(session, caller.organization_id, pid)
+        if known is None:
+            unknown.append(pid)
+        elif known:
+            holders.add(pid)
     if unknown:
-        holders.update(session.scalars(
-            select(Referral.participant_id).where(
-                Referral.participant_id.in_(unknown),
-                Referral.to_organization_id == caller.organization_id,
-                Referral.status.in_(OPEN_STATUSES),
-            ).distinct()
-        ))
+        holders.update(session.scalars(_OPEN_LEG_HOLDERS, {
+            "participant_ids": unknown, "organization_id": caller.organization_id}))
     candidates = [chosen[pid] for pid in others if pid in holders]
     if candidates:
         readable |= consent.covered_among(session, candidates, caller.organization_id,

@@ -191,7 +191,7 @@ def leg_again(stored: dict[str, Any], status: int) -> Response:
 class Referrals(MethodView):
     @require_scope("referrals:write")
     @idempotent(current_client_id, rerender=leg_again)
-    @blp.arguments(ReferralIn)
+    @blp.arguments(ReferralIn())  # an instance: a class would be instantiated per request
     @blp.response(201, ReferralOut)
     def post(self, body: dict[str, Any]) -> Any:
         """Create a referral leg and send it to the receiving organization."""
@@ -278,7 +278,7 @@ def _transition_view(action: Action) -> Callable[..., Any]:
 
     @require_scope(scope)
     @idempotent(current_client_id, rerender=leg_again)
-    @blp.arguments(TRANSITION_BODIES[action])
+    @blp.arguments(TRANSITION_BODIES[action]())  # one instance, not one per request
     @blp.response(status, ReferralOut)
     def view(body: dict[str, Any], referral_id: uuid.UUID) -> Any:
         caller = current_caller()

@@ -150,14 +150,12 @@ def record(
             _APPEND_WITH_READS if reads else _APPEND_STATEMENT, parameters
         ).scalar_one()
     else:
-        position = session.execute(
-            insert(Event).values(**row, transaction_order=0).returning(Event.position)
-        ).scalar_one()
+        position = session.execute(_INSERT_EVENT, row).scalar_one()
         if organizations:
-            session.execute(insert(EventAudience), [
+            session.execute(_INSERT_AUDIENCE, [
                 {"organization_id": org, "event_position": position} for org in organizations
             ])
-        session.execute(insert(OutboxEntry).values(event_position=position, created_at=now))
+        session.execute(_INSERT_OUTBOX, {"event_position": position, "created_at": now})
     session.info.setdefault("appended_event_types", []).append(row["type"])
     return position
 
@@ -208,6 +206,19 @@ def _build_append_statement(with_reads: bool = False) -> Select[tuple[int]]:
 
 _APPEND_STATEMENT = _build_append_statement()
 _APPEND_WITH_READS = _build_append_statement(with_reads=True)
+
+# SQLite's three statements, on the tables (Core: no ORM bulk-insert machinery per call), built
+# once like the ones above: building a statement costs about as much Python as running it.
+_INSERT_EVENT = (
+    insert(Event.__table__)
+    .values({**{name: bindparam(name, type_=Event.__table__.c[name].type)
+                for name in ("id", "type", "source", "subject", "sequence", "time", "actor",
+                             "data")},
+             "transaction_order": 0})
+    .returning(Event.__table__.c.position)
+)
+_INSERT_AUDIENCE = insert(EventAudience.__table__)
+_INSERT_OUTBOX = insert(OutboxEntry.__table__)
 
 
 @event.listens_for(Session, "after_commit")
