@@ -62,13 +62,12 @@ import os  # noqa: E402
 import secrets  # noqa: E402
 import shlex  # noqa: E402
 import socket  # noqa: E402
-import subprocess  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
 from collections import Counter, defaultdict  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
+from contextlib import AbstractContextManager, contextmanager  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from datetime import UTC, datetime, timedelta  # noqa: E402
 from typing import Any  # noqa: E402
@@ -78,6 +77,7 @@ from prometheus_client import REGISTRY  # noqa: E402
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
 from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 
+from bench.databases import bench_server, fresh_postgresql_database  # noqa: E402
 from webhooks import ssrf  # noqa: E402
 from webhooks.dispatcher import Dispatcher  # noqa: E402
 from webhooks.endpoints import create_endpoint  # noqa: E402
@@ -86,11 +86,10 @@ from webhooks.queue import Message, enqueue_many  # noqa: E402
 from webhooks.sender import USER_AGENT, Outcome, attempt  # noqa: E402
 from webhooks.signing import new_secret, signature_headers  # noqa: E402
 
-# Its own PostgreSQL server, fsync on: commits cost what they cost in production.
-# Its port and data directory can be moved with HUB_PG_PORT / HUB_PG_DIR (several people may
-# run benchmarks on one machine).
-PG_ENV = {"HUB_PG_DIR": os.environ.get("HUB_PG_DIR", "/tmp/maillage-pg-webhooks-perf"),
-          "HUB_PG_PORT": os.environ.get("HUB_PG_PORT", "54332"), "HUB_PG_FSYNC": "on"}
+# Its own PostgreSQL server, fsync on: commits cost what they cost in production.  Its port
+# and data directory can be moved with HUB_BENCH_PG_PORT / HUB_BENCH_PG_DIR (several people
+# may run benchmarks on one machine).
+PG_PORT, PG_DIR = bench_server("54332", "/tmp/maillage-pg-webhooks-perf")
 ENDPOINTS = 10
 DEAD_PREFIX = "/dead/"
 RATE_TARGET = 1000.0
@@ -440,22 +439,9 @@ def measure_http(name: str, base_url: str, table: dict[str, bytes], args: argpar
 
 # --- PostgreSQL ---------------------------------------------------------------------------------
 
-@contextmanager
-def postgresql_database() -> Iterator[str]:
+def postgresql_database() -> AbstractContextManager[str]:
     """A fresh database on the benchmark's PostgreSQL server (fsync on), dropped at the end."""
-    admin_url = subprocess.run(["bash", "scripts/test-postgres.sh"], cwd=ROOT, check=True,
-                               env={**os.environ, **PG_ENV}, stdout=subprocess.PIPE,
-                               text=True).stdout.strip()
-    name = f"webhooks_bench_{secrets.token_hex(4)}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    return fresh_postgresql_database("webhooks_bench", port=PG_PORT, directory=PG_DIR)
 
 
 def prepare_queue(db_url: str, base_url: str, tag: str, keys: int, per_key: int, dead: bool
