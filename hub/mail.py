@@ -164,6 +164,35 @@ def queue_mail(
     return session.scalars(statement).one_or_none()
 
 
+def queue_mails(session: Session, mails: list[dict[str, str]], *,
+                now: datetime | None = None) -> int:
+    """`queue_mail` for many mails at once (each a dict of `to`, `subject`, `text`, `language`,
+    `dedupe_key`), in one INSERT; returns how many were queued (a key queued before is
+    skipped).  A mail no server would take (a malformed address) is logged and left out."""
+    now = now or utcnow()
+    rows = []
+    for mail in mails:
+        try:
+            build_message(to=mail["to"], subject=mail["subject"], text=mail["text"], html=None,
+                          language=mail["language"], sender=DEFAULT_SENDER,
+                          message_id="<check@localhost>", date=now)
+        except ValueError as error:
+            log.warning("mail %s not queued: %s", mail["dedupe_key"], error)
+            continue
+        rows.append({"to_address": mail["to"], "subject": mail["subject"],
+                     "body_text": mail["text"], "body_html": None,
+                     "language": mail["language"], "dedupe_key": mail["dedupe_key"],
+                     "message_token": uuid.uuid4().hex, "created_at": now, "attempts": 0,
+                     "next_attempt_at": now})
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
+    statement = (insert(OutgoingMail).on_conflict_do_nothing(
+        index_elements=[OutgoingMail.dedupe_key]).returning(OutgoingMail.id))
+    return len(session.execute(statement, rows).all())
+
+
 # -- messages ------------------------------------------------------------------------------------
 
 
@@ -528,6 +557,7 @@ __all__ = [
     "default_mail_dir",
     "parse_flag",
     "queue_mail",
+    "queue_mails",
     "send_due",
     "transport_from_settings",
 ]
