@@ -171,13 +171,20 @@ def queue_mails(session: Session, mails: list[dict[str, str]], *,
     skipped).  A mail no server would take (a malformed address) is logged and left out."""
     now = now or utcnow()
     rows = []
+    # What `queue_mail` learns by building the message (milliseconds each), checked once per
+    # address: a scheduled check may queue thousands of mails to a few hundred contacts.
+    refused: dict[str, str | None] = {}
     for mail in mails:
-        try:
-            build_message(to=mail["to"], subject=mail["subject"], text=mail["text"], html=None,
-                          language=mail["language"], sender=DEFAULT_SENDER,
-                          message_id="<check@localhost>", date=now)
-        except ValueError as error:
-            log.warning("mail %s not queued: %s", mail["dedupe_key"], error)
+        if mail["to"] not in refused:
+            try:
+                recipient(mail["to"])
+                refused[mail["to"]] = None
+            except ValueError as error:
+                refused[mail["to"]] = str(error)
+        problem = refused[mail["to"]] or ("a line break in the subject" if "\n" in mail[
+            "subject"] or "\r" in mail["subject"] else None)
+        if problem:
+            log.warning("mail %s not queued: %s", mail["dedupe_key"], problem)
             continue
         rows.append({"to_address": mail["to"], "subject": mail["subject"],
                      "body_text": mail["text"], "body_html": None,
