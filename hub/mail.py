@@ -27,6 +27,7 @@ Recipients' addresses, subjects and bodies are personal data: they are stored en
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -171,17 +172,8 @@ def queue_mails(session: Session, mails: list[dict[str, str]], *,
     skipped).  A mail no server would take (a malformed address) is logged and left out."""
     now = now or utcnow()
     rows = []
-    # What `queue_mail` learns by building the message (milliseconds each), checked once per
-    # address: a scheduled check may queue thousands of mails to a few hundred contacts.
-    refused: dict[str, str | None] = {}
     for mail in mails:
-        if mail["to"] not in refused:
-            try:
-                recipient(mail["to"])
-                refused[mail["to"]] = None
-            except ValueError as error:
-                refused[mail["to"]] = str(error)
-        problem = refused[mail["to"]] or ("a line break in the subject" if "\n" in mail[
+        problem = _address_problem(mail["to"]) or ("a line break in the subject" if "\n" in mail[
             "subject"] or "\r" in mail["subject"] else None)
         if problem:
             log.warning("mail %s not queued: %s", mail["dedupe_key"], problem)
@@ -198,6 +190,18 @@ def queue_mails(session: Session, mails: list[dict[str, str]], *,
     statement = (insert(OutgoingMail).on_conflict_do_nothing(
         index_elements=[OutgoingMail.dedupe_key]).returning(OutgoingMail.id))
     return len(session.execute(statement, rows).all())
+
+
+@functools.lru_cache(maxsize=4096)
+def _address_problem(to: str) -> str | None:
+    """Why no server would take `to`, or None: what `queue_mail` learns by building the whole
+    message (milliseconds each), remembered per address, since a scheduled check may queue
+    thousands of mails to a few hundred contacts."""
+    try:
+        recipient(to)
+    except ValueError as error:
+        return str(error)
+    return None
 
 
 # -- messages ------------------------------------------------------------------------------------
