@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
+import os
 import secrets
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -211,3 +215,35 @@ def test_no_mail_is_queued_for_an_organization_without_contacts(
         keys = session.scalars(select(OutgoingMail.dedupe_key).where(
             OutgoingMail.dedupe_key.like(f"deadline_missed:{leg['id']}:%"))).all()
     assert keys == []
+
+
+def test_the_command_line_sets_an_organization_time_zone_and_language(tmp_path: Path) -> None:
+    env = {**os.environ, "HUB_DATABASE_URL": f"sqlite:///{tmp_path / 'hub.sqlite3'}",
+           "HUB_ENV": "development"}
+    env.pop("HUB_DATA_KEYS", None)
+    hub = str(Path(sys.executable).parent / "hub")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([hub, *args], env=env, capture_output=True, text=True,
+                              timeout=60)
+
+    assert run("db", "upgrade").returncode == 0
+    created = run("org", "create", "--name", "Accueil Gaspé", "--kind", "community",
+                  "--region", "11", "--time-zone", "America/Halifax")
+    assert created.returncode == 0, created.stderr
+    organization = json.loads(created.stdout)
+    assert (organization["time_zone"], organization["language"]) == ("America/Halifax", "fr")
+
+    changed = run("org", "set", organization["id"], "--time-zone", "America/Toronto",
+                  "--language", "en")
+    assert changed.returncode == 0, changed.stderr
+    assert (json.loads(changed.stdout)["time_zone"], json.loads(changed.stdout)["language"]) \
+        == ("America/Toronto", "en")
+
+    unknown = run("org", "set", organization["id"], "--time-zone", "Quebec/Gaspe")
+    assert unknown.returncode == 2 and "IANA" in unknown.stderr
+    bad_language = run("org", "create", "--name", "X", "--kind", "community", "--region", "06",
+                       "--language", "de")
+    assert bad_language.returncode == 2 and "fr, en" in bad_language.stderr
+    missing = run("org", "set", str(uuid.uuid4()), "--language", "en")
+    assert missing.returncode == 2 and "hub org list" in missing.stderr
