@@ -187,9 +187,11 @@ def queue_mails(session: Session, mails: list[dict[str, str]], *,
         return 0
     dialect = session.get_bind().dialect.name
     insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
-    statement = (insert(OutgoingMail).on_conflict_do_nothing(
-        index_elements=[OutgoingMail.dedupe_key]).returning(OutgoingMail.id))
-    return len(session.execute(statement, rows).all())
+    table = OutgoingMail.__table__
+    # Core, not the ORM's bulk insert: no per-row bookkeeping for rows nobody reads back.
+    statement = (insert(table).on_conflict_do_nothing(index_elements=[table.c.dedupe_key])
+                 .returning(table.c.id))
+    return len(session.connection().execute(statement, rows).all())
 
 
 @functools.lru_cache(maxsize=4096)
