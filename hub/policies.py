@@ -175,7 +175,9 @@ def business_days(session: Session, *, organization_id: uuid.UUID, pathway: str,
 def time_zone_of(session: Session, organization_id: uuid.UUID) -> str:
     """The time zone a receiving organization's business days are counted in: its directory
     entry's (America/Toronto unless it says otherwise)."""
-    organization = session.get(Organization, organization_id)  # no autoflush, as `_applicable`
+    # No autoflush, as in `_applicable`: a flush here would move the leg's version twice.
+    with session.no_autoflush:
+        organization = session.get(Organization, organization_id)
     return organization.time_zone if organization and organization.time_zone \
         else DEFAULT_TIME_ZONE
 
