@@ -482,7 +482,7 @@ def copy_rows(cursor: psycopg.Cursor[Any], table: str, columns: tuple[str, ...],
 
 def seed(url: str, total: int, due: int, stale_share: float, now: datetime,
          keyring: crypto.KeyRing, rng: random.Random, organizations: int = 200,
-         participants: int = 1000) -> Seeded:
+         participants: int = 1000, contacts: int = 0) -> Seeded:
     """Organizations, participants and their consents, then the legs, the history's checks
     and events, by COPY and INSERT ... SELECT; then VACUUM ANALYZE."""
     stale = round((total - due) * stale_share)
@@ -504,6 +504,13 @@ def seed(url: str, total: int, due: int, stale_share: float, now: datetime,
                                             "created_at", "last_validated_at"),
                   org_rows, len(org_rows), seeded)
         serving = [row[0] for row in org_rows if row[2] != "coordination"]
+        if contacts:  # directory contacts with an email: each missed deadline mails them
+            copy_rows(cursor, "directory_contacts", ("id", "organization_id", "name", "role",
+                                                     "email"),
+                      [(uuid.UUID(int=rng.getrandbits(128), version=4), org_id, f"Accueil {n}",
+                        "Accueil", f"accueil{n}.{i:03d}@example.org")
+                       for i, org_id in enumerate(org_ids) for n in range(contacts)],
+                      contacts * len(org_ids), seeded)
 
         people = []
         given = ("Amina", "Jean", "Marie-Ève", "Mohamed", "Chloé", "Luis", "Fatou", "Olivier")
@@ -821,8 +828,10 @@ def database_counts(engine: Engine, now: datetime, after_position: int) -> dict[
             "SELECT count(*) FROM outbox WHERE event_position > :p"), {"p": after_position})
         touched = connection.scalar(text(
             "SELECT count(*) FROM referrals WHERE updated_at = :now"), {"now": naive(now)})
+        mails = connection.scalar(text(
+            "SELECT count(*) FROM mail_outbox WHERE dedupe_key LIKE 'deadline_missed:%'"))
     return {"events": events, "referral_checks": fired, "outbox": outbox,
-            "legs_updated": touched}
+            "legs_updated": touched, "mails": mails}
 
 
 def explain_due(engine: Engine, sessions: Callable[[], Session], now: datetime) -> list[str]:
@@ -939,7 +948,8 @@ def run_phases(admin: str, args: argparse.Namespace, keyring: crypto.KeyRing) ->
             log(f"[{label}] bulk load: {legs:,} legs, {args.due:,} past a deadline at "
                 f"{now:%H:%M:%S} UTC")
             seeded = seed(url, legs, args.due, args.stale_share if legs > args.due else 0.0,
-                          now, keyring, random.Random(f"{args.seed}-{label}"))
+                          now, keyring, random.Random(f"{args.seed}-{label}"),
+                          contacts=args.contacts)
             log(f"[{label}] loaded in {seeded.seconds:.0f} s")
             engine = make_engine(url)
             stack.callback(engine.dispose)
@@ -1021,6 +1031,9 @@ def verify(phase: Phase, due: int) -> list[tuple[str, bool]]:
         (f"outbox rows = {counts['outbox']:,}, legs' version moved on = "
          f"{counts['legs_updated']:,}", counts["outbox"] == due
          and counts["legs_updated"] == due),
+        (f"mails queued to the receivers' contacts = {counts['mails']:,}",
+         counts["mails"] == due * phase.seeded.rows.get("directory_contacts", 0)
+         // phase.seeded.rows["organizations"]),
         (f"run_once handled {dict(handled)}",
          handled["deadlines_missed"] == due and sum(handled.values()) == due),
         ("warm-up pass and ticks with nothing due recorded nothing",
@@ -1194,6 +1207,9 @@ def main() -> int:
     parser.add_argument("--idle-ticks", type=int, default=3,
                         help="ticks with nothing due, after the full tick (at least 1)")
     parser.add_argument("--seed", default="1", help="of the random data")
+    parser.add_argument("--contacts", type=int, default=0,
+                        help="directory contacts with an email per organization (each missed "
+                             "deadline queues a mail to each of the receiver's; default 0)")
     parser.add_argument("--keep", action="store_true", help="keep the databases")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()

@@ -35,9 +35,9 @@ CHECKS: dict[str, Check] = {
 # name -> whether the check has anything to do at `now`: an EXISTS over what its due query
 # reads (true whenever that query would find a row).  `run_once` asks them all in one query
 # and opens no transaction for a check with nothing due, so a pass with nothing due costs one
-# round trip, not three per check.  A check without one here always runs (consent expiry:
-# its query is `hub.consent`'s own, kept there).
+# round trip, not three per check.  A check without one here always runs.
 PENDING: dict[str, Callable[[datetime], Any]] = {
+    "consent_expiry": consent.expiry_pending,
     "deadlines_missed": followups.deadlines_pending,
     "expirations": followups.expirations_pending,
     "followups_due": followups.followups_pending,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import uuid
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from flask import Flask
@@ -26,7 +26,7 @@ def _echo_json(value: dict[str, Any]) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(f"Error: {message}", err=True)
     sys.exit(2)
 
@@ -166,20 +166,61 @@ def org_group() -> None:
               "entrepreneurship_agency, cooperative_development, insertion_enterprise, "
               "employer or coordination.")
 @click.option("--region", required=True, help="Québec region code, e.g. 06 (Montréal).")
+@click.option("--time-zone", default="America/Toronto", show_default=True,
+              help="IANA time zone its deadlines are counted in.")
+@click.option("--language", default="fr", show_default=True,
+              help="Language of the hub's mails to its contacts: fr or en.")
 @with_appcontext
-def org_create(name: str, kind: str, region: str) -> None:
+def org_create(name: str, kind: str, region: str, time_zone: str, language: str) -> None:
     """Add an organization; prints it as JSON."""
     from hub.db import db
     from hub.directory import create_organization
 
     with db.job_session() as session:
         try:
-            organization = create_organization(session, name=name, kind=kind, region=region)
+            organization = create_organization(session, name=name, kind=kind, region=region,
+                                               time_zone=time_zone, language=language)
         except ValueError as error:
             _fail(str(error))
-        created = {"id": organization.id, "name": organization.name, "kind": organization.kind,
-                   "region": organization.region, "capacity": organization.capacity}
+        created = _organization_json(organization)
     _echo_json(created)
+
+
+def _organization_json(organization: Any) -> dict[str, Any]:
+    return {"id": organization.id, "name": organization.name, "kind": organization.kind,
+            "region": organization.region, "capacity": organization.capacity,
+            "time_zone": organization.time_zone, "language": organization.language}
+
+
+@org_group.command("set")
+@click.argument("organization_id")
+@click.option("--time-zone", help="IANA time zone its deadlines are counted in, e.g. "
+              "America/Halifax (legs sent from now on).")
+@click.option("--language", help="Language of the hub's mails to its contacts: fr or en.")
+@with_appcontext
+def org_set(organization_id: str, time_zone: str | None, language: str | None) -> None:
+    """Change an organization's time zone or mail language; prints it as JSON."""
+    from hub.db import db
+    from hub.directory import Organization, check_time_zone_and_language
+
+    try:
+        check_time_zone_and_language(time_zone, language)
+    except ValueError as error:
+        _fail(str(error))
+    try:
+        organization_uuid = uuid.UUID(organization_id)
+    except ValueError:
+        _fail(f"Not an organization id: {organization_id!r}; see `hub org list`.")
+    with db.job_session() as session:
+        organization = session.get(Organization, organization_uuid)
+        if organization is None:
+            _fail(f"No organization with id {organization_id}; see `hub org list`.")
+        if time_zone is not None:
+            organization.time_zone = time_zone
+        if language is not None:
+            organization.language = language
+        changed = _organization_json(organization)
+    _echo_json(changed)
 
 
 @org_group.command("list")

@@ -483,6 +483,16 @@ def end(session: Session, consent: Consent, kind: ConsentStatus, caller: Caller 
                 referrals.cancel_for_lack_of_consent(session, leg, now)
 
 
+def _expiring(now: datetime) -> list[Any]:
+    return [Consent.expires_at <= now, ~exists().where(ConsentEnding.consent_id == Consent.id)]
+
+
+def expiry_pending(now: datetime) -> Any:
+    """Whether `expire_due` has anything to do at `now`: the scheduler asks before opening a
+    transaction for it (`hub.checks.PENDING`)."""
+    return exists().where(*_expiring(now))
+
+
 def expire_due(session: Session, now: datetime | None = None, limit: int = 500) -> int:
     """The scheduled check: record the expiry of every consent past its date; returns how many.
 
@@ -490,9 +500,7 @@ def expire_due(session: Session, now: datetime | None = None, limit: int = 500) 
     ending's primary key lets an expiry happen only once.
     """
     now = now or utcnow()
-    query = (select(Consent)
-             .where(Consent.expires_at <= now,
-                    ~exists().where(ConsentEnding.consent_id == Consent.id))
+    query = (select(Consent).where(*_expiring(now))
              .order_by(Consent.expires_at).limit(limit))
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)

@@ -11,11 +11,23 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, available_timezones
 
 import holidays
 
 DEFAULT_TIME_ZONE = "America/Toronto"
+
+
+
+@lru_cache(maxsize=1)
+def _time_zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def is_time_zone(name: str) -> bool:
+    """Whether `name` is an IANA time zone name this system knows (e.g. America/Toronto)."""
+    return name in _time_zones()
+
 
 # Business days allowed for each check, by priority: the hub's defaults of DESIGN §6.
 DEFAULT_POLICY: dict[str, dict[str, int]] = {

@@ -17,6 +17,7 @@ from sqlalchemy import Index, String, Text
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from hub.db import Base, utcnow
+from hub.deadlines import DEFAULT_TIME_ZONE, is_time_zone
 
 if TYPE_CHECKING:
     from hub.directory_entries import Contact, Location, Service
@@ -79,6 +80,11 @@ class Organization(Base):
     # Folded text of the entry (name, services, places...), kept by hub.directory_entries
     # before each flush; what the text search reads.
     search_text: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # IANA name of the zone its business days are counted in (DESIGN §6: deadlines run in the
+    # receiving organization's time zone), and the language mails to its contacts are in.
+    time_zone: Mapped[str] = mapped_column(String(64), default=DEFAULT_TIME_ZONE,
+                                           server_default=DEFAULT_TIME_ZONE)
+    language: Mapped[str] = mapped_column(String(5), default="fr", server_default="fr")
 
     services: Mapped[list[Service]] = relationship(
         back_populates="organization", cascade="all, delete-orphan", order_by="Service.name")
@@ -94,8 +100,23 @@ class Organization(Base):
         return self.kind == OrganizationKind.COORDINATION
 
 
-def create_organization(session: Session, *, name: str, kind: str, region: str) -> Organization:
+LANGUAGES = ("fr", "en")  # of the hub's mails to an organization's contacts
+
+
+def check_time_zone_and_language(time_zone: str | None, language: str | None) -> None:
+    """ValueError, with what is accepted, for an unknown IANA zone or mail language."""
+    if time_zone is not None and not is_time_zone(time_zone):
+        raise ValueError(f"Unknown time zone {time_zone!r}: an IANA name such as "
+                         "America/Toronto or America/Halifax.")
+    if language is not None and language not in LANGUAGES:
+        raise ValueError(f"Unknown language {language!r}; one of: {', '.join(LANGUAGES)}.")
+
+
+def create_organization(session: Session, *, name: str, kind: str, region: str,
+                        time_zone: str = DEFAULT_TIME_ZONE, language: str = "fr"
+                        ) -> Organization:
     """Add an organization to the directory; `kind` and `region` must be known codes."""
+    check_time_zone_and_language(time_zone, language)
     name = name.strip()
     if not name:
         raise ValueError("The organization needs a name.")
@@ -105,7 +126,8 @@ def create_organization(session: Session, *, name: str, kind: str, region: str) 
         raise ValueError(
             f"Unknown region {region!r}; a Québec administrative region code from 01 to 17."
         )
-    organization = Organization(name=name, kind=kind, region=region)
+    organization = Organization(name=name, kind=kind, region=region, time_zone=time_zone,
+                                language=language)
     session.add(organization)
     session.flush()
     return organization

@@ -18,7 +18,7 @@ from hub.errors import NotAllowed
 
 # Fields of the organization itself that its entry may change.
 ORGANIZATION_FIELDS = ("name", "kind", "region", "capacity", "capacity_until", "description",
-                       "website")
+                       "website", "time_zone", "language")
 
 
 def check_may_edit(caller: Caller, organization: Organization, *, is_hub_admin: bool,

@@ -17,7 +17,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -35,6 +35,7 @@ from sqlalchemy import (
     func,
     literal,
     select,
+    text,
     tuple_,
     update,
 )
@@ -42,11 +43,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.sql import Select
+from ulid import ULID
 
-from hub import consent, lifecycle
+from hub import check_mails, consent, lifecycle
 from hub.db import Base, UTCDateTime
 from hub.deadlines import DEADLINE_OF_STATUS, FOLLOW_UP_AFTER
 from hub.directory import Organization
+from hub.directory_entries import Service, ServicePathway
 from hub.events import EventType
 from hub.events.bulk import NewEvent, record_many
 from hub.lifecycle import Action, Party, Status
@@ -232,7 +235,8 @@ def deadlines_due(session: Session, now: datetime, limit: int) -> list[Row[Any]]
 
 def deadlines_missed(session: Session, now: datetime, limit: int = BATCH) -> int:
     """`referral.deadline_missed` to both organizations for every leg past the deadline of its
-    status (acknowledge, decide, start: `hub.deadlines.DEADLINE_OF_STATUS`)."""
+    status (acknowledge, decide, start: `hub.deadlines.DEADLINE_OF_STATUS`); the receiving
+    organization's contacts are mailed (`hub.check_mails`)."""
     fired = 0
     for _ in range(DEADLINE_BATCHES_PER_PASS):
         rows = deadlines_due(session, now, limit)
@@ -242,23 +246,143 @@ def deadlines_missed(session: Session, now: datetime, limit: int = BATCH) -> int
                  if row.status not in DEADLINE_OF_STATUS]
         if stale:  # moved on without its column cleared: nothing is due
             _clear(session, stale, "deadline_due_at")
-        fired += _fire(session, now, due, column="deadline_due_at", event=_missed)
+        missed = (fire_missed_in_sql if _postgres(session) else _fire_missed)(session, now, due)
+        check_mails.deadlines_missed(session, missed, now)
+        fired += len(missed)
         if len(rows) < limit:
             break
     return fired
 
 
+@dataclass(frozen=True)
+class Missed:
+    """A leg whose `referral.deadline_missed` was just recorded."""
+
+    id: uuid.UUID
+    from_organization_id: uuid.UUID
+    to_organization_id: uuid.UUID
+    kind: str
+    due_at: datetime
+
+
+def _fire_missed(session: Session, now: datetime, due: Sequence[Due]) -> list[Missed]:
+    """`_fire` for missed deadlines (SQLite): the legs moved on, for the mails."""
+    missed: list[Missed] = []
+
+    def event(leg: Row[Any], d: Due) -> NewEvent:
+        missed.append(Missed(leg.id, leg.from_organization_id, leg.to_organization_id, d.kind,
+                             d.due_at))
+        return _missed(leg, d)
+
+    _fire(session, now, due, column="deadline_due_at", event=event)
+    return missed
+
+
+def _iso_sql(column: str) -> str:
+    """SQL rendering a naive-UTC timestamp column as `hub.timestamps.iso_utc` does (NULL stays
+    NULL; microseconds only when there are some)."""
+    return (f"to_char({column}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN "
+            f"date_trunc('second', {column}) = {column} THEN '' ELSE to_char({column}, '.US') "
+            f"END || 'Z'")
+
+
+# PostgreSQL: a batch of claimed legs moved on and announced in one statement, the event's
+# snapshot (`referrals.snapshot`) built by the server: what comes back to Python is only what
+# the mails need (the leg's id, organizations, check and due time).  The legs are locked by the due query, so their version cannot have
+# moved; the version test stays, and a leg it leaves out has its claim given back.
+_FIRE_MISSED = text(f"""
+WITH due AS (
+    SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:versions AS integer[]),
+                         CAST(:kinds AS varchar[]), CAST(:due_ats AS timestamp[]),
+                         CAST(:event_ids AS varchar[]))
+        WITH ORDINALITY AS d (id, version, kind, due_at, event_id, n)
+), moved AS (
+    UPDATE referrals AS r SET version = r.version + 1, updated_at = CAST(:now AS timestamp),
+                              deadline_due_at = NULL
+    FROM due WHERE r.id = due.id AND r.version = due.version
+    RETURNING r.*, due.kind AS check_kind, due.due_at AS check_due_at, due.event_id, due.n
+), appended AS (
+    INSERT INTO events (transaction_order, id, type, source, subject, sequence, time, actor,
+                        data)
+    SELECT pg_current_xact_id()::text::bigint, event_id, 'referral.deadline_missed', '/hub',
+           'referrals/' || id, version, CAST(:now AS timestamp), 'scheduler',
+           json_build_object(
+               'referral', json_build_object(
+                   'id', id::text, 'chain_id', chain_id::text,
+                   'participant_id', participant_id::text,
+                   'from_organization_id', from_organization_id::text,
+                   'to_organization_id', to_organization_id::text,
+                   'pathway', pathway, 'stage', stage, 'priority', priority,
+                   'status', status, 'version', version,
+                   'forwarded_from', forwarded_from::text, 'forwarded_to', forwarded_to::text,
+                   'decline_reason', decline_reason, 'outcome', outcome,
+                   'cancel_reason', cancel_reason,
+                   'created_at', {_iso_sql("created_at")},
+                   'updated_at', {_iso_sql("updated_at")},
+                   'deadlines', json_build_object(
+                       'acknowledge_by', {_iso_sql("acknowledge_by")},
+                       'decide_by', {_iso_sql("decide_by")},
+                       'start_by', {_iso_sql("start_by")})),
+               'check', check_kind, 'due_at', {_iso_sql("check_due_at")},
+               'source', 'scheduler')
+    FROM moved ORDER BY n
+    RETURNING id, position
+), audience AS (
+    INSERT INTO event_audience (organization_id, event_position)
+    SELECT DISTINCT organization, appended.position
+    FROM moved JOIN appended ON appended.id = moved.event_id,
+         LATERAL (VALUES (moved.from_organization_id), (moved.to_organization_id))
+             AS audience (organization)
+), outbox AS (
+    INSERT INTO outbox (event_position, created_at)
+    SELECT position, CAST(:now AS timestamp) FROM appended
+)
+SELECT id, from_organization_id, to_organization_id, check_kind, check_due_at
+FROM moved ORDER BY n
+""")
+
+
+def fire_missed_in_sql(session: Session, now: datetime, due: Sequence[Due]) -> list[Missed]:
+    """PostgreSQL's `_fire` for missed deadlines: claim, then one statement for the rest."""
+    claimed = _claim(session, due, now)
+    announced = [d for d in due if (d.id, d.kind) in claimed]
+    if not announced:
+        return []
+    naive = now.astimezone(UTC).replace(tzinfo=None)  # stored naive UTC (hub.db)
+    connection = session.connection()
+    moved = [Missed(row.id, row.from_organization_id, row.to_organization_id, row.check_kind,
+                    row.check_due_at.replace(tzinfo=UTC))
+             for row in connection.execute(_FIRE_MISSED, {
+                 "ids": [d.id for d in announced], "versions": [d.version for d in announced],
+                 "kinds": [d.kind for d in announced],
+                 "due_ats": [d.due_at.astimezone(UTC).replace(tzinfo=None) for d in announced],
+                 "event_ids": [str(ULID()) for _ in announced], "now": naive})]
+    if len(moved) < len(announced):  # cannot happen under the row locks; kept for safety
+        kept = {m.id for m in moved}
+        checks = ReferralCheck.__table__
+        connection.execute(delete(checks).where(tuple_(checks.c.referral_id, checks.c.kind).in_(
+            [(d.id, d.kind) for d in announced if d.id not in kept])))
+    session.info.setdefault("appended_event_types", []).extend(
+        [EventType.REFERRAL_DEADLINE_MISSED.value] * len(moved))
+    return moved
+
+
 def suggestions(session: Session, leg: Referral, limit: int = 5) -> list[dict[str, str]]:
-    """Other organizations of the receiving organization's region with room, to redirect to."""
+    """Other organizations of the receiving organization's region that serve the leg's
+    pathway and have room, to redirect to."""
     receiver = session.get(Organization, leg.to_organization_id)
     if receiver is None:
         return []
+    serves_pathway = exists().where(Service.organization_id == Organization.id,
+                                    ServicePathway.service_id == Service.id,
+                                    ServicePathway.pathway == leg.pathway)
     found = session.scalars(
         select(Organization).where(
             Organization.region == receiver.region,
             Organization.id.not_in([leg.to_organization_id, leg.from_organization_id]),
             Organization.kind != "coordination",
             Organization.capacity == "open",
+            serves_pathway,
         ).order_by(Organization.name).limit(limit))
     return [{"id": str(o.id), "name": o.name, "kind": o.kind, "region": o.region}
             for o in found]
@@ -280,21 +404,27 @@ def expirations(session: Session, now: datetime, limit: int = BATCH) -> int:
     rows = session.execute(_locked(session, (
         select(LEGS.c.id, LEGS.c.version, LEGS.c.expire_by).where(*_expiring(now))
         .order_by(LEGS.c.expire_by).limit(limit)))).all()
-    redirect_to: dict[tuple[uuid.UUID, uuid.UUID], list[dict[str, str]]] = {}
+    redirect_to: dict[tuple[uuid.UUID, uuid.UUID, str], list[dict[str, str]]] = {}
+    expired_legs: list[tuple[Row[Any], list[dict[str, str]]]] = []
 
     def expired(leg: Row[Any], d: Due) -> NewEvent:
-        pair = (leg.to_organization_id, leg.from_organization_id)
-        if pair not in redirect_to:
-            redirect_to[pair] = suggestions(session, cast(Referral, leg))
+        key = (leg.to_organization_id, leg.from_organization_id, leg.pathway)
+        if key not in redirect_to:
+            redirect_to[key] = suggestions(session, cast(Referral, leg))
+        expired_legs.append((leg, redirect_to[key]))
         return _referral_event(EventType.REFERRAL_EXPIRED, leg,
-                               {"redirect_to": redirect_to[pair]})
+                               {"redirect_to": redirect_to[key]})
 
     # An expired leg has nothing left to check: every due-at column is cleared.
-    return _fire(session, now, [Due(row.id, row.version, "expire", row.expire_by) for row in rows],
-                 column=None, event=expired,
-                 changes={"status": Status.EXPIRED.value, "closed_at": now,
-                          "deadline_due_at": None, "followup_due_at": None,
-                          "checkin_due_at": None})
+    fired = _fire(session, now, [Due(row.id, row.version, "expire", row.expire_by)
+                                 for row in rows],
+                  column=None, event=expired,
+                  changes={"status": Status.EXPIRED.value, "closed_at": now,
+                           "deadline_due_at": None, "followup_due_at": None,
+                           "checkin_due_at": None})
+    for leg, suggested in expired_legs:  # the sender is told to redirect
+        check_mails.leg_expired(session, leg, suggested, now)
+    return fired
 
 
 def followups_pending(now: datetime) -> Any:

@@ -27,6 +27,7 @@ Recipients' addresses, subjects and bodies are personal data: they are stored en
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -162,6 +163,47 @@ def queue_mail(
         .returning(OutgoingMail)
     )
     return session.scalars(statement).one_or_none()
+
+
+def queue_mails(session: Session, mails: list[dict[str, str]], *,
+                now: datetime | None = None) -> int:
+    """`queue_mail` for many mails at once (each a dict of `to`, `subject`, `text`, `language`,
+    `dedupe_key`), in one INSERT; returns how many were queued (a key queued before is
+    skipped).  A mail no server would take (a malformed address) is logged and left out."""
+    now = now or utcnow()
+    rows = []
+    for mail in mails:
+        problem = _address_problem(mail["to"]) or ("a line break in the subject" if "\n" in mail[
+            "subject"] or "\r" in mail["subject"] else None)
+        if problem:
+            log.warning("mail %s not queued: %s", mail["dedupe_key"], problem)
+            continue
+        rows.append({"to_address": mail["to"], "subject": mail["subject"],
+                     "body_text": mail["text"], "body_html": None,
+                     "language": mail["language"], "dedupe_key": mail["dedupe_key"],
+                     "message_token": uuid.uuid4().hex, "created_at": now, "attempts": 0,
+                     "next_attempt_at": now})
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
+    table = OutgoingMail.__table__
+    # Core, not the ORM's bulk insert: no per-row bookkeeping for rows nobody reads back.
+    statement = (insert(table).on_conflict_do_nothing(index_elements=[table.c.dedupe_key])
+                 .returning(table.c.id))
+    return len(session.connection().execute(statement, rows).all())
+
+
+@functools.lru_cache(maxsize=4096)
+def _address_problem(to: str) -> str | None:
+    """Why no server would take `to`, or None: what `queue_mail` learns by building the whole
+    message (milliseconds each), remembered per address, since a scheduled check may queue
+    thousands of mails to a few hundred contacts."""
+    try:
+        recipient(to)
+    except ValueError as error:
+        return str(error)
+    return None
 
 
 # -- messages ------------------------------------------------------------------------------------
@@ -528,6 +570,7 @@ __all__ = [
     "default_mail_dir",
     "parse_flag",
     "queue_mail",
+    "queue_mails",
     "send_due",
     "transport_from_settings",
 ]

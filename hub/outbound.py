@@ -19,7 +19,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, String, delete, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from hub import access_log
+from hub import access_log, check_mails
 from hub.callers import Caller
 from hub.db import Base, utcnow
 from hub.directory import Organization
@@ -135,3 +135,5 @@ def endpoint_disabled(session: Session, endpoint: Endpoint, reason: str) -> None
            data={"webhook_endpoint": {"id": str(endpoint.id), "status": "disabled",
                                       "disabled_reason": reason}},
            audience={endpoint.owner_id})
+    check_mails.endpoint_disabled(session, endpoint_id=endpoint.id, owner_id=endpoint.owner_id,
+                                  reason=reason, sequence=previous + 1, now=utcnow())

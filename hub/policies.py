@@ -173,11 +173,13 @@ def business_days(session: Session, *, organization_id: uuid.UUID, pathway: str,
 
 
 def time_zone_of(session: Session, organization_id: uuid.UUID) -> str:
-    """The time zone a receiving organization's business days are counted in.
-
-    The directory keeps no time zone yet: every member is in Québec (America/Toronto).  When
-    it does, read it here; every caller already passes the receiver."""
-    return DEFAULT_TIME_ZONE
+    """The time zone a receiving organization's business days are counted in: its directory
+    entry's (America/Toronto unless it says otherwise)."""
+    # No autoflush, as in `_applicable`: a flush here would move the leg's version twice.
+    with session.no_autoflush:
+        organization = session.get(Organization, organization_id)
+    return organization.time_zone if organization and organization.time_zone \
+        else DEFAULT_TIME_ZONE
 
 
 def deadline(session: Session, *, organization_id: uuid.UUID, pathway: str, check: str,

@@ -117,8 +117,7 @@ class Referral(Base):
                 postgresql_where=text(f"status = '{status}'"),
                 sqlite_where=text(f"status = '{status}'"))
           for column, status in (("acknowledge_by", "sent"), ("expire_by", "sent"),
-                                 ("decide_by", "acknowledged"), ("start_by", "accepted"),
-                                 ("closed_at", "completed"))),
+                                 ("decide_by", "acknowledged"), ("start_by", "accepted"))),
     )
 
     @property

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from hub import directory
 from hub.api.common import Input, PageArgs, Timestamp
+from hub.deadlines import is_time_zone
 from hub.directory_entries import ContactChannel
 from hub.policies import PATHWAYS
 
 REGION = validate.OneOf(list(directory.QUEBEC_REGIONS))
+LANGUAGES = ("fr", "en")
+
+
+def _time_zone(**kwargs: object) -> fields.String:
+    return fields.String(validate=[validate.Length(1, 64), _known_time_zone],
+                         metadata={"description": "IANA time zone its deadlines are counted "
+                                                  "in (America/Toronto by default)."}, **kwargs)
+
+
+def _known_time_zone(name: str) -> bool:
+    if not is_time_zone(name):
+        raise ValidationError(f"Unknown time zone {name!r}: an IANA name such as "
+                              "America/Toronto or America/Halifax.")
+    return True
 LANGUAGE = validate.Regexp(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$",
                            error="A BCP 47 language tag, e.g. fr, en, es, fr-CA.")
 
@@ -58,6 +73,9 @@ class EntryIn(Input):
         "description": "Until when `waitlist` or `full` is expected to last."})
     description = _text(4000, allow_none=True)
     website = fields.URL(allow_none=True, validate=validate.Length(max=300))
+    time_zone = _time_zone()
+    language = fields.String(validate=validate.OneOf(LANGUAGES), metadata={
+        "description": "Language of the hub's mails to its contacts: fr (default) or en."})
     services = fields.List(fields.Nested(ServiceIn), validate=validate.Length(max=200))
     locations = fields.List(fields.Nested(LocationIn), validate=validate.Length(max=200))
     contacts = fields.List(fields.Nested(ContactIn), validate=validate.Length(max=200))
@@ -101,6 +119,8 @@ class OrganizationSchema(Schema):
     capacity_until = fields.Date(allow_none=True)
     description = fields.String(allow_none=True)
     website = fields.String(allow_none=True)
+    time_zone = fields.String()
+    language = fields.String()
     services = fields.List(fields.Nested(ServiceOut))
     locations = fields.List(fields.Nested(LocationOut))
     contacts = fields.List(fields.Nested(ContactOut), metadata={

@@ -22,7 +22,8 @@ from hub.events import EventType, record
 from hub.events.bulk import NewEvent, record_many
 from hub.events.store import Event, EventAudience, OutboxEntry
 from hub.followups import Due, ReferralCheck
-from hub.referrals import Referral
+from hub.referrals import Referral, snapshot
+from hub.timestamps import iso_utc
 from tests.helpers import Network, Partner
 from tests.integration.test_followups import events_of, moment, run_checks
 
@@ -155,7 +156,7 @@ def test_run_once_opens_no_transaction_for_checks_with_nothing_due(
         app: Flask, network: Network) -> None:
     sessions = app.extensions["hub_db"][1]
     long_ago = datetime(2001, 1, 1, tzinfo=UTC)
-    assert checks.pending(sessions, long_ago) == {"consent_expiry"}  # it always runs
+    assert checks.pending(sessions, long_ago) == set()
     assert run_checks(app, long_ago) == dict.fromkeys(checks.CHECKS, 0)
 
     sender, receiver = network.partner(), network.partner()
@@ -254,3 +255,34 @@ def test_a_pass_fires_a_bounded_number_of_batches_and_the_next_passes_the_rest(
     assert all(n <= followups.DEADLINE_BATCHES_PER_PASS * batch for n in counts)
     for leg in legs:
         assert missed(sender, leg["id"]) == ["acknowledge"]
+
+
+def test_a_missed_deadline_event_holds_the_snapshot_the_hub_writes_elsewhere(
+        app: Flask, network: Network) -> None:
+    """On PostgreSQL the snapshot is built by the server (`followups._FIRE_MISSED`): it must be
+    `referrals.snapshot` to the character, with and without microseconds."""
+    sender, receiver = network.partner(), network.partner()
+    leg = sender.refer(receiver)
+    leg_id = uuid.UUID(leg["id"])
+    with app.app_context(), db.job_session() as session:
+        stored_leg = session.get(Referral, leg_id)
+        assert stored_leg is not None
+        stored_leg.created_at = stored_leg.created_at.replace(microsecond=0)
+        stored_leg.acknowledge_by = stored_leg.acknowledge_by.replace(microsecond=123456)
+        stored_leg.deadline_due_at = stored_leg.acknowledge_by
+        due = stored_leg.acknowledge_by
+    run_checks(app, due + timedelta(minutes=1))
+    with app.app_context(), db.job_session() as session:
+        stored_leg = session.get(Referral, leg_id)
+        event = session.scalars(select(Event).where(
+            Event.subject == f"referrals/{leg_id}",
+            Event.type == EventType.REFERRAL_DEADLINE_MISSED.value)).one()
+        assert stored_leg is not None
+        assert event.data == {"referral": snapshot(stored_leg), "check": "acknowledge",
+                              "due_at": iso_utc(due), "source": "scheduler"}
+        assert event.sequence == stored_leg.version and event.actor == "scheduler"
+        assert set(session.scalars(select(EventAudience.organization_id).where(
+            EventAudience.event_position == event.position))) == {
+                uuid.UUID(sender.organization_id), uuid.UUID(receiver.organization_id)}
+        assert session.scalar(select(OutboxEntry.event_position).where(
+            OutboxEntry.event_position == event.position)) == event.position

@@ -47,6 +47,9 @@ def test_a_missed_acknowledgement_is_signalled_once_then_the_leg_expires(
     receiver = network.partner(kind="regional_partner", region="01")
     # Listed first among the region's partners with room (suggestions go by name).
     alternative = network.partner(kind="regional_partner", region="01", name="0 Alternative")
+    serves = alternative.call("PATCH", f"/api/v1/organizations/{alternative.organization_id}",
+                              json={"services": [{"name": "Emploi", "pathways": ["employment"]}]})
+    assert serves.status_code == 200, serves.get_data(as_text=True)
     leg = sender.refer(receiver)
     acknowledge_by = moment(leg["deadlines"]["acknowledge_by"])
 
