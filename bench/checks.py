@@ -54,12 +54,13 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from bench import databases
+from bench.databases import bench_server, start_server
 from hub import checkins, checks, crypto, followups, scheduler
 from hub.db import make_engine
 from hub.deadlines import DEFAULT_POLICY, add_business_days
 from hub.ops import upgrade_database
 
-PG_ENV = {"HUB_PG_DIR": "/tmp/maillage-pgbench", "HUB_PG_PORT": "54330", "HUB_PG_FSYNC": "on"}
 FULL_TICK_TARGET_S = 5.0
 IDLE_TICK_TARGET_MS = 50.0
 RATIO_TARGET = 1.5
@@ -135,30 +136,13 @@ def naive(moment: datetime) -> datetime:
 # --- PostgreSQL -----------------------------------------------------------------------------
 
 def admin_url() -> str:
-    return subprocess.run(["bash", "scripts/test-postgres.sh"], cwd=ROOT, check=True,
-                          env={**os.environ, **PG_ENV, **{  # the caller's server, if named
-                              name: os.environ[name] for name in PG_ENV if name in os.environ}},
-                          stdout=subprocess.PIPE,
-                          text=True).stdout.strip()
+    """The benchmark's own server (fsync on), started when it is not running."""
+    return start_server(*bench_server("54330", "/tmp/maillage-pgbench"), fsync=True)
 
 
-@contextmanager
-def fresh_database(admin: str, keep: bool) -> Iterator[str]:
+def fresh_database(admin: str, keep: bool) -> contextlib.AbstractContextManager[str]:
     """A new database on the benchmark's server, dropped at the end unless `keep`."""
-    name = f"hub_checks_{secrets.token_hex(4)}"
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = admin.rsplit("/", 1)[0] + "/" + name
-    try:
-        yield url
-    finally:
-        if keep:
-            log(f"  kept database {url}")
-        else:
-            with engine.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        engine.dispose()
+    return databases.fresh_database(admin, "hub_checks", keep=keep)
 
 
 def libpq_url(url: str) -> str:
