@@ -86,12 +86,17 @@ class Organization(Base):
                                            server_default=DEFAULT_TIME_ZONE)
     language: Mapped[str] = mapped_column(String(5), default="fr", server_default="fr")
 
+    # Ordered to the end (ties broken by id), so that two reads of an entry agree: an HSDS
+    # export imported back must change nothing.
     services: Mapped[list[Service]] = relationship(
-        back_populates="organization", cascade="all, delete-orphan", order_by="Service.name")
+        back_populates="organization", cascade="all, delete-orphan",
+        order_by="[Service.name, Service.id]")
     locations: Mapped[list[Location]] = relationship(
-        back_populates="organization", cascade="all, delete-orphan", order_by="Location.city")
+        back_populates="organization", cascade="all, delete-orphan",
+        order_by="[Location.city, Location.id]")
     contacts: Mapped[list[Contact]] = relationship(
-        back_populates="organization", cascade="all, delete-orphan", order_by="Contact.name")
+        back_populates="organization", cascade="all, delete-orphan",
+        order_by="[Contact.name, Contact.id]")
 
     __table_args__ = (Index("ix_organizations_kind_region", "kind", "region"),)
 

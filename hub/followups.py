@@ -288,8 +288,9 @@ def _iso_sql(column: str) -> str:
 
 # PostgreSQL: a batch of claimed legs moved on and announced in one statement, the event's
 # snapshot (`referrals.snapshot`) built by the server: what comes back to Python is only what
-# the mails need (the leg's id, organizations, check and due time).  The legs are locked by the due query, so their version cannot have
-# moved; the version test stays, and a leg it leaves out has its claim given back.
+# the mails need (the leg's id, organizations, check and due time).  The legs are locked by
+# the due query, so their version cannot have moved; the version test stays, and a leg it
+# leaves out has its claim given back.
 _FIRE_MISSED = text(f"""
 WITH due AS (
     SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:versions AS integer[]),
