@@ -13,16 +13,28 @@ import secrets
 from collections.abc import Iterator
 
 import pytest
+from argon2 import PasswordHasher, profiles
 from flask import Flask
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from hub import create_app, crypto
+from hub import create_app, crypto, users
 from hub.config import Settings
 from hub.ops import upgrade_database
 from tests.helpers import Network
 
 BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_password_hashes() -> Iterator[None]:
+    """Argon2 with argon2-cffi's profile for tests (`profiles.CHEAPEST`): the same algorithm
+    and code path, without spending a quarter of a second on each login the tests make.
+    Hashes made either way verify either way (the parameters are in the hash)."""
+    production = users._hasher
+    users._hasher = PasswordHasher.from_parameters(profiles.CHEAPEST)
+    yield
+    users._hasher = production
 
 
 def _postgres_admin_url() -> str | None:
