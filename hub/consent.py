@@ -29,16 +29,15 @@ from sqlalchemy import (
     Uuid,
     and_,
     bindparam,
-    event,
     exists,
     select,
     update,
 )
-from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from hub.callers import Caller
 from hub.crypto import EncryptedText
-from hub.db import Base, UTCDateTime, utcnow
+from hub.db import Base, UTCDateTime, forget_with_the_transaction, utcnow
 from hub.directory import Organization
 from hub.errors import Invalid, NotAllowed, NotFound
 from hub.events import EventType, record
@@ -213,17 +212,7 @@ def remember(session: Session, participant_id: uuid.UUID, organization_id: uuid.
     session.info.setdefault(KNOWN, {})[(participant_id, organization_id, purpose)] = covered
 
 
-@event.listens_for(Session, "after_transaction_end")
-def _forget_at_the_end(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.parent is None:  # the transaction, not a savepoint in it
-        session.info.pop(KNOWN, None)
-        session.info.pop(LOCKED, None)
-
-
-@event.listens_for(Session, "after_soft_rollback")
-def _forget_at_a_rollback(session: Session, _transaction: SessionTransaction) -> None:
-    session.info.pop(KNOWN, None)
-    session.info.pop(LOCKED, None)
+forget_with_the_transaction(KNOWN, LOCKED)
 
 
 def covers(session: Session, participant: Participant, organization_id: uuid.UUID,

@@ -142,3 +142,30 @@ class Database:
 
 
 db = Database()
+
+
+# What a transaction read and may reuse until it ends (consent answers, open legs...), kept in
+# `session.info` under these keys; each module names its keys with `forget_with_the_transaction`.
+_TRANSACTION_KEYS: set[str] = set()
+
+
+def forget_with_the_transaction(*keys: str) -> None:
+    """Drop `session.info[key]` for each key when the transaction ends or rolls back: what it
+    read holds no longer once another transaction may have changed it."""
+    _TRANSACTION_KEYS.update(keys)
+
+
+def _forget(session: Session) -> None:
+    for key in _TRANSACTION_KEYS:
+        session.info.pop(key, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_at_the_end(session: Session, transaction: object) -> None:
+    if getattr(transaction, "parent", None) is None:  # the transaction, not a savepoint in it
+        _forget(session)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_at_a_rollback(session: Session, _transaction: object) -> None:
+    _forget(session)

@@ -17,18 +17,17 @@ from sqlalchemy import (
     String,
     Uuid,
     bindparam,
-    event,
     exists,
     select,
     text,
 )
-from sqlalchemy.orm import Mapped, Session, SessionTransaction, aliased, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, aliased, mapped_column, relationship
 from sqlalchemy.orm.exc import StaleDataError
 
 from hub import consent, deadlines, lifecycle, policies
 from hub.callers import Caller
 from hub.crypto import EncryptedJSON, EncryptedText
-from hub.db import Base, UTCDateTime, utcnow
+from hub.db import Base, UTCDateTime, forget_with_the_transaction, utcnow
 from hub.directory import Organization
 from hub.errors import ConcurrentChange, Invalid, NotAllowed, NotFound, VersionMismatch
 from hub.events import EventType, record
@@ -310,17 +309,7 @@ def _legs_changed(session: Session) -> None:
     session.info.pop(OPEN_LEGS_KNOWN, None)
 
 
-@event.listens_for(Session, "after_transaction_end")
-def _forget_at_the_end(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.parent is None:  # the transaction, not a savepoint in it
-        session.info.pop(OPEN_LEGS_KNOWN, None)
-        session.info.pop(STARTED_CHAINS, None)
-
-
-@event.listens_for(Session, "after_soft_rollback")
-def _forget_at_a_rollback(session: Session, _transaction: SessionTransaction) -> None:
-    session.info.pop(OPEN_LEGS_KNOWN, None)
-    session.info.pop(STARTED_CHAINS, None)
+forget_with_the_transaction(OPEN_LEGS_KNOWN, STARTED_CHAINS)
 
 
 def chain_of(session: Session, referral: Referral) -> list[Referral]:
