@@ -1,6 +1,7 @@
 """An organization's webhook endpoints as its partners and its administrators manage them, from
 the API or the portal alike: which event types may be asked for, which endpoints and
-deliveries an organization may touch, and registering one with a record of who did it.
+deliveries an organization may touch, registering one with a record of who did it, and
+sending again what failed since a moment (with how many that is, asked beforehand).
 
 The engine's own functions (`webhooks.endpoints`) do the work; this module holds the hub's
 rules around them, so both doors refuse the same things with the same errors.
@@ -13,6 +14,7 @@ from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import Any
 
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from hub.api.common import MAX_ID
@@ -103,3 +105,19 @@ def redeliver(session: Session, delivery: Delivery, *, now: datetime) -> Deliver
         raise DeliveryInProgress(delivery)
     endpoints.redeliver(session, delivery, now=now)
     return delivery
+
+
+def failed_since(session: Session, endpoint: Endpoint, since: datetime) -> int:
+    """How many deliveries `recover_failed` would send again now: the endpoint's dead ones
+    created or dead-lettered since `since` (the engine's own rule, counted), so the portal
+    can say it before the admin confirms."""
+    return session.scalar(select(func.count()).select_from(Delivery).where(
+        Delivery.endpoint_id == endpoint.id, Delivery.state == DeliveryState.DEAD.value,
+        or_(Delivery.created_at >= since, Delivery.dead_at >= since))) or 0
+
+
+def recover_failed(session: Session, endpoint: Endpoint, *, since: datetime,
+                   now: datetime) -> int:
+    """Send again, in order, every delivery of the endpoint that failed since `since`;
+    returns how many were put back in the queue."""
+    return endpoints.recover_failed(session, endpoint, since=since, now=now)

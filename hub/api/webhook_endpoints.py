@@ -251,7 +251,8 @@ class RecoverFailed(MethodView):
     def post(self, body: dict[str, Any], endpoint_id: uuid.UUID) -> dict[str, Any]:
         """Send again, in order, everything dead-lettered since a moment."""
         endpoint = _own_endpoint(endpoint_id)
-        count = endpoints.recover_failed(db.session, endpoint, since=body["since"], now=utcnow())
+        count = webhook_subscriptions.recover_failed(db.session, endpoint, since=body["since"],
+                                                     now=utcnow())
         return {"recovered": count}
 
 

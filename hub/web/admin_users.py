@@ -18,6 +18,7 @@ from hub.db import db
 from hub.directory import Organization
 from hub.errors import NotFound
 from hub.users import COORDINATION_ROLES, Role, User, UserRefused
+from hub.web import paging
 from hub.web.admin import ADMIN_ROLES, audit, managed_organization
 from hub.web.i18n import LANGUAGES
 from hub.web.labels import label
@@ -56,11 +57,15 @@ def _member(organization: Organization, user_id: uuid.UUID) -> User:
 
 def _page(organization: Organization, status: int = 200, error: str | None = None,
           values: dict[str, str] | None = None) -> Response:
-    people = db.session.scalars(select(User).where(User.organization_id == organization.id)
-                                .order_by(User.name).limit(USERS_SHOWN))
+    """The users by name, `USERS_SHOWN` a page (keyset on name and id, `hub.web.paging`)."""
+    people = paging.window(select(User).where(User.organization_id == organization.id),
+                           (User.name, User.id), (str, uuid.UUID),
+                           lambda person: (person.name, person.id),
+                           descending=False, size=USERS_SHOWN,
+                           view=("admin_users.user_list", {"organization_id": organization.id}))
     return page("portal/admin/users.html", status, organization=organization,
-                people=list(people), roles=roles_for(organization), languages=LANGUAGES,
-                values=values or {}, error=error)
+                people=people.rows, pages=people, roles=roles_for(organization),
+                languages=LANGUAGES, values=values or {}, error=error)
 
 
 @blp.get("/admin/<uuid:organization_id>/users")

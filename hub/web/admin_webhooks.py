@@ -1,25 +1,33 @@
 """Webhook endpoints of the organization: list with status, create (the secret shown once),
-pause and resume, rotate the secret (the new one shown once), delete; per endpoint the
-delivery log with a "redeliver" button.  The API's use cases do the work
-(`hub.webhook_subscriptions`, the engine's `webhooks.endpoints`), so the same URLs and event
-types are refused, with messages in the admin's language."""
+edit the address, events and description, pause and resume, rotate the secret (the new one
+shown once), delete; per endpoint the delivery log, a page at a time, with a "redeliver"
+button, and "send again everything that failed since" a moment, confirmed after saying how
+many deliveries that is.  The API's use cases do the work (`hub.webhook_subscriptions`, the
+engine's `webhooks.endpoints`), so the same URLs and event types are refused, with messages
+in the admin's language."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from flask import current_app, flash, g, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from sqlalchemy import select
 from werkzeug import Response
 
 from hub import webhook_subscriptions
+from hub.api.common import bounded_int
 from hub.db import db, utcnow
 from hub.directory import Organization
 from hub.errors import Invalid
 from hub.events import EventType
+from hub.web import paging
 from hub.web.admin import ADMIN_ROLES, audit, managed_organization
+from hub.web.i18n import TIME_ZONE
 from hub.web.portal import login_required, page, portal_blueprint
 from hub.webhook_subscriptions import DeliveryInProgress
 from webhooks import endpoints
@@ -116,16 +124,99 @@ def create(organization_id: uuid.UUID) -> Response:
                 endpoint=endpoint, secret=secret, created=True)
 
 
+def _detail(organization: Organization, endpoint: Endpoint, status: int = 200,
+            error: str | None = None, values: dict[str, object] | None = None) -> Response:
+    """The endpoint, its edit form (as saved, or as typed when refused) and its delivery log,
+    newest first, `DELIVERIES_SHOWN` a page with links to older and newer ones."""
+    deliveries = paging.window(
+        select(Delivery).where(Delivery.endpoint_id == endpoint.id), (Delivery.id,),
+        (bounded_int,), lambda delivery: (delivery.id,), descending=True,
+        size=DELIVERIES_SHOWN, view=("admin_webhooks.endpoint_detail", {
+            "organization_id": organization.id, "endpoint_id": endpoint.id}))
+    values = values or {"url": endpoint.url, "description": endpoint.description,
+                        "event_types": endpoint.event_types}
+    offered = [ALL_EVENTS] + [t.value for t in EventType]
+    # Patterns registered through the API ("referral.*") are offered too, so that saving the
+    # form keeps them.
+    offered[1:1] = [p for p in endpoint.event_types if p not in offered]
+    return page("portal/admin/webhook.html", status, organization=organization,
+                endpoint=endpoint, deliveries=deliveries.rows, pages=deliveries,
+                event_types=offered, error=error, values=values,
+                since=request.args.get("since", ""))
+
+
 @blp.get("/admin/<uuid:organization_id>/webhooks/<uuid:endpoint_id>")
 @login_required(ADMIN_ROLES)
 def endpoint_detail(organization_id: uuid.UUID, endpoint_id: uuid.UUID) -> Response:
-    """The endpoint and its delivery log, newest first."""
+    organization = managed_organization(organization_id)
+    return _detail(organization, _own(organization, endpoint_id))
+
+
+@blp.post("/admin/<uuid:organization_id>/webhooks/<uuid:endpoint_id>/edit")
+@login_required(ADMIN_ROLES)
+def edit(organization_id: uuid.UUID, endpoint_id: uuid.UUID) -> Response:
+    """Change the address (checked as the API checks it: https, no private address), the
+    events sent and the description (emptied: none)."""
     organization = managed_organization(organization_id)
     endpoint = _own(organization, endpoint_id)
-    deliveries = db.session.scalars(select(Delivery).where(Delivery.endpoint_id == endpoint.id)
-                                    .order_by(Delivery.id.desc()).limit(DELIVERIES_SHOWN))
-    return page("portal/admin/webhook.html", organization=organization, endpoint=endpoint,
-                deliveries=list(deliveries))
+    values = {"url": request.form.get("url", "").strip()[:2000],
+              "description": request.form.get("description", "").strip()[:500],
+              "event_types": request.form.getlist("event_types")[:50]}
+    try:
+        if not values["event_types"]:
+            raise Invalid({"event_types": ["Choose at least one."]})
+        webhook_subscriptions.change_endpoint(
+            db.session, endpoint, url=values["url"], event_types=values["event_types"],
+            description=values["description"], allow_loopback_http=_allow_loopback(),
+            now=utcnow())
+    except Invalid as invalid:
+        db.session.rollback()
+        organization = managed_organization(organization_id)
+        return _detail(organization, _own(organization, endpoint_id), 422, refusal(invalid),
+                       values)
+    audit("webhook_endpoint.changed", organization, endpoint.id)
+    flash(_("Endpoint saved."), "success")
+    return _back(organization, endpoint)
+
+
+def _since() -> datetime | None:
+    """The moment typed in the "failed since" field: a date and time in the portal's time
+    zone (what `datetime-local` sends), or with its own offset; None if it is not one."""
+    raw = (request.values.get("since") or "").strip()[:40]
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(TIME_ZONE))
+    return moment
+
+
+@blp.route("/admin/<uuid:organization_id>/webhooks/<uuid:endpoint_id>/recover",
+           methods=["GET", "POST"])
+@login_required(ADMIN_ROLES)
+def recover(organization_id: uuid.UUID, endpoint_id: uuid.UUID) -> Response:
+    """Send again everything that failed since a moment: first a page saying how many
+    deliveries that is (GET), then, confirmed, the API's use case (POST)."""
+    organization = managed_organization(organization_id)
+    endpoint = _own(organization, endpoint_id)
+    since = _since()
+    if since is None:
+        return _detail(organization, endpoint, 422, _(
+            "Enter the date and time from which failed deliveries are sent again, "
+            "for example 2026-11-20 08:00."))
+    if request.method == "GET":
+        return page("portal/admin/webhook_recover.html", organization=organization,
+                    endpoint=endpoint, since=since,
+                    count=webhook_subscriptions.failed_since(db.session, endpoint, since))
+    count = webhook_subscriptions.recover_failed(db.session, endpoint, since=since,
+                                                 now=utcnow())
+    audit("webhook_endpoint.recovered", organization, endpoint.id)
+    flash(ngettext("%(num)d failed delivery will be sent again.",
+                   "%(num)d failed deliveries will be sent again, in order.", count)
+          if count else _("No delivery failed since then: nothing to send again."),
+          "success" if count else "info")
+    return _back(organization, endpoint)
 
 
 @blp.post("/admin/<uuid:organization_id>/webhooks/<uuid:endpoint_id>/<any(pause, resume):action>")

@@ -7,11 +7,14 @@ another's objects), other roles none of it (403); a hub admin reaches any organi
 from __future__ import annotations
 
 import base64
+import html
 import logging
 import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
@@ -27,7 +30,7 @@ from tests.e2e.test_webhooks import deliver_all
 from tests.integration.test_portal_pages import consent_to, refer, register
 from tests.integration.test_portal_translations import _alike_in_both, _texts
 from tests.portal import PASSWORD, Person, make_organization, make_user, text_of
-from tests.receiver import Receiver, running_receiver
+from tests.receiver import Receiver, Reply, running_receiver
 from webhooks.models import Delivery, DeliveryState, Endpoint
 
 # The shared test database holds the other tests' events too: fan them all out first.
@@ -349,6 +352,189 @@ def test_webhook_endpoints_deliver_show_their_log_and_redeliver(
     assert admins.admin.get(detail).status_code == 404
 
 
+def _endpoint_of(app: Flask, organization_id: uuid.UUID) -> uuid.UUID:
+    with app.app_context():
+        return db.session.scalar(select(Endpoint.id).where(Endpoint.owner_id == organization_id)
+                                 .order_by(Endpoint.created_at.desc()).limit(1))
+
+
+def test_the_admin_changes_an_endpoint_with_the_apis_rules(
+        app: Flask, admins: Admins, receiver: Receiver,
+        caplog: pytest.LogCaptureFixture) -> None:
+    base = f"/admin/{admins.own.id}/webhooks"
+    assert admins.admin.post(base, {"url": receiver.url_for("/old"), "description": "CRM",
+                                    "event_types": ["consent.*"]}).status_code == 201
+    endpoint_id = _endpoint_of(app, admins.own.id)
+    detail = f"{base}/{endpoint_id}"
+    form = admins.admin.get(detail).get_data(as_text=True)
+    assert f'value="{receiver.url_for("/old")}"' in form and 'value="CRM"' in form
+    assert re.search(r'value="consent\.\*" checked', form)
+
+    # Refused as the API refuses: a private address, no event, a pattern matching nothing.
+    for refused_form, words in (
+            ({"url": "http://10.1.2.3/hook", "event_types": ["*"]}, "https://"),
+            ({"url": receiver.url_for("/new")}, "au moins un type"),
+            ({"url": receiver.url_for("/new"), "event_types": ["nothing.*"]}, "au moins un type")):
+        refused = admins.admin.post(f"{detail}/edit", refused_form)
+        assert refused.status_code == 422, refused_form
+        assert words in text_of(refused), text_of(refused)
+        # What was typed is shown again, to be corrected.
+        assert f'value="{refused_form["url"]}"' in refused.get_data(as_text=True)
+    assert fresh(app, Endpoint, endpoint_id).url == receiver.url_for("/old")
+
+    with caplog.at_level(logging.INFO, logger="hub.audit"):
+        caplog.clear()
+        saved = admins.admin.post(f"{detail}/edit", {
+            "url": receiver.url_for("/new"), "description": "",
+            "event_types": ["referral.sent", "consent.withdrawn"]})
+    assert saved.status_code == 302, text_of(saved)
+    changed = fresh(app, Endpoint, endpoint_id)
+    assert (changed.url, changed.description, changed.event_types) == (
+        receiver.url_for("/new"), None, ["referral.sent", "consent.withdrawn"])
+    assert [r.fields for r in caplog.records if r.name == "hub.audit"] == [{
+        "action": "webhook_endpoint.changed", "target": str(endpoint_id),
+        "organization_id": str(admins.own.id),
+        "actor": f"user:{user_id(app, admins.admin_email)}"}]
+
+    # The hub now sends the chosen events to the new address.
+    sender = Person.logged_in(app, make_user(app, admins.other, "counsellor"))
+    participant = register(sender)
+    consent_to(sender, participant, admins.own)
+    refer(sender, participant, admins.own)
+    deliver_all(app, rounds=ROUNDS)
+    assert [r.path for r in receiver.requests] == ["/new"]
+
+
+def _age(app: Flask, delivery_id: int, days: int) -> None:
+    """A delivery that failed `days` ago (made and dead-lettered then)."""
+    with app.app_context(), db.job_session() as session:
+        delivery = session.get(Delivery, delivery_id)
+        delivery.created_at = delivery.dead_at = utcnow() - timedelta(days=days)
+
+
+def test_everything_that_failed_since_a_moment_is_sent_again_once_confirmed(
+        app: Flask, admins: Admins, receiver: Receiver,
+        caplog: pytest.LogCaptureFixture) -> None:
+    base = f"/admin/{admins.own.id}/webhooks"
+    assert admins.admin.post(base, {"url": receiver.url_for("/hook"),
+                                    "event_types": ["referral.sent"]}).status_code == 201
+    endpoint_id = _endpoint_of(app, admins.own.id)
+    detail = f"{base}/{endpoint_id}"
+    # The receiver refuses (400: dead at once) the referrals of three participants.
+    receiver.standing["/hook"] = Reply(400)
+    sender = Person.logged_in(app, make_user(app, admins.other, "counsellor"))
+    for _ in range(3):
+        participant = register(sender)
+        consent_to(sender, participant, admins.own)
+        refer(sender, participant, admins.own)
+    deliver_all(app, rounds=ROUNDS)
+    with app.app_context():
+        dead = list(db.session.scalars(select(Delivery.id).where(
+            Delivery.endpoint_id == endpoint_id, Delivery.state == DeliveryState.DEAD)
+            .order_by(Delivery.id)))
+    assert len(dead) == 3 and len(receiver.requests) == 3
+    _age(app, dead[0], days=3)  # failed before the moment chosen below
+
+    # Québec time, as the datetime-local field sends it: yesterday.
+    since = (datetime.now(ZoneInfo("America/Toronto")) - timedelta(days=1)).strftime(
+        "%Y-%m-%dT%H:%M")
+    assert 'type="datetime-local"' in admins.admin.get(detail).get_data(as_text=True)
+    confirm = admins.admin.get(f"{detail}/recover", query_string={"since": since})
+    assert confirm.status_code == 200
+    assert "2 livraisons ont échoué depuis" in text_of(confirm)
+    assert "Renvoyer 2 livraisons" in text_of(confirm)
+    assert all(fresh(app, Delivery, d).state == DeliveryState.DEAD for d in dead)  # asked only
+
+    receiver.standing["/hook"] = Reply(204)
+    with caplog.at_level(logging.INFO, logger="hub.audit"):
+        caplog.clear()
+        done = admins.admin.post(f"{detail}/recover", {"since": since})
+    assert done.status_code == 302
+    assert "2 livraisons en échec seront renvoyées" in text_of(
+        admins.admin.get(done.headers["Location"]))
+    assert [r.fields["action"] for r in caplog.records if r.name == "hub.audit"] == [
+        "webhook_endpoint.recovered"]
+    assert [fresh(app, Delivery, d).state for d in dead] == [
+        DeliveryState.DEAD, DeliveryState.PENDING, DeliveryState.PENDING]
+    deliver_all(app, rounds=ROUNDS)
+    assert [fresh(app, Delivery, d).state for d in dead] == [
+        DeliveryState.DEAD, DeliveryState.DELIVERED, DeliveryState.DELIVERED]
+    assert len(receiver.requests) == 5
+
+    # Nothing failed since: said so, no button; a moment that is not one is refused in words.
+    nothing = admins.admin.get(f"{detail}/recover", query_string={"since": since})
+    assert "Aucune livraison n’a échoué depuis" in text_of(nothing)
+    assert 'name="since"' not in nothing.get_data(as_text=True)
+    for bad in ("", "hier", "2026-13-45T99:00"):
+        refused = admins.admin.get(f"{detail}/recover", query_string={"since": bad})
+        assert refused.status_code == 422 and "2026-11-20 08:00" in text_of(refused)
+    # An offset typed in counts as typed: three days and an hour ago, in UTC.
+    early = (datetime.now(UTC) - timedelta(days=3, hours=1)).isoformat()
+    assert "1 livraison a échoué depuis" in text_of(
+        admins.admin.get(f"{detail}/recover", query_string={"since": early}))
+
+
+def _walk(person: Person, path: str, prefix: str, rel: str) -> tuple[list[list[str]], str]:
+    """The row ids (`<tr id="<prefix>...">`) of each page, following the `rel` links from
+    `path` to the end; and the address of the last page."""
+    pages: list[list[str]] = []
+    while True:
+        response = person.get(path)
+        assert response.status_code == 200
+        body = response.get_data(as_text=True)
+        pages.append(re.findall(rf'<tr id="{prefix}([^"]+)"', body))
+        found = re.search(rf'<a href="([^"]+)" rel="{rel}"', body)
+        if found is None:
+            return pages, path
+        path = html.unescape(found.group(1))
+
+
+def test_the_delivery_log_pages_through_older_and_newer_deliveries(
+        app: Flask, admins: Admins) -> None:
+    base = f"/admin/{admins.own.id}/webhooks"
+    assert admins.admin.post(base, {"url": "http://127.0.0.1:9/hook",
+                                    "event_types": ["*"]}).status_code == 201
+    endpoint_id = _endpoint_of(app, admins.own.id)
+    now = utcnow()
+    with app.app_context(), db.job_session() as session:
+        for index in range(230):  # delivered long ago: nothing for a dispatcher to send
+            session.add(Delivery(endpoint_id=endpoint_id, message_id=f"msg_{index}",
+                                 event_type="referral.sent", ordering_key=f"k{index}",
+                                 sequence=1, state=DeliveryState.DELIVERED.value, attempts=1,
+                                 next_attempt_at=now, created_at=now, delivered_at=now))
+    with app.app_context():
+        made = [str(i) for i in db.session.scalars(select(Delivery.id).where(
+            Delivery.endpoint_id == endpoint_id).order_by(Delivery.id.desc()))]
+
+    older, last = _walk(admins.admin, f"{base}/{endpoint_id}", "delivery-", "next")
+    assert [len(p) for p in older] == [100, 100, 30]
+    assert sum(older, []) == made  # newest first, each once
+    assert "Livraisons plus anciennes" in text_of(admins.admin.get(f"{base}/{endpoint_id}"))
+    newer, _first = _walk(admins.admin, last, "delivery-", "prev")
+    assert newer == older[::-1]  # back through the same pages
+    assert admins.admin.get(f"{base}/{endpoint_id}?before=nonsense").status_code == 400
+
+
+def test_the_users_list_pages_past_500_people(app: Flask, admins: Admins) -> None:
+    with app.app_context(), db.job_session() as session:
+        hashed = session.get(User, user_id(app, admins.counsellor_email)).password_hash
+        for index in range(520):
+            session.add(User(organization_id=admins.own.id, email=f"p{index}-{uuid.uuid4().hex}"
+                             "@example.org", name=f"Personne {index:03d}", role="partner_staff",
+                             password_hash=hashed, language="fr"))
+    with app.app_context():
+        names = list(db.session.scalars(select(User.name).where(
+            User.organization_id == admins.own.id).order_by(User.name, User.id)))
+    pages, last = _walk(admins.admin, f"/admin/{admins.own.id}/users", "user-", "next")
+    assert [len(p) for p in pages] == [500, 22]
+    with app.app_context():
+        shown = [db.session.get(User, uuid.UUID(i)).name for i in sum(pages, [])]
+    assert shown == names
+    back, _first = _walk(admins.admin, last, "user-", "prev")
+    assert back == pages[::-1]
+    assert "Page précédente" in text_of(admins.admin.get(last))
+
+
 # --- who may see what ----------------------------------------------------------------------
 
 def test_an_org_admin_reaches_only_their_own_organization(
@@ -377,6 +563,7 @@ def test_an_org_admin_reaches_only_their_own_organization(
     for path in (f"/admin/{other.id}/entry", f"/admin/{other.id}/users",
                  f"/admin/{other.id}/clients", f"/admin/{other.id}/webhooks",
                  f"/admin/{own}/webhooks/{endpoint_id}",
+                 f"/admin/{own}/webhooks/{endpoint_id}/recover?since=2020-01-01T00:00",
                  f"/admin/{other.id}/webhooks/{endpoint_id}"):
         assert admins.admin.get(path).status_code == 404, path
     for path, form in ((f"/admin/{other.id}/entry", entry_form()),
@@ -386,12 +573,17 @@ def test_an_org_admin_reaches_only_their_own_organization(
                        (f"/admin/{own}/clients/{client_pk}/revoke", {}),
                        (f"/admin/{own}/webhooks/{endpoint_id}/pause", {}),
                        (f"/admin/{own}/webhooks/{endpoint_id}/delete", {}),
+                       (f"/admin/{own}/webhooks/{endpoint_id}/edit",
+                        {"url": receiver.url_for("/mine"), "event_types": ["*"]}),
+                       (f"/admin/{own}/webhooks/{endpoint_id}/recover",
+                        {"since": "2020-01-01T00:00"}),
                        (f"/admin/{own}/deliveries/{delivery_id}/redeliver", {})):
         assert admins.admin.post(path, form).status_code == 404, path
     with app.app_context():
         assert db.session.get(User, other_user).disabled_at is None
         assert db.session.get(OAuthClient, client_pk).revoked_at is None
         assert db.session.get(Endpoint, endpoint_id).status == "active"
+        assert db.session.get(Endpoint, endpoint_id).url == receiver.url_for("/other")
         assert db.session.get(Delivery, delivery_id).state == DeliveryState.DEAD
         assert db.session.get(Organization, other.id).name == other.name
         db.session.expunge_all()
@@ -404,6 +596,21 @@ def test_other_roles_get_403_and_forms_need_their_csrf_token(
                  f"/admin/{own}/clients", f"/admin/{own}/webhooks"):
         assert admins.counsellor.get(path).status_code == 403, path
     assert admins.counsellor.post(f"/admin/{own}/entry/validate").status_code == 403
+    endpoint = admins.admin.post(f"/admin/{own}/webhooks", {
+        "url": "http://127.0.0.1:9/hook", "event_types": ["*"]})
+    assert endpoint.status_code == 201
+    with app.app_context():
+        endpoint_id = db.session.scalar(select(Endpoint.id).where(Endpoint.owner_id == own))
+    detail = f"/admin/{own}/webhooks/{endpoint_id}"
+    assert admins.counsellor.get(f"{detail}/recover?since=2020-01-01T00:00").status_code == 403
+    assert admins.counsellor.post(f"{detail}/recover",
+                                  {"since": "2020-01-01T00:00"}).status_code == 403
+    assert admins.counsellor.post(f"{detail}/edit", {
+        "url": "http://127.0.0.1:8/x", "event_types": ["*"]}).status_code == 403
+    forged_edit = admins.admin.client.post(f"{detail}/edit", data={
+        "url": "http://127.0.0.1:8/x", "event_types": ["*"]})
+    assert forged_edit.status_code == 400
+    assert fresh(app, Endpoint, endpoint_id).url == "http://127.0.0.1:9/hook"
     assert "Administration" not in text_of(admins.counsellor.get("/outbound"))
     assert Person.anonymous(app).get(f"/admin/{own}/users").status_code == 302
     # No token, no change.
