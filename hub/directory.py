@@ -85,6 +85,9 @@ class Organization(Base):
     time_zone: Mapped[str] = mapped_column(String(64), default=DEFAULT_TIME_ZONE,
                                            server_default=DEFAULT_TIME_ZONE)
     language: Mapped[str] = mapped_column(String(5), default="fr", server_default="fr")
+    # When anything of the entry last changed (its services, places and contacts included),
+    # kept by hub.directory_entries before each flush; what HSDS `updated_since` reads.
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
     # Ordered to the end (ties broken by id), so that two reads of an entry agree: an HSDS
     # export imported back must change nothing.

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, String, Text, event
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
-from hub.db import Base
+from hub.db import Base, utcnow
 from hub.directory import QUEBEC_REGIONS, Organization
 from hub.directory_text import fold
 
@@ -120,8 +120,10 @@ def entry_search_text(organization: Organization) -> str:
 
 @event.listens_for(Session, "before_flush")
 def _refresh_search_text(session: Session, _context: Any, _instances: Any) -> None:
-    """Keep `Organization.search_text` true to the entry whatever code changed it."""
+    """Keep `Organization.search_text` true to the entry, and `updated_at` at the moment it
+    last changed, whatever code changed it (a pathway added or removed changes its service)."""
     touched: dict[int, Organization] = {}
+    changed: set[int] = set()
     for instance in (*session.new, *session.dirty, *session.deleted):
         organization: Organization | None = None
         if isinstance(instance, Organization):
@@ -133,7 +135,13 @@ def _refresh_search_text(session: Session, _context: Any, _instances: Any) -> No
             continue
         if organization is not None and organization not in session.deleted:
             touched[id(organization)] = organization
-    for organization in touched.values():
+            if (instance in session.new or instance in session.deleted
+                    or session.is_modified(instance)):
+                changed.add(id(organization))
+    now = utcnow()
+    for key, organization in touched.items():
         text = entry_search_text(organization)
         if organization.search_text != text:
             organization.search_text = text
+        if key in changed and organization not in session.new:
+            organization.updated_at = now

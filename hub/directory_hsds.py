@@ -40,13 +40,19 @@ def export_organizations(session: Session) -> list[Organization]:
                                 .options(*_entries())))
 
 
-def export_page(session: Session, *, after_id: uuid.UUID | None, limit: int
-                ) -> list[Organization]:
+def export_page(session: Session, *, after_id: uuid.UUID | None, limit: int,
+                updated_since: datetime | None = None) -> list[Organization]:
     """One page of the directory for the HSDS export API, in id order so a cursor (the last
-    id) resumes it exactly; each page's services, locations and contacts in three queries."""
+    id) resumes it exactly; each page's services, locations and contacts in three queries.
+
+    `updated_since` keeps the entries changed at or after that moment (`updated_at`, kept
+    by `hub.directory_entries`).  The order stays the ids': an entry changed while a consumer
+    walks the pages keeps its place, so none is skipped."""
     query = select(Organization).order_by(Organization.id).limit(limit).options(*_entries())
     if after_id is not None:
         query = query.where(Organization.id > after_id)
+    if updated_since is not None:
+        query = query.where(Organization.updated_at >= updated_since)
     return list(session.scalars(query))
 
 

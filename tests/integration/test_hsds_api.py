@@ -4,10 +4,13 @@ problem, never a 500."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from hub.db import db
+from hub.directory import Organization
+from hub.directory_entries import Contact
 from hub.directory_hsds import import_hsds
 from tests.helpers import Network, Partner
 from tests.hsds_schemas import hsds_errors
@@ -110,6 +113,98 @@ def test_the_route_is_documented(network: Network) -> None:
     spec = network.app.test_client().get("/api/v1/openapi.json").get_json()
     operation = spec["paths"]["/api/v1/directory/hsds"]["get"]
     assert operation["security"] == [{"oauth2": ["directory:read"]}]
-    assert {p["name"] for p in operation["parameters"]} == {"limit", "cursor"}
+    parameters = {p["name"]: p for p in operation["parameters"]}
+    assert set(parameters) == {"limit", "cursor", "updated_since"}
+    assert parameters["updated_since"]["schema"]["format"] == "date-time"
+    assert "offset" in parameters["updated_since"]["description"]
     text = operation["summary"] + operation.get("description", "")
-    assert "HSDS 3.0" in text and "next_cursor" in text
+    assert "HSDS 3.0" in text and "next_cursor" in text and "updated_since" in text
+
+
+def _walk(partner: Partner, query: dict[str, Any]) -> tuple[list[str], int]:
+    """The ids of every page from `query`, the next pages asked with `cursor` alone."""
+    ids: list[str] = []
+    pages = 0
+    while True:
+        response = partner.get(HSDS, query_string=query)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        body = response.get_json()
+        ids += [o["id"] for o in body["items"]]
+        pages += 1
+        if body["next_cursor"] is None:
+            return ids, pages
+        query = {"limit": query["limit"], "cursor": body["next_cursor"]}
+
+
+def test_updated_since_gives_the_entries_changed_since_page_by_page(network: Network) -> None:
+    untouched, described, contacted, validated = (network.partner() for _ in range(4))
+    reader = network.partner(scopes=["directory:read"])
+    since = datetime.now(UTC)
+    assert described.call("PATCH", f"/api/v1/organizations/{described.organization_id}",
+                          json=ENTRY).status_code == 200
+    assert contacted.call("PATCH", f"/api/v1/organizations/{contacted.organization_id}",
+                          json={"contacts": ENTRY["contacts"]}).status_code == 200
+    assert validated.post(
+        f"/api/v1/organizations/{validated.organization_id}/validate").status_code == 200
+    changed = sorted(p.organization_id for p in (described, contacted, validated))
+
+    ids, pages = _walk(reader, {"limit": 1, "updated_since": since.isoformat()})
+    assert ids == changed and pages == 3  # id order, the filter kept by the cursor
+    # The same moment written with another offset, and the whole directory without it.
+    montreal = since.astimezone(timezone(timedelta(hours=-5))).isoformat()
+    assert _walk(reader, {"limit": 500, "updated_since": montreal})[0] == changed
+    everything = _walk(reader, {"limit": 500})[0]
+    assert untouched.organization_id in everything and set(changed) <= set(everything)
+    later = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    assert _walk(reader, {"limit": 500, "updated_since": later}) == ([], 1)
+
+    # The entry as HSDS says it, once changed.
+    body = reader.get(HSDS, query_string={"updated_since": since.isoformat()}).get_json()
+    entry = next(o for o in body["items"] if o["id"] == described.organization_id)
+    assert entry["services"][0]["name"] == "Régionalisation" and hsds_errors(entry) == []
+
+
+def test_a_change_of_a_service_place_or_contact_alone_moves_the_entry(
+        network: Network) -> None:
+    partner = network.partner()
+    organization_id = uuid.UUID(partner.organization_id)
+    with network.app.app_context():
+        before = db.session.get(Organization, organization_id).updated_at
+        db.session.rollback()
+    with network.app.app_context(), db.job_session() as session:
+        organization = session.get(Organization, organization_id)
+        organization.name = organization.name  # set, not changed: not an update
+    with network.app.app_context():
+        assert db.session.get(Organization, organization_id).updated_at == before
+        db.session.rollback()
+    with network.app.app_context(), db.job_session() as session:
+        session.add(Contact(organization_id=organization_id, name="Marc", role="accueil"))
+    with network.app.app_context():
+        after = db.session.get(Organization, organization_id).updated_at
+        db.session.rollback()
+    assert after > before
+
+
+def test_a_bad_updated_since_says_what_is_expected(network: Network) -> None:
+    partner = network.partner()
+    for value, words in (("yesterday", "ISO 8601"), ("2026-11-20", "ISO 8601"),
+                         ("2026-11-20T08:00:00", "no offset"),
+                         ("2026-11-20T08:00:00 05:00", "%2B")):
+        response = partner.get(HSDS, query_string={"updated_since": value})
+        assert response.status_code == 422, (value, response.get_data(as_text=True))
+        assert response.mimetype == "application/problem+json"
+        assert words in str(response.get_json()["errors"]), response.get_json()
+    # A cursor continues its own listing: another updated_since with it is refused.
+    for _ in range(2):
+        network.partner()
+    first = partner.get(HSDS, query_string={"limit": 1,
+                                            "updated_since": "2020-01-01T00:00:00Z"})
+    cursor = first.get_json()["next_cursor"]
+    assert cursor is not None
+    mixed = partner.get(HSDS, query_string={"cursor": cursor,
+                                            "updated_since": "2021-01-01T00:00:00Z"})
+    assert mixed.status_code == 400 and mixed.mimetype == "application/problem+json"
+    assert "updated_since" in mixed.get_json()["errors"]
+    same = partner.get(HSDS, query_string={"cursor": cursor,
+                                           "updated_since": "2020-01-01T00:00:00+00:00"})
+    assert same.status_code == 200
