@@ -441,6 +441,40 @@ def send_referral(
     return referral
 
 
+def send_onward(
+    session: Session,
+    caller: Caller,
+    previous: Referral,
+    *,
+    to_organization_id: uuid.UUID,
+    pathway: str,
+    priority: str = "routine",
+    stage: str | None = None,
+) -> Referral:
+    """A new leg after `previous`, a leg `caller` sent of a participant another organization
+    registered (`hub.redirects`: the sender redirects a leg it forwarded).
+
+    Like a forward, the reason for the referral and the needs go with the new leg as they
+    are, from leg to leg: never through the caller, who may not read them.  Raises what
+    `send_referral` raises (ConsentRequired for a receiver no consent covers)."""
+    from hub import visibility  # visibility reads referrals: imported late to avoid a cycle
+
+    participant = consent.locked_participant(session, previous.participant_id)
+    if participant is None:
+        raise NotFound("participant", previous.participant_id)
+    _check_stage(pathway, stage)
+    to_organization = _receiving_organization(session, caller, to_organization_id)
+    referral = _new_leg(
+        session, caller, participant=participant, to_organization=to_organization,
+        pathway=pathway, stage=stage, priority=priority,
+        reason_for_referral=previous.reason_for_referral, needs=list(previous.needs or []),
+        previous=previous,
+    )
+    visibility.note_read_ahead(session, caller, referral)  # logs only a read it will make
+    _record(session, referral, EventType.REFERRAL_SENT, caller)
+    return referral
+
+
 def transition(
     session: Session,
     caller: Caller,

@@ -131,12 +131,17 @@ def _leg_page(referral_id: uuid.UUID, status: int = 200, error: str | None = Non
             .order_by(Organization.name).limit(200)).all())
     now = utcnow()
     due = current_deadline(leg)
-    own_participant = leg.participant.organization_id == who.organization_id
+    # A leg of someone registered elsewhere is redirected while their consent still covers
+    # the user's organization (`hub.redirects`), from a form of its own (`sending`).
+    may_redirect = (role in SENDING_ROLES
+                    and redirects.may_redirect(session, leg, who.organization_id))
+    onward = may_redirect and redirects.registered_elsewhere(leg, who)
+    if onward:
+        may_redirect = redirects.still_trusted(session, who, leg)
     return page("portal/leg.html", status, leg=view,
                 participant_id=leg.participant_id,
                 chain=chains.picture(view["chain"], names, current=str(leg.id)),
-                may_redirect=(own_participant and role in SENDING_ROLES
-                              and redirects.may_redirect(session, leg, who.organization_id)),
+                may_redirect=may_redirect, onward=onward,
                 names=names, timeline=timeline,
                 actions=actions, error=error, due=due, overdue=due is not None and due < now,
                 party=party.value if party else None, forward_to=forward_to,

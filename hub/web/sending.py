@@ -1,5 +1,6 @@
 """The sending counsellor's pages: find or register a participant, record their consent,
-refer them to an organization of the directory, and follow the outbound legs."""
+refer them to an organization of the directory, follow the outbound legs, and redirect one
+(also a leg forwarded for a participant another organization registered)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from flask import flash, redirect, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select, tuple_
 from werkzeug import Response
+from werkzeug.datastructures import MultiDict
 
 from hub import consent, directory_search, participants, redirects, referrals
 from hub.api.common import aware_datetime, pseudonym_key
@@ -189,6 +191,73 @@ def refer(participant_id: uuid.UUID) -> Response:
 
 
 FILTERS = ("region", "kind", "capacity", "pathway")
+
+
+@blp.route("/legs/<uuid:referral_id>/redirect", methods=["GET", "POST"])
+@login_required(SENDING_ROLES)
+def redirect_onward(referral_id: uuid.UUID) -> Response:
+    """Redirect a leg the organization sent of a participant another organization registered
+    (it received the person and forwarded them): `hub.redirects` says when.
+
+    The form shows only what the organization may see: no name, no reason or needs (they go
+    with the new leg unchanged, to a receiver the consent covers), and no mark of which
+    organizations the consent covers, which is the person's to tell: the refusal names only
+    the organization chosen, as the API's answer to a forward does."""
+    who = caller()
+    previous = redirects.leg_to_redirect(db.session, who, referral_id)
+    if not redirects.registered_elsewhere(previous, who):
+        return redirect(url_for("sending.refer", participant_id=previous.participant_id,
+                                redirect_from=previous.id))
+    if not redirects.still_trusted(db.session, who, previous):
+        return page("portal/message.html", 409, title=_("Redirect the referral"),
+                    message=_no_longer_trusted())
+    previous_view = _reader().referral(previous)
+    filters = {name: request.args.get(name, "") for name in FILTERS}
+    if not any(name in request.args for name in FILTERS):
+        filters = {"region": _region_of(previous.to_organization_id), "kind": "",
+                   "capacity": Capacity.OPEN.value, "pathway": previous.pathway}
+    directory = [e for e in _directory(exclude=who.organization_id, **filters)
+                 if e["id"] != previous.to_organization_id]
+    context = {"participant": previous_view["participant"], "directory": directory,
+               "filters": filters, "regions": QUEBEC_REGIONS,
+               "kinds": [k for k in OrganizationKind if k != OrganizationKind.COORDINATION],
+               "capacities": list(Capacity), "pathways": list(Pathway),
+               "stages": list(Stage), "priorities": list(Priority), "onward": True,
+               "previous": previous_view,
+               "previous_to": _organization_names({previous.to_organization_id}).get(
+                   previous.to_organization_id),
+               "values": request.form if request.method == "POST" else {
+                   "pathway": previous.pathway, "priority": previous.priority,
+                   "stage": previous.stage or ""}}
+    if request.method == "GET":
+        return page("portal/refer.html", bad=set(), **context)
+    form = {name: request.form.get(name, "") for name in
+            ("to_organization_id", "pathway", "priority", "stage")}
+    data, bad = forms.load(ReferralIn(), MultiDict(
+        {**form, "participant_id": str(previous.participant_id)}))
+    if data is None:
+        return page("portal/refer.html", 422, bad=bad,
+                    error=_("Check the fields marked below."), **context)
+    try:
+        leg = redirects.redirect_referral(
+            db.session, who, previous.id, to_organization_id=data["to_organization_id"],
+            pathway=data["pathway"], priority=data.get("priority", "routine"),
+            stage=data.get("stage"))
+    except consent.ConsentRequired as refused:
+        db.session.rollback()
+        message = (_no_longer_trusted() if refused.organization_id == who.organization_id
+                   else _("The participant's consent does not cover this organization. Only "
+                          "the organization that registered the participant records their "
+                          "consent: choose another organization, or ask it."))
+        return page("portal/refer.html", 409, bad={"to_organization_id"}, error=message,
+                    **context)
+    flash(_("Referral redirected."), "success")
+    return redirect(url_for("legs.detail", referral_id=leg.id))
+
+
+def _no_longer_trusted() -> str:
+    return _("The participant's consent no longer covers your organization: you may not "
+             "redirect them. The organization that registered them may refer them again.")
 
 
 def _leg_to_redirect(participant: Participant, raw: str | None) -> Referral | None:

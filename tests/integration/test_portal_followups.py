@@ -16,10 +16,12 @@ from flask import Flask
 from sqlalchemy import select, update
 
 from hub import consent as consents
+from hub.access_log import PersonalDataRead
 from hub.db import db, utcnow
 from hub.directory_entries import Service, ServicePathway
 from hub.events.store import Event
 from hub.referrals import Referral
+from hub.users import User
 from tests.integration.test_portal_pages import (
     Network,
     act,
@@ -185,6 +187,104 @@ def test_redirecting_an_unanswered_leg_cancels_it(app: Flask, net: Network) -> N
     act(net.partner, other, "accept")
     late = net.counsellor.get(f"/participants/{participant}/refer?redirect_from={other}")
     assert late.status_code == 409
+
+
+def test_a_forwarding_partner_redirects_its_leg_without_seeing_the_person(
+        app: Flask, net: Network) -> None:
+    """The receiver forwarded a participant registered by the sender; the next partner
+    declined nothing yet, and the forwarding partner sends the person elsewhere: only to an
+    organization the consent covers, without ever reading who the person is or why."""
+    next_partner = make_organization(app, kind="regional_partner", region="05",
+                                     name=f"Suivant {uuid.uuid4().hex[:6]}")
+    uncovered = make_organization(app, kind="regional_partner", region="05",
+                                  name=f"Hors consentement {uuid.uuid4().hex[:6]}")
+    for organization in (net.elsewhere, next_partner, uncovered):
+        _serves(app, organization.id, "settlement")
+    participant = register(net.counsellor)
+    consent_to(net.counsellor, participant, net.receiver)  # the trust the forwarder holds
+    consent_to(net.counsellor, participant, net.elsewhere, next_partner)
+    first = refer(net.counsellor, participant, net.receiver)
+    act(net.partner, first, "acknowledge")
+    forwarded = act(net.partner, first, "forward", to_organization_id=str(net.elsewhere.id))
+    leg = uuid.UUID(forwarded.headers["Location"].rsplit("/", 1)[1])
+
+    forwarder_email = make_user(app, net.receiver, "counsellor")
+    forwarder = Person.logged_in(app, forwarder_email)
+    form_path = f"/legs/{leg}/redirect"
+    assert form_path in forwarder.get(f"/legs/{leg}").get_data(as_text=True)
+    assert form_path not in net.partner.get(f"/legs/{leg}").get_data(as_text=True)  # role
+    assert net.partner.get(form_path).status_code == 403
+    outsider = Person.logged_in(app, make_user(app, make_organization(app), "counsellor"))
+    assert outsider.get(form_path).status_code == 404
+
+    form = forwarder.get(form_path)
+    assert form.status_code == 200
+    words = text_of(form)
+    # Nothing personal, and not whom else the person trusts: every partner may be chosen.
+    for personal in ("Amina", "Benali", "Offre d'emploi", "logement"):
+        assert personal not in words
+    for mark in ("Couvert par le consentement", "Non couvert", "Vérification du consentement"):
+        assert mark not in words
+    assert next_partner.name in words and uncovered.name in words
+    assert f'value="{uncovered.id}" disabled' not in form.get_data(as_text=True)
+
+    refused = forwarder.post(form_path, {"to_organization_id": str(uncovered.id),
+                                         "pathway": "settlement", "priority": "urgent"})
+    assert refused.status_code == 409 and "ne couvre pas cet organisme" in text_of(refused)
+    assert _leg(app, leg).status == "sent"
+
+    done = forwarder.post(form_path, {"to_organization_id": str(next_partner.id),
+                                      "pathway": "settlement", "priority": "urgent",
+                                      "reason_for_referral": "ignoré", "needs": "ignoré"})
+    assert done.status_code == 302, text_of(done)
+    new_leg = uuid.UUID(done.headers["Location"].rsplit("/", 1)[1])
+    created, before, origin = _leg(app, new_leg), _leg(app, leg), _leg(app, first)
+    assert (created.from_organization_id, created.to_organization_id) == (
+        net.receiver.id, next_partner.id)
+    assert created.forwarded_from == leg and created.chain_id == origin.chain_id
+    assert created.priority == "urgent"
+    # The reason and the needs went from leg to leg, as typed by the registering counsellor.
+    assert (created.reason_for_referral, created.needs) == (
+        origin.reason_for_referral, origin.needs) == ("Offre d'emploi à Rimouski",
+                                                      ["logement", "francisation"])
+    assert (before.status, before.cancel_reason) == ("cancelled", "referred_elsewhere")
+
+    # The new partner reads who it is; the forwarder still does not, and never read it.
+    receiving = Person.logged_in(app, make_user(app, next_partner, "partner_staff"))
+    assert "Amina" in text_of(receiving.get(f"/legs/{new_leg}"))
+    assert "Amina" not in text_of(forwarder.get(f"/legs/{new_leg}"))
+    with app.app_context():
+        reads = set(db.session.execute(select(
+            PersonalDataRead.organization_id, PersonalDataRead.actor).where(
+            PersonalDataRead.participant_id == participant)).all())
+        forwarder_id = db.session.scalar(select(User.id).where(User.email == forwarder_email))
+    readers = {organization for organization, _actor in reads}
+    assert net.receiver.id in readers  # its staff, while it held its open leg
+    assert next_partner.id in readers
+    assert f"user:{forwarder_id}" not in {actor for _org, actor in reads}
+    # Redirected once: no second time.
+    assert form_path not in forwarder.get(f"/legs/{leg}").get_data(as_text=True)
+    assert forwarder.get(form_path).status_code == 409
+
+    # Once the person withdraws the forwarder's cover, it no longer steers their path.
+    consent_of_forwarder = next(
+        c for c in _consent_ids(app, participant) if _names(app, c) == {net.receiver.id})
+    assert net.counsellor.post(
+        f"/participants/{participant}/consents/{consent_of_forwarder}/withdraw"
+    ).status_code == 302
+    assert _leg(app, new_leg).status == "sent"  # the next partner is still covered
+    assert f"/legs/{new_leg}/redirect" not in forwarder.get(
+        f"/legs/{new_leg}").get_data(as_text=True)
+    late = forwarder.get(f"/legs/{new_leg}/redirect")
+    assert late.status_code == 409 and "ne couvre plus votre organisme" in text_of(late)
+    late_post = forwarder.post(f"/legs/{new_leg}/redirect", {
+        "to_organization_id": str(net.elsewhere.id), "pathway": "settlement"})
+    assert late_post.status_code == 409 and _leg(app, new_leg).status == "sent"
+
+
+def _names(app: Flask, consent_id: uuid.UUID) -> set[uuid.UUID]:
+    with app.app_context():
+        return set(db.session.get(consents.Consent, consent_id).organization_ids)
 
 
 def test_the_participants_page_draws_each_path(app: Flask, net: Network) -> None:
