@@ -1,27 +1,35 @@
 """The organization-admin pages in a real browser, in French and in English: an org admin
 updates the directory entry and confirms it, invites a colleague, connects a system (its secret
-shown once) and adds a webhook endpoint.  Each main page is checked with axe-core (no serious
-or critical violation) and photographed."""
+shown once), adds a webhook endpoint, changes it and sends its failed deliveries again after
+the confirmation that says how many.  Each main page is checked with axe-core (no serious or
+critical violation) and photographed."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from hub.db import db
+from hub.db import db, utcnow
 from hub.directory import Organization
 from hub.users import User
 from tests.browser.conftest import Hub
 from tests.browser.test_portal_story import check_page, log_in, submit
 from tests.portal import make_organization, make_user
+from webhooks.models import Delivery, DeliveryState
 
 WORDS = {
     "fr": {"saved": "Fiche du répertoire enregistrée.", "invited": "Invitation envoyée",
-           "secret": "Copiez le secret maintenant", "endpoint": "Point de réception ajouté"},
+           "secret": "Copiez le secret maintenant", "endpoint": "Point de réception ajouté",
+           "changed": "Point de réception enregistré.",
+           "count": "1 livraison a échoué depuis ce moment.",
+           "recovered": "1 livraison en échec sera renvoyée."},
     "en": {"saved": "Directory entry saved.", "invited": "Invitation sent",
-           "secret": "Copy the secret now", "endpoint": "Endpoint added"},
+           "secret": "Copy the secret now", "endpoint": "Endpoint added",
+           "changed": "Endpoint saved.", "count": "1 delivery failed since then.",
+           "recovered": "1 failed delivery will be sent again."},
 }
 
 
@@ -96,6 +104,25 @@ def test_an_org_admin_keeps_the_organization(hub: Hub, browser: Any, language: s
         admin.click("main a[href*='/webhooks/']")
         admin.wait_for_load_state()
         check_page(admin, "admin-webhook", language)
+        admin.fill("#description", "Logiciel de suivi")
+        submit(admin, "form[action$='/edit']")
+        assert words["changed"] in admin.inner_text("main")
+        endpoint_id = uuid.UUID(admin.url.rsplit("/", 1)[1])
+        with hub.app.app_context():  # a delivery the endpoint's server refused an hour ago
+            failed = utcnow() - timedelta(hours=1)
+            db.session.add(Delivery(endpoint_id=endpoint_id, message_id=f"msg_{tag}",
+                                    event_type="referral.sent", ordering_key=f"k{tag}",
+                                    sequence=1, state=DeliveryState.DEAD.value, attempts=1,
+                                    last_status_code=400, next_attempt_at=failed,
+                                    created_at=failed, dead_at=failed))
+            db.session.commit()
+        admin.fill("#since", "2020-01-01T00:00")
+        with admin.expect_navigation():
+            admin.click("form[action$='/recover'] button[type=submit]")
+        assert words["count"] in admin.inner_text("#recover-count")
+        check_page(admin, "admin-webhook-recover", language)
+        submit(admin)
+        assert words["recovered"] in admin.inner_text("main")
         admin.goto(f"{hub.base_url}/admin/{organization.id}/webhooks")
         check_page(admin, "admin-webhooks", language)
     finally:
