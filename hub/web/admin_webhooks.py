@@ -9,7 +9,7 @@ in the admin's language."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from flask import current_app, flash, g, redirect, request, url_for
@@ -187,9 +187,12 @@ def _since() -> datetime | None:
         moment = datetime.fromisoformat(raw)
     except ValueError:
         return None
+    # No delivery predates the hub; far years cannot even be shown in Québec time.
+    if not 2000 <= moment.year < 2200:
+        return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=ZoneInfo(TIME_ZONE))
-    return moment
+    return moment.astimezone(UTC)
 
 
 @blp.route("/admin/<uuid:organization_id>/webhooks/<uuid:endpoint_id>/recover",

@@ -465,7 +465,7 @@ def test_everything_that_failed_since_a_moment_is_sent_again_once_confirmed(
     nothing = admins.admin.get(f"{detail}/recover", query_string={"since": since})
     assert "Aucune livraison n’a échoué depuis" in text_of(nothing)
     assert 'name="since"' not in nothing.get_data(as_text=True)
-    for bad in ("", "hier", "2026-13-45T99:00"):
+    for bad in ("", "hier", "2026-13-45T99:00", "0001-01-01T00:00", "9999-12-31T23:59"):
         refused = admins.admin.get(f"{detail}/recover", query_string={"since": bad})
         assert refused.status_code == 422 and "2026-11-20 08:00" in text_of(refused)
     # An offset typed in counts as typed: three days and an hour ago, in UTC.
