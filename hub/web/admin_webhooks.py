@@ -20,7 +20,7 @@ from sqlalchemy import select
 from werkzeug import Response
 
 from hub import webhook_subscriptions
-from hub.api.common import bounded_int
+from hub.api.common import aware_datetime, bounded_int
 from hub.db import db, utcnow
 from hub.directory import Organization
 from hub.errors import Invalid
@@ -128,9 +128,11 @@ def _detail(organization: Organization, endpoint: Endpoint, status: int = 200,
             error: str | None = None, values: dict[str, object] | None = None) -> Response:
     """The endpoint, its edit form (as saved, or as typed when refused) and its delivery log,
     newest first, `DELIVERIES_SHOWN` a page with links to older and newer ones."""
+    # Along the engine's index (endpoint_id, created_at); the id breaks ties.
     deliveries = paging.window(
-        select(Delivery).where(Delivery.endpoint_id == endpoint.id), (Delivery.id,),
-        (bounded_int,), lambda delivery: (delivery.id,), descending=True,
+        select(Delivery).where(Delivery.endpoint_id == endpoint.id),
+        (Delivery.created_at, Delivery.id), (aware_datetime, bounded_int),
+        lambda delivery: (delivery.created_at, delivery.id), descending=True,
         size=DELIVERIES_SHOWN, view=("admin_webhooks.endpoint_detail", {
             "organization_id": organization.id, "endpoint_id": endpoint.id}))
     values = values or {"url": endpoint.url, "description": endpoint.description,

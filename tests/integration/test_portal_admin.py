@@ -497,14 +497,17 @@ def test_the_delivery_log_pages_through_older_and_newer_deliveries(
     endpoint_id = _endpoint_of(app, admins.own.id)
     now = utcnow()
     with app.app_context(), db.job_session() as session:
-        for index in range(230):  # delivered long ago: nothing for a dispatcher to send
+        for index in range(230):  # delivered: nothing for a dispatcher to send
+            made_at = now - timedelta(minutes=index // 3)  # three at a time: ties
             session.add(Delivery(endpoint_id=endpoint_id, message_id=f"msg_{index}",
                                  event_type="referral.sent", ordering_key=f"k{index}",
                                  sequence=1, state=DeliveryState.DELIVERED.value, attempts=1,
-                                 next_attempt_at=now, created_at=now, delivered_at=now))
+                                 next_attempt_at=made_at, created_at=made_at,
+                                 delivered_at=made_at))
     with app.app_context():
         made = [str(i) for i in db.session.scalars(select(Delivery.id).where(
-            Delivery.endpoint_id == endpoint_id).order_by(Delivery.id.desc()))]
+            Delivery.endpoint_id == endpoint_id).order_by(Delivery.created_at.desc(),
+                                                          Delivery.id.desc()))]
 
     older, last = _walk(admins.admin, f"{base}/{endpoint_id}", "delivery-", "next")
     assert [len(p) for p in older] == [100, 100, 30]
