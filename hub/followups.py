@@ -235,8 +235,9 @@ def deadlines_due(session: Session, now: datetime, limit: int) -> list[Row[Any]]
 
 def deadlines_missed(session: Session, now: datetime, limit: int = BATCH) -> int:
     """`referral.deadline_missed` to both organizations for every leg past the deadline of its
-    status (acknowledge, decide, start: `hub.deadlines.DEADLINE_OF_STATUS`); the receiving
-    organization's contacts are mailed (`hub.check_mails`)."""
+    status (acknowledge, decide, start: `hub.deadlines.DEADLINE_OF_STATUS`).  Nothing is mailed
+    here: after the tick's passes, one digest per receiving organization's contact lists them
+    (`hub.deadline_digests`)."""
     fired = 0
     for _ in range(DEADLINE_BATCHES_PER_PASS):
         rows = deadlines_due(session, now, limit)
@@ -247,7 +248,6 @@ def deadlines_missed(session: Session, now: datetime, limit: int = BATCH) -> int
         if stale:  # moved on without its column cleared: nothing is due
             _clear(session, stale, "deadline_due_at")
         missed = (fire_missed_in_sql if _postgres(session) else _fire_missed)(session, now, due)
-        check_mails.deadlines_missed(session, missed, now)
         fired += len(missed)
         if len(rows) < limit:
             break
@@ -266,7 +266,7 @@ class Missed:
 
 
 def _fire_missed(session: Session, now: datetime, due: Sequence[Due]) -> list[Missed]:
-    """`_fire` for missed deadlines (SQLite): the legs moved on, for the mails."""
+    """`_fire` for missed deadlines (SQLite): the legs moved on."""
     missed: list[Missed] = []
 
     def event(leg: Row[Any], d: Due) -> NewEvent:
@@ -288,7 +288,7 @@ def _iso_sql(column: str) -> str:
 
 # PostgreSQL: a batch of claimed legs moved on and announced in one statement, the event's
 # snapshot (`referrals.snapshot`) built by the server: what comes back to Python is only what
-# the mails need (the leg's id, organizations, check and due time).  The legs are locked by
+# a caller may want (the leg's id, organizations, check and due time).  The legs are locked by
 # the due query, so their version cannot have moved; the version test stays, and a leg it
 # leaves out has its claim given back.
 _FIRE_MISSED = text(f"""
