@@ -181,10 +181,7 @@ def mail_digests(session: Session, now: datetime, limit: int = EVENTS_PER_DIGEST
     if not rows:
         return 0
     end = (rows[-1].transaction_order, rows[-1].position)
-    missed = [MissedDeadline(
-        uuid.UUID(row.leg_id), uuid.UUID(row.sender), uuid.UUID(row.receiver), row.check or "",
-        _moment(row.due_at) if row.due_at else row.time, row.source == "participant")
-        for row in rows]
+    missed = [one for one in map(_missed, rows) if one is not None]
     queued = _queue(session, missed, f"{start[0]}.{start[1]}-{end[0]}.{end[1]}", now)
     moved = session.execute(
         update(DigestCursor)
@@ -197,8 +194,19 @@ def mail_digests(session: Session, now: datetime, limit: int = EVENTS_PER_DIGEST
     return queued
 
 
-def _moment(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+def _missed(row: Any) -> MissedDeadline | None:
+    """The event's leg, or None (logged) for an event without the referral snapshot the hub
+    writes: skipped, so that it cannot hold every later digest up."""
+    try:
+        due_at = (datetime.fromisoformat(row.due_at.replace("Z", "+00:00")).astimezone(UTC)
+                  if row.due_at else row.time)
+        return MissedDeadline(uuid.UUID(row.leg_id), uuid.UUID(row.sender),
+                              uuid.UUID(row.receiver), row.check or "", due_at,
+                              row.source == "participant")
+    except (TypeError, ValueError, AttributeError):
+        log.warning("missed-deadline event at position %s names no leg; not mailed",
+                    row.position)
+        return None
 
 
 def _queue(session: Session, missed: list[MissedDeadline], span: str, now: datetime) -> int:
