@@ -5,15 +5,17 @@ Why a digest: a receiving organization behind on its inbox would otherwise get o
 late leg (and a scheduler clearing a backlog, thousands); one list, in its language and time
 zone, is what its staff can act on, and what the tick can afford (`bench/checks.md`).
 
-How it stays exactly once: the firing checks only record `referral.deadline_missed` events
-(`hub.followups`, and the participant's "No" of `hub.checkins`).  After the firing passes of
-a tick, `mail_digests` reads those events after a stored cursor, in the feed's global order
-(`hub.events.feed`: on PostgreSQL only events of finished transactions), queues the mails and
-moves the cursor on, in one transaction.  The cursor row is locked (PostgreSQL) and moved on
-only from where it was read (every backend): a second scheduler, or a retry after a crash,
-starts where the committed digest stopped, so an event is mailed about once, whatever fails
-between the firing and the digest.  Each mail's dedupe key names its contact and the cursor
-range, a last defence against queueing one twice.
+How it stays exactly once: whoever records a `referral.deadline_missed` event (the firing
+check of `hub.followups`, the participant's "No" of `hub.checkins`) adds, in the same
+transaction, a narrow row to `deadline_digest_queue`: the event's position, the leg, both
+organizations, the check and its due time.  After the firing passes of a tick, `mail_digests`
+takes the queued rows (PostgreSQL: locked, SKIP LOCKED, so a second scheduler takes none of
+them), queues the mails and deletes the rows, in one transaction: a row is mailed about once,
+whatever fails between the firing and the digest (it waits for the next tick), and two
+digests never share one.  Each mail's dedupe key names its contact and the events' span, a
+last defence against queueing one twice.  The queue, not the event log, because the event's
+JSON snapshot costs far more to read back (PostgreSQL parses the text at each access) than
+these few columns cost to write.
 
 No participant data: references, organizations' names, checks, due times and portal links.
 """
@@ -23,17 +25,16 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, String, exists, select, tuple_, update
+from sqlalchemy import Boolean, ForeignKey, String, Uuid, delete, exists, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from hub.check_mails import (
     contacts_of,
     language_of,
-    leg_link,
     local_time,
     one_line,
     organizations_by_id,
@@ -41,36 +42,42 @@ from hub.check_mails import (
 )
 from hub.db import Base
 from hub.deadlines import DEFAULT_TIME_ZONE
-from hub.events import EventType
-from hub.events.store import Event, oldest_running_transaction_id
+from hub.events.store import Position
 from hub.mail import queue_mails
 
 log = logging.getLogger(__name__)
 
-MISSED = EventType.REFERRAL_DEADLINE_MISSED.value
-# Events read by one digest: more than a tick fires (10 passes of 1,500 legs), so a tick gives
-# one mail per contact; a longer backlog is mailed over the next ticks.
-EVENTS_PER_DIGEST = 20_000
+# Misses mailed by one digest: more than a tick fires (10 passes of 1,500 legs), so a tick
+# gives one mail per contact; a longer backlog is mailed over the next ticks.
+MISSES_PER_DIGEST = 20_000
 # Legs listed in one mail; the rest are in the portal's inbox, overdue ones marked.
 LINES_PER_MAIL = 30
 
-# What digests have read so far: only the events after it are still to mail about.
-Index("ix_events_deadline_missed", Event.__table__.c.transaction_order,
-      Event.__table__.c.position,
-      postgresql_where=Event.__table__.c.type == MISSED,
-      sqlite_where=Event.__table__.c.type == MISSED)
+
+class QueuedMiss(Base):
+    """A `referral.deadline_missed` event not mailed about yet: what its line in a digest
+    needs, written with the event, deleted by the digest that mails it."""
+
+    __tablename__ = "deadline_digest_queue"
+
+    event_position: Mapped[int] = mapped_column(Position, ForeignKey("events.position"),
+                                                primary_key=True)
+    referral_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    from_organization_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    to_organization_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    check: Mapped[str] = mapped_column(String(20))  # acknowledge, decide, start, first_contact
+    # The deadline; for the participant's "No", when they answered.
+    due_at: Mapped[datetime]
+    from_participant: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-class DigestCursor(Base):
-    """How far a digest has read the event log: the (transaction_order, position) of the last
-    event it mailed about (the feed's order, `hub.events.feed.FeedCursor`)."""
-
-    __tablename__ = "mail_digest_cursors"
-
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)  # the event type
-    transaction_order: Mapped[int] = mapped_column(BigInteger)
-    position: Mapped[int] = mapped_column(BigInteger)
-    updated_at: Mapped[datetime]
+def queue_misses(session: Session, misses: Iterable[dict[str, Any]]) -> None:
+    """Queue misses just recorded, in the caller's transaction: dicts of `QueuedMiss`'s
+    columns (SQLite's firing and the participant's "No"; PostgreSQL's firing statement
+    inserts its rows itself, `hub.followups._FIRE_MISSED`)."""
+    rows = list(misses)
+    if rows:
+        session.connection().execute(insert(QueuedMiss.__table__), rows)
 
 
 CHECK_NAMES = {
@@ -125,107 +132,49 @@ TEXTS: dict[str, dict[str, str]] = {
 }
 
 
-@dataclass(frozen=True)
-class MissedDeadline:
-    """One `referral.deadline_missed` event, as a digest lists it."""
-
-    leg_id: uuid.UUID
-    from_organization_id: uuid.UUID
-    to_organization_id: uuid.UUID
-    check: str  # acknowledge, decide, start; first_contact from the participant
-    due_at: datetime  # the deadline; the participant's answer for `source: participant`
-    from_participant: bool
-
-
-def _after_cursor() -> list[Any]:
-    """The missed-deadline events after the cursor, of finished transactions (PostgreSQL)."""
-    return [DigestCursor.name == MISSED, Event.type == MISSED,
-            tuple_(Event.transaction_order, Event.position)
-            > tuple_(DigestCursor.transaction_order, DigestCursor.position)]
-
-
 def digests_pending(now: datetime) -> Any:
-    """Whether `mail_digests` has events to read (`hub.checks.pending` asks it with the others,
-    in the tick's one query): a range scan of the partial index `ix_events_deadline_missed`
-    from the cursor.  `now` is unused: what is pending is what was recorded."""
-    return exists().where(*_after_cursor())
+    """Whether `mail_digests` has misses to mail (`hub.checks.pending` asks it with the others,
+    in the tick's one query): the first entry of the queue's primary key.  `now` is unused:
+    what is pending is what was recorded."""
+    return exists().where(QueuedMiss.event_position.is_not(None))
 
 
-def mail_digests(session: Session, now: datetime, limit: int = EVENTS_PER_DIGEST) -> int:
-    """Read the missed-deadline events after the cursor (up to `limit`), queue one digest per
-    contact of each receiving organization, move the cursor on; returns how many mails were
-    queued.  In the caller's transaction, which must commit or roll back as a whole."""
-    postgres = session.get_bind().dialect.name == "postgresql"
-    query = select(DigestCursor).where(DigestCursor.name == MISSED)
-    cursor = session.scalars(query.with_for_update() if postgres else query).one_or_none()
-    if cursor is None:  # a database made without the migration's row: from the beginning
-        cursor = DigestCursor(name=MISSED, transaction_order=0, position=0, updated_at=now)
-        session.add(cursor)
-        session.flush()
-    start = (cursor.transaction_order, cursor.position)
-    referral = ("referral",)
-    events = select(
-        Event.transaction_order, Event.position, Event.time,
-        Event.data[(*referral, "id")].as_string().label("leg_id"),
-        Event.data[(*referral, "from_organization_id")].as_string().label("sender"),
-        Event.data[(*referral, "to_organization_id")].as_string().label("receiver"),
-        Event.data[("check",)].as_string().label("check"),
-        Event.data[("due_at",)].as_string().label("due_at"),
-        Event.data[("source",)].as_string().label("source"),
-    ).where(Event.type == MISSED,
-            tuple_(Event.transaction_order, Event.position) > tuple_(*start))
-    if postgres:
-        events = events.where(Event.transaction_order < oldest_running_transaction_id())
-    rows = session.execute(events.order_by(Event.transaction_order, Event.position)
-                           .limit(limit)).all()
-    if not rows:
+def mail_digests(session: Session, now: datetime, limit: int = MISSES_PER_DIGEST) -> int:
+    """Take the queued misses (the oldest `limit`), queue one digest per contact of each
+    receiving organization, delete what was taken; returns how many mails were queued.  In the
+    caller's transaction, which must commit or roll back as a whole."""
+    queue = QueuedMiss.__table__
+    oldest = select(queue.c.event_position).order_by(queue.c.event_position).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        oldest = oldest.with_for_update(skip_locked=True)  # another digest's are its own
+    taken = list(session.connection().execute(
+        delete(queue).where(queue.c.event_position.in_(oldest.scalar_subquery()))
+        .returning(*queue.c)))
+    if not taken:
         return 0
-    end = (rows[-1].transaction_order, rows[-1].position)
-    missed = [one for one in map(_missed, rows) if one is not None]
-    queued = _queue(session, missed, f"{start[0]}.{start[1]}-{end[0]}.{end[1]}", now)
-    moved = session.execute(
-        update(DigestCursor)
-        .where(DigestCursor.name == MISSED, DigestCursor.transaction_order == start[0],
-               DigestCursor.position == start[1])
-        .values(transaction_order=end[0], position=end[1], updated_at=now)
-        .execution_options(synchronize_session=False)).rowcount
-    if moved != 1:  # another digest moved it since it was read: its mails stand, not these
-        raise RuntimeError("the missed-deadline digest cursor moved meanwhile; rolled back")
-    return queued
+    positions = [row.event_position for row in taken]
+    span = f"{min(positions)}-{max(positions)}"
+    return _queue(session, taken, span, now)
 
 
-def _missed(row: Any) -> MissedDeadline | None:
-    """The event's leg, or None (logged) for an event without the referral snapshot the hub
-    writes: skipped, so that it cannot hold every later digest up."""
-    try:
-        due_at = (datetime.fromisoformat(row.due_at.replace("Z", "+00:00")).astimezone(UTC)
-                  if row.due_at else row.time)
-        return MissedDeadline(uuid.UUID(row.leg_id), uuid.UUID(row.sender),
-                              uuid.UUID(row.receiver), row.check or "", due_at,
-                              row.source == "participant")
-    except (TypeError, ValueError, AttributeError):
-        log.warning("missed-deadline event at position %s names no leg; not mailed",
-                    row.position)
-        return None
-
-
-def _queue(session: Session, missed: list[MissedDeadline], span: str, now: datetime) -> int:
-    """One mail per contact of each receiving organization with missed legs and contacts."""
-    by_receiver: dict[uuid.UUID, list[MissedDeadline]] = defaultdict(list)
-    for one in missed:
-        by_receiver[one.to_organization_id].append(one)
+def _queue(session: Session, misses: list[Any], span: str, now: datetime) -> int:
+    """One mail per contact of each receiving organization with misses and contacts."""
+    by_receiver: dict[uuid.UUID, list[Any]] = defaultdict(list)
+    for miss in misses:
+        by_receiver[miss.to_organization_id].append(miss)
     contacts = contacts_of(session, by_receiver)
     if not contacts:
         return 0
     organizations = organizations_by_id(session, set(contacts) | {
-        one.from_organization_id for receiver in contacts for one in by_receiver[receiver]})
+        miss.from_organization_id for receiver in contacts for miss in by_receiver[receiver]})
+    names = {organization_id: one_line(organization.name)
+             for organization_id, organization in organizations.items()}
     mails = []
     for receiver_id, staff in contacts.items():
         receiver = organizations[receiver_id]
         language = language_of(receiver.language)
         subject, text = digest(by_receiver[receiver_id], receiver.name, language,
-                               receiver.time_zone or DEFAULT_TIME_ZONE,
-                               {i: o.name for i, o in organizations.items()})
+                               receiver.time_zone or DEFAULT_TIME_ZONE, names)
         for contact in staff:
             mails.append({"to": contact.email, "subject": subject, "text": text,
                           "language": language,
@@ -233,31 +182,32 @@ def _queue(session: Session, missed: list[MissedDeadline], span: str, now: datet
     return queue_mails(session, mails, now=now)
 
 
-def digest(missed: list[MissedDeadline], receiver: str, language: str, zone: str,
+def digest(misses: list[Any], receiver: str, language: str, zone: str,
            names: dict[uuid.UUID, str]) -> tuple[str, str]:
     """The subject and text of one receiving organization's digest: the oldest deadlines
     first, at most `LINES_PER_MAIL` of them, the rest counted and left to the portal."""
     texts = TEXTS[language]
-    ordered = sorted(missed, key=lambda one: (one.due_at, str(one.leg_id)))
+    ordered = sorted(misses, key=lambda miss: (miss.due_at, miss.event_position))
     shown = ordered[:LINES_PER_MAIL]
-    lines = "".join(_line(one, language, zone, names) for one in shown)
+    base = public_url()
+    lines = "".join(_line(miss, language, zone, names, base) for miss in shown)
     rest = len(ordered) - len(shown)
     values = {"organization": one_line(receiver), "count": str(len(ordered)), "zone": zone,
               "lines": lines + ("\n" if lines else ""),
               "more": texts["more_one" if rest == 1 else "more"].format(rest=rest) if rest
               else "",
-              "inbox": f"{public_url()}/inbox"}
+              "inbox": f"{base}/inbox"}
     one = "_one" if len(ordered) == 1 else ""
     values["summary"] = texts[f"summary{one}"].format(**values)
     return texts[f"digest_subject{one}"].format(**values), texts["digest"].format(**values)
 
 
-def _line(one: MissedDeadline, language: str, zone: str, names: dict[uuid.UUID, str]) -> str:
+def _line(miss: Any, language: str, zone: str, names: dict[uuid.UUID, str], base: str) -> str:
     texts = TEXTS[language]
-    values = {"reference": str(one.leg_id), "sender": one_line(
-        names.get(one.from_organization_id, "?")), "due": local_time(one.due_at, zone),
-        "link": leg_link(one.leg_id)}
-    if one.from_participant:
+    values = {"reference": str(miss.referral_id),
+              "sender": names.get(miss.from_organization_id, "?"),
+              "due": local_time(miss.due_at, zone), "link": f"{base}/legs/{miss.referral_id}"}
+    if miss.from_participant:
         return texts["participant_line"].format(**values)
-    return texts["line"].format(check=CHECK_NAMES[language].get(one.check, one.check),
+    return texts["line"].format(check=CHECK_NAMES[language].get(miss.check, miss.check),
                                 **values)

@@ -1,8 +1,7 @@
-"""The missed-deadline digest (`hub.deadline_digests`): the cursor of the event log it reads
-from, and a partial index on the `referral.deadline_missed` events in the feed's order.
-
-The cursor starts after the events already recorded: the mails of the misses recorded before
-this revision were queued one per leg when they fired.
+"""The missed-deadline digest (`hub.deadline_digests`): the misses recorded and not mailed
+yet, one narrow row per `referral.deadline_missed` event, written with the event and deleted
+by the digest that mails it.  Misses recorded before this revision were mailed one per leg
+when they fired: the queue starts empty.
 
 Revision ID: 8768b8f94c0f
 Revises: 3f9c2a7d5e18
@@ -10,8 +9,6 @@ Create Date: 2026-11-23 22:30:00
 """
 
 from __future__ import annotations
-
-from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -23,34 +20,20 @@ down_revision = '3f9c2a7d5e18'
 branch_labels = None
 depends_on = None
 
-MISSED = 'referral.deadline_missed'
-
 
 def upgrade() -> None:
-    op.create_table('mail_digest_cursors',
-    sa.Column('name', sa.String(length=64), nullable=False),
-    sa.Column('transaction_order', sa.BigInteger(), nullable=False),
-    sa.Column('position', sa.BigInteger(), nullable=False),
-    sa.Column('updated_at', hub.db.UTCDateTime(), nullable=False),
-    sa.PrimaryKeyConstraint('name', name=op.f('pk_mail_digest_cursors'))
+    op.create_table('deadline_digest_queue',
+    sa.Column('event_position', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('referral_id', sa.Uuid(), nullable=False),
+    sa.Column('from_organization_id', sa.Uuid(), nullable=False),
+    sa.Column('to_organization_id', sa.Uuid(), nullable=False),
+    sa.Column('check', sa.String(length=20), nullable=False),
+    sa.Column('due_at', hub.db.UTCDateTime(), nullable=False),
+    sa.Column('from_participant', sa.Boolean(), nullable=False),
+    sa.ForeignKeyConstraint(['event_position'], ['events.position'], name=op.f('fk_deadline_digest_queue_event_position_events')),
+    sa.PrimaryKeyConstraint('event_position', name=op.f('pk_deadline_digest_queue'))
     )
-    op.create_index('ix_events_deadline_missed', 'events', ['transaction_order', 'position'],
-                    unique=False, postgresql_where=sa.text(f"type = '{MISSED}'"),
-                    sqlite_where=sa.text(f"type = '{MISSED}'"))
-    connection = op.get_bind()
-    last = connection.execute(sa.text(
-        'SELECT transaction_order, position FROM events '
-        'ORDER BY transaction_order DESC, position DESC LIMIT 1')).first()
-    cursors = sa.table('mail_digest_cursors', sa.column('name'),
-                       sa.column('transaction_order'), sa.column('position'),
-                       sa.column('updated_at', hub.db.UTCDateTime()))
-    op.bulk_insert(cursors, [{
-        'name': MISSED, 'transaction_order': last[0] if last else 0,
-        'position': last[1] if last else 0, 'updated_at': datetime.now(UTC)}])
 
 
 def downgrade() -> None:
-    op.drop_index('ix_events_deadline_missed', table_name='events',
-                  postgresql_where=sa.text(f"type = '{MISSED}'"),
-                  sqlite_where=sa.text(f"type = '{MISSED}'"))
-    op.drop_table('mail_digest_cursors')
+    op.drop_table('deadline_digest_queue')
