@@ -22,7 +22,6 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -95,10 +94,6 @@ def public_url() -> str:
 
 def leg_link(leg_id: uuid.UUID) -> str:
     return f"{public_url()}/legs/{leg_id}"
-
-
-def local_time(moment: datetime, zone: str) -> str:
-    return moment.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")
 
 
 def contacts_of(session: Session, organization_ids: Iterable[uuid.UUID]

@@ -22,12 +22,14 @@ No participant data: references, organizations' names, checks, due times and por
 
 from __future__ import annotations
 
+import heapq
 import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Boolean, ForeignKey, String, Uuid, delete, exists, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -35,7 +37,6 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from hub.check_mails import (
     contacts_of,
     language_of,
-    local_time,
     one_line,
     organizations_by_id,
     public_url,
@@ -52,6 +53,7 @@ log = logging.getLogger(__name__)
 MISSES_PER_DIGEST = 20_000
 # Legs listed in one mail; the rest are in the portal's inbox, overdue ones marked.
 LINES_PER_MAIL = 30
+TIME_FORMAT = "%Y-%m-%d %H:%M"  # in the receiving organization's zone, named once per mail
 
 
 class QueuedMiss(Base):
@@ -147,9 +149,9 @@ def mail_digests(session: Session, now: datetime, limit: int = MISSES_PER_DIGEST
     oldest = select(queue.c.event_position).order_by(queue.c.event_position).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         oldest = oldest.with_for_update(skip_locked=True)  # another digest's are its own
-    taken = list(session.connection().execute(
+    taken = session.connection().execute(
         delete(queue).where(queue.c.event_position.in_(oldest.scalar_subquery()))
-        .returning(*queue.c)))
+        .returning(*queue.c)).all()
     if not taken:
         return 0
     positions = [row.event_position for row in taken]
@@ -187,26 +189,29 @@ def digest(misses: list[Any], receiver: str, language: str, zone: str,
     """The subject and text of one receiving organization's digest: the oldest deadlines
     first, at most `LINES_PER_MAIL` of them, the rest counted and left to the portal."""
     texts = TEXTS[language]
-    ordered = sorted(misses, key=lambda miss: (miss.due_at, miss.event_position))
-    shown = ordered[:LINES_PER_MAIL]
+    shown = heapq.nsmallest(LINES_PER_MAIL, misses,
+                            key=lambda miss: (miss.due_at, miss.event_position))
     base = public_url()
-    lines = "".join(_line(miss, language, zone, names, base) for miss in shown)
-    rest = len(ordered) - len(shown)
-    values = {"organization": one_line(receiver), "count": str(len(ordered)), "zone": zone,
+    local = ZoneInfo(zone)
+    lines = "".join(_line(miss, language, local, names, base) for miss in shown)
+    rest = len(misses) - len(shown)
+    values = {"organization": one_line(receiver), "count": str(len(misses)), "zone": zone,
               "lines": lines + ("\n" if lines else ""),
               "more": texts["more_one" if rest == 1 else "more"].format(rest=rest) if rest
               else "",
               "inbox": f"{base}/inbox"}
-    one = "_one" if len(ordered) == 1 else ""
+    one = "_one" if len(misses) == 1 else ""
     values["summary"] = texts[f"summary{one}"].format(**values)
     return texts[f"digest_subject{one}"].format(**values), texts["digest"].format(**values)
 
 
-def _line(miss: Any, language: str, zone: str, names: dict[uuid.UUID, str], base: str) -> str:
+def _line(miss: Any, language: str, zone: ZoneInfo, names: dict[uuid.UUID, str],
+          base: str) -> str:
     texts = TEXTS[language]
     values = {"reference": str(miss.referral_id),
               "sender": names.get(miss.from_organization_id, "?"),
-              "due": local_time(miss.due_at, zone), "link": f"{base}/legs/{miss.referral_id}"}
+              "due": miss.due_at.astimezone(zone).strftime(TIME_FORMAT),
+              "link": f"{base}/legs/{miss.referral_id}"}
     if miss.from_participant:
         return texts["participant_line"].format(**values)
     return texts["line"].format(check=CHECK_NAMES[language].get(miss.check, miss.check),
