@@ -31,7 +31,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Boolean, ForeignKey, String, Uuid, delete, exists, insert, select
+from sqlalchemy import Boolean, ForeignKey, String, Uuid, delete, exists, insert, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from hub.check_mails import (
@@ -41,7 +41,7 @@ from hub.check_mails import (
     organizations_by_id,
     public_url,
 )
-from hub.db import Base
+from hub.db import Base, UTCDateTime
 from hub.deadlines import DEFAULT_TIME_ZONE
 from hub.events.store import Position
 from hub.mail import queue_mails
@@ -145,22 +145,61 @@ def mail_digests(session: Session, now: datetime, limit: int = MISSES_PER_DIGEST
     """Take the queued misses (the oldest `limit`), queue one digest per contact of each
     receiving organization, delete what was taken; returns how many mails were queued.  In the
     caller's transaction, which must commit or roll back as a whole."""
+    if session.get_bind().dialect.name == "postgresql":
+        return _take_in_sql(session, now, limit)
     queue = QueuedMiss.__table__
     oldest = select(queue.c.event_position).order_by(queue.c.event_position).limit(limit)
-    if session.get_bind().dialect.name == "postgresql":
-        oldest = oldest.with_for_update(skip_locked=True)  # another digest's are its own
     taken = session.connection().execute(
         delete(queue).where(queue.c.event_position.in_(oldest.scalar_subquery()))
         .returning(*queue.c)).all()
     if not taken:
         return 0
     positions = [row.event_position for row in taken]
-    span = f"{min(positions)}-{max(positions)}"
-    return _queue(session, taken, span, now)
+    return _queue(session, taken, f"{min(positions)}-{max(positions)}", now)
 
 
-def _queue(session: Session, misses: list[Any], span: str, now: datetime) -> int:
-    """One mail per contact of each receiving organization with misses and contacts."""
+# PostgreSQL: the misses taken (the oldest, locked, SKIP LOCKED: another digest's are its
+# own) and deleted in one statement, which sends back only the lines the mails show: the
+# `LINES_PER_MAIL` oldest deadlines of each receiver with a contact, with its count of misses
+# and the span of positions mailed about (for the dedupe keys).  A tick of 10,000 misses
+# brings back a few thousand narrow rows, none when no receiver lists a contact.
+_TAKE = text("""
+WITH taken AS (
+    DELETE FROM deadline_digest_queue
+    WHERE event_position IN (SELECT event_position FROM deadline_digest_queue
+                             ORDER BY event_position LIMIT :limit FOR UPDATE SKIP LOCKED)
+    RETURNING *
+), mailed AS (
+    SELECT taken.*,
+           row_number() OVER (PARTITION BY to_organization_id
+                              ORDER BY due_at, event_position) AS line,
+           count(*) OVER (PARTITION BY to_organization_id) AS misses,
+           min(event_position) OVER () AS first_position,
+           max(event_position) OVER () AS last_position
+    FROM taken
+    WHERE to_organization_id IN (SELECT organization_id FROM directory_contacts
+                                 WHERE email IS NOT NULL)
+)
+SELECT event_position, referral_id, from_organization_id, to_organization_id, "check",
+       due_at, from_participant, misses, first_position, last_position
+FROM mailed WHERE line <= :lines
+""").columns(due_at=UTCDateTime())
+
+
+def _take_in_sql(session: Session, now: datetime, limit: int) -> int:
+    shown = session.connection().execute(_TAKE, {"limit": limit,
+                                                 "lines": LINES_PER_MAIL}).all()
+    if not shown:
+        return 0
+    totals = {row.to_organization_id: row.misses for row in shown}
+    span = f"{shown[0].first_position}-{shown[0].last_position}"
+    return _queue(session, shown, span, now, totals)
+
+
+def _queue(session: Session, misses: list[Any], span: str, now: datetime,
+           totals: dict[uuid.UUID, int] | None = None) -> int:
+    """One mail per contact of each receiving organization with misses and contacts;
+    `totals`: each receiver's count of misses, when `misses` are only the lines shown."""
     by_receiver: dict[uuid.UUID, list[Any]] = defaultdict(list)
     for miss in misses:
         by_receiver[miss.to_organization_id].append(miss)
@@ -175,32 +214,35 @@ def _queue(session: Session, misses: list[Any], span: str, now: datetime) -> int
     for receiver_id, staff in contacts.items():
         receiver = organizations[receiver_id]
         language = language_of(receiver.language)
-        subject, text = digest(by_receiver[receiver_id], receiver.name, language,
-                               receiver.time_zone or DEFAULT_TIME_ZONE, names)
+        subject, body = digest(by_receiver[receiver_id], receiver.name, language,
+                               receiver.time_zone or DEFAULT_TIME_ZONE, names,
+                               (totals or {}).get(receiver_id))
         for contact in staff:
-            mails.append({"to": contact.email, "subject": subject, "text": text,
+            mails.append({"to": contact.email, "subject": subject, "text": body,
                           "language": language,
                           "dedupe_key": f"deadline_digest:{contact.id}:{span}"})
     return queue_mails(session, mails, now=now)
 
 
 def digest(misses: list[Any], receiver: str, language: str, zone: str,
-           names: dict[uuid.UUID, str]) -> tuple[str, str]:
+           names: dict[uuid.UUID, str], total: int | None = None) -> tuple[str, str]:
     """The subject and text of one receiving organization's digest: the oldest deadlines
-    first, at most `LINES_PER_MAIL` of them, the rest counted and left to the portal."""
+    first, at most `LINES_PER_MAIL` of them, the rest (of `total`, or of `misses`) counted and
+    left to the portal."""
     texts = TEXTS[language]
+    count = total or len(misses)
     shown = heapq.nsmallest(LINES_PER_MAIL, misses,
                             key=lambda miss: (miss.due_at, miss.event_position))
     base = public_url()
     local = ZoneInfo(zone)
     lines = "".join(_line(miss, language, local, names, base) for miss in shown)
-    rest = len(misses) - len(shown)
-    values = {"organization": one_line(receiver), "count": str(len(misses)), "zone": zone,
+    rest = count - len(shown)
+    values = {"organization": one_line(receiver), "count": str(count), "zone": zone,
               "lines": lines + ("\n" if lines else ""),
               "more": texts["more_one" if rest == 1 else "more"].format(rest=rest) if rest
               else "",
               "inbox": f"{base}/inbox"}
-    one = "_one" if len(misses) == 1 else ""
+    one = "_one" if count == 1 else ""
     values["summary"] = texts[f"summary{one}"].format(**values)
     return texts[f"digest_subject{one}"].format(**values), texts["digest"].format(**values)
 
