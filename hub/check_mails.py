@@ -1,7 +1,8 @@
 """Mails to organizations' staff when a scheduled check or the webhook engine records
 something they must act on:
 
-- `referral.deadline_missed`: to the receiving organization's contacts;
+- `referral.deadline_missed`: to the receiving organization's contacts, in a digest per
+  scheduler tick (`hub.deadline_digests`, which uses the helpers below);
 - `referral.expired`: to the counsellor who sent the leg from the portal (else the sending
   organization's contacts), with the partners suggested to redirect to;
 - `webhook_endpoint.disabled`: to the endpoint's organization's contacts.
@@ -18,38 +19,21 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Protocol
-from zoneinfo import ZoneInfo
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.deadlines import DEFAULT_TIME_ZONE
 from hub.directory import Organization
 from hub.directory_entries import Contact
 from hub.mail import queue_mails
 
 log = logging.getLogger(__name__)
 
-CHECK_NAMES = {
-    "fr": {"acknowledge": "l'accusé de réception", "decide": "la décision (acceptation ou refus)",
-           "start": "le premier contact avec la personne"},
-    "en": {"acknowledge": "acknowledgement", "decide": "the decision (accept or decline)",
-           "start": "the first contact with the person"},
-}
-
 TEXTS: dict[str, dict[str, str]] = {
     "fr": {
-        "missed_subject": "Délai dépassé : demande {reference} ({check})",
-        "missed": (
-            "Bonjour,\n\n"
-            "La demande {reference}, reçue de {sender}, attendait {check} au plus tard le "
-            "{due} ({zone}). Ce délai est dépassé.\n\n"
-            "Ouvrez la demande dans le portail pour y donner suite :\n{link}\n\n"
-            "Ce message automatique de Maillage ne contient aucune donnée sur la personne "
-            "référée.\n"),
         "expired_subject": "Demande expirée sans réponse : {reference}",
         "expired": (
             "Bonjour,\n\n"
@@ -71,13 +55,6 @@ TEXTS: dict[str, dict[str, str]] = {
             "{{\"status\": \"active\"}}) ; les livraisons manquées peuvent être relancées.\n"),
     },
     "en": {
-        "missed_subject": "Deadline missed: referral {reference} ({check})",
-        "missed": (
-            "Hello,\n\n"
-            "Referral {reference}, received from {sender}, was due for {check} by {due} "
-            "({zone}). That deadline has passed.\n\n"
-            "Open the referral in the portal to act on it:\n{link}\n\n"
-            "This automatic message from Maillage holds no data about the person referred.\n"),
         "expired_subject": "Referral expired without an answer: {reference}",
         "expired": (
             "Hello,\n\n"
@@ -100,15 +77,7 @@ TEXTS: dict[str, dict[str, str]] = {
 }
 
 
-class MissedLeg(Protocol):
-    id: uuid.UUID
-    from_organization_id: uuid.UUID
-    to_organization_id: uuid.UUID
-    kind: str
-    due_at: datetime
-
-
-def _language(language: str | None) -> str:
+def language_of(language: str | None) -> str:
     return language if language in TEXTS else "fr"
 
 
@@ -117,18 +86,14 @@ def _reference(leg_id: uuid.UUID) -> str:
     return str(leg_id)
 
 
-def _public_url() -> str:
+def public_url() -> str:
     from hub import checkins  # the address the app factory installed (it imports this module)
 
     return checkins.public_url()
 
 
 def leg_link(leg_id: uuid.UUID) -> str:
-    return f"{_public_url()}/legs/{leg_id}"
-
-
-def _local(moment: datetime, zone: str) -> str:
-    return moment.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")
+    return f"{public_url()}/legs/{leg_id}"
 
 
 def contacts_of(session: Session, organization_ids: Iterable[uuid.UUID]
@@ -145,34 +110,13 @@ def contacts_of(session: Session, organization_ids: Iterable[uuid.UUID]
     return found
 
 
-def _organizations(session: Session, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Organization]:
+def organizations_by_id(session: Session, ids: Iterable[uuid.UUID]
+                        ) -> dict[uuid.UUID, Organization]:
     ids = set(ids)
     if not ids:
         return {}
     return {o.id: o for o in session.scalars(select(Organization).where(
         Organization.id.in_(ids)))}
-
-
-def deadlines_missed(session: Session, legs: Sequence[MissedLeg], now: datetime) -> int:
-    """Queue one mail per leg and contact of its receiving organization; returns how many."""
-    contacts = contacts_of(session, {leg.to_organization_id for leg in legs})
-    mailed = [leg for leg in legs if contacts.get(leg.to_organization_id)]
-    if not mailed:
-        return 0
-    organizations = _organizations(session, {leg.to_organization_id for leg in mailed}
-                                   | {leg.from_organization_id for leg in mailed})
-    mails = []
-    for leg in mailed:
-        receiver = organizations[leg.to_organization_id]
-        language = _language(receiver.language)
-        zone = receiver.time_zone or DEFAULT_TIME_ZONE
-        values = {"reference": _reference(leg.id), "check": CHECK_NAMES[language][leg.kind],
-                  "sender": _one_line(organizations[leg.from_organization_id].name),
-                  "due": _local(leg.due_at, zone), "zone": zone, "link": leg_link(leg.id)}
-        for contact in contacts[leg.to_organization_id]:
-            mails.append(_mail(contact.email, language, "missed", values,
-                               f"deadline_missed:{leg.id}:{leg.kind}:{contact.id}"))
-    return queue_mails(session, mails, now=now)
 
 
 def leg_expired(session: Session, leg: Any, suggestions: list[dict[str, str]],
@@ -182,7 +126,7 @@ def leg_expired(session: Session, leg: Any, suggestions: list[dict[str, str]],
     from hub.events.store import Event
     from hub.users import User
 
-    organizations = _organizations(session, {leg.from_organization_id, leg.to_organization_id})
+    organizations = organizations_by_id(session, {leg.from_organization_id, leg.to_organization_id})
     sender = organizations[leg.from_organization_id]
     actor = session.scalar(select(Event.actor).where(
         Event.subject == f"referrals/{leg.id}", Event.type == "referral.sent").limit(1))
@@ -194,16 +138,16 @@ def leg_expired(session: Session, leg: Any, suggestions: list[dict[str, str]],
             user = None
         if user is not None and user.disabled_at is None \
                 and user.organization_id == leg.from_organization_id:
-            recipients.append((user.email, _language(user.language), f"user:{user.id}"))
+            recipients.append((user.email, language_of(user.language), f"user:{user.id}"))
     if not recipients:
-        recipients = [(c.email, _language(sender.language), f"contact:{c.id}")
+        recipients = [(c.email, language_of(sender.language), f"contact:{c.id}")
                       for c in contacts_of(session, [sender.id]).get(sender.id, [])]
     mails = []
     for address, language, key in recipients:
         texts = TEXTS[language]
-        listed = "".join(f"- {_one_line(s['name'])}\n" for s in suggestions)
+        listed = "".join(f"- {one_line(s['name'])}\n" for s in suggestions)
         values = {"reference": _reference(leg.id),
-                  "receiver": _one_line(organizations[leg.to_organization_id].name),
+                  "receiver": one_line(organizations[leg.to_organization_id].name),
                   "suggestions": texts["suggested"] + listed + "\n" if suggestions
                   else texts["none_suggested"],
                   "link": leg_link(leg.id)}
@@ -219,10 +163,10 @@ def endpoint_disabled(session: Session, *, endpoint_id: uuid.UUID, owner_id: uui
     organization = session.get(Organization, owner_id)
     if organization is None:
         return 0
-    language = _language(organization.language)
-    values = {"organization": _one_line(organization.name), "endpoint": str(endpoint_id),
-              "reason": _one_line(reason),
-              "link": f"{_public_url()}/api/v1/webhook-endpoints/{endpoint_id}"}
+    language = language_of(organization.language)
+    values = {"organization": one_line(organization.name), "endpoint": str(endpoint_id),
+              "reason": one_line(reason),
+              "link": f"{public_url()}/api/v1/webhook-endpoints/{endpoint_id}"}
     mails = [_mail(contact.email, language, "disabled", values,
                    f"webhook_endpoint_disabled:{endpoint_id}:{sequence}:{contact.id}")
              for contact in contacts_of(session, [owner_id]).get(owner_id, [])]
@@ -237,5 +181,5 @@ def _mail(address: str, language: str, kind: str, values: dict[str, str],
             "dedupe_key": dedupe_key}
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     return " ".join(text.split())

@@ -33,7 +33,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, String, exists, select, upda
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.orm.exc import StaleDataError
 
-from hub import consent, deadlines, lifecycle
+from hub import consent, deadline_digests, deadlines, lifecycle
 from hub.db import Base
 from hub.directory import Organization
 from hub.errors import ConcurrentChange
@@ -395,12 +395,19 @@ def _signal_not_contacted(session: Session, referral_id: uuid.UUID, now: datetim
                 leg.updated_at = now
                 session.flush()
                 # Not referrals._record: that one names the scheduler as the actor.
-                record(session, EventType.REFERRAL_DEADLINE_MISSED, subject=leg.subject,
-                       sequence=leg.version, source_organization_id=None,
-                       actor="participant:checkin",
-                       data={"referral": snapshot(leg), "check": "first_contact",
-                             "source": "participant"},
-                       audience={leg.from_organization_id, leg.to_organization_id})
+                position = record(
+                    session, EventType.REFERRAL_DEADLINE_MISSED, subject=leg.subject,
+                    sequence=leg.version, source_organization_id=None,
+                    actor="participant:checkin",
+                    data={"referral": snapshot(leg), "check": "first_contact",
+                          "source": "participant"},
+                    audience={leg.from_organization_id, leg.to_organization_id})
+                # The receiving organization's contacts read it in the next digest.
+                deadline_digests.queue_misses(session, [{
+                    "event_position": position, "referral_id": leg.id,
+                    "from_organization_id": leg.from_organization_id,
+                    "to_organization_id": leg.to_organization_id, "check": "first_contact",
+                    "due_at": now, "from_participant": True}])
             return True
         except StaleDataError:
             continue

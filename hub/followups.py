@@ -45,7 +45,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.sql import Select
 from ulid import ULID
 
-from hub import check_mails, consent, lifecycle
+from hub import check_mails, consent, deadline_digests, lifecycle
 from hub.db import Base, UTCDateTime
 from hub.deadlines import DEADLINE_OF_STATUS, FOLLOW_UP_AFTER
 from hub.directory import Organization
@@ -166,8 +166,8 @@ def _next_due(due: Sequence[Due]) -> Any:
 
 
 def _fire(session: Session, now: datetime, due: Sequence[Due], *, column: str | None,
-          event: Callable[[Row[Any], Due], NewEvent], changes: dict[str, Any] | None = None
-          ) -> int:
+          event: Callable[[Row[Any], Due], NewEvent], changes: dict[str, Any] | None = None,
+          recorded: Callable[[list[int]], None] | None = None) -> int:
     """Fire a batch of due legs in a few statements; returns how many events were appended.
 
     1. claim every (leg, kind) (`_claim`);
@@ -176,7 +176,8 @@ def _fire(session: Session, now: datetime, due: Sequence[Due], *, column: str | 
     3. the others (fired already, or recorded without event) only get their `column` moved;
     4. a leg changed since it was read (SQLite has no row locks) gets its claim back and is
        left for the next pass, which sees its new state;
-    5. one event per leg moved on, appended together (`record_many`)."""
+    5. one event per leg moved on, appended together (`record_many`); `recorded` gets their
+       positions, in the order `event` was called."""
     claimed = _claim(session, due, now)
     announced = [d for d in due if d.announce and (d.id, d.kind) in claimed]
     quiet = [d for d in due if not d.announce or (d.id, d.kind) not in claimed]
@@ -202,7 +203,10 @@ def _fire(session: Session, now: datetime, due: Sequence[Due], *, column: str | 
         checks = ReferralCheck.__table__
         connection.execute(delete(checks).where(tuple_(checks.c.referral_id, checks.c.kind)
                                                 .in_([(d.id, d.kind) for d in lost])))
-    record_many(session, [event(moved[d.id], d) for d in announced if d.id in moved])
+    positions = record_many(session, [event(moved[d.id], d) for d in announced
+                                      if d.id in moved])
+    if recorded is not None:
+        recorded(positions)
     return sum(1 for d in announced if d.id in moved)
 
 
@@ -235,8 +239,9 @@ def deadlines_due(session: Session, now: datetime, limit: int) -> list[Row[Any]]
 
 def deadlines_missed(session: Session, now: datetime, limit: int = BATCH) -> int:
     """`referral.deadline_missed` to both organizations for every leg past the deadline of its
-    status (acknowledge, decide, start: `hub.deadlines.DEADLINE_OF_STATUS`); the receiving
-    organization's contacts are mailed (`hub.check_mails`)."""
+    status (acknowledge, decide, start: `hub.deadlines.DEADLINE_OF_STATUS`).  Nothing is mailed
+    here: after the tick's passes, one digest per receiving organization's contact lists them
+    (`hub.deadline_digests`)."""
     fired = 0
     for _ in range(DEADLINE_BATCHES_PER_PASS):
         rows = deadlines_due(session, now, limit)
@@ -247,7 +252,6 @@ def deadlines_missed(session: Session, now: datetime, limit: int = BATCH) -> int
         if stale:  # moved on without its column cleared: nothing is due
             _clear(session, stale, "deadline_due_at")
         missed = (fire_missed_in_sql if _postgres(session) else _fire_missed)(session, now, due)
-        check_mails.deadlines_missed(session, missed, now)
         fired += len(missed)
         if len(rows) < limit:
             break
@@ -266,7 +270,8 @@ class Missed:
 
 
 def _fire_missed(session: Session, now: datetime, due: Sequence[Due]) -> list[Missed]:
-    """`_fire` for missed deadlines (SQLite): the legs moved on, for the mails."""
+    """`_fire` for missed deadlines (SQLite): the legs moved on, each queued for the tick's
+    digest (`hub.deadline_digests`)."""
     missed: list[Missed] = []
 
     def event(leg: Row[Any], d: Due) -> NewEvent:
@@ -274,7 +279,14 @@ def _fire_missed(session: Session, now: datetime, due: Sequence[Due]) -> list[Mi
                              d.due_at))
         return _missed(leg, d)
 
-    _fire(session, now, due, column="deadline_due_at", event=event)
+    def queue(positions: list[int]) -> None:
+        deadline_digests.queue_misses(session, ({
+            "event_position": position, "referral_id": m.id,
+            "from_organization_id": m.from_organization_id,
+            "to_organization_id": m.to_organization_id, "check": m.kind, "due_at": m.due_at,
+            "from_participant": False} for m, position in zip(missed, positions, strict=True)))
+
+    _fire(session, now, due, column="deadline_due_at", event=event, recorded=queue)
     return missed
 
 
@@ -287,8 +299,9 @@ def _iso_sql(column: str) -> str:
 
 
 # PostgreSQL: a batch of claimed legs moved on and announced in one statement, the event's
-# snapshot (`referrals.snapshot`) built by the server: what comes back to Python is only what
-# the mails need (the leg's id, organizations, check and due time).  The legs are locked by
+# snapshot (`referrals.snapshot`) built by the server, each miss queued for the tick's digest
+# (`hub.deadline_digests`): what comes back to Python is only the legs' ids, organizations,
+# checks and due times.  The legs are locked by
 # the due query, so their version cannot have moved; the version test stays, and a leg it
 # leaves out has its claim given back.
 _FIRE_MISSED = text(f"""
@@ -337,6 +350,12 @@ WITH due AS (
 ), outbox AS (
     INSERT INTO outbox (event_position, created_at)
     SELECT position, CAST(:now AS timestamp) FROM appended
+), digest_queue AS (
+    INSERT INTO deadline_digest_queue (event_position, referral_id, from_organization_id,
+                                       to_organization_id, "check", due_at, from_participant)
+    SELECT appended.position, moved.id, moved.from_organization_id, moved.to_organization_id,
+           moved.check_kind, moved.check_due_at, false
+    FROM moved JOIN appended ON appended.id = moved.event_id
 )
 SELECT id, from_organization_id, to_organization_id, check_kind, check_due_at
 FROM moved ORDER BY n

@@ -5,6 +5,7 @@ from hub.accounts import OAuthClient, OAuthToken
 from hub.checkins import ParticipantCheckin
 from hub.consent import Consent, ConsentEnding, ConsentNote, ConsentOrganization
 from hub.db import Base
+from hub.deadline_digests import QueuedMiss
 from hub.directory import Organization
 from hub.directory_entries import Contact, Location, Service, ServicePathway
 from hub.events.store import Event, EventAudience, OutboxEntry
@@ -40,6 +41,7 @@ __all__ = [
     "OutboxEntry",
     "OutgoingMail",
     "Participant",
+    "QueuedMiss",
     "ParticipantCheckin",
     "PasswordReset",
     "PersonalDataRead",

@@ -247,7 +247,8 @@ def lock_holder(connection: Connection, key: int = LEADER_LOCK_KEY) -> LockHolde
 
 
 class CheckScheduler:
-    """Runs `hub.checks.run_once` every `interval` seconds in the process that leads.
+    """Runs a tick of the checks (`hub.checks.run_tick`) every `interval` seconds in the
+    process that leads.
 
     `clock` (returning an aware UTC datetime) is the "now" handed to the checks; the timer
     itself runs on the real clock.  `on_leadership_change(leading)` is called on each change.
@@ -268,7 +269,7 @@ class CheckScheduler:
         self.interval = interval
         self.catch_up_rounds = catch_up_rounds
         self.leadership = leadership or leadership_for(engine, on_leadership_change)
-        self.passes = 0  # passes of run_once made by this process
+        self.passes = 0  # passes of the firing checks made by this process
         self.last_handled: dict[str, int] | None = None  # what the last tick handled, by check
         self._stopping = threading.Event()
         self._scheduler = BackgroundScheduler(
@@ -314,21 +315,17 @@ class CheckScheduler:
 
     def tick(self) -> dict[str, int] | None:
         """The job: if this process leads, run the checks (again while they find work, up to
-        `catch_up_rounds` passes); returns the total handled per check, None when standing by.
-        """
+        `catch_up_rounds` passes), then the digests (`hub.checks.run_tick`); returns the total
+        handled per check, None when standing by."""
         if self._stopping.is_set() or not self.leadership.ensure():
             return None
-        total: dict[str, int] = {}
-        for _ in range(self.catch_up_rounds):
-            now = self.clock()
-            if now.tzinfo is None:
-                raise ValueError("the scheduler's clock must return an aware UTC datetime")
-            handled = checks.run_once(self.sessions, now)
+
+        def counted() -> None:
             self.passes += 1
-            for name, count in handled.items():
-                total[name] = total.get(name, 0) + max(count, 0)
-            if not any(count > 0 for count in handled.values()) or self._stopping.is_set():
-                break
+
+        handled = checks.run_tick(self.sessions, self.clock, rounds=self.catch_up_rounds,
+                                  stopping=self._stopping.is_set, on_pass=counted)
+        total = {name: max(count, 0) for name, count in handled.items()}
         self.last_handled = total
         if any(total.values()):
             log.info("scheduled checks", extra={"handled": total})

@@ -156,6 +156,7 @@ def test_run_once_opens_no_transaction_for_checks_with_nothing_due(
         app: Flask, network: Network) -> None:
     sessions = app.extensions["hub_db"][1]
     long_ago = datetime(2001, 1, 1, tzinfo=UTC)
+    run_checks(app, long_ago)  # digests what other tests recorded without a digest after
     assert checks.pending(sessions, long_ago) == set()
     assert run_checks(app, long_ago) == dict.fromkeys(checks.CHECKS, 0)
 

@@ -1,8 +1,9 @@
 """Mails to organizations' staff from the follow-up checks and the webhook engine, read back
-as the .eml files the embedded transport writes: a missed deadline to the receiver's contacts
-in the receiver's language, an expired leg to the sender with partners of the same region and
-pathway with room, a disabled webhook endpoint to its organization's contacts; each once; and
-deadlines counted in the receiving organization's time zone."""
+as the .eml files the embedded transport writes: missed deadlines in one digest per tick to
+each of the receiver's contacts, in the receiver's language and time zone, each miss mailed
+once whatever crashes or runs twice; an expired leg to the sender with partners of the same
+region and pathway with room; a disabled webhook endpoint to its organization's contacts;
+and deadlines counted in the receiving organization's time zone."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ import email
 import email.policy
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -20,10 +24,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import event, select
 
-from hub import checks, outbound, policies
+from hub import checkins, checks, deadline_digests, followups, outbound, policies
 from hub.db import db, utcnow
 from hub.mail import FileTransport, OutgoingMail, send_due
 from tests.helpers import Network, Partner
@@ -78,38 +83,192 @@ def moment(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def test_a_missed_deadline_is_mailed_once_to_each_receiver_contact_in_its_language(
+def listed_legs(message: EmailMessage) -> list[str]:
+    """The legs a digest lists, in its order (each line's portal link)."""
+    return re.findall(r"/legs/([0-9a-f-]{36})", body(message))
+
+
+def test_one_digest_per_receiver_contact_lists_every_missed_leg_in_its_language_and_zone(
         app: Flask, network: Network, tmp_path: Path) -> None:
     sender = network.partner(name="Carrefour Emploi Sud")
-    french, english = network.partner(), network.partner()
-    french_staff, english_staff, other_staff = address(), address(), address()
-    set_entry(french, contacts=[contact(french_staff), {"name": "Sans courriel"}])
+    french = network.partner(name="Accueil Côte-Nord")
+    english = network.partner(name="Welcome Centre Outaouais")
+    french_staff, french_desk, english_staff, sender_staff = (address() for _ in range(4))
+    set_entry(french, contacts=[contact(french_staff), contact(french_desk, "Direction"),
+                                {"name": "Sans courriel"}], time_zone="America/Vancouver")
     set_entry(english, contacts=[contact(english_staff)], language="en")
-    set_entry(sender, contacts=[contact(other_staff)])
-    to_french = sender.refer(french)
+    set_entry(sender, contacts=[contact(sender_staff)])
+    to_french = [sender.refer(french) for _ in range(3)]
+    acknowledged = french.act(to_french[2]["id"], "acknowledge")
+    assert acknowledged.status_code == 200
+    decide_by = moment(acknowledged.get_json()["deadlines"]["decide_by"])
     to_english = sender.refer(english)
-    due = max(moment(to_french["deadlines"]["acknowledge_by"]),
-              moment(to_english["deadlines"]["acknowledge_by"]))
+    due = max(decide_by, *(moment(leg["deadlines"]["acknowledge_by"])
+                           for leg in (to_french[0], to_french[1], to_english)))
 
-    run_checks(app, due + timedelta(minutes=1))
-    run_checks(app, due + timedelta(minutes=2))  # again: no new mail
-    mails = sent_mails(app, tmp_path, french_staff, english_staff, other_staff)
+    first = run_checks(app, due + timedelta(minutes=1))
+    assert first["deadlines_missed"] >= 4 and first["deadline_digests"] >= 3
+    again = run_checks(app, due + timedelta(minutes=2))  # nothing new: no digest at all
+    assert again["deadline_digests"] == 0
+    mails = sent_mails(app, tmp_path, french_staff, french_desk, english_staff, sender_staff)
 
-    assert len(mails[french_staff]) == 1 and len(mails[english_staff]) == 1
-    assert mails[other_staff] == []  # the sender's contacts are not told of a receiver's delay
+    assert mails[sender_staff] == []  # the sender's contacts are not told of a receiver's delay
+    assert [len(mails[a]) for a in (french_staff, french_desk, english_staff)] == [1, 1, 1]
     french_mail, english_mail = mails[french_staff][0], mails[english_staff][0]
-    assert subject(french_mail) == f"Délai dépassé : demande {to_french['id']} " \
-                                     "(l'accusé de réception)"
+    assert body(mails[french_desk][0]) == body(french_mail)
+    assert subject(french_mail) == "3 demandes adressées à Accueil Côte-Nord ont dépassé " \
+                                   "un délai"
     assert french_mail["Content-Language"] == "fr"
-    assert "Carrefour Emploi Sud" in body(french_mail)
-    assert f"/legs/{to_french['id']}" in body(french_mail)
-    assert subject(english_mail) == f"Deadline missed: referral {to_english['id']} " \
-                                      "(acknowledgement)"
+    assert sorted(listed_legs(french_mail)) == sorted(leg["id"] for leg in to_french)
+    text = body(french_mail)
+    assert "(heures de America/Vancouver)" in text
+    decided = decide_by.astimezone(ZoneInfo("America/Vancouver"))
+    assert f"Demande {to_french[2]['id']}, reçue de Carrefour Emploi Sud : échéance pour la " \
+           f"décision (acceptation ou refus) le {decided:%Y-%m-%d %H:%M}" in text
+    assert text.count("l'accusé de réception") == 2
+    assert "/inbox" in text
+    assert subject(english_mail) == "1 referral to Welcome Centre Outaouais missed a deadline"
     assert english_mail["Content-Language"] == "en"
-    assert f"/legs/{to_english['id']}" in body(english_mail)
-    # No participant data: neither the name nor the reason of the referral.
+    assert listed_legs(english_mail) == [to_english["id"]]
+    acknowledge_by = moment(to_english["deadlines"]["acknowledge_by"]).astimezone(
+        ZoneInfo("America/Toronto"))
+    assert f"Referral {to_english['id']}, received from Carrefour Emploi Sud: acknowledgement " \
+           f"was due by {acknowledge_by:%Y-%m-%d %H:%M}" in body(english_mail)
+    assert "(times in America/Toronto)" in body(english_mail)
+    # No participant data: neither the name, the address nor the reason of the referral.
     for message in (french_mail, english_mail):
-        assert "Amina" not in body(message) and "soudure" not in body(message)
+        for personal in ("Amina", "Benali", "amina.benali", "soudure", "francisation"):
+            assert personal not in body(message) and personal not in subject(message)
+
+
+def test_a_later_tick_mails_only_the_legs_missed_since_the_last_digest(
+        app: Flask, network: Network, tmp_path: Path) -> None:
+    sender, receiver = network.partner(), network.partner()
+    staff = address()
+    set_entry(receiver, contacts=[contact(staff)])
+    first, second = sender.refer(receiver), sender.refer(receiver, priority="urgent")
+    urgent_due = moment(second["deadlines"]["acknowledge_by"])
+    routine_due = moment(first["deadlines"]["acknowledge_by"])
+    assert urgent_due < routine_due
+
+    run_checks(app, urgent_due + timedelta(minutes=1))
+    run_checks(app, routine_due + timedelta(minutes=1))
+    run_checks(app, routine_due + timedelta(minutes=2))
+    mails = sent_mails(app, tmp_path, staff)[staff]
+    assert sorted(listed_legs(m) for m in mails) == sorted([[second["id"]], [first["id"]]])
+    assert all(subject(m).startswith("1 demande adressée à ") for m in mails)
+
+
+def test_a_crash_between_the_firing_and_the_digest_still_mails_once(
+        app: Flask, network: Network, tmp_path: Path) -> None:
+    sender, receiver = network.partner(), network.partner()
+    staff = address()
+    set_entry(receiver, contacts=[contact(staff)])
+    legs = [sender.refer(receiver) for _ in range(2)]
+    due = max(moment(leg["deadlines"]["acknowledge_by"]) for leg in legs) \
+        + timedelta(minutes=1)
+    # The firing pass commits, then the scheduler dies before its digest.
+    with app.app_context(), db.job_session() as session:
+        assert followups.deadlines_missed(session, due, limit=100_000) >= 2
+    assert sent_mails(app, tmp_path, staff)[staff] == []
+
+    sessions = app.extensions["hub_db"][1]
+    assert "deadline_digests" in checks.pending(sessions, due)
+    handled = run_checks(app, due + timedelta(minutes=1))  # the next tick: nothing to fire
+    assert handled["deadlines_missed"] == 0 and handled["deadline_digests"] >= 1
+    run_checks(app, due + timedelta(minutes=2))
+    [mail] = sent_mails(app, tmp_path, staff)[staff]
+    assert sorted(listed_legs(mail)) == sorted(leg["id"] for leg in legs)
+
+
+def test_two_digests_at_once_mail_each_contact_once(
+        app: Flask, network: Network, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sender, receiver = network.partner(), network.partner()
+    staff = address()
+    set_entry(receiver, contacts=[contact(staff)])
+    leg = sender.refer(receiver)
+    due = moment(leg["deadlines"]["acknowledge_by"]) + timedelta(minutes=1)
+    with app.app_context(), db.job_session() as session:
+        followups.deadlines_missed(session, due, limit=100_000)
+
+    # The first digest stops after taking the misses, until the second is done (or, on
+    # SQLite, two seconds: the second waits for the first's write lock).
+    second_done = threading.Event()
+    queue = deadline_digests._queue
+
+    def slow_queue(*args: Any, **kwargs: Any) -> int:
+        if threading.current_thread().name == "first":
+            second_done.wait(timeout=2)
+        return queue(*args, **kwargs)
+
+    monkeypatch.setattr(deadline_digests, "_queue", slow_queue)
+    sessions = app.extensions["hub_db"][1]
+    results: dict[str, int | str] = {}
+
+    def digest(name: str) -> None:
+        try:
+            with sessions() as session, session.begin():
+                results[name] = deadline_digests.mail_digests(session, due)
+        except Exception as error:  # shown in the assertion below
+            results[name] = type(error).__name__
+
+    first = threading.Thread(target=digest, args=("first",), name="first")
+    first.start()
+    time.sleep(0.3)
+    second = threading.Thread(target=digest, args=("second",), name="second")
+    second.start()
+    second.join(timeout=30)
+    second_done.set()
+    first.join(timeout=30)
+    # One queued the mail, the other found nothing to take (PostgreSQL: it skipped the rows
+    # the first had locked; SQLite: it waited for the first to commit).
+    assert sorted(map(str, results.values())) == ["0", "1"], results
+    [mail] = sent_mails(app, tmp_path, staff)[staff]
+    assert listed_legs(mail) == [leg["id"]]
+
+
+def test_a_participant_saying_nobody_contacted_them_is_in_the_digest(
+        app: Flask, network: Network, tmp_path: Path) -> None:
+    sender, receiver = network.partner(name="Carrefour Emploi Sud"), network.partner()
+    staff = address()
+    set_entry(receiver, contacts=[contact(staff)], language="en")
+    participant_id = sender.register_participant()["id"]
+    sender.grant_consent(participant_id, sender, purpose="follow_up_contact")
+    leg = sender.refer(receiver, participant_id)
+    for action in ("acknowledge", "accept"):
+        assert receiver.act(leg["id"], action).status_code == 200
+    now = utcnow()
+    with app.app_context(), db.job_session() as session:
+        checkins.checkins_due(session, now + timedelta(days=7), limit=100_000,
+                              base_url="https://maillage.example")
+        checkin = session.scalar(select(checkins.ParticipantCheckin).where(
+            checkins.ParticipantCheckin.referral_id == uuid.UUID(leg["id"])))
+        assert checkin is not None
+        answered = checkins.record_answer(session, checkin, checkins.Answer.NOT_CONTACTED, now)
+        assert answered.signalled
+
+    run_checks(app, now + timedelta(minutes=1))
+    [mail] = sent_mails(app, tmp_path, staff)[staff]
+    assert listed_legs(mail) == [leg["id"]]
+    assert f"Referral {leg['id']}, received from Carrefour Emploi Sud: the person says " \
+           "nobody contacted them" in body(mail)
+    assert "Amina" not in body(mail) and "amina.benali" not in body(mail)
+
+
+def test_a_long_digest_lists_the_oldest_and_counts_the_rest(
+        app: Flask, network: Network, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(deadline_digests, "LINES_PER_MAIL", 2)
+    sender, receiver = network.partner(), network.partner()
+    staff = address()
+    set_entry(receiver, contacts=[contact(staff)])
+    legs = [sender.refer(receiver) for _ in range(4)]
+    run_checks(app, max(moment(leg["deadlines"]["acknowledge_by"]) for leg in legs)
+               + timedelta(minutes=1))
+    [mail] = sent_mails(app, tmp_path, staff)[staff]
+    oldest = sorted(legs, key=lambda leg: (leg["deadlines"]["acknowledge_by"], leg["id"]))
+    assert listed_legs(mail) == [leg["id"] for leg in oldest[:2]]
+    assert subject(mail).startswith("4 demandes adressées à ")
+    assert "… et 2 autres, dans la liste des demandes reçues." in body(mail)
 
 
 def test_an_expired_leg_tells_the_sender_where_to_redirect(
@@ -210,11 +369,30 @@ def test_no_mail_is_queued_for_an_organization_without_contacts(
         app: Flask, network: Network) -> None:
     sender, receiver = network.partner(), network.partner()
     leg = sender.refer(receiver)
-    run_checks(app, moment(leg["deadlines"]["acknowledge_by"]) + timedelta(minutes=1))
+    handled = run_checks(app, moment(leg["deadlines"]["acknowledge_by"]) + timedelta(minutes=1))
+    assert handled["deadlines_missed"] >= 1
     with app.app_context(), db.job_session() as session:
-        keys = session.scalars(select(OutgoingMail.dedupe_key).where(
-            OutgoingMail.dedupe_key.like(f"deadline_missed:{leg['id']}:%"))).all()
-    assert keys == []
+        digests = session.scalars(select(OutgoingMail).where(
+            OutgoingMail.dedupe_key.like("deadline_digest:%"))).all()
+        assert all(leg["id"] not in mail.body_text for mail in digests)
+
+
+def test_a_tick_with_nothing_due_is_one_query(app: Flask, network: Network) -> None:
+    engine, sessions = app.extensions["hub_db"]
+    long_ago = datetime(2001, 1, 1, tzinfo=UTC)
+    run_checks(app, long_ago)  # digests what other tests left
+    sent: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert checks.run_tick(sessions, lambda: long_ago, rounds=10) \
+            == dict.fromkeys(checks.CHECKS, 0)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert len(sent) == 1 and "deadline_digest_queue" in sent[0], sent
 
 
 def test_the_command_line_sets_an_organization_time_zone_and_language(tmp_path: Path) -> None:
