@@ -94,7 +94,7 @@ class Dispatcher:
         worker_id: str,
         lease: timedelta = timedelta(seconds=60),
         batch_size: int = 100,
-        concurrency: int = 64,
+        concurrency: int = 256,
         per_endpoint: int | None = None,
         rng: random.Random | None = None,
         on_disabled: recording.OnDisabled | None = None,
