@@ -27,8 +27,9 @@ Method, in one run and against one receiver:
   2, ... as a hub would append them), then VACUUM ANALYZE; then each of `--dispatchers`
   processes runs one `Dispatcher.run_forever` with the hub worker's settings (`--concurrency`
   256 requests in flight, idle_sleep 0.2 s) and `sender.guarded_client` (`--timeout` 2 s
-  instead of the hub's 15 s) until every healthy delivery is recorded. Rate = healthy deliveries / (last arrival - first arrival) at the receiver; the
-  10-90 % rate is printed beside it.
+  instead of the hub's 15 s) until every healthy delivery is recorded. Rate = healthy
+  deliveries / (last arrival - first arrival) at the receiver; the 10-90 % rate is printed
+  beside it.
   - healthy: ten endpoints answering 200;
   - one dead: nine healthy endpoints and one on /dead/ (each attempt waits for the timeout).
     Compared per endpoint: a healthy endpoint's deliveries/s against the healthy workload's.
