@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 from webhooks import claiming, metrics, recording
 from webhooks.endpoints import active_secrets
 from webhooks.models import Delivery, Endpoint
-from webhooks.sender import AttemptResult, GuardedClient, Outcome
+from webhooks.sender import AttemptResult, GuardedClient, Outcome, Request
 
 __all__ = ["Dispatcher", "Render"]
 
@@ -220,12 +220,11 @@ class Dispatcher:
                 session, unavailable, worker_id=self.worker_id, now=now)
         if unavailable:
             metrics.DELIVERIES.labels("unavailable").inc(len(unavailable))
-        for job in jobs:
-            started = self._clock()
-            future = self._client.submit(
-                job.url, secrets=job.secrets, message_id=job.message_id, body=job.body,
-                now=started,
-            )
+        started = self._clock()
+        futures = self._client.submit_many(
+            [Request(job.url, job.secrets, job.message_id, job.body, started) for job in jobs]
+        )
+        for future, job in zip(futures, jobs, strict=True):
             self._in_flight[future] = (job, started)
 
     @staticmethod
