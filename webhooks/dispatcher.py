@@ -155,6 +155,24 @@ class Dispatcher:
             candidates_limit=min(self._batch_size, 4 * limit),
         )
 
+    def _claim_loaded(self, session: Session, limit: int) -> list[tuple[Delivery, Endpoint]]:
+        """``_claim``, the rows themselves (with their endpoints), detached from ``session``."""
+        limit = min(limit, self._batch_size)
+        busy = Counter(job.endpoint_id for job, _ in self._in_flight.values())
+        now = self._clock()
+        rows = claiming.claim_loaded(
+            session,
+            worker_id=self.worker_id,
+            now=now,
+            lease_until=now + self._lease,
+            limit=limit,
+            per_endpoint=self._per_endpoint,
+            busy=busy,
+            candidates_limit=min(self._batch_size, 4 * limit),
+        )
+        session.expunge_all()
+        return rows
+
     def _free_slots(self) -> int:
         return self._concurrency - len(self._in_flight)
 
@@ -180,10 +198,9 @@ class Dispatcher:
         A dispatcher's turn is mostly round trips to the database, each paid in full whatever
         the number of rows: fewer of them is more deliveries per second."""
         with self._sessions() as session, session.begin():
-            ids = self._claim(session, limit)
-            rows = self._load(session, ids)
+            rows = self._claim_loaded(session, limit)
         self._start(rows)
-        return len(ids)
+        return len(rows)
 
     def _start(self, rows: list[tuple[Delivery, Endpoint]]) -> None:
         """Render the claimed deliveries and start sending them.
@@ -299,11 +316,10 @@ class Dispatcher:
             return 0
         with self._sessions() as session, session.begin():
             outcomes = self._record(session, sent) if sent else []
-            ids = self._claim(session, free) if free > 0 else []
-            rows = self._load(session, ids)
+            rows = self._claim_loaded(session, free) if free > 0 else []
         self._count(outcomes)
         self._start(rows)
-        return len(ids)
+        return len(rows)
 
     def _drain(self) -> None:
         while self._in_flight:
