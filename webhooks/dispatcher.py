@@ -250,7 +250,7 @@ class Dispatcher:
         anything else is a bug, logged and retried on the schedule)."""
         try:
             result = future.result()
-        except BaseException as exc:  # a bug, or the client closed under us (cancelled)
+        except Exception as exc:  # a bug, or the client closed under us (cancelled)
             log.error("webhook delivery %s: attempt failed: %r", job.delivery_id, exc)
             result = AttemptResult(Outcome.RETRY, None, 0.0, None, f"internal error: {exc!r}"[:200])
         return recording.Sent(job.delivery_id, job.endpoint_id, started, result)

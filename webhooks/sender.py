@@ -21,10 +21,11 @@ import functools
 import ssl
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any, TypeVar
 
 import aiohttp
 import httpx
@@ -51,6 +52,8 @@ USER_AGENT = "Maillage-Webhooks/1"
 # download (or decompress) more than this.
 RESPONSE_EXCERPT_BYTES = 1024
 _MAX_ERROR_CHARS = 200
+
+T = TypeVar("T")
 
 
 class Outcome(StrEnum):
@@ -195,7 +198,8 @@ class GuardedClient:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
-    def _call(self, coroutine):  # type: ignore[no-untyped-def]
+    def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run ``coroutine`` on the loop and wait for its result (setting up, closing)."""
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
     async def _open(self, max_connections: int) -> dict[str, aiohttp.ClientSession]:

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -178,3 +180,41 @@ def test_http_is_refused_when_loopback_is_not_allowed(receiver: Receiver) -> Non
     assert result.outcome is Outcome.REJECTED
     assert result.error is not None and result.error.startswith("unsafe address:")
     assert receiver.connections == 0
+
+
+@pytest.fixture
+def trickler() -> Iterator[int]:
+    """A server that reads the request, then sends a header one byte every 0.1 s, for ever."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(5)
+    stop = threading.Event()
+
+    def serve() -> None:
+        try:
+            connection, _ = listener.accept()
+        except OSError:
+            return
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nx-slow: ")
+            while not stop.wait(0.1):
+                try:
+                    connection.sendall(b"a")
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    listener.close()
+    thread.join(timeout=5)
+
+
+def test_a_receiver_trickling_bytes_is_cut_at_three_timeouts(trickler: int) -> None:
+    # Every read gets a byte within the timeout: only the whole attempt's bound stops it.
+    with guarded_client(allow_loopback=True, timeout=0.4) as impatient:
+        result = _send(impatient, f"http://127.0.0.1:{trickler}/hook")
+    assert result.outcome is Outcome.RETRY
+    assert result.error == "timeout after 1.2 s (whole attempt)"
+    assert 1100 <= result.duration_ms < 3000
