@@ -6,7 +6,9 @@ import asyncio
 import socket
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -15,6 +17,13 @@ from webhooks.signing import new_secret
 from webhooks.ssrf import GuardedResolver, UnsafeURL, check_url
 
 from .conftest import Answer, Receiver
+
+
+def _resolve(resolver: GuardedResolver, host: str, port: int) -> list[Any]:
+    """The resolver's answer, on a loop of its own (another test may have left one running
+    on this thread, e.g. Playwright's synchronous API)."""
+    with ThreadPoolExecutor(1) as executor:
+        return executor.submit(asyncio.run, resolver.resolve(host, port)).result()
 
 
 def _send(client: GuardedClient, url: str):
@@ -59,14 +68,14 @@ def test_the_resolver_raises_unsafe_url_itself(fake_dns: dict[str, Answer]) -> N
     fake_dns["meta.example"] = ["169.254.169.254"]
     resolver = GuardedResolver(allow_loopback=True)
     with pytest.raises(UnsafeURL, match="metadata"):
-        asyncio.run(resolver.resolve("meta.example", 443))
+        _resolve(resolver, "meta.example", 443)
 
 
 def test_the_resolver_answers_checked_addresses_as_numeric_hosts(
     fake_dns: dict[str, Answer],
 ) -> None:
     fake_dns["receiver.test"] = ["127.0.0.1", "::1"]
-    answers = asyncio.run(GuardedResolver(allow_loopback=True).resolve("receiver.test", 8080))
+    answers = _resolve(GuardedResolver(allow_loopback=True), "receiver.test", 8080)
     assert [(a["host"], a["hostname"], a["port"]) for a in answers] == [
         ("127.0.0.1", "receiver.test", 8080), ("::1", "receiver.test", 8080)]
     assert all(a["flags"] & socket.AI_NUMERICHOST for a in answers)
