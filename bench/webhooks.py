@@ -19,17 +19,17 @@ Method, in one run and against one receiver:
   both sides), for `--baseline-seconds`, before the engine workloads and again after them
   (the machine's load drifts): the engine is compared with the mean of the two;
 - sender (information): the same loop through the engine's own HTTP layer
-  (`webhooks.sender.attempt` over `webhooks.ssrf.guarded_client`), no database: it splits the
+  (`webhooks.sender.attempt` over `webhooks.sender.guarded_client`), no database: it splits the
   gap between the baseline and the engine into HTTP layer and database/bookkeeping;
 - engine: a fresh PostgreSQL database (fsync on, `scripts/test-postgres.sh`) holding the
   engine's tables only (`webhooks.models.metadata`); ten endpoints; `--keys` x `--per-key`
   messages enqueued with `webhooks.queue.enqueue_many` (sequence 1 of every key, then sequence
   2, ... as a hub would append them), then VACUUM ANALYZE; then each of `--dispatchers`
   processes runs one `Dispatcher.run_forever` with the hub worker's settings (`--concurrency`
-  64 threads, idle_sleep 0.2 s) and `ssrf.guarded_client` (`--timeout` 2 s instead of the
-  hub's 15 s) until every healthy delivery is
-  recorded. Rate = healthy deliveries / (last arrival - first arrival) at the receiver; the
-  10-90 % rate is printed beside it.
+  256 requests in flight, idle_sleep 0.2 s) and `sender.guarded_client` (`--timeout` 2 s
+  instead of the hub's 15 s) until every healthy delivery is recorded. Rate = healthy
+  deliveries / (last arrival - first arrival) at the receiver; the 10-90 % rate is printed
+  beside it.
   - healthy: ten endpoints answering 200;
   - one dead: nine healthy endpoints and one on /dead/ (each attempt waits for the timeout).
     Compared per endpoint: a healthy endpoint's deliveries/s against the healthy workload's.
@@ -78,12 +78,17 @@ from sqlalchemy import create_engine, func, select, text  # noqa: E402
 from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 
 from bench.databases import bench_server, fresh_postgresql_database  # noqa: E402
-from webhooks import ssrf  # noqa: E402
 from webhooks.dispatcher import Dispatcher  # noqa: E402
 from webhooks.endpoints import create_endpoint  # noqa: E402
 from webhooks.models import Attempt, Delivery, metadata  # noqa: E402
 from webhooks.queue import Message, enqueue_many  # noqa: E402
-from webhooks.sender import USER_AGENT, Outcome, attempt  # noqa: E402
+from webhooks.sender import (  # noqa: E402
+    USER_AGENT,
+    GuardedClient,
+    Outcome,
+    attempt,
+    guarded_client,
+)
 from webhooks.signing import new_secret, signature_headers  # noqa: E402
 
 # Its own PostgreSQL server, fsync on: commits cost what they cost in production.  Its port
@@ -370,14 +375,14 @@ def post_plain(client: httpx.Client, url: str, message: str, payload: bytes,
     return client.post(url, content=payload, headers=headers).status_code == 200
 
 
-def post_engine_sender(client: httpx.Client, url: str, message: str, payload: bytes,
+def post_engine_sender(client: GuardedClient, url: str, message: str, payload: bytes,
                        secret: list[str]) -> bool:
     result = attempt(client, url, secrets=secret, message_id=message, body=payload,
                      now=now_utc())
     return result.outcome is Outcome.DELIVERED
 
 
-def run_http_loop(plan: list[tuple[str, str, bytes]], client: httpx.Client,
+def run_http_loop(plan: list[tuple[str, str, bytes]], client: Any,
                   post: Callable[..., bool], threads: int, seconds: float) -> dict[str, Any]:
     """`threads` threads share `client` and go through `plan` for `seconds`: requests/s."""
     stop = threading.Event()
@@ -425,7 +430,7 @@ def measure_http(name: str, base_url: str, table: dict[str, bytes], args: argpar
         client = httpx.Client(timeout=args.timeout, trust_env=False)
         post: Callable[..., bool] = post_plain
     else:
-        client = ssrf.guarded_client(allow_loopback=True, timeout=args.timeout)
+        client = guarded_client(allow_loopback=True, timeout=args.timeout)
         post = post_engine_sender
     receiver_call(base_url, "/_reset")
     cpu = CpuWindow("")
@@ -569,7 +574,7 @@ def dispatch(db_url: str, tag: str, keys: int, per_key: int, options: EngineOpti
 
     engine = create_engine(db_url, pool_size=2, max_overflow=2,
                            connect_args={"application_name": f"bench-dispatcher-{index}"})
-    client = ssrf.guarded_client(allow_loopback=True, timeout=options.timeout)
+    client = guarded_client(allow_loopback=True, timeout=options.timeout)
     dispatcher = TimedDispatcher(
         sessionmaker(engine, expire_on_commit=False), render=render, client=client,
         clock=now_utc, worker_id=f"bench-{index}-{os.getpid()}", batch_size=options.batch_size,
@@ -853,7 +858,7 @@ def machine_line(args: argparse.Namespace, started: datetime) -> str:
             f"{os.getloadavg()[0]:.2f} at start; command: {command}\n"
             f"{args.keys} keys x {args.per_key} messages x {ENDPOINTS} endpoints per engine "
             f"workload; baseline and sender: {args.baseline_threads} threads sharing one client; "
-            f"dispatchers: concurrency {args.concurrency} threads, per_endpoint "
+            f"dispatchers: concurrency {args.concurrency} requests in flight, per_endpoint "
             f"{args.per_endpoint or max(1, args.concurrency // 4)}, batch_size {args.batch_size}, "
             f"idle_sleep {args.idle_sleep:g} s; client timeout {args.timeout:g} s (hub: 15 s); "
             "bodies precomputed (render is a dict lookup: the engine is measured, not the "
@@ -866,12 +871,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--per-key", type=int, default=2, help="messages per ordering key")
     parser.add_argument("--dispatchers", type=int, nargs="+", default=[1, 2],
                         help="dispatcher process counts to measure, in turn")
-    parser.add_argument("--concurrency", type=int, default=64,
-                        help="sending threads per dispatcher (default: the hub's)")
+    parser.add_argument("--concurrency", type=int, default=256,
+                        help="requests in flight per dispatcher (default: the hub's)")
     parser.add_argument("--baseline-threads", type=int, default=16,
                         help="threads of the baseline and sender loops")
     parser.add_argument("--per-endpoint", type=int, default=None,
-                        help="threads per endpoint (default: concurrency // 4)")
+                        help="requests in flight per endpoint (default: concurrency // 4)")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--idle-sleep", type=float, default=0.2, help="the hub worker's")
     parser.add_argument("--timeout", type=float, default=2.0, help="HTTP client timeout, s")

@@ -78,13 +78,14 @@ SETTINGS: tuple[Setting, ...] = (
         "HUB_DB_POOL_SIZE", "db_pool_size", 10, "Database connections kept per web process."
     ),
     Setting(
-        "HUB_WEBHOOK_CONCURRENCY", "webhook_concurrency", 64,
+        "HUB_WEBHOOK_CONCURRENCY", "webhook_concurrency", 256,
         "Webhook requests in flight per dispatcher (`hub worker`, `hub run`).",
     ),
     Setting(
         "HUB_WEBHOOK_LEASE_SECONDS", "webhook_lease_seconds", 60,
         "How long a dispatcher holds a delivery it claimed; after a crash, another one sends it "
-        "again once the lease has run out. Must outlast a request (15 s timeouts).",
+        "again once the lease has run out. Must outlast a whole attempt (45 s at most with the "
+        "15 s timeouts).",
     ),
     Setting(
         "HUB_PUBLIC_URL", "public_url", "http://127.0.0.1:5000",
@@ -146,7 +147,7 @@ class Settings:
     web_workers: int = 4
     web_threads: int = 8
     db_pool_size: int = 10
-    webhook_concurrency: int = 64
+    webhook_concurrency: int = 256
     webhook_lease_seconds: int = 60
     public_url: str = "http://127.0.0.1:5000"
     smtp_host: str = ""

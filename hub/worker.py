@@ -23,8 +23,8 @@ from hub import mail, outbound
 from hub.db import utcnow
 from hub.scheduler import CheckScheduler
 from webhooks import metrics as webhook_metrics
-from webhooks import ssrf
 from webhooks.dispatcher import Dispatcher
+from webhooks.sender import guarded_client
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class Worker:
         # is exactly-once by itself anyway.
         self.scheduler = CheckScheduler.for_app(app, clock=clock, interval=checks_every)
         self.stopping = threading.Event()
-        self.client = ssrf.guarded_client(allow_loopback=not settings.is_production)
+        self.client = guarded_client(allow_loopback=not settings.is_production)
         self.dispatcher = Dispatcher(
             self.sessions, render=outbound.renderer(settings.secret_key.encode()),
             client=self.client, clock=clock,

@@ -10,13 +10,14 @@ else. The modules, one job each:
   ``webhook-signature`` headers, and verification of signed inbound requests;
 * ``schedule``: the retry schedule (about three days, jittered, ``Retry-After`` honoured);
 * ``ssrf``: refusing endpoint URLs and connections that point into private networks;
-* ``sender``: one delivery attempt, classified as delivered / retry / gone / rejected;
+* ``sender``: delivery attempts on one asyncio loop (aiohttp), each classified as delivered /
+  retry / gone / rejected;
 * ``models``: the tables (endpoints, deliveries, attempts), with their own ``metadata``;
 * ``endpoints``: registering and changing endpoints, secret rotation, redelivery;
 * ``queue``: the outbox side: ``enqueue`` / ``enqueue_many``, and queue statistics;
 * ``claiming``: which deliveries may be sent now, and leasing them (``SKIP LOCKED``);
 * ``recording``: what an attempt's result does to the delivery and to the endpoint's health;
-* ``dispatcher``: the worker loop (record and claim, render, send on a thread pool);
+* ``dispatcher``: the worker loop (record and claim, render, hand to the sender);
 * ``metrics``: Prometheus metrics.
 
 It knows nothing of Flask or of what the messages are about: the application supplies owners,
@@ -49,9 +50,9 @@ from webhooks.models import (
 )
 from webhooks.queue import Message, QueueStats, enqueue, enqueue_many, queue_stats
 from webhooks.schedule import RETRY_DELAYS, next_attempt_at, parse_retry_after
-from webhooks.sender import AttemptResult, Outcome, attempt, classify_status
+from webhooks.sender import AttemptResult, Outcome, attempt, classify_status, guarded_client
 from webhooks.signing import SignatureRejected, new_secret, signature_headers, verify
-from webhooks.ssrf import UnsafeURL, check_url, guarded_client, is_safe_address
+from webhooks.ssrf import UnsafeURL, check_url, is_safe_address
 
 __all__ = [
     "PARKED_UNTIL",

@@ -1,27 +1,28 @@
-"""The dispatcher: claims due deliveries, sends them on a thread pool, records the results.
+"""The dispatcher: claims due deliveries, has them sent on an event loop, records the results.
 
 How one hung receiver is kept from holding up everyone else (a request can take up to the
 client's timeout, 15 s, in each of connect/write/read):
 
 * Results are recorded as they complete, never "when the whole batch is done": each turn of
   ``run_forever`` is one transaction that records the results completed since the last turn,
-  then claims (and loads) as many deliveries as that freed threads for. A healthy endpoint's
+  then claims (and loads) as many deliveries as that freed request slots for. A healthy endpoint's
   delivery is marked delivered one turn after its 2xx, and the next message of its ordering
   key is claimable in that same transaction. (A turn costs a fixed number of round trips to
   the database whatever its number of rows, which is why they are not split further.)
-* ``run_forever`` is a pipeline, not a sequence of batches: whenever a sending thread is free it
-  claims more work, so a hung request occupies one thread, not the whole dispatcher. (Batches
+* ``run_forever`` is a pipeline, not a sequence of batches: whenever a request slot is free it
+  claims more work, so a hung request occupies one slot, not the whole dispatcher. (Batches
   drained one at a time would make every batch that contains one message for a hung endpoint
   last the full timeout: healthy endpoints would get ``batch_size`` messages per 15 s.)
-* A dispatcher claims only as many deliveries as it has free threads, so every leased delivery
-  is being sent right away and no lease runs out while waiting in a local queue; and at most
-  ``per_endpoint`` of its threads serve one endpoint, so a dead endpoint with a thousand due
-  messages cannot take every thread either.
+* A dispatcher claims only as many deliveries as it has free request slots (``concurrency``),
+  so every leased delivery is being sent right away and no lease runs out while waiting in a
+  local queue; and at most ``per_endpoint`` of its slots serve one endpoint, so a dead endpoint
+  with a thousand due messages cannot take every slot either.
 
-Thread model: only the sending (``sender.attempt``, pure HTTP) happens on the pool; claiming,
-rendering, recording and the callbacks run on the thread calling ``run_once``/``run_forever``,
-one session at a time (SQLite's single writer, and the hub's writer lock, are never waited for
-by a thread that holds them).
+Thread model: only the sending (pure HTTP) happens on the client's event loop, in the client's
+own thread (``sender.GuardedClient``: requests in flight cost a coroutine each, not a thread);
+claiming, rendering, recording and the callbacks run on the thread calling
+``run_once``/``run_forever``, one session at a time (SQLite's single writer, and the hub's
+writer lock, are never waited for by a thread that holds them).
 """
 
 from __future__ import annotations
@@ -32,18 +33,17 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from webhooks import claiming, metrics, recording
 from webhooks.endpoints import active_secrets
 from webhooks.models import Delivery, Endpoint
-from webhooks.sender import AttemptResult, Outcome, attempt
+from webhooks.sender import AttemptResult, GuardedClient, Outcome, Request
 
 __all__ = ["Dispatcher", "Render"]
 
@@ -70,17 +70,18 @@ class Dispatcher:
     """Delivers pending webhook deliveries; several may run at once on PostgreSQL.
 
     ``worker_id`` must be unique among running dispatchers (e.g. host, pid and a random part):
-    it is whom a lease belongs to. ``client`` should be a ``ssrf.guarded_client`` with the
-    contract's 15 s timeout; ``lease`` must outlast a request (connect, write and read may each
-    take the timeout) plus its recording. ``sessions`` makes a new session on each call (a
-    ``sessionmaker``). ``render``, ``on_disabled`` and ``on_attempt`` are called on the thread
-    running ``run_once``/``run_forever``; ``on_disabled`` inside the recording transaction, so
-    what it writes (e.g. a notification in the application's outbox) commits with the disabling.
-    Call ``close`` (or use ``with``) to stop the sending threads.
+    it is whom a lease belongs to. ``client`` should be a ``sender.guarded_client`` with the
+    contract's 15 s timeout (the caller closes it, after the dispatcher); ``lease`` must outlast
+    a whole attempt (three times the timeout) plus its recording. ``sessions`` makes a new
+    session on each call (a ``sessionmaker``). ``render``, ``on_disabled`` and ``on_attempt``
+    are called on the thread running ``run_once``/``run_forever``; ``on_disabled`` inside the
+    recording transaction, so what it writes (e.g. a notification in the application's outbox)
+    commits with the disabling.
+    Call ``close`` (or use ``with``) to wait for the requests in flight.
 
-    ``concurrency`` is the number of sending threads (requests in flight). A turn costs the same
-    round trips whatever its number of rows, so more threads make larger turns and fewer turns
-    per delivery; 64 measured best on a loaded 2-core machine (``bench/webhooks.md``).
+    ``concurrency`` is the number of requests in flight. A turn costs the same round trips
+    whatever its number of rows, so more requests in flight make larger turns and fewer turns
+    per delivery; on the event loop they cost no thread each (``bench/webhooks.md``).
     """
 
     def __init__(
@@ -88,12 +89,12 @@ class Dispatcher:
         sessions: Callable[[], Session],
         *,
         render: Render,
-        client: httpx.Client,
+        client: GuardedClient,
         clock: Callable[[], datetime],
         worker_id: str,
         lease: timedelta = timedelta(seconds=60),
         batch_size: int = 100,
-        concurrency: int = 64,
+        concurrency: int = 256,
         per_endpoint: int | None = None,
         rng: random.Random | None = None,
         on_disabled: recording.OnDisabled | None = None,
@@ -113,8 +114,8 @@ class Dispatcher:
         self._rng = rng
         self._on_disabled = on_disabled
         self._on_attempt = on_attempt
-        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix=f"webhooks-{worker_id}")
-        self._in_flight: dict[Future[recording.Sent], _Job] = {}
+        # Each request in flight: its job and when it started (the attempt's time).
+        self._in_flight: dict[Future[AttemptResult], tuple[_Job, datetime]] = {}
 
     def __enter__(self) -> Dispatcher:
         return self
@@ -123,8 +124,10 @@ class Dispatcher:
         self.close()
 
     def close(self) -> None:
-        """Wait for requests in flight (their results are not recorded) and stop the threads."""
-        self._pool.shutdown(wait=True)
+        """Wait for the requests in flight (their results are not recorded)."""
+        if self._in_flight:
+            wait(self._in_flight)
+        self._in_flight.clear()
 
     # -- claiming -----------------------------------------------------------------------------
 
@@ -132,13 +135,13 @@ class Dispatcher:
         """Lease up to ``limit`` (default and at most ``batch_size``) claimable deliveries, at
         most ``per_endpoint`` per endpoint counting those in flight; their ids.
 
-        ``run_once``/``run_forever`` ask for no more than there are free sending threads."""
+        ``run_once``/``run_forever`` ask for no more than there are free request slots."""
         with self._sessions() as session, session.begin():
             return self._claim(session, limit)
 
     def _claim(self, session: Session, limit: int | None) -> list[int]:
         limit = self._batch_size if limit is None else min(limit, self._batch_size)
-        busy = Counter(job.endpoint_id for job in self._in_flight.values())
+        busy = Counter(job.endpoint_id for job, _ in self._in_flight.values())
         now = self._clock()
         return claiming.claim(
             session,
@@ -152,7 +155,25 @@ class Dispatcher:
             candidates_limit=min(self._batch_size, 4 * limit),
         )
 
-    def _free_threads(self) -> int:
+    def _claim_loaded(self, session: Session, limit: int) -> list[tuple[Delivery, Endpoint]]:
+        """``_claim``, the rows themselves (with their endpoints), detached from ``session``."""
+        limit = min(limit, self._batch_size)
+        busy = Counter(job.endpoint_id for job, _ in self._in_flight.values())
+        now = self._clock()
+        rows = claiming.claim_loaded(
+            session,
+            worker_id=self.worker_id,
+            now=now,
+            lease_until=now + self._lease,
+            limit=limit,
+            per_endpoint=self._per_endpoint,
+            busy=busy,
+            candidates_limit=min(self._batch_size, 4 * limit),
+        )
+        session.expunge_all()
+        return rows
+
+    def _free_slots(self) -> int:
         return self._concurrency - len(self._in_flight)
 
     # -- sending --------------------------------------------------------------------------------
@@ -177,13 +198,12 @@ class Dispatcher:
         A dispatcher's turn is mostly round trips to the database, each paid in full whatever
         the number of rows: fewer of them is more deliveries per second."""
         with self._sessions() as session, session.begin():
-            ids = self._claim(session, limit)
-            rows = self._load(session, ids)
+            rows = self._claim_loaded(session, limit)
         self._start(rows)
-        return len(ids)
+        return len(rows)
 
     def _start(self, rows: list[tuple[Delivery, Endpoint]]) -> None:
-        """Render the claimed deliveries and hand them to the sending threads.
+        """Render the claimed deliveries and start sending them.
 
         Rendering has a transaction of its own, after the claim committed: if it fails, the
         deliveries stay leased and are tried again once the lease ran out (rather than being
@@ -217,24 +237,21 @@ class Dispatcher:
                 session, unavailable, worker_id=self.worker_id, now=now)
         if unavailable:
             metrics.DELIVERIES.labels("unavailable").inc(len(unavailable))
-        for job in jobs:
-            self._in_flight[self._pool.submit(self._send, job)] = job
-
-    def _send(self, job: _Job) -> recording.Sent:
-        """On a sending thread: one attempt (``attempt`` reports network trouble, never raises
-        for it; anything else is a bug, logged and retried on the schedule)."""
         started = self._clock()
+        futures = self._client.submit_many(
+            [Request(job.url, job.secrets, job.message_id, job.body, started) for job in jobs]
+        )
+        for future, job in zip(futures, jobs, strict=True):
+            self._in_flight[future] = (job, started)
+
+    @staticmethod
+    def _sent(future: Future[AttemptResult], job: _Job, started: datetime) -> recording.Sent:
+        """A finished attempt (an attempt reports network trouble, never raises for it;
+        anything else is a bug, logged and retried on the schedule)."""
         try:
-            result = attempt(
-                self._client,
-                job.url,
-                secrets=job.secrets,
-                message_id=job.message_id,
-                body=job.body,
-                now=started,
-            )
-        except Exception as exc:
-            log.exception("webhook delivery %s: attempt failed", job.delivery_id)
+            result = future.result()
+        except Exception as exc:  # a bug, or the client closed under us (cancelled)
+            log.error("webhook delivery %s: attempt failed: %r", job.delivery_id, exc)
             result = AttemptResult(Outcome.RETRY, None, 0.0, None, f"internal error: {exc!r}"[:200])
         return recording.Sent(job.delivery_id, job.endpoint_id, started, result)
 
@@ -248,8 +265,8 @@ class Dispatcher:
         done, _ = wait(self._in_flight, timeout=timeout, return_when=FIRST_COMPLETED)
         sent = []
         for future in done:
-            del self._in_flight[future]
-            sent.append(future.result())  # _send never raises
+            job, started = self._in_flight.pop(future)
+            sent.append(self._sent(future, job, started))
         # In the order they completed, so that the endpoint's health ends as its last answer.
         sent.sort(key=lambda s: s.attempted_at + timedelta(milliseconds=s.result.duration_ms))
         for item in sent:
@@ -288,22 +305,21 @@ class Dispatcher:
 
     def _turn(self) -> int:
         """One turn of ``run_forever``: record the results completed so far, claim as many
-        deliveries as that leaves free threads and load them, all in one transaction (its
+        deliveries as that leaves free request slots and load them, all in one transaction (its
         round trips are most of a turn); then render and hand over. How many were claimed.
 
         Should the claim fail, the results recorded with it are lost too: their deliveries
         stay leased and are sent again once the lease ran out (at-least-once)."""
         sent = self._completed(timeout=0)
-        free = self._free_threads()
+        free = self._free_slots()
         if not sent and free == 0:
             return 0
         with self._sessions() as session, session.begin():
             outcomes = self._record(session, sent) if sent else []
-            ids = self._claim(session, free) if free > 0 else []
-            rows = self._load(session, ids)
+            rows = self._claim_loaded(session, free) if free > 0 else []
         self._count(outcomes)
         self._start(rows)
-        return len(ids)
+        return len(rows)
 
     def _drain(self) -> None:
         while self._in_flight:
@@ -323,12 +339,12 @@ class Dispatcher:
         return started
 
     def run_once(self) -> int:
-        """Claim what there are free threads for, send it, record every result as it comes;
+        """Claim what there are free request slots for, send it, record every result as it comes;
         returns the number of deliveries claimed (sent, or dead-lettered as unavailable).
 
         It returns when its slowest request is done: a loop of ``run_once`` calls delivers
         nothing new while one request hangs. Long-running workers use ``run_forever``."""
-        claimed = self._claim_and_start(self._free_threads())
+        claimed = self._claim_and_start(self._free_slots())
         self._drain()
         return claimed
 

@@ -6,30 +6,30 @@ service (which hands out credentials). Two checks, both needed:
 
 * ``check_url`` when an endpoint is registered: https only, no credentials, a sane host and port,
   and every address the name resolves to must be public. It gives an early, explainable refusal.
-* ``guarded_client`` at delivery time: names are resolved again and the connection goes only to
-  an address that passed the same test. A name that was public at registration and points at
-  127.0.0.1 or 169.254.169.254 today (DNS rebinding) is refused before any packet is sent to it.
+* ``GuardedResolver`` and ``check_target`` at delivery time (``sender.guarded_client``): names
+  are resolved again and the connection goes only to an address that passed the same test. A
+  name that was public at registration and points at 127.0.0.1 or 169.254.169.254 today (DNS
+  rebinding) is refused before any packet is sent to it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import re
 import socket
-import ssl
-import time
 from collections.abc import Iterable
 
-import httpcore
 import httpx
+from aiohttp.abc import AbstractResolver, ResolveResult
+from yarl import URL
 
 __all__ = [
-    "GuardedNetworkBackend",
-    "GuardedTransport",
+    "GuardedResolver",
     "UnsafeURL",
     "address_problem",
+    "check_target",
     "check_url",
-    "guarded_client",
     "is_safe_address",
     "resolve",
 ]
@@ -211,33 +211,29 @@ def _is_loopback(address: IPAddress) -> bool:
     return address.is_loopback
 
 
-class GuardedNetworkBackend(httpcore.NetworkBackend):
-    """An httpcore network backend that connects only to addresses passing the SSRF test.
+class GuardedResolver(AbstractResolver):
+    """An aiohttp resolver that answers only with addresses passing the SSRF test.
 
-    Why this is correct against DNS rebinding: the host is resolved exactly once, here; every
-    address is checked; then the wrapped backend is asked to connect to the *literal IP* of a
-    checked address, so no second lookup can happen between check and connect (the window a
-    rebinding resolver exploits). Checking the peer address after connecting would be too late:
-    the SYN (and for https a ClientHello) would already have reached the internal address.
-    Connecting by IP does not break TLS or virtual hosting: httpcore's ``HTTPConnection`` takes
-    the TLS ``server_hostname`` (SNI and certificate verification) from the request's origin,
-    not from the ``host`` passed to ``connect_tcp``, and the Host header comes from the URL.
+    Why this is correct against DNS rebinding: the connector asks its resolver for the
+    addresses of a host name and then connects to those *literal IPs* (the answers carry
+    ``AI_NUMERICHOST``: no second lookup happens between check and connect, the window a
+    rebinding resolver exploits). Every answer is checked here, and if any is unsafe none is
+    returned, so the connector only ever connects to checked addresses. Connecting by IP does
+    not break TLS or virtual hosting: aiohttp takes the TLS ``server_hostname`` (SNI and
+    certificate verification) and the Host header from the URL, not from the address.
+
+    The connector does not call its resolver for IP literals: ``check_target`` checks those
+    before the request (no lookup, so nothing can change between that check and the connect).
+    Use it with ``use_dns_cache=False`` so that each new connection resolves (and checks) again.
     """
 
-    def __init__(
-        self,
-        *,
-        allow_loopback: bool,
-        loopback_only: bool = False,
-        inner: httpcore.NetworkBackend | None = None,
-    ) -> None:
+    def __init__(self, *, allow_loopback: bool, loopback_only: bool = False) -> None:
         self._allow_loopback = allow_loopback or loopback_only
         self._loopback_only = loopback_only
-        self._inner = inner if inner is not None else httpcore.SyncBackend()
 
-    def _check(self, host: str, addresses: Iterable[IPAddress]) -> None:
-        # Refuse if *any* address is unsafe: a resolver answering one public and one private
-        # address must not get a chance to steer us to the private one.
+    def check(self, host: str, addresses: Iterable[IPAddress]) -> None:
+        """Refuse (``UnsafeURL``) if *any* address is unsafe: a resolver answering one public
+        and one private address must not get a chance to steer us to the private one."""
         for address in addresses:
             problem = address_problem(address, allow_loopback=self._allow_loopback)
             if problem is None and self._loopback_only and not _is_loopback(address):
@@ -245,122 +241,53 @@ class GuardedNetworkBackend(httpcore.NetworkBackend):
             if problem is not None:
                 raise _unsafe(host, address, problem)
 
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.NetworkStream:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         if not 1 <= port <= 65535:  # getaddrinfo would silently wrap it modulo 65536
             raise UnsafeURL(f"port {port} is out of range")
         if _literal(host) is None and not _valid_hostname(host):
             raise UnsafeURL(f"host {host!r} is not a valid DNS name")
+        loop = asyncio.get_running_loop()
         try:
-            addresses = resolve(host, port)
+            addresses = await loop.run_in_executor(None, resolve, host, port)
         except (OSError, UnicodeError) as exc:
-            raise httpcore.ConnectError(f"could not resolve {host}: {exc}") from exc
-        self._check(host, addresses)
+            raise socket.gaierror(socket.EAI_NONAME, f"could not resolve {host}: {exc}") from exc
+        self.check(host, addresses)
+        return [
+            {
+                "hostname": host,
+                "host": str(address),
+                "port": port,
+                "family": socket.AF_INET6 if address.version == 6 else socket.AF_INET,
+                "proto": 0,
+                "flags": socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
+            }
+            for address in addresses
+        ]
 
-        deadline = None if timeout is None else time.monotonic() + timeout
-        failure: Exception | None = None
-        for address in addresses:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                raise httpcore.ConnectTimeout(f"timed out connecting to {host}")
-            try:
-                return self._inner.connect_tcp(
-                    str(address),
-                    port,
-                    timeout=remaining,
-                    local_address=local_address,
-                    socket_options=socket_options,
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                failure = exc
-        raise failure or httpcore.ConnectError(f"no address to connect to for {host}")
-
-    def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.NetworkStream:
-        raise UnsafeURL("unix sockets are not allowed")
-
-    def sleep(self, seconds: float) -> None:
-        self._inner.sleep(seconds)
+    async def close(self) -> None:
+        return None
 
 
-class _BackendTransport(httpx.HTTPTransport):
-    """httpx's standard transport, over a chosen httpcore network backend.
-
-    httpx 0.28 does not expose httpcore's ``network_backend`` argument, so the pool that
-    ``HTTPTransport.__init__`` builds is replaced by an identical one over ``backend``
-    (``_pool`` is what ``handle_request`` and ``close`` use; httpx is pinned below 1.0).
-    """
-
-    def __init__(
-        self, backend: httpcore.NetworkBackend, *, verify: ssl.SSLContext, limits: httpx.Limits
-    ) -> None:
-        super().__init__(verify=verify, trust_env=False, limits=limits)
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=verify,
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=backend,
-        )
-
-
-class GuardedTransport(httpx.BaseTransport):
-    """An httpx transport that sends https anywhere safe, and http only to loopback (dev)."""
-
-    def __init__(self, *, allow_loopback: bool, limits: httpx.Limits | None = None) -> None:
-        limits = limits if limits is not None else httpx.Limits()
-        ssl_context = httpx.create_ssl_context(trust_env=False)
-        self._https = _BackendTransport(
-            GuardedNetworkBackend(allow_loopback=allow_loopback), verify=ssl_context, limits=limits
-        )
-        self._http = (
-            _BackendTransport(
-                GuardedNetworkBackend(allow_loopback=True, loopback_only=True),
-                verify=ssl_context,
-                limits=limits,
-            )
-            if allow_loopback
-            else None
-        )
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        scheme = request.url.scheme
-        if not scheme or not request.url.raw_host:
-            raise UnsafeURL("URL must be absolute (https://host/path)")
-        if scheme == "https":
-            return self._https.handle_request(request)
-        if scheme == "http" and self._http is not None:
-            return self._http.handle_request(request)
-        raise UnsafeURL(f"{scheme}:// is not allowed; use https://")
-
-    def close(self) -> None:
-        self._https.close()
-        if self._http is not None:
-            self._http.close()
-
-
-def guarded_client(*, allow_loopback: bool, timeout: float = 15.0) -> httpx.Client:
-    """An ``httpx.Client`` whose every connection passes the SSRF test at connect time.
-
-    Redirects are never followed (a 3xx is a failed attempt, retried later), and proxies and
-    other environment settings are ignored (a proxy would connect on our behalf, unchecked).
-    """
-    # Keep alive as many connections as may be open (httpx keeps 20 by default): above 20
-    # requests at once, connections would otherwise be closed and opened again all the time.
-    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
-    return httpx.Client(
-        transport=GuardedTransport(allow_loopback=allow_loopback, limits=limits),
-        timeout=httpx.Timeout(timeout),
-        follow_redirects=False,
-        trust_env=False,
-    )
+def check_target(url: URL, *, allow_loopback: bool) -> None:
+    """Refuse (``UnsafeURL``) a delivery URL before any connection: the scheme (https; http
+    only to loopback, and only when ``allow_loopback``), the port, the host's form, and an IP
+    literal's address (names are checked by ``GuardedResolver`` when connecting)."""
+    if not url.absolute or not url.scheme or not url.raw_host:
+        raise UnsafeURL("URL must be absolute (https://host/path)")
+    if url.scheme not in ("https", "http") or (url.scheme == "http" and not allow_loopback):
+        raise UnsafeURL(f"{url.scheme}:// is not allowed; use https://")
+    if url.user is not None or url.password is not None:
+        raise UnsafeURL("URL must not contain credentials (user:password@)")
+    port = url.explicit_port if url.explicit_port is not None else url.port
+    if port is None or not 1 <= port <= 65535:
+        raise UnsafeURL(f"port {port} is out of range")
+    host = url.raw_host
+    literal = _literal(host)
+    if literal is None:
+        if not _valid_hostname(host):
+            raise UnsafeURL(f"host {host!r} is not a valid DNS name")
+        return
+    resolver = GuardedResolver(allow_loopback=allow_loopback, loopback_only=url.scheme == "http")
+    resolver.check(host, [literal])

@@ -18,9 +18,10 @@ from hub import outbound
 from hub.db import db
 from tests.helpers import Network, Partner
 from tests.receiver import Receiver, Reply, running_receiver
-from webhooks import signing, ssrf
+from webhooks import signing
 from webhooks.dispatcher import Dispatcher
 from webhooks.models import Delivery, DeliveryState
+from webhooks.sender import guarded_client
 
 
 @pytest.fixture
@@ -33,7 +34,7 @@ def deliver_all(app: Flask, rounds: int = 20) -> None:
     """Fan the outbox out and send whatever is due now, until nothing is left to do."""
     sessions = app.extensions["hub_db"][1]
     key = app.config["HUB_SETTINGS"].secret_key.encode()
-    with ssrf.guarded_client(allow_loopback=True, timeout=5) as client, Dispatcher(
+    with guarded_client(allow_loopback=True, timeout=5) as client, Dispatcher(
         sessions, render=outbound.renderer(key), client=client,
         clock=lambda: datetime.now(UTC), worker_id=f"test-{uuid.uuid4().hex[:6]}",
         on_disabled=outbound.endpoint_disabled,

@@ -21,7 +21,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -29,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.receiver import Receiver, Recorded, Reply, running_receiver  # noqa: F401 (re-exported)
 from webhooks.models import Attempt, Delivery, Endpoint, metadata
-from webhooks.ssrf import guarded_client
+from webhooks.sender import GuardedClient, guarded_client
 
 
 @pytest.fixture
@@ -194,14 +193,14 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def http_client() -> Iterator[httpx.Client]:
+def http_client() -> Iterator[GuardedClient]:
     with guarded_client(allow_loopback=True, timeout=2.0) as client:
         yield client
 
 
 @pytest.fixture
 def dispatchers(
-    sessions: sessionmaker[Session], clock: FakeClock, http_client: httpx.Client
+    sessions: sessionmaker[Session], clock: FakeClock, http_client: GuardedClient
 ) -> Iterator[Any]:
     """A factory of dispatchers (``dispatchers("w2", concurrency=4)``) sharing ``.render``,
     ``.disabled`` (the on_disabled calls) and ``.results`` (the on_attempt calls)."""

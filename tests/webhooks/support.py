@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-import httpx
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -18,7 +17,7 @@ from webhooks.dispatcher import Dispatcher
 from webhooks.endpoints import create_endpoint
 from webhooks.models import Attempt, Delivery, Endpoint
 from webhooks.queue import enqueue
-from webhooks.sender import AttemptResult
+from webhooks.sender import AttemptResult, GuardedClient
 
 from .conftest import FakeClock, Receiver
 
@@ -143,7 +142,7 @@ class Dispatchers:
 
     sessions: sessionmaker[Session]
     clock: FakeClock
-    client: httpx.Client
+    client: GuardedClient
     render: Renderer
     disabled: Disabled
     made: list[Dispatcher] = field(default_factory=list)

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine, event, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from webhooks.claiming import candidates, claim
+from webhooks.claiming import candidates, claim, claim_loaded
 from webhooks.models import Delivery
 from webhooks.queue import Message, enqueue_many
 
@@ -148,3 +148,29 @@ def test_the_claim_query_uses_the_indexes(
         assert "Sort" not in plan, plan  # the due index gives the order
     else:
         assert "TEMP B-TREE" not in plan, plan
+
+
+def test_claim_loaded_returns_the_leased_rows_with_their_endpoints(
+    sessions: sessionmaker[Session], clock: FakeClock, receiver: Receiver
+) -> None:
+    endpoint_ids = _fill(sessions, clock, receiver, endpoints=3, keys=4)  # 12 deliveries
+    with sessions.begin() as session:
+        busy = {endpoint_ids[0]: 1}
+        rows = claim_loaded(session, worker_id="w1", now=clock(),
+                            lease_until=clock() + timedelta(seconds=60), limit=100,
+                            per_endpoint=3, busy=busy)
+        got = [(d.id, d.endpoint_id, e.id, e.url, d.lease_owner) for d, e in rows]
+    per_endpoint = {e: sum(1 for _, de, _, _, _ in got if de == e) for e in endpoint_ids}
+    assert per_endpoint == {endpoint_ids[0]: 2, endpoint_ids[1]: 3, endpoint_ids[2]: 3}
+    assert [g[0] for g in got] == sorted(g[0] for g in got)
+    assert all(de == e and owner == "w1" for _, de, e, _, owner in got)
+    assert all(url.startswith(receiver.url.rsplit("/", 1)[0]) for *_, url, _ in got)
+    with sessions() as session:
+        owners = dict(session.execute(select(Delivery.id, Delivery.lease_owner)).all())
+    assert {i for i, owner in owners.items() if owner == "w1"} == {g[0] for g in got}
+    with sessions.begin() as session:  # what is leased is not claimed again
+        again = claim_loaded(session, worker_id="w2", now=clock(),
+                             lease_until=clock() + timedelta(seconds=60), limit=100,
+                             per_endpoint=100)
+    assert {d.id for d, _ in again}.isdisjoint(g[0] for g in got)
+    assert len(again) == 12 - len(got)

@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import Any
 
-import httpx
 import pytest
 
-from webhooks.sender import Outcome, attempt
+from webhooks.sender import GuardedClient, Outcome, attempt, guarded_client
 from webhooks.signing import new_secret
-from webhooks.ssrf import UnsafeURL, check_url, guarded_client
+from webhooks.ssrf import GuardedResolver, UnsafeURL, check_url
 
 from .conftest import Answer, Receiver
 
 
-def _send(client: httpx.Client, url: str):
+def _resolve(resolver: GuardedResolver, host: str, port: int) -> list[Any]:
+    """The resolver's answer, on a loop of its own (another test may have left one running
+    on this thread, e.g. Playwright's synchronous API)."""
+    with ThreadPoolExecutor(1) as executor:
+        return executor.submit(asyncio.run, resolver.resolve(host, port)).result()
+
+
+def _send(client: GuardedClient, url: str):
     return attempt(
         client, url, secrets=[new_secret()], message_id="msg_1", body=b"{}", now=datetime.now(UTC)
     )
@@ -55,10 +64,39 @@ def test_one_unsafe_answer_among_safe_ones_is_enough_to_refuse(
     assert receiver.connections == 0
 
 
-def test_the_client_raises_unsafe_url_itself(fake_dns: dict[str, Answer]) -> None:
+def test_the_resolver_raises_unsafe_url_itself(fake_dns: dict[str, Answer]) -> None:
     fake_dns["meta.example"] = ["169.254.169.254"]
-    with guarded_client(allow_loopback=True) as client, pytest.raises(UnsafeURL, match="metadata"):
-        client.get("https://meta.example/latest/meta-data/")
+    resolver = GuardedResolver(allow_loopback=True)
+    with pytest.raises(UnsafeURL, match="metadata"):
+        _resolve(resolver, "meta.example", 443)
+
+
+def test_the_resolver_answers_checked_addresses_as_numeric_hosts(
+    fake_dns: dict[str, Answer],
+) -> None:
+    fake_dns["receiver.test"] = ["127.0.0.1", "::1"]
+    answers = _resolve(GuardedResolver(allow_loopback=True), "receiver.test", 8080)
+    assert [(a["host"], a["hostname"], a["port"]) for a in answers] == [
+        ("127.0.0.1", "receiver.test", 8080), ("::1", "receiver.test", 8080)]
+    assert all(a["flags"] & socket.AI_NUMERICHOST for a in answers)
+
+
+@pytest.mark.parametrize(
+    ("url", "error"),
+    [
+        ("https://169.254.169.254/latest/meta-data/", "a cloud metadata address"),
+        ("https://10.0.0.7/hook", "a private address"),
+        ("https://[::ffff:127.0.0.1]/hook", "a loopback address"),
+        ("https://[fe80::1]/hook", "a link-local address"),
+        ("https://127.0.0.1/hook", "a loopback address"),
+    ],
+)
+def test_ip_literals_are_checked_before_connecting(url: str, error: str) -> None:
+    # The connector never asks its resolver about an IP literal: the sender checks those.
+    with guarded_client(allow_loopback=False) as client:
+        result = _send(client, url)
+    assert result.outcome is Outcome.REJECTED
+    assert error in (result.error or "")
 
 
 def test_with_loopback_allowed_the_guarded_client_reaches_the_receiver_by_name(
@@ -112,10 +150,15 @@ def test_development_http_goes_to_loopback_only(
     assert "not a loopback address" in (result.error or "")
 
 
-def test_guarded_client_does_not_follow_redirects() -> None:
+def test_guarded_client_has_the_contract_timeout_and_no_http_without_loopback(
+    receiver: Receiver,
+) -> None:
     with guarded_client(allow_loopback=False) as client:
-        assert client.follow_redirects is False
-        assert client.timeout.read == 15.0
+        assert client.timeout == 15.0
+        result = _send(client, receiver.url)  # http:// to 127.0.0.1
+    assert result.outcome is Outcome.REJECTED
+    assert result.error == "unsafe address: http:// is not allowed; use https://"
+    assert receiver.connections == 0
 
 
 @pytest.fixture

@@ -1,17 +1,17 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
-import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from webhooks.sender import USER_AGENT, Outcome, attempt
+from webhooks.sender import USER_AGENT, GuardedClient, Outcome, attempt, guarded_client
 from webhooks.signing import new_secret
-from webhooks.ssrf import guarded_client
 
 from .conftest import Receiver
 
@@ -19,12 +19,12 @@ BODY = json.dumps({"type": "demo.created", "data": {"id": "42"}}).encode()
 
 
 @pytest.fixture
-def client() -> Iterator[httpx.Client]:
+def client() -> Iterator[GuardedClient]:
     with guarded_client(allow_loopback=True, timeout=2.0) as c:
         yield c
 
 
-def _send(client: httpx.Client, url: str, secrets: list[str] | None = None):
+def _send(client: GuardedClient, url: str, secrets: list[str] | None = None):
     return attempt(
         client,
         url,
@@ -36,7 +36,7 @@ def _send(client: httpx.Client, url: str, secrets: list[str] | None = None):
 
 
 def test_delivery_is_accepted_unchanged_by_the_reference_library(
-    client: httpx.Client, receiver: Receiver
+    client: GuardedClient, receiver: Receiver
 ) -> None:
     secret = new_secret()
     result = _send(client, receiver.url, [secret])
@@ -54,7 +54,7 @@ def test_delivery_is_accepted_unchanged_by_the_reference_library(
 
 
 def test_during_rotation_a_receiver_holding_either_secret_verifies(
-    client: httpx.Client, receiver: Receiver
+    client: GuardedClient, receiver: Receiver
 ) -> None:
     old, new = new_secret(), new_secret()
     assert _send(client, receiver.url, [old, new]).outcome is Outcome.DELIVERED
@@ -77,7 +77,7 @@ def test_during_rotation_a_receiver_holding_either_secret_verifies(
     ],
 )
 def test_status_codes_are_classified(
-    client: httpx.Client, receiver: Receiver, status: int, outcome: Outcome, error: str | None
+    client: GuardedClient, receiver: Receiver, status: int, outcome: Outcome, error: str | None
 ) -> None:
     receiver.status = status
     result = _send(client, receiver.url)
@@ -87,7 +87,7 @@ def test_status_codes_are_classified(
     assert len(receiver.requests) == 1
 
 
-def test_redirects_are_retried_never_followed(client: httpx.Client, receiver: Receiver) -> None:
+def test_redirects_are_retried_never_followed(client: GuardedClient, receiver: Receiver) -> None:
     receiver.status = 302
     receiver.response_headers = {"Location": f"http://127.0.0.1:{receiver.port}/elsewhere"}
     result = _send(client, receiver.url)
@@ -97,7 +97,7 @@ def test_redirects_are_retried_never_followed(client: httpx.Client, receiver: Re
     assert [r.path for r in receiver.requests] == ["/hook"]
 
 
-def test_retry_after_seconds_is_reported(client: httpx.Client, receiver: Receiver) -> None:
+def test_retry_after_seconds_is_reported(client: GuardedClient, receiver: Receiver) -> None:
     receiver.status = 503
     receiver.response_headers = {"Retry-After": "120"}
     result = _send(client, receiver.url)
@@ -105,7 +105,7 @@ def test_retry_after_seconds_is_reported(client: httpx.Client, receiver: Receive
     assert result.retry_after == timedelta(seconds=120)
 
 
-def test_retry_after_http_date_is_reported(client: httpx.Client, receiver: Receiver) -> None:
+def test_retry_after_http_date_is_reported(client: GuardedClient, receiver: Receiver) -> None:
     receiver.status = 429
     receiver.response_headers = {
         "Retry-After": format_datetime(datetime.now(UTC) + timedelta(hours=1), usegmt=True)
@@ -115,7 +115,7 @@ def test_retry_after_http_date_is_reported(client: httpx.Client, receiver: Recei
     assert timedelta(minutes=59) <= result.retry_after <= timedelta(hours=1)
 
 
-def test_retry_after_is_ignored_unless_retrying(client: httpx.Client, receiver: Receiver) -> None:
+def test_retry_after_is_ignored_unless_retrying(client: GuardedClient, receiver: Receiver) -> None:
     receiver.status = 200
     receiver.response_headers = {"Retry-After": "120"}
     assert _send(client, receiver.url).retry_after is None
@@ -132,7 +132,7 @@ def test_a_timeout_is_retried_with_its_duration(receiver: Receiver) -> None:
     assert len(receiver.requests) == 1
 
 
-def test_a_refused_connection_is_retried(client: httpx.Client, closed_port: int) -> None:
+def test_a_refused_connection_is_retried(client: GuardedClient, closed_port: int) -> None:
     result = _send(client, f"http://127.0.0.1:{closed_port}/hook")
     assert result.outcome is Outcome.RETRY
     assert result.status_code is None
@@ -140,7 +140,7 @@ def test_a_refused_connection_is_retried(client: httpx.Client, closed_port: int)
 
 
 def test_only_the_start_of_the_response_body_is_kept(
-    client: httpx.Client, receiver: Receiver
+    client: GuardedClient, receiver: Receiver
 ) -> None:
     receiver.status = 400
     receiver.response_body = b'{"error": "unknown event type"}' + b" " * 200_000
@@ -155,20 +155,20 @@ def test_only_the_start_of_the_response_body_is_kept(
     ("url", "error"),
     [
         ("https://[::1/", "invalid URL: "),
-        ("https://exa mple.com/", "unsafe address: host 'exa%20mple.com' is not a valid DNS name"),
-        ("http://127.0.0.1:65979/", "unsafe address: port 65979 is out of range"),  # not 443
+        ("https://exa mple.com/", "unsafe address: host 'exa mple.com' is not a valid DNS name"),
+        ("http://127.0.0.1:65979/", "invalid URL: Port out of range"),  # never wrapped to 443
         ("ftp://127.0.0.1/", "unsafe address: ftp:// is not allowed; use https://"),
         ("/relative", "unsafe address: URL must be absolute (https://host/path)"),
     ],
 )
-def test_an_invalid_url_is_rejected_not_raised(client: httpx.Client, url: str, error: str) -> None:
+def test_an_invalid_url_is_rejected_not_raised(client: GuardedClient, url: str, error: str) -> None:
     result = _send(client, url)
     assert result.outcome is Outcome.REJECTED
     assert result.status_code is None
     assert result.error is not None and result.error.startswith(error)
 
 
-def test_an_unresolvable_host_is_retried(client: httpx.Client, fake_dns: dict) -> None:
+def test_an_unresolvable_host_is_retried(client: GuardedClient, fake_dns: dict) -> None:
     result = _send(client, "https://gone-for-now.example/hook")
     assert result.outcome is Outcome.RETRY
     assert result.error == "could not resolve host"
@@ -180,3 +180,41 @@ def test_http_is_refused_when_loopback_is_not_allowed(receiver: Receiver) -> Non
     assert result.outcome is Outcome.REJECTED
     assert result.error is not None and result.error.startswith("unsafe address:")
     assert receiver.connections == 0
+
+
+@pytest.fixture
+def trickler() -> Iterator[int]:
+    """A server that reads the request, then sends a header one byte every 0.1 s, for ever."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(5)
+    stop = threading.Event()
+
+    def serve() -> None:
+        try:
+            connection, _ = listener.accept()
+        except OSError:
+            return
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nx-slow: ")
+            while not stop.wait(0.1):
+                try:
+                    connection.sendall(b"a")
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    listener.close()
+    thread.join(timeout=5)
+
+
+def test_a_receiver_trickling_bytes_is_cut_at_three_timeouts(trickler: int) -> None:
+    # Every read gets a byte within the timeout: only the whole attempt's bound stops it.
+    with guarded_client(allow_loopback=True, timeout=0.4) as impatient:
+        result = _send(impatient, f"http://127.0.0.1:{trickler}/hook")
+    assert result.outcome is Outcome.RETRY
+    assert result.error == "timeout after 1.2 s (whole attempt)"
+    assert 1100 <= result.duration_ms < 3000

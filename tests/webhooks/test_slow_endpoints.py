@@ -8,14 +8,13 @@ import time
 import uuid
 from collections.abc import Iterator
 
-import httpx
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from webhooks.models import Delivery, DeliveryState
 from webhooks.queue import Message, enqueue_many
-from webhooks.ssrf import guarded_client
+from webhooks.sender import GuardedClient, guarded_client
 
 from .conftest import FakeClock, Receiver, Reply
 from .support import add_endpoint, delivery, wait_for
@@ -30,13 +29,13 @@ ONCE_TIMEOUT = 2.0
 
 
 @pytest.fixture
-def short_client() -> Iterator[httpx.Client]:
+def short_client() -> Iterator[GuardedClient]:
     with guarded_client(allow_loopback=True, timeout=TIMEOUT) as client:
         yield client
 
 
 @pytest.fixture
-def once_client() -> Iterator[httpx.Client]:
+def once_client() -> Iterator[GuardedClient]:
     with guarded_client(allow_loopback=True, timeout=ONCE_TIMEOUT) as client:
         yield client
 
@@ -70,7 +69,7 @@ def _setup(sessions: sessionmaker[Session], clock: FakeClock, receiver: Receiver
 
 def test_run_forever_keeps_healthy_endpoints_flowing_past_a_hung_one(
     sessions: sessionmaker[Session], clock: FakeClock, receiver: Receiver, dispatchers,
-    short_client: httpx.Client,
+    short_client: GuardedClient,
 ) -> None:
     # Ten hung keys against 8 threads: without the per-endpoint cap they could take them all.
     healthy = _setup(sessions, clock, receiver, healthy=5, hung_keys=10, per_key=4)
@@ -97,7 +96,7 @@ def test_run_forever_keeps_healthy_endpoints_flowing_past_a_hung_one(
 
 def test_run_once_records_each_result_as_it_completes(
     sessions: sessionmaker[Session], clock: FakeClock, receiver: Receiver, dispatchers,
-    once_client: httpx.Client,
+    once_client: GuardedClient,
 ) -> None:
     healthy = _setup(sessions, clock, receiver, healthy=3, hung_keys=1, per_key=1)
     dispatcher = dispatchers(client=once_client)
