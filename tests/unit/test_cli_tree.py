@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from hub.cli import APP_COMMANDS, main
+from tests.hub_cli import run_hub
 
 HELP_SNAPSHOT = Path(__file__).resolve().parents[1] / "data" / "cli" / "help.txt"
 WIDTH = 100
@@ -103,3 +104,11 @@ def test_help_does_not_import_the_app(tmp_path: Path) -> None:
     assert "hub.cli" in loaded and "click" in loaded
     assert not loaded & set(HEAVY_MODULES), sorted(loaded & set(HEAVY_MODULES))
     assert not (tmp_path / "h.db").exists()  # nothing opened a database either
+
+
+def test_a_command_of_the_app_runs_once_the_app_is_built(environment: dict[str, str]) -> None:
+    printed = run_hub({**os.environ, **environment}, "openapi", "print")
+    assert printed.returncode == 0, printed.stderr
+    document = json.loads(printed.stdout)
+    assert "/api/v1/referrals" in document["paths"]
+    assert run_hub({**os.environ, **environment}, "openapi", "nothing").returncode == 2
