@@ -47,7 +47,7 @@ class HubGroup(FlaskGroup):
     lists the app's commands too, which costs every import of the app for a `--help`."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        self._load_plugin_commands()
+        self._load_plugin_commands()  # Flask's: commands of installed plugins, as it lists them
         return sorted({*self.commands, *APP_COMMANDS})
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
