@@ -1,10 +1,17 @@
-"""`hub`, the one command line entry point (DESIGN §8)."""
+"""`hub`, the one command line entry point (DESIGN §8).
+
+The command tree is light: defining and listing the commands needs click and Flask's CLI only,
+so `hub --help` (and a command's `--help`) answers without importing the models, the API's
+schemas, Authlib or httpx.  Each command imports what it needs when it runs, and only the
+commands that need the app build it (`with_appcontext`).
+"""
 
 from __future__ import annotations
 
 import json
 import sys
 import uuid
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import click
@@ -13,9 +20,8 @@ from flask.cli import FlaskGroup, routes_command, shell_command, with_appcontext
 
 from hub import create_app
 from hub.config import Settings
+from hub.deadlines_cli import deadlines_group
 from hub.directory_cli import directory_group
-from hub.ops import upgrade_database
-from hub.policies import deadlines_group
 
 
 def _create_app() -> Flask:
@@ -31,7 +37,46 @@ def _fail(message: str) -> NoReturn:
     sys.exit(2)
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False,
+# Commands the app adds itself (flask-smorest's `openapi`), with their one-line help, so that
+# listing them does not build the app; tests/unit/test_cli_tree.py checks this list.
+APP_COMMANDS = {"openapi": "OpenAPI commands."}
+
+
+class HubGroup(FlaskGroup):
+    """Flask's group, without building the app to list or find the hub's own commands: Flask's
+    lists the app's commands too, which costs every import of the app for a `--help`."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugin_commands()  # Flask's: commands of installed plugins, as it lists them
+        return sorted({*self.commands, *APP_COMMANDS})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in APP_COMMANDS and name not in self.commands:
+            return AppCommand(name, APP_COMMANDS[name],
+                              lambda parent: super(HubGroup, self).get_command(parent, name))
+        return super().get_command(ctx, name)
+
+
+class AppCommand(click.Command):
+    """Stands for a command of the app in the listing; running it (or its `--help`) builds the
+    app and hands over to the real command, as Flask's group does."""
+
+    def __init__(self, name: str, short_help: str,
+                 load: Callable[[click.Context], click.Command | None]) -> None:
+        super().__init__(name, short_help=short_help)
+        self.load = load
+
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        if parent is None:
+            raise click.UsageError(f"{self.name} runs as `hub {self.name}`.")
+        command = self.load(parent)
+        if command is None:  # the app would not build: Flask's group printed why
+            parent.fail(f"No such command {self.name!r}.")
+        return command.make_context(info_name, args, parent=parent, **extra)
+
+
+@click.group(cls=HubGroup, create_app=_create_app, add_default_commands=False,
              add_version_option=False, load_dotenv=False)
 def main() -> None:
     """Maillage, the referral coordination hub."""
@@ -53,6 +98,8 @@ def run_command(host: str, port: int) -> None:
 
     Applies pending migrations to the SQLite database first, then serves the portal and API.
     """
+    from hub.ops import upgrade_database
+
     settings = Settings.from_env()
     if settings.is_sqlite:
         upgrade_database(settings.database_url)
@@ -137,6 +184,8 @@ def db_group() -> None:
 @db_group.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration to HUB_DATABASE_URL."""
+    from hub.ops import upgrade_database
+
     upgrade_database(Settings.from_env().database_url)
     click.echo("Database is at the latest migration.")
 

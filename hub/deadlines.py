@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, available_timezones
 
-import holidays
+from hub.lifecycle import Pathway, Priority
+
+if TYPE_CHECKING:
+    import holidays
 
 DEFAULT_TIME_ZONE = "America/Toronto"
 
@@ -35,10 +38,16 @@ DEFAULT_POLICY: dict[str, dict[str, int]] = {
     "decide": {"routine": 5, "urgent": 2},
     "start": {"routine": 10, "urgent": 3},
 }
+CHECKS = tuple(DEFAULT_POLICY)  # acknowledge, decide, start
+PRIORITIES = tuple(p.value for p in Priority)
+PATHWAYS = tuple(p.value for p in Pathway)
+MAX_BUSINESS_DAYS = 60
 
 
 @lru_cache(maxsize=64)
 def _quebec_holidays(year: int) -> holidays.HolidayBase:
+    import holidays  # a quarter of a second: only when a deadline is counted, not for `hub`
+
     return holidays.country_holidays("CA", subdiv="QC", years=year)
 
 

@@ -10,10 +10,8 @@ from pathlib import Path
 import click
 from flask.cli import with_appcontext
 
-from hub.db import db, utcnow
-
-# The import's modules (openpyxl, rapidfuzz...) load only when a directory command runs, so
-# that every other `hub` command starts as fast as before.
+# The import's modules (openpyxl, rapidfuzz...), like the database's, load only when a
+# directory command runs, so that `hub --help` and every other command start fast.
 
 
 @click.group("directory")
@@ -31,6 +29,7 @@ def import_command(file: Path, apply_: bool) -> None:
     type of collaboration...).  Reports row by row what is (or would be) created, updated or
     rejected and why; rows already in the directory are left unchanged."""
     from hub.adapters.spreadsheet import UnreadableGrid, read_grid
+    from hub.db import db, utcnow
     from hub.directory_import import (
         CREATE,
         REJECT,
@@ -76,6 +75,7 @@ def import_command(file: Path, apply_: bool) -> None:
 def export_hsds_command(file: Path | None) -> None:
     """The whole directory as Open Referral HSDS 3.0 JSON (to FILE, or standard output)."""
     from hub.adapters.hsds import export_directory
+    from hub.db import db
     from hub.directory_hsds import export_organizations
 
     with db.job_session() as session:
@@ -97,6 +97,7 @@ def import_hsds_command(file: Path, apply_: bool) -> None:
     """Import an HSDS 3.0 JSON document (a list of organizations with services, locations and
     contacts); organizations already in the directory as they are stay unchanged."""
     from hub.adapters.hsds import NotHsds
+    from hub.db import db, utcnow
     from hub.directory_hsds import import_hsds
 
     try:

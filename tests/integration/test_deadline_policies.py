@@ -14,7 +14,6 @@ import os
 import secrets
 import statistics
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -36,8 +35,8 @@ from hub.ops import upgrade_database
 from hub.policies import DeadlinePolicy
 from hub.referrals import Referral
 from tests.helpers import Network, Partner
+from tests.hub_cli import run_hub
 
-HUB = str(Path(sys.executable).parent / "hub")
 PROBLEM_JSON = "application/problem+json"
 TORONTO = ZoneInfo("America/Toronto")
 POLICIES = "/api/v1/deadline-policies"
@@ -415,7 +414,7 @@ def test_the_policy_lookup_is_cheap(app: Flask, network: Network, admin: Partner
 # --- the CLI -------------------------------------------------------------------------------
 
 def _hub(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([HUB, *args], env=env, capture_output=True, text=True)
+    return run_hub(env, *args)
 
 
 def test_the_cli_sets_lists_and_removes_rules(tmp_path: Path) -> None:

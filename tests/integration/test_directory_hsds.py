@@ -6,19 +6,17 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 from hub.adapters.hsds import entry_from_hsds
 from tests.hsds_schemas import hsds_errors
+from tests.hub_cli import run_hub
 
-HUB = str(Path(sys.executable).parent / "hub")
 GRID = Path(__file__).parent.parent / "data" / "directory" / "grille_partenaires.csv"
 
 
 def _hub(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([HUB, *args], env={**os.environ, "HUB_DATABASE_URL": url},
-                          capture_output=True, text=True)
+    done = run_hub({**os.environ, "HUB_DATABASE_URL": url}, *args)
     assert done.returncode == 0, done.stderr
     return done
 
@@ -65,6 +63,6 @@ def test_a_bad_document_is_refused_organization_by_organization(tmp_path: Path) 
     assert "organizations[1]: reject" in done.stdout and "astrology" in done.stdout
     assert "organizations[2]: create «Maison d'accueil»" in done.stdout
     path.write_text("{not json", encoding="utf-8")
-    refused = subprocess.run([HUB, "directory", "import-hsds", str(path)], capture_output=True,
-                             text=True, env={**os.environ, "HUB_DATABASE_URL": url})
+    refused = run_hub({**os.environ, "HUB_DATABASE_URL": url}, "directory", "import-hsds",
+                      str(path))
     assert refused.returncode == 2 and "is not JSON" in refused.stderr

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,9 +21,9 @@ from hub.adapters.spreadsheet import read_grid, write_grid
 from hub.db import db
 from hub.directory import Organization
 from hub.directory_import import apply_import, plan_import
+from tests.hub_cli import run_hub
 
 DATA = Path(__file__).parent.parent / "data" / "directory"
-HUB = str(Path(sys.executable).parent / "hub")
 TITLES = ["Organisme", "Région", "Personne-ressource", "Services", "Type de collaboration",
           "Dernière validation"]
 
@@ -159,12 +158,11 @@ def test_the_sample_csv_from_excel_reports_line_numbers(app: Flask) -> None:
 
 def test_the_command_reports_and_applies(tmp_path: Path) -> None:
     env = {**os.environ, "HUB_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}"}
-    assert subprocess.run([HUB, "db", "upgrade"], env=env, capture_output=True).returncode == 0
+    assert run_hub(env, "db", "upgrade").returncode == 0
     path = DATA / "grille_partenaires.csv"
 
     def hub_import(*flags: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([HUB, "directory", "import", str(path), *flags], env=env,
-                              capture_output=True, text=True)
+        return run_hub(env, "directory", "import", str(path), *flags)
 
     dry = hub_import()
     assert dry.returncode == 0, dry.stderr
@@ -179,6 +177,5 @@ def test_the_command_reports_and_applies(tmp_path: Path) -> None:
     again = hub_import("--apply")
     assert "8 rows: 0 created, 0 updated, 4 unchanged, 4 rejected." in again.stdout
 
-    missing = subprocess.run([HUB, "directory", "import", str(tmp_path / "grille.pdf")],
-                             env=env, capture_output=True, text=True)
+    missing = run_hub(env, "directory", "import", str(tmp_path / "grille.pdf"))
     assert missing.returncode != 0

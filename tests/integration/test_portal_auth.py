@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,9 +16,8 @@ from sqlalchemy import select
 from hub import users
 from hub.db import db, utcnow
 from hub.mail import OutgoingMail
+from tests.hub_cli import run_hub
 from tests.portal import PASSWORD, Person, make_organization, make_user, text_of
-
-HUB = str(Path(sys.executable).parent / "hub")
 
 
 @pytest.fixture
@@ -188,22 +185,19 @@ def test_roles_must_fit_the_organization(app: Flask) -> None:
 def test_hub_user_create_then_log_in(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'users.sqlite3'}"
     env = {**os.environ, "HUB_DATABASE_URL": url, "HUB_LOG_LEVEL": "WARNING"}
-    subprocess.run([HUB, "db", "upgrade"], env=env, check=True, capture_output=True)
-    org = subprocess.run([HUB, "org", "create", "--name", "Accueil", "--kind",
-                          "regional_partner", "--region", "05"], env=env, check=True,
-                         capture_output=True, text=True)
+    assert run_hub(env, "db", "upgrade").returncode == 0
+    org = run_hub(env, "org", "create", "--name", "Accueil", "--kind", "regional_partner",
+                  "--region", "05")
+    assert org.returncode == 0, org.stderr
     org_id = re.search(r'"id": "([0-9a-f-]+)"', org.stdout).group(1)
-    created = subprocess.run(
-        [HUB, "user", "create", "--org", org_id, "--email", "Julie@Example.org", "--role",
-         "partner_staff", "--password-stdin"], env=env, input="a long enough secret\n",
-        capture_output=True, text=True)
+    created = run_hub(env, "user", "create", "--org", org_id, "--email", "Julie@Example.org",
+                      "--role", "partner_staff", "--password-stdin",
+                      input="a long enough secret\n")
     assert created.returncode == 0, created.stderr
     assert '"email": "julie@example.org"' in created.stdout
     assert "secret" not in created.stdout
-    weak = subprocess.run(
-        [HUB, "user", "create", "--org", org_id, "--email", "x@example.org", "--role",
-         "partner_staff", "--password-stdin"], env=env, input="short\n",
-        capture_output=True, text=True)
+    weak = run_hub(env, "user", "create", "--org", org_id, "--email", "x@example.org",
+                   "--role", "partner_staff", "--password-stdin", input="short\n")
     assert weak.returncode == 2 and "12 characters" in weak.stderr
 
     from hub import create_app

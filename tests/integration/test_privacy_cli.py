@@ -1,12 +1,12 @@
 """The command line for privacy operations: `hub checks run` (consent expiry) and
-`hub data rotate-keys`, run as real processes on a fresh SQLite database."""
+`hub data rotate-keys`, run by click as the `hub` command does (tests/hub_cli.py) on a fresh
+SQLite database."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,12 +15,11 @@ from sqlalchemy import create_engine, text
 
 from hub import crypto
 from hub.config import Settings
-
-HUB = str(Path(sys.executable).parent / "hub")
+from tests.hub_cli import run_hub
 
 
 def hub(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([HUB, *args], env=env, capture_output=True, text=True, timeout=60)
+    return run_hub(env, *args)
 
 
 @pytest.fixture
