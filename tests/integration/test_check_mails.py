@@ -14,7 +14,6 @@ import os
 import re
 import secrets
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -32,6 +31,7 @@ from hub import checkins, checks, deadline_digests, followups, outbound, policie
 from hub.db import db, utcnow
 from hub.mail import FileTransport, OutgoingMail, send_due
 from tests.helpers import Network, Partner
+from tests.hub_cli import run_hub
 
 EVERY_MAIL = 10_000
 
@@ -399,11 +399,9 @@ def test_the_command_line_sets_an_organization_time_zone_and_language(tmp_path: 
     env = {**os.environ, "HUB_DATABASE_URL": f"sqlite:///{tmp_path / 'hub.sqlite3'}",
            "HUB_ENV": "development"}
     env.pop("HUB_DATA_KEYS", None)
-    hub = str(Path(sys.executable).parent / "hub")
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([hub, *args], env=env, capture_output=True, text=True,
-                              timeout=60)
+        return run_hub(env, *args)
 
     assert run("db", "upgrade").returncode == 0
     created = run("org", "create", "--name", "Accueil Gaspé", "--kind", "community",
