@@ -486,10 +486,11 @@ def seed(url: str, total: int, due: int, stale_share: float, now: datetime,
         org_rows = [(org_id, f"Organisme {i:03d}",
                      "coordination" if i < 5 else rng.choice(KINDS),
                      f"{rng.randint(1, 17):02d}", rng.choice(("open",) * 7 + ("waitlist", "full")),
-                     moment - timedelta(days=1500), moment - timedelta(days=rng.uniform(1, 300)))
-                    for i, org_id in enumerate(org_ids)]
+                     moment - timedelta(days=1500), validated, validated)
+                    for i, org_id in enumerate(org_ids)
+                    for validated in [moment - timedelta(days=rng.uniform(1, 300))]]
         copy_rows(cursor, "organizations", ("id", "name", "kind", "region", "capacity",
-                                            "created_at", "last_validated_at"),
+                                            "created_at", "last_validated_at", "updated_at"),
                   org_rows, len(org_rows), seeded)
         serving = [row[0] for row in org_rows if row[2] != "coordination"]
         if contacts:  # directory contacts with an email: each missed deadline mails them
