@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -139,37 +140,29 @@ class Dispatcher:
         with self._sessions() as session, session.begin():
             return self._claim(session, limit)
 
-    def _claim(self, session: Session, limit: int | None) -> list[int]:
-        limit = self._batch_size if limit is None else min(limit, self._batch_size)
-        busy = Counter(job.endpoint_id for job, _ in self._in_flight.values())
+    def _claim_terms(self, limit: int) -> dict[str, Any]:
+        """What this dispatcher asks of a claim: at most ``batch_size``, its lease, and the
+        per-endpoint cap counting the requests it has in flight."""
         now = self._clock()
-        return claiming.claim(
-            session,
-            worker_id=self.worker_id,
-            now=now,
-            lease_until=now + self._lease,
-            limit=limit,
-            per_endpoint=self._per_endpoint,
-            busy=busy,
+        limit = min(limit, self._batch_size)
+        return {
+            "worker_id": self.worker_id,
+            "now": now,
+            "lease_until": now + self._lease,
+            "limit": limit,
+            "per_endpoint": self._per_endpoint,
+            "busy": Counter(job.endpoint_id for job, _ in self._in_flight.values()),
             # A few spare rows, for those the per-endpoint cap leaves out.
-            candidates_limit=min(self._batch_size, 4 * limit),
-        )
+            "candidates_limit": min(self._batch_size, 4 * limit),
+        }
+
+    def _claim(self, session: Session, limit: int | None) -> list[int]:
+        limit = self._batch_size if limit is None else limit
+        return claiming.claim(session, **self._claim_terms(limit))
 
     def _claim_loaded(self, session: Session, limit: int) -> list[tuple[Delivery, Endpoint]]:
         """``_claim``, the rows themselves (with their endpoints), detached from ``session``."""
-        limit = min(limit, self._batch_size)
-        busy = Counter(job.endpoint_id for job, _ in self._in_flight.values())
-        now = self._clock()
-        rows = claiming.claim_loaded(
-            session,
-            worker_id=self.worker_id,
-            now=now,
-            lease_until=now + self._lease,
-            limit=limit,
-            per_endpoint=self._per_endpoint,
-            busy=busy,
-            candidates_limit=min(self._batch_size, 4 * limit),
-        )
+        rows = claiming.claim_loaded(session, **self._claim_terms(limit))
         session.expunge_all()
         return rows
 
