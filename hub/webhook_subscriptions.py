@@ -14,7 +14,6 @@ from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import Any
 
-from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from hub.api.common import MAX_ID
@@ -108,12 +107,9 @@ def redeliver(session: Session, delivery: Delivery, *, now: datetime) -> Deliver
 
 
 def failed_since(session: Session, endpoint: Endpoint, since: datetime) -> int:
-    """How many deliveries `recover_failed` would send again now: the endpoint's dead ones
-    created or dead-lettered since `since` (the engine's own rule, counted), so the portal
-    can say it before the admin confirms."""
-    return session.scalar(select(func.count()).select_from(Delivery).where(
-        Delivery.endpoint_id == endpoint.id, Delivery.state == DeliveryState.DEAD.value,
-        or_(Delivery.created_at >= since, Delivery.dead_at >= since))) or 0
+    """How many deliveries `recover_failed` would send again now, so the portal can say it
+    before the admin confirms."""
+    return endpoints.count_failed_since(session, endpoint, since)
 
 
 def recover_failed(session: Session, endpoint: Endpoint, *, since: datetime,

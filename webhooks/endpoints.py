@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, or_, select, update
+from sqlalchemy import CursorResult, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from webhooks.models import Attempt, Delivery, DeliveryState, Endpoint, EndpointStatus
@@ -286,6 +286,23 @@ def redeliver(session: Session, delivery: Delivery, *, now: datetime) -> None:
     session.flush()
 
 
+def _failed_since(endpoint: Endpoint, since: datetime) -> tuple[Any, ...]:
+    """The deliveries ``recover_failed`` sends again: the endpoint's dead ones created or
+    dead-lettered since ``since``."""
+    return (
+        Delivery.endpoint_id == endpoint.id,
+        Delivery.state == DeliveryState.DEAD.value,
+        or_(Delivery.created_at >= since, Delivery.dead_at >= since),
+    )
+
+
+def count_failed_since(session: Session, endpoint: Endpoint, since: datetime) -> int:
+    """How many deliveries ``recover_failed`` would send again now (to say it before)."""
+    return session.scalar(
+        select(func.count()).select_from(Delivery).where(*_failed_since(endpoint, since))
+    ) or 0
+
+
 def recover_failed(
     session: Session, endpoint: Endpoint, *, since: datetime, now: datetime
 ) -> int:
@@ -296,11 +313,7 @@ def recover_failed(
     """
     result = session.execute(
         update(Delivery)
-        .where(
-            Delivery.endpoint_id == endpoint.id,
-            Delivery.state == DeliveryState.DEAD.value,
-            or_(Delivery.created_at >= since, Delivery.dead_at >= since),
-        )
+        .where(*_failed_since(endpoint, since))
         .values(
             state=DeliveryState.PENDING.value,
             attempts=0,
