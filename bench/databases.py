@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -73,3 +74,15 @@ def fresh_postgresql_database(prefix: str = "hub_bench", *, port: str | None = N
     """Start the server (`start_server`), then a fresh database on it (`fresh_database`)."""
     with fresh_database(start_server(port, directory, fsync=fsync), prefix, keep=keep) as url:
         yield url
+
+
+@contextmanager
+def fresh_hub_database(postgres_admin_url: str | None, prefix: str) -> Iterator[str]:
+    """A fresh database for the benchmarks that take `--postgres`: one on that server
+    (`fresh_database`), or else SQLite, the embedded default, in a temporary folder."""
+    if postgres_admin_url:
+        with fresh_database(postgres_admin_url, prefix) as url:
+            yield url
+    else:
+        with tempfile.TemporaryDirectory(prefix=f"maillage-{prefix}-") as folder:
+            yield f"sqlite:///{folder}/hub.sqlite3"

@@ -18,10 +18,8 @@ import re
 import secrets
 import statistics
 import sys
-import tempfile
 import time
 import uuid
-from contextlib import ExitStack
 from datetime import timedelta
 from pathlib import Path
 
@@ -29,7 +27,7 @@ from sqlalchemy import insert, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.databases import fresh_database  # noqa: E402
+from bench.databases import fresh_hub_database  # noqa: E402
 from hub import create_app, users  # noqa: E402
 from hub.config import Settings  # noqa: E402
 from hub.db import db, utcnow  # noqa: E402
@@ -152,13 +150,7 @@ def main() -> int:
     parser.add_argument("--postgres", help="PostgreSQL admin URL: a fresh database is made")
     args = parser.parse_args()
 
-    with ExitStack() as stack:
-        if args.postgres:
-            url = stack.enter_context(fresh_database(args.postgres, "hub_portal_bench"))
-        else:
-            folder = stack.enter_context(
-                tempfile.TemporaryDirectory(prefix="maillage-portal-bench-"))
-            url = f"sqlite:///{folder}/hub.sqlite3"
+    with fresh_hub_database(args.postgres, "hub_portal_bench") as url:
         return measure(url, args)
 
 

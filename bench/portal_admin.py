@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 import uuid
-from contextlib import ExitStack
 from datetime import timedelta
 from pathlib import Path
 
@@ -26,7 +24,7 @@ from sqlalchemy import insert, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.databases import fresh_database  # noqa: E402
+from bench.databases import fresh_hub_database  # noqa: E402
 from bench.portal import log, page_link, timed  # noqa: E402
 from hub import create_app, users, webhook_subscriptions  # noqa: E402
 from hub.config import Settings  # noqa: E402
@@ -91,13 +89,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--postgres", help="PostgreSQL admin URL: a fresh database is made")
     args = parser.parse_args()
-    with ExitStack() as stack:
-        if args.postgres:
-            url = stack.enter_context(fresh_database(args.postgres, "hub_admin_bench"))
-        else:
-            folder = stack.enter_context(
-                tempfile.TemporaryDirectory(prefix="maillage-admin-bench-"))
-            url = f"sqlite:///{folder}/hub.sqlite3"
+    with fresh_hub_database(args.postgres, "hub_admin_bench") as url:
         upgrade_database(url)
         app = create_app(Settings(env="test", database_url=url, log_level="WARNING",
                                   secret_key="admin-bench-" + "z" * 32))
