@@ -14,14 +14,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) translations
 
-## The portal's catalogues (hub/translations/*/messages.po) compiled to .mo
+## The portal's catalogues (hub/portal/translations/*/messages.po) compiled to .mo
 translations: $(STAMP)
-	$(BIN)/pybabel compile -d hub/translations >/dev/null
+	$(BIN)/pybabel compile -d hub/portal/translations >/dev/null
 
 ## After changing visible strings: extract them and update the catalogues (then translate)
 messages: $(STAMP)
-	$(BIN)/pybabel extract -F babel.cfg -k _l --no-location --sort-output -o hub/translations/messages.pot .
-	$(BIN)/pybabel update -i hub/translations/messages.pot -d hub/translations --no-fuzzy-matching
+	$(BIN)/pybabel extract -F babel.cfg -k _l --no-location --sort-output -o hub/portal/translations/messages.pot .
+	$(BIN)/pybabel update -i hub/portal/translations/messages.pot -d hub/portal/translations --no-fuzzy-matching
 
 ## Start the hub on the embedded default (SQLite under ./var/) at http://127.0.0.1:5000
 run: $(STAMP) translations

@@ -9,22 +9,22 @@ directly comparable: whatever the lifecycle costs above this floor is the hub's 
 Consent switch, for the benchmark's comparison only: a request carrying the header
 `X-Bench-Consent: off` runs without the consent machinery, as the foundation did before consent
 enforcement.  For that request alone,
-- `hub.consent.covered_among` answers "all of them" without querying (no consent query; it
-  is also the rule behind `hub.consent.covers`),
-- `hub.consent.lock_participant` does nothing (no participant row lock),
-- `hub.access_log.note_read` records nothing (no access-log INSERT before the commit),
-- `hub.consent.locked_participant` is a plain load (`session.get`, no FOR UPDATE),
-- `hub.referrals.leg_to_change` is `hub.referrals.visible_referral` (the leg loaded without
+- `hub.consent.consents.covered_among` answers "all of them" without querying (no consent query; it
+  is also the rule behind `hub.consent.consents.covers`),
+- `hub.consent.consents.lock_participant` does nothing (no participant row lock),
+- `hub.consent.access_log.note_read` records nothing (no access-log INSERT before the commit),
+- `hub.consent.consents.locked_participant` is a plain load (`session.get`, no FOR UPDATE),
+- `hub.referrals.legs.leg_to_change` is `hub.referrals.legs.visible_referral` (the leg loaded without
   the consent question asked inside that query).
 Redaction itself still runs in both modes: the API renders every leg through
-`hub.visibility.Reader` (entitlement per reader, the open-leg check, the redacted or full
+`hub.consent.visibility.Reader` (entitlement per reader, the open-leg check, the redacted or full
 view); only its consent question is answered without a query and its read goes unlogged.
 Every other request, and any call outside a request, runs the real functions.  The wrappers
-replace the module attributes at import: `hub.visibility` calls `consent.covered_among` and
+replace the module attributes at import: `hub.consent.visibility` calls `consent.covered_among` and
 `access_log.note_read` through the module, and `covers` and `require_referral_sharing` look
-`covered_among` and `lock_participant` up as globals of `hub.consent`, i.e. in the same module
-dictionary, at call time; `hub.visibility` calls `consent.locked_participant`, and
-`hub.referrals.transition` calls `leg_to_change`, the same way.  Never serve this app to
+`covered_among` and `lock_participant` up as globals of `hub.consent.consents`, i.e. in the same module
+dictionary, at call time; `hub.consent.visibility` calls `consent.locked_participant`, and
+`hub.referrals.legs.transition` calls `leg_to_change`, the same way.  Never serve this app to
 anyone: the header turns consent enforcement off.
 
 Serve it like `hub.wsgi:app`, e.g. `gunicorn bench.baseline_app:app`, with the hub's
@@ -41,10 +41,12 @@ from flask import g, has_request_context, request
 from sqlalchemy import Column, Integer, MetaData, Table, Text, insert, text
 from sqlalchemy.schema import CreateTable
 
-from hub import access_log, consent, create_app, referrals
+from hub import create_app
 from hub.adapters.oauth import current_oauth_token, require_scope
+from hub.consent import access_log, consents
 from hub.db import UTCDateTime, db, utcnow
-from hub.participants import Participant
+from hub.referrals import legs
+from hub.referrals.participants import Participant
 
 CONSENT_SWITCH = "X-Bench-Consent"
 
@@ -91,16 +93,16 @@ def _unless_consent_off(real: Callable[..., Any], answer: Any,
     return switched
 
 
-consent.covered_among = _unless_consent_off(
-    consent.covered_among, None,
+consents.covered_among = _unless_consent_off(
+    consents.covered_among, None,
     instead=lambda _session, participants, *_args, **_kwargs: {p.id for p in participants})
-consent.lock_participant = _unless_consent_off(consent.lock_participant, None)
+consents.lock_participant = _unless_consent_off(consents.lock_participant, None)
 access_log.note_read = _unless_consent_off(access_log.note_read, None)
-consent.locked_participant = _unless_consent_off(
-    consent.locked_participant, None,
+consents.locked_participant = _unless_consent_off(
+    consents.locked_participant, None,
     instead=lambda session, participant_id: session.get(Participant, participant_id))
-referrals.leg_to_change = _unless_consent_off(referrals.leg_to_change, None,
-                                              instead=referrals.visible_referral)
+legs.leg_to_change = _unless_consent_off(legs.leg_to_change, None,
+                                              instead=legs.visible_referral)
 
 
 def _create_baseline_table() -> None:

@@ -13,7 +13,7 @@ INSERT ... SELECT, never the API):
   fired (follow-ups of completed legs, expiries, deadlines of legs still stuck open).
 On each: one warm-up tick with nothing due, the full tick (`CheckScheduler.tick`, as the
 scheduler runs it: passes of the firing checks until one handles nothing, then the digest that
-mails the receivers' contacts, `hub.deadline_digests`), then ticks with nothing due.  What was
+mails the receivers' contacts, `hub.followups.digests`), then ticks with nothing due.  What was
 recorded is counted in the database, and the digests are read back (decrypted) to count the
 legs they list.  The history's misses were mailed when they fired: none is queued for the
 digest (`deadline_digest_queue` starts empty).  See bench/checks.md.
@@ -59,12 +59,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bench import databases
 from bench.databases import bench_server, start_server
-from hub import checkins, checks, crypto, followups, scheduler
+from hub import crypto
 from hub.db import make_engine
-from hub.deadlines import DEFAULT_POLICY, add_business_days
-from hub.mail import OutgoingMail
+from hub.followups import checkins, leg_checks, scheduler
+from hub.followups import tick as checks
+from hub.followups.deadlines import DEFAULT_POLICY, add_business_days
+from hub.followups.scheduler import CheckScheduler
 from hub.ops import upgrade_database
-from hub.scheduler import CheckScheduler
+from hub.outbox.mail import OutgoingMail
 
 FULL_TICK_TARGET_S = 5.0
 IDLE_TICK_TARGET_MS = 50.0
@@ -548,7 +550,7 @@ def seed(url: str, total: int, due: int, stale_share: float, now: datetime,
                 ("expire", "expire_by", "status = 'expired'"),
                 ("decide", "decide_by", "status = 'acknowledged' AND decide_by <= %(stale)s"),
                 ("start", "start_by", "status = 'accepted' AND start_by <= %(stale)s"),
-                # Every leg accepted long enough ago was asked about (hub.checkins).
+                # Every leg accepted long enough ago was asked about (hub.followups.checkins).
                 (checkins.KIND, f"accepted_at + interval '{checkins.ASK_AFTER_BUSINESS_DAYS} "
                  "days'", f"accepted_at <= %(now)s - interval "
                  f"'{checkins.ASK_AFTER_BUSINESS_DAYS} days'"))
@@ -576,7 +578,7 @@ def seed(url: str, total: int, due: int, stale_share: float, now: datetime,
 
 
 def due_at_columns(cursor: psycopg.Cursor[Any], moment: datetime) -> None:
-    """What `hub.deadlines.arm_checks` would have set and the checks left: the due-at column of
+    """What `hub.followups.deadlines.arm_checks` would have set and the checks left: the due-at column of
     each check still to come (the revision that added them fills them the same way)."""
     cursor.execute("""
         UPDATE referrals SET deadline_due_at = CASE status
@@ -714,7 +716,7 @@ class Pass:
     due_queries: list[tuple[str, float, int]]  # kind, seconds, rows: the SELECT ... FOR UPDATE
     statements: Counter[str]
     statement_seconds: dict[str, float]  # round trips, by kind of statement
-    digest: bool = False  # the digest step after the passes (`hub.checks.DIGESTS`)
+    digest: bool = False  # the digest step after the passes (`hub.followups.tick.DIGESTS`)
     started: float = 0.0
 
     @property
@@ -744,9 +746,9 @@ def statement_kind(statement: str) -> str:
 
 
 class Probe:
-    """Times a tick of the scheduler and, inside it, each pass (from one `hub.checks.pending`
+    """Times a tick of the scheduler and, inside it, each pass (from one `hub.followups.tick.pending`
     to the next), the digest step, each check and each statement (due queries labelled with
-    their check): wraps `hub.checks.pending` and the functions of `hub.checks.CHECKS` in this
+    their check): wraps `hub.followups.tick.pending` and the functions of `hub.followups.tick.CHECKS` in this
     process (the hub's code runs as is) and listens to the engines' cursor events.  With
     `capture` set, keeps every SELECT sent, to be explained."""
 
@@ -892,7 +894,7 @@ def explain_due(engine: Engine, sessions: Callable[[], Session], now: datetime) 
     with sessions() as session:
         event.listen(engine, "before_cursor_execute", capture)
         try:
-            followups.deadlines_due(session, now, followups.BATCH)
+            leg_checks.deadlines_due(session, now, leg_checks.BATCH)
         finally:
             event.remove(engine, "before_cursor_execute", capture)
         session.rollback()
@@ -1154,7 +1156,7 @@ def print_breakdown(label: str, b: dict[str, Any], legs_done: int) -> None:
 def batch_ms(phase: Phase, due: int) -> float:
     """Time inside `deadlines_missed` per batch of BATCH legs, over the full tick."""
     inside = sum(p.check_seconds.get("deadlines_missed", 0.0) for p in phase.passes)
-    return inside * 1000 * followups.BATCH / due
+    return inside * 1000 * leg_checks.BATCH / due
 
 
 def digest_ms(phase: Phase) -> str:
@@ -1188,13 +1190,13 @@ def report(phases: list[Phase], due: int, machine: str) -> bool:
          "one mail per receiver contact"),
         ("  pass with work, median (ms)", *(
             f"{statistics.median(p.seconds for p in w) * 1000:.0f}" if w else "-"
-            for w in full_pass), f"batches of {followups.BATCH} per check"),
+            for w in full_pass), f"batches of {leg_checks.BATCH} per check"),
         ("  per leg recorded (ms)", *(f"{ph.full_seconds * 1000 / due:.3f}" for ph in phases),
          ""),
         ("  CPU: this process + its PostgreSQL backends (s)",
          *(f"{ph.full_cpu.client + ph.full_cpu.server:.2f}" for ph in phases),
          "what other processes cannot inflate"),
-        (f"  deadlines_missed, per batch of {followups.BATCH} (ms)", *(
+        (f"  deadlines_missed, per batch of {leg_checks.BATCH} (ms)", *(
             f"{batch_ms(ph, due):.0f}" for ph in phases), "its query, claims, updates, events"),
         (f"tick with nothing due, median of {len(large.idle)} (ms)",
          *(f"{ph.idle_ms():.1f}" for ph in phases), f"< {IDLE_TICK_TARGET_MS:g} ms"),

@@ -65,15 +65,15 @@ def main() -> int:
 
 
 def run(app: Any, switch: str, args: argparse.Namespace) -> None:
-    from hub import accounts
+    from hub.accounts import clients
     from hub.db import db
-    from hub.directory import create_organization
+    from hub.directory.organizations import create_organization
 
     with app.app_context(), db.job_session() as session:
         def client(kind: str, region: str) -> tuple[str, str, str]:
             organization = create_organization(session, name=f"Cost {uuid.uuid4().hex[:6]}",
                                                kind=kind, region=region)
-            made, secret = accounts.create_client(session, organization=organization)
+            made, secret = clients.create_client(session, organization=organization)
             return str(organization.id), made.client_id, secret
 
         sender, receiver = client("community", "06"), client("regional_partner", "01")

@@ -55,13 +55,13 @@ def main() -> int:
         created = subprocess.run([HUB, "org", "list"], env=env, check=True,
                                  capture_output=True, text=True).stdout.count('"id"')
         app = create_app(Settings(env="test", database_url=url, log_level="WARNING"))
-        from hub import accounts
+        from hub.accounts import clients
         from hub.db import db
-        from hub.directory import Organization
+        from hub.directory.organizations import Organization
 
         with app.app_context(), db.job_session() as session:
             organization = session.query(Organization).first()
-            client, secret = accounts.create_client(session, organization=organization,
+            client, secret = clients.create_client(session, organization=organization,
                                                     scopes=["directory:read"])
             client_id = client.client_id
         from waitress.server import create_server

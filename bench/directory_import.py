@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hub.adapters.spreadsheet import write_grid  # noqa: E402
-from hub.directory import QUEBEC_REGIONS  # noqa: E402
+from hub.directory.organizations import QUEBEC_REGIONS  # noqa: E402
 
 TARGET_SECONDS = 10.0
 HUB = str(Path(sys.executable).parent / "hub")
@@ -84,7 +84,7 @@ def time_searches(url: str, repeat: int = 15) -> None:
     from hub import create_app
     from hub.config import Settings
     from hub.db import db
-    from hub.directory_search import search_organizations
+    from hub.directory.search import search_organizations
 
     app = create_app(Settings(env="test", database_url=url, secret_key="bench-" + "x" * 40))
     with app.app_context(), db.job_session() as session:

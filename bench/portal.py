@@ -28,13 +28,14 @@ from sqlalchemy import insert, text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.databases import fresh_hub_database  # noqa: E402
-from hub import create_app, users  # noqa: E402
+from hub import create_app
+from hub.accounts import users  # noqa: E402
 from hub.config import Settings  # noqa: E402
 from hub.db import db, utcnow  # noqa: E402
-from hub.directory import create_organization  # noqa: E402
+from hub.directory.organizations import create_organization  # noqa: E402
 from hub.ops import upgrade_database  # noqa: E402
-from hub.participants import Participant  # noqa: E402
-from hub.referrals import Referral  # noqa: E402
+from hub.referrals.legs import Referral  # noqa: E402
+from hub.referrals.participants import Participant  # noqa: E402
 from tests.portal import PASSWORD, Person  # noqa: E402
 
 RECEIVERS = 20

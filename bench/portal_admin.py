@@ -26,12 +26,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.databases import fresh_hub_database  # noqa: E402
 from bench.portal import log, page_link, timed  # noqa: E402
-from hub import create_app, users, webhook_subscriptions  # noqa: E402
+from hub import create_app
+from hub.accounts import users
+from hub.accounts.users import User  # noqa: E402
 from hub.config import Settings  # noqa: E402
 from hub.db import db, utcnow  # noqa: E402
-from hub.directory import create_organization  # noqa: E402
+from hub.directory.organizations import create_organization  # noqa: E402
 from hub.ops import upgrade_database  # noqa: E402
-from hub.users import User  # noqa: E402
+from hub.outbox import subscriptions  # noqa: E402
 from tests.portal import PASSWORD, Person  # noqa: E402
 from webhooks.models import Delivery  # noqa: E402
 
@@ -47,7 +49,7 @@ def seed(app, deliveries: int, people: int) -> tuple[str, uuid.UUID, uuid.UUID]:
                                   role="org_admin", password=PASSWORD, name="Admin")
         endpoint_ids = []
         for organization in (own, other):
-            endpoint, _secret = webhook_subscriptions.register_endpoint(
+            endpoint, _secret = subscriptions.register_endpoint(
                 session, organization_id=organization.id, url="http://127.0.0.1:9/x",
                 event_types=["*"], description=None, registered_by="bench", may_answer=False,
                 allow_loopback_http=True, now=now)

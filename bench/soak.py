@@ -45,7 +45,7 @@ from bench.lifecycle import free_port
 from bench.soak_load import Organization, Tally, authenticate, generate, percentile
 from bench.soak_receiver import running_partners
 from hub.cli import main as hub_main
-from hub.scheduler import lock_holder
+from hub.followups.scheduler import lock_holder
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

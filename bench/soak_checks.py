@@ -15,7 +15,7 @@ from sqlalchemy import Connection, text
 
 from bench.soak_load import Organization
 from bench.soak_receiver import Partners
-from hub.lifecycle import Action, Party, Status, TransitionRefused, next_status
+from hub.referrals.lifecycle import Action, Party, Status, TransitionRefused, next_status
 
 Result = tuple[bool, str]
 

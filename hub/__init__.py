@@ -19,7 +19,8 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
     if problems:
         raise RuntimeError("The hub refuses to start: " + " ".join(problems))
 
-    app = Flask(__name__)
+    # The portal owns the pages' templates and static files (hub/portal/).
+    app = Flask(__name__, template_folder="portal/templates", static_folder="portal/static")
     app.config.update(
         HUB_SETTINGS=settings,
         SECRET_KEY=settings.secret_key,
@@ -28,9 +29,13 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
     app.json.ensure_ascii = False  # accents as they are: "Montréal", not "Montr\u00e9al"
     app.config.update(flask_config)
 
-    from hub import api, crypto, ops, web
+    # Imported here, not at the top: every `import hub.x` runs this package's __init__ first,
+    # and a command, a worker or a test that imports one module must not load the whole app.
+    from hub import crypto, ops
     from hub.adapters import oauth
+    from hub.api import app as api
     from hub.db import db
+    from hub.portal import app as portal
 
     # Process-wide: the encrypted column types have no access to the app (see hub.crypto).
     crypto.install(crypto.KeyRing.from_settings(settings.data_keys, settings.secret_key))
@@ -40,5 +45,5 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
     db.init_app(app)
     oauth.init_app(app)
     api.init_app(app)
-    web.init_app(app)
+    portal.init_app(app)
     return app

@@ -20,8 +20,8 @@ from flask.cli import FlaskGroup, routes_command, shell_command, with_appcontext
 
 from hub import create_app
 from hub.config import Settings
-from hub.deadlines_cli import deadlines_group
-from hub.directory_cli import directory_group
+from hub.directory.cli import directory_group
+from hub.followups.cli import deadlines_group
 
 
 def _create_app() -> Flask:
@@ -223,7 +223,7 @@ def org_group() -> None:
 def org_create(name: str, kind: str, region: str, time_zone: str, language: str) -> None:
     """Add an organization; prints it as JSON."""
     from hub.db import db
-    from hub.directory import create_organization
+    from hub.directory.organizations import create_organization
 
     with db.job_session() as session:
         try:
@@ -250,7 +250,7 @@ def _organization_json(organization: Any) -> dict[str, Any]:
 def org_set(organization_id: str, time_zone: str | None, language: str | None) -> None:
     """Change an organization's time zone or mail language; prints it as JSON."""
     from hub.db import db
-    from hub.directory import Organization, check_time_zone_and_language
+    from hub.directory.organizations import Organization, check_time_zone_and_language
 
     try:
         check_time_zone_and_language(time_zone, language)
@@ -279,7 +279,7 @@ def org_list() -> None:
     from sqlalchemy import select
 
     from hub.db import db
-    from hub.directory import Organization
+    from hub.directory.organizations import Organization
 
     with db.job_session() as session:
         for organization in session.scalars(select(Organization).order_by(Organization.name)):
@@ -301,9 +301,9 @@ def client_group() -> None:
 @with_appcontext
 def client_create(organization_id: str, scopes: str, name: str) -> None:
     """Add an OAuth client; prints client_id and client_secret (shown this once only)."""
-    from hub import accounts
+    from hub.accounts import clients
     from hub.db import db
-    from hub.directory import Organization
+    from hub.directory.organizations import Organization
 
     with db.job_session() as session:
         try:
@@ -313,7 +313,7 @@ def client_create(organization_id: str, scopes: str, name: str) -> None:
         if organization is None:
             _fail(f"No organization with id {organization_id}; see `hub org list`.")
         try:
-            client, secret = accounts.create_client(
+            client, secret = clients.create_client(
                 session, organization=organization, scopes=scopes.split(), name=name
             )
         except ValueError as error:
@@ -330,16 +330,16 @@ def client_revoke(client_id: str) -> None:
     """Revoke a client and every token it holds."""
     from sqlalchemy import select
 
-    from hub import accounts
+    from hub.accounts import clients
     from hub.db import db
 
     with db.job_session() as session:
         client = session.scalar(
-            select(accounts.OAuthClient).where(accounts.OAuthClient.client_id == client_id)
+            select(clients.OAuthClient).where(clients.OAuthClient.client_id == client_id)
         )
         if client is None:
             _fail(f"No client {client_id}.")
-        accounts.revoke_client(session, client)
+        clients.revoke_client(session, client)
         click.echo(f"Client {client_id} revoked.")
 
 
@@ -361,9 +361,9 @@ def user_group() -> None:
 def user_create(organization_id: str, email: str, role: str, name: str, language: str,
                 password_stdin: bool) -> None:
     """Add a portal user; prints it as JSON (never the password)."""
-    from hub import users
+    from hub.accounts import users
     from hub.db import db
-    from hub.directory import Organization
+    from hub.directory.organizations import Organization
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -405,7 +405,7 @@ def checks_run(now_text: str | None) -> None:
 
     from flask import current_app
 
-    from hub import checks
+    from hub.followups import tick
 
     now = None
     if now_text is not None:
@@ -417,7 +417,7 @@ def checks_run(now_text: str | None) -> None:
             _fail(f"--now must be an ISO-8601 moment such as 2027-01-15T09:00:00-05:00, "
                   f"not {now_text!r}.")
         now = now if now.tzinfo else now.replace(tzinfo=UTC)
-    handled = checks.run_once(current_app.extensions["hub_db"][1], now)
+    handled = tick.run_once(current_app.extensions["hub_db"][1], now)
     _echo_json(handled)
     if any(count < 0 for count in handled.values()):
         sys.exit(1)
@@ -432,11 +432,11 @@ def data_group() -> None:
 @with_appcontext
 def data_rotate_keys() -> None:
     """Re-encrypt personal data with the first key of HUB_DATA_KEYS (then old keys can go)."""
-    from hub import data_keys
+    from hub.consent import key_rotation
     from hub.db import db
 
     with db.job_session() as session:
-        total = data_keys.rotate_all(
+        total = key_rotation.rotate_all(
             session, lambda column, done: click.echo(f"{column}: {done} re-encrypted", err=True))
     click.echo(f"{total} values re-encrypted with the current key.")
 

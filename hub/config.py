@@ -212,7 +212,7 @@ class Settings:
             found.append(f"HUB_REPORT_MIN_CELL must be 1 or more (5 is usual), not "
                          f"{self.report_min_cell}.")
         try:
-            from hub.mail import recipient
+            from hub.outbox.mail import recipient
 
             recipient(self.mail_from)
         except ValueError:

@@ -58,6 +58,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def iso_utc(moment: datetime | None, timespec: str = "auto") -> str | None:
+    """A moment as the hub writes it in JSON: ISO 8601 in UTC with a trailing Z, everywhere."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
 def make_engine(url: str, pool_size: int = 10) -> Engine:
     """An engine for `url`, with SQLite set up for a multi-threaded server (WAL, FKs, waits)."""
     if url.startswith("sqlite"):

@@ -13,12 +13,13 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from hub import accounts, consent, users
-from hub.callers import Caller
-from hub.directory import Organization, create_organization
-from hub.lifecycle import Action
-from hub.participants import register_participant
-from hub.referrals import send_referral, transition
+from hub.accounts import clients, users
+from hub.accounts.callers import Caller
+from hub.consent import consents
+from hub.directory.organizations import Organization, create_organization
+from hub.referrals.legs import send_referral, transition
+from hub.referrals.lifecycle import Action
+from hub.referrals.participants import register_participant
 
 ORGANIZATIONS = [
     ("Carrefour d'intégration de Montréal", "community", "06"),
@@ -49,7 +50,7 @@ class NotEmpty(Exception):
         return "The database already has organizations; `hub demo` only fills an empty one."
 
 
-def _caller(organization: Organization, client: accounts.OAuthClient) -> Caller:
+def _caller(organization: Organization, client: clients.OAuthClient) -> Caller:
     return Caller(organization.id, f"client:{client.client_id}", organization.is_coordinator)
 
 
@@ -61,9 +62,9 @@ def fill(session: Session) -> list[dict[str, Any]]:
     for name, kind, region in ORGANIZATIONS:
         organization = create_organization(session, name=name, kind=kind, region=region)
         # Coordinators watch the network; hub:admin is only ever given by name.
-        scopes = ([s for s in accounts.SCOPES if s != "hub:admin"]
+        scopes = ([s for s in clients.SCOPES if s != "hub:admin"]
                   if organization.is_coordinator else None)
-        client, secret = accounts.create_client(session, organization=organization,
+        client, secret = clients.create_client(session, organization=organization,
                                                 scopes=scopes)
         members.append((organization, client, secret))
 
@@ -78,10 +79,10 @@ def fill(session: Session) -> list[dict[str, Any]]:
     amina = register_participant(session, organization_id=carrefour[0].id, given_name="Amina",
                                  family_name="Benali", preferred_language="fr", region="06",
                                  email="amina.benali@example.org")
-    consent.grant(session, sender, amina.id, purpose="referral_sharing", evidence="written",
+    consents.grant(session, sender, amina.id, purpose="referral_sharing", evidence="written",
                   organization_ids=[bas_saint_laurent[0].id, estrie[0].id],
                   note="Formulaire signé lors de l'entrevue")
-    consent.grant(session, sender, amina.id, purpose="follow_up_contact", evidence="written",
+    consents.grant(session, sender, amina.id, purpose="follow_up_contact", evidence="written",
                   network_wide=True)
     leg = send_referral(session, sender, participant_id=amina.id,
                         to_organization_id=bas_saint_laurent[0].id, pathway="settlement",
@@ -93,7 +94,7 @@ def fill(session: Session) -> list[dict[str, Any]]:
 
     diego = register_participant(session, organization_id=centre[0].id, given_name="Diego",
                                  family_name="Ramírez", preferred_language="es")
-    consent.grant(session, _caller(centre[0], centre[1]), diego.id,
+    consents.grant(session, _caller(centre[0], centre[1]), diego.id,
                   purpose="referral_sharing", evidence="verbal", network_wide=True)
     send_referral(session, _caller(centre[0], centre[1]), participant_id=diego.id,
                   to_organization_id=agence[0].id, pathway="entrepreneurship",

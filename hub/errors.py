@@ -2,7 +2,7 @@
 
 They say what went wrong in words a partner's developer can act on; the API and the portal
 turn them into problem+json or a message in the user's language.  Lifecycle and consent
-refusals live beside their rules (`hub.lifecycle`, `hub.consent`).
+refusals live beside their rules (`hub.referrals.lifecycle`, `hub.consent.consents`).
 """
 
 from __future__ import annotations

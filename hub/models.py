@@ -1,22 +1,22 @@
 """Every table of the hub, imported in one place so Alembic and tests see the whole schema."""
 
-from hub.access_log import PersonalDataRead
-from hub.accounts import OAuthClient, OAuthToken
-from hub.checkins import ParticipantCheckin
-from hub.consent import Consent, ConsentEnding, ConsentNote, ConsentOrganization
+from hub.accounts.clients import OAuthClient, OAuthToken
+from hub.accounts.users import LoginFailure, PasswordReset, User
+from hub.api.idempotency import IdempotentResponse
+from hub.consent.access_log import PersonalDataRead
+from hub.consent.consents import Consent, ConsentEnding, ConsentNote, ConsentOrganization
 from hub.db import Base
-from hub.deadline_digests import QueuedMiss
-from hub.directory import Organization
-from hub.directory_entries import Contact, Location, Service, ServicePathway
+from hub.directory.entries import Contact, Location, Service, ServicePathway
+from hub.directory.organizations import Organization
 from hub.events.store import Event, EventAudience, OutboxEntry
-from hub.followups import OrganizationCheck, ReferralCheck
-from hub.idempotency import IdempotentResponse
-from hub.mail import OutgoingMail
-from hub.outbound import EndpointRegistration
-from hub.participants import Participant
-from hub.policies import DeadlinePolicy
-from hub.referrals import Referral, ReferralNote
-from hub.users import LoginFailure, PasswordReset, User
+from hub.followups.checkins import ParticipantCheckin
+from hub.followups.digests import QueuedMiss
+from hub.followups.leg_checks import OrganizationCheck, ReferralCheck
+from hub.followups.policies import DeadlinePolicy
+from hub.outbox.mail import OutgoingMail
+from hub.outbox.webhook_fanout import EndpointRegistration
+from hub.referrals.legs import Referral, ReferralNote
+from hub.referrals.participants import Participant
 
 __all__ = [
     "Base",

@@ -19,9 +19,9 @@ from datetime import datetime, timedelta
 from flask import Flask
 from sqlalchemy.orm import Session
 
-from hub import mail, outbound
 from hub.db import utcnow
-from hub.scheduler import CheckScheduler
+from hub.followups.scheduler import CheckScheduler
+from hub.outbox import mail, webhook_fanout
 from webhooks import metrics as webhook_metrics
 from webhooks.dispatcher import Dispatcher
 from webhooks.sender import guarded_client
@@ -49,10 +49,10 @@ class Worker:
         self.stopping = threading.Event()
         self.client = guarded_client(allow_loopback=not settings.is_production)
         self.dispatcher = Dispatcher(
-            self.sessions, render=outbound.renderer(settings.secret_key.encode()),
+            self.sessions, render=webhook_fanout.renderer(settings.secret_key.encode()),
             client=self.client, clock=clock,
             worker_id=f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}",
-            on_disabled=outbound.endpoint_disabled,
+            on_disabled=webhook_fanout.endpoint_disabled,
             concurrency=settings.webhook_concurrency,
             lease=timedelta(seconds=settings.webhook_lease_seconds),
         )
@@ -66,7 +66,7 @@ class Worker:
 
     def fan_out_once(self) -> int:
         with self.sessions() as session, session.begin():
-            return outbound.fan_out(session, now=self.clock())
+            return webhook_fanout.fan_out(session, now=self.clock())
 
     def fan_out_loop(self) -> None:
         """Outbox → deliveries; the dispatcher's own loop sends them (see `start`)."""

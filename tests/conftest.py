@@ -18,7 +18,8 @@ from flask import Flask
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from hub import create_app, crypto, users
+from hub import create_app, crypto
+from hub.accounts import users
 from hub.config import Settings
 from hub.ops import upgrade_database
 from tests.helpers import Network

@@ -14,9 +14,9 @@ from typing import Any
 from flask import Flask
 from werkzeug.test import TestResponse
 
-from hub import accounts
+from hub.accounts import clients
 from hub.db import db
-from hub.directory import create_organization
+from hub.directory.organizations import create_organization
 
 PARTICIPANT = {
     "given_name": "Amina",
@@ -134,7 +134,7 @@ class Network:
         with self.app.app_context(), db.job_session() as session:
             organization = create_organization(session, name=name, kind=kind, region=region)
             if scopes is None and organization.is_coordinator:
-                scopes = [s for s in accounts.SCOPES if s != "hub:admin"]
-            client, secret = accounts.create_client(session, organization=organization,
+                scopes = [s for s in clients.SCOPES if s != "hub:admin"]
+            client, secret = clients.create_client(session, organization=organization,
                                                     scopes=scopes)
             return Partner(self.app, str(organization.id), name, client.client_id, secret)

@@ -13,9 +13,9 @@ from typing import Any
 from flask import Flask
 from werkzeug.test import TestResponse
 
-from hub import users
+from hub.accounts import users
 from hub.db import db
-from hub.directory import Organization, create_organization
+from hub.directory.organizations import Organization, create_organization
 
 PASSWORD = "correct horse battery staple"
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')

@@ -1,7 +1,7 @@
 """FHIR R4 for one referral leg: a `collection` Bundle of ServiceRequest, Task, Patient (only
 when the reader may see who the person is), Organization and Consent.
 
-Built from the leg *as the reader may see it* (`hub.visibility.Reader.referral`), so the
+Built from the leg *as the reader may see it* (`hub.consent.visibility.Reader.referral`), so the
 redaction is the API's: a reader not entitled to the person gets a Patient reference by
 identifier only, and neither the reason for referral nor the needs.  Task status follows
 DESIGN §2; a forwarded leg's Task is `partOf` the Task of the leg it came from; declines and
@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from hub.directory import QUEBEC_REGIONS, Organization
+from hub.directory.organizations import QUEBEC_REGIONS, Organization
 
 CODES = "https://maillage.example/fhir/CodeSystem"  # our own code systems (pathway, reasons...)
 PARTICIPANT_ID = "https://maillage.example/fhir/participant-id"
@@ -140,7 +140,7 @@ def task(leg: dict[str, Any], subject: dict[str, Any]) -> dict[str, Any]:
 
 
 def consent(state: dict[str, Any], subject: dict[str, Any]) -> dict[str, Any]:
-    """A referral_sharing consent (as `hub.consent.snapshot` gives it, trimmed per reader)."""
+    """A referral_sharing consent (as `hub.consent.consents.snapshot` gives it, trimmed per reader)."""
     resource: dict[str, Any] = {
         "resourceType": "Consent", "id": state["id"],
         "status": CONSENT_STATUS.get(state["status"], "inactive"),

@@ -15,8 +15,8 @@ from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
 
-from hub.directory import QUEBEC_REGIONS, Capacity, Organization, OrganizationKind
-from hub.directory_entries import Contact, Location, Service
+from hub.directory.entries import Contact, Location, Service
+from hub.directory.organizations import QUEBEC_REGIONS, Capacity, Organization, OrganizationKind
 
 HSDS_VERSION = "3.0"
 EXTENSION = "x_maillage"
@@ -137,7 +137,7 @@ def _region_of(location: Mapping[str, Any]) -> str | None:
 
 def entry_from_hsds(item: Mapping[str, Any], where: str = "organization") -> dict[str, Any]:
     """An HSDS organization object as the fields of a directory entry (the shape
-    `hub.directory_edit.apply_entry` takes), or NotHsds saying what is missing."""
+    `hub.directory.editing.apply_entry` takes), or NotHsds saying what is missing."""
     if not isinstance(item, Mapping):
         raise NotHsds(f"{where} must be an object")
     name = _text(item.get("name"))

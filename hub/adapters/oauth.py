@@ -26,11 +26,11 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import Flask, Response, g
 from sqlalchemy import select
 
-from hub import accounts
-from hub.accounts import OAuthClient, OAuthToken
-from hub.callers import Caller
+from hub.accounts import clients
+from hub.accounts.callers import Caller
+from hub.accounts.clients import OAuthClient, OAuthToken
+from hub.api.problems import PROBLEM_TYPE_BASE, Problem
 from hub.db import db, utcnow
-from hub.problems import PROBLEM_TYPE_BASE, Problem
 
 
 def _query_client(client_id: str) -> OAuthClient | None:
@@ -40,7 +40,7 @@ def _query_client(client_id: str) -> OAuthClient | None:
 
 def _save_token(token: dict[str, Any], request: Any) -> None:
     ttl = timedelta(seconds=int(token.get("expires_in", 3600)))
-    accounts.issue_token(db.session, request.client, token["access_token"],
+    clients.issue_token(db.session, request.client, token["access_token"],
                          token.get("scope", ""), ttl)  # committed with the response
 
 
@@ -52,7 +52,7 @@ class TokenLookup:
     """Shared by introspection and revocation: find a token of ours by its value."""
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> OAuthToken | None:
-        return accounts.find_token(db.session, token_string)
+        return clients.find_token(db.session, token_string)
 
 
 class Introspection(TokenLookup, IntrospectionEndpoint):
@@ -118,7 +118,7 @@ class BearerValidator(BearerTokenValidator):
         # One lookup per request even if several decorators ask.
         cache: dict[str, OAuthToken | None] = g.setdefault("_token_lookup", {})
         if token_string not in cache:
-            cache[token_string] = accounts.find_token(db.session, token_string)
+            cache[token_string] = clients.find_token(db.session, token_string)
         return cache[token_string]
 
 
@@ -200,7 +200,7 @@ def require_scope(*scopes: str) -> Callable[[Callable[..., Any]], Callable[..., 
 def init_app(app: Flask) -> None:
     settings = app.config["HUB_SETTINGS"]
     app.config["OAUTH2_TOKEN_EXPIRES_IN"] = {"client_credentials": settings.token_ttl_seconds}
-    app.config["OAUTH2_SCOPES_SUPPORTED"] = list(accounts.SCOPES)
+    app.config["OAUTH2_SCOPES_SUPPORTED"] = list(clients.SCOPES)
     authorization_server = HubAuthorizationServer()
     authorization_server.init_app(app, query_client=_query_client, save_token=_save_token)
     authorization_server.register_grant(ClientCredentialsGrant)

@@ -12,10 +12,9 @@ from typing import Any, TypeVar
 from flask import current_app, request
 from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
-from hub.db import db
+from hub.api.problems import Problem
+from hub.db import db, iso_utc
 from hub.errors import ConcurrentChange
-from hub.problems import Problem
-from hub.timestamps import iso_utc
 
 MAX_LIMIT = 500
 

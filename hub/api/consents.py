@@ -14,7 +14,6 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, fields, validate
 
-from hub import access_log, consent
 from hub.adapters.oauth import current_caller, current_client_id, require_scope
 from hub.api.common import (
     Input,
@@ -26,9 +25,9 @@ from hub.api.common import (
     encode_cursor,
     retrying,
 )
-from hub.db import db
-from hub.idempotency import idempotent
-from hub.timestamps import iso_utc
+from hub.api.idempotency import idempotent
+from hub.consent import access_log, consents
+from hub.db import db, iso_utc
 
 blp = Blueprint(
     "consents", __name__, url_prefix="/api/v1",
@@ -37,14 +36,14 @@ blp = Blueprint(
 
 
 class ConsentIn(Input):
-    purpose = fields.String(required=True, validate=validate.OneOf(list(consent.Purpose)))
+    purpose = fields.String(required=True, validate=validate.OneOf(list(consents.Purpose)))
     organization_ids = fields.List(
         fields.UUID(), validate=validate.Length(max=500),
         metadata={"description": "The organizations the participant agrees to; or use "
                   "`network_wide`."},
     )
     network_wide = fields.Boolean(load_default=False)
-    evidence = fields.String(required=True, validate=validate.OneOf(list(consent.Evidence)),
+    evidence = fields.String(required=True, validate=validate.OneOf(list(consents.Evidence)),
                              metadata={"description": "How the consent was given."})
     expires_at = Timestamp(allow_none=True, load_default=None,
                            metadata={"description": "Default: 12 months after it is recorded."})
@@ -58,7 +57,7 @@ class ConsentOut(Schema):
     organization_ids = fields.List(fields.UUID())
     network_wide = fields.Boolean()
     evidence = fields.String()
-    status = fields.String(metadata={"enum": list(consent.ConsentStatus)})
+    status = fields.String(metadata={"enum": list(consents.ConsentStatus)})
     recorded_by = fields.String()
     granted_at = Timestamp()
     expires_at = Timestamp()
@@ -119,9 +118,9 @@ class ParticipantConsents(MethodView):
     @blp.response(201, ConsentOut)
     def post(self, body: dict[str, Any], participant_id: uuid.UUID) -> Any:
         """Record a participant's consent (your organization's participants only)."""
-        granted = consent.grant(db.session, current_caller(), participant_id, **body)
+        granted = consents.grant(db.session, current_caller(), participant_id, **body)
         location = url_for("consents.ConsentById", consent_id=granted.id)
-        return consent.snapshot(granted), 201, {"Location": location}
+        return consents.snapshot(granted), 201, {"Location": location}
 
     @require_scope("consents:read")
     @blp.arguments(ExportArgs, location="query", unknown=RAISE, as_kwargs=True)
@@ -131,17 +130,17 @@ class ParticipantConsents(MethodView):
     def get(self, participant_id: uuid.UUID, limit: int, cursor: str | None,
             format: str) -> Any:
         """The participant's consent history, oldest first: active, withdrawn and expired."""
-        consent.own_participant(db.session, current_caller(), participant_id)
+        consents.own_participant(db.session, current_caller(), participant_id)
         if format == "csv":
-            rows = [consent.snapshot(c) for c in consent.history(db.session, participant_id)]
+            rows = [consents.snapshot(c) for c in consents.history(db.session, participant_id)]
             return _csv(f"consents-{participant_id}.csv", CONSENT_COLUMNS, rows)
         after = tuple(decode_cursor(cursor, aware_datetime, uuid.UUID)) if cursor else None
-        found = consent.history(db.session, participant_id, after=after,  # type: ignore[arg-type]
+        found = consents.history(db.session, participant_id, after=after,  # type: ignore[arg-type]
                                 limit=limit + 1)
         page = found[:limit]
         next_cursor = (encode_cursor(page[-1].granted_at.isoformat(), page[-1].id)
                        if len(found) > limit else None)
-        return {"items": [consent.snapshot(c) for c in page], "next_cursor": next_cursor}
+        return {"items": [consents.snapshot(c) for c in page], "next_cursor": next_cursor}
 
 
 @blp.route("/consents/<uuid:consent_id>")
@@ -150,7 +149,7 @@ class ConsentById(MethodView):
     @blp.response(200, ConsentOut)
     def get(self, consent_id: uuid.UUID) -> dict[str, Any]:
         """One consent of a participant of your organization."""
-        return consent.snapshot(consent.visible_consent(db.session, current_caller(), consent_id))
+        return consents.snapshot(consents.visible_consent(db.session, current_caller(), consent_id))
 
 
 @blp.route("/consents/<uuid:consent_id>/withdraw")
@@ -166,8 +165,8 @@ class WithdrawConsent(MethodView):
         answers the same; an expired consent gets 409.
         """
         caller = current_caller()
-        withdrawn = retrying(lambda: consent.withdraw(db.session, caller, consent_id))
-        return consent.snapshot(withdrawn)
+        withdrawn = retrying(lambda: consents.withdraw(db.session, caller, consent_id))
+        return consents.snapshot(withdrawn)
 
 
 def _access_row(read: access_log.PersonalDataRead) -> dict[str, Any]:
@@ -187,7 +186,7 @@ class AccessLog(MethodView):
             format: str) -> Any:
         """Every read of the participant's personal data: who, which organization, when, and
         through which endpoint, page or webhook delivery (your organization's participants)."""
-        consent.own_participant(db.session, current_caller(), participant_id)
+        consents.own_participant(db.session, current_caller(), participant_id)
         if format == "csv":
             rows = [_access_row(r) for r in access_log.reads_of(db.session, participant_id)]
             return _csv(f"access-log-{participant_id}.csv", ACCESS_COLUMNS, rows)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from hub import directory
 from hub.api.common import Input, PageArgs, Timestamp
-from hub.deadlines import is_time_zone
-from hub.directory_entries import ContactChannel
-from hub.policies import PATHWAYS
+from hub.directory import organizations
+from hub.directory.entries import ContactChannel
+from hub.followups.deadlines import is_time_zone
+from hub.followups.policies import PATHWAYS
 
-REGION = validate.OneOf(list(directory.QUEBEC_REGIONS))
+REGION = validate.OneOf(list(organizations.QUEBEC_REGIONS))
 LANGUAGES = ("fr", "en")
 
 
@@ -66,9 +66,9 @@ class EntryIn(Input):
     """What an organization may change in its entry; lists given replace the entry's lists."""
 
     name = fields.String(validate=validate.Length(1, 200))
-    kind = fields.String(validate=validate.OneOf(list(directory.OrganizationKind)))
+    kind = fields.String(validate=validate.OneOf(list(organizations.OrganizationKind)))
     region = fields.String(validate=REGION)
-    capacity = fields.String(validate=validate.OneOf(list(directory.Capacity)))
+    capacity = fields.String(validate=validate.OneOf(list(organizations.Capacity)))
     capacity_until = fields.Date(allow_none=True, metadata={
         "description": "Until when `waitlist` or `full` is expected to last."})
     description = _text(4000, allow_none=True)
@@ -97,7 +97,7 @@ class LocationOut(Schema):
     city = fields.String(allow_none=True)
     postal_code = fields.String(allow_none=True)
     region = fields.String()
-    region_name = fields.Function(lambda place: directory.QUEBEC_REGIONS.get(place.region))
+    region_name = fields.Function(lambda place: organizations.QUEBEC_REGIONS.get(place.region))
 
 
 class ContactOut(Schema):
@@ -112,10 +112,10 @@ class ContactOut(Schema):
 class OrganizationSchema(Schema):
     id = fields.UUID()
     name = fields.String()
-    kind = fields.String(metadata={"enum": list(directory.OrganizationKind)})
+    kind = fields.String(metadata={"enum": list(organizations.OrganizationKind)})
     region = fields.String(metadata={"description": "Québec administrative region code."})
-    region_name = fields.Function(lambda org: directory.QUEBEC_REGIONS.get(org.region))
-    capacity = fields.String(metadata={"enum": list(directory.Capacity)})
+    region_name = fields.Function(lambda org: organizations.QUEBEC_REGIONS.get(org.region))
+    capacity = fields.String(metadata={"enum": list(organizations.Capacity)})
     capacity_until = fields.Date(allow_none=True)
     description = fields.String(allow_none=True)
     website = fields.String(allow_none=True)
@@ -139,9 +139,9 @@ class OrganizationFilters(PageArgs):
     q = fields.String(validate=validate.Length(1, 200), metadata={
         "description": "Words in the entry (name, services, places, contacts' roles); accents "
                        "and case do not matter: `Montreal` finds `Montréal`."})
-    kind = fields.String(validate=validate.OneOf(list(directory.OrganizationKind)))
+    kind = fields.String(validate=validate.OneOf(list(organizations.OrganizationKind)))
     region = fields.String(validate=REGION, metadata={
         "description": "Québec region code, of the organization or one of its locations."})
     pathway = fields.String(validate=validate.OneOf(PATHWAYS),
                             metadata={"description": "Serves this pathway."})
-    capacity = fields.String(validate=validate.OneOf(list(directory.Capacity)))
+    capacity = fields.String(validate=validate.OneOf(list(organizations.Capacity)))

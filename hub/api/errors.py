@@ -14,13 +14,13 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from hub.consent import ConsentNotActive, ConsentRequired
+from hub.api.idempotency import IdempotencyKeyInvalid, IdempotencyKeyReused
+from hub.api.problems import Problem, problem_response
+from hub.consent.consents import ConsentNotActive, ConsentRequired
+from hub.db import iso_utc
 from hub.errors import ConcurrentChange, Invalid, NotAllowed, NotFound, VersionMismatch
-from hub.idempotency import IdempotencyKeyInvalid, IdempotencyKeyReused
-from hub.lifecycle import NotYourTurn, TransitionRefused
-from hub.participants import PossibleDuplicate
-from hub.problems import Problem, problem_response
-from hub.timestamps import iso_utc
+from hub.referrals.lifecycle import NotYourTurn, TransitionRefused
+from hub.referrals.participants import PossibleDuplicate
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ from marshmallow import RAISE, Schema, fields, validate
 from hub.adapters.oauth import current_caller, require_scope
 from hub.api.common import MAX_LIMIT, Input, pseudonym_key
 from hub.api.referrals import EventOut
+from hub.consent.visibility import Reader
 from hub.db import db
 from hub.events.envelope import render_events
 from hub.events.feed import FeedCursor, read_feed
-from hub.visibility import Reader
 
 blp = Blueprint(
     "events", __name__, url_prefix="/api/v1/events",

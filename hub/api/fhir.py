@@ -11,14 +11,14 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
-from hub import referrals
 from hub.adapters import fhir
 from hub.adapters.oauth import current_caller, require_scope
 from hub.api.common import pseudonym_key
-from hub.consent import Consent, ConsentOrganization, snapshot
+from hub.consent.consents import Consent, ConsentOrganization, snapshot
+from hub.consent.visibility import Reader
 from hub.db import db
-from hub.directory import Organization
-from hub.visibility import Reader
+from hub.directory.organizations import Organization
+from hub.referrals import legs
 
 blp = Blueprint("fhir", __name__, url_prefix="/api/v1/referrals",
                 description="Referral legs as FHIR R4 bundles.")
@@ -26,7 +26,7 @@ blp = Blueprint("fhir", __name__, url_prefix="/api/v1/referrals",
 FHIR_JSON = "application/fhir+json"
 
 
-def _consent_for(leg: referrals.Referral) -> Consent | None:
+def _consent_for(leg: legs.Referral) -> Consent | None:
     """The latest referral_sharing consent naming the leg's receiver (or the whole network)."""
     named = select(ConsentOrganization.consent_id).where(
         ConsentOrganization.organization_id == leg.to_organization_id)
@@ -48,7 +48,7 @@ class ReferralFhir(MethodView):
         references carry an identifier without identity), both Organizations, and the
         referral_sharing Consent."""
         caller = current_caller()
-        leg = referrals.visible_referral(db.session, caller, referral_id)
+        leg = legs.visible_referral(db.session, caller, referral_id)
         view = Reader(db.session, caller, pseudonym_key()).referral(leg)
         organizations = [db.session.get(Organization, leg.from_organization_id),
                          db.session.get(Organization, leg.to_organization_id)]

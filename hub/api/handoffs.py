@@ -21,11 +21,11 @@ from hub.api.common import (
     encode_cursor,
     pseudonym_key,
 )
+from hub.consent.visibility import pseudonym
 from hub.db import db, utcnow
-from hub.directory import Organization
+from hub.directory.organizations import Organization
 from hub.errors import NotAllowed
-from hub.referrals import Referral
-from hub.visibility import pseudonym
+from hub.referrals.legs import Referral
 
 blp = Blueprint(
     "handoffs", __name__, url_prefix="/api/v1/handoffs",

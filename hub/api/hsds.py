@@ -15,10 +15,9 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 from hub.adapters.hsds import HSDS_VERSION, organization_to_hsds
 from hub.adapters.oauth import require_scope
 from hub.api.common import MAX_LIMIT, PageArgs, aware_datetime, decode_cursor, encode_cursor
-from hub.db import db
-from hub.directory_hsds import export_page
-from hub.problems import Problem
-from hub.timestamps import iso_utc
+from hub.api.problems import Problem
+from hub.db import db, iso_utc
+from hub.directory.hsds import export_page
 
 blp = Blueprint("hsds", __name__, url_prefix="/api/v1/directory",
                 description="The directory as Open Referral HSDS 3.0 JSON.")

@@ -18,15 +18,15 @@ from flask_smorest import Blueprint
 from marshmallow import ValidationError, fields, validate
 from sqlalchemy import select
 
-from hub import lifecycle, referrals
+from hub.accounts.callers import Caller
 from hub.api.common import Input, retrying
+from hub.api.idempotency import idempotent
+from hub.api.problems import Problem
 from hub.api.referrals import ReferralOut, leg_response
-from hub.callers import Caller
 from hub.db import db, utcnow
-from hub.directory import Organization
-from hub.idempotency import idempotent
-from hub.outbound import EndpointRegistration
-from hub.problems import Problem
+from hub.directory.organizations import Organization
+from hub.outbox.webhook_fanout import EndpointRegistration
+from hub.referrals import legs, lifecycle
 from webhooks import endpoints, signing
 from webhooks.models import Endpoint, EndpointStatus
 
@@ -97,7 +97,7 @@ def _verified(view: Any) -> Any:
 
 def _leg_again(stored: dict[str, Any], status: int) -> Response:
     caller: Caller = g.inbound_caller
-    leg = referrals.visible_referral(db.session, caller, uuid.UUID(stored["id"]))
+    leg = legs.visible_referral(db.session, caller, uuid.UUID(stored["id"]))
     return leg_response(leg, status, caller=caller, with_chain=status == 201)
 
 
@@ -120,7 +120,7 @@ class InboundWebhook(MethodView):
             raise Problem(422, "Invalid request", "Some fields are invalid; see `errors`.",
                           slug="validation", errors=invalid.messages) from None
         action = lifecycle.Action(body["action"])
-        leg = retrying(lambda: referrals.transition(
+        leg = retrying(lambda: legs.transition(
             db.session, caller, body["referral_id"], action, note=body["note"],
             reason=body["reason"], outcome=body["outcome"],
             to_organization_id=body["to_organization_id"],

@@ -10,7 +10,6 @@ from flask_smorest import Blueprint
 from marshmallow import RAISE
 from sqlalchemy.orm import selectinload
 
-from hub import directory_edit
 from hub.adapters.oauth import current_caller, current_oauth_token, require_scope
 from hub.api.common import decode_cursor, encode_cursor
 from hub.api.directory_schemas import (
@@ -20,8 +19,9 @@ from hub.api.directory_schemas import (
     OrganizationSchema,
 )
 from hub.db import db
-from hub.directory import Organization
-from hub.directory_search import search_organizations
+from hub.directory import editing
+from hub.directory.organizations import Organization
+from hub.directory.search import search_organizations
 from hub.errors import NotFound
 
 blp = Blueprint(
@@ -45,7 +45,7 @@ def _editable(organization_id: uuid.UUID, changes: dict[str, Any] | None = None
     organization = _organization(organization_id)
     caller = current_caller()
     is_admin = "hub:admin" in current_oauth_token().get_scope().split()
-    directory_edit.check_may_edit(caller, organization, is_hub_admin=is_admin,
+    editing.check_may_edit(caller, organization, is_hub_admin=is_admin,
                                   changes=changes or {})
     return organization, caller.actor
 
@@ -83,7 +83,7 @@ class OrganizationById(MethodView):
         `services`, `locations` and `contacts`, when sent, replace the lists whole.  The
         change also records the entry as validated now, by the caller."""
         organization, actor = _editable(organization_id, changes)
-        return directory_edit.update_entry(db.session, organization, changes,
+        return editing.update_entry(db.session, organization, changes,
                                            validated_by=actor)
 
 
@@ -94,6 +94,6 @@ class OrganizationValidation(MethodView):
     def post(self, organization_id: uuid.UUID) -> Organization:
         """Confirm the entry is still correct: records `last_validated_at` and `_by`."""
         organization, actor = _editable(organization_id)
-        directory_edit.mark_validated(organization, validated_by=actor)
+        editing.mark_validated(organization, validated_by=actor)
         db.session.flush()
         return organization

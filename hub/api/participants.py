@@ -12,13 +12,14 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate
 
-from hub import participants, visibility
 from hub.adapters.oauth import current_caller, current_client_id, require_scope
 from hub.api.common import Input, Timestamp, pseudonym_key
+from hub.api.idempotency import idempotent
+from hub.consent import visibility
 from hub.db import db
-from hub.directory import QUEBEC_REGIONS
+from hub.directory.organizations import QUEBEC_REGIONS
 from hub.errors import NotAllowed
-from hub.idempotency import idempotent
+from hub.referrals import participants
 
 blp = Blueprint(
     "participants", __name__, url_prefix="/api/v1/participants",

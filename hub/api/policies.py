@@ -11,12 +11,12 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, fields, validate
 
-from hub import policies
 from hub.adapters.oauth import current_caller, require_scope
 from hub.api.common import Input, PageArgs, Timestamp, decode_cursor, encode_cursor
 from hub.db import db
 from hub.errors import NotAllowed
-from hub.policies import ADMIN_SCOPE, DeadlinePolicy
+from hub.followups import policies
+from hub.followups.policies import ADMIN_SCOPE, DeadlinePolicy
 
 blp = Blueprint(
     "deadline_policies", __name__, url_prefix="/api/v1/deadline-policies",

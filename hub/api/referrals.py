@@ -11,7 +11,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, fields, validate
 
-from hub import lifecycle, referrals
+from hub.accounts.callers import Caller
 from hub.adapters.oauth import current_caller, current_client_id, require_scope
 from hub.api.common import (
     Input,
@@ -25,15 +25,15 @@ from hub.api.common import (
     pseudonym_key,
     retrying,
 )
+from hub.api.idempotency import idempotent
 from hub.api.participants import ParticipantOut
-from hub.callers import Caller
+from hub.consent.visibility import Reader
 from hub.db import db
 from hub.errors import Invalid
 from hub.events.envelope import render_events
 from hub.events.feed import subject_history
-from hub.idempotency import idempotent
-from hub.lifecycle import Action
-from hub.visibility import Reader
+from hub.referrals import legs, lifecycle
+from hub.referrals.lifecycle import Action
 
 blp = Blueprint(
     "referrals", __name__, url_prefix="/api/v1/referrals",
@@ -161,11 +161,11 @@ class ForwardBody(NoteBody):
 class CancelBody(NoteBody):
     reason = fields.String(
         allow_none=True, load_default=None,
-        validate=validate.OneOf(referrals.CALLER_CANCEL_REASONS),
+        validate=validate.OneOf(legs.CALLER_CANCEL_REASONS),
     )
 
 
-def leg_response(referral: referrals.Referral, status: int = 200, *,
+def leg_response(referral: legs.Referral, status: int = 200, *,
                  caller: Caller | None = None, with_chain: bool = False) -> Response:
     """The leg as the caller may see it, with its ETag.
 
@@ -183,7 +183,7 @@ def leg_response(referral: referrals.Referral, status: int = 200, *,
 
 def leg_again(stored: dict[str, Any], status: int) -> Response:
     """A replayed answer about a leg, built again for the caller as of now."""
-    leg = referrals.visible_referral(db.session, current_caller(), uuid.UUID(stored["id"]))
+    leg = legs.visible_referral(db.session, current_caller(), uuid.UUID(stored["id"]))
     return leg_response(leg, status, with_chain=status == 201)
 
 
@@ -195,7 +195,7 @@ class Referrals(MethodView):
     @blp.response(201, ReferralOut)
     def post(self, body: dict[str, Any]) -> Any:
         """Create a referral leg and send it to the receiving organization."""
-        referral = referrals.send_referral(db.session, current_caller(), **body)
+        referral = legs.send_referral(db.session, current_caller(), **body)
         return leg_response(referral, 201, with_chain=True)
 
     @require_scope("referrals:read")
@@ -216,7 +216,7 @@ class Referrals(MethodView):
         if cursor:
             updated_at, last_id = decode_cursor(cursor, aware_datetime, uuid.UUID)
             after = (updated_at, last_id)
-        found = referrals.list_referrals(db.session, caller, status=statuses, after=after,
+        found = legs.list_referrals(db.session, caller, status=statuses, after=after,
                                          limit=limit + 1, **filters)
         page = found[:limit]
         reader = Reader(db.session, caller, pseudonym_key())
@@ -233,7 +233,7 @@ class ReferralById(MethodView):
     @blp.response(200, ReferralOut)
     def get(self, referral_id: uuid.UUID) -> Any:
         """One leg, with the participant's whole chain of legs."""
-        return leg_response(referrals.visible_referral(db.session, current_caller(), referral_id),
+        return leg_response(legs.visible_referral(db.session, current_caller(), referral_id),
                              with_chain=True)
 
 
@@ -244,7 +244,7 @@ class ReferralEvents(MethodView):
     def get(self, referral_id: uuid.UUID) -> dict[str, Any]:
         """The leg's history: every event, in order, as CloudEvents."""
         caller = current_caller()
-        referral = referrals.visible_referral(db.session, caller, referral_id)
+        referral = legs.visible_referral(db.session, caller, referral_id)
         events = subject_history(db.session, referral.subject)
         reader = Reader(db.session, caller, pseudonym_key())
         return {"items": render_events(db.session, reader, events)}
@@ -283,7 +283,7 @@ def _transition_view(action: Action) -> Callable[..., Any]:
     def view(body: dict[str, Any], referral_id: uuid.UUID) -> Any:
         caller = current_caller()
         version = expected_version()
-        leg = retrying(lambda: referrals.transition(
+        leg = retrying(lambda: legs.transition(
             db.session, caller, referral_id, action, expected_version=version,
             note=body.get("note"), reason=body.get("reason"), outcome=body.get("outcome"),
             to_organization_id=body.get("to_organization_id"),

@@ -1,6 +1,6 @@
 """Funder reports (`GET /api/v1/reports/funder`): an organization's referrals, acknowledgement
 times and outcomes for a period, as JSON or CSV, counted only with `outcome_reporting` consent
-and with small counts withheld (see `hub.reports`)."""
+and with small counts withheld (see `hub.referrals.reports`)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import RAISE, ValidationError, fields, validate, validates_schema
 
-from hub import reports
 from hub.adapters.oauth import current_caller, current_oauth_token, require_scope
 from hub.api.common import Input
 from hub.db import db, utcnow
 from hub.errors import NotAllowed
+from hub.referrals import reports
 
 blp = Blueprint("reports", __name__, url_prefix="/api/v1/reports",
                 description="Reports for funders, from consenting participants only.")

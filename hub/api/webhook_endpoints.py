@@ -12,7 +12,6 @@ from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, fields, validate
 from sqlalchemy import select
 
-from hub import webhook_subscriptions
 from hub.adapters.oauth import (
     current_caller,
     current_client_id,
@@ -27,10 +26,11 @@ from hub.api.common import (
     decode_cursor,
     encode_cursor,
 )
+from hub.api.idempotency import idempotent
+from hub.api.problems import Problem
 from hub.db import db, utcnow
-from hub.idempotency import idempotent
-from hub.problems import Problem
-from hub.webhook_subscriptions import DeliveryInProgress
+from hub.outbox import subscriptions
+from hub.outbox.subscriptions import DeliveryInProgress
 from webhooks import endpoints
 from webhooks.models import Delivery, DeliveryState, Endpoint, EndpointStatus
 
@@ -128,7 +128,7 @@ def _allow_loopback() -> bool:
 
 
 def _own_endpoint(endpoint_id: uuid.UUID) -> Endpoint:
-    return webhook_subscriptions.own_endpoint(db.session, current_caller().organization_id,
+    return subscriptions.own_endpoint(db.session, current_caller().organization_id,
                                               endpoint_id)
 
 
@@ -155,7 +155,7 @@ class WebhookEndpoints(MethodView):
         (`/webhooks/inbound/{organization_id}`) only if this client holds `referrals:respond`.
         """
         token = current_oauth_token()
-        endpoint, secret = webhook_subscriptions.register_endpoint(
+        endpoint, secret = subscriptions.register_endpoint(
             db.session, organization_id=current_caller().organization_id, url=body["url"],
             event_types=body["event_types"], description=body["description"],
             registered_by=token.client.client_id,
@@ -194,7 +194,7 @@ class WebhookEndpointById(MethodView):
     def patch(self, body: dict[str, Any], endpoint_id: uuid.UUID) -> dict[str, Any]:
         """Change the URL, event types or description; pause or resume."""
         endpoint = _own_endpoint(endpoint_id)
-        webhook_subscriptions.change_endpoint(db.session, endpoint,
+        subscriptions.change_endpoint(db.session, endpoint,
                                               allow_loopback_http=_allow_loopback(),
                                               now=utcnow(), **body)
         return _view(endpoint)
@@ -251,7 +251,7 @@ class RecoverFailed(MethodView):
     def post(self, body: dict[str, Any], endpoint_id: uuid.UUID) -> dict[str, Any]:
         """Send again, in order, everything dead-lettered since a moment."""
         endpoint = _own_endpoint(endpoint_id)
-        count = webhook_subscriptions.recover_failed(db.session, endpoint, since=body["since"],
+        count = subscriptions.recover_failed(db.session, endpoint, since=body["since"],
                                                      now=utcnow())
         return {"recovered": count}
 
@@ -262,10 +262,10 @@ class Redeliver(MethodView):
     @blp.response(200, DeliveryOut)
     def post(self, delivery_id: int) -> Delivery:
         """Send one delivery again (delivered or dead-lettered), now."""
-        delivery = webhook_subscriptions.own_delivery(
+        delivery = subscriptions.own_delivery(
             db.session, current_caller().organization_id, delivery_id)
         try:
-            return webhook_subscriptions.redeliver(db.session, delivery, now=utcnow())
+            return subscriptions.redeliver(db.session, delivery, now=utcnow())
         except DeliveryInProgress as pending:
             raise Problem(409, "Delivery in progress", "This delivery is still being attempted "
                           f"(next attempt {pending.next_attempt_at:%Y-%m-%dT%H:%M:%SZ}); "

@@ -6,8 +6,3 @@ transaction of the change (DESIGN §3).
 - `envelope`: CloudEvents rendering, per recipient;
 - `feed`: an organization's feed, read with a cursor.
 """
-
-from hub.events.store import record
-from hub.events.types import EventType
-
-__all__ = ["EventType", "record"]

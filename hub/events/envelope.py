@@ -1,7 +1,7 @@
 """CloudEvents 1.0 envelopes (JSON structured mode), rendered for one reader.
 
 The stored event holds the leg's state as codes and references; the envelope joins in what
-this reader may see of the participant *now* (`hub.visibility.Reader`).
+this reader may see of the participant *now* (`hub.consent.visibility.Reader`).
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hub.consent.visibility import Reader
+from hub.db import iso_utc
 from hub.events.store import Event
-from hub.referrals import Referral, ReferralNote
-from hub.timestamps import iso_utc
-from hub.visibility import Reader
+from hub.referrals.legs import Referral, ReferralNote
 
 
 def envelope(event: Event, data: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
-from hub.callers import Caller
+from hub.accounts.callers import Caller
 from hub.events.store import Event, EventAudience, oldest_running_transaction_id
 
 _CURSOR = re.compile(r"^(\d{1,18})(?:\.(\d{1,18}))?$")

@@ -39,8 +39,8 @@ from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 from ulid import ULID
 
-from hub import access_log
-from hub.access_log import PersonalDataRead
+from hub.consent import access_log
+from hub.consent.access_log import PersonalDataRead
 from hub.db import Base, UTCDateTime, utcnow
 from hub.events.types import EventType
 
@@ -139,7 +139,7 @@ def record(
     organizations = sorted(set(audience))
     if session.get_bind().dialect.name == "postgresql":
         # Event, audience and outbox rows in one round trip (writable CTEs), with the reads
-        # of personal data noted so far in the transaction (`hub.access_log`).
+        # of personal data noted so far in the transaction (`hub.consent.access_log`).
         parameters = {**row, "organizations": organizations, "created_at": now}
         reads = access_log.take_pending(session)
         if reads:

@@ -56,7 +56,7 @@ def upgrade() -> None:
 
 def _set_expiry_of_open_legs() -> None:
     """Legs sent before this revision expire at twice their acknowledgement allowance too."""
-    from hub import deadlines
+    from hub.followups import deadlines
 
     bind = op.get_bind()
     legs = bind.execute(sa.text(

@@ -1,4 +1,4 @@
-"""The missed-deadline digest (`hub.deadline_digests`): the misses recorded and not mailed
+"""The missed-deadline digest (`hub.followups.digests`): the misses recorded and not mailed
 yet, one narrow row per `referral.deadline_missed` event, written with the event and deleted
 by the digest that mails it.  Misses recorded before this revision were mailed one per leg
 when they fired: the queue starts empty.

@@ -1,5 +1,5 @@
 """Mail outbox: mails queued in the transaction of the change that causes them, sent by the
-worker (`hub.mail`).  Address, subject and bodies are encrypted (Fernet tokens in Text columns).
+worker (`hub.outbox.mail`).  Address, subject and bodies are encrypted (Fernet tokens in Text columns).
 
 Revision ID: 9d2f4c6b8a10
 Revises: 7c1e0d5a9b21

@@ -1,5 +1,5 @@
 """Participant check-ins: the question mailed to a participant a few business days after a leg
-is accepted, with the SHA-256 of its single-use token and the answer (`hub.checkins`).
+is accepted, with the SHA-256 of its single-use token and the answer (`hub.followups.checkins`).
 
 Revision ID: b2c3d4e5f6a7
 Revises: a1b2c3d4e5f6

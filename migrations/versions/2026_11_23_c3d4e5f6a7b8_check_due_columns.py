@@ -1,6 +1,6 @@
 """When each leg's next scheduled check is due: `deadline_due_at`, `followup_due_at` and
 `checkin_due_at` on `referrals`, each with a partial index holding only the legs whose check is
-still to come (`hub.deadlines.arm_checks`), filled from the legs' status and the checks that
+still to come (`hub.followups.deadlines.arm_checks`), filled from the legs' status and the checks that
 fired already (`referral_checks`).
 
 Revision ID: c3d4e5f6a7b8
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import hub.db
-from hub.deadlines import add_business_days
+from hub.followups.deadlines import add_business_days
 
 revision = 'c3d4e5f6a7b8'
 down_revision = 'b2c3d4e5f6a7'
@@ -24,7 +24,7 @@ branch_labels = None
 depends_on = None
 
 COLUMNS = ('deadline_due_at', 'followup_due_at', 'checkin_due_at')
-# Frozen here as they were when this revision was written (hub.deadlines, hub.checkins).
+# Frozen here as they were when this revision was written (hub.followups.deadlines, hub.followups.checkins).
 CHECKIN_AFTER_BUSINESS_DAYS = 3
 CHECKIN_ASKED_UNTIL = timedelta(days=21)
 

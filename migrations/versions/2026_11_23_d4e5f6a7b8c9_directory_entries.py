@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from hub.directory import QUEBEC_REGIONS
-from hub.directory_text import fold
+from hub.directory.organizations import QUEBEC_REGIONS
+from hub.directory.text import fold
 
 revision = 'd4e5f6a7b8c9'
 down_revision = 'c3d4e5f6a7b8'

@@ -1,5 +1,5 @@
 """Portal users: people of an organization with a role and an argon2 password hash, their
-failed logins (lockout across processes) and single-use password reset tokens (`hub.users`);
+failed logins (lockout across processes) and single-use password reset tokens (`hub.accounts.users`);
 indexes for the portal's inbox, outbound list and the coordinators' on-time record.
 
 Revision ID: e5f6a7b8c9d0

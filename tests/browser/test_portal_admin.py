@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from hub.accounts.users import User
 from hub.db import db, utcnow
-from hub.directory import Organization
-from hub.users import User
+from hub.directory.organizations import Organization
 from tests.browser.conftest import Hub
 from tests.browser.test_portal_story import check_page, log_in, submit
 from tests.portal import make_organization, make_user

@@ -19,8 +19,8 @@ from axe_playwright_python.sync_playwright import Axe
 from sqlalchemy import update
 
 from hub.db import db, utcnow
-from hub.directory_entries import Service, ServicePathway
-from hub.referrals import Referral
+from hub.directory.entries import Service, ServicePathway
+from hub.referrals.legs import Referral
 from tests.browser.conftest import ARTIFACTS, ROOT, Hub
 from tests.portal import PASSWORD, make_organization, make_user
 

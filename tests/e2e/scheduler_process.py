@@ -16,7 +16,7 @@ import time
 
 from hub import create_app
 from hub.config import Settings
-from hub.scheduler import CheckScheduler
+from hub.followups.scheduler import CheckScheduler
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""The scheduler of the scheduled checks (`hub.scheduler`).
+"""The scheduler of the scheduled checks (`hub.followups.scheduler`).
 
 On PostgreSQL, with real worker processes (`tests/e2e/scheduler_process.py`, the scheduler
 alone, ticking every second): exactly one leads, a SIGKILL of the leader hands over to the
@@ -27,13 +27,13 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select, text
 
-from hub import checks
-from hub import consent as consents
-from hub.callers import Caller
-from hub.consent import ConsentEnding
+from hub.accounts.callers import Caller
+from hub.consent import consents as consents
+from hub.consent.consents import ConsentEnding
 from hub.db import db, utcnow
 from hub.events.store import Event
-from hub.scheduler import AdvisoryLockLeadership, CheckScheduler, lock_holder
+from hub.followups import tick as checks
+from hub.followups.scheduler import AdvisoryLockLeadership, CheckScheduler, lock_holder
 from tests.helpers import Network
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,8 +14,8 @@ from flask import Flask
 from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook
 
-from hub import outbound
 from hub.db import db
+from hub.outbox import webhook_fanout
 from tests.helpers import Network, Partner
 from tests.receiver import Receiver, Reply, running_receiver
 from webhooks import signing
@@ -35,13 +35,13 @@ def deliver_all(app: Flask, rounds: int = 20) -> None:
     sessions = app.extensions["hub_db"][1]
     key = app.config["HUB_SETTINGS"].secret_key.encode()
     with guarded_client(allow_loopback=True, timeout=5) as client, Dispatcher(
-        sessions, render=outbound.renderer(key), client=client,
+        sessions, render=webhook_fanout.renderer(key), client=client,
         clock=lambda: datetime.now(UTC), worker_id=f"test-{uuid.uuid4().hex[:6]}",
-        on_disabled=outbound.endpoint_disabled,
+        on_disabled=webhook_fanout.endpoint_disabled,
     ) as dispatcher:
         for _ in range(rounds):
             with sessions() as session, session.begin():
-                moved = outbound.fan_out(session)
+                moved = webhook_fanout.fan_out(session)
             if not moved and not dispatcher.run_once():
                 return
 
@@ -304,12 +304,12 @@ def test_webhook_scopes_give_no_way_around_the_apis(app: Flask, network: Network
     sender, partner = network.partner(), network.partner()
     leg = sender.refer(partner)
     manager = network.partner()  # another client of the partner's organization
-    from hub import accounts
-    from hub.directory import Organization
+    from hub.accounts import clients
+    from hub.directory.organizations import Organization
 
     with app.app_context(), db.job_session() as session:
         organization = session.get(Organization, uuid.UUID(partner.organization_id))
-        client, secret = accounts.create_client(session, organization=organization,
+        client, secret = clients.create_client(session, organization=organization,
                                                 scopes=["webhooks:manage", "events:read"])
     manager = Partner(app, partner.organization_id, "Gestion", client.client_id, secret)
     without_events = network.partner(scopes=["webhooks:manage"])

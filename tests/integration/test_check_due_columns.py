@@ -15,15 +15,14 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import select, update
 
-from hub import checks, followups
-from hub.db import db
-from hub.deadlines import add_business_days
-from hub.events import EventType, record
+from hub.db import db, iso_utc
 from hub.events.bulk import NewEvent, record_many
-from hub.events.store import Event, EventAudience, OutboxEntry
-from hub.followups import Due, ReferralCheck
-from hub.referrals import Referral, snapshot
-from hub.timestamps import iso_utc
+from hub.events.store import Event, EventAudience, OutboxEntry, record
+from hub.events.types import EventType
+from hub.followups import leg_checks, tick
+from hub.followups.deadlines import add_business_days
+from hub.followups.leg_checks import Due, ReferralCheck
+from hub.referrals.legs import Referral, snapshot
 from tests.helpers import Network, Partner
 from tests.integration.test_followups import events_of, moment, run_checks
 
@@ -142,9 +141,9 @@ def test_a_leg_changed_since_it_was_read_keeps_no_claim(app: Flask, network: Net
     assert receiver.act(leg["id"], "acknowledge").status_code == 200
     now = read["acknowledge_by"] + timedelta(minutes=1)
     with app.app_context(), db.job_session() as session:
-        count = followups._fire(
+        count = leg_checks._fire(
             session, now, [Due(read["id"], read["version"], "acknowledge", read["acknowledge_by"])],
-            column="deadline_due_at", event=followups._missed)
+            column="deadline_due_at", event=leg_checks._missed)
     assert count == 0
     assert "acknowledge" not in fired(app, leg["id"]) and missed(sender, leg["id"]) == []
     answered = stored(app, leg["id"])
@@ -157,13 +156,13 @@ def test_run_once_opens_no_transaction_for_checks_with_nothing_due(
     sessions = app.extensions["hub_db"][1]
     long_ago = datetime(2001, 1, 1, tzinfo=UTC)
     run_checks(app, long_ago)  # digests what other tests recorded without a digest after
-    assert checks.pending(sessions, long_ago) == set()
-    assert run_checks(app, long_ago) == dict.fromkeys(checks.CHECKS, 0)
+    assert tick.pending(sessions, long_ago) == set()
+    assert run_checks(app, long_ago) == dict.fromkeys(tick.CHECKS, 0)
 
     sender, receiver = network.partner(), network.partner()
     leg = sender.refer(receiver)
     due = moment(leg["deadlines"]["acknowledge_by"]) + timedelta(minutes=1)
-    assert "deadlines_missed" in checks.pending(sessions, due)
+    assert "deadlines_missed" in tick.pending(sessions, due)
     assert run_checks(app, due)["deadlines_missed"] >= 1
     assert missed(sender, leg["id"]) == ["acknowledge"]
 
@@ -250,10 +249,10 @@ def test_a_pass_fires_a_bounded_number_of_batches_and_the_next_passes_the_rest(
     counts = []
     while not counts or counts[-1]:
         with app.app_context(), db.job_session() as session:
-            counts.append(followups.deadlines_missed(session, now, limit=batch))
+            counts.append(leg_checks.deadlines_missed(session, now, limit=batch))
     # At least the 7 legs are due: the first pass stops at its bound, 3 batches of 2.
-    assert counts[0] == followups.DEADLINE_BATCHES_PER_PASS * batch
-    assert all(n <= followups.DEADLINE_BATCHES_PER_PASS * batch for n in counts)
+    assert counts[0] == leg_checks.DEADLINE_BATCHES_PER_PASS * batch
+    assert all(n <= leg_checks.DEADLINE_BATCHES_PER_PASS * batch for n in counts)
     for leg in legs:
         assert missed(sender, leg["id"]) == ["acknowledge"]
 

@@ -27,9 +27,11 @@ import pytest
 from flask import Flask
 from sqlalchemy import event, select
 
-from hub import checkins, checks, deadline_digests, followups, outbound, policies
 from hub.db import db, utcnow
-from hub.mail import FileTransport, OutgoingMail, send_due
+from hub.followups import checkins, leg_checks, policies, tick
+from hub.followups import digests as deadline_digests
+from hub.outbox import webhook_fanout
+from hub.outbox.mail import FileTransport, OutgoingMail, send_due
 from tests.helpers import Network, Partner
 from tests.hub_cli import run_hub
 
@@ -37,7 +39,7 @@ EVERY_MAIL = 10_000
 
 
 def run_checks(app: Flask, now: datetime) -> dict[str, int]:
-    handled = checks.run_once(app.extensions["hub_db"][1], now)
+    handled = tick.run_once(app.extensions["hub_db"][1], now)
     assert all(count >= 0 for count in handled.values()), handled
     return handled
 
@@ -169,11 +171,11 @@ def test_a_crash_between_the_firing_and_the_digest_still_mails_once(
         + timedelta(minutes=1)
     # The firing pass commits, then the scheduler dies before its digest.
     with app.app_context(), db.job_session() as session:
-        assert followups.deadlines_missed(session, due, limit=100_000) >= 2
+        assert leg_checks.deadlines_missed(session, due, limit=100_000) >= 2
     assert sent_mails(app, tmp_path, staff)[staff] == []
 
     sessions = app.extensions["hub_db"][1]
-    assert "deadline_digests" in checks.pending(sessions, due)
+    assert "deadline_digests" in tick.pending(sessions, due)
     handled = run_checks(app, due + timedelta(minutes=1))  # the next tick: nothing to fire
     assert handled["deadlines_missed"] == 0 and handled["deadline_digests"] >= 1
     run_checks(app, due + timedelta(minutes=2))
@@ -189,7 +191,7 @@ def test_two_digests_at_once_mail_each_contact_once(
     leg = sender.refer(receiver)
     due = moment(leg["deadlines"]["acknowledge_by"]) + timedelta(minutes=1)
     with app.app_context(), db.job_session() as session:
-        followups.deadlines_missed(session, due, limit=100_000)
+        leg_checks.deadlines_missed(session, due, limit=100_000)
 
     # The first digest stops after taking the misses, until the second is done (or, on
     # SQLite, two seconds: the second waits for the first's write lock).
@@ -287,7 +289,7 @@ def test_an_expired_leg_tells_the_sender_where_to_redirect(
     set_entry(receiver, contacts=[contact(receiver_staff)])
     leg = sender.refer(receiver)
     with app.app_context(), db.job_session() as session:
-        from hub.referrals import Referral
+        from hub.referrals.legs import Referral
         expire_by = session.get(Referral, uuid.UUID(leg["id"])).expire_by  # type: ignore[union-attr]
 
     run_checks(app, expire_by + timedelta(minutes=1))
@@ -317,9 +319,9 @@ def test_a_disabled_webhook_endpoint_is_mailed_to_the_organization_contacts(
     assert created.status_code == 201, created.get_data(as_text=True)
     endpoint_id = uuid.UUID(created.get_json()["id"])
     with app.app_context(), db.job_session() as session:
-        endpoint = session.get(outbound.Endpoint, endpoint_id)
+        endpoint = session.get(webhook_fanout.Endpoint, endpoint_id)
         assert endpoint is not None
-        outbound.endpoint_disabled(session, endpoint, "410 Gone")
+        webhook_fanout.endpoint_disabled(session, endpoint, "410 Gone")
     mails = sent_mails(app, tmp_path, staff)
     assert len(mails[staff]) == 1
     message = mails[staff][0]
@@ -388,8 +390,8 @@ def test_a_tick_with_nothing_due_is_one_query(app: Flask, network: Network) -> N
 
     event.listen(engine, "before_cursor_execute", count)
     try:
-        assert checks.run_tick(sessions, lambda: long_ago, rounds=10) \
-            == dict.fromkeys(checks.CHECKS, 0)
+        assert tick.run_tick(sessions, lambda: long_ago, rounds=10) \
+            == dict.fromkeys(tick.CHECKS, 0)
     finally:
         event.remove(engine, "before_cursor_execute", count)
     assert len(sent) == 1 and "deadline_digest_queue" in sent[0], sent

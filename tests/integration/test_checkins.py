@@ -1,4 +1,4 @@
-"""Participant check-ins (hub.checkins, hub.web.checkin): a few business days after a leg is
+"""Participant check-ins (hub.followups.checkins, hub.portal.checkin): a few business days after a leg is
 accepted the participant is mailed, in their language, a single-use link asking whether the
 receiving organization contacted them; a "No" signals a missed first contact to both
 organizations.  The clock of the scheduled check is moved by the test; the page runs on the
@@ -17,12 +17,13 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from hub import create_app, web
-from hub.checkins import ParticipantCheckin, checkins_due
+from hub import create_app
+from hub.portal import app as portal
 from hub.db import db, utcnow
-from hub.followups import ReferralCheck
-from hub.mail import OutgoingMail
-from hub.referrals import Referral
+from hub.followups.checkins import ParticipantCheckin, checkins_due
+from hub.followups.leg_checks import ReferralCheck
+from hub.outbox.mail import OutgoingMail
+from hub.referrals.legs import Referral
 from tests.helpers import Network, Partner
 
 BASE_URL = "https://maillage.example"
@@ -39,7 +40,7 @@ def pages(app: Flask) -> Iterator[Flask]:
         return
     second = create_app(app.config["HUB_SETTINGS"])
     second.config["TESTING"] = True
-    web.init_app(second)
+    portal.init_app(second)
     yield second
     second.extensions["hub_db"][0].dispose()
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from flask import Flask
 
-from hub import consent
+from hub.consent import consents as consent
 from hub.db import db
 from tests.helpers import PARTICIPANT, Network, Partner
 
@@ -301,7 +301,7 @@ def test_an_expired_consent_covers_no_one_and_the_check_records_the_expiry(
 
 
 def stored_participant(session, participant_id: str):
-    from hub.participants import Participant
+    from hub.referrals.participants import Participant
 
     return session.get(Participant, uuid.UUID(participant_id))
 
@@ -460,8 +460,8 @@ def test_a_send_racing_a_withdrawal_waits_for_it_and_is_refused(
 
     from sqlalchemy.orm import Session
 
-    from hub.callers import Caller
-    from hub.referrals import send_referral
+    from hub.accounts.callers import Caller
+    from hub.referrals.legs import send_referral
 
     sender, receiver = network.partner(), network.partner()
     participant = sender.register_participant()["id"]

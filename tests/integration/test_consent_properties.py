@@ -24,17 +24,18 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub import consent, lifecycle, visibility
-from hub.callers import Caller
+from hub.accounts.callers import Caller
+from hub.consent import consents, visibility
 from hub.db import db
-from hub.directory import create_organization
+from hub.directory.organizations import create_organization
 from hub.errors import NotFound
 from hub.events.envelope import render_events
 from hub.events.feed import FeedCursor, read_feed, subject_history
 from hub.events.store import Event
-from hub.lifecycle import Action
-from hub.participants import register_participant
-from hub.referrals import Referral, send_referral, transition
+from hub.referrals import lifecycle
+from hub.referrals.legs import Referral, send_referral, transition
+from hub.referrals.lifecycle import Action
+from hub.referrals.participants import register_participant
 
 RECEIVERS = 3
 KEY = b"property-test-pseudonym-key"
@@ -151,7 +152,7 @@ def test_no_payload_carries_personal_data_where_no_consent_covers(
     model = Model()
     legs: list[tuple[uuid.UUID, int]] = []
 
-    with mock.patch("hub.consent.utcnow", clock):
+    with mock.patch("hub.consent.consents.utcnow", clock):
         with unit(app) as session:
             participant_id = register_participant(
                 session, organization_id=world.owner.organization_id,
@@ -164,7 +165,7 @@ def test_no_payload_carries_personal_data_where_no_consent_covers(
                 if kind == "grant":
                     _, named, hours = step
                     expires = clock.now + timedelta(hours=hours)
-                    granted = consent.grant(
+                    granted = consents.grant(
                         session, world.owner, participant_id, purpose="referral_sharing",
                         evidence="written", network_wide=named is None,
                         organization_ids=[world.receivers[i].organization_id
@@ -174,15 +175,15 @@ def test_no_payload_carries_personal_data_where_no_consent_covers(
                 elif kind == "withdraw" and model.grants:
                     grant = model.grants[step[1] % len(model.grants)]
                     try:
-                        consent.withdraw(session, world.owner, grant.id, now=clock.now)
+                        consents.withdraw(session, world.owner, grant.id, now=clock.now)
                         assert grant.expires_at > clock.now or grant.withdrawn
                         grant.withdrawn = True
-                    except consent.ConsentNotActive:
+                    except consents.ConsentNotActive:
                         assert grant.expires_at <= clock.now and not grant.withdrawn
                 elif kind == "advance":
                     clock.now += timedelta(hours=step[1])
                 elif kind == "check":
-                    consent.expire_due(session, now=clock.now)
+                    consents.expire_due(session, now=clock.now)
                 elif kind == "send":
                     receiver = step[1]
                     try:
@@ -192,7 +193,7 @@ def test_no_payload_carries_personal_data_where_no_consent_covers(
                             pathway="employment", reason_for_referral=f"Raison {marker}")
                         legs.append((leg.id, receiver))
                         assert model.covers(receiver, clock.now)
-                    except consent.ConsentRequired:
+                    except consents.ConsentRequired:
                         assert not model.covers(receiver, clock.now)
                 elif kind == "answer" and legs:
                     leg_id, receiver = legs[step[1] % len(legs)]

@@ -13,8 +13,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import event
 
-from hub import consent
-from hub.callers import Caller
+from hub.accounts.callers import Caller
+from hub.consent import consents
 from tests.helpers import Network, Partner
 
 
@@ -117,7 +117,7 @@ def test_a_remembered_answer_is_forgotten_when_a_consent_ends_in_the_transaction
         app: Flask, network: Network) -> None:
     from sqlalchemy.orm import Session
 
-    from hub.participants import Participant
+    from hub.referrals.participants import Participant
 
     sender, receiver = network.partner(), network.partner()
     leg = sender.refer(receiver)
@@ -128,15 +128,15 @@ def test_a_remembered_answer_is_forgotten_when_a_consent_ends_in_the_transaction
     with Session(engine) as session:
         person = session.get(Participant, participant_id)
         assert person is not None
-        consent.remember(session, participant_id, receiving, "referral_sharing", True)
-        given = consent.history(session, participant_id)[0]
-        consent.withdraw(session, owner, given.id)
-        assert not consent.covers(session, person, receiving, "referral_sharing")
+        consents.remember(session, participant_id, receiving, "referral_sharing", True)
+        given = consents.history(session, participant_id)[0]
+        consents.withdraw(session, owner, given.id)
+        assert not consents.covers(session, person, receiving, "referral_sharing")
         session.rollback()
         # Nothing remembered outlives its transaction: the database answers again.
-        consent.remember(session, participant_id, receiving, "referral_sharing", False)
+        consents.remember(session, participant_id, receiving, "referral_sharing", False)
         session.commit()
-        assert consent.covers(session, person, receiving, "referral_sharing")
+        assert consents.covers(session, person, receiving, "referral_sharing")
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -161,7 +161,7 @@ def test_a_step_racing_a_withdrawal_is_refused_and_shows_nothing(
         answers.append(receiver.act(leg["id"], "acknowledge", token=token))
 
     with Session(engine) as withdrawing:
-        consent.withdraw(withdrawing, owner, uuid.UUID(consent_id))  # leg cancelled, not yet
+        consents.withdraw(withdrawing, owner, uuid.UUID(consent_id))  # leg cancelled, not yet
         racer = threading.Thread(target=acknowledge_meanwhile)  # committed
         racer.start()
         racer.join(timeout=1.0)

@@ -28,12 +28,13 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
-from hub import create_app, deadlines, policies
+from hub import create_app
 from hub.config import Settings
 from hub.db import db, utcnow
+from hub.followups import deadlines, policies
+from hub.followups.policies import DeadlinePolicy
 from hub.ops import upgrade_database
-from hub.policies import DeadlinePolicy
-from hub.referrals import Referral
+from hub.referrals.legs import Referral
 from tests.helpers import Network, Partner
 from tests.hub_cli import run_hub
 

@@ -19,8 +19,8 @@ from sqlalchemy.orm import selectinload
 
 from hub.adapters.spreadsheet import read_grid, write_grid
 from hub.db import db
-from hub.directory import Organization
-from hub.directory_import import apply_import, plan_import
+from hub.directory.grid_import import apply_import, plan_import
+from hub.directory.organizations import Organization
 from tests.hub_cli import run_hub
 
 DATA = Path(__file__).parent.parent / "data" / "directory"

@@ -8,8 +8,8 @@ import pytest
 from flask import Flask
 from sqlalchemy.orm import Session
 
-from hub.callers import Caller
-from hub.referrals import send_referral
+from hub.accounts.callers import Caller
+from hub.referrals.legs import send_referral
 from tests.helpers import Network, Partner
 
 

@@ -13,15 +13,15 @@ from datetime import datetime, timedelta
 import pytest
 from flask import Flask
 
-from hub import checks
 from hub.db import db
-from hub.directory import Organization
-from hub.referrals import Referral
+from hub.directory.organizations import Organization
+from hub.followups import tick
+from hub.referrals.legs import Referral
 from tests.helpers import Network, Partner
 
 
 def run_checks(app: Flask, now: datetime) -> dict[str, int]:
-    handled = checks.run_once(app.extensions["hub_db"][1], now)
+    handled = tick.run_once(app.extensions["hub_db"][1], now)
     assert all(count >= 0 for count in handled.values()), handled
     return handled
 

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from hub.db import db
-from hub.directory import Organization
-from hub.directory_entries import Contact
-from hub.directory_hsds import import_hsds
+from hub.directory.entries import Contact
+from hub.directory.hsds import import_hsds
+from hub.directory.organizations import Organization
 from tests.helpers import Network, Partner
 from tests.hsds_schemas import hsds_errors
 

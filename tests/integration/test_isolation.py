@@ -25,9 +25,10 @@ from flask import Flask
 from sqlalchemy import select
 from werkzeug.test import TestResponse
 
-from hub import accounts, outbound
-from hub.accounts import OAuthClient
+from hub.accounts import clients
+from hub.accounts.clients import OAuthClient
 from hub.db import db
+from hub.outbox import webhook_fanout
 from tests.helpers import PARTICIPANT, Network, Partner
 
 PROBLEM_JSON = "application/problem+json"
@@ -67,7 +68,7 @@ def world(network: Network) -> World:
     moved = 1
     while moved:  # the outbox may hold other tests' events first
         with sender.app.app_context(), db.job_session() as session:
-            moved = outbound.fan_out(session)
+            moved = webhook_fanout.fan_out(session)
     deliveries = sender.get(f"/api/v1/webhook-endpoints/{endpoint['id']}/deliveries")
     delivery_id = str(deliveries.get_json()["items"][0]["id"])
     return World(sender, receiver, outsider, bystander, participant_id, response.get_json(),
@@ -496,7 +497,7 @@ def _expired_token(app: Flask, partner: Partner) -> str:
             select(OAuthClient).where(OAuthClient.client_id == partner.client_id)
         )
         assert client is not None
-        accounts.issue_token(session, client, value, client.scope, timedelta(seconds=-60))
+        clients.issue_token(session, client, value, client.scope, timedelta(seconds=-60))
     return value
 
 

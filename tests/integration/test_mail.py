@@ -1,4 +1,4 @@
-"""Outgoing mail (hub.mail): queued in the caller's transaction, sent after commit by the
+"""Outgoing mail (hub.outbox.mail): queued in the caller's transaction, sent after commit by the
 background sender through a transport, retried on a schedule, encrypted at rest.
 
 The database is shared by every test of a run, so each test uses addresses and dedupe keys of
@@ -28,9 +28,10 @@ from flask import Flask
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from hub import crypto, mail
+from hub import crypto
 from hub.db import utcnow
-from hub.mail import (
+from hub.outbox import mail
+from hub.outbox.mail import (
     FileTransport,
     OutgoingMail,
     PermanentMailError,

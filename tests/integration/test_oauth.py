@@ -7,7 +7,7 @@ from datetime import timedelta
 from flask import Flask
 from sqlalchemy import select
 
-from hub import accounts
+from hub.accounts import clients
 from hub.db import db, utcnow
 from tests.helpers import Network
 
@@ -16,14 +16,14 @@ def test_secrets_and_tokens_are_stored_only_as_digests(app: Flask, network: Netw
     partner = network.partner()
     token = partner.token
     with app.app_context():
-        client = db.session.scalar(select(accounts.OAuthClient)
-                                   .where(accounts.OAuthClient.client_id == partner.client_id))
+        client = db.session.scalar(select(clients.OAuthClient)
+                                   .where(clients.OAuthClient.client_id == partner.client_id))
         assert client is not None
         assert partner.client_secret not in client.secret_digest
-        assert client.secret_digest == accounts.digest(partner.client_secret)
-        stored = db.session.scalar(select(accounts.OAuthToken)
-                                   .where(accounts.OAuthToken.client_pk == client.id))
-        assert stored is not None and stored.token_digest == accounts.digest(token)
+        assert client.secret_digest == clients.digest(partner.client_secret)
+        stored = db.session.scalar(select(clients.OAuthToken)
+                                   .where(clients.OAuthToken.client_pk == client.id))
+        assert stored is not None and stored.token_digest == clients.digest(token)
 
 
 def test_an_expired_token_is_refused(app: Flask, network: Network) -> None:
@@ -31,7 +31,7 @@ def test_an_expired_token_is_refused(app: Flask, network: Network) -> None:
     token = partner.token
     assert partner.get("/api/v1/referrals").status_code == 200
     with app.app_context():
-        stored = accounts.find_token(db.session, token)
+        stored = clients.find_token(db.session, token)
         assert stored is not None
         stored.expires_at = utcnow() - timedelta(seconds=1)
         db.session.commit()
@@ -64,9 +64,9 @@ def test_a_revoked_client_gets_no_token_and_its_tokens_stop_working(app: Flask,
     partner = network.partner()
     token = partner.token
     with app.app_context():
-        client = db.session.scalar(select(accounts.OAuthClient)
-                                   .where(accounts.OAuthClient.client_id == partner.client_id))
-        accounts.revoke_client(db.session, client)
+        client = db.session.scalar(select(clients.OAuthClient)
+                                   .where(clients.OAuthClient.client_id == partner.client_id))
+        clients.revoke_client(db.session, client)
         db.session.commit()
     assert partner.get("/api/v1/referrals", token=token).status_code == 401
     assert partner.fetch_token().status_code == 401

@@ -20,12 +20,12 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from hub.accounts import SCOPES, OAuthClient
+from hub.accounts.clients import SCOPES, OAuthClient
+from hub.accounts.users import User
 from hub.db import db, utcnow
-from hub.directory import QUEBEC_REGIONS, Organization
-from hub.events import EventType
-from hub.mail import OutgoingMail
-from hub.users import User
+from hub.directory.organizations import QUEBEC_REGIONS, Organization
+from hub.events.types import EventType
+from hub.outbox.mail import OutgoingMail
 from tests.e2e.test_webhooks import deliver_all
 from tests.integration.test_portal_pages import consent_to, refer, register
 from tests.integration.test_portal_translations import _alike_in_both, _texts

@@ -13,9 +13,9 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from hub import users
+from hub.accounts import users
 from hub.db import db, utcnow
-from hub.mail import OutgoingMail
+from hub.outbox.mail import OutgoingMail
 from tests.hub_cli import run_hub
 from tests.portal import PASSWORD, Person, make_organization, make_user, text_of
 

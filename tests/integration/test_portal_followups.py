@@ -15,13 +15,13 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import select, update
 
-from hub import consent as consents
-from hub.access_log import PersonalDataRead
+from hub.accounts.users import User
+from hub.consent import consents as consents
+from hub.consent.access_log import PersonalDataRead
 from hub.db import db, utcnow
-from hub.directory_entries import Service, ServicePathway
+from hub.directory.entries import Service, ServicePathway
 from hub.events.store import Event
-from hub.referrals import Referral
-from hub.users import User
+from hub.referrals.legs import Referral
 from tests.integration.test_portal_pages import (
     Network,
     act,

@@ -15,11 +15,11 @@ import pytest
 from flask import Flask
 from sqlalchemy import select, update
 
+from hub.accounts.users import User
 from hub.db import db, utcnow
-from hub.directory import Organization
+from hub.directory.organizations import Organization
 from hub.events.store import Event
-from hub.referrals import Referral
-from hub.users import User
+from hub.referrals.legs import Referral
 from tests.portal import Person, ids_in, make_organization, make_user, text_of
 
 

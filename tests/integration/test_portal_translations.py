@@ -12,15 +12,16 @@ from babel.messages.pofile import read_po
 from flask import Flask
 from sqlalchemy import select
 
-from hub import consent
+from hub.consent import consents
 from hub.db import db
-from hub.directory import QUEBEC_REGIONS, Organization
+from hub.directory.organizations import QUEBEC_REGIONS, Organization
 from tests.integration.test_portal_pages import Network, consent_to, net, refer, register
 from tests.portal import Person, make_organization, make_user
 
 __all__ = ["net"]  # the fixture, shared with the page tests
 
-CATALOGUE = Path(__file__).resolve().parents[2] / "hub/translations/fr/LC_MESSAGES/messages.po"
+CATALOGUE = (Path(__file__).resolve().parents[2]
+             / "hub/portal/translations/fr/LC_MESSAGES/messages.po")
 _NODE = re.compile(r">([^<>]+)<")
 
 
@@ -44,7 +45,7 @@ def test_every_visible_string_differs_between_french_and_english(
     leg = refer(net.counsellor, participant, net.receiver)
     net.partner.post(f"/legs/{leg}/acknowledge")  # the charts then have a row to show
     with app.app_context():
-        [consent_id] = [c.id for c in consent.history(db.session, participant)]
+        [consent_id] = [c.id for c in consents.history(db.session, participant)]
     coordinator = Person.logged_in(app, make_user(
         app, make_organization(app, kind="coordination"), "coordinator", name="Nadia"))
     pages = [

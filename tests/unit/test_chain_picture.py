@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from hub.web.chains import picture
+from hub.portal.chains import picture
 
 
 def _step(leg: str, status: str, after: str | None, at: str, to: uuid.UUID,

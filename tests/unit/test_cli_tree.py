@@ -26,7 +26,7 @@ WIDTH = 100
 
 # Modules the listing must not need: building the app, the models, the API's schemas, OAuth,
 # outbound HTTP, migrations, the scheduler.
-HEAVY_MODULES = ("hub.models", "hub.db", "hub.api", "hub.web", "flask_smorest", "marshmallow",
+HEAVY_MODULES = ("hub.models", "hub.db", "hub.api", "hub.portal", "flask_smorest", "marshmallow",
                  "sqlalchemy", "sqlalchemy.orm", "authlib", "httpx", "alembic", "apscheduler")
 
 

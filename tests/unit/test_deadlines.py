@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from hub.deadlines import add_business_days, deadline, is_business_day
+from hub.followups.deadlines import add_business_days, deadline, is_business_day
 
 
 def test_weekends_and_quebec_holidays_are_not_business_days() -> None:

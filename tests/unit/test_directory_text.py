@@ -1,6 +1,6 @@
 """Folding for the directory search: French text typed with or without accents matches."""
 
-from hub.directory_text import fold, search_words
+from hub.directory.text import fold, search_words
 
 
 def test_accents_case_and_punctuation_fold_away() -> None:

@@ -12,7 +12,7 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 
 from hub.adapters.fhir import TASK_STATUS, referral_bundle, task_id
-from hub.directory import Organization
+from hub.directory.organizations import Organization
 from tests.fhir_schema import fhir_r4_errors
 
 SENDER, RECEIVER = uuid.uuid4(), uuid.uuid4()

@@ -11,8 +11,8 @@ from datetime import UTC, date, datetime
 import pytest
 
 from hub.adapters.hsds import NotHsds, entry_from_hsds, organization_to_hsds
-from hub.directory import Organization
-from hub.directory_edit import apply_entry
+from hub.directory.editing import apply_entry
+from hub.directory.organizations import Organization
 from tests.hsds_schemas import hsds_errors
 
 ENTRY = {

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from hub import lifecycle
-from hub.lifecycle import Action, NotYourTurn, Party, Status, TransitionRefused, next_status
+from hub.referrals import lifecycle
+from hub.referrals.lifecycle import (
+    Action,
+    NotYourTurn,
+    Party,
+    Status,
+    TransitionRefused,
+    next_status,
+)
 
-# The diagram of DESIGN §2, written out independently of hub.lifecycle.TRANSITIONS.
+# The diagram of DESIGN §2, written out independently of hub.referrals.lifecycle.TRANSITIONS.
 EXPECTED = {
     ("sent", "acknowledge"): "acknowledged",
     ("sent", "decline"): "declined",

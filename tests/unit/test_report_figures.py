@@ -3,7 +3,13 @@ withheld so that no participant can be singled out."""
 
 from typing import Any
 
-from hub.reports import CSV_COLUMNS, median, percentile, report_rows, suppress_small_counts
+from hub.referrals.reports import (
+    CSV_COLUMNS,
+    median,
+    percentile,
+    report_rows,
+    suppress_small_counts,
+)
 
 
 def test_median_and_percentile() -> None:

@@ -25,7 +25,7 @@ def extracted(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
 
 @pytest.mark.parametrize("language", ["fr", "en"])
 def test_the_catalogue_translates_every_message(extracted: set[str], language: str) -> None:
-    path = ROOT / "hub" / "translations" / language / "LC_MESSAGES" / "messages.po"
+    path = ROOT / "hub" / "portal" / "translations" / language / "LC_MESSAGES" / "messages.po"
     with path.open("rb") as source:
         catalogue = read_po(source)
     translated = {m.id for m in catalogue if m.id and m.string and not m.fuzzy}
@@ -40,7 +40,7 @@ SPELLED_THE_SAME = {"Action", "Actions", "Administration", "Description", "Explo
 
 def test_french_is_french() -> None:
     """The French catalogue is not a copy of the English one."""
-    path = ROOT / "hub" / "translations" / "fr" / "LC_MESSAGES" / "messages.po"
+    path = ROOT / "hub" / "portal" / "translations" / "fr" / "LC_MESSAGES" / "messages.po"
     with path.open("rb") as source:
         catalogue = [m for m in read_po(source) if m.id]
     same = {m.id for m in catalogue if m.string == m.id}

@@ -1,0 +1,305 @@
+"""Portal users: people who log in with an email and a password, each in one organization with
+one role, and what keeps their accounts safe (argon2 hashes, lockout, single-use reset links).
+
+Failed logins are rows in the database, not counters in memory, so the lockout holds across
+web processes and restarts.  Reset tokens are 256-bit random values stored as SHA-256 digests
+(like OAuth secrets in `hub.accounts.clients`): the link in the mail is the only copy.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import ForeignKey, Index, String, delete, func, select
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+
+from hub.accounts.callers import Caller, user_caller
+from hub.accounts.clients import digest
+from hub.db import Base, utcnow
+from hub.directory.organizations import Organization
+
+
+class Role(StrEnum):
+    COUNSELLOR = "counsellor"
+    PARTNER_STAFF = "partner_staff"
+    COORDINATOR = "coordinator"
+    ORG_ADMIN = "org_admin"
+    HUB_ADMIN = "hub_admin"
+
+
+# Roles that send referrals, answer them, and watch the network. An organization admin does
+# the work of both sides of its organization; a hub admin is a coordinator of the hub.
+SENDING_ROLES = frozenset({Role.COUNSELLOR, Role.ORG_ADMIN})
+RECEIVING_ROLES = frozenset({Role.PARTNER_STAFF, Role.COUNSELLOR, Role.ORG_ADMIN})
+MONITORING_ROLES = frozenset({Role.COORDINATOR, Role.HUB_ADMIN})
+# Roles that only make sense in a coordination body, and roles that never do.
+COORDINATION_ROLES = MONITORING_ROLES
+
+MIN_PASSWORD_LENGTH = 12
+# Lockout: this many failures for one email within the window locks it for the window.
+MAX_FAILURES = 5
+FAILURE_WINDOW = timedelta(minutes=15)
+# Rate limit: attempts from one address within the window, whatever the emails tried.
+MAX_ATTEMPTS_PER_ADDRESS = 30
+RESET_VALIDITY = timedelta(hours=1)
+# An invitation is a reset link that lasts longer: the person may read the mail days later.
+INVITE_VALIDITY = timedelta(days=7)
+
+_hasher = PasswordHasher()
+# Verified when the email is unknown, so a wrong email costs as long as a wrong password.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"), index=True)
+    # Stored lower-cased: one account per address, however it is typed.
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(5), default="fr")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disabled_at: Mapped[datetime | None]
+
+    organization: Mapped[Organization] = relationship(lazy="joined")
+
+    @property
+    def caller(self) -> Caller:
+        return user_caller(self.id, self.organization_id, self.organization.is_coordinator)
+
+    def __repr__(self) -> str:  # never the address nor the hash
+        return f"<User {self.id} role={self.role}>"
+
+
+class LoginFailure(Base):
+    """One failed login, kept for the lockout and rate-limit windows only."""
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(254))
+    address: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_login_failures_email_at", "email", "at"),
+                      Index("ix_login_failures_address_at", "address", "at"))
+
+
+class PasswordReset(Base):
+    __tablename__ = "password_resets"
+
+    token_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class LoginRefused(Exception):
+    """Why a login did not go through: `invalid` (wrong email or password, or a disabled
+    account: the same answer, so nobody learns which), `locked`, or `rate_limited`."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class WeakPassword(Exception):
+    minimum: int = MIN_PASSWORD_LENGTH
+
+    def __str__(self) -> str:
+        return f"A password needs at least {self.minimum} characters."
+
+
+class UserRefused(ValueError):
+    """A user change the rules refuse: `reason` names which rule (`email`, `email_taken`,
+    `role`, `role_unfit`, `self`), the message says it in English for the command line."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def _check_strength(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise WeakPassword()
+
+
+def create_user(session: Session, *, organization: Organization, email: str, role: str,
+                password: str, name: str = "", language: str = "fr") -> User:
+    """Add a portal user; ValueError for an unknown role, a role unfit for the organization,
+    a malformed or taken email; WeakPassword for a short password."""
+    email = normalize_email(email)
+    if "@" not in email or len(email) > 254 or any(c.isspace() for c in email):
+        raise UserRefused("email", f"Not an email address: {email!r}.")
+    check_role_fits(organization, role)
+    if session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise UserRefused("email_taken", f"A user with the email {email} already exists.")
+    _check_strength(password)
+    user = User(id=uuid.uuid4(), organization_id=organization.id, organization=organization,
+                email=email, name=name.strip() or email.split("@")[0], role=role,
+                password_hash=_hasher.hash(password), language=language)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def check_role_fits(organization: Organization, role: str) -> None:
+    """Coordination roles only in a coordination body, the other roles only elsewhere."""
+    if role not in set(Role):
+        raise UserRefused("role", f"Unknown role {role!r}; one of: {', '.join(Role)}.")
+    if (Role(role) in COORDINATION_ROLES) != organization.is_coordinator:
+        raise UserRefused("role_unfit",
+            f"The role {role} is for {'coordination bodies' if role in COORDINATION_ROLES else 'member organizations'}; "  # noqa: E501
+            f"{organization.name} is {'a coordination body' if organization.is_coordinator else 'a member organization'}."  # noqa: E501
+        )
+
+
+def invite_user(session: Session, *, organization: Organization, email: str, role: str,
+                name: str = "", language: str = "fr", now: datetime | None = None
+                ) -> tuple[User, str]:
+    """Add a user who chooses their own password through a single-use link (the token
+    returned, valid `INVITE_VALIDITY`); until then the account has a random password that
+    nobody knows."""
+    now = now or utcnow()
+    user = create_user(session, organization=organization, email=email, role=role,
+                       password=secrets.token_urlsafe(32), name=name, language=language)
+    token = secrets.token_urlsafe(32)
+    session.add(PasswordReset(token_digest=digest(token), user_id=user.id, created_at=now,
+                              expires_at=now + INVITE_VALIDITY))
+    session.flush()
+    return user, token
+
+
+def _check_not_self(user: User, by: User) -> None:
+    # An administrator who demotes or disables themself may leave nobody to undo it.
+    if user.id == by.id:
+        raise UserRefused("self", "Administrators do not change their own role or access.")
+
+
+def change_role(session: Session, user: User, role: str, *, by: User) -> None:
+    """Give `user` another role fit for their organization."""
+    _check_not_self(user, by)
+    check_role_fits(user.organization, role)
+    user.role = role
+    session.flush()
+
+
+def set_disabled(session: Session, user: User, disabled: bool, *, by: User,
+                 now: datetime | None = None) -> None:
+    """Disable (no login, every session ends at its next request: see `active_user`) or
+    enable an account; pending reset links stop working when disabled."""
+    _check_not_self(user, by)
+    now = now or utcnow()
+    user.disabled_at = now if disabled else None
+    if disabled:
+        for reset in session.scalars(select(PasswordReset).where(
+                PasswordReset.user_id == user.id, PasswordReset.used_at.is_(None))):
+            reset.used_at = now
+    session.flush()
+
+
+def authenticate(session: Session, email: str, password: str, *, address: str,
+                 now: datetime | None = None) -> User:
+    """The user with this email and password, or LoginRefused.  Every failure is recorded;
+    the caller commits it even though the login failed."""
+    now = now or utcnow()
+    email = normalize_email(email)[:254]
+    since = now - FAILURE_WINDOW
+    session.execute(delete(LoginFailure).where(LoginFailure.at < since))  # keep it small
+    by_address = session.scalar(select(func.count()).select_from(LoginFailure).where(
+        LoginFailure.address == address, LoginFailure.at >= since))
+    if by_address >= MAX_ATTEMPTS_PER_ADDRESS:
+        raise LoginRefused("rate_limited")
+    by_email = session.scalar(select(func.count()).select_from(LoginFailure).where(
+        LoginFailure.email == email, LoginFailure.at >= since))
+    if by_email >= MAX_FAILURES:
+        _fail(session, email, address, now)
+        raise LoginRefused("locked")
+    user = session.scalar(select(User).where(User.email == email))
+    try:
+        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        _fail(session, email, address, now)
+        raise LoginRefused("invalid") from None
+    if user is None or user.disabled_at is not None:
+        _fail(session, email, address, now)
+        raise LoginRefused("invalid")
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    session.execute(delete(LoginFailure).where(LoginFailure.email == email))
+    return user
+
+
+def _fail(session: Session, email: str, address: str, now: datetime) -> None:
+    session.add(LoginFailure(email=email, address=address[:64], at=now))
+    session.flush()
+
+
+def active_user(session: Session, user_id: uuid.UUID) -> User | None:
+    user = session.get(User, user_id)
+    return user if user is not None and user.disabled_at is None else None
+
+
+def start_password_reset(session: Session, email: str, *, now: datetime | None = None
+                         ) -> tuple[User, str] | None:
+    """A single-use reset token for the active user with this email (None when there is no
+    such user: the page says the same either way)."""
+    now = now or utcnow()
+    user = session.scalar(select(User).where(User.email == normalize_email(email)[:254]))
+    if user is None or user.disabled_at is not None:
+        return None
+    token = secrets.token_urlsafe(32)
+    session.add(PasswordReset(token_digest=digest(token), user_id=user.id, created_at=now,
+                              expires_at=now + RESET_VALIDITY))
+    session.flush()
+    return user, token
+
+
+def reset_target(session: Session, token: str, now: datetime | None = None) -> PasswordReset | None:
+    """The unused, unexpired reset of this token, if any."""
+    reset = session.get(PasswordReset, digest(token))
+    if reset is None or reset.used_at is not None or reset.expires_at <= (now or utcnow()):
+        return None
+    return reset
+
+
+def reset_password(session: Session, token: str, password: str,
+                   now: datetime | None = None) -> User | None:
+    """Set a new password with a reset token, once; None if the link is unknown, used or
+    expired. Other reset links of the user stop working too, and the lockout is lifted."""
+    now = now or utcnow()
+    reset = reset_target(session, token, now)
+    if reset is None:
+        return None
+    _check_strength(password)
+    user = session.get(User, reset.user_id)
+    if user is None or user.disabled_at is not None:
+        return None
+    user.password_hash = _hasher.hash(password)
+    for other in session.scalars(select(PasswordReset).where(
+            PasswordReset.user_id == user.id, PasswordReset.used_at.is_(None))):
+        other.used_at = now
+    session.execute(delete(LoginFailure).where(LoginFailure.email == user.email))
+    session.flush()
+    return user
+
+
+def names_of(session: Session, user_ids: set[uuid.UUID]) -> dict[uuid.UUID, User]:
+    if not user_ids:
+        return {}
+    return {u.id: u for u in session.scalars(select(User).where(User.id.in_(user_ids)))}

@@ -1,0 +1,247 @@
+"""Who may see what: the one place where personal data is given or withheld, per reader.
+
+Every representation of a participant or a leg that leaves the hub (API responses, the event
+feed, webhook payloads, portal pages) is built here, from the state at the moment it is built.
+Nothing personal is copied into events at send time, so nothing goes stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Uuid, bindparam, select
+from sqlalchemy.orm import Session
+
+from hub.accounts.callers import Caller
+from hub.consent import access_log, consents
+from hub.db import iso_utc
+from hub.errors import NotFound
+from hub.referrals.legs import OPEN_STATUSES, Referral, chain_of, receives_open_leg, snapshot
+from hub.referrals.participants import Participant
+
+# What an organization other than the participant's sees of a consent event.
+SHARED_CONSENT_FIELDS = ("id", "participant_id", "purpose", "status", "granted_at",
+                         "expires_at", "withdrawn_at", "expired_at")
+
+
+def pseudonym(participant_id: uuid.UUID, key: bytes) -> str:
+    """A stable reference for coordinators: the same person, never who they are."""
+    mac = hmac.new(key, participant_id.bytes, hashlib.sha256).hexdigest()
+    return f"P-{mac[:16]}"
+
+
+# Which of these participants have an open leg to this organization: a page's question, built
+# once (building a statement costs about as much Python as running it).
+_OPEN_LEG_HOLDERS = select(Referral.participant_id).where(
+    Referral.participant_id.in_(bindparam("participant_ids", expanding=True)),
+    Referral.to_organization_id == bindparam("organization_id", type_=Uuid()),
+    Referral.status.in_(OPEN_STATUSES),
+).distinct()
+
+
+def may_read_personal_data(session: Session, caller: Caller, participant: Participant,
+                           leg: Referral | None = None) -> bool:
+    """`readable_participants` for one person: the rule is written there.
+
+    `leg`, when the caller is looking at one, saves a query if it is that open leg; the answers
+    read with a leg the caller changes (`referrals.leg_to_change`) save the others.
+    """
+    return participant.id in readable_participants(session, caller, (participant,),
+                                                   (leg,) if leg is not None else ())
+
+
+def readable_participants(session: Session, caller: Caller, participants: Iterable[Participant],
+                          legs: Iterable[Referral] = ()) -> set[uuid.UUID]:
+    """The ids of `participants` whose personal data `caller` may read: the registering
+    organization always; a receiving organization while it holds an open leg for the
+    participant and consent covers it; coordinators never.
+
+    For a whole page at once: a query for open legs and one for consents, not two per person,
+    and none for what is known already: `legs` the caller is looking at (an open one it
+    receives), the open legs and consent read with the leg it changes in this transaction.
+    """
+    chosen = {participant.id: participant for participant in participants}
+    readable = {pid for pid, p in chosen.items() if p.organization_id == caller.organization_id}
+    if caller.is_coordinator:
+        return readable
+    others = [pid for pid in chosen if pid not in readable]
+    if not others:
+        return readable
+    holders = {leg.participant_id for leg in legs
+               if leg.to_organization_id == caller.organization_id
+               and leg.status in OPEN_STATUSES}
+    unknown = []
+    for pid in others:
+        if pid in holders:
+            continue
+        known = receives_open_leg(session, caller.organization_id, pid)
+        if known is None:
+            unknown.append(pid)
+        elif known:
+            holders.add(pid)
+    if unknown:
+        holders.update(session.scalars(_OPEN_LEG_HOLDERS, {
+            "participant_ids": unknown, "organization_id": caller.organization_id}))
+    candidates = [chosen[pid] for pid in others if pid in holders]
+    if candidates:
+        readable |= consents.covered_among(session, candidates, caller.organization_id,
+                                          "referral_sharing")
+    return readable
+
+
+def note_read_ahead(session: Session, caller: Caller, leg: Referral) -> None:
+    """Log now the read of the participant's data that showing `leg` to `caller` will make,
+    when it is already certain: the caller is the participant's organization, or receives this
+    open leg and consent covers it (asked with the leg: see `referrals.leg_to_change`).
+
+    Called by the use cases that answer with the leg they changed, before they append the
+    event, so that on PostgreSQL the read is written by that statement.  The rendering decides
+    again and logs nothing twice; any other read is logged when it is rendered.
+    """
+    participant = leg.participant
+    certain = participant.organization_id == caller.organization_id or (
+        not caller.is_coordinator and leg.to_organization_id == caller.organization_id
+        and leg.status in OPEN_STATUSES)
+    if certain and may_read_personal_data(session, caller, participant, leg):
+        access_log.note_read(session, caller, participant.id)
+
+
+def visible_participant(session: Session, caller: Caller, participant_id: uuid.UUID,
+                        *, lock: bool = False) -> Participant:
+    """The participant if the caller may read their personal data; else NotFound.
+
+    `lock` takes the participant's lock with the load (see `consent.locked_participant`).
+    """
+    participant = (consents.locked_participant(session, participant_id) if lock
+                   else session.get(Participant, participant_id))
+    if participant is None or not may_read_personal_data(session, caller, participant):
+        raise NotFound("participant", participant_id)
+    return participant
+
+
+def referable_participant(session: Session, caller: Caller, participant_id: uuid.UUID
+                          ) -> Participant | None:
+    """The participant if the caller may send them a referral: its own, or one it received.
+
+    Loaded with the participant's lock, which the consent check of the send needs anyway.
+    """
+    try:
+        return visible_participant(session, caller, participant_id, lock=True)
+    except NotFound:
+        return None
+
+
+def participant_view(participant: Participant, *, entitled: bool, coordinator: bool,
+                     key: bytes) -> dict[str, Any]:
+    if coordinator and not entitled:
+        return {"reference": pseudonym(participant.id, key), "redacted": True}
+    if not entitled:
+        return {"id": str(participant.id), "redacted": True}
+    return {
+        "id": str(participant.id),
+        "organization_id": str(participant.organization_id),
+        "given_name": participant.given_name,
+        "family_name": participant.family_name,
+        "preferred_language": participant.preferred_language,
+        "email": participant.email,
+        "phone": participant.phone,
+        "birth_year": participant.birth_year,
+        "region": participant.region,
+        "created_at": iso_utc(participant.created_at),
+        "redacted": False,
+    }
+
+
+@dataclass
+class Reader:
+    """One reader (caller) rendering many legs: remembers entitlement per participant."""
+
+    session: Session
+    caller: Caller
+    key: bytes
+    _entitled: dict[uuid.UUID, bool] = field(default_factory=dict)
+
+    def entitled(self, participant: Participant, leg: Referral | None = None) -> bool:
+        """Whether this reader is shown the participant's personal data; a yes is logged."""
+        if participant.id not in self._entitled:
+            entitled = may_read_personal_data(self.session, self.caller, participant, leg)
+            self._entitled[participant.id] = entitled
+            if entitled:
+                access_log.note_read(self.session, self.caller, participant.id)
+        return self._entitled[participant.id]
+
+    def entitle_page(self, legs: Iterable[Referral]) -> None:
+        """Decide at once for the participants of a page of legs (see
+        `readable_participants`); `entitled` then answers from memory."""
+        legs = list(legs)
+        participants = {leg.participant.id: leg.participant for leg in legs}
+        undecided = [p for pid, p in participants.items() if pid not in self._entitled]
+        if not undecided:
+            return
+        readable = readable_participants(self.session, self.caller, undecided, legs)
+        for participant in undecided:
+            self._entitled[participant.id] = participant.id in readable
+            if participant.id in readable:
+                access_log.note_read(self.session, self.caller, participant.id)
+
+    def participant(self, participant: Participant) -> dict[str, Any]:
+        return participant_view(
+            participant, entitled=self.entitled(participant),
+            coordinator=self.caller.is_coordinator, key=self.key,
+        )
+
+    def consent_event(self, data: dict[str, Any]) -> dict[str, Any]:
+        """A consent event's data for this reader, decided now:
+        - the participant's organization sees the whole consent;
+        - another organization sees what concerns it (not whom else the person trusts), and
+          is told to erase its copy when an ending leaves it uncovered;
+        - coordinators get the participant's pseudonym instead of the id.
+        """
+        state = dict(data["consent"])
+        participant_id = uuid.UUID(state["participant_id"])
+        participant = self.session.get(Participant, participant_id)
+        view: dict[str, Any] = {}
+        if participant is not None and participant.organization_id == self.caller.organization_id:
+            view["consent"] = state
+        else:
+            view["consent"] = {k: state[k] for k in SHARED_CONSENT_FIELDS if k in state}
+        if self.caller.is_coordinator:
+            view["consent"].pop("participant_id", None)
+            view["consent"]["participant_reference"] = pseudonym(participant_id, self.key)
+        if "erase_personal_data" in data:  # a withdrawal or an expiry
+            view["erase_personal_data"] = participant is not None and not consents.covers(
+                self.session, participant, self.caller.organization_id, "referral_sharing")
+        return view
+
+    def referral(self, referral: Referral, *, state: dict[str, Any] | None = None,
+                 with_chain: bool = False) -> dict[str, Any]:
+        """The leg as this reader may see it; `state` is an event's snapshot to show instead
+        of the current state (history shows each event's state, today's redaction)."""
+        participant = referral.participant
+        entitled = self.entitled(participant, referral)
+        is_party = referral.party_of(self.caller.organization_id) is not None
+        view = dict(state if state is not None else snapshot(referral))
+        view["participant"] = self.participant(participant)
+        if not is_party or (self.caller.is_coordinator and not entitled):
+            view.pop("participant_id", None)
+        view["reason_for_referral"] = referral.reason_for_referral if entitled else None
+        view["needs"] = list(referral.needs or []) if entitled else []
+        if with_chain:
+            view["chain"] = [
+                {
+                    "id": str(leg.id),
+                    "from_organization_id": str(leg.from_organization_id),
+                    "to_organization_id": str(leg.to_organization_id),
+                    "status": leg.status,
+                    "forwarded_from": str(leg.forwarded_from) if leg.forwarded_from else None,
+                    "created_at": iso_utc(leg.created_at),
+                    "updated_at": iso_utc(leg.updated_at),
+                }
+                for leg in chain_of(self.session, referral)
+            ]
+        return view

@@ -1,0 +1,38 @@
+"""Registering the portal: the participant check-in (`/suivi/<token>`), reached without an
+account from a link in a mail, and the portal where counsellors, receiving partners and
+coordinators log in to do their work: each page module registers a blueprint here."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from hub.followups.checkins import DEFAULT_PUBLIC_URL, set_public_url
+from hub.portal import (
+    admin,
+    admin_clients,
+    admin_directory,
+    admin_users,
+    admin_webhooks,
+    auth,
+    charts,
+    checkin,
+    common,
+    consents,
+    i18n,
+    legs,
+    network,
+    receiving,
+    sending,
+)
+
+
+def init_app(app: Flask) -> None:
+    """Register the pages, and tell the scheduled checks where participants reach them."""
+    settings = app.config["HUB_SETTINGS"]
+    set_public_url(getattr(settings, "public_url", DEFAULT_PUBLIC_URL))
+    app.register_blueprint(checkin.blp)
+    i18n.init_app(app)
+    common.init_app(app)
+    for module in (auth, sending, consents, receiving, legs, network, charts, admin,
+                   admin_directory, admin_users, admin_clients, admin_webhooks):
+        app.register_blueprint(module.blp)

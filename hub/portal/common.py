@@ -1,0 +1,298 @@
+"""What every portal page shares: who is logged in, which roles may open a page, CSRF,
+security headers, the session's expiry, and domain errors as plain messages in the user's
+language.
+
+The portal calls the same use cases as the API (`hub.referrals.legs`, `hub.consent.consents`, ...) with a
+user caller (`hub.accounts.callers.user_caller`), so the rules are the API's and the events name the
+person who acted.  Writes are committed by the app's one commit per request
+(`hub.api._commit`): only when the answer is not an error, so a refused form changes nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
+
+from hub.accounts.callers import Caller
+from hub.accounts.clients import digest
+from hub.accounts.users import User, WeakPassword, active_user
+from hub.consent import consents
+from hub.db import db, utcnow
+from hub.errors import ConcurrentChange, Invalid, NotAllowed, NotFound, VersionMismatch
+from hub.portal import labels
+from hub.referrals import lifecycle
+from hub.referrals.participants import PossibleDuplicate
+
+log = logging.getLogger(__name__)
+
+csrf = CSRFProtect()
+
+# Styles from the hub's own files only, no script at all (none is needed), nothing framed.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",  # pages hold personal data: not kept by the browser
+}
+HSTS = "max-age=31536000; includeSubDomains"
+
+
+def portal_blueprint(name: str, import_name: str) -> Blueprint:
+    """A blueprint of portal pages: CSRF on every form, security headers on every answer."""
+    blueprint = Blueprint(name, import_name)
+    blueprint.before_request(_before)
+    blueprint.after_request(_secure)
+    blueprint.register_error_handler(Exception, _failure)
+    return blueprint
+
+
+def _before() -> Response | None:
+    _load_user()
+    csrf.protect()
+    return None
+
+
+def _load_user() -> None:
+    """The logged-in user, if the session is still valid: not idle for too long, and made
+    with the current password (a password reset ends every other session)."""
+    g.user = None
+    user_id = session.get("user_id")
+    if not user_id:
+        return
+    now = utcnow()
+    idle = timedelta(minutes=current_app.config["HUB_SETTINGS"].session_minutes)
+    seen = session.get("seen_at")
+    user = active_user(db.session, uuid.UUID(user_id))
+    if (user is None or seen is None or now - datetime.fromisoformat(seen) > idle
+            or session.get("password") != _password_mark(user)):
+        _forget_user()
+        g.session_expired = True
+        return
+    session["seen_at"] = now.isoformat()
+    g.user = user
+
+
+def _password_mark(user: User) -> str:
+    return digest(user.password_hash)[:16]
+
+
+def log_in(user: User) -> None:
+    language = session.get("lang")
+    session.clear()  # a new session for the new identity (no fixation)
+    session.permanent = True
+    session.update(user_id=str(user.id), seen_at=utcnow().isoformat(),
+                   password=_password_mark(user))
+    if language:
+        session["lang"] = language
+
+
+def _forget_user() -> None:
+    language = session.get("lang")
+    session.clear()
+    if language:
+        session["lang"] = language
+
+
+log_out = _forget_user
+
+
+def current_user() -> User:
+    return g.user
+
+
+def caller() -> Caller:
+    return g.user.caller
+
+
+def login_required(*roles: Iterable[str] | str
+                   ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Guard a page: a logged-in user holding one of `roles` (any role if none named)."""
+    allowed: set[str] = set()
+    for role in roles:
+        allowed |= {role} if isinstance(role, str) else set(role)
+
+    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if g.get("user") is None:
+                if g.get("session_expired"):
+                    flash(_("Your session has expired. Log in again."), "info")
+                return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+            if allowed and g.user.role not in allowed:
+                return page("portal/message.html", 403, title=_("Not available"),
+                            message=_("Your role does not give access to this page."))
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def safe_next(target: str | None, default: str) -> str:
+    """Where to go after login: a path of this site only (no scheme, host or `//`)."""
+    if not target:
+        return default
+    parts = urlsplit(target)
+    if (parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//")
+            or "\\" in target or any(ord(c) < 32 for c in target)):
+        return default
+    return target
+
+
+def page(template: str, status: int = 200, **values: Any) -> Response:
+    return Response(render_template(template, **values), status=status, mimetype="text/html")
+
+
+def form_uuid(name: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(request.form.get(name, ""))
+    except ValueError:
+        return None
+
+
+def form_version() -> int | None:
+    raw = request.form.get("version", "")
+    return int(raw) if raw.isdigit() and len(raw) <= 18 else None
+
+
+# --- errors as plain messages ------------------------------------------------------------
+
+FIELD_MESSAGES = {
+    "reason": lambda: _("Choose a reason."),
+    "outcome": lambda: _("Choose an outcome."),
+    "stage": lambda: _("Entrepreneurship referrals need a stage; other pathways have none."),
+    "to_organization_id": lambda: _(
+        "Choose another organization of the directory: not your own, not a coordination body."),
+    "organization_ids": lambda: _(
+        "Name the organizations the participant agrees to, or choose the whole network."),
+    "expires_at": lambda: _("The expiry date must be in the future."),
+    "participant_id": lambda: _("Your organization may not refer this participant."),
+    "forwarded_from": lambda: _("That leg is not one of this participant's."),
+}
+
+
+def message_of(error: Exception) -> str:
+    """A domain refusal in words the user can act on, in their language."""
+    if isinstance(error, lifecycle.TransitionRefused):
+        allowed = ", ".join(labels.label("action", a) for a in error.allowed)
+        return _("This referral is now “%(status)s”: that is no longer possible. %(allowed)s",
+                 status=labels.label("status", error.status),
+                 allowed=_("Possible now: %(actions)s.", actions=allowed) if allowed
+                 else _("The referral is closed."))
+    if isinstance(error, lifecycle.NotYourTurn):
+        if error.party is lifecycle.Party.SENDER:
+            return _("Only the sending organization may do this.")
+        return _("Only the receiving organization may do this.")
+    if isinstance(error, consents.ConsentRequired):
+        return _("The participant's consent does not cover this organization. Record their "
+                 "consent to share the referral with it first.")
+    if isinstance(error, consents.ConsentNotActive):
+        return _("This consent is no longer active.")
+    if isinstance(error, VersionMismatch | ConcurrentChange):
+        return _("Someone changed this referral at the same moment. Here it is as it is now; "
+                 "try again if still needed.")
+    if isinstance(error, NotFound):
+        return _("Not found, or not visible to your organization.")
+    if isinstance(error, NotAllowed):
+        return _("Your organization may not do this.")
+    if isinstance(error, Invalid):
+        return " ".join(FIELD_MESSAGES[name]() if name in FIELD_MESSAGES
+                        else _("Some fields are invalid.") for name in error.errors)
+    if isinstance(error, PossibleDuplicate):
+        return _("Your organization already registered a person with the same names, birth "
+                 "year and contact.")
+    if isinstance(error, WeakPassword):
+        return _("A password needs at least %(n)d characters.", n=error.minimum)
+    return _("Something failed on the hub's side; nothing was changed. Try again later.")
+
+
+DOMAIN_ERRORS = (lifecycle.TransitionRefused, lifecycle.NotYourTurn, consents.ConsentRequired,
+                 consents.ConsentNotActive, VersionMismatch, ConcurrentChange, NotFound,
+                 NotAllowed, Invalid, PossibleDuplicate, WeakPassword)
+STATUS_OF = {lifecycle.TransitionRefused: 409, lifecycle.NotYourTurn: 403,
+             consents.ConsentRequired: 409, consents.ConsentNotActive: 409,
+             VersionMismatch: 409, ConcurrentChange: 409, NotFound: 404, NotAllowed: 403,
+             Invalid: 422, PossibleDuplicate: 409, WeakPassword: 422}
+
+
+def status_of(error: Exception) -> int:
+    return next((s for kind, s in STATUS_OF.items() if isinstance(error, kind)), 500)
+
+
+def _failure(error: Exception) -> Response:
+    """An HTML page in the user's language, never a trace nor the API's JSON."""
+    db.session.rollback()
+    if isinstance(error, CSRFError):
+        return page("portal/message.html", 400, title=_("Form expired"),
+                    message=_("This form has expired. Go back, reload the page and try again."))
+    if isinstance(error, HTTPException) and error.code and error.code < 500:
+        if error.code == 404:
+            return page("portal/message.html", 404, title=_("Not found"),
+                        message=_("Not found, or not visible to your organization."))
+        return page("portal/message.html", error.code, title=_("Request refused"),
+                    message=_("The request could not be understood."))
+    if isinstance(error, DOMAIN_ERRORS):
+        return page("portal/message.html", status_of(error), title=_("Not possible"),
+                    message=message_of(error))
+    log.exception("portal page failed on %s %s", request.method, request.path)
+    return page("portal/message.html", 500, title=_("Error"), message=message_of(error))
+
+
+def _secure(response: Response) -> Response:
+    response.headers.update(SECURITY_HEADERS)
+    if current_app.config["HUB_SETTINGS"].is_production:
+        response.headers["Strict-Transport-Security"] = HSTS
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Sessions in signed cookies (secure in production), CSRF checked by the portal only:
+    the API authenticates with bearer tokens and the check-in link with its token."""
+    settings = app.config["HUB_SETTINGS"]
+    app.config.update(
+        SESSION_COOKIE_NAME="maillage_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.is_production,
+        PERMANENT_SESSION_LIFETIME=timedelta(minutes=settings.session_minutes),
+        WTF_CSRF_CHECK_DEFAULT=False,
+        WTF_CSRF_TIME_LIMIT=None,  # the session's expiry bounds it
+        WTF_CSRF_SSL_STRICT=settings.is_production,
+    )
+    csrf.init_app(app)
+    app.jinja_env.filters["uuid"] = uuid.UUID
+    app.jinja_env.globals["label"] = labels.label  # macros are imported without context
+
+    @app.context_processor
+    def _portal_values() -> dict[str, Any]:
+        from flask_babel import get_locale
+
+        return {"user": g.get("user"),
+                "lang": str(get_locale() or "fr")}

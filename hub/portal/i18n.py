@@ -1,0 +1,59 @@
+"""Languages of the portal: French by default, English too (Flask-Babel).
+
+The language is, in order: the one the person chose with the switch (kept in the session),
+their account's, their browser's, else French.  Catalogues live in `hub/portal/translations`; the
+Makefile compiles them (`make translations`) before the hub runs or is tested.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Flask, g, request, session
+from flask_babel import Babel
+
+LANGUAGES = ("fr", "en")
+DEFAULT_LANGUAGE = "fr"
+TIME_ZONE = "America/Toronto"  # Québec's time (America/Montreal is an alias of it)
+TRANSLATIONS = Path(__file__).resolve().parent / "translations"
+
+babel = Babel()
+log = logging.getLogger(__name__)
+
+
+def current_language() -> str:
+    chosen = session.get("lang")
+    if chosen in LANGUAGES:
+        return chosen
+    user = g.get("user")
+    if user is not None and user.language in LANGUAGES:
+        return user.language
+    return request.accept_languages.best_match(LANGUAGES, default=DEFAULT_LANGUAGE)
+
+
+def compile_catalogues(directory: Path = TRANSLATIONS) -> None:
+    """Compile each `messages.po` whose `.mo` is missing or older (`make translations` does
+    the same); a read-only installation that ships compiled catalogues skips this."""
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
+    for po in directory.glob("*/LC_MESSAGES/messages.po"):
+        mo = po.with_suffix(".mo")
+        if mo.exists() and mo.stat().st_mtime >= po.stat().st_mtime:
+            continue
+        try:
+            with po.open("rb") as source:
+                catalogue = read_po(source)
+            with mo.open("wb") as target:
+                write_mo(target, catalogue)
+        except OSError as error:
+            log.warning("cannot compile %s: %s", po, error)
+
+
+def init_app(app: Flask) -> None:
+    compile_catalogues()
+    app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT_LANGUAGE)
+    app.config.setdefault("BABEL_DEFAULT_TIMEZONE", TIME_ZONE)
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))
+    babel.init_app(app, locale_selector=current_language, timezone_selector=lambda: TIME_ZONE)

@@ -1,0 +1,189 @@
+"""One leg, seen by either side: its state, deadlines, timeline (each event, who, when), the
+participant's chain, and the actions the user's organization may take on it now, each a
+small form posted to `/legs/<id>/<action>` and carried out by `hub.referrals.legs.transition`."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from datetime import datetime
+from typing import Any
+
+from flask import flash, redirect, request, url_for
+from flask_babel import gettext as _
+from sqlalchemy import select
+from werkzeug import Response
+
+from hub.accounts.users import RECEIVING_ROLES, SENDING_ROLES, names_of
+from hub.api.common import pseudonym_key
+from hub.consent.visibility import Reader
+from hub.db import db, utcnow
+from hub.directory.organizations import Organization, OrganizationKind
+from hub.events.feed import subject_history
+from hub.portal import chains
+from hub.portal.common import (
+    DOMAIN_ERRORS,
+    caller,
+    current_user,
+    form_uuid,
+    form_version,
+    login_required,
+    message_of,
+    page,
+    portal_blueprint,
+    status_of,
+)
+from hub.referrals import legs as referrals
+from hub.referrals import lifecycle, redirection
+from hub.referrals.legs import Referral
+from hub.referrals.lifecycle import Action, Party, Status
+
+blp = portal_blueprint("legs", __name__)
+
+# The deadline that applies in each open status (`hub.api.handoffs` uses the same).
+DEADLINE_OF_STATUS = {"sent": "acknowledge_by", "acknowledged": "decide_by",
+                      "accepted": "start_by"}
+USER_ACTIONS = tuple(a for a in Action if a is not Action.EXPIRE)
+
+
+def current_deadline(leg: Referral) -> datetime | None:
+    column = DEADLINE_OF_STATUS.get(leg.status)
+    return getattr(leg, column) if column else None
+
+
+def organization_names(ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    if not ids:
+        return {}
+    return dict(db.session.execute(
+        select(Organization.id, Organization.name).where(Organization.id.in_(ids))).all())
+
+
+def leg_rows(legs: list[Referral], now: datetime, reader: Reader | None = None
+             ) -> list[dict[str, Any]]:
+    """What a list shows of each leg: who, where, status, the deadline now and whether it is
+    past; the participant's name only when the reader is entitled to it."""
+    names = organization_names({leg.from_organization_id for leg in legs}
+                               | {leg.to_organization_id for leg in legs})
+    if reader is not None:
+        reader.entitle_page(legs)
+    rows = []
+    for leg in legs:
+        due = current_deadline(leg)
+        who = None
+        if reader is not None and reader.entitled(leg.participant, leg):
+            who = f"{leg.participant.given_name} {leg.participant.family_name}"
+        rows.append({"id": leg.id, "status": leg.status, "pathway": leg.pathway,
+                     "priority": leg.priority, "cancel_reason": leg.cancel_reason,
+                     "created_at": leg.created_at,
+                     "updated_at": leg.updated_at, "due": due,
+                     "overdue": due is not None and due < now,
+                     "from": names.get(leg.from_organization_id, ""),
+                     "to": names.get(leg.to_organization_id, ""), "participant": who})
+    return rows
+
+
+def _actor_names(events: list[Any]) -> dict[str, str]:
+    user_ids = set()
+    for event in events:
+        if event.actor.startswith("user:"):
+            with contextlib.suppress(ValueError):
+                user_ids.add(uuid.UUID(event.actor.removeprefix("user:")))
+    people = names_of(db.session, user_ids)
+    named = {f"user:{uid}": f"{user.name} ({user.organization.name})"
+             for uid, user in people.items()}
+    for event in events:
+        if event.actor in named:
+            continue
+        if event.actor.startswith("client:"):
+            named[event.actor] = _("Partner system")
+        elif event.actor.startswith("user:"):
+            named[event.actor] = _("Portal user")
+        else:
+            named[event.actor] = _("The hub")
+    return named
+
+
+def _leg_page(referral_id: uuid.UUID, status: int = 200, error: str | None = None) -> Response:
+    session = db.session
+    who = caller()
+    leg = referrals.visible_referral(session, who, referral_id)
+    reader = Reader(session, who, pseudonym_key())
+    view = reader.referral(leg, with_chain=True)
+    party = leg.party_of(who.organization_id)
+    role = current_user().role
+    actions: list[str] = []
+    may_act = {Party.RECEIVER: RECEIVING_ROLES, Party.SENDER: SENDING_ROLES}
+    if party is not None and role in may_act.get(party, ()):
+        actions = [a.value for a in lifecycle.allowed_actions(Status(leg.status), party)
+                   if a is not Action.EXPIRE]
+    events = subject_history(session, leg.subject)
+    names = organization_names({leg.from_organization_id, leg.to_organization_id}
+                               | {uuid.UUID(c["from_organization_id"]) for c in view["chain"]}
+                               | {uuid.UUID(c["to_organization_id"]) for c in view["chain"]})
+    actors = _actor_names(events)
+    timeline = [{"type": e.type, "time": e.time, "actor": actors[e.actor],
+                 "status": (e.data.get("referral") or {}).get("status")} for e in events]
+    forward_to = []
+    if Action.FORWARD.value in actions:
+        forward_to = list(session.execute(
+            select(Organization.id, Organization.name)
+            .where(Organization.kind != OrganizationKind.COORDINATION.value,
+                   Organization.id != who.organization_id)
+            .order_by(Organization.name).limit(200)).all())
+    now = utcnow()
+    due = current_deadline(leg)
+    # A leg of someone registered elsewhere is redirected while their consent still covers
+    # the user's organization (`hub.referrals.redirection`), from a form of its own (`sending`).
+    may_redirect = (role in SENDING_ROLES
+                    and redirection.may_redirect(session, leg, who.organization_id))
+    onward = may_redirect and redirection.registered_elsewhere(leg, who)
+    if onward:
+        may_redirect = redirection.still_trusted(session, who, leg)
+    return page("portal/leg.html", status, leg=view,
+                participant_id=leg.participant_id,
+                chain=chains.picture(view["chain"], names, current=str(leg.id)),
+                may_redirect=may_redirect, onward=onward,
+                names=names, timeline=timeline,
+                actions=actions, error=error, due=due, overdue=due is not None and due < now,
+                party=party.value if party else None, forward_to=forward_to,
+                decline_reasons=list(lifecycle.DeclineReason), outcomes=list(lifecycle.Outcome),
+                cancel_reasons=list(referrals.CALLER_CANCEL_REASONS),
+                created_at=leg.created_at, updated_at=leg.updated_at,
+                deadlines={"acknowledge_by": leg.acknowledge_by, "decide_by": leg.decide_by,
+                           "start_by": leg.start_by})
+
+
+@blp.get("/legs/<uuid:referral_id>")
+@login_required()
+def detail(referral_id: uuid.UUID) -> Response:
+    return _leg_page(referral_id)
+
+
+@blp.post("/legs/<uuid:referral_id>/<action>")
+@login_required(SENDING_ROLES | RECEIVING_ROLES)
+def act(referral_id: uuid.UUID, action: str) -> Response:
+    """Carry out one lifecycle action; a refusal shows the leg again with the reason."""
+    if action not in {a.value for a in USER_ACTIONS}:
+        return _leg_page(referral_id, 404, _("Unknown action."))
+    chosen = Action(action)
+    form = request.form
+    try:
+        leg = referrals.transition(
+            db.session, caller(), referral_id, chosen, expected_version=form_version(),
+            note=form.get("note") or None, reason=form.get("reason") or None,
+            outcome=form.get("outcome") or None,
+            to_organization_id=form_uuid("to_organization_id"))
+    except DOMAIN_ERRORS as error:
+        db.session.rollback()
+        return _leg_page(referral_id, status_of(error), message_of(error))
+    flash(_("Done: %(action)s.", action=_past_label(chosen)), "success")
+    return redirect(url_for("legs.detail", referral_id=leg.id))
+
+
+def _past_label(action: Action) -> str:
+    return {
+        Action.ACKNOWLEDGE: _("acknowledged"), Action.ACCEPT: _("accepted"),
+        Action.DECLINE: _("declined"), Action.START: _("first contact recorded"),
+        Action.COMPLETE: _("completed"), Action.FORWARD: _("forwarded"),
+        Action.CANCEL: _("cancelled"),
+    }.get(action, action.value)

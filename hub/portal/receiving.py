@@ -1,0 +1,48 @@
+"""The receiving partner's inbox: inbound legs, open ones by default, urgent first then newest,
+overdue ones marked; each opens on its page with the actions of the moment (`hub.portal.legs`)."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import request
+from sqlalchemy import select, tuple_
+from werkzeug import Response
+
+from hub.accounts.users import RECEIVING_ROLES
+from hub.api.common import aware_datetime, pseudonym_key
+from hub.consent.visibility import Reader
+from hub.db import db, utcnow
+from hub.portal import paging
+from hub.portal.common import caller, login_required, page, portal_blueprint
+from hub.portal.legs import leg_rows
+from hub.referrals.legs import Referral
+
+blp = portal_blueprint("receiving", __name__)
+
+
+@blp.get("/inbox")
+@login_required(RECEIVING_ROLES)
+def inbox() -> Response:
+    """A page of inbound legs; `after` (the previous page's last row) moves on in keyset order,
+    read along the index of open legs (`ix_referrals_open_inbox`)."""
+    closed = request.args.get("closed") == "1"
+    query = select(Referral).where(
+        Referral.to_organization_id == caller().organization_id,
+        Referral.closed_at.is_not(None) if closed else Referral.closed_at.is_(None))
+    if closed:
+        key = (Referral.closed_at, Referral.id)
+        after = paging.position(aware_datetime, uuid.UUID)
+    else:
+        # "urgent" sorts after "routine": descending puts urgent first, in the index's order.
+        key = (Referral.priority, Referral.created_at, Referral.id)
+        after = paging.position(str, aware_datetime, uuid.UUID)
+    if after:
+        query = query.where(tuple_(*key) < tuple_(*after))
+    legs = list(db.session.scalars(
+        query.order_by(*(column.desc() for column in key)).limit(paging.PAGE_SIZE + 1)))
+    legs, next_page = paging.cut(legs, lambda leg: (
+        (leg.closed_at, leg.id) if closed else (leg.priority, leg.created_at, leg.id)))
+    rows = leg_rows(legs, utcnow(), Reader(db.session, caller(), pseudonym_key()))
+    return page("portal/inbox.html", legs=rows, closed=closed, next_page=next_page,
+                first_page=paging.first_page())

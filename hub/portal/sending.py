@@ -1,0 +1,344 @@
+"""The sending counsellor's pages: find or register a participant, record their consent,
+refer them to an organization of the directory, follow the outbound legs, and redirect one
+(also a leg forwarded for a participant another organization registered)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import flash, redirect, request, url_for
+from flask_babel import gettext as _
+from sqlalchemy import select, tuple_
+from werkzeug import Response
+from werkzeug.datastructures import MultiDict
+
+from hub.accounts.users import SENDING_ROLES
+from hub.api.common import aware_datetime, pseudonym_key
+from hub.api.consents import ConsentIn
+from hub.api.participants import ParticipantIn
+from hub.api.referrals import ReferralIn
+from hub.consent import consents as consent
+from hub.consent.visibility import Reader
+from hub.db import db, utcnow
+from hub.directory import search
+from hub.directory.organizations import QUEBEC_REGIONS, Capacity, Organization, OrganizationKind
+from hub.errors import Invalid, NotFound
+from hub.portal import chains, forms, paging
+from hub.portal.common import caller, login_required, message_of, page, portal_blueprint
+from hub.portal.legs import leg_rows
+from hub.referrals import legs as referrals
+from hub.referrals import participants, redirection
+from hub.referrals.legs import Referral
+from hub.referrals.lifecycle import Pathway, Priority, Stage
+from hub.referrals.participants import Participant, PossibleDuplicate
+
+blp = portal_blueprint("sending", __name__)
+
+PARTICIPANTS_SHOWN = 200
+DIRECTORY_SHOWN = 100
+
+
+def _reader() -> Reader:
+    return Reader(db.session, caller(), pseudonym_key())
+
+
+def _own_participant(participant_id: uuid.UUID) -> Participant:
+    return consent.own_participant(db.session, caller(), participant_id)
+
+
+@blp.get("/participants")
+@login_required(SENDING_ROLES)
+def participant_list() -> Response:
+    """The organization's participants, newest first, filtered by name or contact.
+
+    Names are encrypted at rest, so the filter runs here on the latest ones, not in SQL."""
+    query = request.args.get("q", "").strip().casefold()
+    reader = _reader()
+    found = []
+    for participant in db.session.scalars(
+            select(Participant).where(Participant.organization_id == caller().organization_id)
+            .order_by(Participant.created_at.desc()).limit(PARTICIPANTS_SHOWN)):
+        text = " ".join(filter(None, (participant.given_name, participant.family_name,
+                                      participant.email, participant.phone))).casefold()
+        if query and query not in text:
+            continue
+        found.append(reader.participant(participant))
+    return page("portal/participants.html", participants=found, q=request.args.get("q", ""))
+
+
+@blp.route("/participants/new", methods=["GET", "POST"])
+@login_required(SENDING_ROLES)
+def participant_new() -> Response:
+    values = request.form if request.method == "POST" else {}
+    if request.method == "GET":
+        return page("portal/participant_new.html", values=values, bad=set(),
+                    regions=QUEBEC_REGIONS)
+    data, bad = forms.load(ParticipantIn(), request.form)
+    if data is None:
+        return page("portal/participant_new.html", 422, values=values, bad=bad,
+                    regions=QUEBEC_REGIONS, error=_("Check the fields marked below."))
+    try:
+        participant = participants.register_participant(
+            db.session, organization_id=caller().organization_id, **data)
+    except PossibleDuplicate as duplicate:
+        reader = _reader()
+        return page("portal/participant_new.html", 409, values=values, bad=set(),
+                    regions=QUEBEC_REGIONS, error=message_of(duplicate),
+                    duplicates=[reader.participant(p) for p in duplicate.matches])
+    flash(_("Participant registered."), "success")
+    return redirect(url_for("sending.participant_detail", participant_id=participant.id))
+
+
+@blp.get("/participants/<uuid:participant_id>")
+@login_required(SENDING_ROLES)
+def participant_detail(participant_id: uuid.UUID) -> Response:
+    participant = _own_participant(participant_id)
+    reader = _reader()
+    now = utcnow()
+    consents = consent.history(db.session, participant.id)
+    organizations = _organization_names(
+        {o for c in consents for o in c.organization_ids})
+    legs = list(db.session.scalars(
+        select(Referral).where(Referral.participant_id == participant.id)
+        .order_by(Referral.created_at.desc())))
+    names = _organization_names({leg.from_organization_id for leg in legs}
+                                | {leg.to_organization_id for leg in legs})
+    return page("portal/participant.html", participant=reader.participant(participant),
+                chains=chains.picture(chains.steps_of(legs), names),
+                consents=[{"consent": c, "status": c.status(now).value,
+                           "organizations": [organizations.get(o, str(o))
+                                             for o in c.organization_ids]} for c in consents],
+                legs=leg_rows(legs, now))
+
+
+@blp.route("/participants/<uuid:participant_id>/consents/new", methods=["GET", "POST"])
+@login_required(SENDING_ROLES)
+def consent_new(participant_id: uuid.UUID) -> Response:
+    participant = _own_participant(participant_id)
+    directory = _directory(exclude=caller().organization_id)
+    values: Any = request.form if request.method == "POST" else {
+        "organization_ids": request.args.getlist("organization_ids")}
+    context = {"participant": _reader().participant(participant), "directory": directory,
+               "values": values, "chosen": set(request.form.getlist("organization_ids")
+                                               if request.method == "POST"
+                                               else request.args.getlist("organization_ids")),
+               "purposes": list(consent.Purpose), "evidences": list(consent.Evidence)}
+    if request.method == "GET":
+        return page("portal/consent_new.html", bad=set(), **context)
+    data, bad = forms.load(ConsentIn(), request.form)
+    if data is None:
+        return page("portal/consent_new.html", 422, bad=bad,
+                    error=_("Check the fields marked below."), **context)
+    try:
+        consent.grant(db.session, caller(), participant.id, **data)
+    except Invalid as invalid:
+        db.session.rollback()
+        return page("portal/consent_new.html", 422, bad=set(invalid.errors),
+                    error=message_of(invalid), **context)
+    flash(_("Consent recorded."), "success")
+    return redirect(url_for("sending.participant_detail", participant_id=participant.id))
+
+
+@blp.route("/participants/<uuid:participant_id>/refer", methods=["GET", "POST"])
+@login_required(SENDING_ROLES)
+def refer(participant_id: uuid.UUID) -> Response:
+    """Choose the receiving organization from the directory, filtered by region, kind,
+    capacity and the pathway its services serve; each one shows whether the participant's
+    consent covers it, before sending.
+
+    With `redirect_from` (a leg of this participant that was declined, expired or is still
+    waiting), the form comes prefilled from that leg and filtered to partners of the same
+    region and pathway with room; sending redirects (`hub.referrals.redirection`)."""
+    participant = _own_participant(participant_id)
+    previous = _leg_to_redirect(participant, request.args.get("redirect_from"))
+    previous_view = _reader().referral(previous) if previous is not None else None
+    filters = {name: request.args.get(name, "") for name in FILTERS}
+    if previous is not None and not any(name in request.args for name in FILTERS):
+        filters = {"region": _region_of(previous.to_organization_id), "kind": "",
+                   "capacity": Capacity.OPEN.value, "pathway": previous.pathway}
+    directory = _directory(exclude=caller().organization_id, **filters)
+    if previous is not None:
+        directory = [e for e in directory if e["id"] != previous.to_organization_id]
+    for entry in directory:
+        entry["covered"] = consent.covers(db.session, participant, entry["id"],
+                                          consent.Purpose.REFERRAL_SHARING)
+    context = {"participant": _reader().participant(participant), "directory": directory,
+               "filters": filters, "regions": QUEBEC_REGIONS,
+               "kinds": [k for k in OrganizationKind if k != OrganizationKind.COORDINATION],
+               "capacities": list(Capacity), "pathways": list(Pathway),
+               "stages": list(Stage), "priorities": list(Priority),
+               "previous": previous_view,
+               "previous_to": previous and _organization_names(
+                   {previous.to_organization_id}).get(previous.to_organization_id),
+               "values": request.form if request.method == "POST"
+               else _prefilled(previous_view, filters)}
+    if request.method == "GET":
+        return page("portal/refer.html", bad=set(), **context)
+    form = request.form.copy()
+    form.setlist("needs", forms.lines(request.form.get("needs")))
+    form["participant_id"] = str(participant.id)
+    data, bad = forms.load(ReferralIn(), form)
+    if data is None:
+        return page("portal/refer.html", 422, bad=bad,
+                    error=_("Check the fields marked below."), **context)
+    if previous is not None:
+        data.pop("participant_id")
+        data.pop("forwarded_from", None)
+        leg = redirection.redirect_referral(db.session, caller(), previous.id, **data)
+        flash(_("Referral redirected."), "success")
+    else:
+        leg = referrals.send_referral(db.session, caller(), **data)
+        flash(_("Referral sent."), "success")
+    return redirect(url_for("legs.detail", referral_id=leg.id))
+
+
+FILTERS = ("region", "kind", "capacity", "pathway")
+
+
+@blp.route("/legs/<uuid:referral_id>/redirect", methods=["GET", "POST"])
+@login_required(SENDING_ROLES)
+def redirect_onward(referral_id: uuid.UUID) -> Response:
+    """Redirect a leg the organization sent of a participant another organization registered
+    (it received the person and forwarded them): `hub.referrals.redirection` says when.
+
+    The form shows only what the organization may see: no name, no reason or needs (they go
+    with the new leg unchanged, to a receiver the consent covers), and no mark of which
+    organizations the consent covers, which is the person's to tell: the refusal names only
+    the organization chosen, as the API's answer to a forward does."""
+    who = caller()
+    previous = redirection.leg_to_redirect(db.session, who, referral_id)
+    if not redirection.registered_elsewhere(previous, who):
+        return redirect(url_for("sending.refer", participant_id=previous.participant_id,
+                                redirect_from=previous.id))
+    if not redirection.still_trusted(db.session, who, previous):
+        return page("portal/message.html", 409, title=_("Redirect the referral"),
+                    message=_no_longer_trusted())
+    previous_view = _reader().referral(previous)
+    filters = {name: request.args.get(name, "") for name in FILTERS}
+    if not any(name in request.args for name in FILTERS):
+        filters = {"region": _region_of(previous.to_organization_id), "kind": "",
+                   "capacity": Capacity.OPEN.value, "pathway": previous.pathway}
+    directory = [e for e in _directory(exclude=who.organization_id, **filters)
+                 if e["id"] != previous.to_organization_id]
+    context = {"participant": previous_view["participant"], "directory": directory,
+               "filters": filters, "regions": QUEBEC_REGIONS,
+               "kinds": [k for k in OrganizationKind if k != OrganizationKind.COORDINATION],
+               "capacities": list(Capacity), "pathways": list(Pathway),
+               "stages": list(Stage), "priorities": list(Priority), "onward": True,
+               "previous": previous_view,
+               "previous_to": _organization_names({previous.to_organization_id}).get(
+                   previous.to_organization_id),
+               "values": request.form if request.method == "POST" else {
+                   "pathway": previous.pathway, "priority": previous.priority,
+                   "stage": previous.stage or ""}}
+    if request.method == "GET":
+        return page("portal/refer.html", bad=set(), **context)
+    form = {name: request.form.get(name, "") for name in
+            ("to_organization_id", "pathway", "priority", "stage")}
+    data, bad = forms.load(ReferralIn(), MultiDict(
+        {**form, "participant_id": str(previous.participant_id)}))
+    if data is None:
+        return page("portal/refer.html", 422, bad=bad,
+                    error=_("Check the fields marked below."), **context)
+    try:
+        leg = redirection.redirect_referral(
+            db.session, who, previous.id, to_organization_id=data["to_organization_id"],
+            pathway=data["pathway"], priority=data.get("priority", "routine"),
+            stage=data.get("stage"))
+    except consent.ConsentRequired as refused:
+        db.session.rollback()
+        message = (_no_longer_trusted() if refused.organization_id == who.organization_id
+                   else _("The participant's consent does not cover this organization. Only "
+                          "the organization that registered the participant records their "
+                          "consent: choose another organization, or ask it."))
+        return page("portal/refer.html", 409, bad={"to_organization_id"}, error=message,
+                    **context)
+    flash(_("Referral redirected."), "success")
+    return redirect(url_for("legs.detail", referral_id=leg.id))
+
+
+def _no_longer_trusted() -> str:
+    return _("The participant's consent no longer covers your organization: you may not "
+             "redirect them. The organization that registered them may refer them again.")
+
+
+def _leg_to_redirect(participant: Participant, raw: str | None) -> Referral | None:
+    """The participant's leg named by `redirect_from`, if the user's organization may
+    redirect it now (else the page refuses, in words, what the use case would refuse)."""
+    if not raw:
+        return None
+    try:
+        leg_id = uuid.UUID(raw)
+    except ValueError:
+        raise NotFound("referral", raw) from None
+    leg = redirection.leg_to_redirect(db.session, caller(), leg_id)
+    if leg.participant_id != participant.id:
+        raise NotFound("referral", leg_id)
+    return leg
+
+
+def _region_of(organization_id: uuid.UUID) -> str:
+    organization = db.session.get(Organization, organization_id)
+    return organization.region if organization else ""
+
+
+def _prefilled(previous: dict[str, Any] | None, filters: dict[str, str]) -> dict[str, str]:
+    """A redirect starts from the previous leg's answers (as this reader may see them); a
+    pathway filter sets the pathway."""
+    if previous is None:
+        return {"pathway": filters.get("pathway", "")}
+    return {"pathway": previous["pathway"], "priority": previous["priority"],
+            "stage": previous.get("stage") or "",
+            "reason_for_referral": previous.get("reason_for_referral") or "",
+            "needs": "\n".join(previous.get("needs") or [])}
+
+
+@blp.get("/outbound")
+@login_required(SENDING_ROLES)
+def outbound() -> Response:
+    """The organization's outbound legs, open ones or closed ones, newest first, overdue
+    marked; a page at a time in keyset order (`after`: the previous page's last row)."""
+    now = utcnow()
+    closed = request.args.get("closed") == "1"
+    query = select(Referral).where(
+        Referral.from_organization_id == caller().organization_id,
+        Referral.closed_at.is_not(None) if closed else Referral.closed_at.is_(None))
+    after = paging.position(aware_datetime, uuid.UUID)
+    if after:
+        query = query.where(tuple_(Referral.created_at, Referral.id) < tuple_(*after))
+    legs = list(db.session.scalars(
+        query.order_by(Referral.created_at.desc(), Referral.id.desc())
+        .limit(paging.PAGE_SIZE + 1)))
+    legs, next_page = paging.cut(legs, lambda leg: (leg.created_at, leg.id))
+    reader = _reader()
+    return page("portal/outbound.html", legs=leg_rows(legs, now, reader), closed=closed,
+                next_page=next_page, first_page=paging.first_page())
+
+
+def _organization_names(ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    if not ids:
+        return {}
+    return dict(db.session.execute(
+        select(Organization.id, Organization.name).where(Organization.id.in_(ids))).all())
+
+
+def _directory(*, exclude: uuid.UUID, region: str = "", kind: str = "",
+               capacity: str = "", pathway: str = "") -> list[dict[str, Any]]:
+    """Organizations that may receive referrals, by name, with the chosen filters (region and
+    pathway served as the directory's search reads them: `hub.directory.search`)."""
+    query = (select(Organization)
+             .where(Organization.kind != OrganizationKind.COORDINATION.value,
+                    Organization.id != exclude)
+             .order_by(Organization.name).limit(DIRECTORY_SHOWN))
+    if region:
+        query = query.where(search.in_region(region))
+    if kind:
+        query = query.where(Organization.kind == kind)
+    if capacity:
+        query = query.where(Organization.capacity == capacity)
+    if pathway:
+        query = query.where(search.serving(pathway))
+    return [{"id": o.id, "name": o.name, "kind": o.kind, "region": o.region,
+             "region_name": QUEBEC_REGIONS.get(o.region, o.region), "capacity": o.capacity}
+            for o in db.session.scalars(query)]
