@@ -37,8 +37,11 @@ test: $(STAMP) translations
 		HUB_TEST_CHROMIUM="$$(bash scripts/test-browser.sh)" HUB_REQUIRE_BROWSER=1 \
 		env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest $(PYTEST_ARGS)
 
+## Style, the import contract (pyproject.toml: imports run one way) and the type check
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 ## Lifecycle throughput and latency against gunicorn+PostgreSQL and hub run+SQLite
 bench: $(STAMP)

@@ -14,7 +14,7 @@ enforcement.  For that request alone,
 - `hub.consent.consents.lock_participant` does nothing (no participant row lock),
 - `hub.consent.access_log.note_read` records nothing (no access-log INSERT before the commit),
 - `hub.consent.consents.locked_participant` is a plain load (`session.get`, no FOR UPDATE),
-- `hub.referrals.legs.leg_to_change` is `hub.referrals.legs.visible_referral` (the leg loaded without
+- `hub.referrals.handoffs.leg_to_change` is `hub.referrals.legs.visible_referral` (the leg loaded without
   the consent question asked inside that query).
 Redaction itself still runs in both modes: the API renders every leg through
 `hub.consent.visibility.Reader` (entitlement per reader, the open-leg check, the redacted or full
@@ -24,7 +24,7 @@ replace the module attributes at import: `hub.consent.visibility` calls `consent
 `access_log.note_read` through the module, and `covers` and `require_referral_sharing` look
 `covered_among` and `lock_participant` up as globals of `hub.consent.consents`, i.e. in the same module
 dictionary, at call time; `hub.consent.visibility` calls `consent.locked_participant`, and
-`hub.referrals.legs.transition` calls `leg_to_change`, the same way.  Never serve this app to
+`hub.referrals.handoffs.transition` calls `leg_to_change`, the same way.  Never serve this app to
 anyone: the header turns consent enforcement off.
 
 Serve it like `hub.wsgi:app`, e.g. `gunicorn bench.baseline_app:app`, with the hub's
@@ -45,7 +45,7 @@ from hub import create_app
 from hub.adapters.oauth import current_oauth_token, require_scope
 from hub.consent import access_log, consents
 from hub.db import UTCDateTime, db, utcnow
-from hub.referrals import legs
+from hub.referrals import handoffs, legs
 from hub.referrals.participants import Participant
 
 CONSENT_SWITCH = "X-Bench-Consent"
@@ -101,7 +101,7 @@ access_log.note_read = _unless_consent_off(access_log.note_read, None)
 consents.locked_participant = _unless_consent_off(
     consents.locked_participant, None,
     instead=lambda session, participant_id: session.get(Participant, participant_id))
-legs.leg_to_change = _unless_consent_off(legs.leg_to_change, None,
+handoffs.leg_to_change = _unless_consent_off(handoffs.leg_to_change, None,
                                               instead=legs.visible_referral)
 
 

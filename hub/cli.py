@@ -432,12 +432,13 @@ def data_group() -> None:
 @with_appcontext
 def data_rotate_keys() -> None:
     """Re-encrypt personal data with the first key of HUB_DATA_KEYS (then old keys can go)."""
+    from hub import models
     from hub.consent import key_rotation
     from hub.db import db
 
     with db.job_session() as session:
         total = key_rotation.rotate_all(
-            session, lambda column, done: click.echo(f"{column}: {done} re-encrypted", err=True))
+            session, models.Base.metadata, lambda column, done: click.echo(f"{column}: {done} re-encrypted", err=True))
     click.echo(f"{total} values re-encrypted with the current key.")
 
 

@@ -54,6 +54,9 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime()}
 
 
+MAX_ID = 2**63 - 1  # the largest integer id a database column holds (BIGINT)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

@@ -17,7 +17,7 @@ from hub.accounts import clients, users
 from hub.accounts.callers import Caller
 from hub.consent import consents
 from hub.directory.organizations import Organization, create_organization
-from hub.referrals.legs import send_referral, transition
+from hub.referrals.handoffs import send_referral, transition
 from hub.referrals.lifecycle import Action
 from hub.referrals.participants import register_participant
 

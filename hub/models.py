@@ -6,8 +6,7 @@ from hub.api.idempotency import IdempotentResponse
 from hub.consent.access_log import PersonalDataRead
 from hub.consent.consents import Consent, ConsentEnding, ConsentNote, ConsentOrganization
 from hub.db import Base
-from hub.directory.entries import Contact, Location, Service, ServicePathway
-from hub.directory.organizations import Organization
+from hub.directory.organizations import Contact, Location, Organization, Service, ServicePathway
 from hub.events.store import Event, EventAudience, OutboxEntry
 from hub.followups.checkins import ParticipantCheckin
 from hub.followups.digests import QueuedMiss

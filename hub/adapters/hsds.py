@@ -15,8 +15,15 @@ from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
 
-from hub.directory.entries import Contact, Location, Service
-from hub.directory.organizations import QUEBEC_REGIONS, Capacity, Organization, OrganizationKind
+from hub.directory.organizations import (
+    QUEBEC_REGIONS,
+    Capacity,
+    Contact,
+    Location,
+    Organization,
+    OrganizationKind,
+    Service,
+)
 
 HSDS_VERSION = "3.0"
 EXTENSION = "x_maillage"

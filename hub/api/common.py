@@ -13,7 +13,7 @@ from flask import current_app, request
 from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
 from hub.api.problems import Problem
-from hub.db import db, iso_utc
+from hub.db import MAX_ID, db, iso_utc
 from hub.errors import ConcurrentChange
 
 MAX_LIMIT = 500
@@ -88,7 +88,6 @@ def aware_datetime(value: str) -> datetime:
         raise ValueError("out of range") from error
 
 
-MAX_ID = 2**63 - 1  # the largest id a database column holds
 
 
 def bounded_int(value: str) -> int:

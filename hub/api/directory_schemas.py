@@ -6,7 +6,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from hub.api.common import Input, PageArgs, Timestamp
 from hub.directory import organizations
-from hub.directory.entries import ContactChannel
+from hub.directory.organizations import ContactChannel
 from hub.followups.deadlines import is_time_zone
 from hub.followups.policies import PATHWAYS
 

@@ -26,7 +26,7 @@ from hub.api.referrals import ReferralOut, leg_response
 from hub.db import db, utcnow
 from hub.directory.organizations import Organization
 from hub.outbox.webhook_fanout import EndpointRegistration
-from hub.referrals import legs, lifecycle
+from hub.referrals import handoffs, legs, lifecycle
 from webhooks import endpoints, signing
 from webhooks.models import Endpoint, EndpointStatus
 
@@ -120,7 +120,7 @@ class InboundWebhook(MethodView):
             raise Problem(422, "Invalid request", "Some fields are invalid; see `errors`.",
                           slug="validation", errors=invalid.messages) from None
         action = lifecycle.Action(body["action"])
-        leg = retrying(lambda: legs.transition(
+        leg = retrying(lambda: handoffs.transition(
             db.session, caller, body["referral_id"], action, note=body["note"],
             reason=body["reason"], outcome=body["outcome"],
             to_organization_id=body["to_organization_id"],

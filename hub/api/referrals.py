@@ -32,7 +32,7 @@ from hub.db import db
 from hub.errors import Invalid
 from hub.events.envelope import render_events
 from hub.events.feed import subject_history
-from hub.referrals import legs, lifecycle
+from hub.referrals import handoffs, legs, lifecycle
 from hub.referrals.lifecycle import Action
 
 blp = Blueprint(
@@ -195,7 +195,7 @@ class Referrals(MethodView):
     @blp.response(201, ReferralOut)
     def post(self, body: dict[str, Any]) -> Any:
         """Create a referral leg and send it to the receiving organization."""
-        referral = legs.send_referral(db.session, current_caller(), **body)
+        referral = handoffs.send_referral(db.session, current_caller(), **body)
         return leg_response(referral, 201, with_chain=True)
 
     @require_scope("referrals:read")
@@ -283,7 +283,7 @@ def _transition_view(action: Action) -> Callable[..., Any]:
     def view(body: dict[str, Any], referral_id: uuid.UUID) -> Any:
         caller = current_caller()
         version = expected_version()
-        leg = retrying(lambda: legs.transition(
+        leg = retrying(lambda: handoffs.transition(
             db.session, caller, referral_id, action, expected_version=version,
             note=body.get("note"), reason=body.get("reason"), outcome=body.get("outcome"),
             to_organization_id=body.get("to_organization_id"),

@@ -42,6 +42,7 @@ from hub.directory.organizations import Organization
 from hub.errors import Invalid, NotAllowed, NotFound
 from hub.events.store import record
 from hub.events.types import EventType
+from hub.referrals import legs
 from hub.referrals.participants import Participant
 
 DEFAULT_VALIDITY = timedelta(days=365)  # "12 months" (DESIGN §5)
@@ -451,8 +452,6 @@ def end(session: Session, consent: Consent, kind: ConsentStatus, caller: Caller 
     From then on `covers()` is false for those organizations, so every payload built for them
     (API, feed, webhook) carries only opaque ids.
     """
-    from hub.referrals import legs  # referrals call this module's seam: imported late
-
     participant = session.get(Participant, consent.participant_id)
     assert participant is not None
     actor = caller.actor if caller else "scheduler"

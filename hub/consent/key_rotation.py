@@ -2,37 +2,37 @@
 
 Put the new key first in HUB_DATA_KEYS, keep the old ones after it, run this: every encrypted
 value not yet under the first key is re-encrypted with it.  Then the old keys can be dropped.
-The encrypted columns are found in the models themselves, so a new one is never forgotten.
+The encrypted columns are found in the models themselves (`hub.models`, passed by `hub data
+rotate-keys`), so a new one is never forgotten.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from sqlalchemy import Column, Table, Text, cast, select, update
+from sqlalchemy import Column, MetaData, Table, Text, cast, select, update
 from sqlalchemy.orm import Session
 
 from hub import crypto
-from hub.db import Base
 
 BATCH = 500
 
 
-def encrypted_columns() -> Iterator[tuple[Table, Column]]:  # type: ignore[type-arg]
-    import hub.models  # noqa: F401  (every table registered)
-
-    for table in Base.metadata.sorted_tables:
+def encrypted_columns(metadata: MetaData) -> Iterator[tuple[Table, Column]]:  # type: ignore[type-arg]
+    """Every encrypted column of `metadata`'s tables: give it the whole schema's
+    (`hub.models`), so a new encrypted column is never forgotten."""
+    for table in metadata.sorted_tables:
         for column in table.columns:
             if isinstance(column.type, crypto.EncryptedText | crypto.EncryptedJSON):
                 yield table, column
 
 
-def rotate_all(session: Session, progress: Callable[[str, int], None] = lambda _t, _n: None
-               ) -> int:
+def rotate_all(session: Session, metadata: MetaData,
+               progress: Callable[[str, int], None] = lambda _t, _n: None) -> int:
     """Re-encrypt with the current key whatever is not under it yet; returns how many values."""
     keyring = crypto.current()
     total = 0
-    for table, column in encrypted_columns():
+    for table, column in encrypted_columns(metadata):
         key_columns = list(table.primary_key.columns)
         raw = cast(column, Text)  # the token as stored, not decrypted
         rows = session.execute(select(*key_columns, raw).where(column.is_not(None)))

@@ -49,7 +49,7 @@ def may_read_personal_data(session: Session, caller: Caller, participant: Partic
     """`readable_participants` for one person: the rule is written there.
 
     `leg`, when the caller is looking at one, saves a query if it is that open leg; the answers
-    read with a leg the caller changes (`referrals.leg_to_change`) save the others.
+    read with a leg the caller changes (`handoffs.leg_to_change`) save the others.
     """
     return participant.id in readable_participants(session, caller, (participant,),
                                                    (leg,) if leg is not None else ())
@@ -97,7 +97,7 @@ def readable_participants(session: Session, caller: Caller, participants: Iterab
 def note_read_ahead(session: Session, caller: Caller, leg: Referral) -> None:
     """Log now the read of the participant's data that showing `leg` to `caller` will make,
     when it is already certain: the caller is the participant's organization, or receives this
-    open leg and consent covers it (asked with the leg: see `referrals.leg_to_change`).
+    open leg and consent covers it (asked with the leg: see `handoffs.leg_to_change`).
 
     Called by the use cases that answer with the leg they changed, before they append the
     event, so that on PostgreSQL the read is written by that statement.  The rendering decides

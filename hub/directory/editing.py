@@ -12,8 +12,7 @@ from sqlalchemy.orm import Session
 
 from hub.accounts.callers import Caller
 from hub.db import utcnow
-from hub.directory.entries import Contact, Location, Service
-from hub.directory.organizations import Organization
+from hub.directory.organizations import Contact, Location, Organization, Service
 from hub.errors import NotAllowed
 
 # Fields of the organization itself that its entry may change.

@@ -20,9 +20,17 @@ from rapidfuzz import fuzz, process
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, selectinload
 
-from hub.directory.entries import Contact, Location, Service, ServicePathway, search_text_of
 from hub.directory.grid import BadCell, GridEntry, entry_of, pathways_of
-from hub.directory.organizations import Capacity, Organization, OrganizationKind
+from hub.directory.organizations import (
+    Capacity,
+    Contact,
+    Location,
+    Organization,
+    OrganizationKind,
+    Service,
+    ServicePathway,
+    search_text_of,
+)
 from hub.directory.text import fold
 
 # How close (0-100, rapidfuzz's token sort ratio on folded names) a name must be to another of

@@ -46,7 +46,7 @@ def export_page(session: Session, *, after_id: uuid.UUID | None, limit: int,
     id) resumes it exactly; each page's services, locations and contacts in three queries.
 
     `updated_since` keeps the entries changed at or after that moment (`updated_at`, kept
-    by `hub.directory.entries`).  The order stays the ids': an entry changed while a consumer
+    by `hub.directory.organizations`).  The order stays the ids': an entry changed while a consumer
     walks the pages keeps its place, so none is skipped."""
     query = select(Organization).order_by(Organization.id).limit(limit).options(*_entries())
     if after_id is not None:

@@ -1,26 +1,27 @@
 """The directory of organizations: who is in the network, what kind, where, with what capacity.
 
 Contacts and services belong to the organization, not to a counsellor, so the network's memory
-survives staff turnover.  Here is the organization itself; its services, locations and contacts
-are in `hub.directory.entries`, the search in `hub.directory.search`, the spreadsheet import in
-`hub.directory.grid_import`.
+survives staff turnover.  Here is the organization and its directory entry: its services,
+locations and contacts (staff of the organization, not participants: no consent is needed for
+them, but the API shows them to authenticated partners only), and the folded search text kept
+up to date before every flush.  The search is in `hub.directory.search`, the spreadsheet
+import in `hub.directory.grid_import`.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import date, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import Any
 
-from sqlalchemy import Index, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, event
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from hub.db import Base, utcnow
+from hub.directory.text import fold
 from hub.followups.deadlines import DEFAULT_TIME_ZONE, is_time_zone
-
-if TYPE_CHECKING:
-    from hub.directory.entries import Contact, Location, Service
 
 
 class OrganizationKind(StrEnum):
@@ -77,7 +78,7 @@ class Organization(Base):
     last_validated_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Who last confirmed the entry: "client:<id>", "user:<id>" or "import:<file name>".
     last_validated_by: Mapped[str | None] = mapped_column(String(200))
-    # Folded text of the entry (name, services, places...), kept by hub.directory.entries
+    # Folded text of the entry (name, services, places...), kept by hub.directory.organizations
     # before each flush; what the text search reads.
     search_text: Mapped[str] = mapped_column(Text, default="", server_default="")
     # IANA name of the zone its business days are counted in (DESIGN §6: deadlines run in the
@@ -86,7 +87,7 @@ class Organization(Base):
                                            server_default=DEFAULT_TIME_ZONE)
     language: Mapped[str] = mapped_column(String(5), default="fr", server_default="fr")
     # When anything of the entry last changed (its services, places and contacts included),
-    # kept by hub.directory.entries before each flush; what HSDS `updated_since` reads.
+    # kept by hub.directory.organizations before each flush; what HSDS `updated_since` reads.
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
     # Ordered to the end (ties broken by id), so that two reads of an entry agree: an HSDS
@@ -141,6 +142,128 @@ def create_organization(session: Session, *, name: str, kind: str, region: str,
     return organization
 
 
-# The entries' tables must be mapped wherever organizations are (the relationships above name
-# them); imported last because they refer back to Organization.
-from hub.directory import entries  # noqa: E402, F401
+class ContactChannel(StrEnum):
+    EMAIL = "email"
+    PHONE = "phone"
+    SMS = "sms"
+
+
+class Service(Base):
+    """One service an organization offers, with the pathways (DESIGN §1) it serves."""
+
+    __tablename__ = "directory_services"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"),
+                                                       index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    eligibility_notes: Mapped[str | None] = mapped_column(Text)
+    # BCP 47 codes of the languages the service is offered in, e.g. ["fr", "en", "es"].
+    languages: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+    organization: Mapped[Organization] = relationship(back_populates="services")
+    # One row per pathway, so "which organizations serve entrepreneurship" is an indexed join.
+    pathway_rows: Mapped[list[ServicePathway]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="ServicePathway.pathway")
+
+    @property
+    def pathways(self) -> list[str]:
+        return [row.pathway for row in self.pathway_rows]
+
+    @pathways.setter
+    def pathways(self, pathways: list[str]) -> None:
+        self.pathway_rows = [ServicePathway(pathway=p) for p in dict.fromkeys(pathways)]
+
+
+class ServicePathway(Base):
+    __tablename__ = "directory_service_pathways"
+
+    service_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("directory_services.id"),
+                                                  primary_key=True)
+    pathway: Mapped[str] = mapped_column(String(40), primary_key=True, index=True)
+
+
+class Location(Base):
+    """A place where the organization receives people, in a Québec region."""
+
+    __tablename__ = "directory_locations"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"),
+                                                       index=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    address: Mapped[str | None] = mapped_column(String(300))
+    city: Mapped[str | None] = mapped_column(String(120))
+    postal_code: Mapped[str | None] = mapped_column(String(10))
+    region: Mapped[str] = mapped_column(String(2), index=True)
+
+    organization: Mapped[Organization] = relationship(back_populates="locations")
+
+
+class Contact(Base):
+    """A role at the organization and how to reach it; kept when the person leaves the role
+    only until someone updates the entry, which is the validation reminder's job."""
+
+    __tablename__ = "directory_contacts"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"),
+                                                       index=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    preferred_channel: Mapped[str | None] = mapped_column(String(10))
+
+    organization: Mapped[Organization] = relationship(back_populates="contacts")
+
+
+def search_text_of(name: str, region: str, description: str | None = None,
+                   words: Iterable[str | None] = (), regions: Iterable[str] = ()) -> str:
+    """Everything a counsellor may type to find an organization, folded: its name,
+    description and region's name, and the `words` of its services, places and contacts."""
+    parts = [name, description, QUEBEC_REGIONS.get(region), *words,
+             *(QUEBEC_REGIONS.get(code) for code in regions)]
+    return fold(" ".join(p for p in parts if p))
+
+
+def entry_search_text(organization: Organization) -> str:
+    words: list[str | None] = []
+    for service in organization.services:
+        words += [service.name, service.description]
+    for location in organization.locations:
+        words += [location.name, location.city]
+    for contact in organization.contacts:
+        words += [contact.name, contact.role]
+    return search_text_of(organization.name, organization.region, organization.description,
+                          words, [place.region for place in organization.locations])
+
+
+@event.listens_for(Session, "before_flush")
+def _refresh_search_text(session: Session, _context: Any, _instances: Any) -> None:
+    """Keep `Organization.search_text` true to the entry, and `updated_at` at the moment it
+    last changed, whatever code changed it (a pathway added or removed changes its service)."""
+    touched: dict[int, Organization] = {}
+    changed: set[int] = set()
+    for instance in (*session.new, *session.dirty, *session.deleted):
+        organization: Organization | None = None
+        if isinstance(instance, Organization):
+            organization = instance
+        elif isinstance(instance, Service | Location | Contact):
+            organization = instance.organization or session.get(Organization,
+                                                                instance.organization_id)
+        elif isinstance(instance, ServicePathway):
+            continue
+        if organization is not None and organization not in session.deleted:
+            touched[id(organization)] = organization
+            if (instance in session.new or instance in session.deleted
+                    or session.is_modified(instance)):
+                changed.add(id(organization))
+    now = utcnow()
+    for key, organization in touched.items():
+        text = entry_search_text(organization)
+        if organization.search_text != text:
+            organization.search_text = text
+        if key in changed and organization not in session.new:
+            organization.updated_at = now

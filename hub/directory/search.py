@@ -15,8 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from hub.directory.entries import Location, Service, ServicePathway
-from hub.directory.organizations import Organization
+from hub.directory.organizations import Location, Organization, Service, ServicePathway
 from hub.directory.text import search_words
 
 

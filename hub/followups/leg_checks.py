@@ -23,7 +23,6 @@ from typing import Any, cast
 from sqlalchemy import (
     ARRAY,
     ForeignKey,
-    Index,
     Integer,
     Row,
     String,
@@ -47,7 +46,7 @@ from ulid import ULID
 
 from hub.consent import consents
 from hub.db import Base, UTCDateTime, iso_utc
-from hub.directory.entries import Service, ServicePathway
+from hub.directory.organizations import Service, ServicePathway
 from hub.directory.organizations import Organization
 from hub.events.bulk import NewEvent, record_many
 from hub.events.types import EventType
@@ -66,11 +65,6 @@ BATCH = 500
 DEADLINE_BATCHES_PER_PASS = 3
 
 LEGS = Referral.__table__
-# The partial indexes the checks read: only legs whose check is still to come.
-for _column in ("deadline_due_at", "followup_due_at", "checkin_due_at"):
-    Index(f"ix_referrals_{_column}", LEGS.c[_column],
-          postgresql_where=LEGS.c[_column].is_not(None),
-          sqlite_where=LEGS.c[_column].is_not(None))
 # What an event's snapshot reads (`referrals.snapshot`): no free text, nothing to decrypt.
 SNAPSHOT_COLUMNS = [c for c in LEGS.c if c.key not in ("reason_for_referral", "needs")]
 

@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.directory.entries import Contact
+from hub.directory.organizations import Contact
 from hub.directory.organizations import Organization
 from hub.outbox.mail import queue_mails
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from hub.api.common import MAX_ID
+from hub.db import MAX_ID
 from hub.errors import Invalid, NotFound
 from hub.events.types import EventType
 from hub.outbox.webhook_fanout import EndpointRegistration

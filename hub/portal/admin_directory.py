@@ -24,8 +24,7 @@ from hub.accounts.users import names_of
 from hub.api.directory_schemas import EntryIn
 from hub.db import db
 from hub.directory import editing
-from hub.directory.entries import ContactChannel
-from hub.directory.organizations import QUEBEC_REGIONS, Capacity, Organization
+from hub.directory.organizations import QUEBEC_REGIONS, Capacity, ContactChannel, Organization
 from hub.errors import NotFound
 from hub.followups.policies import PATHWAYS
 from hub.portal.admin import ADMIN_ROLES, audit, is_hub_admin, managed_organization

@@ -1,6 +1,6 @@
 """One leg, seen by either side: its state, deadlines, timeline (each event, who, when), the
 participant's chain, and the actions the user's organization may take on it now, each a
-small form posted to `/legs/<id>/<action>` and carried out by `hub.referrals.legs.transition`."""
+small form posted to `/legs/<id>/<action>` and carried out by `hub.referrals.handoffs.transition`."""
 
 from __future__ import annotations
 
@@ -33,8 +33,8 @@ from hub.portal.common import (
     portal_blueprint,
     status_of,
 )
+from hub.referrals import handoffs, lifecycle, redirection
 from hub.referrals import legs as referrals
-from hub.referrals import lifecycle, redirection
 from hub.referrals.legs import Referral
 from hub.referrals.lifecycle import Action, Party, Status
 
@@ -168,7 +168,7 @@ def act(referral_id: uuid.UUID, action: str) -> Response:
     chosen = Action(action)
     form = request.form
     try:
-        leg = referrals.transition(
+        leg = handoffs.transition(
             db.session, caller(), referral_id, chosen, expected_version=form_version(),
             note=form.get("note") or None, reason=form.get("reason") or None,
             outcome=form.get("outcome") or None,

@@ -13,10 +13,10 @@ from flask_babel import gettext as _
 
 from hub.accounts.users import MONITORING_ROLES
 from hub.api.common import aware_datetime, pseudonym_key
-from hub.api.handoffs import stalled_handoffs
 from hub.db import db, utcnow
 from hub.portal import paging
 from hub.portal.common import login_required, page, portal_blueprint
+from hub.referrals.stalled import stalled_handoffs
 
 blp = portal_blueprint("network", __name__)
 

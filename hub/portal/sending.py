@@ -27,8 +27,7 @@ from hub.errors import Invalid, NotFound
 from hub.portal import chains, forms, paging
 from hub.portal.common import caller, login_required, message_of, page, portal_blueprint
 from hub.portal.legs import leg_rows
-from hub.referrals import legs as referrals
-from hub.referrals import participants, redirection
+from hub.referrals import handoffs, participants, redirection
 from hub.referrals.legs import Referral
 from hub.referrals.lifecycle import Pathway, Priority, Stage
 from hub.referrals.participants import Participant, PossibleDuplicate
@@ -188,7 +187,7 @@ def refer(participant_id: uuid.UUID) -> Response:
         leg = redirection.redirect_referral(db.session, caller(), previous.id, **data)
         flash(_("Referral redirected."), "success")
     else:
-        leg = referrals.send_referral(db.session, caller(), **data)
+        leg = handoffs.send_referral(db.session, caller(), **data)
         flash(_("Referral sent."), "success")
     return redirect(url_for("legs.detail", referral_id=leg.id))
 

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from hub.accounts.callers import Caller
 from hub.consent import consents
 from hub.errors import NotFound
-from hub.referrals import legs, lifecycle
+from hub.referrals import handoffs, legs, lifecycle
 from hub.referrals.legs import Referral
 from hub.referrals.lifecycle import Action, Party, Status
 
@@ -89,16 +89,16 @@ def redirect_referral(session: Session, caller: Caller, referral_id: uuid.UUID, 
     was_open = Status(leg.status) in lifecycle.OPEN
     if registered_elsewhere(leg, caller):
         redirect_onward_allowed(session, caller, leg)
-        new_leg = legs.send_onward(session, caller, leg,
+        new_leg = handoffs.send_onward(session, caller, leg,
                                         to_organization_id=to_organization_id,
                                         pathway=pathway, priority=priority, stage=stage)
     else:
-        new_leg = legs.send_referral(
+        new_leg = handoffs.send_referral(
             session, caller, participant_id=leg.participant_id,
             to_organization_id=to_organization_id, pathway=pathway, priority=priority,
             stage=stage, reason_for_referral=reason_for_referral, needs=needs,
             forwarded_from=leg.id)
     if was_open:
-        legs.transition(session, caller, leg.id, Action.CANCEL,
+        handoffs.transition(session, caller, leg.id, Action.CANCEL,
                              reason=lifecycle.CancelReason.REFERRED_ELSEWHERE.value)
     return new_leg

@@ -19,7 +19,7 @@ from axe_playwright_python.sync_playwright import Axe
 from sqlalchemy import update
 
 from hub.db import db, utcnow
-from hub.directory.entries import Service, ServicePathway
+from hub.directory.organizations import Service, ServicePathway
 from hub.referrals.legs import Referral
 from tests.browser.conftest import ARTIFACTS, ROOT, Hub
 from tests.portal import PASSWORD, make_organization, make_user

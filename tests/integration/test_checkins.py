@@ -18,11 +18,11 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from hub import create_app
-from hub.portal import app as portal
 from hub.db import db, utcnow
 from hub.followups.checkins import ParticipantCheckin, checkins_due
 from hub.followups.leg_checks import ReferralCheck
 from hub.outbox.mail import OutgoingMail
+from hub.portal import app as portal
 from hub.referrals.legs import Referral
 from tests.helpers import Network, Partner
 

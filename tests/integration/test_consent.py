@@ -461,7 +461,7 @@ def test_a_send_racing_a_withdrawal_waits_for_it_and_is_refused(
     from sqlalchemy.orm import Session
 
     from hub.accounts.callers import Caller
-    from hub.referrals.legs import send_referral
+    from hub.referrals.handoffs import send_referral
 
     sender, receiver = network.partner(), network.partner()
     participant = sender.register_participant()["id"]

@@ -33,7 +33,8 @@ from hub.events.envelope import render_events
 from hub.events.feed import FeedCursor, read_feed, subject_history
 from hub.events.store import Event
 from hub.referrals import lifecycle
-from hub.referrals.legs import Referral, send_referral, transition
+from hub.referrals.handoffs import send_referral, transition
+from hub.referrals.legs import Referral
 from hub.referrals.lifecycle import Action
 from hub.referrals.participants import register_participant
 

@@ -9,7 +9,7 @@ from flask import Flask
 from sqlalchemy.orm import Session
 
 from hub.accounts.callers import Caller
-from hub.referrals.legs import send_referral
+from hub.referrals.handoffs import send_referral
 from tests.helpers import Network, Partner
 
 

@@ -9,9 +9,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from hub.db import db
-from hub.directory.entries import Contact
 from hub.directory.hsds import import_hsds
-from hub.directory.organizations import Organization
+from hub.directory.organizations import Contact, Organization
 from tests.helpers import Network, Partner
 from tests.hsds_schemas import hsds_errors
 

@@ -19,7 +19,7 @@ from hub.accounts.users import User
 from hub.consent import consents as consents
 from hub.consent.access_log import PersonalDataRead
 from hub.db import db, utcnow
-from hub.directory.entries import Service, ServicePathway
+from hub.directory.organizations import Service, ServicePathway
 from hub.events.store import Event
 from hub.referrals.legs import Referral
 from tests.integration.test_portal_pages import (
