@@ -23,6 +23,7 @@ from hub.accounts.callers import Caller, user_caller
 from hub.accounts.clients import digest
 from hub.db import Base, utcnow
 from hub.directory.organizations import Organization
+from hub.errors import DomainError
 
 
 class Role(StrEnum):
@@ -114,7 +115,10 @@ class LoginRefused(Exception):
 
 
 @dataclass(frozen=True)
-class WeakPassword(Exception):
+class WeakPassword(DomainError):
+    http_status = 422
+    title = "Weak password"
+
     minimum: int = MIN_PASSWORD_LENGTH
 
     def __str__(self) -> str:

@@ -14,13 +14,8 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from hub.api.idempotency import IdempotencyKeyInvalid, IdempotencyKeyReused
 from hub.api.problems import Problem, problem_response
-from hub.consent.consents import ConsentNotActive, ConsentRequired
-from hub.db import iso_utc
-from hub.errors import ConcurrentChange, Invalid, NotAllowed, NotFound, VersionMismatch
-from hub.referrals.lifecycle import NotYourTurn, TransitionRefused
-from hub.referrals.participants import PossibleDuplicate
+from hub.errors import DomainError
 
 log = logging.getLogger(__name__)
 
@@ -83,74 +78,11 @@ def register_error_handlers(app: Flask) -> None:
 
     app.register_error_handler(HTTPException, handle_http)
 
-    @app.errorhandler(NotFound)
-    def _not_found(error: NotFound) -> Response:
-        return problem_response(Problem(404, "Not found", str(error)))
-
-    @app.errorhandler(NotAllowed)
-    def _not_allowed(error: NotAllowed) -> Response:
-        return problem_response(Problem(403, "Not allowed", str(error)))
-
-    @app.errorhandler(Invalid)
-    def _invalid(error: Invalid) -> Response:
-        return problem_response(Problem(422, "Invalid request", str(error), slug="validation",
-                                        errors=error.errors))
-
-    @app.errorhandler(TransitionRefused)
-    def _refused(error: TransitionRefused) -> Response:
-        return problem_response(Problem(
-            409, "Transition not allowed", str(error), slug="transition-not-allowed",
-            current_status=error.status.value, allowed=[a.value for a in error.allowed],
-        ))
-
-    @app.errorhandler(NotYourTurn)
-    def _not_your_turn(error: NotYourTurn) -> Response:
-        return problem_response(Problem(403, "Not your organization's action", str(error),
-                                        slug="wrong-party"))
-
-    @app.errorhandler(VersionMismatch)
-    def _stale(error: VersionMismatch) -> Response:
-        return problem_response(Problem(412, "Precondition failed", str(error),
-                                        slug="stale-version", current_version=error.current))
-
-    @app.errorhandler(ConcurrentChange)
-    def _concurrent(error: ConcurrentChange) -> Response:
-        return problem_response(Problem(
-            409, "Concurrent change",
-            "Another request changed this leg at the same moment. Read it again and retry.",
-        ))
-
-    @app.errorhandler(ConsentRequired)
-    def _consent(error: ConsentRequired) -> Response:
-        return problem_response(Problem(
-            409, "Consent required", str(error), slug="consent_required",
-            participant_id=str(error.participant_id),
-            organization_id=str(error.organization_id), purpose=error.purpose,
-        ))
-
-    @app.errorhandler(ConsentNotActive)
-    def _consent_not_active(error: ConsentNotActive) -> Response:
-        return problem_response(Problem(409, "Consent not active", str(error),
-                                        slug="consent-not-active",
-                                        consent_status=error.status.value))
-
-    @app.errorhandler(PossibleDuplicate)
-    def _duplicate(error: PossibleDuplicate) -> Response:
-        # Ids only: reading the matches' personal data is a GET, which the access log records.
-        return problem_response(Problem(
-            409, "Possible duplicate", str(error), slug="possible-duplicate",
-            matches=[{"id": str(p.id), "created_at": iso_utc(p.created_at)}
-                     for p in error.matches],
-        ))
-
-    @app.errorhandler(IdempotencyKeyReused)
-    def _key_reused(error: IdempotencyKeyReused) -> Response:
-        return problem_response(Problem(422, "Idempotency key reused", str(error),
-                                        slug="idempotency-key-reused"))
-
-    @app.errorhandler(IdempotencyKeyInvalid)
-    def _key_invalid(error: IdempotencyKeyInvalid) -> Response:
-        return problem_response(Problem(400, "Invalid Idempotency-Key", str(error)))
+    @app.errorhandler(DomainError)
+    def _refused(error: DomainError) -> Response:
+        # The one error table: each domain error knows its status and problem type.
+        return problem_response(Problem(error.http_status, error.title, error.detail(),
+                                        slug=error.slug, **error.members()))
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.crypto import EncryptedText
 from hub.db import Base, db, utcnow
+from hub.errors import DomainError
 
 MAX_KEY_LENGTH = 255
 REPLAYED_HEADERS = ("Content-Type", "Location", "ETag")
@@ -39,7 +40,11 @@ class IdempotentResponse(Base):
     created_at: Mapped[datetime]
 
 
-class IdempotencyKeyReused(Exception):
+class IdempotencyKeyReused(DomainError):
+    http_status = 422
+    title = "Idempotency key reused"
+    slug = "idempotency-key-reused"
+
     def __str__(self) -> str:
         return (
             "This Idempotency-Key was already used with a different request body. "
@@ -47,7 +52,10 @@ class IdempotencyKeyReused(Exception):
         )
 
 
-class IdempotencyKeyInvalid(Exception):
+class IdempotencyKeyInvalid(DomainError):
+    http_status = 400
+    title = "Invalid Idempotency-Key"
+
     def __str__(self) -> str:
         return f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters."
 

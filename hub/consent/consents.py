@@ -39,7 +39,7 @@ from hub.accounts.callers import Caller
 from hub.crypto import EncryptedText
 from hub.db import Base, UTCDateTime, forget_with_the_transaction, iso_utc, utcnow
 from hub.directory.organizations import Organization
-from hub.errors import Invalid, NotAllowed, NotFound
+from hub.errors import DomainError, Invalid, NotAllowed, NotFound
 from hub.events.store import record
 from hub.events.types import EventType
 from hub.referrals import legs
@@ -144,7 +144,11 @@ class ConsentEnding(Base):
 
 
 @dataclass(eq=False)  # not frozen: raising sets __traceback__ on it
-class ConsentRequired(Exception):
+class ConsentRequired(DomainError):
+    http_status = 409
+    title = "Consent required"
+    slug = "consent_required"
+
     participant_id: uuid.UUID
     organization_id: uuid.UUID
     purpose: str = Purpose.REFERRAL_SHARING.value
@@ -157,14 +161,25 @@ class ConsentRequired(Exception):
             f"{self.participant_id}/consents, then send again."
         )
 
+    def members(self) -> dict[str, Any]:
+        return {"participant_id": str(self.participant_id),
+                "organization_id": str(self.organization_id), "purpose": self.purpose}
+
 
 @dataclass(eq=False)
-class ConsentNotActive(Exception):
+class ConsentNotActive(DomainError):
+    http_status = 409
+    title = "Consent not active"
+    slug = "consent-not-active"
+
     consent_id: uuid.UUID
     status: ConsentStatus
 
     def __str__(self) -> str:
         return f"Consent {self.consent_id} is {self.status.value}: there is nothing to withdraw."
+
+    def members(self) -> dict[str, Any]:
+        return {"consent_status": self.status.value}
 
 
 # --- the questions every flow asks ------------------------------------------------------------

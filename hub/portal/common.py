@@ -40,7 +40,7 @@ from hub.accounts.clients import digest
 from hub.accounts.users import User, WeakPassword, active_user
 from hub.consent import consents
 from hub.db import db, utcnow
-from hub.errors import ConcurrentChange, Invalid, NotAllowed, NotFound, VersionMismatch
+from hub.errors import ConcurrentChange, DomainError, Invalid, NotAllowed, NotFound, VersionMismatch
 from hub.portal import labels
 from hub.referrals import lifecycle
 from hub.referrals.participants import PossibleDuplicate
@@ -233,17 +233,9 @@ def message_of(error: Exception) -> str:
     return _("Something failed on the hub's side; nothing was changed. Try again later.")
 
 
-DOMAIN_ERRORS = (lifecycle.TransitionRefused, lifecycle.NotYourTurn, consents.ConsentRequired,
-                 consents.ConsentNotActive, VersionMismatch, ConcurrentChange, NotFound,
-                 NotAllowed, Invalid, PossibleDuplicate, WeakPassword)
-STATUS_OF = {lifecycle.TransitionRefused: 409, lifecycle.NotYourTurn: 403,
-             consents.ConsentRequired: 409, consents.ConsentNotActive: 409,
-             VersionMismatch: 409, ConcurrentChange: 409, NotFound: 404, NotAllowed: 403,
-             Invalid: 422, PossibleDuplicate: 409, WeakPassword: 422}
-
-
 def status_of(error: Exception) -> int:
-    return next((s for kind, s in STATUS_OF.items() if isinstance(error, kind)), 500)
+    """The status of the error table (`hub.errors`), the API's own; 500 for anything else."""
+    return error.http_status if isinstance(error, DomainError) else 500
 
 
 def _failure(error: Exception) -> Response:
@@ -258,7 +250,7 @@ def _failure(error: Exception) -> Response:
                         message=_("Not found, or not visible to your organization."))
         return page("portal/message.html", error.code, title=_("Request refused"),
                     message=_("The request could not be understood."))
-    if isinstance(error, DOMAIN_ERRORS):
+    if isinstance(error, DomainError):
         return page("portal/message.html", status_of(error), title=_("Not possible"),
                     message=message_of(error))
     log.exception("portal page failed on %s %s", request.method, request.path)

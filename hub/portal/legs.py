@@ -19,10 +19,10 @@ from hub.api.common import pseudonym_key
 from hub.consent.visibility import Reader
 from hub.db import db, utcnow
 from hub.directory.organizations import Organization, OrganizationKind
+from hub.errors import DomainError
 from hub.events.feed import subject_history
 from hub.portal import chains
 from hub.portal.common import (
-    DOMAIN_ERRORS,
     caller,
     current_user,
     form_uuid,
@@ -173,7 +173,7 @@ def act(referral_id: uuid.UUID, action: str) -> Response:
             note=form.get("note") or None, reason=form.get("reason") or None,
             outcome=form.get("outcome") or None,
             to_organization_id=form_uuid("to_organization_id"))
-    except DOMAIN_ERRORS as error:
+    except DomainError as error:
         db.session.rollback()
         return _leg_page(referral_id, status_of(error), message_of(error))
     flash(_("Done: %(action)s.", action=_past_label(chosen)), "success")

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
+
+from hub.errors import DomainError
 
 
 class Status(StrEnum):
@@ -145,12 +148,19 @@ FHIR_TASK_STATUS: dict[Status, str] = {
 
 
 @dataclass(frozen=True)
-class TransitionRefused(Exception):
+class TransitionRefused(DomainError):
     """A transition that the rules do not allow; `allowed` lists what is possible instead."""
+
+    http_status = 409
+    title = "Transition not allowed"
+    slug = "transition-not-allowed"
 
     status: Status
     action: Action
     allowed: tuple[Action, ...]
+
+    def members(self) -> dict[str, Any]:
+        return {"current_status": self.status.value, "allowed": [a.value for a in self.allowed]}
 
     def __str__(self) -> str:
         allowed = ", ".join(self.allowed) or "none (the leg is closed)"
@@ -161,8 +171,12 @@ class TransitionRefused(Exception):
 
 
 @dataclass(frozen=True)
-class NotYourTurn(Exception):
+class NotYourTurn(DomainError):
     """The action exists from this status, but belongs to the other party."""
+
+    http_status = 403
+    title = "Not your organization's action"
+    slug = "wrong-party"
 
     action: Action
     party: Party

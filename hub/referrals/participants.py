@@ -11,13 +11,15 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ForeignKey, Index, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from hub import crypto
 from hub.crypto import EncryptedText
-from hub.db import Base, utcnow
+from hub.db import Base, iso_utc, utcnow
+from hub.errors import DomainError
 
 PERSONAL_FIELDS = ("given_name", "family_name", "preferred_language", "email", "phone",
                    "birth_year", "region")
@@ -56,8 +58,12 @@ class Participant(Base):
 
 
 @dataclass
-class PossibleDuplicate(Exception):
+class PossibleDuplicate(DomainError):
     """The organization already has a participant with the same names, birth year and contact."""
+
+    http_status = 409
+    title = "Possible duplicate"
+    slug = "possible-duplicate"
 
     matches: list[Participant] = field(default_factory=list)
 
@@ -68,6 +74,11 @@ class PossibleDuplicate(Exception):
             f"year and contact: {ids}. Use that record; if this is another person, send the "
             f"registration again with \"allow_duplicate\": true."
         )
+
+    def members(self) -> dict[str, Any]:
+        # Ids only: reading the matches' personal data is a GET, which the access log records.
+        return {"matches": [{"id": str(p.id), "created_at": iso_utc(p.created_at)}
+                            for p in self.matches]}
 
 
 def _same_person(new: Participant, existing: Participant) -> bool:

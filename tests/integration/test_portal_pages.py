@@ -169,7 +169,7 @@ def test_partner_answers_from_the_inbox_through_the_whole_lifecycle(
     with app.app_context():
         version = db.session.get(Referral, urgent).version
     stale = act(net.partner, urgent, "decline", reason="no_capacity", version=str(version - 1))
-    assert stale.status_code == 409 and "au même moment" in text_of(stale)
+    assert stale.status_code == 412 and "au même moment" in text_of(stale)
     assert act(net.partner, urgent, "decline", reason="no_capacity",
                version=str(version)).status_code == 302
     assert "Plus de place" in text_of(net.counsellor.get(f"/legs/{urgent}"))
