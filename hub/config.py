@@ -9,6 +9,7 @@ the development defaults.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -161,7 +162,7 @@ class Settings:
     report_min_cell: int = 5
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Build settings from environment variables, then apply explicit overrides."""
         environ = os.environ if environ is None else environ
         types = {f.name: f.type for f in fields(cls)}

@@ -61,8 +61,9 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    handler.formatter.converter = time.gmtime  # type: ignore[union-attr]
+    formatter = JsonFormatter()
+    formatter.converter = time.gmtime
+    handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -133,7 +134,7 @@ def init_app(app: Flask) -> None:
     def readyz() -> tuple[dict[str, Any], int]:
         """Readiness: the database answers and its schema is at the code's migration head."""
         try:
-            with db.engine.connect() as connection:  # type: ignore[union-attr]
+            with db.engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
                 current = MigrationContext.configure(connection).get_current_revision()
         except Exception as error:  # any database failure means "not ready"

@@ -59,7 +59,7 @@ def candidates(
     *,
     exclude_endpoints: Collection[uuid.UUID] = (),
     skip_locked: bool = False,
-) -> Select[tuple[int, uuid.UUID]]:
+) -> Select[int, uuid.UUID]:
     """The first statement: (id, endpoint_id) of claimable deliveries, oldest due first."""
     query = (
         select(Delivery.id, Delivery.endpoint_id)

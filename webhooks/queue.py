@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -81,12 +81,15 @@ def enqueue(
     )
 
 
-def _insert(session: Session) -> Any:
+def _insert(session: Session) -> postgresql.Insert | sqlite.Insert:
+    # Core, on the Table: the class is mapped by `__tablename__`, so `__table__` is a Table
+    # (the declarative base types it as any FromClause).
+    table = cast(Table, Delivery.__table__)
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        return postgresql.insert(Delivery.__table__)
+        return postgresql.insert(table)
     if dialect == "sqlite":
-        return sqlite.insert(Delivery.__table__)
+        return sqlite.insert(table)
     raise NotImplementedError(f"enqueue supports PostgreSQL and SQLite, not {dialect}")
 
 

@@ -28,8 +28,9 @@ import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
-from sqlalchemy import case, insert, select, text, update
+from sqlalchemy import Table, case, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from webhooks.endpoints import PARKED_UNTIL, disable_endpoint
@@ -168,7 +169,8 @@ def _record_delivered(
     # Per-row values as CASE expressions keyed by id: one statement on every backend (SQLite
     # has no column list for a VALUES alias).
     ids = [s.delivery_id for s in sent]
-    table = Delivery.__table__
+    # A class mapped by `__tablename__` has a Table there (the base types it as a FromClause).
+    table = cast(Table, Delivery.__table__)
     recorded = set(session.scalars(
         update(table)
         .where(
@@ -192,7 +194,7 @@ def _record_delivered(
     ))
     if recorded:
         # One multi-row INSERT ... VALUES (an executemany would be a statement per row).
-        session.execute(insert(Attempt.__table__).values([
+        session.execute(insert(cast(Table, Attempt.__table__)).values([
             {"delivery_id": s.delivery_id, "attempted_at": s.attempted_at,
              "outcome": s.result.outcome.value, "status_code": s.result.status_code,
              "duration_ms": s.result.duration_ms, "error": s.result.error}

@@ -281,7 +281,7 @@ class GuardedClient:
         if task.cancelled():
             future.set_exception(concurrent.futures.CancelledError("the client was closed"))
         elif task.exception() is not None:
-            future.set_exception(task.exception())  # type: ignore[arg-type]
+            future.set_exception(task.exception())
         else:
             future.set_result(task.result())
 

@@ -15,13 +15,15 @@ import binascii
 import hmac
 import re
 import secrets as _random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Protocol
 
 from standardwebhooks.webhooks import Webhook
 
 __all__ = [
     "ID_HEADER",
+    "HeaderItems",
     "SIGNATURE_HEADER",
     "TIMESTAMP_HEADER",
     "SignatureRejected",
@@ -38,6 +40,13 @@ SECRET_PREFIX = "whsec_"
 _SECRET_BYTES = 32
 # Integer seconds only (the spec's format); the length bound keeps datetime conversion in range.
 _TIMESTAMP_RE = re.compile(r"[0-9]{1,11}")
+
+
+class HeaderItems(Protocol):
+    """What ``verify`` reads of the headers: a mapping, or a framework's multi-valued headers
+    (werkzeug's ``Headers``), whose ``items()`` give (name, value) pairs."""
+
+    def items(self) -> Iterable[tuple[str, str]]: ...
 
 
 class SignatureRejected(Exception):
@@ -122,7 +131,7 @@ def _passed_v1_signatures(header: str) -> list[bytes]:
 
 def verify(
     secrets: Sequence[str],
-    headers: Mapping[str, str],
+    headers: HeaderItems,
     body: bytes,
     *,
     now: datetime | None = None,

@@ -225,12 +225,13 @@ def authenticate(session: Session, email: str, password: str, *, address: str,
     email = normalize_email(email)[:254]
     since = now - FAILURE_WINDOW
     session.execute(delete(LoginFailure).where(LoginFailure.at < since))  # keep it small
-    by_address = session.scalar(select(func.count()).select_from(LoginFailure).where(
-        LoginFailure.address == address, LoginFailure.at >= since))
+    # A COUNT has exactly one row: scalar_one() is what scalar() returns, typed as an int.
+    by_address = session.execute(select(func.count()).select_from(LoginFailure).where(
+        LoginFailure.address == address, LoginFailure.at >= since)).scalar_one()
     if by_address >= MAX_ATTEMPTS_PER_ADDRESS:
         raise LoginRefused("rate_limited")
-    by_email = session.scalar(select(func.count()).select_from(LoginFailure).where(
-        LoginFailure.email == email, LoginFailure.at >= since))
+    by_email = session.execute(select(func.count()).select_from(LoginFailure).where(
+        LoginFailure.email == email, LoginFailure.at >= since)).scalar_one()
     if by_email >= MAX_FAILURES:
         _fail(session, email, address, now)
         raise LoginRefused("locked")

@@ -140,7 +140,8 @@ def task(leg: dict[str, Any], subject: dict[str, Any]) -> dict[str, Any]:
 
 
 def consent(state: dict[str, Any], subject: dict[str, Any]) -> dict[str, Any]:
-    """A referral_sharing consent (as `hub.consent.consents.snapshot` gives it, trimmed per reader)."""
+    """A referral_sharing consent (as `hub.consent.consents.snapshot` gives it, trimmed per
+    reader)."""
     resource: dict[str, Any] = {
         "resourceType": "Consent", "id": state["id"],
         "status": CONSENT_STATUS.get(state["status"], "inactive"),

@@ -95,7 +95,7 @@ class HubAuthorizationServer(AuthorizationServer):
                 type=PROBLEM_TYPE_BASE + "oauth-" + body.get("error", "error").replace("_", "-"),
                 title="OAuth request refused",
                 status=status_code,
-                detail=body.get("error_description") or _OAUTH_HINTS.get(body.get("error"), ""),
+                detail=body.get("error_description") or _OAUTH_HINTS.get(body.get("error", ""), ""),
             )
             headers = [(k, v) for k, v in headers if k.lower() != "content-type"]
             headers.append(("Content-Type", "application/problem+json"))
@@ -188,8 +188,10 @@ def require_scope(*scopes: str) -> Callable[[Callable[..., Any]], Callable[..., 
             return view(*args, **kwargs)
 
         # flask-smorest reads this to document the security requirement.
-        wrapper._apidoc = getattr(view, "_apidoc", {})  # type: ignore[attr-defined]
-        wrapper._apidoc.setdefault("manual_doc", {}).setdefault("security", []).append(
+        apidoc: dict[str, Any] = getattr(view, "_apidoc", {})
+        # A function attribute of flask-smorest's, unknown to the type of functools.wraps.
+        wrapper._apidoc = apidoc  # type: ignore[attr-defined]
+        apidoc.setdefault("manual_doc", {}).setdefault("security", []).append(
             {"oauth2": list(scopes)}
         )
         return wrapper

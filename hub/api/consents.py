@@ -135,7 +135,7 @@ class ParticipantConsents(MethodView):
             rows = [consents.snapshot(c) for c in consents.history(db.session, participant_id)]
             return _csv(f"consents-{participant_id}.csv", CONSENT_COLUMNS, rows)
         after = tuple(decode_cursor(cursor, aware_datetime, uuid.UUID)) if cursor else None
-        found = consents.history(db.session, participant_id, after=after,  # type: ignore[arg-type]
+        found = consents.history(db.session, participant_id, after=after,
                                 limit=limit + 1)
         page = found[:limit]
         next_cursor = (encode_cursor(page[-1].granted_at.isoformat(), page[-1].id)

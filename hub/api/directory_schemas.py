@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from marshmallow import Schema, ValidationError, fields, validate
 
 from hub.api.common import Input, PageArgs, Timestamp
@@ -14,7 +16,7 @@ REGION = validate.OneOf(list(organizations.QUEBEC_REGIONS))
 LANGUAGES = ("fr", "en")
 
 
-def _time_zone(**kwargs: object) -> fields.String:
+def _time_zone(**kwargs: Any) -> fields.String:  # fields.String's own keywords
     return fields.String(validate=[validate.Length(1, 64), _known_time_zone],
                          metadata={"description": "IANA time zone its deadlines are counted "
                                                   "in (America/Toronto by default)."}, **kwargs)
@@ -29,8 +31,8 @@ LANGUAGE = validate.Regexp(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$",
                            error="A BCP 47 language tag, e.g. fr, en, es, fr-CA.")
 
 
-def _text(size: int, **kwargs: object) -> fields.String:
-    return fields.String(validate=validate.Length(max=size), **kwargs)  # type: ignore[arg-type]
+def _text(size: int, **kwargs: Any) -> fields.String:  # fields.String's own keywords
+    return fields.String(validate=validate.Length(max=size), **kwargs)
 
 
 class ServiceIn(Input):

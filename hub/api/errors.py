@@ -62,8 +62,10 @@ def problem_for(error: HTTPException) -> Problem:
             errors.update(flat)
         return Problem(422, "Invalid request", DETAILS[422], slug="validation", errors=errors)
     headers = {}
-    if status == 405 and getattr(error, "valid_methods", None):
-        headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
+    # MethodNotAllowed's list, read as any HTTPException's attribute.
+    valid_methods = getattr(error, "valid_methods", None) if status == 405 else None
+    if valid_methods:
+        headers["Allow"] = ", ".join(valid_methods)
     if status == 413:
         limit = request.max_content_length
         detail = f"The request body is larger than the {limit} bytes this hub accepts."

@@ -78,7 +78,8 @@ def _signed_by(organization_id: uuid.UUID) -> Caller:
 
 
 def _inbound_client_id() -> str:
-    return f"inbound:{request.view_args['organization_id'].hex}"  # type: ignore[index]
+    assert request.view_args is not None  # set once the URL matched: this runs in its view
+    return f"inbound:{request.view_args['organization_id'].hex}"
 
 
 def _webhook_id() -> str | None:
@@ -118,7 +119,8 @@ class InboundWebhook(MethodView):
             body = InboundAnswer().load(request.get_json(force=True, silent=True) or {})
         except ValidationError as invalid:
             raise Problem(422, "Invalid request", "Some fields are invalid; see `errors`.",
-                          slug="validation", errors=invalid.messages) from None
+                          # A Schema's load reports by field name: a dict, always.
+                          slug="validation", errors=invalid.messages_dict) from None
         action = lifecycle.Action(body["action"])
         leg = retrying(lambda: handoffs.transition(
             db.session, caller, body["referral_id"], action, note=body["note"],

@@ -54,7 +54,7 @@ class Problem(HTTPException):
             body["request_id"] = request_id
         return body
 
-    def get_response(self, environ: Any = None, scope: Any = None) -> Response:  # type: ignore[override]
+    def get_response(self, environ: Any = None, scope: Any = None) -> Response:
         return problem_response(self)
 
 

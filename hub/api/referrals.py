@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Any
 
 from flask import Response, jsonify, url_for
@@ -41,7 +42,7 @@ blp = Blueprint(
 )
 
 
-def _codes(enum: type) -> list[str]:
+def _codes(enum: type[StrEnum]) -> list[str]:
     return [member.value for member in enum]
 
 

@@ -1,18 +1,19 @@
 """The access log: every read of a participant's personal data, by whom, from where, when.
 
-`note_read()` is called by `hub.consent.visibility` whenever it hands out personal data; the reads of a
-unit of work are written together, by the statement that appends its next event on PostgreSQL
-(`hub.events.store`), else by one INSERT just before it commits, whatever the number of
-payloads; in its transaction, so a request that fails records nothing it did not show.  The
-participant's organization exports the log (DESIGN §5).
+`note_read()` is called by `hub.consent.visibility` whenever it hands out personal data; the
+reads of a unit of work are written together, by the statement that appends its next event on
+PostgreSQL (`hub.events.store`), else by one INSERT just before it commits, whatever the
+number of payloads; in its transaction, so a request that fails records nothing it did not
+show.  The participant's organization exports the log (DESIGN §5).
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, event, insert, select
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Table, event, insert, select
 from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
 
 from hub.accounts.callers import Caller
@@ -38,7 +39,9 @@ class PersonalDataRead(Base):
     __table_args__ = (Index("ix_personal_data_reads_participant", "participant_id", "read_at"),)
 
 
-_INSERT_READS = insert(PersonalDataRead.__table__)
+# Core (a plain executemany), not the ORM's bulk insert.  The declarative base types
+# `__table__` as any FromClause; a class mapped by `__tablename__` has a Table there.
+_INSERT_READS = insert(cast(Table, PersonalDataRead.__table__))
 
 
 def note_read(session: Session, caller: Caller, participant_id: uuid.UUID) -> None:

@@ -18,7 +18,7 @@ from hub import crypto
 BATCH = 500
 
 
-def encrypted_columns(metadata: MetaData) -> Iterator[tuple[Table, Column]]:  # type: ignore[type-arg]
+def encrypted_columns(metadata: MetaData) -> Iterator[tuple[Table, Column]]:
     """Every encrypted column of `metadata`'s tables: give it the whole schema's
     (`hub.models`), so a new encrypted column is never forgotten."""
     for table in metadata.sorted_tables:

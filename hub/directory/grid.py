@@ -219,15 +219,18 @@ def date_of(value: Any) -> datetime | None:
         day = EXCEL_EPOCH + timedelta(days=int(float(value)))
     else:
         text = str(value).strip()
-        day = None
+        # Its own name: mypy widens a `day` set to None here back to `date | None` after the
+        # branches, even past the raise below.
+        parsed: date | None = None
         for pattern in ("%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y", "%Y/%m/%d"):
             try:
-                day = datetime.strptime(text[:10], pattern).date()
+                parsed = datetime.strptime(text[:10], pattern).date()
                 break
             except ValueError:
                 continue
-        if day is None:
+        if parsed is None:
             raise BadCell(f"date {text!r} is not a date (use 2025-03-14 or 14/03/2025)")
+        day = parsed
     if not date(1990, 1, 1) <= day <= date(2100, 1, 1):
         raise BadCell(f"date {day.isoformat()} is out of range")
     return datetime(day.year, day.month, day.day, tzinfo=UTC)

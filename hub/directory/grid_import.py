@@ -14,10 +14,10 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from rapidfuzz import fuzz, process
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from hub.directory.grid import BadCell, GridEntry, entry_of, pathways_of
@@ -168,7 +168,8 @@ def _new_kind(organization: Organization, entry: GridEntry) -> bool:
 
 def _add_to(organization: Organization, entry: GridEntry, validated_by: str) -> None:
     if _new_kind(organization, entry):
-        organization.kind = entry.kind  # type: ignore[assignment]
+        assert entry.kind is not None  # `_new_kind` is False for a row without a kind
+        organization.kind = entry.kind
     held = {fold(s.name) for s in organization.services}
     organization.services.extend(_service(s, entry.languages) for s in entry.services
                                  if fold(s) not in held)
@@ -233,7 +234,9 @@ class _NewRows:
                             (ServicePathway, self.pathways), (Location, self.locations),
                             (Contact, self.contacts)):
             if rows:
-                session.execute(insert(model.__table__), rows)  # type: ignore[attr-defined]
+                # Core executemany on the Table (each mapped by `__tablename__`; the base
+                # types `__table__` as a FromClause), not the ORM's bulk insert.
+                session.execute(insert(cast(Table, model.__table__)), rows)
 
 
 def apply_import(session: Session, outcomes: list[RowOutcome], *, source: str,

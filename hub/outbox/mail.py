@@ -43,9 +43,9 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
-from sqlalchemy import BigInteger, Index, Integer, String, select, update
+from sqlalchemy import BigInteger, Index, Integer, String, Table, select, update
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -54,6 +54,11 @@ from hub.crypto import EncryptedText
 from hub.db import Base, utcnow
 
 log = logging.getLogger(__name__)
+
+# The INSERTs with ON CONFLICT, by dialect name (a dict of the two would type as their common
+# base, which has no `on_conflict_do_nothing`).
+_DIALECT_INSERTS: dict[str, Callable[[type[Base] | Table], postgresql.Insert | sqlite.Insert]] = {
+    "postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 DEFAULT_SENDER = "Maillage <maillage@localhost>"
 DEFAULT_SMTP_PORT = 587
@@ -155,7 +160,7 @@ def queue_mail(
     # ON CONFLICT DO NOTHING rather than a lookup: two transactions queueing the same key at
     # once neither fail nor both insert (PostgreSQL makes the second wait for the first).
     dialect = session.get_bind().dialect.name
-    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
+    insert = _DIALECT_INSERTS[dialect]
     statement = (
         insert(OutgoingMail)
         .values(values)
@@ -186,8 +191,9 @@ def queue_mails(session: Session, mails: list[dict[str, str]], *,
     if not rows:
         return 0
     dialect = session.get_bind().dialect.name
-    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
-    table = OutgoingMail.__table__
+    insert = _DIALECT_INSERTS[dialect]
+    # A class mapped by `__tablename__` has a Table there (the base types it as a FromClause).
+    table = cast(Table, OutgoingMail.__table__)
     # Core, not the ORM's bulk insert: no per-row bookkeeping for rows nobody reads back.
     statement = (insert(table).on_conflict_do_nothing(index_elements=[table.c.dedupe_key])
                  .returning(table.c.id))
@@ -460,7 +466,10 @@ def _claim(
         )
         if session.get_bind().dialect.name == "postgresql":
             candidates = candidates.with_for_update(skip_locked=True)
-        due: dict[int, datetime] = {row[0]: row[1] for row in session.execute(candidates)}
+        due: dict[int, datetime] = {}
+        for mail_id, due_at in session.execute(candidates):
+            assert due_at is not None  # `next_attempt_at <= now` leaves the NULLs out
+            due[mail_id] = due_at
         if not due:
             return []
         # Leased only if still due: on SQLite the candidates were read before this transaction

@@ -28,7 +28,8 @@ from hub.portal.common import login_required, page, portal_blueprint
 blp = portal_blueprint("admin_clients", __name__)
 
 CLIENTS_SHOWN = 200
-# What each scope lets a system do, in the admin's words (`hub.accounts.clients.SCOPES` for developers).
+# What each scope lets a system do, in the admin's words (`hub.accounts.clients.SCOPES` for
+# developers).
 SCOPE_LABELS = {
     "directory:read": _l("read the directory of organizations"),
     "directory:write": _l("change this organization's directory entry"),

@@ -9,6 +9,7 @@ in the admin's language."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -76,7 +77,7 @@ def refusal(error: Invalid) -> str:
 
 
 def _page(organization: Organization, status: int = 200, error: str | None = None,
-          values: dict[str, object] | None = None) -> Response:
+          values: Mapping[str, object] | None = None) -> Response:
     found = db.session.scalars(select(Endpoint).where(Endpoint.owner_id == organization.id)
                                .order_by(Endpoint.created_at).limit(ENDPOINTS_SHOWN))
     return page("portal/admin/webhooks.html", status, organization=organization,
@@ -105,15 +106,16 @@ def endpoint_list(organization_id: uuid.UUID) -> Response:
 @login_required(ADMIN_ROLES)
 def create(organization_id: uuid.UUID) -> Response:
     organization = managed_organization(organization_id)
-    values = {"url": request.form.get("url", "").strip()[:2000],
-              "description": request.form.get("description", "").strip()[:500] or None,
-              "event_types": request.form.getlist("event_types")[:50]}
+    url = request.form.get("url", "").strip()[:2000]
+    description = request.form.get("description", "").strip()[:500] or None
+    event_types = request.form.getlist("event_types")[:50]
+    values = {"url": url, "description": description, "event_types": event_types}
     try:
-        if not values["event_types"]:
+        if not event_types:
             raise Invalid({"event_types": ["Choose at least one."]})
         endpoint, secret = subscriptions.register_endpoint(
-            db.session, organization_id=organization.id, url=values["url"],
-            event_types=values["event_types"], description=values["description"],
+            db.session, organization_id=organization.id, url=url,
+            event_types=event_types, description=description,
             registered_by=g.user.caller.actor, may_answer=False,
             allow_loopback_http=_allow_loopback(), now=utcnow())
     except Invalid as invalid:
@@ -125,7 +127,7 @@ def create(organization_id: uuid.UUID) -> Response:
 
 
 def _detail(organization: Organization, endpoint: Endpoint, status: int = 200,
-            error: str | None = None, values: dict[str, object] | None = None) -> Response:
+            error: str | None = None, values: Mapping[str, object] | None = None) -> Response:
     """The endpoint, its edit form (as saved, or as typed when refused) and its delivery log,
     newest first, `DELIVERIES_SHOWN` a page with links to older and newer ones."""
     # Along the engine's index (endpoint_id, created_at); the id breaks ties.

@@ -53,6 +53,7 @@ def legs_losing_cover(found: consents.Consent) -> list[referrals.Referral]:
 def confirm(participant_id: uuid.UUID, consent_id: uuid.UUID) -> Response:
     found = _consent_of(participant_id, consent_id)
     participant = db.session.get(Participant, participant_id)
+    assert participant is not None  # `_consent_of` found it, or raised NotFound
     reader = Reader(db.session, caller(), pseudonym_key())
     consent_status = found.status(utcnow()).value
     return page("portal/consent_withdraw.html", consent=found, consent_status=consent_status,

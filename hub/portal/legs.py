@@ -1,6 +1,7 @@
 """One leg, seen by either side: its state, deadlines, timeline (each event, who, when), the
 participant's chain, and the actions the user's organization may take on it now, each a
-small form posted to `/legs/<id>/<action>` and carried out by `hub.referrals.handoffs.transition`."""
+small form posted to `/legs/<id>/<action>` and carried out by
+`hub.referrals.handoffs.transition`."""
 
 from __future__ import annotations
 

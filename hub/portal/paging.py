@@ -12,6 +12,7 @@ from typing import Any, Generic, TypeVar
 
 from flask import request, url_for
 from sqlalchemy import ColumnElement, Select, tuple_
+from sqlalchemy.orm import QueryableAttribute
 
 from hub.api.common import decode_cursor, encode_cursor
 from hub.db import db
@@ -32,7 +33,8 @@ def cut(rows: Sequence[Row], key: Callable[[Row], tuple[Any, ...]], size: int = 
     page = list(rows[:size])
     if len(rows) <= size:
         return page, None
-    values = {name: value for name, value in request.args.items() if name != "after"}
+    values: dict[str, Any] = {name: value for name, value in request.args.items()
+                              if name != "after"}
     return page, url_for(request.endpoint or "", **(request.view_args or {}), **values,
                          after=encode_cursor(*key(page[-1])))
 
@@ -41,7 +43,8 @@ def first_page() -> str | None:
     """The link back to the first page, when this is not it."""
     if "after" not in request.args:
         return None
-    values = {name: value for name, value in request.args.items() if name != "after"}
+    values: dict[str, Any] = {name: value for name, value in request.args.items()
+                              if name != "after"}
     return url_for(request.endpoint or "", **(request.view_args or {}), **values)
 
 
@@ -55,7 +58,7 @@ class Window(Generic[Row]):
     later: str | None
 
 
-def window(query: Select[Any], key: Sequence[ColumnElement[Any]],
+def window(query: Select[Row], key: Sequence[ColumnElement[Any] | QueryableAttribute[Any]],
            converters: Sequence[Callable[[str], Any]], row_key: Callable[[Row], tuple[Any, ...]],
            *, descending: bool, size: int = PAGE_SIZE,
            view: tuple[str, dict[str, Any]] | None = None) -> Window[Row]:
@@ -74,7 +77,7 @@ def window(query: Select[Any], key: Sequence[ColumnElement[Any]],
     before = decode_cursor(cursor, *converters) if cursor else None
     columns = tuple_(*key)
     backwards = before is not None
-    if backwards:
+    if before is not None:  # backwards
         query = query.where(columns > tuple_(*before) if descending
                             else columns < tuple_(*before))
     elif after is not None:
@@ -90,8 +93,8 @@ def window(query: Select[Any], key: Sequence[ColumnElement[Any]],
     earlier_more, later_more = (more, True) if backwards else (after is not None, more)
 
     def link(**at: tuple[Any, ...]) -> str:
-        values = {name: value for name, value in request.args.items()
-                  if name not in ("after", "before")}
+        values: dict[str, Any] = {name: value for name, value in request.args.items()
+                                  if name not in ("after", "before")}
         values.update({name: encode_cursor(*parts) for name, parts in at.items()})
         return url_for(endpoint, **view_args, **values)
 

@@ -4,9 +4,11 @@ overdue ones marked; each opens on its page with the actions of the moment (`hub
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from flask import request
 from sqlalchemy import select, tuple_
+from sqlalchemy.orm import InstrumentedAttribute
 from werkzeug import Response
 
 from hub.accounts.users import RECEIVING_ROLES
@@ -30,6 +32,7 @@ def inbox() -> Response:
     query = select(Referral).where(
         Referral.to_organization_id == caller().organization_id,
         Referral.closed_at.is_not(None) if closed else Referral.closed_at.is_(None))
+    key: tuple[InstrumentedAttribute[Any], ...]
     if closed:
         key = (Referral.closed_at, Referral.id)
         after = paging.position(aware_datetime, uuid.UUID)

@@ -162,16 +162,17 @@ def refer(participant_id: uuid.UUID) -> Response:
     for entry in directory:
         entry["covered"] = consent.covers(db.session, participant, entry["id"],
                                           consent.Purpose.REFERRAL_SHARING)
-    context = {"participant": _reader().participant(participant), "directory": directory,
-               "filters": filters, "regions": QUEBEC_REGIONS,
-               "kinds": [k for k in OrganizationKind if k != OrganizationKind.COORDINATION],
-               "capacities": list(Capacity), "pathways": list(Pathway),
-               "stages": list(Stage), "priorities": list(Priority),
-               "previous": previous_view,
-               "previous_to": previous and _organization_names(
-                   {previous.to_organization_id}).get(previous.to_organization_id),
-               "values": request.form if request.method == "POST"
-               else _prefilled(previous_view, filters)}
+    context: dict[str, Any] = {
+        "participant": _reader().participant(participant), "directory": directory,
+        "filters": filters, "regions": QUEBEC_REGIONS,
+        "kinds": [k for k in OrganizationKind if k != OrganizationKind.COORDINATION],
+        "capacities": list(Capacity), "pathways": list(Pathway),
+        "stages": list(Stage), "priorities": list(Priority),
+        "previous": previous_view,
+        "previous_to": previous and _organization_names(
+            {previous.to_organization_id}).get(previous.to_organization_id),
+        "values": request.form if request.method == "POST"
+        else _prefilled(previous_view, filters)}
     if request.method == "GET":
         return page("portal/refer.html", bad=set(), **context)
     form = request.form.copy()

@@ -256,8 +256,8 @@ STARTED_CHAINS = "chains_started"
 def receives_open_leg(session: Session, organization_id: uuid.UUID,
                       participant_id: uuid.UUID) -> bool | None:
     """Whether the organization receives an open leg of the participant, as known from the leg
-    it changes in this transaction (`handoffs.leg_to_change`: that leg's status now, and whether another
-    open leg was there when it was read); None when not known.
+    it changes in this transaction (`handoffs.leg_to_change`: that leg's status now, and whether
+    another open leg was there when it was read); None when not known.
 
     Forgotten when this transaction makes or cancels a leg, and at its end.  Another
     transaction closing that other leg meanwhile is not seen: the organization did receive it

@@ -1,9 +1,9 @@
 """Participants: the people referred, with the least personal data that does the job.
 
 A participant belongs to the organization that registered them.  Who else may read their
-personal data is decided in `hub.consent.visibility`, never here.  Names, email and phone are encrypted
-at rest (`hub.crypto`); duplicates are found through keyed hashes of normalised values, so the
-database never holds them in clear.
+personal data is decided in `hub.consent.visibility`, never here.  Names, email and phone are
+encrypted at rest (`hub.crypto`); duplicates are found through keyed hashes of normalised
+values, so the database never holds them in clear.
 """
 
 from __future__ import annotations

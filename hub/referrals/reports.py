@@ -233,6 +233,7 @@ def acknowledgement_by_receiver(session: Session, start: datetime, end: datetime
             select(Referral.to_organization_id, Referral.created_at, Referral.acknowledged_at)
             .where(Referral.created_at >= start, Referral.created_at < end,
                    Referral.acknowledged_at.is_not(None))):
+        assert acknowledged_at is not None  # the query keeps acknowledged legs only
         delays[receiver].append(_hours(acknowledged_at, created_at))
     rows = [{"organization_id": receiver, "acknowledged": len(hours),
              "median_hours": median(hours), "p90_hours": percentile(hours, 0.9)}
@@ -259,6 +260,7 @@ def outcomes_by_pathway(session: Session, start: datetime, end: datetime, now: d
             select(Referral.pathway, Referral.outcome, func.count())
             .where(*period, counted).group_by(Referral.pathway, Referral.outcome)
             .order_by(Referral.pathway, Referral.outcome)):
+        assert outcome is not None  # `period` keeps legs with an outcome only
         by_pathway[pathway][outcome] = count
         kept += count
     completed = session.scalar(select(func.count()).select_from(Referral).where(*period)) or 0
