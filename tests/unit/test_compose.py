@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 ENV_EXAMPLE = ROOT / ".env.example"
-README = ROOT / "README.md"
+OPERATIONS = ROOT / "docs" / "operations.md"
 HUB_VARIABLES = {setting.env for setting in SETTINGS}
 LOCAL_URL = re.compile(r"http://127\.0\.0\.1:(\d+)(/[^'\" ]*)")
 
@@ -187,16 +187,23 @@ def test_dockerfile_entry_point_command_and_health_check_exist(app: Flask) -> No
     assert {"hub", "webhooks", "migrations", "pyproject.toml"} <= set(copied)
 
 
-def test_readme_configuration_table_is_exactly_the_settings() -> None:
+def operations_section(heading: str) -> str:
+    """The text under `## heading` of docs/operations.md, its ### subsections included."""
+    text = OPERATIONS.read_text(encoding="utf-8")
+    assert f"\n## {heading}\n" in text, f"docs/operations.md has no section '## {heading}'"
+    return text.split(f"\n## {heading}\n")[1].split("\n## ")[0]
+
+
+def test_configuration_table_is_exactly_the_settings() -> None:
     """The production section points at this table: both directions, so it cannot drift."""
-    section = README.read_text().split("## Configuration")[1].split("\n## ")[0]
+    section = operations_section("Configuration")
     documented = set(re.findall(r"`(HUB_[A-Z_]+)`", section))
     assert documented == HUB_VARIABLES
 
 
-def test_readme_production_section_describes_the_compose_services(
+def test_production_section_describes_the_compose_services(
         compose: dict[str, Any]) -> None:
-    section = README.read_text().split("## Running in production")[1].split("\n## ")[0]
+    section = operations_section("Running in production")
     for name in compose["services"]:
         assert f"`{name}`" in section, name
     for words in ("pg_dump", "HUB_DATA_KEYS", "hub db upgrade", "--scale"):
