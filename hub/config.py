@@ -33,8 +33,8 @@ class Setting:
     help: str
 
 
-# The one list of variables the hub reads. The README's table and the deployment checks are
-# generated from it, so documentation cannot drift from the code.
+# The one list of variables the hub reads. The table of docs/operations.md and the deployment
+# checks are generated from it, so documentation cannot drift from the code.
 SETTINGS: tuple[Setting, ...] = (
     Setting("HUB_ENV", "env", "development", "`development`, `production` or `test`."),
     Setting(

@@ -2,10 +2,10 @@
 security headers, the session's expiry, and domain errors as plain messages in the user's
 language.
 
-The portal calls the same use cases as the API (`hub.referrals.legs`, `hub.consent.consents`,
+The portal calls the same use cases as the API (`hub.referrals.handoffs`, `hub.consent.consents`,
 ...) with a user caller (`hub.accounts.callers.user_caller`), so the rules are the API's and the
 events name the person who acted.  Writes are committed by the app's one commit per request
-(`hub.api._commit`): only when the answer is not an error, so a refused form changes nothing.
+(`hub.api.app._commit`): only when the answer is not an error, so a refused form changes nothing.
 """
 
 from __future__ import annotations
