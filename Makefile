@@ -28,11 +28,12 @@ run: $(STAMP) translations
 	$(BIN)/hub db upgrade
 	$(BIN)/hub run
 
-## The whole suite, on SQLite and on a PostgreSQL server installed and started if missing;
-## the portal's browser tests in Debian's chromium, installed if missing.
+## The whole suite: lint, import contract and type check first, then the tests on SQLite and
+## on a PostgreSQL server installed and started if missing, the portal's browser tests in
+## Debian's chromium, installed if missing.
 ## Bytecode is cached even where PYTHONDONTWRITEBYTECODE is set: without it every `hub`
 ## process of the suite compiles the hub again, and pytest rewrites its plugins each run.
-test: $(STAMP) translations
+test: $(STAMP) translations lint
 	HUB_TEST_POSTGRES_URL="$$(bash scripts/test-postgres.sh)" HUB_REQUIRE_POSTGRES=1 \
 		HUB_TEST_CHROMIUM="$$(bash scripts/test-browser.sh)" HUB_REQUIRE_BROWSER=1 \
 		env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest $(PYTEST_ARGS)

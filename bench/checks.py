@@ -578,8 +578,8 @@ def seed(url: str, total: int, due: int, stale_share: float, now: datetime,
 
 
 def due_at_columns(cursor: psycopg.Cursor[Any], moment: datetime) -> None:
-    """What `hub.followups.deadlines.arm_checks` would have set and the checks left: the due-at column of
-    each check still to come (the revision that added them fills them the same way)."""
+    """What `hub.followups.deadlines.arm_checks` would have set and the checks left: the due-at
+    column of each check still to come (the revision that added them fills them the same way)."""
     cursor.execute("""
         UPDATE referrals SET deadline_due_at = CASE status
             WHEN 'sent' THEN acknowledge_by WHEN 'acknowledged' THEN decide_by ELSE start_by END
@@ -746,10 +746,11 @@ def statement_kind(statement: str) -> str:
 
 
 class Probe:
-    """Times a tick of the scheduler and, inside it, each pass (from one `hub.followups.tick.pending`
-    to the next), the digest step, each check and each statement (due queries labelled with
-    their check): wraps `hub.followups.tick.pending` and the functions of `hub.followups.tick.CHECKS` in this
-    process (the hub's code runs as is) and listens to the engines' cursor events.  With
+    """Times a tick of the scheduler and, inside it, each pass (from one
+    `hub.followups.tick.pending` to the next), the digest step, each check and each statement
+    (due queries labelled with their check): wraps `hub.followups.tick.pending` and the
+    functions of `hub.followups.tick.CHECKS` in this process (the hub's code runs as is) and
+    listens to the engines' cursor events.  With
     `capture` set, keeps every SELECT sent, to be explained."""
 
     def __init__(self, *engines: Engine) -> None:

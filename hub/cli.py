@@ -133,7 +133,7 @@ def serve_command(bind: str, workers: int | None) -> None:
     settings = Settings.from_env()
     app = create_app(settings)
 
-    class Server(BaseApplication):  # type: ignore[misc]
+    class Server(BaseApplication):
         def load_config(self) -> None:
             self.cfg.set("bind", bind)
             self.cfg.set("workers", workers or settings.web_workers)
@@ -417,7 +417,8 @@ def checks_run(now_text: str | None) -> None:
             _fail(f"--now must be an ISO-8601 moment such as 2027-01-15T09:00:00-05:00, "
                   f"not {now_text!r}.")
         now = now if now.tzinfo else now.replace(tzinfo=UTC)
-    handled = tick.run_once(current_app.extensions["hub_db"][1], now)
+    handled = tick.run_once(current_app.extensions["hub_db"][1], now,
+                            public_url=current_app.config["HUB_SETTINGS"].public_url)
     _echo_json(handled)
     if any(count < 0 for count in handled.values()):
         sys.exit(1)
@@ -438,7 +439,8 @@ def data_rotate_keys() -> None:
 
     with db.job_session() as session:
         total = key_rotation.rotate_all(
-            session, models.Base.metadata, lambda column, done: click.echo(f"{column}: {done} re-encrypted", err=True))
+            session, models.Base.metadata,
+            lambda column, done: click.echo(f"{column}: {done} re-encrypted", err=True))
     click.echo(f"{total} values re-encrypted with the current key.")
 
 

@@ -52,7 +52,7 @@ class Worker:
             self.sessions, render=webhook_fanout.renderer(settings.secret_key.encode()),
             client=self.client, clock=clock,
             worker_id=f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}",
-            on_disabled=webhook_fanout.endpoint_disabled,
+            on_disabled=webhook_fanout.on_endpoint_disabled(settings.public_url),
             concurrency=settings.webhook_concurrency,
             lease=timedelta(seconds=settings.webhook_lease_seconds),
         )

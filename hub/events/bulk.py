@@ -1,9 +1,12 @@
-"""`record_many()`: `record()` for a batch of events, in one statement whatever its size
-(PostgreSQL; three on SQLite).
+"""Appending many events at once: the same rows as `record()` (the event with its ULID and
+`sequence`, the transaction id on PostgreSQL; its audience; its outbox row), in the caller's
+transaction, for the scheduled checks, which fire hundreds of legs in one transaction.
 
-The same rows as `record()` (event with its ULID, `sequence`, transaction id on PostgreSQL;
-its audience; its outbox row), in the caller's transaction; used by the scheduled checks,
-which fire hundreds of legs in one transaction.
+- `record_many()`: a batch of events built in Python, in one statement whatever its size
+  (PostgreSQL; three on SQLite);
+- `RowEvents` and `appending()`: on PostgreSQL, one event for each row of a caller's own
+  statement, appended inside that statement (writable CTEs), so that a check can move its
+  legs on and announce them in one round trip without writing the event tables itself.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from sqlalchemy.orm import Session
 from ulid import ULID
 
 from hub.db import utcnow
-from hub.events.store import Event, EventAudience, OutboxEntry
+from hub.events.store import AUDIENCE, EVENTS, OUTBOX, note_appended
 from hub.events.types import EventType
 
 
@@ -37,6 +40,11 @@ class NewEvent:
     actor: str = "scheduler"
 
 
+def _source(organization_id: uuid.UUID | None) -> str:
+    """An event's CloudEvents source: the organization that caused it, else the hub."""
+    return f"/organizations/{organization_id}" if organization_id else "/hub"
+
+
 def record_many(session: Session, events: Sequence[NewEvent]) -> list[int]:
     """Append every event, its audience and its outbox row (not committed); returns their
     positions, in the order given."""
@@ -44,42 +52,47 @@ def record_many(session: Session, events: Sequence[NewEvent]) -> list[int]:
         return []
     session.flush()  # pending changes first: the events describe them
     now = utcnow()
-    rows = [{
-        "id": str(ULID()),
+    ids = new_ids(len(events))
+    rows: list[dict[str, Any]] = [{
+        "id": event_id,
         "type": EventType(event.type).value,
-        "source": f"/organizations/{event.source_organization_id}"
-        if event.source_organization_id else "/hub",
+        "source": _source(event.source_organization_id),
         "subject": event.subject,
         "sequence": event.sequence,
         "time": now,
         "actor": event.actor,
         "data": event.data,
-    } for event in events]
+    } for event_id, event in zip(ids, events, strict=True)]
     audiences = [sorted(set(event.audience)) for event in events]
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         position_of = _append_postgresql(connection, rows, audiences, now)
     else:
         position_of = _append(connection, rows, audiences, now)
-    session.info.setdefault("appended_event_types", []).extend(row["type"] for row in rows)
-    return [position_of[row["id"]] for row in rows]
+    note_appended(session, (row["type"] for row in rows))
+    return [position_of[event_id] for event_id in ids]
+
+
+def new_ids(count: int) -> list[str]:
+    """`count` new event ids (ULIDs), for the events a statement appends (`RowEvents.id`)."""
+    return [str(ULID()) for _ in range(count)]
 
 
 def _append(connection: Connection, rows: list[dict[str, Any]],
             audiences: list[list[uuid.UUID]], now: datetime) -> dict[str, int]:
     """Three statements: the events (one multi-row INSERT ... RETURNING, SQLAlchemy's
     "insertmanyvalues"), their audience, their outbox rows."""
-    position_of = dict(connection.execute(
-        insert(Event.__table__).returning(Event.__table__.c.id, Event.__table__.c.position),
-        [{**row, "transaction_order": 0} for row in rows]).all())  # SQLite: writers take turns
+    position_of: dict[str, int] = {
+        row.id: row.position for row in connection.execute(
+            insert(EVENTS).returning(EVENTS.c.id, EVENTS.c.position),
+            [{**row, "transaction_order": 0} for row in rows])}  # SQLite: writers take turns
     audience = [{"organization_id": organization, "event_position": position_of[row["id"]]}
                 for row, organizations in zip(rows, audiences, strict=True)
                 for organization in organizations]
     if audience:
-        connection.execute(insert(EventAudience.__table__), audience)
-    connection.execute(insert(OutboxEntry.__table__),
-                       [{"event_position": position, "created_at": now}
-                        for position in position_of.values()])
+        connection.execute(insert(AUDIENCE), audience)
+    connection.execute(insert(OUTBOX), [{"event_position": position, "created_at": now}
+                                        for position in position_of.values()])
     return position_of
 
 
@@ -113,7 +126,72 @@ def _append_postgresql(connection: Connection, rows: list[dict[str, Any]],
                        audiences: list[list[uuid.UUID]], now: datetime) -> dict[str, int]:
     batch = [{**row, "n": n, "time": None, "audience": [str(o) for o in organizations]}
              for n, (row, organizations) in enumerate(zip(rows, audiences, strict=True))]
-    return dict(connection.execute(_APPEND_MANY, {
+    return {row.id: row.position for row in connection.execute(_APPEND_MANY, {
         "batch": json.dumps(batch),
         "time": now.astimezone(UTC).replace(tzinfo=None),  # stored naive UTC (hub.db)
-    }).all())
+    })}
+
+
+# -- events of a caller's rows, in the caller's statement (PostgreSQL) ----------------------------
+
+
+@dataclass(frozen=True)
+class RowEvents:
+    """One event for each row of `rows`, a CTE of the caller's statement (PostgreSQL): what
+    `record()` would append for it, each per-row value an SQL expression over that CTE's
+    columns, qualified by its name (`moved.version`, not `version`).
+
+    `id` must give each row a new event id (from `new_ids`, passed in by the caller), `time`
+    a naive UTC timestamp (`CAST(:now AS timestamp)`), `data` a json value; `audience` lists
+    the organizations that read the event (one expression each, duplicates counted once);
+    `order` is the order the events are appended in."""
+
+    type: EventType
+    rows: str
+    id: str
+    subject: str
+    sequence: str
+    data: str
+    audience: tuple[str, ...]
+    order: str
+    time: str
+    actor: str = "scheduler"
+    source_organization_id: uuid.UUID | None = None
+
+
+def _literal(value: str) -> str:
+    """An SQL string literal (standard_conforming_strings, PostgreSQL's default)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def appending(events: RowEvents) -> str:
+    """The writable CTEs appending `events`, to put in the caller's WITH after `events.rows`:
+    `appended (id, position)`, which the caller may join on its rows (`appended.id =`
+    the row's event id), then `appended_audience` and `appended_outbox`, which it must not
+    name itself.  The caller's statement, made once at import, stays one round trip; after
+    running it, the caller reports the events it appended with `appended_events`."""
+    audience = ", ".join(f"({organization})" for organization in events.audience)
+    return f"""appended AS (
+    INSERT INTO events (transaction_order, id, type, source, subject, sequence, time, actor,
+                        data)
+    SELECT pg_current_xact_id()::text::bigint, {events.id},
+           {_literal(EventType(events.type).value)},
+           {_literal(_source(events.source_organization_id))}, {events.subject},
+           {events.sequence}, {events.time}, {_literal(events.actor)}, {events.data}
+    FROM {events.rows} ORDER BY {events.order}
+    RETURNING id, position
+), appended_audience AS (
+    INSERT INTO event_audience (organization_id, event_position)
+    SELECT DISTINCT audience.organization, appended.position
+    FROM {events.rows} JOIN appended ON appended.id = {events.id},
+         LATERAL (VALUES {audience}) AS audience (organization)
+), appended_outbox AS (
+    INSERT INTO outbox (event_position, created_at)
+    SELECT position, {events.time} FROM appended
+)"""
+
+
+def appended_events(session: Session, events: RowEvents, count: int) -> None:
+    """What a statement built with `appending(events)` appended: `count` events (for the
+    metrics, as `record()` counts its own)."""
+    note_appended(session, [EventType(events.type).value] * count)

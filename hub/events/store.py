@@ -1,4 +1,5 @@
-"""The event tables and `record()`, the only way an event is appended.
+"""The event tables and `record()`, the way an event is appended (`hub.events.bulk` appends
+many at once, the same rows; nothing outside `hub.events` writes these tables).
 
 Events are never updated or deleted (the migration adds database triggers that refuse it).  Each
 event carries:
@@ -11,6 +12,7 @@ rendered for a recipient (see `hub.events.envelope`).
 
 from __future__ import annotations
 
+import typing
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
@@ -24,6 +26,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
     Uuid,
@@ -43,6 +46,7 @@ from hub.consent import access_log
 from hub.consent.access_log import PersonalDataRead
 from hub.db import Base, UTCDateTime, utcnow
 from hub.events.types import EventType
+from hub.ops import EVENTS_APPENDED
 
 Position = BigInteger().with_variant(Integer, "sqlite")  # INTEGER PRIMARY KEY is SQLite's rowid
 
@@ -97,6 +101,13 @@ class OutboxEntry(Base):
     created_at: Mapped[datetime]
 
 
+# The tables, for Core statements (here and in `hub.events.bulk`).  A class mapped by
+# `__tablename__` has a Table there (the declarative base types it as any FromClause).
+EVENTS = typing.cast(Table, Event.__table__)
+AUDIENCE = typing.cast(Table, EventAudience.__table__)
+OUTBOX = typing.cast(Table, OutboxEntry.__table__)
+
+
 def current_transaction_id() -> ColumnElement[int]:
     return cast(cast(func.pg_current_xact_id(), Text), BigInteger)
 
@@ -125,9 +136,10 @@ def record(
     """
     session.flush()  # pending changes first: the event describes them
     now = utcnow()
+    event_type = EventType(type).value
     row = {
         "id": str(ULID()),
-        "type": EventType(type).value,
+        "type": event_type,
         "source": f"/organizations/{source_organization_id}" if source_organization_id
         else "/hub",
         "subject": subject,
@@ -156,11 +168,17 @@ def record(
                 {"organization_id": org, "event_position": position} for org in organizations
             ])
         session.execute(_INSERT_OUTBOX, {"event_position": position, "created_at": now})
-    session.info.setdefault("appended_event_types", []).append(row["type"])
+    note_appended(session, [event_type])
     return position
 
 
-def _build_append_statement(with_reads: bool = False) -> Select[tuple[int]]:
+def note_appended(session: Session, event_types: Iterable[str]) -> None:
+    """Count events appended in the session's transaction, by type, for the metrics once it
+    commits (`record()` and `hub.events.bulk` call it for what they append)."""
+    session.info.setdefault("appended_event_types", []).extend(event_types)
+
+
+def _build_append_statement(with_reads: bool = False) -> Select[int]:
     # Built once with bind parameters, so SQLAlchemy compiles it once per process.
     columns = ("id", "type", "source", "subject", "sequence", "time", "actor", "data")
     appended = (
@@ -210,22 +228,20 @@ _APPEND_WITH_READS = _build_append_statement(with_reads=True)
 # SQLite's three statements, on the tables (Core: no ORM bulk-insert machinery per call), built
 # once like the ones above: building a statement costs about as much Python as running it.
 _INSERT_EVENT = (
-    insert(Event.__table__)
-    .values({**{name: bindparam(name, type_=Event.__table__.c[name].type)
+    insert(EVENTS)
+    .values({**{name: bindparam(name, type_=EVENTS.c[name].type)
                 for name in ("id", "type", "source", "subject", "sequence", "time", "actor",
                              "data")},
              "transaction_order": 0})
-    .returning(Event.__table__.c.position)
+    .returning(EVENTS.c.position)
 )
-_INSERT_AUDIENCE = insert(EventAudience.__table__)
-_INSERT_OUTBOX = insert(OutboxEntry.__table__)
+_INSERT_AUDIENCE = insert(AUDIENCE)
+_INSERT_OUTBOX = insert(OUTBOX)
 
 
 @event.listens_for(Session, "after_commit")
 def _count_committed_events(session: Session) -> None:
     # Counted after commit so the metric never includes events that were rolled back.
-    from hub.ops import EVENTS_APPENDED
-
     for event_type in session.info.pop("appended_event_types", []):
         EVENTS_APPENDED.labels(type=event_type).inc()
 

@@ -8,12 +8,14 @@ opens a page (`hub.portal.checkin`) that only *shows* the question; only its for
 so a mail scanner or link preview that fetches the page answers nothing.
 
 Asked once per leg, ever: like every follow-up check, a `referral_checks` row of kind
-`checkin` is claimed first (`hub.followups.leg_checks._claim`), so two schedulers or a restart never send
-a second mail.  A leg whose participant has no email or no `follow_up_contact` consent for the
-sending organization is claimed too, as skipped, so it is not looked at again.
+`checkin` is claimed first (`hub.followups.leg_checks._claim`), so two schedulers or a restart
+never send a second mail.  A leg whose participant has no email or no `follow_up_contact`
+consent for the sending organization is claimed too, as skipped, so it is not looked at
+again.
 
-Texts are a small dictionary in French (the default) and English; the portal will bring
-Flask-Babel and proper catalogues, and these strings will move there.
+The mail's texts are in the portal's catalogues, in French (the default) and English
+(`hub.followups.staff_mails.mail_texts`); its link starts with the address the caller passes
+(HUB_PUBLIC_URL, handed down by the scheduler and `hub checks run`).
 """
 
 from __future__ import annotations
@@ -26,10 +28,20 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from gettext import NullTranslations
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, exists, select, update
+from sqlalchemy import (
+    CheckConstraint,
+    CursorResult,
+    ForeignKey,
+    String,
+    Table,
+    exists,
+    select,
+    update,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -41,6 +53,7 @@ from hub.events.store import record
 from hub.events.types import EventType
 from hub.followups import deadlines, digests
 from hub.followups.leg_checks import Due, _claim
+from hub.followups.staff_mails import DEFAULT_PUBLIC_URL, mail_texts
 from hub.outbox.mail import queue_mail
 from hub.referrals import lifecycle
 from hub.referrals.legs import Referral, snapshot
@@ -56,10 +69,12 @@ ASK_UNTIL = timedelta(days=21)
 TOKEN_LIFETIME = timedelta(days=14)
 ASKED_STATUSES = deadlines.CHECKIN_STATUSES  # accepted, in_progress
 BATCH = 500
-DEFAULT_PUBLIC_URL = "http://127.0.0.1:5000"
 LANGUAGES = ("fr", "en")
 DEFAULT_LANGUAGE = "fr"
 LOCAL_TIME_ZONE = ZoneInfo(deadlines.DEFAULT_TIME_ZONE)
+
+# A class mapped by `__tablename__` has a Table there (the base types it as any FromClause).
+LEGS = cast(Table, Referral.__table__)
 
 # token_urlsafe(32): 32 random bytes, 43 characters.  Anything else is not one of ours.
 _TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{43}$")
@@ -95,88 +110,7 @@ class ParticipantCheckin(Base):
         return f"<ParticipantCheckin {self.id} answer={self.answer}>"
 
 
-# -- texts ---------------------------------------------------------------------------------------
-
-TEXTS: dict[str, dict[str, str]] = {
-    "fr": {
-        "subject": "Suivi de votre demande auprès de {receiver}",
-        "mail": (
-            "Bonjour,\n\n"
-            "L'organisme {sender} a transmis votre demande à {receiver}, qui l'a acceptée le "
-            "{accepted}.\n\n"
-            "Nous aimerions savoir si {receiver} a communiqué avec vous. Répondez en un clic, "
-            "sans mot de passe :\n\n"
-            "{link}\n\n"
-            "Vous pourrez répondre : Oui, Non, ou Je n'en ai plus besoin. Si {receiver} n'a pas "
-            "communiqué avec vous, nous en informerons les deux organismes.\n\n"
-            "Ce lien est personnel, ne sert qu'une fois et expire le {expires}.\n\n"
-            "Vous recevez ce message parce que vous avez consenti au suivi de votre demande.\n\n"
-            "— Maillage\n"
-        ),
-        "title": "Suivi de votre demande",
-        "question": "L'organisme {receiver} a-t-il communiqué avec vous ?",
-        "who_learns": "Votre réponse sera transmise à l'organisme qui vous a dirigé vers "
-                      "{receiver} et à {receiver}.",
-        "contacted": "Oui",
-        "not_contacted": "Non",
-        "no_longer_needed": "Je n'en ai plus besoin",
-        "choose": "Choisissez une des trois réponses.",
-        "thanks_title": "Merci",
-        "thanks": "Votre réponse a été enregistrée.",
-        "thanks_signalled": "Votre réponse a été enregistrée. Nous avons informé {receiver} et "
-                            "l'organisme qui vous a dirigé que personne n'a encore communiqué "
-                            "avec vous.",
-        "answered_title": "Réponse déjà enregistrée",
-        "answered": "Votre réponse à cette question est déjà enregistrée. Merci.",
-        "expired_title": "Lien expiré",
-        "expired": "Ce lien a expiré. Si vous avez encore besoin d'aide, communiquez avec "
-                   "l'organisme qui vous a dirigé.",
-        "unknown_title": "Lien introuvable",
-        "unknown": "Ce lien n'existe pas. Vérifiez qu'il est complet : copiez-le tel qu'il "
-                   "apparaît dans le courriel.",
-        "error_title": "Une erreur est survenue",
-        "error": "Votre réponse n'a pas pu être enregistrée. Réessayez dans un moment.",
-        "switch": "English",
-    },
-    "en": {
-        "subject": "Following up on your request to {receiver}",
-        "mail": (
-            "Hello,\n\n"
-            "{sender} passed your request on to {receiver}, which accepted it on {accepted}.\n\n"
-            "We would like to know whether {receiver} has contacted you. Answer in one click, "
-            "no password needed:\n\n"
-            "{link}\n\n"
-            "You can answer: Yes, No, or I no longer need it. If {receiver} has not contacted "
-            "you, we will let both organizations know.\n\n"
-            "This link is personal, works once and expires on {expires}.\n\n"
-            "You receive this message because you agreed to a follow-up of your request.\n\n"
-            "— Maillage\n"
-        ),
-        "title": "Following up on your request",
-        "question": "Has {receiver} contacted you?",
-        "who_learns": "Your answer will be passed on to the organization that referred you to "
-                      "{receiver} and to {receiver}.",
-        "contacted": "Yes",
-        "not_contacted": "No",
-        "no_longer_needed": "I no longer need it",
-        "choose": "Choose one of the three answers.",
-        "thanks_title": "Thank you",
-        "thanks": "Your answer has been recorded.",
-        "thanks_signalled": "Your answer has been recorded. We told {receiver} and the "
-                            "organization that referred you that nobody has contacted you yet.",
-        "answered_title": "Answer already recorded",
-        "answered": "Your answer to this question is already recorded. Thank you.",
-        "expired_title": "Link expired",
-        "expired": "This link has expired. If you still need help, contact the organization "
-                   "that referred you.",
-        "unknown_title": "Link not found",
-        "unknown": "This link does not exist. Check that it is complete: copy it exactly as it "
-                   "appears in the email.",
-        "error_title": "Something went wrong",
-        "error": "Your answer could not be recorded. Please try again in a moment.",
-        "switch": "Français",
-    },
-}
+# -- the mail ------------------------------------------------------------------------------------
 
 
 def language_of(tag: str | None) -> str | None:
@@ -202,14 +136,33 @@ def compose_mail(preferred_language: str | None, *, sender: str, receiver: str,
               "accepted": _local_date(accepted_at), "expires": _local_date(expires_at)}
     language = language_of(preferred_language)
     if language is not None:
-        texts = TEXTS[language]
-        return (texts["subject"].format(**values), texts["mail"].format(**values), language,
-                language)
-    french, english = TEXTS["fr"], TEXTS["en"]
-    subject = f"{french['subject']} / {english['subject']}".format(**values)
-    text = (french["mail"].format(**values) + "\n\n— English below —\n\n"
-            + english["mail"].format(**values))
-    return subject, text, "fr, en", DEFAULT_LANGUAGE
+        subject, text = _mail_in(mail_texts(language), values)
+        return subject, text, language, language
+    french, english = mail_texts("fr"), mail_texts("en")
+    (french_subject, french_text), (english_subject, english_text) = (
+        _mail_in(french, values), _mail_in(english, values))
+    # Said in English: it is for the reader who reads no French.
+    below = english.gettext("— English below —")
+    return (f"{french_subject} / {english_subject}",
+            f"{french_text}\n\n{below}\n\n{english_text}", "fr, en", DEFAULT_LANGUAGE)
+
+
+def _mail_in(texts: NullTranslations, values: dict[str, str]) -> tuple[str, str]:
+    """The subject and text of the check-in mail in the language of `texts`."""
+    subject = texts.gettext("Following up on your request to %(receiver)s") % values
+    text = texts.gettext(
+        "Hello,\n\n"
+        "%(sender)s passed your request on to %(receiver)s, which accepted it on "
+        "%(accepted)s.\n\n"
+        "We would like to know whether %(receiver)s has contacted you. Answer in one click, "
+        "no password needed:\n\n"
+        "%(link)s\n\n"
+        "You can answer: Yes, No, or I no longer need it. If %(receiver)s has not contacted "
+        "you, we will let both organizations know.\n\n"
+        "This link is personal, works once and expires on %(expires)s.\n\n"
+        "You receive this message because you agreed to a follow-up of your request.\n\n"
+        "— Maillage\n") % values
+    return subject, text
 
 
 # -- tokens --------------------------------------------------------------------------------------
@@ -234,19 +187,6 @@ def find(session: Session, token: str) -> ParticipantCheckin | None:
 
 # -- the scheduled check -------------------------------------------------------------------------
 
-_public_url = DEFAULT_PUBLIC_URL
-
-
-def set_public_url(url: str) -> None:
-    """Process-wide, like the key ring (hub.crypto): the scheduled checks get only a session and
-    a moment, so the app factory installs the address participants reach the hub at."""
-    global _public_url
-    _public_url = url.rstrip("/") or DEFAULT_PUBLIC_URL
-
-
-def public_url() -> str:
-    return _public_url
-
 
 def link(base_url: str, token: str) -> str:
     return f"{base_url.rstrip('/')}/suivi/{token}"
@@ -254,8 +194,8 @@ def link(base_url: str, token: str) -> str:
 
 def _candidates(session: Session, now: datetime, limit: int) -> list[Referral]:
     """Legs whose check-in is due (`checkin_due_at`, set on acceptance by
-    `hub.followups.deadlines.arm_checks`, cleared once asked): a range of a partial index holding only
-    the legs still to ask."""
+    `hub.followups.deadlines.arm_checks`, cleared once asked): a range of a partial index
+    holding only the legs still to ask."""
     query = (select(Referral).where(Referral.checkin_due_at <= now)
              .order_by(Referral.checkin_due_at).limit(limit))
     if session.get_bind().dialect.name == "postgresql":
@@ -265,15 +205,15 @@ def _candidates(session: Session, now: datetime, limit: int) -> list[Referral]:
 
 def checkins_pending(now: datetime) -> Any:
     """Whether `checkins_due` has anything to do at `now` (see `hub.followups.tick.run_once`)."""
-    return exists().where(Referral.__table__.c.checkin_due_at <= now)
+    return exists().where(LEGS.c.checkin_due_at <= now)
 
 
 def checkins_due(session: Session, now: datetime, limit: int = BATCH, *,
-                 base_url: str | None = None) -> int:
+                 base_url: str = DEFAULT_PUBLIC_URL) -> int:
     """Mail the check-in question for every leg accepted ASK_AFTER_BUSINESS_DAYS business days
     ago whose participant has an email and a `follow_up_contact` consent covering the sending
-    organization; each leg once, ever.  Returns how many mails were queued."""
-    base_url = base_url or public_url()
+    organization; each leg once, ever; the links start with `base_url` (HUB_PUBLIC_URL).
+    Returns how many mails were queued."""
     names: dict[uuid.UUID, str] = {}
 
     def name_of(organization_id: uuid.UUID) -> str:
@@ -318,8 +258,7 @@ def checkins_due(session: Session, now: datetime, limit: int = BATCH, *,
             created_at=now, expires_at=expires_at, language=page_language))
         queued += 1
     if legs:  # asking (or not) does not change the leg: its version stays
-        session.execute(update(Referral.__table__)
-                        .where(Referral.__table__.c.id.in_([leg.id for leg in legs]))
+        session.execute(update(LEGS).where(LEGS.c.id.in_([leg.id for leg in legs]))
                         .values(checkin_due_at=None))
     return queued
 
@@ -368,13 +307,13 @@ def record_answer(session: Session, checkin: ParticipantCheckin, answer: Answer,
     state = state_of(session, checkin, now)
     if state is not State.OPEN:
         return Recorded(state)
-    claimed = session.execute(
+    claimed = cast(CursorResult[Any], session.execute(  # an UPDATE's result has a rowcount
         update(ParticipantCheckin)
         .where(ParticipantCheckin.id == checkin.id, ParticipantCheckin.answered_at.is_(None),
                ParticipantCheckin.expires_at > now)
         .values(answered_at=now, answer=answer.value)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )).rowcount
     if not claimed:
         session.refresh(checkin)
         return Recorded(State.ANSWERED if checkin.answered_at else State.EXPIRED)

@@ -10,6 +10,8 @@ import getpass
 import json
 import sys
 import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 from flask.cli import with_appcontext
@@ -49,7 +51,11 @@ _scope_options = [
 ]
 
 
-def _with_scope_options(command: click.Command) -> click.Command:
+Decorated = TypeVar("Decorated", bound=Callable[..., Any])
+
+
+def _with_scope_options(command: Decorated) -> Decorated:
+    """The options naming a rule's scope, on a command's function (before it is a command)."""
     for option in reversed(_scope_options):
         command = option(command)
     return command

@@ -77,9 +77,9 @@ def deadline(check: str, priority: str, start: datetime, times: int = 1, *,
     """When `check` (acknowledge, decide, start) is due for a leg of `priority` from `start`;
     `times=2` gives twice the allowance (an unacknowledged leg expires then).
 
-    `business_days` is the allowance of the policy in force (`hub.followups.policies.business_days`);
-    without it, the hub's default of DESIGN §6.  Days are counted in `time_zone`, the
-    receiving organization's (Québec's by default)."""
+    `business_days` is the allowance of the policy in force
+    (`hub.followups.policies.business_days`); without it, the hub's default of DESIGN §6.
+    Days are counted in `time_zone`, the receiving organization's (Québec's by default)."""
     if business_days is None:
         business_days = DEFAULT_POLICY[check][priority]
     return add_business_days(start, times * business_days, time_zone)

@@ -6,18 +6,20 @@ late leg (and a scheduler clearing a backlog, thousands); one list, in its langu
 zone, is what its staff can act on, and what the tick can afford (`bench/checks.md`).
 
 How it stays exactly once: whoever records a `referral.deadline_missed` event (the firing
-check of `hub.followups.leg_checks`, the participant's "No" of `hub.followups.checkins`) adds, in the same
-transaction, a narrow row to `deadline_digest_queue`: the event's position, the leg, both
-organizations, the check and its due time.  After the firing passes of a tick, `mail_digests`
-takes the queued rows (PostgreSQL: locked, SKIP LOCKED, so a second scheduler takes none of
-them), queues the mails and deletes the rows, in one transaction: a row is mailed about once,
-whatever fails between the firing and the digest (it waits for the next tick), and two
-digests never share one.  Each mail's dedupe key names its contact and the events' span, a
-last defence against queueing one twice.  The queue, not the event log, because the event's
-JSON snapshot costs far more to read back (PostgreSQL parses the text at each access) than
-these few columns cost to write.
+check of `hub.followups.leg_checks`, the participant's "No" of `hub.followups.checkins`) adds,
+in the same transaction, a narrow row to `deadline_digest_queue`: the event's position, the
+leg, both organizations, the check and its due time.  After the firing passes of a tick,
+`mail_digests` takes the queued rows (PostgreSQL: locked, SKIP LOCKED, so a second scheduler
+takes none of them), queues the mails and deletes the rows, in one transaction: a row is
+mailed about once, whatever fails between the firing and the digest (it waits for the next
+tick), and two digests never share one.  Each mail's dedupe key names its contact and the
+events' span, a last defence against queueing one twice.  The queue, not the event log,
+because the event's JSON snapshot costs far more to read back (PostgreSQL parses the text at
+each access) than these few columns cost to write.
 
 No participant data: references, organizations' names, checks, due times and portal links.
+Texts come from the portal's catalogues, in the receiving organization's language
+(`hub.followups.staff_mails.mail_texts`).
 """
 
 from __future__ import annotations
@@ -28,21 +30,35 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from gettext import NullTranslations
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Boolean, ForeignKey, String, Uuid, delete, exists, insert, select, text
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    String,
+    Table,
+    Uuid,
+    delete,
+    exists,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from hub.db import Base, UTCDateTime
 from hub.events.store import Position
 from hub.followups.deadlines import DEFAULT_TIME_ZONE
 from hub.followups.staff_mails import (
+    DEFAULT_PUBLIC_URL,
     contacts_of,
     language_of,
+    leg_link,
+    mail_texts,
     one_line,
     organizations_by_id,
-    public_url,
 )
 from hub.outbox.mail import queue_mails
 
@@ -73,89 +89,41 @@ class QueuedMiss(Base):
     from_participant: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+QUEUE = cast(Table, QueuedMiss.__table__)
+
+
 def queue_misses(session: Session, misses: Iterable[dict[str, Any]]) -> None:
     """Queue misses just recorded, in the caller's transaction: dicts of `QueuedMiss`'s
     columns (SQLite's firing and the participant's "No"; PostgreSQL's firing statement
     inserts its rows itself, `hub.followups.leg_checks._FIRE_MISSED`)."""
     rows = list(misses)
     if rows:
-        session.connection().execute(insert(QueuedMiss.__table__), rows)
-
-
-CHECK_NAMES = {
-    "fr": {"acknowledge": "l'accusé de réception", "decide": "la décision (acceptation ou refus)",
-           "start": "le premier contact avec la personne"},
-    "en": {"acknowledge": "acknowledgement", "decide": "the decision (accept or decline)",
-           "start": "the first contact with the person"},
-}
-
-TEXTS: dict[str, dict[str, str]] = {
-    "fr": {
-        "digest_subject_one": "1 demande adressée à {organization} a dépassé un délai",
-        "digest_subject": "{count} demandes adressées à {organization} ont dépassé un délai",
-        "digest": (
-            "Bonjour,\n\n"
-            "{summary} (heures de {zone}) :\n\n"
-            "{lines}"
-            "{more}"
-            "Ouvrez chaque demande dans le portail pour y donner suite ; la liste des "
-            "demandes reçues (en retard signalées) :\n{inbox}\n\n"
-            "Ce message automatique de Maillage ne contient aucune donnée sur les personnes "
-            "référées.\n"),
-        "summary_one": "Une demande adressée à {organization} a dépassé un délai",
-        "summary": "{count} demandes adressées à {organization} ont dépassé un délai",
-        "line": "- Demande {reference}, reçue de {sender} : échéance pour {check} le {due}\n"
-                "  {link}\n",
-        "participant_line": "- Demande {reference}, reçue de {sender} : la personne dit ne pas "
-                            "avoir été contactée (réponse du {due})\n  {link}\n",
-        "more_one": "… et une autre, dans la liste des demandes reçues.\n\n",
-        "more": "… et {rest} autres, dans la liste des demandes reçues.\n\n",
-    },
-    "en": {
-        "digest_subject_one": "1 referral to {organization} missed a deadline",
-        "digest_subject": "{count} referrals to {organization} missed a deadline",
-        "digest": (
-            "Hello,\n\n"
-            "{summary} (times in {zone}):\n\n"
-            "{lines}"
-            "{more}"
-            "Open each referral in the portal to act on it; the list of inbound referrals "
-            "(overdue ones marked):\n{inbox}\n\n"
-            "This automatic message from Maillage holds no data about the people referred.\n"),
-        "summary_one": "One referral to {organization} missed a deadline",
-        "summary": "{count} referrals to {organization} missed a deadline",
-        "line": "- Referral {reference}, received from {sender}: {check} was due by {due}\n"
-                "  {link}\n",
-        "participant_line": "- Referral {reference}, received from {sender}: the person says "
-                            "nobody contacted them (answered {due})\n  {link}\n",
-        "more_one": "… and one more, in the list of inbound referrals.\n\n",
-        "more": "… and {rest} more, in the list of inbound referrals.\n\n",
-    },
-}
+        session.connection().execute(insert(QUEUE), rows)
 
 
 def digests_pending(now: datetime) -> Any:
-    """Whether `mail_digests` has misses to mail (`hub.followups.tick.pending` asks it with the others,
-    in the tick's one query): the first entry of the queue's primary key.  `now` is unused:
-    what is pending is what was recorded."""
+    """Whether `mail_digests` has misses to mail (`hub.followups.tick.pending` asks it with
+    the others, in the tick's one query): the first entry of the queue's primary key.  `now`
+    is unused: what is pending is what was recorded."""
     return exists().where(QueuedMiss.event_position.is_not(None))
 
 
-def mail_digests(session: Session, now: datetime, limit: int = MISSES_PER_DIGEST) -> int:
+def mail_digests(session: Session, now: datetime, limit: int = MISSES_PER_DIGEST, *,
+                 public_url: str = DEFAULT_PUBLIC_URL) -> int:
     """Take the queued misses (the oldest `limit`), queue one digest per contact of each
-    receiving organization, delete what was taken; returns how many mails were queued.  In the
-    caller's transaction, which must commit or roll back as a whole."""
+    receiving organization (its links starting with `public_url`, HUB_PUBLIC_URL), delete
+    what was taken; returns how many mails were queued.  In the caller's transaction, which
+    must commit or roll back as a whole."""
     if session.get_bind().dialect.name == "postgresql":
-        return _take_in_sql(session, now, limit)
-    queue = QueuedMiss.__table__
-    oldest = select(queue.c.event_position).order_by(queue.c.event_position).limit(limit)
-    taken = session.connection().execute(
-        delete(queue).where(queue.c.event_position.in_(oldest.scalar_subquery()))
-        .returning(*queue.c)).all()
+        return _take_in_sql(session, now, limit, public_url)
+    oldest = select(QUEUE.c.event_position).order_by(QUEUE.c.event_position).limit(limit)
+    taken = list(session.connection().execute(
+        delete(QUEUE).where(QUEUE.c.event_position.in_(oldest.scalar_subquery()))
+        .returning(*QUEUE.c)))
     if not taken:
         return 0
     positions = [row.event_position for row in taken]
-    return _queue(session, taken, f"{min(positions)}-{max(positions)}", now)
+    return _queue(session, taken, f"{min(positions)}-{max(positions)}", now, public_url)
 
 
 # PostgreSQL: the misses taken (the oldest, locked, SKIP LOCKED: another digest's are its
@@ -186,17 +154,17 @@ FROM mailed WHERE line <= :lines
 """).columns(due_at=UTCDateTime())
 
 
-def _take_in_sql(session: Session, now: datetime, limit: int) -> int:
-    shown = session.connection().execute(_TAKE, {"limit": limit,
-                                                 "lines": LINES_PER_MAIL}).all()
+def _take_in_sql(session: Session, now: datetime, limit: int, public_url: str) -> int:
+    shown = list(session.connection().execute(_TAKE, {"limit": limit,
+                                                      "lines": LINES_PER_MAIL}))
     if not shown:
         return 0
     totals = {row.to_organization_id: row.misses for row in shown}
     span = f"{shown[0].first_position}-{shown[0].last_position}"
-    return _queue(session, shown, span, now, totals)
+    return _queue(session, shown, span, now, public_url, totals)
 
 
-def _queue(session: Session, misses: list[Any], span: str, now: datetime,
+def _queue(session: Session, misses: list[Any], span: str, now: datetime, public_url: str,
            totals: dict[uuid.UUID, int] | None = None) -> int:
     """One mail per contact of each receiving organization with misses and contacts;
     `totals`: each receiver's count of misses, when `misses` are only the lines shown."""
@@ -216,8 +184,10 @@ def _queue(session: Session, misses: list[Any], span: str, now: datetime,
         language = language_of(receiver.language)
         subject, body = digest(by_receiver[receiver_id], receiver.name, language,
                                receiver.time_zone or DEFAULT_TIME_ZONE, names,
-                               (totals or {}).get(receiver_id))
+                               (totals or {}).get(receiver_id), public_url=public_url)
         for contact in staff:
+            if not contact.email:
+                continue  # `contacts_of` gives only contacts with an address
             mails.append({"to": contact.email, "subject": subject, "text": body,
                           "language": language,
                           "dedupe_key": f"deadline_digest:{contact.id}:{span}"})
@@ -225,36 +195,62 @@ def _queue(session: Session, misses: list[Any], span: str, now: datetime,
 
 
 def digest(misses: list[Any], receiver: str, language: str, zone: str,
-           names: dict[uuid.UUID, str], total: int | None = None) -> tuple[str, str]:
+           names: dict[uuid.UUID, str], total: int | None = None, *,
+           public_url: str = DEFAULT_PUBLIC_URL) -> tuple[str, str]:
     """The subject and text of one receiving organization's digest: the oldest deadlines
     first, at most `LINES_PER_MAIL` of them, the rest (of `total`, or of `misses`) counted and
     left to the portal."""
-    texts = TEXTS[language]
+    texts = mail_texts(language)
     count = total or len(misses)
     shown = heapq.nsmallest(LINES_PER_MAIL, misses,
                             key=lambda miss: (miss.due_at, miss.event_position))
-    base = public_url()
     local = ZoneInfo(zone)
-    lines = "".join(_line(miss, language, local, names, base) for miss in shown)
+    checks = _check_names(texts)
+    lines = "".join(_line(miss, texts, checks, local, names, public_url) for miss in shown)
     rest = count - len(shown)
-    values = {"organization": one_line(receiver), "count": str(count), "zone": zone,
+    organization = one_line(receiver)
+    values = {"organization": organization, "num": count, "zone": zone,
               "lines": lines + ("\n" if lines else ""),
-              "more": texts["more_one" if rest == 1 else "more"].format(rest=rest) if rest
-              else "",
-              "inbox": f"{base}/inbox"}
-    one = "_one" if count == 1 else ""
-    values["summary"] = texts[f"summary{one}"].format(**values)
-    return texts[f"digest_subject{one}"].format(**values), texts["digest"].format(**values)
+              "more": texts.ngettext(
+                  "… and one more, in the list of inbound referrals.\n\n",
+                  "… and %(num)d more, in the list of inbound referrals.\n\n",
+                  rest) % {"num": rest} if rest else "",
+              "inbox": f"{public_url.rstrip('/')}/inbox"}
+    values["summary"] = texts.ngettext(
+        "One referral to %(organization)s missed a deadline",
+        "%(num)d referrals to %(organization)s missed a deadline", count) % values
+    subject = texts.ngettext("%(num)d referral to %(organization)s missed a deadline",
+                             "%(num)d referrals to %(organization)s missed a deadline",
+                             count) % values
+    return subject, texts.gettext(
+        "Hello,\n\n"
+        "%(summary)s (times in %(zone)s):\n\n"
+        "%(lines)s"
+        "%(more)s"
+        "Open each referral in the portal to act on it; the list of inbound referrals "
+        "(overdue ones marked):\n%(inbox)s\n\n"
+        "This automatic message from Maillage holds no data about the people referred.\n"
+    ) % values
 
 
-def _line(miss: Any, language: str, zone: ZoneInfo, names: dict[uuid.UUID, str],
-          base: str) -> str:
-    texts = TEXTS[language]
+def _check_names(texts: NullTranslations) -> dict[str, str]:
+    """What a digest line calls each deadline (an unknown check keeps its code)."""
+    return {"acknowledge": texts.gettext("acknowledgement"),
+            "decide": texts.gettext("the decision (accept or decline)"),
+            "start": texts.gettext("the first contact with the person")}
+
+
+def _line(miss: Any, texts: NullTranslations, checks: dict[str, str], zone: ZoneInfo,
+          names: dict[uuid.UUID, str], public_url: str) -> str:
     values = {"reference": str(miss.referral_id),
               "sender": names.get(miss.from_organization_id, "?"),
               "due": miss.due_at.astimezone(zone).strftime(TIME_FORMAT),
-              "link": f"{base}/legs/{miss.referral_id}"}
+              "link": leg_link(public_url, miss.referral_id),
+              "check": checks.get(miss.check, miss.check)}
     if miss.from_participant:
-        return texts["participant_line"].format(**values)
-    return texts["line"].format(check=CHECK_NAMES[language].get(miss.check, miss.check),
-                                **values)
+        return texts.gettext(
+            "- Referral %(reference)s, received from %(sender)s: the person says nobody "
+            "contacted them (answered %(due)s)\n  %(link)s\n") % values
+    return texts.gettext(
+        "- Referral %(reference)s, received from %(sender)s: %(check)s was due by %(due)s\n"
+        "  %(link)s\n") % values

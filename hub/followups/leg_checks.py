@@ -1,14 +1,15 @@
 """The follow-up checks of DESIGN §6: missed deadlines, expiry, post-handoff follow-ups.
 
 Each check reads the legs that are due through a partial index on a due-at column
-(`deadline_due_at`, `expire_by`, `followup_due_at`: `hub.followups.deadlines.arm_checks` sets them when a
-leg changes status, the check clears or moves them when it fires), so its cost follows what is
-due, never the size of the history; never one scheduler job per leg.  A batch is fired
-set-based, in a handful of statements for all its legs (`_fire`): the (leg, kind) rows of
-`referral_checks` are inserted first, their primary key the last line of defence when two
+(`deadline_due_at`, `expire_by`, `followup_due_at`: `hub.followups.deadlines.arm_checks` sets
+them when a leg changes status, the check clears or moves them when it fires), so its cost
+follows what is due, never the size of the history; never one scheduler job per leg.  A batch
+is fired set-based, in a handful of statements for all its legs (`_fire`): the (leg, kind) rows
+of `referral_checks` are inserted first, their primary key the last line of defence when two
 schedulers race, so each check fires at most once per leg and kind.  A check handles a bounded
 number of legs per pass, so a scheduler back after a day catches up over a few passes without
-a storm.
+a storm.  Events are appended by `hub.events` (`record`, `record_many`, and on PostgreSQL the
+CTEs of `hub.events.bulk.appending` inside the firing statement), never written here.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sqlalchemy import (
     Integer,
     Row,
     String,
+    Table,
     Uuid,
     bindparam,
     case,
@@ -41,17 +43,24 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
-from sqlalchemy.sql import Select
-from ulid import ULID
+from sqlalchemy.sql import Executable, Select
 
 from hub.consent import consents
 from hub.db import Base, UTCDateTime, iso_utc
-from hub.directory.organizations import Service, ServicePathway
-from hub.directory.organizations import Organization
-from hub.events.bulk import NewEvent, record_many
+from hub.directory.organizations import Organization, Service, ServicePathway
+from hub.events.bulk import (
+    NewEvent,
+    RowEvents,
+    appended_events,
+    appending,
+    new_ids,
+    record_many,
+)
+from hub.events.store import Event, record
 from hub.events.types import EventType
 from hub.followups import digests, staff_mails
 from hub.followups.deadlines import DEADLINE_OF_STATUS, FOLLOW_UP_AFTER
+from hub.followups.staff_mails import DEFAULT_PUBLIC_URL
 from hub.referrals import lifecycle
 from hub.referrals.legs import Referral, snapshot
 from hub.referrals.lifecycle import Action, Party, Status
@@ -64,7 +73,9 @@ BATCH = 500
 # three deadlines had a batch of its own): the scheduler's 10 passes per tick clear 15,000.
 DEADLINE_BATCHES_PER_PASS = 3
 
-LEGS = Referral.__table__
+# A class mapped by `__tablename__` has a Table there (the declarative base types it as any
+# FromClause).
+LEGS = cast(Table, Referral.__table__)
 # What an event's snapshot reads (`referrals.snapshot`): no free text, nothing to decrypt.
 SNAPSHOT_COLUMNS = [c for c in LEGS.c if c.key not in ("reason_for_referral", "needs")]
 
@@ -78,6 +89,9 @@ class ReferralCheck(Base):
     kind: Mapped[str] = mapped_column(String(20), primary_key=True)
     due_at: Mapped[datetime]
     fired_at: Mapped[datetime]
+
+
+FIRED = cast(Table, ReferralCheck.__table__)
 
 
 @dataclass(frozen=True)
@@ -118,23 +132,24 @@ def _claim(session: Session, due: Sequence[Due], now: datetime) -> set[tuple[uui
     already (another scheduler won)."""
     if not due:
         return set()
-    table = ReferralCheck.__table__
     columns = ["referral_id", "kind", "due_at", "fired_at"]
+    returned = (FIRED.c.referral_id, FIRED.c.kind)
+    statement: Executable  # each dialect's INSERT ... ON CONFLICT is a type of its own
     if _postgres(session):
         rows = _unnest(referral_id=Uuid(), kind=String(), due_at=UTCDateTime())
-        statement = pg_insert(table).from_select(columns, select(
+        from_rows = pg_insert(FIRED).from_select(columns, select(
             rows.c.referral_id, rows.c.kind, rows.c.due_at,
             bindparam("fired_at", type_=UTCDateTime())))
+        statement = from_rows.on_conflict_do_nothing().returning(*returned)
         parameters: dict[str, Any] = {"referral_id": [d.id for d in due],
                                       "kind": [d.kind for d in due],
                                       "due_at": [d.due_at for d in due], "fired_at": now}
     else:
-        statement = sqlite_insert(table).values([dict(zip(columns, (
+        values = sqlite_insert(FIRED).values([dict(zip(columns, (
             d.id, d.kind, d.due_at, now), strict=True)) for d in due])
+        statement = values.on_conflict_do_nothing().returning(*returned)
         parameters = {}
-    inserted = session.connection().execute(
-        statement.on_conflict_do_nothing().returning(table.c.referral_id, table.c.kind),
-        parameters)
+    inserted = session.connection().execute(statement, parameters)
     return {(row.referral_id, row.kind) for row in inserted}
 
 
@@ -195,9 +210,8 @@ def _fire(session: Session, now: datetime, due: Sequence[Due], *, column: str | 
     lost += [d for d in quiet if (d.id, d.kind) in claimed and column is not None
              and d.id not in kept]
     if lost:
-        checks = ReferralCheck.__table__
-        connection.execute(delete(checks).where(tuple_(checks.c.referral_id, checks.c.kind)
-                                                .in_([(d.id, d.kind) for d in lost])))
+        connection.execute(delete(FIRED).where(tuple_(FIRED.c.referral_id, FIRED.c.kind)
+                                               .in_([(d.id, d.kind) for d in lost])))
     positions = record_many(session, [event(moved[d.id], d) for d in announced
                                       if d.id in moved])
     if recorded is not None:
@@ -234,9 +248,9 @@ def deadlines_due(session: Session, now: datetime, limit: int) -> list[Row[Any]]
 
 def deadlines_missed(session: Session, now: datetime, limit: int = BATCH) -> int:
     """`referral.deadline_missed` to both organizations for every leg past the deadline of its
-    status (acknowledge, decide, start: `hub.followups.deadlines.DEADLINE_OF_STATUS`).  Nothing is mailed
-    here: after the tick's passes, one digest per receiving organization's contact lists them
-    (`hub.followups.digests`)."""
+    status (acknowledge, decide, start: `hub.followups.deadlines.DEADLINE_OF_STATUS`).
+    Nothing is mailed here: after the tick's passes, one digest per receiving organization's
+    contact lists them (`hub.followups.digests`)."""
     fired = 0
     for _ in range(DEADLINE_BATCHES_PER_PASS):
         rows = deadlines_due(session, now, limit)
@@ -293,12 +307,40 @@ def _iso_sql(column: str) -> str:
             f"END || 'Z'")
 
 
-# PostgreSQL: a batch of claimed legs moved on and announced in one statement, the event's
-# snapshot (`referrals.snapshot`) built by the server, each miss queued for the tick's digest
-# (`hub.followups.digests`): what comes back to Python is only the legs' ids, organizations,
-# checks and due times.  The legs are locked by
-# the due query, so their version cannot have moved; the version test stays, and a leg it
-# leaves out has its claim given back.
+# PostgreSQL: a batch of claimed legs moved on and announced in one statement: the legs move
+# on (`moved`), their events are appended by the event log's own CTEs (`hub.events.bulk`),
+# the event's snapshot (`referrals.snapshot`) built by the server, and each miss is queued for
+# the tick's digest (`hub.followups.digests`): what comes back to Python is only the legs'
+# ids, organizations, checks and due times.  The legs are locked by the due query, so their
+# version cannot have moved; the version test stays, and a leg it leaves out has its claim
+# given back.
+_MISSED_EVENTS = RowEvents(
+    EventType.REFERRAL_DEADLINE_MISSED, rows="moved", id="moved.event_id",
+    subject="'referrals/' || moved.id", sequence="moved.version",
+    data=f"""json_build_object(
+               'referral', json_build_object(
+                   'id', moved.id::text, 'chain_id', moved.chain_id::text,
+                   'participant_id', moved.participant_id::text,
+                   'from_organization_id', moved.from_organization_id::text,
+                   'to_organization_id', moved.to_organization_id::text,
+                   'pathway', moved.pathway, 'stage', moved.stage,
+                   'priority', moved.priority, 'status', moved.status,
+                   'version', moved.version,
+                   'forwarded_from', moved.forwarded_from::text,
+                   'forwarded_to', moved.forwarded_to::text,
+                   'decline_reason', moved.decline_reason, 'outcome', moved.outcome,
+                   'cancel_reason', moved.cancel_reason,
+                   'created_at', {_iso_sql("moved.created_at")},
+                   'updated_at', {_iso_sql("moved.updated_at")},
+                   'deadlines', json_build_object(
+                       'acknowledge_by', {_iso_sql("moved.acknowledge_by")},
+                       'decide_by', {_iso_sql("moved.decide_by")},
+                       'start_by', {_iso_sql("moved.start_by")})),
+               'check', moved.check_kind, 'due_at', {_iso_sql("moved.check_due_at")},
+               'source', 'scheduler')""",
+    audience=("moved.from_organization_id", "moved.to_organization_id"),
+    order="moved.n", time="CAST(:now AS timestamp)")
+
 _FIRE_MISSED = text(f"""
 WITH due AS (
     SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:versions AS integer[]),
@@ -310,42 +352,7 @@ WITH due AS (
                               deadline_due_at = NULL
     FROM due WHERE r.id = due.id AND r.version = due.version
     RETURNING r.*, due.kind AS check_kind, due.due_at AS check_due_at, due.event_id, due.n
-), appended AS (
-    INSERT INTO events (transaction_order, id, type, source, subject, sequence, time, actor,
-                        data)
-    SELECT pg_current_xact_id()::text::bigint, event_id, 'referral.deadline_missed', '/hub',
-           'referrals/' || id, version, CAST(:now AS timestamp), 'scheduler',
-           json_build_object(
-               'referral', json_build_object(
-                   'id', id::text, 'chain_id', chain_id::text,
-                   'participant_id', participant_id::text,
-                   'from_organization_id', from_organization_id::text,
-                   'to_organization_id', to_organization_id::text,
-                   'pathway', pathway, 'stage', stage, 'priority', priority,
-                   'status', status, 'version', version,
-                   'forwarded_from', forwarded_from::text, 'forwarded_to', forwarded_to::text,
-                   'decline_reason', decline_reason, 'outcome', outcome,
-                   'cancel_reason', cancel_reason,
-                   'created_at', {_iso_sql("created_at")},
-                   'updated_at', {_iso_sql("updated_at")},
-                   'deadlines', json_build_object(
-                       'acknowledge_by', {_iso_sql("acknowledge_by")},
-                       'decide_by', {_iso_sql("decide_by")},
-                       'start_by', {_iso_sql("start_by")})),
-               'check', check_kind, 'due_at', {_iso_sql("check_due_at")},
-               'source', 'scheduler')
-    FROM moved ORDER BY n
-    RETURNING id, position
-), audience AS (
-    INSERT INTO event_audience (organization_id, event_position)
-    SELECT DISTINCT organization, appended.position
-    FROM moved JOIN appended ON appended.id = moved.event_id,
-         LATERAL (VALUES (moved.from_organization_id), (moved.to_organization_id))
-             AS audience (organization)
-), outbox AS (
-    INSERT INTO outbox (event_position, created_at)
-    SELECT position, CAST(:now AS timestamp) FROM appended
-), digest_queue AS (
+), {appending(_MISSED_EVENTS)}, digest_queue AS (
     INSERT INTO deadline_digest_queue (event_position, referral_id, from_organization_id,
                                        to_organization_id, "check", due_at, from_participant)
     SELECT appended.position, moved.id, moved.from_organization_id, moved.to_organization_id,
@@ -371,14 +378,12 @@ def fire_missed_in_sql(session: Session, now: datetime, due: Sequence[Due]) -> l
                  "ids": [d.id for d in announced], "versions": [d.version for d in announced],
                  "kinds": [d.kind for d in announced],
                  "due_ats": [d.due_at.astimezone(UTC).replace(tzinfo=None) for d in announced],
-                 "event_ids": [str(ULID()) for _ in announced], "now": naive})]
+                 "event_ids": new_ids(len(announced)), "now": naive})]
     if len(moved) < len(announced):  # cannot happen under the row locks; kept for safety
         kept = {m.id for m in moved}
-        checks = ReferralCheck.__table__
-        connection.execute(delete(checks).where(tuple_(checks.c.referral_id, checks.c.kind).in_(
+        connection.execute(delete(FIRED).where(tuple_(FIRED.c.referral_id, FIRED.c.kind).in_(
             [(d.id, d.kind) for d in announced if d.id not in kept])))
-    session.info.setdefault("appended_event_types", []).extend(
-        [EventType.REFERRAL_DEADLINE_MISSED.value] * len(moved))
+    appended_events(session, _MISSED_EVENTS, len(moved))
     return moved
 
 
@@ -413,8 +418,10 @@ def expirations_pending(now: datetime) -> Any:
     return exists().where(*_expiring(now))
 
 
-def expirations(session: Session, now: datetime, limit: int = BATCH) -> int:
-    """Legs unacknowledged at twice the deadline expire; the sender is told to redirect."""
+def expirations(session: Session, now: datetime, limit: int = BATCH, *,
+                public_url: str = DEFAULT_PUBLIC_URL) -> int:
+    """Legs unacknowledged at twice the deadline expire; the sender is told to redirect, by a
+    mail whose link starts with `public_url` (HUB_PUBLIC_URL)."""
     lifecycle.next_status(Status.SENT, Action.EXPIRE, Party.SCHEDULER)  # the rule allows it
     rows = session.execute(_locked(session, (
         select(LEGS.c.id, LEGS.c.version, LEGS.c.expire_by).where(*_expiring(now))
@@ -438,7 +445,7 @@ def expirations(session: Session, now: datetime, limit: int = BATCH) -> int:
                            "deadline_due_at": None, "followup_due_at": None,
                            "checkin_due_at": None})
     for leg, suggested in expired_legs:  # the sender is told to redirect
-        staff_mails.leg_expired(session, leg, suggested, now)
+        staff_mails.leg_expired(session, leg, suggested, now, public_url=public_url)
     return fired
 
 
@@ -522,8 +529,6 @@ def validations_pending(now: datetime) -> Any:
 
 def validations_due(session: Session, now: datetime, limit: int = BATCH) -> int:
     """`organization.validation_due` for directory entries not validated for 12 months."""
-    from hub.events.store import Event, record
-
     query = (select(Organization).where(*_unvalidated(now))
              .order_by(Organization.last_validated_at).limit(limit))
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert

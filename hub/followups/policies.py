@@ -262,10 +262,11 @@ def set_policy(session: Session, *, organization_id: uuid.UUID | None, pathway: 
     Applies to legs from now on: deadlines already set stay as they were when set."""
     _validate(session, organization_id=organization_id, pathway=pathway, check=check,
               priority=priority, business_days=business_days)
-    key = {"organization_id": organization_id, "pathway": pathway, "check": check,
-           "priority": priority}
+    key: dict[str, Any] = {"organization_id": organization_id, "pathway": pathway,
+                           "check": check, "priority": priority}
     for _ in range(2):
-        rule = _find(session, **key)
+        rule = _find(session, organization_id=organization_id, pathway=pathway, check=check,
+                     priority=priority)
         if rule is not None:
             rule.business_days = business_days
             rule.updated_at = utcnow()

@@ -2,8 +2,8 @@
 `hub run` for the embedded default), never in web workers.
 
 There is one job, "run the checks", every `interval` seconds — never one job per referral or
-consent: what is due is found through indexed due-at columns (`hub.followups.tick`), so the scheduler
-keeps no state of its own and a restart loses nothing.  The job is `coalesce=True`,
+consent: what is due is found through indexed due-at columns (`hub.followups.tick`), so the
+scheduler keeps no state of its own and a restart loses nothing.  The job is `coalesce=True`,
 `max_instances=1` and has no misfire limit: a slow pass, a suspended process or a long
 downtime gives one more pass, never a pile of them.  The first pass runs at start, so a
 scheduler that was down catches up at once.
@@ -54,6 +54,7 @@ from sqlalchemy.pool import NullPool
 
 from hub.db import utcnow
 from hub.followups import tick as checks
+from hub.followups.staff_mails import DEFAULT_PUBLIC_URL
 
 log = logging.getLogger(__name__)
 
@@ -251,13 +252,16 @@ class CheckScheduler:
     process that leads.
 
     `clock` (returning an aware UTC datetime) is the "now" handed to the checks; the timer
-    itself runs on the real clock.  `on_leadership_change(leading)` is called on each change.
+    itself runs on the real clock.  `public_url` is where people reach the hub
+    (HUB_PUBLIC_URL): the links of the checks' mails start with it.
+    `on_leadership_change(leading)` is called on each change.
     """
 
     def __init__(self, engine: Engine, sessions: Callable[[], Session], *,
                  clock: Callable[[], datetime] = utcnow,
                  interval: float = DEFAULT_INTERVAL_SECONDS,
                  catch_up_rounds: int = DEFAULT_CATCH_UP_ROUNDS,
+                 public_url: str = DEFAULT_PUBLIC_URL,
                  leadership: Leadership | None = None,
                  on_leadership_change: Callable[[bool], None] | None = None) -> None:
         if interval <= 0:
@@ -268,6 +272,7 @@ class CheckScheduler:
         self.clock = clock
         self.interval = interval
         self.catch_up_rounds = catch_up_rounds
+        self.public_url = public_url
         self.leadership = leadership or leadership_for(engine, on_leadership_change)
         self.passes = 0  # passes of the firing checks made by this process
         self.last_handled: dict[str, int] | None = None  # what the last tick handled, by check
@@ -282,7 +287,9 @@ class CheckScheduler:
 
     @classmethod
     def for_app(cls, app: Flask, **options: Any) -> CheckScheduler:
+        """The scheduler of `app`'s database, its mails linking to the app's HUB_PUBLIC_URL."""
         engine, sessions = app.extensions["hub_db"]
+        options.setdefault("public_url", app.config["HUB_SETTINGS"].public_url)
         return cls(engine, sessions, **options)
 
     @property
@@ -315,8 +322,8 @@ class CheckScheduler:
 
     def tick(self) -> dict[str, int] | None:
         """The job: if this process leads, run the checks (again while they find work, up to
-        `catch_up_rounds` passes), then the digests (`hub.followups.tick.run_tick`); returns the total
-        handled per check, None when standing by."""
+        `catch_up_rounds` passes), then the digests (`hub.followups.tick.run_tick`); returns the
+        total handled per check, None when standing by."""
         if self._stopping.is_set() or not self.leadership.ensure():
             return None
 
@@ -324,7 +331,8 @@ class CheckScheduler:
             self.passes += 1
 
         handled = checks.run_tick(self.sessions, self.clock, rounds=self.catch_up_rounds,
-                                  stopping=self._stopping.is_set, on_pass=counted)
+                                  stopping=self._stopping.is_set, on_pass=counted,
+                                  public_url=self.public_url)
         total = {name: max(count, 0) for name, count in handled.items()}
         self.last_handled = total
         if any(total.values()):

@@ -7,78 +7,69 @@ something they must act on:
   organization's contacts), with the partners suggested to redirect to;
 - `webhook_endpoint.disabled`: to the endpoint's organization's contacts.
 
-Queued with `hub.outbox.mail.queue_mails` in the transaction that records the event, so a mail exists
-only if the event does, and sent by the worker after the commit.  Each mail's dedupe key names
-the event and the recipient: one mail per event and recipient, however often a check runs.
-No participant data: the leg's reference, organizations' names, dates and a link to the
+Queued with `hub.outbox.mail.queue_mails` in the transaction that records the event, so a mail
+exists only if the event does, and sent by the worker after the commit.  Each mail's dedupe
+key names the event and the recipient: one mail per event and recipient, however often a check
+runs.  No participant data: the leg's reference, organizations' names, dates and a link to the
 portal's leg page, where entitlement and consent apply as everywhere else.
+
+Texts come from the portal's catalogues (`mail_texts`), links start with the address the
+caller passes (`public_url`: the settings' HUB_PUBLIC_URL, which the app, the scheduler and
+`hub checks run` hand down).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
+from gettext import NullTranslations
+from pathlib import Path
 from typing import Any
 
+from babel.support import Translations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.directory.organizations import Contact
-from hub.directory.organizations import Organization
+from hub.accounts.users import User
+from hub.directory.organizations import Contact, Organization
+from hub.events.store import Event
 from hub.outbox.mail import queue_mails
 
 log = logging.getLogger(__name__)
 
-TEXTS: dict[str, dict[str, str]] = {
-    "fr": {
-        "expired_subject": "Demande expirée sans réponse : {reference}",
-        "expired": (
-            "Bonjour,\n\n"
-            "La demande {reference} envoyée à {receiver} a expiré sans accusé de réception. "
-            "Vous pouvez diriger la personne vers un autre partenaire.\n\n"
-            "{suggestions}"
-            "Ouvrez la demande dans le portail :\n{link}\n\n"
-            "Ce message automatique de Maillage ne contient aucune donnée sur la personne "
-            "référée.\n"),
-        "suggested": "Partenaires de la même région et du même parcours qui ont de la place :\n",
-        "none_suggested": "Aucun partenaire de la même région et du même parcours n'a de place "
-                          "en ce moment ; consultez le répertoire.\n\n",
-        "disabled_subject": "Maillage a désactivé un point de réception webhook de {organization}",
-        "disabled": (
-            "Bonjour,\n\n"
-            "Maillage a désactivé le point de réception webhook {endpoint} de {organization} "
-            "({reason}). Les événements ne lui sont plus livrés.\n\n"
-            "Une fois le système réparé, réactivez-le par l'API (PATCH {link} avec "
-            "{{\"status\": \"active\"}}) ; les livraisons manquées peuvent être relancées.\n"),
-    },
-    "en": {
-        "expired_subject": "Referral expired without an answer: {reference}",
-        "expired": (
-            "Hello,\n\n"
-            "Referral {reference} sent to {receiver} expired without being acknowledged. "
-            "You may redirect the person to another partner.\n\n"
-            "{suggestions}"
-            "Open the referral in the portal:\n{link}\n\n"
-            "This automatic message from Maillage holds no data about the person referred.\n"),
-        "suggested": "Partners of the same region and pathway with room:\n",
-        "none_suggested": "No partner of the same region and pathway has room at the moment; "
-                          "see the directory.\n\n",
-        "disabled_subject": "Maillage disabled a webhook endpoint of {organization}",
-        "disabled": (
-            "Hello,\n\n"
-            "Maillage disabled webhook endpoint {endpoint} of {organization} ({reason}). "
-            "Events are no longer delivered to it.\n\n"
-            "Once the system is fixed, enable it again through the API (PATCH {link} with "
-            "{{\"status\": \"active\"}}); missed deliveries can be redelivered.\n"),
-    },
-}
+LANGUAGES = ("fr", "en")  # of the hub's mails; French unless the recipient chose English
+DEFAULT_LANGUAGE = "fr"
+# HUB_PUBLIC_URL's default (`hub.config`), for callers that have no settings at hand.
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:5000"
+# The portal's catalogues (`make translations` and the app factory compile them).
+CATALOGUES = Path(__file__).resolve().parents[1] / "portal" / "translations"
+
+
+def mail_texts(language: str) -> NullTranslations:
+    """The catalogue of `language` (Babel's `gettext`, `ngettext`), for a mail to one
+    recipient.  Read with Babel itself, not Flask-Babel: mails are also built in the worker's
+    threads (the scheduler, the webhook dispatcher), which have no app context."""
+    compiled = CATALOGUES / language / "LC_MESSAGES" / "messages.mo"
+    try:
+        version = compiled.stat().st_mtime_ns
+    except OSError:
+        version = 0  # not compiled: the English texts of the code, as Flask-Babel would give
+    return _catalogue(language, version)
+
+
+@functools.lru_cache(maxsize=8)
+def _catalogue(language: str, version: int) -> NullTranslations:
+    """Loaded once per language and compiled version (a recompiled catalogue is read again)."""
+    return Translations.load(str(CATALOGUES), [language])
 
 
 def language_of(language: str | None) -> str:
-    return language if language in TEXTS else "fr"
+    """The language of a mail to someone who chose `language` (French unless English)."""
+    return language if language in LANGUAGES else DEFAULT_LANGUAGE
 
 
 def _reference(leg_id: uuid.UUID) -> str:
@@ -86,16 +77,9 @@ def _reference(leg_id: uuid.UUID) -> str:
     return str(leg_id)
 
 
-def public_url() -> str:
-    from hub.followups import (
-        checkins,  # the address the app factory installed (it imports this module)
-    )
-
-    return checkins.public_url()
-
-
-def leg_link(leg_id: uuid.UUID) -> str:
-    return f"{public_url()}/legs/{leg_id}"
+def leg_link(public_url: str, leg_id: uuid.UUID) -> str:
+    """The portal's page of a leg."""
+    return f"{public_url.rstrip('/')}/legs/{leg_id}"
 
 
 def contacts_of(session: Session, organization_ids: Iterable[uuid.UUID]
@@ -122,13 +106,11 @@ def organizations_by_id(session: Session, ids: Iterable[uuid.UUID]
 
 
 def leg_expired(session: Session, leg: Any, suggestions: list[dict[str, str]],
-                now: datetime) -> int:
+                now: datetime, *, public_url: str = DEFAULT_PUBLIC_URL) -> int:
     """Tell the sender of an expired leg to redirect: the counsellor who sent it from the
     portal when there is one (in their language), else the sending organization's contacts."""
-    from hub.accounts.users import User
-    from hub.events.store import Event
-
-    organizations = organizations_by_id(session, {leg.from_organization_id, leg.to_organization_id})
+    organizations = organizations_by_id(session, {leg.from_organization_id,
+                                                  leg.to_organization_id})
     sender = organizations[leg.from_organization_id]
     actor = session.scalar(select(Event.actor).where(
         Event.subject == f"referrals/{leg.id}", Event.type == "referral.sent").limit(1))
@@ -143,43 +125,65 @@ def leg_expired(session: Session, leg: Any, suggestions: list[dict[str, str]],
             recipients.append((user.email, language_of(user.language), f"user:{user.id}"))
     if not recipients:
         recipients = [(c.email, language_of(sender.language), f"contact:{c.id}")
-                      for c in contacts_of(session, [sender.id]).get(sender.id, [])]
+                      for c in contacts_of(session, [sender.id]).get(sender.id, [])
+                      if c.email]
+    listed = "".join(f"- {one_line(s['name'])}\n" for s in suggestions)
     mails = []
     for address, language, key in recipients:
-        texts = TEXTS[language]
-        listed = "".join(f"- {one_line(s['name'])}\n" for s in suggestions)
+        texts = mail_texts(language)
         values = {"reference": _reference(leg.id),
                   "receiver": one_line(organizations[leg.to_organization_id].name),
-                  "suggestions": texts["suggested"] + listed + "\n" if suggestions
-                  else texts["none_suggested"],
-                  "link": leg_link(leg.id)}
-        mails.append(_mail(address, language, "expired", values,
-                           f"referral_expired:{leg.id}:{key}"))
+                  "suggestions": texts.gettext(
+                      "Partners of the same region and pathway with room:\n") + listed + "\n"
+                  if suggestions else texts.gettext(
+                      "No partner of the same region and pathway has room at the moment; see "
+                      "the directory.\n\n"),
+                  "link": leg_link(public_url, leg.id)}
+        mails.append(_mail(
+            address, language,
+            texts.gettext("Referral expired without an answer: %(reference)s") % values,
+            texts.gettext(
+                "Hello,\n\n"
+                "Referral %(reference)s sent to %(receiver)s expired without being "
+                "acknowledged. You may redirect the person to another partner.\n\n"
+                "%(suggestions)s"
+                "Open the referral in the portal:\n%(link)s\n\n"
+                "This automatic message from Maillage holds no data about the person "
+                "referred.\n") % values,
+            f"referral_expired:{leg.id}:{key}"))
     return queue_mails(session, mails, now=now)
 
 
 def endpoint_disabled(session: Session, *, endpoint_id: uuid.UUID, owner_id: uuid.UUID,
-                      reason: str, sequence: int, now: datetime) -> int:
+                      reason: str, sequence: int, now: datetime,
+                      public_url: str = DEFAULT_PUBLIC_URL) -> int:
     """Tell the organization's contacts that the hub disabled one of its webhook endpoints
     (the event's `sequence` tells one disabling from the next)."""
     organization = session.get(Organization, owner_id)
     if organization is None:
         return 0
     language = language_of(organization.language)
+    texts = mail_texts(language)
     values = {"organization": one_line(organization.name), "endpoint": str(endpoint_id),
               "reason": one_line(reason),
-              "link": f"{public_url()}/api/v1/webhook-endpoints/{endpoint_id}"}
-    mails = [_mail(contact.email, language, "disabled", values,
+              "link": f"{public_url.rstrip('/')}/api/v1/webhook-endpoints/{endpoint_id}"}
+    subject = texts.gettext(
+        "Maillage disabled a webhook endpoint of %(organization)s") % values
+    text = texts.gettext(
+        "Hello,\n\n"
+        "Maillage disabled webhook endpoint %(endpoint)s of %(organization)s (%(reason)s). "
+        "Events are no longer delivered to it.\n\n"
+        "Once the system is fixed, enable it again through the API (PATCH %(link)s with "
+        "{\"status\": \"active\"}); missed deliveries can be redelivered.\n") % values
+    mails = [_mail(contact.email, language, subject, text,
                    f"webhook_endpoint_disabled:{endpoint_id}:{sequence}:{contact.id}")
-             for contact in contacts_of(session, [owner_id]).get(owner_id, [])]
+             for contact in contacts_of(session, [owner_id]).get(owner_id, []) if contact.email]
     return queue_mails(session, mails, now=now)
 
 
-def _mail(address: str, language: str, kind: str, values: dict[str, str],
+def _mail(address: str, language: str, subject: str, text: str,
           dedupe_key: str) -> dict[str, str]:
-    texts = TEXTS[language]
-    return {"to": address, "subject": texts[f"{kind}_subject"].format(**values),
-            "text": texts[kind].format(**values), "language": language,
+    return {"to": address, "subject": subject, "text": text, "language": language,
             "dedupe_key": dedupe_key}
 
 

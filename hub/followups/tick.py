@@ -5,14 +5,21 @@ on it exactly once, so a restart or a second scheduler loses and repeats nothing
 own transaction, again while they find work (a backlog is cleared in bounded batches), then
 once the digests (`DIGESTS`: the mails that sum up what the passes recorded, one per recipient
 per tick).  `run_once` is a tick of one pass; `hub checks run` calls it.
+
+Each check is handed its session and the moment it runs at; a check whose mails carry links
+(`public_url` among its parameters) is handed too the address they start with: the settings'
+HUB_PUBLIC_URL, which the scheduler and `hub checks run` pass down (the checks know nothing of
+the app).
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,19 +28,29 @@ from hub.consent import consents
 from hub.db import utcnow
 from hub.followups import checkins, leg_checks
 from hub.followups import digests as deadline_digests
+from hub.followups.staff_mails import DEFAULT_PUBLIC_URL
 
 log = logging.getLogger(__name__)
 
+# A check: `check(session, now)`; one whose mails carry links also takes `public_url=` (with a
+# default), which `_run` passes it.
 Check = Callable[[Session, datetime], int]
+
+
+def _checkins_due(session: Session, now: datetime, *,
+                  public_url: str = DEFAULT_PUBLIC_URL) -> int:
+    """Participant check-ins, their links starting with `public_url`."""
+    return checkins.checkins_due(session, now, base_url=public_url)
+
 
 # name -> the check: finds what is due at `now`, acts on it, returns how many it handled.
 CHECKS: dict[str, Check] = {
     "consent_expiry": lambda session, now: consents.expire_due(session, now),
     "deadlines_missed": leg_checks.deadlines_missed,
-    "expirations": leg_checks.expirations,  # after the deadline it doubles
+    "expirations": leg_checks.expirations,  # after the deadline it doubles; mails the sender
     "followups_due": leg_checks.followups_due,
     "validations_due": leg_checks.validations_due,
-    "checkins_due": checkins.checkins_due,  # participant check-ins (links: HUB_PUBLIC_URL)
+    "checkins_due": _checkins_due,  # participant check-ins, mailed with a link
     # A digest, not a firing check: it runs once per tick, after the passes (see DIGESTS).
     "deadline_digests": deadline_digests.mail_digests,
 }
@@ -74,20 +91,22 @@ def pending(new_session: Callable[[], Session], now: datetime) -> set[str]:
                                                                            - set(asked))
 
 
-def run_once(new_session: Callable[[], Session], now: datetime | None = None) -> dict[str, int]:
+def run_once(new_session: Callable[[], Session], now: datetime | None = None, *,
+             public_url: str = DEFAULT_PUBLIC_URL) -> dict[str, int]:
     """One pass of every check with something due, then the digests; a failing check is logged
     and the others still run."""
     moment = now or utcnow()
-    return run_tick(new_session, lambda: moment, rounds=1)
+    return run_tick(new_session, lambda: moment, rounds=1, public_url=public_url)
 
 
 def run_tick(new_session: Callable[[], Session], clock: Callable[[], datetime] = utcnow, *,
              rounds: int = 1, stopping: Callable[[], bool] = lambda: False,
-             on_pass: Callable[[], None] = lambda: None) -> dict[str, int]:
+             on_pass: Callable[[], None] = lambda: None,
+             public_url: str = DEFAULT_PUBLIC_URL) -> dict[str, int]:
     """Passes of the firing checks while they find work (at most `rounds`, each at `clock()`,
     `on_pass()` after each), then each digest once; returns how many items each check handled
     in all, -1 for one that failed each time it ran.  A tick with nothing due costs one query
-    (`pending`), the digests' included."""
+    (`pending`), the digests' included.  The checks' mails link to `public_url`."""
     firing = {name: check for name, check in CHECKS.items() if name not in DIGESTS}
     digests = {name: check for name, check in CHECKS.items() if name in DIGESTS}
     total = dict.fromkeys(CHECKS, 0)
@@ -99,7 +118,7 @@ def run_tick(new_session: Callable[[], Session], clock: Callable[[], datetime] =
         if now.tzinfo is None:
             raise ValueError("the scheduler's clock must return an aware UTC datetime")
         due = pending(new_session, now)
-        handled = {name: _run(new_session, name, check, now)
+        handled = {name: _run(new_session, name, check, now, public_url)
                    for name, check in firing.items() if name in due}
         on_pass()
         for name, count in handled.items():
@@ -110,17 +129,29 @@ def run_tick(new_session: Callable[[], Session], clock: Callable[[], datetime] =
         if not any(count > 0 for count in handled.values()) or stopping():
             break
     for name in sorted(to_digest, key=list(digests).index):
-        count = _run(new_session, name, digests[name], now)
+        count = _run(new_session, name, digests[name], now, public_url)
         (failed if count < 0 else worked).add(name)
         total[name] = max(count, 0)
     return {name: -1 if name in failed - worked else count for name, count in total.items()}
 
 
-def _run(new_session: Callable[[], Session], name: str, check: Check, now: datetime) -> int:
+def _run(new_session: Callable[[], Session], name: str, check: Check, now: datetime,
+         public_url: str) -> int:
     """One check in a transaction of its own; -1 when it failed (logged, rolled back)."""
     try:
         with new_session() as session, session.begin():
+            if _links(check):
+                return cast(Callable[..., int], check)(session, now, public_url=public_url)
             return check(session, now)
     except Exception:
         log.exception("scheduled check %s failed; it runs again next time", name)
         return -1
+
+
+@functools.lru_cache(maxsize=64)
+def _links(check: Check) -> bool:
+    """Whether `check`'s mails carry links: it takes the address they start with."""
+    try:
+        return "public_url" in inspect.signature(check).parameters
+    except (TypeError, ValueError):  # a callable without a signature to read
+        return False

@@ -9,6 +9,7 @@ The `webhooks` package delivers messages without knowing what they are.  This mo
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import uuid
@@ -75,7 +76,7 @@ def fan_out(session: Session, *, limit: int = 1000, now: datetime | None = None)
         select(Organization.id).where(Organization.kind == "coordination")))
     enqueue_many(session, [
         Message(message_id=e.id, event_type=e.type, ordering_key=e.subject,
-                sequence=e.sequence, owner_ids=audience[e.position] | coordinators)
+                sequence=e.sequence, owner_ids=frozenset(audience[e.position] | coordinators))
         for e in events
     ], now=now or utcnow())
     session.execute(delete(OutboxEntry).where(OutboxEntry.event_position.in_(positions)))
@@ -125,8 +126,16 @@ def renderer(pseudonym_key: bytes) -> Callable[[Session, list[Delivery]], dict[i
     return render
 
 
-def endpoint_disabled(session: Session, endpoint: Endpoint, reason: str) -> None:
-    """The engine disabled an endpoint (410, or failing for days): tell its organization."""
+def on_endpoint_disabled(public_url: str) -> Callable[[Session, Endpoint, str], None]:
+    """The dispatcher's `on_disabled` for a hub that people reach at `public_url`
+    (HUB_PUBLIC_URL): `endpoint_disabled`, its mail's link starting there."""
+    return functools.partial(endpoint_disabled, public_url=public_url)
+
+
+def endpoint_disabled(session: Session, endpoint: Endpoint, reason: str, *,
+                      public_url: str = staff_mails.DEFAULT_PUBLIC_URL) -> None:
+    """The engine disabled an endpoint (410, or failing for days): tell its organization (its
+    mail links to the endpoint at `public_url`)."""
     previous = session.scalar(select(func.max(Event.sequence)).where(
         Event.subject == f"webhook-endpoints/{endpoint.id}")) or 0
     record(session, EventType.WEBHOOK_ENDPOINT_DISABLED,
@@ -137,4 +146,5 @@ def endpoint_disabled(session: Session, endpoint: Endpoint, reason: str) -> None
                                       "disabled_reason": reason}},
            audience={endpoint.owner_id})
     staff_mails.endpoint_disabled(session, endpoint_id=endpoint.id, owner_id=endpoint.owner_id,
-                                  reason=reason, sequence=previous + 1, now=utcnow())
+                                  reason=reason, sequence=previous + 1, now=utcnow(),
+                                  public_url=public_url)

@@ -1,7 +1,7 @@
 """The organization's portal users, kept by its admin: who they are, invitations by mail (a
-single-use link to choose a password, `hub.accounts.users.invite_user`), roles, and turning an account
-off and on.  The rules are `hub.accounts.users`' (a role fit for the organization, no change to one's
-own account); a disabled person cannot log in and their open sessions end."""
+single-use link to choose a password, `hub.accounts.users.invite_user`), roles, and turning an
+account off and on.  The rules are `hub.accounts.users`' (a role fit for the organization, no
+change to one's own account); a disabled person cannot log in and their open sessions end."""
 
 from __future__ import annotations
 

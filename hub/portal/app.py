@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from flask import Flask
 
-from hub.followups.checkins import DEFAULT_PUBLIC_URL, set_public_url
 from hub.portal import (
     admin,
     admin_clients,
@@ -27,9 +26,8 @@ from hub.portal import (
 
 
 def init_app(app: Flask) -> None:
-    """Register the pages, and tell the scheduled checks where participants reach them."""
-    settings = app.config["HUB_SETTINGS"]
-    set_public_url(getattr(settings, "public_url", DEFAULT_PUBLIC_URL))
+    """Register the pages.  (Where people reach them, HUB_PUBLIC_URL, is in the app's settings:
+    whoever builds a link reads it there or is handed it, e.g. the scheduler.)"""
     app.register_blueprint(checkin.blp)
     i18n.init_app(app)
     common.init_app(app)

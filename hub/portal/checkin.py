@@ -1,11 +1,12 @@
-"""The participant check-in page (`/suivi/<token>`): the question of `hub.followups.checkins`, answered
-without an account.
+"""The participant check-in page (`/suivi/<token>`): the question of
+`hub.followups.checkins`, answered without an account.
 
 The token in the address is the only secret, single-use and expiring, so the form needs no
 session or CSRF token: a forged POST would have to know it.  GET only shows the question
 (mail scanners fetch links); POST records the answer once.  No JavaScript, no outside
 resource; every page is HTML in the participant's language (`?lang=fr|en` switches), errors
-included, and carries headers that keep the token out of referrers, frames and caches.
+included, its texts from the portal's catalogues, and carries headers that keep the token out
+of referrers, frames and caches.
 Writes go through the request's session and are committed by the app's one commit per
 request (`hub.api._commit`, which runs for every path and rolls back on errors).
 """
@@ -16,19 +17,14 @@ import logging
 from typing import Any
 
 from flask import Blueprint, Response, render_template, request
+from flask_babel import force_locale
+from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
 from hub.db import db, utcnow
 from hub.errors import ConcurrentChange
 from hub.followups import checkins
-from hub.followups.checkins import (
-    DEFAULT_LANGUAGE,
-    LANGUAGES,
-    TEXTS,
-    Answer,
-    ParticipantCheckin,
-    State,
-)
+from hub.followups.checkins import DEFAULT_LANGUAGE, LANGUAGES, Answer, ParticipantCheckin, State
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +41,37 @@ SECURITY_HEADERS = {
 
 # Why a link no longer asks anything; a withdrawn follow-up consent reads like an expiry.
 GONE_MESSAGE = {State.ANSWERED: "answered", State.EXPIRED: "expired", State.WITHDRAWN: "expired"}
+# The switch to the other language names it in that language.
+SWITCH = {"fr": "English", "en": "Français"}
+
+
+def _titles() -> dict[str, str]:
+    """The pages' titles, in the locale in force."""
+    return {"answered": _("Answer already recorded"), "expired": _("Link expired"),
+            "unknown": _("Link not found"), "error": _("Something went wrong"),
+            "thanks": _("Thank you")}
+
+
+def _messages(receiver: str) -> dict[str, str]:
+    """What a page without a question says, in the locale in force."""
+    return {
+        "answered": _("Your answer to this question is already recorded. Thank you."),
+        "expired": _("This link has expired. If you still need help, contact the "
+                     "organization that referred you."),
+        "unknown": _("This link does not exist. Check that it is complete: copy it exactly as "
+                     "it appears in the email."),
+        "error": _("Your answer could not be recorded. Please try again in a moment."),
+        "thanks": _("Your answer has been recorded."),
+        "thanks_signalled": _("Your answer has been recorded. We told %(receiver)s and the "
+                              "organization that referred you that nobody has contacted you "
+                              "yet.", receiver=receiver),
+    }
+
+
+def _answers() -> dict[str, str]:
+    """The answers' buttons, in the locale in force."""
+    return {Answer.CONTACTED.value: _("Yes"), Answer.NOT_CONTACTED.value: _("No"),
+            Answer.NO_LONGER_NEEDED.value: _("I no longer need it")}
 
 
 def _language(stored: str | None = None) -> str:
@@ -58,27 +85,36 @@ def _language(stored: str | None = None) -> str:
 
 
 def _page(template: str, status: int, language: str, **values: Any) -> Response:
+    """A page in `language`; `values` are given the page's texts, in that language, to fill."""
     other = "en" if language == "fr" else "fr"
-    html = render_template(f"checkin/{template}.html", lang=language, other=other,
-                           t=TEXTS[language], **values)
+    with force_locale(language):
+        texts = {"switch": SWITCH[language], "languages": _("Language"),
+                 "choose": _("Choose one of the three answers."),
+                 **_answers()}
+        html = render_template(f"checkin/{template}.html", lang=language, other=other,
+                               t=texts, **values)
     return Response(html, status=status, mimetype="text/html")
 
 
 def _message(key: str, status: int, language: str, receiver: str = "",
              title: str | None = None) -> Response:
-    texts = TEXTS[language]
-    return _page("message", status, language, title=texts[title or f"{key}_title"],
-                 message=texts[key].format(receiver=receiver))
+    with force_locale(language):
+        title_text = _titles()[title or key]
+        message = _messages(receiver)[key]
+    return _page("message", status, language, title=title_text, message=message)
 
 
 def _question(checkin: ParticipantCheckin, language: str, status: int = 200,
               error: bool = False) -> Response:
-    texts = TEXTS[language]
     receiver = checkins.receiver_name(db.session, checkin)
-    return _page("question", status, language, title=texts["title"],
-                 question=texts["question"].format(receiver=receiver),
-                 who_learns=texts["who_learns"].format(receiver=receiver),
-                 answers=[answer.value for answer in Answer], error=error)
+    with force_locale(language):
+        title = _("Following up on your request")
+        question = _("Has %(receiver)s contacted you?", receiver=receiver)
+        who_learns = _("Your answer will be passed on to the organization that referred you "
+                       "to %(receiver)s and to %(receiver)s.", receiver=receiver)
+    return _page("question", status, language, title=title, question=question,
+                 who_learns=who_learns, answers=[answer.value for answer in Answer],
+                 error=error)
 
 
 @blp.get("/suivi/<token>")
@@ -115,7 +151,7 @@ def answer(token: str) -> Response:
         return _message(GONE_MESSAGE[recorded.state], 410, language)
     receiver = checkins.receiver_name(session, checkin)
     return _message("thanks_signalled" if recorded.signalled else "thanks", 200, language,
-                    receiver, title="thanks_title")
+                    receiver, title="thanks")
 
 
 @blp.get("/suivi/style.css")

@@ -37,7 +37,7 @@ def deliver_all(app: Flask, rounds: int = 20) -> None:
     with guarded_client(allow_loopback=True, timeout=5) as client, Dispatcher(
         sessions, render=webhook_fanout.renderer(key), client=client,
         clock=lambda: datetime.now(UTC), worker_id=f"test-{uuid.uuid4().hex[:6]}",
-        on_disabled=webhook_fanout.endpoint_disabled,
+        on_disabled=webhook_fanout.on_endpoint_disabled(app.config["HUB_SETTINGS"].public_url),
     ) as dispatcher:
         for _ in range(rounds):
             with sessions() as session, session.begin():

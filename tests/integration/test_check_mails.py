@@ -7,6 +7,7 @@ and deadlines counted in the receiving organization's time zone."""
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import email.policy
 import json
@@ -27,13 +28,16 @@ import pytest
 from flask import Flask
 from sqlalchemy import event, select
 
+from hub import create_app
 from hub.db import db, utcnow
 from hub.followups import checkins, leg_checks, policies, tick
 from hub.followups import digests as deadline_digests
+from hub.followups.scheduler import CheckScheduler
 from hub.outbox import webhook_fanout
 from hub.outbox.mail import FileTransport, OutgoingMail, send_due
 from tests.helpers import Network, Partner
 from tests.hub_cli import run_hub
+from tests.integration.test_followups import expire_by
 
 EVERY_MAIL = 10_000
 
@@ -425,3 +429,56 @@ def test_the_command_line_sets_an_organization_time_zone_and_language(tmp_path: 
     assert bad_language.returncode == 2 and "fr, en" in bad_language.stderr
     missing = run("org", "set", str(uuid.uuid4()), "--language", "en")
     assert missing.returncode == 2 and "hub org list" in missing.stderr
+
+
+def test_each_app_mails_links_to_the_address_of_its_own_settings(
+        app: Flask, network: Network, tmp_path: Path) -> None:
+    """HUB_PUBLIC_URL is a setting of an app, handed to what builds links (the scheduler of
+    that app, the webhook engine's callback), never a setting of the process: a second app
+    with another address changes nothing for the first."""
+    public_url = "https://maillage.example.org"
+    elsewhere = create_app(dataclasses.replace(app.config["HUB_SETTINGS"],
+                                               public_url=public_url))
+    try:
+        sender, receiver = network.partner(), network.partner()
+        sender_staff, receiver_staff = address(), address()
+        set_entry(sender, contacts=[contact(sender_staff)])
+        set_entry(receiver, contacts=[contact(receiver_staff)])
+        leg = sender.refer(receiver)
+        moment_after = expire_by(app, leg["id"]) + timedelta(minutes=1)
+        scheduler = CheckScheduler.for_app(elsewhere, clock=lambda: moment_after)
+        try:
+            handled = scheduler.tick()
+        finally:
+            scheduler.shutdown()
+        assert handled is not None and handled["expirations"] >= 1
+
+        owner = network.partner()
+        owner_staff = address()
+        set_entry(owner, contacts=[contact(owner_staff)])
+        created = owner.post("/api/v1/webhook-endpoints", {
+            "url": "http://127.0.0.1:9/hook", "event_types": ["referral.*"]})
+        assert created.status_code == 201, created.get_data(as_text=True)
+        endpoint_id = uuid.UUID(created.get_json()["id"])
+        with app.app_context(), db.job_session() as session:
+            endpoint = session.get(webhook_fanout.Endpoint, endpoint_id)
+            assert endpoint is not None
+            webhook_fanout.on_endpoint_disabled(public_url)(session, endpoint, "410 Gone")
+
+        # The first app, after the second was made: its own (default) address.
+        late = sender.refer(receiver)
+        run_checks(app, moment(late["deadlines"]["acknowledge_by"]) + timedelta(minutes=1))
+    finally:
+        elsewhere.extensions["hub_db"][0].dispose()
+
+    mails = sent_mails(app, tmp_path, sender_staff, receiver_staff, owner_staff)
+    [expired] = [m for m in mails[sender_staff] if leg["id"] in subject(m)]
+    assert f"{public_url}/legs/{leg['id']}" in body(expired)
+    digests = {tuple(listed_legs(m)): body(m) for m in mails[receiver_staff]}  # one a tick
+    assert set(digests) == {(leg["id"],), (late["id"],)}
+    assert f"{public_url}/legs/{leg['id']}" in digests[leg["id"],]
+    assert f"{public_url}/inbox" in digests[leg["id"],]
+    assert f"http://127.0.0.1:5000/legs/{late['id']}" in digests[late["id"],]
+    assert public_url not in digests[late["id"],]
+    [disabled] = mails[owner_staff]
+    assert f"PATCH {public_url}/api/v1/webhook-endpoints/{endpoint_id} " in body(disabled)

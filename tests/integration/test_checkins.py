@@ -1,6 +1,6 @@
-"""Participant check-ins (hub.followups.checkins, hub.portal.checkin): a few business days after a leg is
-accepted the participant is mailed, in their language, a single-use link asking whether the
-receiving organization contacted them; a "No" signals a missed first contact to both
+"""Participant check-ins (hub.followups.checkins, hub.portal.checkin): a few business days
+after a leg is accepted the participant is mailed, in their language, a single-use link asking
+whether the receiving organization contacted them; a "No" signals a missed first contact to both
 organizations.  The clock of the scheduled check is moved by the test; the page runs on the
 real clock."""
 
