@@ -26,7 +26,7 @@ from hub.api.common import (
     retrying,
 )
 from hub.api.idempotency import idempotent
-from hub.consent import access_log, consents
+from hub.consent import access_log, consents, withdrawal
 from hub.db import db, iso_utc
 
 blp = Blueprint(
@@ -165,7 +165,7 @@ class WithdrawConsent(MethodView):
         answers the same; an expired consent gets 409.
         """
         caller = current_caller()
-        withdrawn = retrying(lambda: consents.withdraw(db.session, caller, consent_id))
+        withdrawn = retrying(lambda: withdrawal.withdraw(db.session, caller, consent_id))
         return consents.snapshot(withdrawn)
 
 

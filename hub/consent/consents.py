@@ -42,7 +42,6 @@ from hub.directory.organizations import Organization
 from hub.errors import DomainError, Invalid, NotAllowed, NotFound
 from hub.events.store import record
 from hub.events.types import EventType
-from hub.referrals import legs
 from hub.referrals.participants import Participant
 
 DEFAULT_VALIDITY = timedelta(days=365)  # "12 months" (DESIGN §5)
@@ -345,7 +344,7 @@ def snapshot(consent: Consent, now: datetime | None = None) -> dict[str, Any]:
     }
 
 
-def _record(session: Session, consent: Consent, event_type: EventType, sequence: int,
+def record_consent_event(session: Session, consent: Consent, event_type: EventType, sequence: int,
             actor: str, source_organization_id: uuid.UUID | None,
             audience: Iterable[uuid.UUID]) -> None:
     data: dict[str, Any] = {"consent": snapshot(consent)}
@@ -405,7 +404,7 @@ def grant(session: Session, caller: Caller, participant_id: uuid.UUID, *, purpos
     if note and note.strip():
         session.add(ConsentNote(consent_id=consent.id, body=note.strip()))
     session.flush()
-    _record(session, consent, EventType.CONSENT_GRANTED, 1, caller.actor,
+    record_consent_event(session, consent, EventType.CONSENT_GRANTED, 1, caller.actor,
             caller.organization_id, {participant.organization_id})
     return consent
 
@@ -435,83 +434,3 @@ def history(session: Session, participant_id: uuid.UUID,
     return list(session.scalars(query))
 
 
-def withdraw(session: Session, caller: Caller, consent_id: uuid.UUID,
-             now: datetime | None = None) -> Consent:
-    """Withdraw a consent, with every effect in this transaction (see `end`).
-
-    Withdrawing again what is already withdrawn changes nothing and answers the same, so a
-    client may retry safely; an expired consent cannot be withdrawn (ConsentNotActive).
-    """
-    consent = visible_consent(session, caller, consent_id)
-    lock_participant(session, consent.participant_id)
-    session.refresh(consent, ["ending"])  # another withdrawal may have won the lock first
-    now = now or utcnow()
-    status = consent.status(now)
-    if status is ConsentStatus.WITHDRAWN:
-        return consent
-    if status is ConsentStatus.EXPIRED:
-        raise ConsentNotActive(consent.id, status)
-    end(session, consent, ConsentStatus.WITHDRAWN, caller, now)
-    return consent
-
-
-def end(session: Session, consent: Consent, kind: ConsentStatus, caller: Caller | None,
-        now: datetime) -> None:
-    """Record the end of a consent and its effects (DESIGN §5), in the caller's transaction:
-
-    - the ending row, and a `consent.withdrawn`/`consent.expired` event to the participant's
-      organization and every organization that received their data under this consent, so
-      they erase their copy;
-    - for `referral_sharing`, every open leg to an organization no longer covered is cancelled
-      with reason `consent_withdrawn`.
-    From then on `covers()` is false for those organizations, so every payload built for them
-    (API, feed, webhook) carries only opaque ids.
-    """
-    participant = session.get(Participant, consent.participant_id)
-    assert participant is not None
-    actor = caller.actor if caller else "scheduler"
-    session.info.pop(KNOWN, None)  # answers read before no longer hold
-    consent.ending = ConsentEnding(consent_id=consent.id, kind=kind.value, at=now,
-                                   recorded_by=actor)
-    session.flush()
-    receivers = legs.receiving_organizations(session, participant.id)
-    audience = {participant.organization_id} | {o for o in receivers if consent.names(o)}
-    event_type = (EventType.CONSENT_WITHDRAWN if kind is ConsentStatus.WITHDRAWN
-                  else EventType.CONSENT_EXPIRED)
-    _record(session, consent, event_type, 2, actor,
-            caller.organization_id if caller else None, audience)
-    if consent.purpose == Purpose.REFERRAL_SHARING:
-        for leg in legs.open_legs_of(session, participant.id):
-            if not covers(session, participant, leg.to_organization_id, consent.purpose, now):
-                legs.cancel_for_lack_of_consent(session, leg, now)
-
-
-def _expiring(now: datetime) -> list[Any]:
-    return [Consent.expires_at <= now, ~exists().where(ConsentEnding.consent_id == Consent.id)]
-
-
-def expiry_pending(now: datetime) -> Any:
-    """Whether `expire_due` has anything to do at `now`: the scheduler asks before opening a
-    transaction for it (`hub.followups.tick.PENDING`)."""
-    return exists().where(*_expiring(now))
-
-
-def expire_due(session: Session, now: datetime | None = None, limit: int = 500) -> int:
-    """The scheduled check: record the expiry of every consent past its date; returns how many.
-
-    Safe to run in several processes at once: rows being expired elsewhere are skipped, and the
-    ending's primary key lets an expiry happen only once.
-    """
-    now = now or utcnow()
-    query = (select(Consent).where(*_expiring(now))
-             .order_by(Consent.expires_at).limit(limit))
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    expired = 0
-    for consent in session.scalars(query).all():
-        lock_participant(session, consent.participant_id)
-        session.refresh(consent, ["ending"])  # another pass or a withdrawal may have won
-        if consent.ending is None:
-            end(session, consent, ConsentStatus.EXPIRED, None, now)
-            expired += 1
-    return expired

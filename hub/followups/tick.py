@@ -24,7 +24,7 @@ from typing import Any, cast
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.consent import consents
+from hub.consent import withdrawal
 from hub.db import utcnow
 from hub.followups import checkins, leg_checks
 from hub.followups import digests as deadline_digests
@@ -45,7 +45,7 @@ def _checkins_due(session: Session, now: datetime, *,
 
 # name -> the check: finds what is due at `now`, acts on it, returns how many it handled.
 CHECKS: dict[str, Check] = {
-    "consent_expiry": lambda session, now: consents.expire_due(session, now),
+    "consent_expiry": lambda session, now: withdrawal.expire_due(session, now),
     "deadlines_missed": leg_checks.deadlines_missed,
     "expirations": leg_checks.expirations,  # after the deadline it doubles; mails the sender
     "followups_due": leg_checks.followups_due,
@@ -65,7 +65,7 @@ DIGESTS: dict[str, tuple[str, ...]] = {"deadline_digests": ("deadlines_missed",)
 # and opens no transaction for a check with nothing due, so a pass with nothing due costs one
 # round trip, not three per check.  A check without one here always runs.
 PENDING: dict[str, Callable[[datetime], Any]] = {
-    "consent_expiry": consents.expiry_pending,
+    "consent_expiry": withdrawal.expiry_pending,
     "deadlines_missed": leg_checks.deadlines_pending,
     "expirations": leg_checks.expirations_pending,
     "followups_due": leg_checks.followups_pending,

@@ -1,6 +1,7 @@
 """Withdrawing a participant's consent from the portal: a confirmation page saying what will
 happen (which open referrals get cancelled, who is told to erase the data), then the API's
-own use case (`hub.consent.consents.withdraw`), whose effects show on the participant's page."""
+own use case (`hub.consent.withdrawal.withdraw`), whose effects show on the participant's
+page."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from werkzeug import Response
 
 from hub.accounts.users import SENDING_ROLES
 from hub.api.common import pseudonym_key
-from hub.consent import consents
+from hub.consent import consents, withdrawal
 from hub.consent.visibility import Reader
 from hub.db import db, utcnow
 from hub.errors import NotFound
@@ -36,7 +37,7 @@ def _consent_of(participant_id: uuid.UUID, consent_id: uuid.UUID) -> consents.Co
 
 def legs_losing_cover(found: consents.Consent) -> list[referrals.Referral]:
     """Open legs that no other active `referral_sharing` consent covers: the withdrawal will
-    cancel these (the rule itself is applied by `hub.consent.consents.end`)."""
+    cancel these (the rule itself is applied by `hub.consent.withdrawal.end`)."""
     if found.purpose != consents.Purpose.REFERRAL_SHARING:
         return []
     now = utcnow()
@@ -68,7 +69,7 @@ def withdraw(participant_id: uuid.UUID, consent_id: uuid.UUID) -> Response:
     """Withdraw through the API's use case; its effects are in the same transaction."""
     found = _consent_of(participant_id, consent_id)
     before = {leg.id for leg in referrals.open_legs_of(db.session, participant_id)}
-    consents.withdraw(db.session, caller(), found.id)
+    withdrawal.withdraw(db.session, caller(), found.id)
     after = {leg.id for leg in referrals.open_legs_of(db.session, participant_id)}
     cancelled = len(before - after)
     flash(ngettext("Consent withdrawn. %(num)d open referral was cancelled.",

@@ -13,6 +13,7 @@ import pytest
 from flask import Flask
 
 from hub.consent import consents as consent
+from hub.consent import withdrawal
 from hub.db import db
 from tests.helpers import PARTICIPANT, Network, Partner
 
@@ -285,9 +286,9 @@ def test_an_expired_consent_covers_no_one_and_the_check_records_the_expiry(
         assert not consent.covers(session, person, uuid.UUID(receiver.organization_id),
                                   "referral_sharing", now=later)
         assert stored.status(later) is consent.ConsentStatus.EXPIRED
-        assert consent.expire_due(session, now=later) >= 1
+        assert withdrawal.expire_due(session, now=later) >= 1
     with app.app_context(), db.job_session() as session:
-        assert consent.expire_due(session, now=later) == 0  # once only
+        assert withdrawal.expire_due(session, now=later) == 0  # once only
 
     body = sender.get(f"/api/v1/consents/{given['id']}").get_json()
     assert body["status"] == "expired" and body["expired_at"]
@@ -482,7 +483,7 @@ def test_a_send_racing_a_withdrawal_waits_for_it_and_is_refused(
                 outcome.append(refused)
 
     with Session(engine) as withdrawing:
-        consent.withdraw(withdrawing, owner, uuid.UUID(given["id"]))
+        withdrawal.withdraw(withdrawing, owner, uuid.UUID(given["id"]))
         racer = threading.Thread(target=send_meanwhile)
         racer.start()
         racer.join(timeout=1.0)

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.accounts.callers import Caller
-from hub.consent import consents, visibility
+from hub.consent import consents, visibility, withdrawal
 from hub.db import db
 from hub.directory.organizations import create_organization
 from hub.errors import NotFound
@@ -176,7 +176,7 @@ def test_no_payload_carries_personal_data_where_no_consent_covers(
                 elif kind == "withdraw" and model.grants:
                     grant = model.grants[step[1] % len(model.grants)]
                     try:
-                        consents.withdraw(session, world.owner, grant.id, now=clock.now)
+                        withdrawal.withdraw(session, world.owner, grant.id, now=clock.now)
                         assert grant.expires_at > clock.now or grant.withdrawn
                         grant.withdrawn = True
                     except consents.ConsentNotActive:
@@ -184,7 +184,7 @@ def test_no_payload_carries_personal_data_where_no_consent_covers(
                 elif kind == "advance":
                     clock.now += timedelta(hours=step[1])
                 elif kind == "check":
-                    consents.expire_due(session, now=clock.now)
+                    withdrawal.expire_due(session, now=clock.now)
                 elif kind == "send":
                     receiver = step[1]
                     try:

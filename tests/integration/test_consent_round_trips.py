@@ -14,7 +14,7 @@ from flask import Flask
 from sqlalchemy import event
 
 from hub.accounts.callers import Caller
-from hub.consent import consents
+from hub.consent import consents, withdrawal
 from tests.helpers import Network, Partner
 
 
@@ -130,7 +130,7 @@ def test_a_remembered_answer_is_forgotten_when_a_consent_ends_in_the_transaction
         assert person is not None
         consents.remember(session, participant_id, receiving, "referral_sharing", True)
         given = consents.history(session, participant_id)[0]
-        consents.withdraw(session, owner, given.id)
+        withdrawal.withdraw(session, owner, given.id)
         assert not consents.covers(session, person, receiving, "referral_sharing")
         session.rollback()
         # Nothing remembered outlives its transaction: the database answers again.
@@ -161,7 +161,7 @@ def test_a_step_racing_a_withdrawal_is_refused_and_shows_nothing(
         answers.append(receiver.act(leg["id"], "acknowledge", token=token))
 
     with Session(engine) as withdrawing:
-        consents.withdraw(withdrawing, owner, uuid.UUID(consent_id))  # leg cancelled, not yet
+        withdrawal.withdraw(withdrawing, owner, uuid.UUID(consent_id))  # leg cancelled, not yet
         racer = threading.Thread(target=acknowledge_meanwhile)  # committed
         racer.start()
         racer.join(timeout=1.0)
