@@ -1,6 +1,6 @@
 """The scheduled follow-up checks at scale: one full tick of the scheduler on PostgreSQL.
 
-Targets (DESIGN §6): with 1,000,000 legs of which 10,000 are past a deadline, one full check
+Targets (docs/design.md §6): with 1,000,000 legs of which 10,000 are past a deadline, one full check
 tick finds and records all 10,000 in under 5 s, and a tick with nothing due takes under 50 ms;
 the cost of a tick follows what is due, not the size of the history: the full tick at
 1,000,000 legs takes under 1.5 times the full tick at 10,000 legs, with 10,000 due in both.

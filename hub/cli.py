@@ -1,4 +1,4 @@
-"""`hub`, the one command line entry point (DESIGN §8).
+"""`hub`, the one command line entry point (docs/design.md §8).
 
 The command tree is light: defining and listing the commands needs click and Flask's CLI only,
 so `hub --help` (and a command's `--help`) answers without importing the models, the API's

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 from hub.db import Base, utcnow
 from hub.directory.organizations import Organization
 
-# Every scope of DESIGN §4, with what it allows.
+# Every scope of docs/design.md §4, with what it allows.
 SCOPES: dict[str, str] = {
     "directory:read": "Read the directory of organizations.",
     "directory:write": "Change the organization's own directory entry.",

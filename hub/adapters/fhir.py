@@ -4,7 +4,7 @@ when the reader may see who the person is), Organization and Consent.
 Built from the leg *as the reader may see it* (`hub.consent.visibility.Reader.referral`), so the
 redaction is the API's: a reader not entitled to the person gets a Patient reference by
 identifier only, and neither the reason for referral nor the needs.  Task status follows
-DESIGN §2; a forwarded leg's Task is `partOf` the Task of the leg it came from; declines and
+docs/design.md §2; a forwarded leg's Task is `partOf` the Task of the leg it came from; declines and
 cancellations carry a `statusReason`.
 """
 
@@ -19,7 +19,7 @@ CODES = "https://maillage.example/fhir/CodeSystem"  # our own code systems (path
 PARTICIPANT_ID = "https://maillage.example/fhir/participant-id"
 PARTICIPANT_PSEUDONYM = "https://maillage.example/fhir/participant-pseudonym"
 
-# DESIGN §2: lifecycle status → FHIR Task.status.
+# docs/design.md §2: lifecycle status → FHIR Task.status.
 TASK_STATUS = {
     "sent": "requested", "acknowledged": "received", "accepted": "accepted",
     "in_progress": "in-progress", "declined": "rejected", "forwarded": "completed",

@@ -1,4 +1,4 @@
-"""Consents (DESIGN §5): record, read, withdraw; and the participant's privacy exports
+"""Consents (docs/design.md §5): record, read, withdraw; and the participant's privacy exports
 (consent history and access log, as JSON or CSV)."""
 
 from __future__ import annotations

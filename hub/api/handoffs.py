@@ -1,4 +1,4 @@
-"""Coordinators' view of the network: handoffs stalled past a deadline (DESIGN §4, §6)."""
+"""Coordinators' view of the network: handoffs stalled past a deadline (docs/design.md §4, §6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Inbound webhooks (DESIGN §7): a partner's system answers a leg by a signed request.
+"""Inbound webhooks (docs/design.md §7): a partner's system answers a leg by a signed request.
 
 `POST /webhooks/inbound/{organization_id}`, signed with the Standard Webhooks headers and the
 secret of any active endpoint of that organization.  The answer is exactly the API's for the

@@ -1,4 +1,4 @@
-"""Deadline policies (DESIGN §6), for hub administrators: the business days receiving
+"""Deadline policies (docs/design.md §6), for hub administrators: the business days receiving
 organizations have to acknowledge, decide and start, per organization and pathway."""
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class EffectiveOut(Schema):
         keys=fields.String(), values=fields.Dict(keys=fields.String(),
                                                  values=fields.Nested(AllowanceOut)),
         metadata={"description": "check → priority → business days in force and the rule "
-                  "they come from (default: the hub's defaults of DESIGN §6)."})
+                  "they come from (default: the hub's defaults of docs/design.md §6)."})
 
 
 @blp.route("")

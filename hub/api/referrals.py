@@ -1,4 +1,4 @@
-"""Referral legs: send, list, read, history, and the lifecycle transitions of DESIGN §2."""
+"""Referral legs: send, list, read, history, and the lifecycle transitions of docs/design.md §2."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Webhook endpoints of an organization (DESIGN §7): subscribe, rotate the secret, pause,
+"""Webhook endpoints of an organization (docs/design.md §7): subscribe, rotate the secret, pause,
 delete, read the delivery log, redeliver one delivery or recover everything that failed."""
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 reads of a unit of work are written together, by the statement that appends its next event on
 PostgreSQL (`hub.events.store`), else by one INSERT just before it commits, whatever the
 number of payloads; in its transaction, so a request that fails records nothing it did not
-show.  The participant's organization exports the log (DESIGN §5).
+show.  The participant's organization exports the log (docs/design.md §5).
 """
 
 from __future__ import annotations

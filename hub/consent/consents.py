@@ -1,4 +1,4 @@
-"""Consent: the participant's permission, checked before personal data moves (DESIGN §5).
+"""Consent: the participant's permission, checked before personal data moves (docs/design.md §5).
 
 A consent is an append-only record: the grant (`consents` and `consent_organizations`) is never
 changed, and its end — a withdrawal or an expiry — is one more row (`consent_endings`, at most
@@ -44,7 +44,7 @@ from hub.events.store import record
 from hub.events.types import EventType
 from hub.referrals.participants import Participant
 
-DEFAULT_VALIDITY = timedelta(days=365)  # "12 months" (DESIGN §5)
+DEFAULT_VALIDITY = timedelta(days=365)  # "12 months" (docs/design.md §5)
 
 
 class Purpose(StrEnum):

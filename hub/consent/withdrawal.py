@@ -1,5 +1,5 @@
-"""Withdrawal and expiry of a consent (DESIGN §5): the end of a consent and its effects, in the
-caller's transaction.
+"""Withdrawal and expiry of a consent (docs/design.md §5): the end of a consent and its
+effects, in the caller's transaction.
 
 Ending a `referral_sharing` consent cancels the open legs to organizations it no longer
 covers, so this module sits above the legs (`hub.referrals.legs`) and the consent records
@@ -57,7 +57,7 @@ def withdraw(session: Session, caller: Caller, consent_id: uuid.UUID,
 
 def end(session: Session, consent: Consent, kind: ConsentStatus, caller: Caller | None,
         now: datetime) -> None:
-    """Record the end of a consent and its effects (DESIGN §5), in the caller's transaction:
+    """Record the end of a consent and its effects (docs/design.md §5), in the caller's transaction:
 
     - the ending row, and a `consent.withdrawn`/`consent.expired` event to the participant's
       organization and every organization that received their data under this consent, so

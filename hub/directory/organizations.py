@@ -81,8 +81,8 @@ class Organization(Base):
     # Folded text of the entry (name, services, places...), kept by hub.directory.organizations
     # before each flush; what the text search reads.
     search_text: Mapped[str] = mapped_column(Text, default="", server_default="")
-    # IANA name of the zone its business days are counted in (DESIGN §6: deadlines run in the
-    # receiving organization's time zone), and the language mails to its contacts are in.
+    # IANA name of the zone its business days are counted in (docs/design.md §6: deadlines run
+    # in the receiving organization's time zone), and the language mails to its contacts are in.
     time_zone: Mapped[str] = mapped_column(String(64), default=DEFAULT_TIME_ZONE,
                                            server_default=DEFAULT_TIME_ZONE)
     language: Mapped[str] = mapped_column(String(5), default="fr", server_default="fr")
@@ -149,7 +149,7 @@ class ContactChannel(StrEnum):
 
 
 class Service(Base):
-    """One service an organization offers, with the pathways (DESIGN §1) it serves."""
+    """One service an organization offers, with the pathways (docs/design.md §1) it serves."""
 
     __tablename__ = "directory_services"
 

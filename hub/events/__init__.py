@@ -1,5 +1,5 @@
 """The event log: every change is an immutable event, appended with its outbox row in the
-transaction of the change (DESIGN §3).  This package is its one writer: nothing outside it
+transaction of the change (docs/design.md §3).  This package is its one writer: nothing outside it
 writes the event tables.
 
 - `types`: the closed list of event types;

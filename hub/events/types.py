@@ -1,4 +1,4 @@
-"""The closed list of event types (DESIGN §3), each with what it means.
+"""The closed list of event types (docs/design.md §3), each with what it means.
 
 An event of any other type cannot be recorded: `EventType` is the only way to name one.
 """
@@ -24,7 +24,7 @@ class EventType(StrEnum):
     CONSENT_WITHDRAWN = "consent.withdrawn"
     CONSENT_EXPIRED = "consent.expired"
     ORGANIZATION_VALIDATION_DUE = "organization.validation_due"
-    # Beyond DESIGN §3's list: how an organization learns its endpoint stopped receiving.
+    # Beyond docs/design.md §3's list: how an organization learns its endpoint stopped receiving.
     WEBHOOK_ENDPOINT_DISABLED = "webhook_endpoint.disabled"
 
 

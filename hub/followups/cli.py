@@ -1,4 +1,4 @@
-"""`hub deadlines ...`: the deadline policies (DESIGN §6) from the command line.
+"""`hub deadlines ...`: the deadline policies (docs/design.md §6) from the command line.
 
 Apart from `hub.followups.policies`, whose models and queries load only when a command runs, so that
 `hub --help` does not pay for SQLAlchemy.
@@ -63,7 +63,7 @@ def _with_scope_options(command: Decorated) -> Decorated:
 
 @click.group("deadlines")
 def deadlines_group() -> None:
-    """Deadline policies: business days to acknowledge, decide and start (DESIGN §6)."""
+    """Deadline policies: business days to acknowledge, decide and start (docs/design.md §6)."""
 
 
 @deadlines_group.command("set")

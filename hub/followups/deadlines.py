@@ -1,4 +1,4 @@
-"""Deadlines of a leg in business days, with Québec public holidays (DESIGN §6).
+"""Deadlines of a leg in business days, with Québec public holidays (docs/design.md §6).
 
 Pure functions: the hub's default policy (how many business days for which check and
 priority) and the calendar.  The policy in force for a leg (per receiving organization and
@@ -32,7 +32,7 @@ def is_time_zone(name: str) -> bool:
     return name in _time_zones()
 
 
-# Business days allowed for each check, by priority: the hub's defaults of DESIGN §6.
+# Business days allowed for each check, by priority: the hub's defaults of docs/design.md §6.
 DEFAULT_POLICY: dict[str, dict[str, int]] = {
     "acknowledge": {"routine": 3, "urgent": 1},
     "decide": {"routine": 5, "urgent": 2},
@@ -78,7 +78,7 @@ def deadline(check: str, priority: str, start: datetime, times: int = 1, *,
     `times=2` gives twice the allowance (an unacknowledged leg expires then).
 
     `business_days` is the allowance of the policy in force
-    (`hub.followups.policies.business_days`); without it, the hub's default of DESIGN §6.
+    (`hub.followups.policies.business_days`); without it, the hub's default of docs/design.md §6.
     Days are counted in `time_zone`, the receiving organization's (Québec's by default)."""
     if business_days is None:
         business_days = DEFAULT_POLICY[check][priority]

@@ -1,4 +1,4 @@
-"""The follow-up checks of DESIGN §6: missed deadlines, expiry, post-handoff follow-ups.
+"""The follow-up checks of docs/design.md §6: missed deadlines, expiry, post-handoff follow-ups.
 
 Each check reads the legs that are due through a partial index on a due-at column
 (`deadline_due_at`, `expire_by`, `followup_due_at`: `hub.followups.deadlines.arm_checks` sets

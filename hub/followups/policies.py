@@ -1,4 +1,4 @@
-"""Deadline policies (DESIGN §6): how many business days a receiving organization has to
+"""Deadline policies (docs/design.md §6): how many business days a receiving organization has to
 acknowledge, decide and start, as data that hub administrators change (API and CLI).
 
 A rule names a check (acknowledge, decide, start), a priority (routine, urgent) and a number of
@@ -163,7 +163,7 @@ def resolve(session: Session, *, organization_id: uuid.UUID, pathway: str, check
 def business_days(session: Session, *, organization_id: uuid.UUID, pathway: str, check: str,
                   priority: str) -> int:
     """The business days in force for `check` on a leg of `priority` to `organization_id` on
-    `pathway`: the most specific rule, else the hub's default (DESIGN §6)."""
+    `pathway`: the most specific rule, else the hub's default (docs/design.md §6)."""
     return resolve(session, organization_id=organization_id, pathway=pathway, check=check,
                    priority=priority)[0]
 

@@ -1,4 +1,4 @@
-"""The scheduler of the scheduled checks (DESIGN §6): APScheduler 3 in `hub worker` (and in
+"""The scheduler of the scheduled checks (docs/design.md §6): APScheduler 3 in `hub worker` (and in
 `hub run` for the embedded default), never in web workers.
 
 There is one job, "run the checks", every `interval` seconds — never one job per referral or

@@ -1,5 +1,5 @@
-"""The scheduled checks (DESIGN §6): each finds what is due through an indexed column and acts
-on it exactly once, so a restart or a second scheduler loses and repeats nothing.
+"""The scheduled checks (docs/design.md §6): each finds what is due through an indexed column
+and acts on it exactly once, so a restart or a second scheduler loses and repeats nothing.
 
 `run_tick` is what the scheduler runs on its timer: passes of every firing check, each in its
 own transaction, again while they find work (a backlog is cleared in bounded batches), then

@@ -117,7 +117,7 @@ def _new_leg(
     consents.require_referral_sharing(session, participant, to_organization.id)
     now = utcnow()
     leg_id = uuid.uuid4()
-    # The policy in force for this receiver, pathway and priority (DESIGN §6).
+    # The policy in force for this receiver, pathway and priority (docs/design.md §6).
     acknowledge_days = policies.business_days(
         session, organization_id=to_organization.id, pathway=pathway, check="acknowledge",
         priority=priority)

@@ -1,7 +1,7 @@
 """The referral lifecycle: statuses, allowed transitions and who may make them.
 
-This is the one place the rules of DESIGN §2 live.  It imports neither Flask nor SQLAlchemy so
-that the API, the portal, inbound webhooks and the scheduler all ask the same pure functions.
+This is the one place the rules of docs/design.md §2 live.  It imports neither Flask nor
+SQLAlchemy so that the API, the portal, inbound webhooks and the scheduler all ask the same pure functions.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ TERMINAL = frozenset(
 )
 OPEN = frozenset(Status) - TERMINAL
 
-# (from status, action) -> to status.  Exactly the diagram of DESIGN §2.
+# (from status, action) -> to status.  Exactly the diagram of docs/design.md §2.
 TRANSITIONS: dict[tuple[Status, Action], Status] = {
     (Status.SENT, Action.ACKNOWLEDGE): Status.ACKNOWLEDGED,
     (Status.SENT, Action.DECLINE): Status.DECLINED,

@@ -1,5 +1,5 @@
 """Redirecting a referral: the sending organization sends the participant to another partner
-when the first one declined, let the leg expire (DESIGN §2: "the sender is told to
+when the first one declined, let the leg expire (docs/design.md §2: "the sender is told to
 redirect"), or has not decided yet.
 
 The lifecycle has no transition of its own for this: an open leg is cancelled (reason
@@ -8,8 +8,8 @@ stay in one chain and the participant's path shows where they went and why.  Bot
 the caller's transaction: a new leg refused (no consent for that partner) cancels nothing.
 
 A leg of a participant another organization registered (the sender received the person and
-forwarded them) is redirected as it was forwarded (DESIGN §5): the participant's consent must
-still cover the sender, whose part in the path rests on it, and must cover the new receiver;
+forwarded them) is redirected as it was forwarded (docs/design.md §5): the participant's
+consent must still cover the sender, whose part in the path rests on it, and must cover the new receiver;
 the reason and needs go from leg to leg unchanged, never shown to the sender, who may not
 read the person's data (`hub.consent.visibility`: no open leg received).
 """

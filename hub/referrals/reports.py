@@ -1,5 +1,5 @@
 """Funder reports: per organization and period, the counts a funder asks for, computed only
-from participants whose `outcome_reporting` consent (DESIGN §5) covers that organization.
+from participants whose `outcome_reporting` consent (docs/design.md §5) covers that organization.
 
 Legs count in the period they were sent (`created_at` in [start, end)).  Times to acknowledge
 are calendar hours from sending to acknowledgement.  A leg is *due* once its acknowledgement

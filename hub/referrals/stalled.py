@@ -1,5 +1,5 @@
 """Stalled handoffs: open legs past their current deadline across the network, the longest
-overdue first, for coordinators (DESIGN §4, §6).  Codes, organizations and a pseudonymous
+overdue first, for coordinators (docs/design.md §4, §6).  Codes, organizations and a pseudonymous
 participant reference only: no personal data.  The API (`hub.api.handoffs`) and the portal's
 dashboard (`hub.portal.network`) show the same list.
 """

@@ -1,4 +1,4 @@
-"""Each organization's time zone (its deadlines are counted in it, DESIGN §6) and the language
+"""Each organization's time zone (its deadlines are counted in it, docs/design.md §6) and the language
 mails to its contacts are written in; the follow-up index `ix_referrals_due_closed_at`, which
 no query reads since the follow-ups have their own due-at column, is dropped.
 

@@ -1,5 +1,5 @@
 """Deadline policies: business days per check and priority, for a receiving organization or
-any, and a pathway or any (DESIGN §6).
+any, and a pathway or any (docs/design.md §6).
 
 "Any" is NULL; four unique indexes, three partial, keep one rule per scope on SQLite and
 PostgreSQL alike (NULLs are distinct in a plain unique constraint).

@@ -1,4 +1,4 @@
-"""Webhooks through the hub (DESIGN §7): endpoints registered by API, events delivered over
+"""Webhooks through the hub (docs/design.md §7): endpoints registered by API, events delivered over
 real HTTP to a real local receiver, bodies redacted per recipient when sent, and partners'
 systems answering by signed inbound webhooks exactly as through the API."""
 

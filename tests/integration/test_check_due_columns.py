@@ -1,5 +1,5 @@
-"""The due-at columns the scheduled checks read (DESIGN §6): set by the transitions, cleared or
-moved by the check that fires, filled by the migration that added them; batches fired
+"""The due-at columns the scheduled checks read (docs/design.md §6): set by the transitions,
+cleared or moved by the check that fires, filled by the migration that added them; batches fired
 set-based, their events appended as `record()` appends one; `run_once` skipping the checks
 with nothing due."""
 

@@ -1,4 +1,4 @@
-"""Consent (DESIGN §5) through the API: recorded, enforced on every flow, withdrawn with its
+"""Consent (docs/design.md §5) through the API: recorded, enforced on every flow, withdrawn with its
 effects, expired by the scheduled check; and what coordinators and the access log see."""
 
 from __future__ import annotations

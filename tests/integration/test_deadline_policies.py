@@ -1,4 +1,4 @@
-"""Deadline policies (DESIGN §6): each leg's deadlines come from the policy in force for its
+"""Deadline policies (docs/design.md §6): each leg's deadlines come from the policy in force for its
 receiver, pathway and priority, in Québec business days; policies are data, kept by hub
 administrators through the API (scope hub:admin) and the CLI.
 

@@ -1,4 +1,4 @@
-"""Every error is RFC 9457 problem+json (DESIGN §4): never an HTML page, never a traceback,
+"""Every error is RFC 9457 problem+json (docs/design.md §4): never an HTML page, never a traceback,
 never a 500 for bad input.
 
 Each test sends one kind of bad request and checks the status, the content type, the problem

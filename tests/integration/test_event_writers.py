@@ -63,7 +63,7 @@ def test_a_missed_deadline_appended_in_bulk_is_what_record_appends(
     sessions = app.extensions["hub_db"][1]
 
     # `record()`, in a transaction rolled back: each leg moved on as the check moves it, its
-    # miss appended as DESIGN §3 and §6 describe it.
+    # miss appended as docs/design.md §3 and §6 describe it.
     by_record = {}
     with sessions() as session:
         transaction = session.begin()

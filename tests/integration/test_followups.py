@@ -1,4 +1,4 @@
-"""The follow-up checks (DESIGN §6), with the clock moved by the test: missed deadlines,
+"""The follow-up checks (docs/design.md §6), with the clock moved by the test: missed deadlines,
 expiry at twice the deadline with suggestions to redirect, post-handoff follow-ups only with
 consent, directory validation reminders, each exactly once; and the coordinators' list of
 stalled handoffs."""

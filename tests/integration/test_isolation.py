@@ -1,4 +1,4 @@
-"""Tenant isolation (DESIGN §4): each organization sees only what is its own.
+"""Tenant isolation (docs/design.md §4): each organization sees only what is its own.
 
 An organization sees the legs it sent or received, and the participants it registered or
 holds an open leg for (with consent); everything else answers 404, exactly as if it did not

@@ -1,4 +1,4 @@
-"""The referral lifecycle through the API: every path of DESIGN §2, with its events."""
+"""The referral lifecycle through the API: every path of docs/design.md §2, with its events."""
 
 from __future__ import annotations
 

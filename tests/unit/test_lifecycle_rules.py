@@ -1,4 +1,4 @@
-"""The lifecycle rules of DESIGN §2, as pure functions."""
+"""The lifecycle rules of docs/design.md §2, as pure functions."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from hub.referrals.lifecycle import (
     next_status,
 )
 
-# The diagram of DESIGN §2, written out independently of hub.referrals.lifecycle.TRANSITIONS.
+# The diagram of docs/design.md §2, written out independently of
+# hub.referrals.lifecycle.TRANSITIONS.
 EXPECTED = {
     ("sent", "acknowledge"): "acknowledged",
     ("sent", "decline"): "declined",
