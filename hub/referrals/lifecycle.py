@@ -1,7 +1,8 @@
 """The referral lifecycle: statuses, allowed transitions and who may make them.
 
 This is the one place the rules of docs/design.md §2 live.  It imports neither Flask nor
-SQLAlchemy so that the API, the portal, inbound webhooks and the scheduler all ask the same pure functions.
+SQLAlchemy so that the API, the portal, inbound webhooks and the scheduler all ask the same
+pure functions.
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ the caller's transaction: a new leg refused (no consent for that partner) cancel
 
 A leg of a participant another organization registered (the sender received the person and
 forwarded them) is redirected as it was forwarded (docs/design.md §5): the participant's
-consent must still cover the sender, whose part in the path rests on it, and must cover the new receiver;
-the reason and needs go from leg to leg unchanged, never shown to the sender, who may not
-read the person's data (`hub.consent.visibility`: no open leg received).
+consent must still cover the sender, whose part in the path rests on it, and must cover the
+new receiver; the reason and needs go from leg to leg unchanged, never shown to the sender,
+who may not read the person's data (`hub.consent.visibility`: no open leg received).
 """
 
 from __future__ import annotations
