@@ -63,7 +63,8 @@ def _with_scope_options(command: Decorated) -> Decorated:
 
 @click.group("deadlines")
 def deadlines_group() -> None:
-    """Deadline policies: business days to acknowledge, decide and start (docs/design.md §6)."""
+    # The help text is pinned (tests/unit/test_cli_tree.py): "DESIGN §6" is docs/design.md §6.
+    """Deadline policies: business days to acknowledge, decide and start (DESIGN §6)."""
 
 
 @deadlines_group.command("set")
