@@ -212,6 +212,8 @@ class Settings:
         if self.report_min_cell < 1:
             found.append(f"HUB_REPORT_MIN_CELL must be 1 or more (5 is usual), not "
                          f"{self.report_min_cell}.")
+        # Imported here: `hub --help` reads the settings, and must load no model or database
+        # type (tests/unit/test_cli_tree.py); only the app's start asks for these checks.
         try:
             from hub.outbox.mail import recipient
 
