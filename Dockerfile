@@ -17,6 +17,8 @@ COPY webhooks ./webhooks
 # the editable install: the code stays in /app.
 COPY migrations ./migrations
 RUN pip install -e .
+# The catalogues compiled in the image: the hub runs as a user that may not write them.
+RUN pybabel compile -d hub/portal/translations
 
 RUN useradd --system --uid 10001 --home-dir /app maillage \
     && mkdir -p /app/var && chown maillage /app/var

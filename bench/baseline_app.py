@@ -20,10 +20,10 @@ Redaction itself still runs in both modes: the API renders every leg through
 `hub.consent.visibility.Reader` (entitlement per reader, the open-leg check, the redacted or full
 view); only its consent question is answered without a query and its read goes unlogged.
 Every other request, and any call outside a request, runs the real functions.  The wrappers
-replace the module attributes at import: `hub.consent.visibility` calls `consent.covered_among` and
+replace the module attributes at import: `hub.consent.visibility` calls `consents.covered_among` and
 `access_log.note_read` through the module, and `covers` and `require_referral_sharing` look
 `covered_among` and `lock_participant` up as globals of `hub.consent.consents`, i.e. in the same
-module dictionary, at call time; `hub.consent.visibility` calls `consent.locked_participant`, and
+module dictionary, at call time; `hub.consent.visibility` calls `consents.locked_participant`, and
 `hub.referrals.handoffs.transition` calls `leg_to_change`, the same way.  Never serve this app to
 anyone: the header turns consent enforcement off.
 

@@ -885,7 +885,7 @@ def database_counts(engine: Engine, now: datetime, after_position: int) -> dict[
 
 
 def explain_due(engine: Engine, sessions: Callable[[], Session], now: datetime) -> list[str]:
-    """EXPLAIN (ANALYZE, BUFFERS) of the statement `followups.deadlines_due` sends (captured
+    """EXPLAIN (ANALYZE, BUFFERS) of the statement `leg_checks.deadlines_due` sends (captured
     as sent, then explained in a transaction that is rolled back)."""
     sent: list[tuple[str, Any]] = []
 

@@ -176,7 +176,8 @@ def issue_token(
     return token
 
 
-# Every API request asks it: built once, with a bound value (see `hub.consent.consents._COVERS`).
+# Every API request asks it: built once, with a bound value (see
+# `hub.consent.consents._COVERED_AMONG`).
 _TOKEN_BY_DIGEST = select(OAuthToken).where(
     OAuthToken.token_digest == bindparam("token_digest", type_=String()))
 

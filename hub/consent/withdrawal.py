@@ -17,6 +17,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from hub.accounts.callers import Caller
+from hub.consent import consents
 from hub.consent.consents import (
     KNOWN,
     Consent,
@@ -25,7 +26,6 @@ from hub.consent.consents import (
     ConsentStatus,
     Purpose,
     covers,
-    lock_participant,
     record_consent_event,
     visible_consent,
 )
@@ -43,7 +43,7 @@ def withdraw(session: Session, caller: Caller, consent_id: uuid.UUID,
     client may retry safely; an expired consent cannot be withdrawn (ConsentNotActive).
     """
     consent = visible_consent(session, caller, consent_id)
-    lock_participant(session, consent.participant_id)
+    consents.lock_participant(session, consent.participant_id)
     session.refresh(consent, ["ending"])  # another withdrawal may have won the lock first
     now = now or utcnow()
     status = consent.status(now)
@@ -109,7 +109,7 @@ def expire_due(session: Session, now: datetime | None = None, limit: int = 500) 
         query = query.with_for_update(skip_locked=True)
     expired = 0
     for consent in session.scalars(query).all():
-        lock_participant(session, consent.participant_id)
+        consents.lock_participant(session, consent.participant_id)
         session.refresh(consent, ["ending"])  # another pass or a withdrawal may have won
         if consent.ending is None:
             end(session, consent, ConsentStatus.EXPIRED, None, now)

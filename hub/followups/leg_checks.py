@@ -221,7 +221,7 @@ def _fire(session: Session, now: datetime, due: Sequence[Due], *, column: str | 
 
 def _referral_event(type: EventType, leg: Row[Any], extra: dict[str, Any],
                     audience: set[uuid.UUID] | None = None) -> NewEvent:
-    """The leg's event, as `referrals._record` makes it for the scheduler."""
+    """The leg's event, as `legs.record_leg_event` makes it for the scheduler."""
     return NewEvent(type, subject=f"referrals/{leg.id}", sequence=leg.version,
                     data={"referral": snapshot(cast(Referral, leg)), **extra},
                     audience=audience or {leg.from_organization_id, leg.to_organization_id})

@@ -21,7 +21,7 @@ Leadership avoids redundant work and contention; it is not what makes a check ac
 check is exactly-once by itself (unique rows, SKIP LOCKED), so a moment with two leaders — a
 partitioned leader that has not noticed yet — repeats nothing.
 
-Catching up is bounded: each check handles at most one batch per call (`consent.expire_due`:
+Catching up is bounded: each check handles at most one batch per call (`withdrawal.expire_due`:
 500, oldest first, each batch its own short transaction).  A tick repeats the pass while it
 still finds work, up to `catch_up_rounds` passes, so a day of backlog is cleared within a few
 ticks, in batches, without a storm and without starving the rest of the database.

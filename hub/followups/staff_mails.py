@@ -21,6 +21,7 @@ caller passes (`public_url`: the settings' HUB_PUBLIC_URL, which the app, the sc
 from __future__ import annotations
 
 import functools
+import io
 import logging
 import uuid
 from collections import defaultdict
@@ -30,6 +31,8 @@ from gettext import NullTranslations
 from pathlib import Path
 from typing import Any
 
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
 from babel.support import Translations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -57,14 +60,27 @@ def mail_texts(language: str) -> NullTranslations:
     try:
         version = compiled.stat().st_mtime_ns
     except OSError:
-        version = 0  # not compiled: the English texts of the code, as Flask-Babel would give
-    return _catalogue(language, version)
+        version = 0  # not compiled: read from the source catalogue
+    return _catalogue(CATALOGUES, language, version)
 
 
 @functools.lru_cache(maxsize=8)
-def _catalogue(language: str, version: int) -> NullTranslations:
-    """Loaded once per language and compiled version (a recompiled catalogue is read again)."""
-    return Translations.load(str(CATALOGUES), [language])
+def _catalogue(catalogues: Path, language: str, version: int) -> NullTranslations:
+    """Loaded once per language and compiled version (a recompiled catalogue is read again).
+    Without a compiled catalogue (a deployment that skipped `pybabel compile`, and a hub that
+    may not write one), the `.po` itself is compiled in memory: a French mail never goes out
+    in English for want of a build step."""
+    if version:
+        return Translations.load(str(catalogues), [language])
+    source = catalogues / language / "LC_MESSAGES" / "messages.po"
+    if not source.exists():
+        return NullTranslations()
+    with source.open("rb") as po:
+        catalog = read_po(po, locale=language)
+    compiled = io.BytesIO()
+    write_mo(compiled, catalog)
+    compiled.seek(0)
+    return Translations(fp=compiled)
 
 
 def language_of(language: str | None) -> str:

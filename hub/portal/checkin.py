@@ -8,7 +8,7 @@ resource; every page is HTML in the participant's language (`?lang=fr|en` switch
 included, its texts from the portal's catalogues, and carries headers that keep the token out
 of referrers, frames and caches.
 Writes go through the request's session and are committed by the app's one commit per
-request (`hub.api._commit`, which runs for every path and rolls back on errors).
+request (`hub.api.app._commit`, which runs for every path and rolls back on errors).
 """
 
 from __future__ import annotations

@@ -259,7 +259,7 @@ def test_a_pass_fires_a_bounded_number_of_batches_and_the_next_passes_the_rest(
 
 def test_a_missed_deadline_event_holds_the_snapshot_the_hub_writes_elsewhere(
         app: Flask, network: Network) -> None:
-    """On PostgreSQL the snapshot is built by the server (`followups._FIRE_MISSED`): it must be
+    """On PostgreSQL the snapshot is built by the server (`leg_checks._FIRE_MISSED`): it must be
     `referrals.snapshot` to the character, with and without microseconds."""
     sender, receiver = network.partner(), network.partner()
     leg = sender.refer(receiver)

@@ -5,6 +5,7 @@ the hub sends) and the templates, each with a French and an English text."""
 from __future__ import annotations
 
 import ast
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -105,6 +106,23 @@ def test_mails_read_the_compiled_catalogues_without_an_app(language: str, subjec
                           2) % {"num": 2} == {
         "fr": "… et 2 autres, dans la liste des demandes reçues.\n\n",
         "en": "… and 2 more, in the list of inbound referrals.\n\n"}[language]
+
+
+
+def test_mails_stay_in_french_where_no_compiled_catalogue_was_built(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An image built without `pybabel compile`, whose hub may not write one: the mails read
+    the source catalogue, so a French recipient still gets French."""
+    from hub.followups import staff_mails
+
+    copy = tmp_path / "translations"
+    shutil.copytree(staff_mails.CATALOGUES, copy,
+                    ignore=shutil.ignore_patterns("*.mo"))
+    assert not list(copy.rglob("*.mo"))
+    monkeypatch.setattr(staff_mails, "CATALOGUES", copy)
+    texts = staff_mails.mail_texts("fr")
+    assert texts.gettext("Referral expired without an answer: %(reference)s") % {
+        "reference": "7a1e"} == "Demande expirée sans réponse : 7a1e"
 
 
 SPELLED_THE_SAME = {"Action", "Actions", "Administration", "Description", "Exploration",
