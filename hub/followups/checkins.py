@@ -188,8 +188,8 @@ def find(session: Session, token: str) -> ParticipantCheckin | None:
 # -- the scheduled check -------------------------------------------------------------------------
 
 
-def link(base_url: str, token: str) -> str:
-    return f"{base_url.rstrip('/')}/suivi/{token}"
+def link(public_url: str, token: str) -> str:
+    return f"{public_url.rstrip('/')}/suivi/{token}"
 
 
 def _candidates(session: Session, now: datetime, limit: int) -> list[Referral]:
@@ -209,10 +209,10 @@ def checkins_pending(now: datetime) -> Any:
 
 
 def checkins_due(session: Session, now: datetime, limit: int = BATCH, *,
-                 base_url: str = DEFAULT_PUBLIC_URL) -> int:
+                 public_url: str = DEFAULT_PUBLIC_URL) -> int:
     """Mail the check-in question for every leg accepted ASK_AFTER_BUSINESS_DAYS business days
     ago whose participant has an email and a `follow_up_contact` consent covering the sending
-    organization; each leg once, ever; the links start with `base_url` (HUB_PUBLIC_URL).
+    organization; each leg once, ever; the links start with `public_url` (HUB_PUBLIC_URL).
     Returns how many mails were queued."""
     names: dict[uuid.UUID, str] = {}
 
@@ -244,7 +244,7 @@ def checkins_due(session: Session, now: datetime, limit: int = BATCH, *,
         subject, text, mail_language, page_language = compose_mail(
             participant.preferred_language, sender=name_of(leg.from_organization_id),
             receiver=name_of(leg.to_organization_id), accepted_at=leg.accepted_at,
-            expires_at=expires_at, link=link(base_url, token))
+            expires_at=expires_at, link=link(public_url, token))
         try:
             mail = queue_mail(session, to=participant.email, subject=subject, text=text,
                               language=mail_language, dedupe_key=f"{KIND}:{leg.id}", now=now)

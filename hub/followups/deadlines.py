@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 DEFAULT_TIME_ZONE = "America/Toronto"
 
 
-
 @lru_cache(maxsize=1)
 def _time_zones() -> frozenset[str]:
     return frozenset(available_timezones())

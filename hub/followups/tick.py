@@ -37,12 +37,6 @@ log = logging.getLogger(__name__)
 Check = Callable[[Session, datetime], int]
 
 
-def _checkins_due(session: Session, now: datetime, *,
-                  public_url: str = DEFAULT_PUBLIC_URL) -> int:
-    """Participant check-ins, their links starting with `public_url`."""
-    return checkins.checkins_due(session, now, base_url=public_url)
-
-
 # name -> the check: finds what is due at `now`, acts on it, returns how many it handled.
 CHECKS: dict[str, Check] = {
     "consent_expiry": lambda session, now: withdrawal.expire_due(session, now),
@@ -50,7 +44,7 @@ CHECKS: dict[str, Check] = {
     "expirations": leg_checks.expirations,  # after the deadline it doubles; mails the sender
     "followups_due": leg_checks.followups_due,
     "validations_due": leg_checks.validations_due,
-    "checkins_due": _checkins_due,  # participant check-ins, mailed with a link
+    "checkins_due": checkins.checkins_due,  # participant check-ins, mailed with a link
     # A digest, not a firing check: it runs once per tick, after the passes (see DIGESTS).
     "deadline_digests": deadline_digests.mail_digests,
 }

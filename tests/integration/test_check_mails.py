@@ -246,7 +246,7 @@ def test_a_participant_saying_nobody_contacted_them_is_in_the_digest(
     now = utcnow()
     with app.app_context(), db.job_session() as session:
         checkins.checkins_due(session, now + timedelta(days=7), limit=100_000,
-                              base_url="https://maillage.example")
+                              public_url="https://maillage.example")
         checkin = session.scalar(select(checkins.ParticipantCheckin).where(
             checkins.ParticipantCheckin.referral_id == uuid.UUID(leg["id"])))
         assert checkin is not None

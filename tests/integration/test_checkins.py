@@ -47,7 +47,7 @@ def pages(app: Flask) -> Iterator[Flask]:
 
 def run_check(app: Flask, now: datetime) -> int:
     with app.app_context(), db.job_session() as session:
-        return checkins_due(session, now, limit=100_000, base_url=BASE_URL)
+        return checkins_due(session, now, limit=100_000, public_url=BASE_URL)
 
 
 def accepted_leg(sender: Partner, receiver: Partner, *, follow_up: bool = True,
