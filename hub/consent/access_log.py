@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import cast
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Table, event, insert, select
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, event, insert, select
 from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
 
 from hub.accounts.callers import Caller
-from hub.db import Base, utcnow
+from hub.db import Base, table_of, utcnow
 
 PENDING = "personal_data_reads"
 WRITTEN = "personal_data_reads_written"
@@ -39,9 +38,8 @@ class PersonalDataRead(Base):
     __table_args__ = (Index("ix_personal_data_reads_participant", "participant_id", "read_at"),)
 
 
-# Core (a plain executemany), not the ORM's bulk insert.  The declarative base types
-# `__table__` as any FromClause; a class mapped by `__tablename__` has a Table there.
-_INSERT_READS = insert(cast(Table, PersonalDataRead.__table__))
+# Core (a plain executemany), not the ORM's bulk insert.
+_INSERT_READS = insert(table_of(PersonalDataRead))
 
 
 def note_read(session: Session, caller: Caller, participant_id: uuid.UUID) -> None:

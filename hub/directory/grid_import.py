@@ -14,12 +14,13 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from rapidfuzz import fuzz, process
-from sqlalchemy import Table, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, selectinload
 
+from hub.db import table_of
 from hub.directory.grid import BadCell, GridEntry, entry_of, pathways_of
 from hub.directory.organizations import (
     Capacity,
@@ -234,9 +235,8 @@ class _NewRows:
                             (ServicePathway, self.pathways), (Location, self.locations),
                             (Contact, self.contacts)):
             if rows:
-                # Core executemany on the Table (each mapped by `__tablename__`; the base
-                # types `__table__` as a FromClause), not the ORM's bulk insert.
-                session.execute(insert(cast(Table, model.__table__)), rows)
+                # Core executemany on the table, not the ORM's bulk insert.
+                session.execute(insert(table_of(model)), rows)
 
 
 def apply_import(session: Session, outcomes: list[RowOutcome], *, source: str,

@@ -12,7 +12,6 @@ rendered for a recipient (see `hub.events.envelope`).
 
 from __future__ import annotations
 
-import typing
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
@@ -26,7 +25,6 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
-    Table,
     Text,
     UniqueConstraint,
     Uuid,
@@ -44,7 +42,7 @@ from ulid import ULID
 
 from hub.consent import access_log
 from hub.consent.access_log import PersonalDataRead
-from hub.db import Base, UTCDateTime, utcnow
+from hub.db import Base, UTCDateTime, table_of, utcnow
 from hub.events.types import EventType
 from hub.ops import EVENTS_APPENDED
 
@@ -101,11 +99,10 @@ class OutboxEntry(Base):
     created_at: Mapped[datetime]
 
 
-# The tables, for Core statements (here and in `hub.events.bulk`).  A class mapped by
-# `__tablename__` has a Table there (the declarative base types it as any FromClause).
-EVENTS = typing.cast(Table, Event.__table__)
-AUDIENCE = typing.cast(Table, EventAudience.__table__)
-OUTBOX = typing.cast(Table, OutboxEntry.__table__)
+# The tables, for Core statements (here and in `hub.events.bulk`).
+EVENTS = table_of(Event)
+AUDIENCE = table_of(EventAudience)
+OUTBOX = table_of(OutboxEntry)
 
 
 def current_transaction_id() -> ColumnElement[int]:

@@ -37,7 +37,6 @@ from sqlalchemy import (
     CursorResult,
     ForeignKey,
     String,
-    Table,
     exists,
     select,
     update,
@@ -56,7 +55,7 @@ from hub.followups.leg_checks import Due, _claim
 from hub.followups.staff_mails import DEFAULT_PUBLIC_URL, mail_texts
 from hub.outbox.mail import queue_mail
 from hub.referrals import lifecycle
-from hub.referrals.legs import Referral, snapshot
+from hub.referrals.legs import LEGS, Referral, snapshot
 from hub.referrals.lifecycle import Status
 
 log = logging.getLogger(__name__)
@@ -72,9 +71,6 @@ BATCH = 500
 LANGUAGES = ("fr", "en")
 DEFAULT_LANGUAGE = "fr"
 LOCAL_TIME_ZONE = ZoneInfo(deadlines.DEFAULT_TIME_ZONE)
-
-# A class mapped by `__tablename__` has a Table there (the base types it as any FromClause).
-LEGS = cast(Table, Referral.__table__)
 
 # token_urlsafe(32): 32 random bytes, 43 characters.  Anything else is not one of ours.
 _TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{43}$")

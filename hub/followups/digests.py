@@ -31,14 +31,13 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 from gettext import NullTranslations
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     Boolean,
     ForeignKey,
     String,
-    Table,
     Uuid,
     delete,
     exists,
@@ -48,7 +47,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from hub.db import Base, UTCDateTime
+from hub.db import Base, UTCDateTime, table_of
 from hub.events.store import Position
 from hub.followups.deadlines import DEFAULT_TIME_ZONE
 from hub.followups.staff_mails import (
@@ -89,7 +88,7 @@ class QueuedMiss(Base):
     from_participant: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-QUEUE = cast(Table, QueuedMiss.__table__)
+QUEUE = table_of(QueuedMiss)
 
 
 def queue_misses(session: Session, misses: Iterable[dict[str, Any]]) -> None:

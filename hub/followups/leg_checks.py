@@ -27,7 +27,6 @@ from sqlalchemy import (
     Integer,
     Row,
     String,
-    Table,
     Uuid,
     bindparam,
     case,
@@ -46,7 +45,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.sql import Executable, Select
 
 from hub.consent import consents
-from hub.db import Base, UTCDateTime, iso_utc
+from hub.db import Base, UTCDateTime, iso_utc, table_of
 from hub.directory.organizations import Organization, Service, ServicePathway
 from hub.events.bulk import (
     NewEvent,
@@ -62,7 +61,7 @@ from hub.followups import digests, staff_mails
 from hub.followups.deadlines import DEADLINE_OF_STATUS, FOLLOW_UP_AFTER
 from hub.followups.staff_mails import DEFAULT_PUBLIC_URL
 from hub.referrals import lifecycle
-from hub.referrals.legs import Referral, snapshot
+from hub.referrals.legs import LEGS, Referral, snapshot
 from hub.referrals.lifecycle import Action, Party, Status
 from hub.referrals.participants import Participant
 
@@ -73,9 +72,6 @@ BATCH = 500
 # three deadlines had a batch of its own): the scheduler's 10 passes per tick clear 15,000.
 DEADLINE_BATCHES_PER_PASS = 3
 
-# A class mapped by `__tablename__` has a Table there (the declarative base types it as any
-# FromClause).
-LEGS = cast(Table, Referral.__table__)
 # What an event's snapshot reads (`referrals.snapshot`): no free text, nothing to decrypt.
 SNAPSHOT_COLUMNS = [c for c in LEGS.c if c.key not in ("reason_for_referral", "needs")]
 
@@ -91,7 +87,7 @@ class ReferralCheck(Base):
     fired_at: Mapped[datetime]
 
 
-FIRED = cast(Table, ReferralCheck.__table__)
+FIRED = table_of(ReferralCheck)
 
 
 @dataclass(frozen=True)

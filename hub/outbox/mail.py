@@ -43,7 +43,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
-from typing import Protocol, cast
+from typing import Protocol
 
 from sqlalchemy import BigInteger, Index, Integer, String, Table, select, update
 from sqlalchemy import text as sql_text
@@ -51,7 +51,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from hub.crypto import EncryptedText
-from hub.db import Base, utcnow
+from hub.db import Base, table_of, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -192,8 +192,7 @@ def queue_mails(session: Session, mails: list[dict[str, str]], *,
         return 0
     dialect = session.get_bind().dialect.name
     insert = _DIALECT_INSERTS[dialect]
-    # A class mapped by `__tablename__` has a Table there (the base types it as a FromClause).
-    table = cast(Table, OutgoingMail.__table__)
+    table = table_of(OutgoingMail)
     # Core, not the ORM's bulk insert: no per-row bookkeeping for rows nobody reads back.
     statement = (insert(table).on_conflict_do_nothing(index_elements=[table.c.dedupe_key])
                  .returning(table.c.id))

@@ -26,7 +26,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from hub.accounts.callers import Caller
 from hub.crypto import EncryptedJSON, EncryptedText
-from hub.db import Base, forget_with_the_transaction, iso_utc, utcnow
+from hub.db import Base, forget_with_the_transaction, iso_utc, table_of, utcnow
 from hub.errors import ConcurrentChange, NotFound
 from hub.events.store import record
 from hub.events.types import EventType
@@ -135,6 +135,10 @@ class Referral(Base):
         if organization_id == self.from_organization_id:
             return Party.SENDER
         return None
+
+
+# The legs' table, for the Core statements of the scheduled checks (`hub.followups`).
+LEGS = table_of(Referral)
 
 
 class ReferralNote(Base):
