@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from ulid import ULID
 
 from hub.db import utcnow
-from hub.events.store import AUDIENCE, EVENTS, OUTBOX, note_appended
+from hub.events.store import AUDIENCE, EVENTS, OUTBOX, event_source, note_appended
 from hub.events.types import EventType
 
 
@@ -40,11 +40,6 @@ class NewEvent:
     actor: str = "scheduler"
 
 
-def _source(organization_id: uuid.UUID | None) -> str:
-    """An event's CloudEvents source: the organization that caused it, else the hub."""
-    return f"/organizations/{organization_id}" if organization_id else "/hub"
-
-
 def record_many(session: Session, events: Sequence[NewEvent]) -> list[int]:
     """Append every event, its audience and its outbox row (not committed); returns their
     positions, in the order given."""
@@ -56,7 +51,7 @@ def record_many(session: Session, events: Sequence[NewEvent]) -> list[int]:
     rows: list[dict[str, Any]] = [{
         "id": event_id,
         "type": EventType(event.type).value,
-        "source": _source(event.source_organization_id),
+        "source": event_source(event.source_organization_id),
         "subject": event.subject,
         "sequence": event.sequence,
         "time": now,
@@ -176,7 +171,7 @@ def appending(events: RowEvents) -> str:
                         data)
     SELECT pg_current_xact_id()::text::bigint, {events.id},
            {_literal(EventType(events.type).value)},
-           {_literal(_source(events.source_organization_id))}, {events.subject},
+           {_literal(event_source(events.source_organization_id))}, {events.subject},
            {events.sequence}, {events.time}, {_literal(events.actor)}, {events.data}
     FROM {events.rows} ORDER BY {events.order}
     RETURNING id, position

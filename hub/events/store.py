@@ -105,6 +105,11 @@ AUDIENCE = table_of(EventAudience)
 OUTBOX = table_of(OutboxEntry)
 
 
+def event_source(organization_id: uuid.UUID | None) -> str:
+    """An event's CloudEvents source: the organization that caused it, else the hub."""
+    return f"/organizations/{organization_id}" if organization_id else "/hub"
+
+
 def current_transaction_id() -> ColumnElement[int]:
     return cast(cast(func.pg_current_xact_id(), Text), BigInteger)
 
@@ -137,8 +142,7 @@ def record(
     row = {
         "id": str(ULID()),
         "type": event_type,
-        "source": f"/organizations/{source_organization_id}" if source_organization_id
-        else "/hub",
+        "source": event_source(source_organization_id),
         "subject": subject,
         "sequence": sequence,
         "time": now,
