@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, g, render_template_string, request, send_from_directory
+from flask import Flask, Response, g, render_template, request, send_from_directory
 from flask_smorest import Api
 from sqlalchemy.exc import IntegrityError, OperationalError
 from swagger_ui_bundle import swagger_ui_path
@@ -107,12 +107,13 @@ def init_app(app: Flask) -> None:
     app.after_request(_commit)
 
     docs_dir = Path(__file__).parent / "docs"
+    # The page lives with the API, outside the portal's templates: read and compiled once.
+    docs_page = app.jinja_env.from_string((docs_dir / "api_docs.html").read_text(encoding="utf-8"))
 
     @app.get("/api/docs")
     def api_docs() -> str:
         """Interactive API documentation (Swagger UI, served by the hub itself)."""
-        page = (docs_dir / "api_docs.html").read_text(encoding="utf-8")
-        return render_template_string(page)
+        return render_template(docs_page)
 
     @app.get("/api/docs/static/<path:filename>")
     def api_docs_static(filename: str) -> Any:
