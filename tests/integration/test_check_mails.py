@@ -18,6 +18,7 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -75,6 +76,20 @@ def sent_mails(app: Flask, tmp_path: Path, *addresses: str) -> dict[str, list[Em
         if to in found:
             found[to].append(message)  # type: ignore[arg-type]
     return found
+
+
+def disabled_endpoint(app: Flask, owner: Partner, url: str,
+                      on_disabled: Callable[[Any, Any, str], None]) -> uuid.UUID:
+    """A webhook endpoint of `owner`, registered through the API, then disabled by the engine
+    (`on_disabled`, as the dispatcher calls it) for a 410."""
+    created = owner.post("/api/v1/webhook-endpoints", {"url": url, "event_types": ["referral.*"]})
+    assert created.status_code == 201, created.get_data(as_text=True)
+    endpoint_id = uuid.UUID(created.get_json()["id"])
+    with app.app_context(), db.job_session() as session:
+        endpoint = session.get(webhook_fanout.Endpoint, endpoint_id)
+        assert endpoint is not None
+        on_disabled(session, endpoint, "410 Gone")
+    return endpoint_id
 
 
 def subject(message: EmailMessage) -> str:
@@ -318,14 +333,8 @@ def test_a_disabled_webhook_endpoint_is_mailed_to_the_organization_contacts(
     owner = network.partner(name="Coop Nord")
     staff = address()
     set_entry(owner, contacts=[contact(staff)])
-    created = owner.post("/api/v1/webhook-endpoints", {
-        "url": "http://127.0.0.1:9/maillage?token=s3cret", "event_types": ["referral.*"]})
-    assert created.status_code == 201, created.get_data(as_text=True)
-    endpoint_id = uuid.UUID(created.get_json()["id"])
-    with app.app_context(), db.job_session() as session:
-        endpoint = session.get(webhook_fanout.Endpoint, endpoint_id)
-        assert endpoint is not None
-        webhook_fanout.endpoint_disabled(session, endpoint, "410 Gone")
+    endpoint_id = disabled_endpoint(app, owner, "http://127.0.0.1:9/maillage?token=s3cret",
+                                    webhook_fanout.endpoint_disabled)
     mails = sent_mails(app, tmp_path, staff)
     assert len(mails[staff]) == 1
     message = mails[staff][0]
@@ -456,14 +465,8 @@ def test_each_app_mails_links_to_the_address_of_its_own_settings(
         owner = network.partner()
         owner_staff = address()
         set_entry(owner, contacts=[contact(owner_staff)])
-        created = owner.post("/api/v1/webhook-endpoints", {
-            "url": "http://127.0.0.1:9/hook", "event_types": ["referral.*"]})
-        assert created.status_code == 201, created.get_data(as_text=True)
-        endpoint_id = uuid.UUID(created.get_json()["id"])
-        with app.app_context(), db.job_session() as session:
-            endpoint = session.get(webhook_fanout.Endpoint, endpoint_id)
-            assert endpoint is not None
-            webhook_fanout.on_endpoint_disabled(public_url)(session, endpoint, "410 Gone")
+        endpoint_id = disabled_endpoint(app, owner, "http://127.0.0.1:9/hook",
+                                        webhook_fanout.on_endpoint_disabled(public_url))
 
         # The first app, after the second was made: its own (default) address.
         late = sender.refer(receiver)
