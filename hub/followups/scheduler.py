@@ -53,7 +53,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from hub.db import utcnow
-from hub.followups import tick as checks
+from hub.followups import tick
 from hub.followups.staff_mails import DEFAULT_PUBLIC_URL
 
 log = logging.getLogger(__name__)
@@ -330,9 +330,9 @@ class CheckScheduler:
         def counted() -> None:
             self.passes += 1
 
-        handled = checks.run_tick(self.sessions, self.clock, rounds=self.catch_up_rounds,
-                                  stopping=self._stopping.is_set, on_pass=counted,
-                                  public_url=self.public_url)
+        handled = tick.run_tick(self.sessions, self.clock, rounds=self.catch_up_rounds,
+                                stopping=self._stopping.is_set, on_pass=counted,
+                                public_url=self.public_url)
         total = {name: max(count, 0) for name, count in handled.items()}
         self.last_handled = total
         if any(total.values()):

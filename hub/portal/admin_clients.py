@@ -12,12 +12,13 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from werkzeug import Response
 
-from hub.accounts import clients as accounts
 from hub.accounts.clients import (
     COORDINATOR_ONLY_SCOPES,
     DEFAULT_PARTNER_SCOPES,
     SCOPES,
     OAuthClient,
+    create_client,
+    revoke_client,
 )
 from hub.db import db
 from hub.directory.organizations import Organization
@@ -53,7 +54,7 @@ def scope_label(scope: str) -> str:
 
 
 def scopes_for(organization: Organization) -> list[str]:
-    """The scopes this organization's clients may hold (`accounts.create_client` refuses the
+    """The scopes this organization's clients may hold (`create_client` refuses the
     coordinators' scopes to anyone else)."""
     return [s for s in SCOPES if organization.is_coordinator or s not in COORDINATOR_ONLY_SCOPES]
 
@@ -94,8 +95,8 @@ def create(organization_id: uuid.UUID) -> Response:
                      chosen)
     name = request.form.get("name", "").strip()[:200]
     try:
-        client, secret = accounts.create_client(db.session, organization=organization,
-                                                scopes=chosen, name=name)
+        client, secret = create_client(db.session, organization=organization,
+                                       scopes=chosen, name=name)
     except ValueError:
         db.session.rollback()
         return _page(managed_organization(organization_id), 422,
@@ -111,7 +112,7 @@ def revoke(organization_id: uuid.UUID, client_pk: uuid.UUID) -> Response:
     organization = managed_organization(organization_id)
     client = _own_client(organization, client_pk)
     if client.revoked_at is None:
-        accounts.revoke_client(db.session, client)
+        revoke_client(db.session, client)
         audit("client.revoked", organization, client.client_id)
     flash(_("Access revoked for %(name)s: its tokens no longer work.", name=client.name),
           "success")

@@ -20,7 +20,7 @@ from hub.db import db, utcnow
 from hub.errors import NotFound
 from hub.portal.common import caller, login_required, page, portal_blueprint
 from hub.portal.legs import leg_rows, organization_names
-from hub.referrals import legs as referrals
+from hub.referrals import legs
 from hub.referrals.participants import Participant
 
 blp = portal_blueprint("consent_pages", __name__)
@@ -35,7 +35,7 @@ def _consent_of(participant_id: uuid.UUID, consent_id: uuid.UUID) -> consents.Co
     return found
 
 
-def legs_losing_cover(found: consents.Consent) -> list[referrals.Referral]:
+def legs_losing_cover(found: consents.Consent) -> list[legs.Referral]:
     """Open legs that no other active `referral_sharing` consent covers: the withdrawal will
     cancel these (the rule itself is applied by `hub.consent.withdrawal.end`)."""
     if found.purpose != consents.Purpose.REFERRAL_SHARING:
@@ -44,7 +44,7 @@ def legs_losing_cover(found: consents.Consent) -> list[referrals.Referral]:
     others = [c for c in consents.history(db.session, found.participant_id)
               if c.id != found.id and c.purpose == found.purpose
               and c.status(now) is consents.ConsentStatus.ACTIVE]
-    return [leg for leg in referrals.open_legs_of(db.session, found.participant_id)
+    return [leg for leg in legs.open_legs_of(db.session, found.participant_id)
             if found.names(leg.to_organization_id)
             and not any(c.names(leg.to_organization_id) for c in others)]
 
@@ -68,9 +68,9 @@ def confirm(participant_id: uuid.UUID, consent_id: uuid.UUID) -> Response:
 def withdraw(participant_id: uuid.UUID, consent_id: uuid.UUID) -> Response:
     """Withdraw through the API's use case; its effects are in the same transaction."""
     found = _consent_of(participant_id, consent_id)
-    before = {leg.id for leg in referrals.open_legs_of(db.session, participant_id)}
+    before = {leg.id for leg in legs.open_legs_of(db.session, participant_id)}
     withdrawal.withdraw(db.session, caller(), found.id)
-    after = {leg.id for leg in referrals.open_legs_of(db.session, participant_id)}
+    after = {leg.id for leg in legs.open_legs_of(db.session, participant_id)}
     cancelled = len(before - after)
     flash(ngettext("Consent withdrawn. %(num)d open referral was cancelled.",
                    "Consent withdrawn. %(num)d open referrals were cancelled.", cancelled)

@@ -35,8 +35,7 @@ from hub.portal.common import (
     status_of,
 )
 from hub.referrals import handoffs, lifecycle, redirection
-from hub.referrals import legs as referrals
-from hub.referrals.legs import Referral
+from hub.referrals.legs import CALLER_CANCEL_REASONS, Referral, visible_referral
 from hub.referrals.lifecycle import Action, Party, Status
 
 blp = portal_blueprint("legs", __name__)
@@ -107,7 +106,7 @@ def _actor_names(events: list[Any]) -> dict[str, str]:
 def _leg_page(referral_id: uuid.UUID, status: int = 200, error: str | None = None) -> Response:
     session = db.session
     who = caller()
-    leg = referrals.visible_referral(session, who, referral_id)
+    leg = visible_referral(session, who, referral_id)
     reader = Reader(session, who, pseudonym_key())
     view = reader.referral(leg, with_chain=True)
     party = leg.party_of(who.organization_id)
@@ -148,7 +147,7 @@ def _leg_page(referral_id: uuid.UUID, status: int = 200, error: str | None = Non
                 actions=actions, error=error, due=due, overdue=due is not None and due < now,
                 party=party.value if party else None, forward_to=forward_to,
                 decline_reasons=list(lifecycle.DeclineReason), outcomes=list(lifecycle.Outcome),
-                cancel_reasons=list(referrals.CALLER_CANCEL_REASONS),
+                cancel_reasons=list(CALLER_CANCEL_REASONS),
                 created_at=leg.created_at, updated_at=leg.updated_at,
                 deadlines={"acknowledge_by": leg.acknowledge_by, "decide_by": leg.decide_by,
                            "start_by": leg.start_by})

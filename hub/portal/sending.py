@@ -18,7 +18,7 @@ from hub.api.common import aware_datetime, pseudonym_key
 from hub.api.consents import ConsentIn
 from hub.api.participants import ParticipantIn
 from hub.api.referrals import ReferralIn
-from hub.consent import consents as consent
+from hub.consent import consents
 from hub.consent.visibility import Reader
 from hub.db import db, utcnow
 from hub.directory import search
@@ -43,7 +43,7 @@ def _reader() -> Reader:
 
 
 def _own_participant(participant_id: uuid.UUID) -> Participant:
-    return consent.own_participant(db.session, caller(), participant_id)
+    return consents.own_participant(db.session, caller(), participant_id)
 
 
 @blp.get("/participants")
@@ -95,9 +95,9 @@ def participant_detail(participant_id: uuid.UUID) -> Response:
     participant = _own_participant(participant_id)
     reader = _reader()
     now = utcnow()
-    consents = consent.history(db.session, participant.id)
+    history = consents.history(db.session, participant.id)
     organizations = _organization_names(
-        {o for c in consents for o in c.organization_ids})
+        {o for c in history for o in c.organization_ids})
     legs = list(db.session.scalars(
         select(Referral).where(Referral.participant_id == participant.id)
         .order_by(Referral.created_at.desc())))
@@ -107,7 +107,7 @@ def participant_detail(participant_id: uuid.UUID) -> Response:
                 chains=chains.picture(chains.steps_of(legs), names),
                 consents=[{"consent": c, "status": c.status(now).value,
                            "organizations": [organizations.get(o, str(o))
-                                             for o in c.organization_ids]} for c in consents],
+                                             for o in c.organization_ids]} for c in history],
                 legs=leg_rows(legs, now))
 
 
@@ -122,7 +122,7 @@ def consent_new(participant_id: uuid.UUID) -> Response:
                "values": values, "chosen": set(request.form.getlist("organization_ids")
                                                if request.method == "POST"
                                                else request.args.getlist("organization_ids")),
-               "purposes": list(consent.Purpose), "evidences": list(consent.Evidence)}
+               "purposes": list(consents.Purpose), "evidences": list(consents.Evidence)}
     if request.method == "GET":
         return page("portal/consent_new.html", bad=set(), **context)
     data, bad = forms.load(ConsentIn(), request.form)
@@ -130,7 +130,7 @@ def consent_new(participant_id: uuid.UUID) -> Response:
         return page("portal/consent_new.html", 422, bad=bad,
                     error=_("Check the fields marked below."), **context)
     try:
-        consent.grant(db.session, caller(), participant.id, **data)
+        consents.grant(db.session, caller(), participant.id, **data)
     except Invalid as invalid:
         db.session.rollback()
         return page("portal/consent_new.html", 422, bad=set(invalid.errors),
@@ -160,8 +160,8 @@ def refer(participant_id: uuid.UUID) -> Response:
     if previous is not None:
         directory = [e for e in directory if e["id"] != previous.to_organization_id]
     for entry in directory:
-        entry["covered"] = consent.covers(db.session, participant, entry["id"],
-                                          consent.Purpose.REFERRAL_SHARING)
+        entry["covered"] = consents.covers(db.session, participant, entry["id"],
+                                           consents.Purpose.REFERRAL_SHARING)
     context: dict[str, Any] = {
         "participant": _reader().participant(participant), "directory": directory,
         "filters": filters, "regions": QUEBEC_REGIONS,
@@ -246,7 +246,7 @@ def redirect_onward(referral_id: uuid.UUID) -> Response:
             db.session, who, previous.id, to_organization_id=data["to_organization_id"],
             pathway=data["pathway"], priority=data.get("priority", "routine"),
             stage=data.get("stage"))
-    except consent.ConsentRequired as refused:
+    except consents.ConsentRequired as refused:
         db.session.rollback()
         message = (_no_longer_trusted() if refused.organization_id == who.organization_id
                    else _("The participant's consent does not cover this organization. Only "
