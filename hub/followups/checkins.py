@@ -46,13 +46,13 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from hub.consent import consents
 from hub.db import Base
-from hub.directory.organizations import Organization
+from hub.directory.organizations import LANGUAGES, Organization
 from hub.errors import ConcurrentChange
 from hub.events.store import record
 from hub.events.types import EventType
 from hub.followups import deadlines, digests
 from hub.followups.leg_checks import Due, _claim
-from hub.followups.staff_mails import DEFAULT_PUBLIC_URL, mail_texts
+from hub.followups.staff_mails import DEFAULT_LANGUAGE, DEFAULT_PUBLIC_URL, mail_texts
 from hub.outbox.mail import queue_mail
 from hub.referrals import lifecycle
 from hub.referrals.legs import LEGS, Referral, snapshot
@@ -68,8 +68,6 @@ ASK_UNTIL = timedelta(days=21)
 TOKEN_LIFETIME = timedelta(days=14)
 ASKED_STATUSES = deadlines.CHECKIN_STATUSES  # accepted, in_progress
 BATCH = 500
-LANGUAGES = ("fr", "en")
-DEFAULT_LANGUAGE = "fr"
 LOCAL_TIME_ZONE = ZoneInfo(deadlines.DEFAULT_TIME_ZONE)
 
 # token_urlsafe(32): 32 random bytes, 43 characters.  Anything else is not one of ours.

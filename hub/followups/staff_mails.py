@@ -38,14 +38,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.accounts.users import User
-from hub.directory.organizations import Contact, Organization
+from hub.directory.organizations import LANGUAGES, Contact, Organization
 from hub.events.store import Event
 from hub.outbox.mail import queue_mails
 
 log = logging.getLogger(__name__)
 
-LANGUAGES = ("fr", "en")  # of the hub's mails; French unless the recipient chose English
-DEFAULT_LANGUAGE = "fr"
+DEFAULT_LANGUAGE = "fr"  # of the hub's mails (LANGUAGES), unless the recipient chose English
 # HUB_PUBLIC_URL's default (`hub.config`), for callers that have no settings at hand.
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:5000"
 # The portal's catalogues (`make translations` and the app factory compile them).

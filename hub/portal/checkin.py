@@ -22,9 +22,11 @@ from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
 from hub.db import db, utcnow
+from hub.directory.organizations import LANGUAGES
 from hub.errors import ConcurrentChange
 from hub.followups import checkins
-from hub.followups.checkins import DEFAULT_LANGUAGE, LANGUAGES, Answer, ParticipantCheckin, State
+from hub.followups.checkins import Answer, ParticipantCheckin, State
+from hub.followups.staff_mails import DEFAULT_LANGUAGE
 
 log = logging.getLogger(__name__)
 
