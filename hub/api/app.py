@@ -21,6 +21,7 @@ from hub.api import (
     handoffs,
     hsds,
     inbound,
+    openapi,
     organizations,
     participants,
     policies,
@@ -36,11 +37,14 @@ JSON_BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
 class HubApi(Api):
-    """flask-smorest's Api, answering every HTTP error as problem+json."""
+    """flask-smorest's Api, answering every HTTP error as problem+json, and documenting them
+    so (`hub.api.openapi`)."""
 
     def handle_http_exception(self, error: HTTPException) -> Response:
         return problem_response(problem_for(error))
 
+    def _register_responses(self) -> None:
+        openapi.register_problem_responses(self.spec)
 
 
 def _require_json_body() -> None:
@@ -92,6 +96,7 @@ def init_app(app: Flask) -> None:
     )
     api = HubApi(spec_kwargs={
         "info": {"description": (Path(__file__).parent / "description.md").read_text()},
+        "extra_plugins": [openapi.HubDocument()],
     })
     api.init_app(app)
     api.spec.components.security_scheme("oauth2", {

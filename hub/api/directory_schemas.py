@@ -9,7 +9,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from hub.api.common import Input, PageArgs, Timestamp
 from hub.directory import organizations
 from hub.directory.organizations import ContactChannel
-from hub.followups.deadlines import is_time_zone
+from hub.followups.deadlines import is_time_zone, time_zone_names
 from hub.followups.policies import PATHWAYS
 
 REGION = validate.OneOf(list(organizations.QUEBEC_REGIONS))
@@ -19,7 +19,8 @@ LANGUAGES = ("fr", "en")
 def _time_zone(**kwargs: Any) -> fields.String:  # fields.String's own keywords
     return fields.String(validate=[validate.Length(1, 64), _known_time_zone],
                          metadata={"description": "IANA time zone its deadlines are counted "
-                                                  "in (America/Toronto by default)."}, **kwargs)
+                                                  "in (America/Toronto by default).",
+                                   "enum": time_zone_names()}, **kwargs)
 
 
 def _known_time_zone(name: str) -> bool:
@@ -74,7 +75,9 @@ class EntryIn(Input):
     capacity_until = fields.Date(allow_none=True, metadata={
         "description": "Until when `waitlist` or `full` is expected to last."})
     description = _text(4000, allow_none=True)
-    website = fields.URL(allow_none=True, validate=validate.Length(max=300))
+    website = fields.URL(allow_none=True, validate=validate.Length(max=300),
+                         metadata={"pattern": "^https?://", "description": "An http(s) URL "
+                                   "with a host name (a domain or an address)."})
     time_zone = _time_zone()
     language = fields.String(validate=validate.OneOf(LANGUAGES), metadata={
         "description": "Language of the hub's mails to its contacts: fr (default) or en."})

@@ -102,11 +102,31 @@ def _leg_again(stored: dict[str, Any], status: int) -> Response:
     return leg_response(leg, status, caller=caller, with_chain=status == 201)
 
 
+def _signature_header(name: str, description: str, pattern: str) -> dict[str, Any]:
+    return {"in": "header", "name": name, "required": True, "description": description,
+            "schema": {"type": "string", "pattern": pattern}}
+
+
 @blp.route("/inbound/<uuid:organization_id>")
 class InboundWebhook(MethodView):
     @_verified
     @idempotent(_inbound_client_id, _webhook_id, rerender=_leg_again)
     @blp.response(200, ReferralOut)
+    @blp.alt_response(201, schema=ReferralOut, description="`forward`: the new leg.")
+    @blp.doc(
+        requestBody={"required": True, "content": {"application/json": {"schema": InboundAnswer}}},
+        parameters=[
+            _signature_header("webhook-id", "A unique id of this message; a repeated id "
+                              "replays the first successful answer.", "^[\\x21-\\x7e]{1,255}$"),
+            _signature_header("webhook-timestamp", "Unix time of the signature, in seconds; "
+                              "more than 5 minutes off is refused (401).", "^[0-9]{1,12}$"),
+            _signature_header("webhook-signature", "`v1,<base64 HMAC-SHA256>` of "
+                              "`{webhook-id}.{webhook-timestamp}.{body}` with the secret of an "
+                              "active endpoint of the organization (Standard Webhooks); "
+                              "several, space-separated, during a rotation.", "^v1,"),
+        ],
+        responses={"401": "UNAUTHORIZED"},
+    )
     def post(self, caller: Caller) -> Response:
         """Answer a leg: `{"action": "accept", "referral_id": "...", "note": "..."}`.
 

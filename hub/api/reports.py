@@ -29,7 +29,8 @@ class ReportArgs(Input):
     start = fields.Date(required=True, data_key="from",
                         metadata={"description": "First day of the period (inclusive)."})
     end = fields.Date(required=True, data_key="to",
-                      metadata={"description": "Last day of the period (inclusive)."})
+                      metadata={"description": "Last day of the period (inclusive): not before "
+                                "`from`, at most five years after it, before 9999-12-31."})
     format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))
     organization_id = fields.UUID(load_default=None, metadata={
         "description": "Coordinators (scope network:monitor): another organization's report. "
@@ -51,6 +52,21 @@ class FunderReport(MethodView):
     @require_scope("referrals:read")
     @blp.arguments(ReportArgs, location="query", unknown=RAISE, as_kwargs=True)
     @blp.response(200)
+    @blp.doc(responses={"200": {"description": "The report: JSON (`format=json`) or CSV "
+                                "(`format=csv`, UTF-8 with a byte order mark, one row per cell).",
+                                "content": {
+        "application/json": {"schema": {
+            "type": "object",
+            "required": ["organization_id", "period", "sent", "received", "suppression"],
+            "properties": {"organization_id": {"type": "string", "format": "uuid"},
+                           "period": {"type": "object"},
+                           "participants_counted": {"type": "integer", "nullable": True},
+                           "sent": {"type": "object"}, "received": {"type": "object"},
+                           "acknowledgement": {"type": "object"},
+                           "outcomes": {"type": "object"}, "suppression": {"type": "object"}},
+        }},
+        "text/csv": {"schema": {"type": "string"}},
+    }}})
     def get(self, start: Any, end: Any, format: str, organization_id: uuid.UUID | None
             ) -> Response:
         """Per organization and period: referrals sent and received by pathway, time to
