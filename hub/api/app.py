@@ -60,6 +60,22 @@ def _require_json_body() -> None:
         )
 
 
+# The interactive documentation: Swagger UI's own files only; its styles are set inline.
+DOCS_CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'; object-src 'none'"
+)
+
+
+def _not_stored(response: Response) -> Response:
+    """API answers carry personal data or may: no cache keeps them (RFC 9111 no-store)."""
+    if request.path.startswith(API_PREFIXES):
+        response.headers.setdefault("Cache-Control", "no-store")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return response
+
+
 def _commit(response: Response) -> Response:
     """The one commit of a request: only when the answer is a success."""
     session = g.get("db_session")
@@ -112,15 +128,18 @@ def init_app(app: Flask) -> None:
     app.before_request(_require_json_body)
     app.before_request(bodies.check_json_body)
     app.after_request(_commit)
+    app.after_request(_not_stored)
 
     docs_dir = Path(__file__).parent / "docs"
     # The page lives with the API, outside the portal's templates: read and compiled once.
     docs_page = app.jinja_env.from_string((docs_dir / "api_docs.html").read_text(encoding="utf-8"))
 
     @app.get("/api/docs")
-    def api_docs() -> str:
+    def api_docs() -> Response:
         """Interactive API documentation (Swagger UI, served by the hub itself)."""
-        return render_template(docs_page)
+        return Response(render_template(docs_page), mimetype="text/html", headers={
+            "Content-Security-Policy": DOCS_CONTENT_SECURITY_POLICY,
+            "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin"})
 
     @app.get("/api/docs/static/<path:filename>")
     def api_docs_static(filename: str) -> Any:

@@ -14,6 +14,15 @@ from hub.followups.policies import PATHWAYS
 
 REGION = validate.OneOf(list(organizations.QUEBEC_REGIONS))
 LANGUAGES = ("fr", "en")
+# Names are one line: a CR or LF in a name breaks mail headers, CSV rows and the pages' lists.
+def _one_line(text: str) -> bool:
+    if not organizations.is_one_line(text):
+        raise ValidationError("One line, without control characters (line breaks, tabs...).")
+    return True
+
+
+ONE_LINE = _one_line
+ONE_LINE_DOC = {"pattern": organizations.ONE_LINE_PATTERN}
 
 
 def _time_zone(**kwargs: Any) -> fields.String:  # fields.String's own keywords
@@ -37,7 +46,8 @@ def _text(size: int, **kwargs: Any) -> fields.String:  # fields.String's own key
 
 
 class ServiceIn(Input):
-    name = fields.String(required=True, validate=validate.Length(1, 200))
+    name = fields.String(required=True, validate=[validate.Length(1, 200), ONE_LINE],
+                         metadata=ONE_LINE_DOC)
     description = _text(4000, load_default=None, allow_none=True)
     pathways = fields.List(fields.String(validate=validate.OneOf(PATHWAYS)), load_default=list,
                            metadata={"description": "Pathways the service serves."})
@@ -47,7 +57,8 @@ class ServiceIn(Input):
 
 
 class LocationIn(Input):
-    name = _text(200, load_default=None, allow_none=True)
+    name = fields.String(load_default=None, allow_none=True,
+                         validate=[validate.Length(max=200), ONE_LINE], metadata=ONE_LINE_DOC)
     address = _text(300, load_default=None, allow_none=True)
     city = _text(120, load_default=None, allow_none=True)
     postal_code = _text(10, load_default=None, allow_none=True)
@@ -56,7 +67,8 @@ class LocationIn(Input):
 
 
 class ContactIn(Input):
-    name = _text(200, load_default=None, allow_none=True)
+    name = fields.String(load_default=None, allow_none=True,
+                         validate=[validate.Length(max=200), ONE_LINE], metadata=ONE_LINE_DOC)
     role = _text(200, load_default=None, allow_none=True,
                  metadata={"description": "e.g. conseillère en emploi, direction."})
     email = fields.Email(load_default=None, allow_none=True, validate=validate.Length(max=254))
@@ -68,7 +80,7 @@ class ContactIn(Input):
 class EntryIn(Input):
     """What an organization may change in its entry; lists given replace the entry's lists."""
 
-    name = fields.String(validate=validate.Length(1, 200))
+    name = fields.String(validate=[validate.Length(1, 200), ONE_LINE], metadata=ONE_LINE_DOC)
     kind = fields.String(validate=validate.OneOf(list(organizations.OrganizationKind)))
     region = fields.String(validate=REGION)
     capacity = fields.String(validate=validate.OneOf(list(organizations.Capacity)))

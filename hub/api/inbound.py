@@ -49,6 +49,13 @@ class InboundAnswer(Input):
     to_organization_id = fields.UUID(allow_none=True, load_default=None)
 
 
+NOT_SIGNED_BY_THE_ORGANIZATION = (
+    "No signature matches a secret of this organization's webhook endpoints that may answer "
+    "legs. Sign the exact body with the secret of an active endpoint registered with POST "
+    "/api/v1/webhook-endpoints by a client holding referrals:respond.")
+_NOBODYS_SECRET = signing.new_secret()
+
+
 def _signed_by(organization_id: uuid.UUID) -> Caller:
     """The organization whose endpoint secret signed this request; else 401."""
     organization = db.session.get(Organization, organization_id)
@@ -62,18 +69,22 @@ def _signed_by(organization_id: uuid.UUID) -> Caller:
             EndpointRegistration.may_answer))
         for secret in endpoints.active_secrets(endpoint, now)
     ]
-    if not secrets:
-        raise Problem(401, "Signature not accepted",
-                      "No active webhook endpoint of this organization can sign inbound "
-                      "answers: register one with POST /api/v1/webhook-endpoints, with a client "
-                      "holding referrals:respond, and sign with its secret.",
-                      slug="signature-rejected")
+    # An organization without an answering endpoint is checked against a secret nobody holds,
+    # so its answer is the same, in the same time, as a wrong signature: an unsigned caller
+    # learns nothing of an organization's endpoints (issue 22).
     try:
-        signing.verify(secrets, request.headers, request.get_data(cache=True), now=now)
+        signing.verify(secrets or [_NOBODYS_SECRET], request.headers,
+                       request.get_data(cache=True), now=now)
+    except signing.SignatureMismatch:
+        raise Problem(401, "Signature not accepted", NOT_SIGNED_BY_THE_ORGANIZATION,
+                      slug="signature-rejected") from None
     except signing.SignatureRejected as rejected:
+        # Missing headers, a stale timestamp...: about the request alone, said as it is.
         raise Problem(401, "Signature not accepted", rejected.reason,
                       slug="signature-rejected") from None
-    assert organization is not None
+    if organization is None or not secrets:  # unreachable: verified against no real secret
+        raise Problem(401, "Signature not accepted", NOT_SIGNED_BY_THE_ORGANIZATION,
+                      slug="signature-rejected")
     return Caller(organization.id, "webhook:inbound", organization.is_coordinator)
 
 
