@@ -202,7 +202,7 @@ def _needed_by(session: Session, referral_ids: set[uuid.UUID]) -> dict[uuid.UUID
     if not referral_ids:
         return {}
     rows = session.execute(select(Referral.id, Referral.needed_by).where(
-        Referral.id.in_(referral_ids), Referral.needed_by.is_not(None))).tuples()
+        Referral.id.in_(referral_ids), Referral.needed_by.is_not(None)))
     return {referral_id: day for referral_id, day in rows if day is not None}
 
 

@@ -7,12 +7,24 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from pathlib import Path
 from unittest import mock
 
 import pytest
+from flask import Flask
 
 from hub.consent.visibility import WITHHELD_FROM_NEED_TO_KNOW
 from tests.helpers import PARTICIPANT, Network, Partner
+from tests.integration.test_check_mails import (
+    address,
+    body,
+    contact,
+    listed_legs,
+    moment,
+    run_checks,
+    sent_mails,
+    set_entry,
+)
 from tests.integration.test_fhir import bundle_of
 
 # Monday 21 June 2027, 10:00 in Montréal; Thursday the 24th is the Fête nationale.
@@ -199,3 +211,21 @@ def test_share_details_belongs_to_referral_sharing_only(network: Network) -> Non
     assert response.status_code == 422
     assert response.mimetype == "application/problem+json"
     assert "referral_sharing" in response.get_json()["errors"]["share_details"][0]
+
+
+def test_the_digest_says_when_the_person_is_needed_there(
+        app: Flask, network: Network, tmp_path: Path) -> None:
+    sender, receiver = network.partner(), network.partner(kind="regional_partner")
+    staff = address()
+    set_entry(receiver, contacts=[contact(staff)])
+    needed = date.today() + timedelta(days=9)
+    urgent = sender.refer(receiver, priority="urgent", needed_by=needed.isoformat())
+    plain = sender.refer(receiver, priority="urgent")
+    due = max(moment(leg["deadlines"]["acknowledge_by"]) for leg in (urgent, plain))
+    run_checks(app, due + timedelta(minutes=1))
+    [mail] = sent_mails(app, tmp_path, staff)[staff]
+    text = body(mail)
+    assert sorted(listed_legs(mail)) == sorted([urgent["id"], plain["id"]])
+    assert text.count("attendue sur place") == 1
+    after_urgent = text.split(urgent["id"], 1)[1]
+    assert f"La personne est attendue sur place le {needed.isoformat()}." in after_urgent
