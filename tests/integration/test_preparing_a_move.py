@@ -6,8 +6,8 @@ the consent shares the details, and every answer says what was withheld."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import pytest
