@@ -12,6 +12,8 @@ from hub.followups.checkins import ParticipantCheckin
 from hub.followups.digests import QueuedMiss
 from hub.followups.leg_checks import OrganizationCheck, ReferralCheck
 from hub.followups.policies import DeadlinePolicy
+from hub.mailbox.links import LinkHit
+from hub.mailbox.notices import QueuedNotice
 from hub.outbox.mail import OutgoingMail
 from hub.outbox.webhook_fanout import EndpointRegistration
 from hub.referrals.legs import Referral, ReferralNote
@@ -32,6 +34,7 @@ __all__ = [
     "Event",
     "EventAudience",
     "IdempotentResponse",
+    "LinkHit",
     "LoginFailure",
     "OAuthClient",
     "OAuthToken",
@@ -41,6 +44,7 @@ __all__ = [
     "OutgoingMail",
     "Participant",
     "QueuedMiss",
+    "QueuedNotice",
     "ParticipantCheckin",
     "PasswordReset",
     "PersonalDataRead",
