@@ -14,6 +14,7 @@ from hub.followups.leg_checks import OrganizationCheck, ReferralCheck
 from hub.followups.policies import DeadlinePolicy
 from hub.outbox.mail import OutgoingMail
 from hub.outbox.webhook_fanout import EndpointRegistration
+from hub.privacy.incidents import PrivacyIncident
 from hub.referrals.legs import Referral, ReferralNote
 from hub.referrals.participants import Participant
 
@@ -44,6 +45,7 @@ __all__ = [
     "ParticipantCheckin",
     "PasswordReset",
     "PersonalDataRead",
+    "PrivacyIncident",
     "Referral",
     "ReferralCheck",
     "ReferralNote",
