@@ -135,7 +135,9 @@ class Register(MethodView):
     @blp.response(201, IncidentOut)
     def post(self, body: dict[str, Any]) -> Any:
         """Record a confidentiality incident in your organization's register."""
-        incident = incidents.record_incident(db.session, current_caller(), **body)
+        caller = current_caller()
+        incident = incidents.record_incident(db.session, caller.organization_id, caller.actor,
+                                             **body)
         location = url_for("privacy_incidents.IncidentById", incident_id=incident.id)
         return incidents.as_dict(incident), 201, {"Location": location}
 
@@ -146,8 +148,8 @@ class IncidentById(MethodView):
     @blp.response(200, IncidentOut)
     def get(self, incident_id: uuid.UUID) -> dict[str, Any]:
         """One entry of your organization's register."""
-        return incidents.as_dict(incidents.own_incident(db.session, current_caller(),
-                                                        incident_id))
+        return incidents.as_dict(incidents.own_incident(
+            db.session, current_caller().organization_id, incident_id))
 
     @require_scope("privacy:manage")
     @blp.arguments(IncidentPatch(partial=True))
@@ -155,6 +157,6 @@ class IncidentById(MethodView):
     def patch(self, body: dict[str, Any], incident_id: uuid.UUID) -> dict[str, Any]:
         """Complete or correct an entry: a notice sent, measures taken, a count now known."""
         caller = current_caller()
-        incident = incidents.own_incident(db.session, caller, incident_id)
-        return incidents.as_dict(incidents.correct_incident(db.session, caller, incident,
+        incident = incidents.own_incident(db.session, caller.organization_id, incident_id)
+        return incidents.as_dict(incidents.correct_incident(db.session, caller.actor, incident,
                                                             **body))

@@ -20,7 +20,6 @@ from typing import Any
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from hub.accounts.callers import Caller
 from hub.crypto import EncryptedText
 from hub.db import Base, iso_utc, utcnow
 from hub.errors import Invalid, NotFound
@@ -100,9 +99,9 @@ def _clean(values: dict[str, Any]) -> dict[str, Any]:
             for name, value in values.items()}
 
 
-def record_incident(session: Session, caller: Caller, *, now: datetime | None = None,
-                    **values: Any) -> PrivacyIncident:
-    """Add an entry to the caller's organization's register."""
+def record_incident(session: Session, organization_id: uuid.UUID, actor: str, *,
+                    now: datetime | None = None, **values: Any) -> PrivacyIncident:
+    """Add an entry to the organization's register; `actor` (as events name one) recorded it."""
     unknown = set(values) - set(FIELDS)
     if unknown:
         raise TypeError(f"unknown incident fields: {sorted(unknown)}")
@@ -110,15 +109,15 @@ def record_incident(session: Session, caller: Caller, *, now: datetime | None = 
     values = _clean(values)
     _check(values, now)
     incident = PrivacyIncident(
-        id=uuid.uuid4(), organization_id=caller.organization_id, recorded_at=now,
-        recorded_by=caller.actor, updated_at=now, updated_by=caller.actor,
+        id=uuid.uuid4(), organization_id=organization_id, recorded_at=now,
+        recorded_by=actor, updated_at=now, updated_by=actor,
         **{name: values.get(name) for name in FIELDS})
     session.add(incident)
     session.flush()
     return incident
 
 
-def correct_incident(session: Session, caller: Caller, incident: PrivacyIncident, *,
+def correct_incident(session: Session, actor: str, incident: PrivacyIncident, *,
                      now: datetime | None = None, **changes: Any) -> PrivacyIncident:
     """Change some fields of an entry (a notice sent, measures taken, a count now known)."""
     unknown = set(changes) - set(FIELDS)
@@ -130,15 +129,16 @@ def correct_incident(session: Session, caller: Caller, incident: PrivacyIncident
     _check(merged, now)
     for name, value in changes.items():
         setattr(incident, name, value)
-    incident.updated_at, incident.updated_by = now, caller.actor
+    incident.updated_at, incident.updated_by = now, actor
     session.flush()
     return incident
 
 
-def own_incident(session: Session, caller: Caller, incident_id: uuid.UUID) -> PrivacyIncident:
-    """An entry of the caller's own register; another organization's is not found (404)."""
+def own_incident(session: Session, organization_id: uuid.UUID, incident_id: uuid.UUID
+                 ) -> PrivacyIncident:
+    """An entry of the organization's own register; another's is not found (404)."""
     incident = session.get(PrivacyIncident, incident_id)
-    if incident is None or incident.organization_id != caller.organization_id:
+    if incident is None or incident.organization_id != organization_id:
         raise NotFound("privacy incident", incident_id)
     return incident
 
