@@ -1,7 +1,7 @@
 """Every table of the hub, imported in one place so Alembic and tests see the whole schema."""
 
 from hub.accounts.clients import OAuthClient, OAuthToken
-from hub.accounts.users import LoginFailure, PasswordReset, User
+from hub.accounts.users import LoginFailure, PasswordReset, PortalSession, User
 from hub.api.idempotency import IdempotentResponse
 from hub.consent.access_log import PersonalDataRead
 from hub.consent.consents import Consent, ConsentEnding, ConsentNote, ConsentOrganization
@@ -16,6 +16,7 @@ from hub.mailbox.links import LinkHit
 from hub.mailbox.notices import QueuedNotice
 from hub.outbox.mail import OutgoingMail
 from hub.outbox.webhook_fanout import EndpointRegistration
+from hub.privacy.incidents import PrivacyIncident
 from hub.referrals.legs import Referral, ReferralNote
 from hub.referrals.participants import Participant
 
@@ -47,7 +48,9 @@ __all__ = [
     "QueuedNotice",
     "ParticipantCheckin",
     "PasswordReset",
+    "PortalSession",
     "PersonalDataRead",
+    "PrivacyIncident",
     "Referral",
     "ReferralCheck",
     "ReferralNote",

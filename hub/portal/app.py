@@ -11,6 +11,7 @@ from hub.portal import (
     admin,
     admin_clients,
     admin_directory,
+    admin_privacy,
     admin_users,
     admin_webhooks,
     answer,
@@ -35,5 +36,5 @@ def init_app(app: Flask) -> None:
     i18n.init_app(app)
     common.init_app(app)
     for module in (auth, sending, consents, receiving, legs, network, charts, admin,
-                   admin_directory, admin_users, admin_clients, admin_webhooks):
+                   admin_directory, admin_users, admin_clients, admin_webhooks, admin_privacy):
         app.register_blueprint(module.blp)
