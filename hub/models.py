@@ -16,6 +16,7 @@ from hub.followups.leg_checks import OrganizationCheck, ReferralCheck
 from hub.followups.policies import DeadlinePolicy
 from hub.outbox.mail import OutgoingMail
 from hub.outbox.webhook_fanout import EndpointRegistration
+from hub.privacy.incidents import PrivacyIncident
 from hub.referrals.legs import Referral, ReferralNote
 from hub.referrals.participants import Participant
 
@@ -48,6 +49,7 @@ __all__ = [
     "PasswordReset",
     "PortalSession",
     "PersonalDataRead",
+    "PrivacyIncident",
     "Referral",
     "ReferralCheck",
     "ReferralNote",

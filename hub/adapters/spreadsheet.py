@@ -12,7 +12,7 @@ import csv
 import io
 import re
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -165,3 +165,22 @@ def write_grid(path: Path, titles: Sequence[str], rows: Sequence[Sequence[Any]])
         writer = csv.writer(out)
         writer.writerow(titles)
         writer.writerows(["" if v is None else v for v in row] for row in rows)
+
+
+# A cell starting with one of these is a formula to a spreadsheet: typed text (an incident's
+# circumstances) must not run as one when the export is opened.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(titles: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A CSV download's text: a byte-order mark (Excel then reads the accents), a header row,
+    the rows; text that a spreadsheet would take for a formula is quoted with an apostrophe."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(titles)
+    for row in rows:
+        writer.writerow(["" if value is None
+                         else "'" + value if isinstance(value, str)
+                         and value.startswith(_FORMULA_STARTS) else value
+                         for value in row])
+    return "\ufeff" + out.getvalue()

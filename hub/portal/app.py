@@ -10,6 +10,7 @@ from hub.portal import (
     admin,
     admin_clients,
     admin_directory,
+    admin_privacy,
     admin_users,
     admin_webhooks,
     auth,
@@ -32,5 +33,5 @@ def init_app(app: Flask) -> None:
     i18n.init_app(app)
     common.init_app(app)
     for module in (auth, sending, consents, receiving, legs, network, charts, admin,
-                   admin_directory, admin_users, admin_clients, admin_webhooks):
+                   admin_directory, admin_users, admin_clients, admin_webhooks, admin_privacy):
         app.register_blueprint(module.blp)

@@ -2,7 +2,7 @@
 version kept) and reports that a directory entry is out of date (docs/design.md §13).
 
 Revision ID: d20a00000001
-Revises: d22a00000001
+Revises: d21a00000001
 Create Date: 2026-12-06 19:45:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import hub.db
 
 revision = 'd20a00000001'
-down_revision = 'd22a00000001'
+down_revision = 'd21a00000001'
 branch_labels = None
 depends_on = None
 
