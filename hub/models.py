@@ -7,6 +7,8 @@ from hub.consent.access_log import PersonalDataRead
 from hub.consent.consents import Consent, ConsentEnding, ConsentNote, ConsentOrganization
 from hub.db import Base
 from hub.directory.organizations import Contact, Location, Organization, Service, ServicePathway
+from hub.directory.outdated import OutdatedReport
+from hub.directory.relationships import RelationshipNote
 from hub.events.store import Event, EventAudience, OutboxEntry
 from hub.followups.checkins import ParticipantCheckin
 from hub.followups.digests import QueuedMiss
@@ -43,6 +45,7 @@ __all__ = [
     "Organization",
     "OutboxEntry",
     "OutgoingMail",
+    "OutdatedReport",
     "Participant",
     "QueuedMiss",
     "QueuedNotice",
@@ -54,5 +57,6 @@ __all__ = [
     "Referral",
     "ReferralCheck",
     "ReferralNote",
+    "RelationshipNote",
     "User",
 ]

@@ -31,6 +31,9 @@ class OrganizationKind(StrEnum):
     COOPERATIVE_DEVELOPMENT = "cooperative_development"
     INSERTION_ENTERPRISE = "insertion_enterprise"
     EMPLOYER = "employer"
+    # CISSS/CLSC, MRC, Services Québec office, cégep or school service centre, municipality.
+    PUBLIC_INSTITUTION = "public_institution"
+    OTHER = "other"
     COORDINATION = "coordination"
 
 
