@@ -5,7 +5,7 @@ limit of the links' pages, and capacity per service with its date.  Existing con
 their digests and get no new-leg mails until their organization marks them.
 
 Revision ID: d17a00000001
-Revises: d21a00000001
+Revises: d20a00000001
 Create Date: 2026-12-06 19:48:11.016875
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 import hub.db
 
 revision = 'd17a00000001'
-down_revision = 'd21a00000001'
+down_revision = 'd20a00000001'
 branch_labels = None
 depends_on = None
 
