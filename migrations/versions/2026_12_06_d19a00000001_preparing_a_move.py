@@ -3,7 +3,7 @@ deadlines, and a `referral_sharing` consent's `share_details`, without which emp
 insertion enterprises receive names and contact channels only.
 
 Revision ID: d19a00000001
-Revises: d22a00000001
+Revises: d17a00000001
 Create Date: 2026-12-06 19:50:00
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = 'd19a00000001'
-down_revision = 'd22a00000001'
+down_revision = 'd17a00000001'
 branch_labels = None
 depends_on = None
 
