@@ -116,6 +116,7 @@ def init_app(app: Flask) -> None:
         "extra_plugins": [openapi.HubDocument()],
     })
     api.init_app(app)
+    api.ma_plugin.converter.add_attribute_function(openapi.text_without_nul)
     api.spec.components.security_scheme("oauth2", {
         "type": "oauth2",
         "flows": {"clientCredentials": {"tokenUrl": "/oauth/token", "scopes": clients.SCOPES}},
