@@ -18,6 +18,7 @@ from hub.portal import (
     checkin,
     common,
     consents,
+    directory,
     i18n,
     legs,
     network,
@@ -32,6 +33,6 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(checkin.blp)
     i18n.init_app(app)
     common.init_app(app)
-    for module in (auth, sending, consents, receiving, legs, network, charts, admin,
+    for module in (auth, sending, consents, receiving, legs, network, charts, directory, admin,
                    admin_directory, admin_users, admin_clients, admin_webhooks, admin_privacy):
         app.register_blueprint(module.blp)
