@@ -15,6 +15,7 @@ from hub.followups.policies import DeadlinePolicy
 from hub.outbox.mail import OutgoingMail
 from hub.outbox.webhook_fanout import EndpointRegistration
 from hub.referrals.legs import Referral, ReferralNote
+from hub.referrals.participant_search import ParticipantSearchTerm
 from hub.referrals.participants import Participant
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "OutboxEntry",
     "OutgoingMail",
     "Participant",
+    "ParticipantSearchTerm",
     "QueuedMiss",
     "ParticipantCheckin",
     "PasswordReset",
