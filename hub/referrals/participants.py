@@ -195,3 +195,13 @@ def search(session: Session, organization_id: uuid.UUID, query: str, *, limit: i
             tuple_(Participant.created_at, Participant.id) < tuple_(*after))
     return list(session.scalars(statement.order_by(
         Participant.created_at.desc(), Participant.id.desc()).limit(limit)))
+
+
+def reindex_all(session: Session) -> int:
+    """Compute again every participant's blind indexes and search terms (after the secret
+    key changed, which changes the index key); returns how many participants."""
+    count = 0
+    for participant in session.scalars(select(Participant).order_by(Participant.id)):
+        _index(session, participant)
+        count += 1
+    return count
