@@ -1,7 +1,7 @@
 """Every table of the hub, imported in one place so Alembic and tests see the whole schema."""
 
 from hub.accounts.clients import OAuthClient, OAuthToken
-from hub.accounts.users import LoginFailure, PasswordReset, User
+from hub.accounts.users import LoginFailure, PasswordReset, PortalSession, User
 from hub.api.idempotency import IdempotentResponse
 from hub.consent.access_log import PersonalDataRead
 from hub.consent.consents import Consent, ConsentEnding, ConsentNote, ConsentOrganization
@@ -45,6 +45,7 @@ __all__ = [
     "QueuedMiss",
     "ParticipantCheckin",
     "PasswordReset",
+    "PortalSession",
     "PersonalDataRead",
     "Referral",
     "ReferralCheck",

@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from hub.accounts import clients
 from hub.api import (
+    bodies,
     consents,
     events,
     fhir,
@@ -104,6 +105,7 @@ def init_app(app: Flask) -> None:
 
     register_error_handlers(app)
     app.before_request(_require_json_body)
+    app.before_request(bodies.check_json_body)
     app.after_request(_commit)
 
     docs_dir = Path(__file__).parent / "docs"
