@@ -7,13 +7,18 @@ from hub.consent.access_log import PersonalDataRead
 from hub.consent.consents import Consent, ConsentEnding, ConsentNote, ConsentOrganization
 from hub.db import Base
 from hub.directory.organizations import Contact, Location, Organization, Service, ServicePathway
+from hub.directory.outdated import OutdatedReport
+from hub.directory.relationships import RelationshipNote
 from hub.events.store import Event, EventAudience, OutboxEntry
 from hub.followups.checkins import ParticipantCheckin
 from hub.followups.digests import QueuedMiss
 from hub.followups.leg_checks import OrganizationCheck, ReferralCheck
 from hub.followups.policies import DeadlinePolicy
+from hub.mailbox.links import LinkHit
+from hub.mailbox.notices import QueuedNotice
 from hub.outbox.mail import OutgoingMail
 from hub.outbox.webhook_fanout import EndpointRegistration
+from hub.privacy.incidents import PrivacyIncident
 from hub.referrals.legs import Referral, ReferralNote
 from hub.referrals.participant_search import ParticipantSearchTerm
 from hub.referrals.participants import Participant
@@ -33,6 +38,7 @@ __all__ = [
     "Event",
     "EventAudience",
     "IdempotentResponse",
+    "LinkHit",
     "LoginFailure",
     "OAuthClient",
     "OAuthToken",
@@ -40,15 +46,19 @@ __all__ = [
     "Organization",
     "OutboxEntry",
     "OutgoingMail",
+    "OutdatedReport",
     "Participant",
     "ParticipantSearchTerm",
     "QueuedMiss",
+    "QueuedNotice",
     "ParticipantCheckin",
     "PasswordReset",
     "PortalSession",
     "PersonalDataRead",
+    "PrivacyIncident",
     "Referral",
     "ReferralCheck",
     "ReferralNote",
+    "RelationshipNote",
     "User",
 ]

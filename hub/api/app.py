@@ -24,6 +24,7 @@ from hub.api import (
     organizations,
     participants,
     policies,
+    privacy_incidents,
     referrals,
     reports,
     webhook_endpoints,
@@ -100,7 +101,7 @@ def init_app(app: Flask) -> None:
     })
 
     for module in (organizations, participants, consents, referrals, events, webhook_endpoints,
-                   inbound, handoffs, policies, fhir, reports, hsds):
+                   inbound, handoffs, policies, fhir, reports, hsds, privacy_incidents):
         api.register_blueprint(module.blp)
 
     register_error_handlers(app)

@@ -29,6 +29,7 @@ from hub.consent import visibility
 from hub.db import db
 from hub.directory.organizations import QUEBEC_REGIONS
 from hub.errors import NotAllowed
+from hub.privacy import person_copy
 from hub.referrals import correction, participants
 
 blp = Blueprint(
@@ -200,3 +201,20 @@ class ParticipantById(MethodView):
             allow_duplicate=allow_duplicate)
         view = visibility.Reader(db.session, caller, pseudonym_key()).participant(participant)
         return _with_etag(view, participant.version)
+
+
+@blp.route("/<uuid:participant_id>/export")
+class ParticipantCopy(MethodView):
+    @require_scope("participants:read")
+    @blp.response(200, description="The person's copy (JSON, `Content-Disposition: "
+                  "attachment`).")
+    def get(self, participant_id: uuid.UUID) -> Response:
+        """The person's copy: everything collected from a participant your organization
+        registered — identity, consents, legs as you see them, notes, check-in answers — as
+        JSON to hand over on request (Law 25).  The read is in the access log."""
+        document = person_copy.person_copy(db.session, current_caller(), participant_id,
+                                           pseudonym_key())
+        response = jsonify(document)
+        response.headers["Content-Disposition"] = (
+            f'attachment; filename="participant-{participant_id}.json"')
+        return response

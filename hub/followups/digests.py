@@ -145,7 +145,7 @@ WITH taken AS (
            max(event_position) OVER () AS last_position
     FROM taken
     WHERE to_organization_id IN (SELECT organization_id FROM directory_contacts
-                                 WHERE email IS NOT NULL)
+                                 WHERE email IS NOT NULL AND deadline_digests)
 )
 SELECT event_position, referral_id, from_organization_id, to_organization_id, "check",
        due_at, from_participant, misses, first_position, last_position
@@ -170,7 +170,8 @@ def _queue(session: Session, misses: list[Any], span: str, now: datetime, public
     by_receiver: dict[uuid.UUID, list[Any]] = defaultdict(list)
     for miss in misses:
         by_receiver[miss.to_organization_id].append(miss)
-    contacts = contacts_of(session, by_receiver)
+    contacts = {receiver: staff for receiver, staff in contacts_of(session, by_receiver).items()
+                if any(contact.deadline_digests for contact in staff)}
     if not contacts:
         return 0
     organizations = organizations_by_id(session, set(contacts) | {
@@ -185,8 +186,8 @@ def _queue(session: Session, misses: list[Any], span: str, now: datetime, public
                                receiver.time_zone or DEFAULT_TIME_ZONE, names,
                                (totals or {}).get(receiver_id), public_url=public_url)
         for contact in staff:
-            if not contact.email:
-                continue  # `contacts_of` gives only contacts with an address
+            if not contact.email or not contact.deadline_digests:
+                continue  # no address, or turned the digests off (design §14)
             mails.append({"to": contact.email, "subject": subject, "text": body,
                           "language": language,
                           "dedupe_key": f"deadline_digest:{contact.id}:{span}"})

@@ -4,9 +4,11 @@ refer them to an organization of the directory, follow the outbound legs, and re
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
+from flask import Response as FlaskResponse
 from flask import flash, redirect, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select, tuple_
@@ -27,6 +29,7 @@ from hub.errors import Invalid, NotFound, VersionMismatch
 from hub.portal import chains, forms, paging
 from hub.portal.common import caller, login_required, message_of, page, portal_blueprint
 from hub.portal.legs import leg_rows
+from hub.privacy import person_copy
 from hub.referrals import correction, handoffs, participants, redirection
 from hub.referrals.legs import Referral
 from hub.referrals.lifecycle import Pathway, Priority, Stage
@@ -177,6 +180,18 @@ def participant_detail(participant_id: uuid.UUID) -> Response:
                            "organizations": [organizations.get(o, str(o))
                                              for o in c.organization_ids]} for c in history],
                 legs=leg_rows(legs, now))
+
+
+@blp.get("/participants/<uuid:participant_id>/copy")
+@login_required(SENDING_ROLES)
+def participant_copy(participant_id: uuid.UUID) -> Response:
+    """The person's copy (the API's), downloaded to hand over; the read is logged."""
+    document = person_copy.person_copy(db.session, caller(), participant_id, pseudonym_key())
+    response = FlaskResponse(json.dumps(document, ensure_ascii=False, indent=2),
+                             mimetype="application/json")
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="participant-{participant_id}.json"')
+    return response
 
 
 @blp.route("/participants/<uuid:participant_id>/consents/new", methods=["GET", "POST"])
