@@ -86,6 +86,11 @@ class ParticipantOut(Schema):
     redacted = fields.Boolean(
         metadata={"description": "True when personal data is withheld from this reader."}
     )
+    withheld = fields.List(
+        fields.String(),
+        metadata={"description": "Present when some fields are kept from an employer or "
+                  "insertion enterprise: it reads names and contact channels only, unless "
+                  "the participant's consent shares the details (docs/design.md §12)."})
 
 
 class ParticipantPage(Schema):

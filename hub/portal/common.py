@@ -198,6 +198,8 @@ FIELD_MESSAGES = {
     "expires_at": lambda: _("The expiry date must be in the future."),
     "participant_id": lambda: _("Your organization may not refer this participant."),
     "forwarded_from": lambda: _("That leg is not one of this participant's."),
+    "needed_by": lambda: _("The date the participant is needed there must be today or later."),
+    "share_details": lambda: _("Only a consent to share the referral can share its details."),
 }
 
 

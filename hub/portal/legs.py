@@ -73,7 +73,8 @@ def leg_rows(legs: list[Referral], now: datetime, reader: Reader | None = None
         if reader is not None and reader.entitled(leg.participant, leg):
             who = f"{leg.participant.given_name} {leg.participant.family_name}"
         rows.append({"id": leg.id, "status": leg.status, "pathway": leg.pathway,
-                     "priority": leg.priority, "cancel_reason": leg.cancel_reason,
+                     "priority": leg.priority, "needed_by": leg.needed_by,
+                     "cancel_reason": leg.cancel_reason,
                      "created_at": leg.created_at,
                      "updated_at": leg.updated_at, "due": due,
                      "overdue": due is not None and due < now,
@@ -146,7 +147,7 @@ def _leg_page(referral_id: uuid.UUID, status: int = 200, error: str | None = Non
                 party=party.value if party else None, forward_to=forward_to,
                 decline_reasons=list(lifecycle.DeclineReason), outcomes=list(lifecycle.Outcome),
                 cancel_reasons=list(CALLER_CANCEL_REASONS),
-                created_at=leg.created_at, updated_at=leg.updated_at,
+                created_at=leg.created_at, updated_at=leg.updated_at, needed_by=leg.needed_by,
                 deadlines={"acknowledge_by": leg.acknowledge_by, "decide_by": leg.decide_by,
                            "start_by": leg.start_by})
 

@@ -265,14 +265,19 @@ def refer(participant_id: uuid.UUID) -> Response:
     if data is None:
         return page("portal/refer.html", 422, bad=bad,
                     error=_("Check the fields marked below."), **context)
-    if previous is not None:
-        data.pop("participant_id")
-        data.pop("forwarded_from", None)
-        leg = redirection.redirect_referral(db.session, caller(), previous.id, **data)
-        flash(_("Referral redirected."), "success")
-    else:
-        leg = handoffs.send_referral(db.session, caller(), **data)
-        flash(_("Referral sent."), "success")
+    try:
+        if previous is not None:
+            data.pop("participant_id")
+            data.pop("forwarded_from", None)
+            leg = redirection.redirect_referral(db.session, caller(), previous.id, **data)
+            flash(_("Referral redirected."), "success")
+        else:
+            leg = handoffs.send_referral(db.session, caller(), **data)
+            flash(_("Referral sent."), "success")
+    except Invalid as invalid:  # the form again, as typed, with what to fix
+        db.session.rollback()
+        return page("portal/refer.html", 422, bad=set(invalid.errors),
+                    error=message_of(invalid), **context)
     return redirect(url_for("legs.detail", referral_id=leg.id))
 
 
@@ -373,6 +378,7 @@ def _prefilled(previous: dict[str, Any] | None, filters: dict[str, str]) -> dict
         return {"pathway": filters.get("pathway", "")}
     return {"pathway": previous["pathway"], "priority": previous["priority"],
             "stage": previous.get("stage") or "",
+            "needed_by": previous.get("needed_by") or "",
             "reason_for_referral": previous.get("reason_for_referral") or "",
             "needs": "\n".join(previous.get("needs") or [])}
 
