@@ -6,7 +6,7 @@ Existing participants get their name index and search terms here, computed with 
 of the settings (the same secret key the hub runs with).
 
 Revision ID: d16a00000001
-Revises: d17a00000001
+Revises: d19a00000001
 Create Date: 2026-12-06 19:00:00
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = 'd16a00000001'
-down_revision = 'd17a00000001'
+down_revision = 'd19a00000001'
 branch_labels = None
 depends_on = None
 
