@@ -14,10 +14,13 @@ from hub.followups.checkins import ParticipantCheckin
 from hub.followups.digests import QueuedMiss
 from hub.followups.leg_checks import OrganizationCheck, ReferralCheck
 from hub.followups.policies import DeadlinePolicy
+from hub.mailbox.links import LinkHit
+from hub.mailbox.notices import QueuedNotice
 from hub.outbox.mail import OutgoingMail
 from hub.outbox.webhook_fanout import EndpointRegistration
 from hub.privacy.incidents import PrivacyIncident
 from hub.referrals.legs import Referral, ReferralNote
+from hub.referrals.participant_search import ParticipantSearchTerm
 from hub.referrals.participants import Participant
 
 __all__ = [
@@ -35,6 +38,7 @@ __all__ = [
     "Event",
     "EventAudience",
     "IdempotentResponse",
+    "LinkHit",
     "LoginFailure",
     "OAuthClient",
     "OAuthToken",
@@ -44,7 +48,9 @@ __all__ = [
     "OutgoingMail",
     "OutdatedReport",
     "Participant",
+    "ParticipantSearchTerm",
     "QueuedMiss",
+    "QueuedNotice",
     "ParticipantCheckin",
     "PasswordReset",
     "PortalSession",

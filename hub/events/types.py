@@ -25,6 +25,7 @@ class EventType(StrEnum):
     CONSENT_EXPIRED = "consent.expired"
     ORGANIZATION_VALIDATION_DUE = "organization.validation_due"
     ORGANIZATION_OUTDATED_REPORTED = "organization.outdated_reported"
+    PARTICIPANT_UPDATED = "participant.updated"
     # Beyond docs/design.md §3's list: how an organization learns its endpoint stopped receiving.
     WEBHOOK_ENDPOINT_DISABLED = "webhook_endpoint.disabled"
 
@@ -53,6 +54,9 @@ MEANING: dict[EventType, str] = {
     EventType.ORGANIZATION_VALIDATION_DUE: "A directory entry was not validated for 12 months.",
     EventType.ORGANIZATION_OUTDATED_REPORTED: "A partner reported the organization's directory "
     "entry as out of date; the report is open until the entry is validated again.",
+    EventType.PARTICIPANT_UPDATED: "The registering organization corrected the participant's "
+    "personal data (the names of the fields that changed, never their values): read the "
+    "person again.",
     EventType.WEBHOOK_ENDPOINT_DISABLED: "The hub disabled one of the organization's webhook "
     "endpoints (it answered 410, or failed for 5 days); its deliveries wait until it is "
     "re-activated.",

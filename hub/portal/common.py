@@ -198,6 +198,8 @@ FIELD_MESSAGES = {
     "expires_at": lambda: _("The expiry date must be in the future."),
     "participant_id": lambda: _("Your organization may not refer this participant."),
     "forwarded_from": lambda: _("That leg is not one of this participant's."),
+    "needed_by": lambda: _("The date the participant is needed there must be today or later."),
+    "share_details": lambda: _("Only a consent to share the referral can share its details."),
 }
 
 
@@ -229,8 +231,8 @@ def message_of(error: Exception) -> str:
         return " ".join(FIELD_MESSAGES[name]() if name in FIELD_MESSAGES
                         else _("Some fields are invalid.") for name in error.errors)
     if isinstance(error, PossibleDuplicate):
-        return _("Your organization already registered a person with the same names, birth "
-                 "year and contact.")
+        return _("Your organization already registered a person with the same names and the "
+                 "same email or phone (or, without either, the same birth year).")
     if isinstance(error, WeakPassword):
         return _("A password needs at least %(n)d characters.", n=error.minimum)
     return _("Something failed on the hub's side; nothing was changed. Try again later.")
