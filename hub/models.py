@@ -12,6 +12,7 @@ from hub.followups.checkins import ParticipantCheckin
 from hub.followups.digests import QueuedMiss
 from hub.followups.leg_checks import OrganizationCheck, ReferralCheck
 from hub.followups.policies import DeadlinePolicy
+from hub.followups.records import FollowUpRecord
 from hub.outbox.mail import OutgoingMail
 from hub.outbox.webhook_fanout import EndpointRegistration
 from hub.referrals.legs import Referral, ReferralNote
@@ -26,6 +27,7 @@ __all__ = [
     "Service",
     "ServicePathway",
     "DeadlinePolicy",
+    "FollowUpRecord",
     "ConsentEnding",
     "ConsentNote",
     "ConsentOrganization",

@@ -17,6 +17,7 @@ from hub.api import (
     consents,
     events,
     fhir,
+    followups,
     handoffs,
     hsds,
     inbound,
@@ -99,7 +100,7 @@ def init_app(app: Flask) -> None:
     })
 
     for module in (organizations, participants, consents, referrals, events, webhook_endpoints,
-                   inbound, handoffs, policies, fhir, reports, hsds):
+                   inbound, handoffs, policies, fhir, reports, hsds, followups):
         api.register_blueprint(module.blp)
 
     register_error_handlers(app)
