@@ -39,8 +39,9 @@ class FollowUpIn(Input):
         "description": "Whether the person was reached."})
     situation = fields.String(required=True, validate=validate.OneOf(
         [s.value for s in records.Situation]))
-    in_destination_region = fields.Boolean(required=True, allow_none=True, metadata={
-        "description": "Still living in the destination region; null when not known."})
+    in_destination_region = fields.Boolean(load_default=None, allow_none=True, metadata={
+        "description": "Still living in the destination region; null (the default) when not "
+                       "known."})
     note = fields.String(allow_none=True, load_default=None,
                          validate=validate.Length(max=4000), metadata={
                              "description": "Encrypted; shown to your organization only."})
