@@ -213,7 +213,7 @@ def org_group() -> None:
 @click.option("--name", required=True)
 @click.option("--kind", required=True, help="community, regional_partner, "
               "entrepreneurship_agency, cooperative_development, insertion_enterprise, "
-              "employer or coordination.")
+              "employer, public_institution, other or coordination.")
 @click.option("--region", required=True, help="Québec region code, e.g. 06 (Montréal).")
 @click.option("--time-zone", default="America/Toronto", show_default=True,
               help="IANA time zone its deadlines are counted in.")

@@ -1,20 +1,25 @@
 """Every table of the hub, imported in one place so Alembic and tests see the whole schema."""
 
 from hub.accounts.clients import OAuthClient, OAuthToken
-from hub.accounts.users import LoginFailure, PasswordReset, User
+from hub.accounts.users import LoginFailure, PasswordReset, PortalSession, User
 from hub.api.idempotency import IdempotentResponse
 from hub.consent.access_log import PersonalDataRead
 from hub.consent.consents import Consent, ConsentEnding, ConsentNote, ConsentOrganization
 from hub.db import Base
 from hub.directory.organizations import Contact, Location, Organization, Service, ServicePathway
+from hub.directory.outdated import OutdatedReport
+from hub.directory.relationships import RelationshipNote
 from hub.events.store import Event, EventAudience, OutboxEntry
 from hub.followups.checkins import ParticipantCheckin
 from hub.followups.digests import QueuedMiss
 from hub.followups.leg_checks import OrganizationCheck, ReferralCheck
 from hub.followups.policies import DeadlinePolicy
 from hub.followups.records import FollowUpRecord
+from hub.mailbox.links import LinkHit
+from hub.mailbox.notices import QueuedNotice
 from hub.outbox.mail import OutgoingMail
 from hub.outbox.webhook_fanout import EndpointRegistration
+from hub.privacy.incidents import PrivacyIncident
 from hub.referrals.legs import Referral, ReferralNote
 from hub.referrals.participants import Participant
 
@@ -34,6 +39,7 @@ __all__ = [
     "Event",
     "EventAudience",
     "IdempotentResponse",
+    "LinkHit",
     "LoginFailure",
     "OAuthClient",
     "OAuthToken",
@@ -41,13 +47,18 @@ __all__ = [
     "Organization",
     "OutboxEntry",
     "OutgoingMail",
+    "OutdatedReport",
     "Participant",
     "QueuedMiss",
+    "QueuedNotice",
     "ParticipantCheckin",
     "PasswordReset",
+    "PortalSession",
     "PersonalDataRead",
+    "PrivacyIncident",
     "Referral",
     "ReferralCheck",
     "ReferralNote",
+    "RelationshipNote",
     "User",
 ]

@@ -32,13 +32,16 @@ SCOPES: dict[str, str] = {
     "referrals:respond": "Answer inbound referrals (acknowledge, accept, decline, ...).",
     "events:read": "Read the organization's event feed.",
     "webhooks:manage": "Manage webhook endpoints and deliveries.",
+    "privacy:manage": "Keep the organization's register of confidentiality incidents.",
     "network:monitor": "Coordinators: watch handoffs across the network.",
     "hub:admin": "Hub administrators: set the deadline policies (coordination bodies only, "
     "given only when named in `hub client create --scopes`).",
 }
 COORDINATOR_ONLY_SCOPES = frozenset({"network:monitor", "hub:admin"})
 # What `hub client create` grants when no scopes are named: what a partner system needs.
-DEFAULT_PARTNER_SCOPES = tuple(s for s in SCOPES if s not in COORDINATOR_ONLY_SCOPES)
+# The incident register is named on purpose, not handed to every system connected.
+DEFAULT_PARTNER_SCOPES = tuple(s for s in SCOPES
+                               if s not in COORDINATOR_ONLY_SCOPES and s != "privacy:manage")
 
 
 def digest(value: str) -> str:

@@ -2,8 +2,11 @@
 one role, and what keeps their accounts safe (argon2 hashes, lockout, single-use reset links).
 
 Failed logins are rows in the database, not counters in memory, so the lockout holds across
-web processes and restarts.  Reset tokens are 256-bit random values stored as SHA-256 digests
-(like OAuth secrets in `hub.accounts.clients`): the link in the mail is the only copy.
+web processes and restarts.  So are sessions (`PortalSession`): the cookie names one, and a
+session ends for every process at once when its user logs out, changes password or is
+disabled; a copy of the cookie opens nothing afterwards.  Reset and session tokens are 256-bit
+random values stored as SHA-256 digests (like OAuth secrets in `hub.accounts.clients`): the
+link in the mail, the cookie in the browser are the only copies.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from enum import StrEnum
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import ForeignKey, Index, String, delete, func, select
+from sqlalchemy import ForeignKey, Index, String, delete, false, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from hub.accounts.callers import Caller, user_caller
@@ -49,6 +52,8 @@ FAILURE_WINDOW = timedelta(minutes=15)
 # Rate limit: attempts from one address within the window, whatever the emails tried.
 MAX_ATTEMPTS_PER_ADDRESS = 30
 RESET_VALIDITY = timedelta(hours=1)
+# A session's last use is written at most this often (not on every page).
+SESSION_TOUCH = timedelta(minutes=1)
 # An invitation is a reset link that lasts longer: the person may read the mail days later.
 INVITE_VALIDITY = timedelta(days=7)
 
@@ -70,6 +75,8 @@ class User(Base):
     language: Mapped[str] = mapped_column(String(5), default="fr")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     disabled_at: Mapped[datetime | None]
+    # Asked to be mailed about every new leg to the organization (`hub.mailbox.notices`).
+    notify_referrals: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     organization: Mapped[Organization] = relationship(lazy="joined")
 
@@ -93,6 +100,18 @@ class LoginFailure(Base):
 
     __table_args__ = (Index("ix_login_failures_email_at", "email", "at"),
                       Index("ix_login_failures_address_at", "address", "at"))
+
+
+class PortalSession(Base):
+    """One logged-in browser.  The cookie holds a 256-bit random token; only its digest is
+    kept here, like reset tokens."""
+
+    __tablename__ = "portal_sessions"
+
+    token_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime]
+    seen_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class PasswordReset(Base):
@@ -205,8 +224,8 @@ def change_role(session: Session, user: User, role: str, *, by: User) -> None:
 
 def set_disabled(session: Session, user: User, disabled: bool, *, by: User,
                  now: datetime | None = None) -> None:
-    """Disable (no login, every session ends at its next request: see `active_user`) or
-    enable an account; pending reset links stop working when disabled."""
+    """Disable (no login, every session ends) or enable an account; pending reset links stop
+    working when disabled."""
     _check_not_self(user, by)
     now = now or utcnow()
     user.disabled_at = now if disabled else None
@@ -214,6 +233,7 @@ def set_disabled(session: Session, user: User, disabled: bool, *, by: User,
         for reset in session.scalars(select(PasswordReset).where(
                 PasswordReset.user_id == user.id, PasswordReset.used_at.is_(None))):
             reset.used_at = now
+        end_sessions(session, user.id)
     session.flush()
 
 
@@ -260,6 +280,46 @@ def active_user(session: Session, user_id: uuid.UUID) -> User | None:
     return user if user is not None and user.disabled_at is None else None
 
 
+def start_session(session: Session, user: User, *, idle: timedelta,
+                  now: datetime | None = None) -> str:
+    """A new session for `user`: the token for the cookie.  Sessions idle for longer than
+    `idle` (anyone's) are deleted on the way, which keeps the table small."""
+    now = now or utcnow()
+    session.execute(delete(PortalSession).where(PortalSession.seen_at < now - idle))
+    token = secrets.token_urlsafe(32)
+    session.add(PortalSession(token_digest=digest(token), user_id=user.id, created_at=now,
+                              seen_at=now))
+    session.flush()
+    return token
+
+
+def session_user(session: Session, token: str, *, idle: timedelta,
+                 now: datetime | None = None) -> User | None:
+    """The active user of the session `token` names, if it has not ended nor been idle for
+    longer than `idle`; None otherwise (and an expired session is ended)."""
+    now = now or utcnow()
+    found = session.get(PortalSession, digest(token))
+    if found is None:
+        return None
+    if now - found.seen_at > idle:
+        session.delete(found)
+        session.flush()
+        return None
+    user = active_user(session, found.user_id)
+    if user is not None and now - found.seen_at > SESSION_TOUCH:
+        found.seen_at = now  # committed with the page
+    return user
+
+
+def end_session(session: Session, token: str) -> None:
+    session.execute(delete(PortalSession).where(PortalSession.token_digest == digest(token)))
+
+
+def end_sessions(session: Session, user_id: uuid.UUID) -> None:
+    """End every session of a user, in every browser (password changed, account disabled)."""
+    session.execute(delete(PortalSession).where(PortalSession.user_id == user_id))
+
+
 def start_password_reset(session: Session, email: str, *, now: datetime | None = None
                          ) -> tuple[User, str] | None:
     """A single-use reset token for the active user with this email (None when there is no
@@ -286,7 +346,8 @@ def reset_target(session: Session, token: str, now: datetime | None = None) -> P
 def reset_password(session: Session, token: str, password: str,
                    now: datetime | None = None) -> User | None:
     """Set a new password with a reset token, once; None if the link is unknown, used or
-    expired. Other reset links of the user stop working too, and the lockout is lifted."""
+    expired. Other reset links of the user stop working too, every session of the user ends,
+    and the lockout is lifted."""
     now = now or utcnow()
     reset = reset_target(session, token, now)
     if reset is None:
@@ -299,6 +360,7 @@ def reset_password(session: Session, token: str, password: str,
     for other in session.scalars(select(PasswordReset).where(
             PasswordReset.user_id == user.id, PasswordReset.used_at.is_(None))):
         other.used_at = now
+    end_sessions(session, user.id)
     session.execute(delete(LoginFailure).where(LoginFailure.email == user.email))
     session.flush()
     return user

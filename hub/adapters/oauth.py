@@ -1,6 +1,7 @@
 """Authlib glue: the OAuth 2.0 authorization server and the resource protector.
 
-- `POST /oauth/token`: client credentials grant, secret in Basic auth or in the form.
+- `POST /oauth/token`: client credentials grant, secret in Basic auth or in the form (one of
+  them per request: RFC 6749 §2.3).
 - `POST /oauth/introspect` (RFC 7662) and `POST /oauth/revoke` (RFC 7009), both authenticated
   by the calling client.
 - `require_scope(...)`: guards an API view; 401 without a valid token, 403 without the scope.
@@ -11,6 +12,8 @@ read) and gain the RFC 9457 ones, served as application/problem+json like every 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import json
 from collections.abc import Callable
@@ -19,11 +22,16 @@ from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749 import MissingAuthorizationError, grants
+from authlib.oauth2.rfc6749 import (
+    InvalidClientError,
+    InvalidRequestError,
+    MissingAuthorizationError,
+    grants,
+)
 from authlib.oauth2.rfc6750 import BearerTokenValidator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
-from flask import Flask, Response, g
+from flask import Flask, Response, g, request
 from sqlalchemy import select
 
 from hub.accounts import clients
@@ -105,12 +113,39 @@ class HubAuthorizationServer(AuthorizationServer):
 
 _OAUTH_HINTS = {
     "invalid_client": "Client authentication failed: check client_id and client_secret, sent "
-    "with HTTP Basic auth or as form fields.",
+    "with HTTP Basic auth (base64 of UTF-8 client_id:client_secret) or as form fields.",
     "unsupported_grant_type": "Use grant_type=client_credentials.",
     "invalid_scope": "Ask only for scopes this client was given.",
     "invalid_request": "The request is missing a required parameter.",
     "invalid_grant": "This token was not issued to your client.",
 }
+
+
+def client_authentication_refusal() -> OAuth2Error | None:
+    """What is wrong with how this request authenticates its client, before Authlib reads it.
+
+    A Basic header that is not base64 of UTF-8 `id:secret` is refused here (Authlib would fail
+    to decode it); so is a request using Basic and form credentials at once: RFC 6749 §2.3
+    allows one method per request, and a wrong Basic secret must not be rescued by the form.
+    """
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, credentials = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):  # UnicodeDecodeError is a ValueError
+        decoded = ""
+    if ":" not in decoded:
+        # Answered like any failed client authentication (see HubAuthorizationServer).
+        return InvalidClientError(status_code=401)
+    if "client_secret" in request.form:
+        return InvalidRequestError(
+            description="Authenticate the client one way only: HTTP Basic auth or the "
+            "client_id and client_secret form fields, not both.")
+    return None
 
 
 class BearerValidator(BearerTokenValidator):
@@ -209,15 +244,21 @@ def init_app(app: Flask) -> None:
     authorization_server.register_endpoint(Introspection)
     authorization_server.register_endpoint(Revocation)
 
+    def refused() -> Response | None:
+        refusal = client_authentication_refusal()
+        return None if refusal is None else authorization_server.handle_response(*refusal())
+
     @app.post("/oauth/token")
     def issue_token() -> Response:
         """Client credentials grant."""
-        return authorization_server.create_token_response()
+        return refused() or authorization_server.create_token_response()
 
     @app.post("/oauth/introspect")
     def introspect_token() -> Response:
-        return authorization_server.create_endpoint_response(Introspection.ENDPOINT_NAME)
+        return refused() or authorization_server.create_endpoint_response(
+            Introspection.ENDPOINT_NAME)
 
     @app.post("/oauth/revoke")
     def revoke_token() -> Response:
-        return authorization_server.create_endpoint_response(Revocation.ENDPOINT_NAME)
+        return refused() or authorization_server.create_endpoint_response(
+            Revocation.ENDPOINT_NAME)

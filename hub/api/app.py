@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from hub.accounts import clients
 from hub.api import (
+    bodies,
     consents,
     events,
     fhir,
@@ -24,6 +25,7 @@ from hub.api import (
     organizations,
     participants,
     policies,
+    privacy_incidents,
     referrals,
     reports,
     webhook_endpoints,
@@ -100,11 +102,13 @@ def init_app(app: Flask) -> None:
     })
 
     for module in (organizations, participants, consents, referrals, events, webhook_endpoints,
-                   inbound, handoffs, policies, fhir, reports, hsds, followups):
+                   inbound, handoffs, policies, fhir, reports, hsds, privacy_incidents,
+                   followups):
         api.register_blueprint(module.blp)
 
     register_error_handlers(app)
     app.before_request(_require_json_body)
+    app.before_request(bodies.check_json_body)
     app.after_request(_commit)
 
     docs_dir = Path(__file__).parent / "docs"

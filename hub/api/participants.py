@@ -19,6 +19,7 @@ from hub.consent import visibility
 from hub.db import db
 from hub.directory.organizations import QUEBEC_REGIONS
 from hub.errors import NotAllowed
+from hub.privacy import person_copy
 from hub.referrals import participants
 
 blp = Blueprint(
@@ -73,6 +74,11 @@ class ParticipantOut(Schema):
     redacted = fields.Boolean(
         metadata={"description": "True when personal data is withheld from this reader."}
     )
+    withheld = fields.List(
+        fields.String(),
+        metadata={"description": "Present when some fields are kept from an employer or "
+                  "insertion enterprise: it reads names and contact channels only, unless "
+                  "the participant's consent shares the details (docs/design.md §12)."})
 
 
 def _participant_again(stored: dict[str, Any], status: int) -> Response:
@@ -121,3 +127,20 @@ class ParticipantById(MethodView):
         caller = current_caller()
         participant = visibility.visible_participant(db.session, caller, participant_id)
         return visibility.Reader(db.session, caller, pseudonym_key()).participant(participant)
+
+
+@blp.route("/<uuid:participant_id>/export")
+class ParticipantCopy(MethodView):
+    @require_scope("participants:read")
+    @blp.response(200, description="The person's copy (JSON, `Content-Disposition: "
+                  "attachment`).")
+    def get(self, participant_id: uuid.UUID) -> Response:
+        """The person's copy: everything collected from a participant your organization
+        registered — identity, consents, legs as you see them, notes, check-in answers — as
+        JSON to hand over on request (Law 25).  The read is in the access log."""
+        document = person_copy.person_copy(db.session, current_caller(), participant_id,
+                                           pseudonym_key())
+        response = jsonify(document)
+        response.headers["Content-Disposition"] = (
+            f'attachment; filename="participant-{participant_id}.json"')
+        return response

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from hub.accounts.callers import Caller
 from hub.consent import access_log, consents
 from hub.db import iso_utc
+from hub.directory.organizations import Organization, OrganizationKind
 from hub.errors import NotFound
 from hub.referrals.legs import OPEN_STATUSES, Referral, chain_of, receives_open_leg, snapshot
 from hub.referrals.participants import Participant
@@ -27,6 +28,17 @@ from hub.referrals.participants import Participant
 # What an organization other than the participant's sees of a consent event.
 SHARED_CONSENT_FIELDS = ("id", "participant_id", "purpose", "status", "granted_at",
                          "expires_at", "withdrawn_at", "expired_at")
+
+
+# Receivers that need to know only whom to contact (docs/design.md §12): names and contact
+# channels, unless the participant's referral_sharing consent says `share_details: true`.
+NEED_TO_KNOW_KINDS = frozenset({OrganizationKind.EMPLOYER.value,
+                                OrganizationKind.INSERTION_ENTERPRISE.value})
+# What they are not told, as listed in their answers' `withheld`: the leg's free text (reason,
+# needs, the other party's notes) and what the person is beyond how to reach them.
+WITHHELD_PARTICIPANT_FIELDS = ("birth_year", "region")
+WITHHELD_FROM_NEED_TO_KNOW = ("reason_for_referral", "needs", "notes",
+                              *(f"participant.{name}" for name in WITHHELD_PARTICIPANT_FIELDS))
 
 
 def pseudonym(participant_id: uuid.UUID, key: bytes) -> str:
@@ -165,6 +177,31 @@ class Reader:
     caller: Caller
     key: bytes
     _entitled: dict[uuid.UUID, bool] = field(default_factory=dict)
+    _details_shared: dict[uuid.UUID, bool] = field(default_factory=dict)
+    _needs_to_know_only: bool | None = None
+
+    def withheld(self, participant: Participant) -> tuple[str, ...]:
+        """What of the participant's referrals this reader is not told even when entitled to
+        the person: an employer or insertion enterprise reads names and contact channels
+        only, unless the participant's consent shares the details with it (§12)."""
+        if participant.organization_id == self.caller.organization_id:
+            return ()
+        if self._needs_to_know_only is None:
+            organization = self.session.get(Organization, self.caller.organization_id)
+            self._needs_to_know_only = (organization is not None
+                                        and organization.kind in NEED_TO_KNOW_KINDS)
+        if not self._needs_to_know_only:
+            return ()
+        if participant.id not in self._details_shared:
+            self._details_shared[participant.id] = consents.shares_details(
+                self.session, participant, self.caller.organization_id)
+        return () if self._details_shared[participant.id] else WITHHELD_FROM_NEED_TO_KNOW
+
+    def sees_notes(self, participant: Participant, written_by: uuid.UUID) -> bool:
+        """Whether a note written by `written_by` on a leg of the participant is shown: its
+        own notes always, another organization's unless notes are withheld."""
+        return (written_by == self.caller.organization_id
+                or "notes" not in self.withheld(participant))
 
     def entitled(self, participant: Participant, leg: Referral | None = None) -> bool:
         """Whether this reader is shown the participant's personal data; a yes is logged."""
@@ -190,10 +227,14 @@ class Reader:
                 access_log.note_read(self.session, self.caller, participant.id)
 
     def participant(self, participant: Participant) -> dict[str, Any]:
-        return participant_view(
-            participant, entitled=self.entitled(participant),
-            coordinator=self.caller.is_coordinator, key=self.key,
-        )
+        entitled = self.entitled(participant)
+        view = participant_view(participant, entitled=entitled,
+                                coordinator=self.caller.is_coordinator, key=self.key)
+        if entitled and self.withheld(participant):
+            for name in WITHHELD_PARTICIPANT_FIELDS:
+                view[name] = None
+            view["withheld"] = list(WITHHELD_PARTICIPANT_FIELDS)
+        return view
 
     def consent_event(self, data: dict[str, Any]) -> dict[str, Any]:
         """A consent event's data for this reader, decided now:
@@ -229,8 +270,11 @@ class Reader:
         view["participant"] = self.participant(participant)
         if not is_party or (self.caller.is_coordinator and not entitled):
             view.pop("participant_id", None)
-        view["reason_for_referral"] = referral.reason_for_referral if entitled else None
-        view["needs"] = list(referral.needs or []) if entitled else []
+        withheld = self.withheld(participant) if entitled else ()
+        shown = entitled and not withheld
+        view["reason_for_referral"] = referral.reason_for_referral if shown else None
+        view["needs"] = list(referral.needs or []) if shown else []
+        view["withheld"] = list(withheld)
         if with_chain:
             view["chain"] = [
                 {

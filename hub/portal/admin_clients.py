@@ -43,6 +43,7 @@ SCOPE_LABELS = {
     "referrals:respond": _l("answer inbound referrals"),
     "events:read": _l("read this organization's event feed"),
     "webhooks:manage": _l("manage webhook endpoints and deliveries"),
+    "privacy:manage": _l("keep this organization's register of confidentiality incidents"),
     "network:monitor": _l("watch handoffs across the network (coordination bodies)"),
     "hub:admin": _l("administer the hub: deadline policies, any directory entry"),
 }

@@ -14,7 +14,7 @@ import functools
 import logging
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -35,11 +35,11 @@ from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
+from hub.accounts import users
 from hub.accounts.callers import Caller
-from hub.accounts.clients import digest
-from hub.accounts.users import User, WeakPassword, active_user
+from hub.accounts.users import User, WeakPassword
 from hub.consent import consents
-from hub.db import db, utcnow
+from hub.db import db
 from hub.errors import ConcurrentChange, DomainError, Invalid, NotAllowed, NotFound, VersionMismatch
 from hub.followups import records
 from hub.portal import labels
@@ -80,36 +80,33 @@ def _before() -> Response | None:
     return None
 
 
+def _idle() -> timedelta:
+    return timedelta(minutes=current_app.config["HUB_SETTINGS"].session_minutes)
+
+
 def _load_user() -> None:
-    """The logged-in user, if the session is still valid: not idle for too long, and made
-    with the current password (a password reset ends every other session)."""
+    """The logged-in user, if the session the cookie names is still open on the hub's side:
+    not ended by a logout, a password change or a disabled account, not idle for too long."""
     g.user = None
-    user_id = session.get("user_id")
-    if not user_id:
+    token = session.get("sid")
+    if not token:
+        if session.get("user_id"):  # a cookie of the days before server-side sessions
+            _forget_user()
+            g.session_expired = True
         return
-    now = utcnow()
-    idle = timedelta(minutes=current_app.config["HUB_SETTINGS"].session_minutes)
-    seen = session.get("seen_at")
-    user = active_user(db.session, uuid.UUID(user_id))
-    if (user is None or seen is None or now - datetime.fromisoformat(seen) > idle
-            or session.get("password") != _password_mark(user)):
+    user = users.session_user(db.session, token, idle=_idle())
+    if user is None:
         _forget_user()
         g.session_expired = True
         return
-    session["seen_at"] = now.isoformat()
     g.user = user
-
-
-def _password_mark(user: User) -> str:
-    return digest(user.password_hash)[:16]
 
 
 def log_in(user: User) -> None:
     language = session.get("lang")
     session.clear()  # a new session for the new identity (no fixation)
     session.permanent = True
-    session.update(user_id=str(user.id), seen_at=utcnow().isoformat(),
-                   password=_password_mark(user))
+    session["sid"] = users.start_session(db.session, user, idle=_idle())
     if language:
         session["lang"] = language
 
@@ -121,7 +118,13 @@ def _forget_user() -> None:
         session["lang"] = language
 
 
-log_out = _forget_user
+def log_out() -> None:
+    """End this session on the hub's side (a copy of the cookie opens nothing afterwards)
+    and forget it in this browser."""
+    token = session.get("sid")
+    if token:
+        users.end_session(db.session, token)
+    _forget_user()
 
 
 def current_user() -> User:
@@ -198,6 +201,8 @@ FIELD_MESSAGES = {
     "forwarded_from": lambda: _("That leg is not one of this participant's."),
     "due": lambda: _("This follow-up is not due yet: record the call as “Other call”."),
     "situation": lambda: _("Choose the person's situation."),
+    "needed_by": lambda: _("The date the participant is needed there must be today or later."),
+    "share_details": lambda: _("Only a consent to share the referral can share its details."),
 }
 
 

@@ -79,6 +79,8 @@ KIND = {
     "cooperative_development": _l("Cooperative development"),
     "insertion_enterprise": _l("Insertion enterprise"),
     "employer": _l("Employer"),
+    "public_institution": _l("Public institution"),
+    "other": _l("Other organization"),
     "coordination": _l("Coordination body"),
 }
 ROLE = {

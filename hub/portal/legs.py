@@ -5,7 +5,6 @@ small form posted to `/legs/<id>/<action>` and carried out by
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from datetime import datetime
 from typing import Any
@@ -15,7 +14,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug import Response
 
-from hub.accounts.users import RECEIVING_ROLES, SENDING_ROLES, names_of
+from hub.accounts.users import RECEIVING_ROLES, SENDING_ROLES
 from hub.api.common import pseudonym_key
 from hub.consent.visibility import Reader
 from hub.db import db, utcnow
@@ -23,6 +22,7 @@ from hub.directory.organizations import Organization, OrganizationKind
 from hub.errors import DomainError
 from hub.events.feed import subject_history
 from hub.followups import records
+from hub.mailbox import answers
 from hub.portal import chains
 from hub.portal.common import (
     caller,
@@ -74,7 +74,8 @@ def leg_rows(legs: list[Referral], now: datetime, reader: Reader | None = None
         if reader is not None and reader.entitled(leg.participant, leg):
             who = f"{leg.participant.given_name} {leg.participant.family_name}"
         rows.append({"id": leg.id, "status": leg.status, "pathway": leg.pathway,
-                     "priority": leg.priority, "cancel_reason": leg.cancel_reason,
+                     "priority": leg.priority, "needed_by": leg.needed_by,
+                     "cancel_reason": leg.cancel_reason,
                      "created_at": leg.created_at,
                      "updated_at": leg.updated_at, "due": due,
                      "overdue": due is not None and due < now,
@@ -84,14 +85,12 @@ def leg_rows(legs: list[Referral], now: datetime, reader: Reader | None = None
 
 
 def _actor_names(events: list[Any]) -> dict[str, str]:
-    user_ids = set()
-    for event in events:
-        if event.actor.startswith("user:"):
-            with contextlib.suppress(ValueError):
-                user_ids.add(uuid.UUID(event.actor.removeprefix("user:")))
-    people = names_of(db.session, user_ids)
-    named = {f"user:{uid}": f"{user.name} ({user.organization.name})"
-             for uid, user in people.items()}
+    """Who did each step: a user's or a directory contact's name and organization (a contact
+    answered from the link of a new-leg mail, `hub.mailbox`), else who in general."""
+    named = answers.actor_names(db.session, {event.actor for event in events})
+    for actor, name in named.items():
+        if actor.startswith("contact:"):
+            named[actor] = f"{name} {_('(from the link of a mail)')}"
     for event in events:
         if event.actor in named:
             continue
@@ -154,7 +153,7 @@ def leg_page(referral_id: uuid.UUID, status: int = 200, error: str | None = None
                 party=party.value if party else None, forward_to=forward_to,
                 decline_reasons=list(lifecycle.DeclineReason), outcomes=list(lifecycle.Outcome),
                 cancel_reasons=list(CALLER_CANCEL_REASONS),
-                created_at=leg.created_at, updated_at=leg.updated_at,
+                created_at=leg.created_at, updated_at=leg.updated_at, needed_by=leg.needed_by,
                 deadlines={"acknowledge_by": leg.acknowledge_by, "decide_by": leg.decide_by,
                            "start_by": leg.start_by})
 

@@ -4,9 +4,11 @@ refer them to an organization of the directory, follow the outbound legs, and re
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
+from flask import Response as FlaskResponse
 from flask import flash, redirect, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select, tuple_
@@ -27,6 +29,7 @@ from hub.errors import Invalid, NotFound
 from hub.portal import chains, forms, paging
 from hub.portal.common import caller, login_required, message_of, page, portal_blueprint
 from hub.portal.legs import leg_rows
+from hub.privacy import person_copy
 from hub.referrals import handoffs, participants, redirection
 from hub.referrals.legs import Referral
 from hub.referrals.lifecycle import Pathway, Priority, Stage
@@ -111,6 +114,18 @@ def participant_detail(participant_id: uuid.UUID) -> Response:
                 legs=leg_rows(legs, now))
 
 
+@blp.get("/participants/<uuid:participant_id>/copy")
+@login_required(SENDING_ROLES)
+def participant_copy(participant_id: uuid.UUID) -> Response:
+    """The person's copy (the API's), downloaded to hand over; the read is logged."""
+    document = person_copy.person_copy(db.session, caller(), participant_id, pseudonym_key())
+    response = FlaskResponse(json.dumps(document, ensure_ascii=False, indent=2),
+                             mimetype="application/json")
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="participant-{participant_id}.json"')
+    return response
+
+
 @blp.route("/participants/<uuid:participant_id>/consents/new", methods=["GET", "POST"])
 @login_required(SENDING_ROLES)
 def consent_new(participant_id: uuid.UUID) -> Response:
@@ -182,14 +197,19 @@ def refer(participant_id: uuid.UUID) -> Response:
     if data is None:
         return page("portal/refer.html", 422, bad=bad,
                     error=_("Check the fields marked below."), **context)
-    if previous is not None:
-        data.pop("participant_id")
-        data.pop("forwarded_from", None)
-        leg = redirection.redirect_referral(db.session, caller(), previous.id, **data)
-        flash(_("Referral redirected."), "success")
-    else:
-        leg = handoffs.send_referral(db.session, caller(), **data)
-        flash(_("Referral sent."), "success")
+    try:
+        if previous is not None:
+            data.pop("participant_id")
+            data.pop("forwarded_from", None)
+            leg = redirection.redirect_referral(db.session, caller(), previous.id, **data)
+            flash(_("Referral redirected."), "success")
+        else:
+            leg = handoffs.send_referral(db.session, caller(), **data)
+            flash(_("Referral sent."), "success")
+    except Invalid as invalid:  # the form again, as typed, with what to fix
+        db.session.rollback()
+        return page("portal/refer.html", 422, bad=set(invalid.errors),
+                    error=message_of(invalid), **context)
     return redirect(url_for("legs.detail", referral_id=leg.id))
 
 
@@ -290,6 +310,7 @@ def _prefilled(previous: dict[str, Any] | None, filters: dict[str, str]) -> dict
         return {"pathway": filters.get("pathway", "")}
     return {"pathway": previous["pathway"], "priority": previous["priority"],
             "stage": previous.get("stage") or "",
+            "needed_by": previous.get("needed_by") or "",
             "reason_for_referral": previous.get("reason_for_referral") or "",
             "needs": "\n".join(previous.get("needs") or [])}
 

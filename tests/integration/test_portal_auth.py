@@ -107,11 +107,48 @@ def test_every_form_needs_its_csrf_token(app: Flask, counsellor: str) -> None:
     assert forged.status_code == 400
 
 
+def sessions_of(app: Flask, email: str) -> list[users.PortalSession]:
+    with app.app_context(), db.job_session() as session:
+        return list(session.scalars(select(users.PortalSession).join(users.User).where(
+            users.User.email == email)))
+
+
+def test_a_copied_cookie_is_dead_after_logout(app: Flask, counsellor: str) -> None:
+    """The session ends on the hub's side: the cookie as it was before logout, replayed by
+    another client (a stolen copy), opens nothing."""
+    person = Person.logged_in(app, counsellor)
+    copy = person.client.get_cookie("maillage_session").value
+    other_browser = Person.logged_in(app, counsellor)
+    assert len(sessions_of(app, counsellor)) == 2
+    assert person.post("/logout").status_code == 302
+
+    thief = app.test_client()
+    thief.set_cookie("maillage_session", copy)
+    response = thief.get("/outbound")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/login")
+    # Only the session logged out ended: the same person's other browser is still in.
+    assert other_browser.get("/outbound").status_code == 200
+    assert len(sessions_of(app, counsellor)) == 1
+
+
+def test_disabling_an_account_ends_its_sessions(app: Flask, counsellor: str) -> None:
+    person = Person.logged_in(app, counsellor)
+    admin_email = make_user(app, make_organization(app), "org_admin")
+    with app.app_context(), db.job_session() as session:
+        user = session.scalar(select(users.User).where(users.User.email == counsellor))
+        admin = session.scalar(select(users.User).where(users.User.email == admin_email))
+        users.set_disabled(session, user, True, by=admin)
+    assert sessions_of(app, counsellor) == []
+    assert person.get("/outbound").status_code == 302
+
+
 def test_an_idle_session_expires(app: Flask, counsellor: str) -> None:
     person = Person.logged_in(app, counsellor)
-    with person.client.session_transaction() as session:
+    with app.app_context(), db.job_session() as session:
         idle = timedelta(minutes=app.config["HUB_SETTINGS"].session_minutes + 1)
-        session["seen_at"] = (utcnow() - idle).isoformat()
+        for row in session.scalars(select(users.PortalSession).join(users.User).where(
+                users.User.email == counsellor)):
+            row.seen_at = utcnow() - idle
     response = person.get("/outbound")
     assert response.status_code == 302 and response.headers["Location"].startswith("/login")
     assert "Votre session a expiré" in text_of(person.get(response.headers["Location"]))
@@ -172,6 +209,7 @@ def test_a_password_reset_ends_other_sessions(app: Flask, counsellor: str) -> No
         _, token = users.start_password_reset(session, counsellor)
     with app.app_context(), db.job_session() as session:
         users.reset_password(session, token, "another long passphrase")
+    assert sessions_of(app, counsellor) == []
     assert person.get("/outbound").status_code == 302
 
 

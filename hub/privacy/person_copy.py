@@ -1,0 +1,150 @@
+"""The person's copy: everything the hub collected from one participant, in JSON, for the
+organization that registered them to hand over (docs/design.md §15; Law 25 gives the person a
+right to it "in a structured, commonly used technological format").
+
+The copy is assembled from sections, one per capability that holds the person's data, each
+naming the tables it reads.  A capability that starts holding personal data adds its section
+here (a function under `@section(...)`); `tests/integration/test_person_copy.py` fails while a
+table with a `participant_id` is named by no section and not listed in `NOT_COLLECTED`, so the
+copy cannot silently fall behind the schema.
+
+Everything shown goes through `hub.consent.visibility` (legs as the organization sees them),
+and the read is logged like any other (`hub.consent.access_log`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub.accounts.callers import Caller
+from hub.consent import consents
+from hub.consent.consents import ConsentNote
+from hub.consent.visibility import Reader
+from hub.db import iso_utc, utcnow
+from hub.followups.checkins import ParticipantCheckin
+from hub.referrals.legs import Referral, ReferralNote
+from hub.referrals.participants import Participant
+
+FORMAT = "maillage.person-copy/1"
+
+
+@dataclass
+class Copy:
+    """What the sections share while one copy is made."""
+
+    session: Session
+    caller: Caller
+    participant: Participant
+    reader: Reader
+
+    @cached_property
+    def legs(self) -> list[Referral]:
+        """Every leg of the person, oldest first (a forwarded one too)."""
+        return list(self.session.scalars(
+            select(Referral).where(Referral.participant_id == self.participant.id)
+            .order_by(Referral.created_at, Referral.id)))
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str
+    tables: tuple[str, ...]  # where the section reads the person's data from
+    read: Callable[[Copy], Any] = field(compare=False)
+
+
+SECTIONS: list[Section] = []
+
+# Tables that refer to a participant but hold nothing collected from them.
+NOT_COLLECTED = {
+    "personal_data_reads": "who read the data and when: the access log, exported on its own "
+                           "(GET /api/v1/participants/{id}/access-log)",
+}
+
+
+def section(name: str, *tables: str) -> Callable[[Callable[[Copy], Any]], Callable[[Copy], Any]]:
+    """Add a part to the copy, under `name`, read from `tables`."""
+    def register(read: Callable[[Copy], Any]) -> Callable[[Copy], Any]:
+        if any(existing.name == name for existing in SECTIONS):
+            raise ValueError(f"the person's copy already has a section {name!r}")
+        SECTIONS.append(Section(name, tables, read))
+        return read
+    return register
+
+
+def person_copy(session: Session, caller: Caller, participant_id: uuid.UUID,
+                key: bytes) -> dict[str, Any]:
+    """The copy of the participant's data for their registering organization; another
+    organization is told the person does not exist (NotFound), as everywhere."""
+    participant = consents.own_participant(session, caller, participant_id)
+    copy = Copy(session, caller, participant, Reader(session, caller, key))
+    document: dict[str, Any] = {"export": {
+        "format": FORMAT, "participant_id": str(participant.id),
+        "organization_id": str(participant.organization_id),
+        "exported_at": iso_utc(utcnow()), "exported_by": caller.actor,
+    }}
+    for part in SECTIONS:
+        document[part.name] = part.read(copy)
+    return document
+
+
+# --- the sections --------------------------------------------------------------------------
+
+
+@section("identity", "participants")
+def _identity(copy: Copy) -> dict[str, Any]:
+    view = copy.reader.participant(copy.participant)  # logs the read
+    view.pop("redacted", None)
+    return view
+
+
+@section("consents", "consents", "consent_organizations", "consent_endings", "consent_notes")
+def _consents(copy: Copy) -> list[dict[str, Any]]:
+    history = consents.history(copy.session, copy.participant.id)
+    notes = {note.consent_id: note.body for note in copy.session.scalars(
+        select(ConsentNote).where(ConsentNote.consent_id.in_([c.id for c in history])))}
+    return [consents.snapshot(consent) | {"note": notes.get(consent.id)}
+            for consent in history]
+
+
+@section("referrals", "referrals", "referral_notes")
+def _referrals(copy: Copy) -> list[dict[str, Any]]:
+    """Each leg as the organization sees it, with the notes of the legs it took part in."""
+    legs = copy.legs
+    organization = copy.caller.organization_id
+    party_to = [leg.id for leg in legs if leg.party_of(organization) is not None]
+    notes: dict[uuid.UUID, list[dict[str, Any]]] = {}
+    for note in copy.session.scalars(select(ReferralNote).where(
+            ReferralNote.referral_id.in_(party_to)).order_by(ReferralNote.created_at)):
+        notes.setdefault(note.referral_id, []).append({
+            "organization_id": str(note.organization_id), "note": note.body,
+            "written_at": iso_utc(note.created_at)})
+    views = []
+    for leg in legs:
+        view = copy.reader.referral(leg)
+        view.pop("participant", None)  # the identity section has it once
+        view["notes"] = notes.get(leg.id, [])
+        views.append(view)
+    return views
+
+
+@section("checkins", "participant_checkins")
+def _checkins(copy: Copy) -> list[dict[str, Any]]:
+    """What the person answered when asked whether anyone contacted them."""
+    legs = [leg.id for leg in copy.legs]
+    asked = copy.session.scalars(select(ParticipantCheckin).where(
+        ParticipantCheckin.referral_id.in_(legs)).order_by(ParticipantCheckin.created_at))
+    return [{"referral_id": str(checkin.referral_id), "asked_at": iso_utc(checkin.created_at),
+             "language": checkin.language, "answer": checkin.answer,
+             "answered_at": iso_utc(checkin.answered_at)} for checkin in asked]
+
+
+def tables_covered() -> set[str]:
+    return {table for part in SECTIONS for table in part.tables}
+

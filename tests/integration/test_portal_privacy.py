@@ -1,0 +1,148 @@
+"""The portal's privacy pages (docs/design.md §15): the counsellor downloads the person's copy
+from the participant's page; an organization's admin keeps the register of confidentiality
+incidents (moments typed in the organization's zone, refusals re-shown with what was typed,
+the register as CSV), and no one else reaches it."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import uuid
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from hub.db import db
+from hub.privacy.incidents import PrivacyIncident
+from tests.integration.test_portal_pages import register
+from tests.integration.test_portal_translations import _alike_in_both, _texts
+from tests.portal import Person, make_organization, make_user, text_of
+
+FORM = {
+    "information_involved": "Adresses de 12 participants",
+    "circumstances": "Ordinateur portable volé dans une voiture",
+    "occurred_at": "2026-11-28T18:00",
+    "discovered_at": "2026-11-29T08:15",
+    "people_affected": "12",
+    "risk_assessment": "Disque chiffré, risque faible",
+    "serious_injury_risk": "false",
+    "cai_notified_at": "",
+    "people_notified_at": "",
+    "measures_taken": "",
+}
+
+
+@pytest.fixture
+def office(app: Flask) -> tuple[uuid.UUID, Person, Person, Person]:
+    """An organization with its admin and a counsellor, and another organization's admin."""
+    own = make_organization(app, name=f"Carrefour {uuid.uuid4().hex[:6]}")
+    other = make_organization(app)
+    return (own.id, Person.logged_in(app, make_user(app, own, "org_admin")),
+            Person.logged_in(app, make_user(app, own, "counsellor")),
+            Person.logged_in(app, make_user(app, other, "org_admin")))
+
+
+def test_the_counsellor_downloads_the_persons_copy(app: Flask, office) -> None:
+    _own, _admin, counsellor, _other = office
+    participant = register(counsellor, given_name="Noémie", family_name="Bouchard")
+    page = counsellor.get(f"/participants/{participant}").get_data(as_text=True)
+    assert f'href="/participants/{participant}/copy" download' in page
+
+    download = counsellor.get(f"/participants/{participant}/copy")
+    assert download.status_code == 200
+    assert download.headers["Content-Disposition"] == (
+        f'attachment; filename="participant-{participant}.json"')
+    copy = json.loads(download.get_data(as_text=True))
+    assert copy["identity"]["given_name"] == "Noémie"
+    assert copy["export"]["participant_id"] == str(participant)
+
+
+def test_another_organization_gets_no_copy(app: Flask, office) -> None:
+    _own, _admin, counsellor, _other = office
+    participant = register(counsellor)
+    stranger_org = make_organization(app)
+    stranger = Person.logged_in(app, make_user(app, stranger_org, "counsellor"))
+    assert stranger.get(f"/participants/{participant}/copy").status_code == 404
+
+
+def test_the_admin_records_and_corrects_an_incident(app: Flask, office) -> None:
+    own, admin, _counsellor, _other = office
+    recorded = admin.post(f"/admin/{own}/privacy-incidents/new", FORM)
+    assert recorded.status_code == 302, text_of(recorded)
+    with app.app_context():
+        incident = db.session.scalar(select(PrivacyIncident).where(
+            PrivacyIncident.organization_id == own))
+        assert incident is not None
+        # 08:15 in Montréal (UTC-5 in November) is 13:15 UTC.
+        assert incident.discovered_at.isoformat() == "2026-11-29T13:15:00+00:00"
+        assert incident.people_affected == 12 and incident.serious_injury_risk is False
+        incident_id = incident.id
+    listed = text_of(admin.get(f"/admin/{own}/privacy-incidents"))
+    assert "Adresses de 12 participants" in listed
+
+    form = admin.get(f"/admin/{own}/privacy-incidents/{incident_id}").get_data(as_text=True)
+    assert 'value="2026-11-29T08:15"' in form  # shown back in the organization's zone
+    corrected = admin.post(f"/admin/{own}/privacy-incidents/{incident_id}", {
+        **FORM, "serious_injury_risk": "true", "cai_notified_at": "2026-11-30T10:00",
+        "measures_taken": "Mots de passe changés"})
+    assert corrected.status_code == 302, text_of(corrected)
+    with app.app_context():
+        changed = db.session.get(PrivacyIncident, incident_id)
+        assert changed is not None and changed.serious_injury_risk is True
+        assert changed.measures_taken == "Mots de passe changés"
+
+    exported = admin.get(f"/admin/{own}/privacy-incidents.csv")
+    assert exported.mimetype == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(exported.get_data(as_text=True).lstrip("\ufeff"))))
+    assert [(r["id"], r["serious_injury_risk"]) for r in rows] == [(str(incident_id), "True")]
+
+
+def test_a_refused_form_comes_back_with_what_was_typed_and_the_fields_marked(
+        app: Flask, office) -> None:
+    own, admin, _counsellor, _other = office
+    refused = admin.post(f"/admin/{own}/privacy-incidents/new", {
+        **FORM, "occurred_at": "2026-11-30T10:00", "people_affected": "douze"})
+    assert refused.status_code == 422
+    page = refused.get_data(as_text=True)
+    assert "Ordinateur portable volé dans une voiture" in page
+    assert re.search(r'id="people_affected"[^>]*aria-invalid="true"', page)
+    # The schema accepts the number now; the dates do not tell a possible story.
+    refused = admin.post(f"/admin/{own}/privacy-incidents/new",
+                         {**FORM, "occurred_at": "2026-11-30T10:00"})
+    assert refused.status_code == 422
+    assert re.search(r'id="occurred_at"[^>]*aria-invalid="true"', refused.get_data(as_text=True))
+    assert 'value="2026-11-30T10:00"' in refused.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(PrivacyIncident.id).where(
+            PrivacyIncident.organization_id == own)) is None
+
+
+def test_only_the_organizations_admins_reach_its_register(app: Flask, office) -> None:
+    own, admin, counsellor, other_admin = office
+    assert admin.post(f"/admin/{own}/privacy-incidents/new", FORM).status_code == 302
+    with app.app_context():
+        incident_id = db.session.scalar(select(PrivacyIncident.id).where(
+            PrivacyIncident.organization_id == own))
+    for path in (f"/admin/{own}/privacy-incidents", f"/admin/{own}/privacy-incidents.csv",
+                 f"/admin/{own}/privacy-incidents/{incident_id}"):
+        assert other_admin.get(path).status_code == 404
+        assert counsellor.get(path).status_code == 403
+
+
+def test_the_privacy_pages_have_no_untranslated_text(app: Flask, office) -> None:
+    own, admin, _counsellor, _other = office
+    assert admin.post(f"/admin/{own}/privacy-incidents/new", FORM).status_code == 302
+    with app.app_context():
+        incident_id = db.session.scalar(select(PrivacyIncident.id).where(
+            PrivacyIncident.organization_id == own))
+    allowed = _alike_in_both() | set(FORM.values()) | {"Maillage", "English", "Français",
+                                                        "—", "·", "(", ")", "."}
+    for path in (f"/admin/{own}/privacy-incidents", f"/admin/{own}/privacy-incidents/new",
+                 f"/admin/{own}/privacy-incidents/{incident_id}"):
+        shared = _texts(admin, path, "fr") & _texts(admin, path, "en")
+        untranslated = {text for text in shared if text not in allowed
+                        and not re.search(r"\d|@|Carrefour|Org |Org_Admin|/", text)}
+        assert not untranslated, f"{path}: {sorted(untranslated)}"
