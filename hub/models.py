@@ -21,6 +21,7 @@ from hub.outbox.mail import OutgoingMail
 from hub.outbox.webhook_fanout import EndpointRegistration
 from hub.privacy.incidents import PrivacyIncident
 from hub.referrals.legs import Referral, ReferralNote
+from hub.referrals.participant_search import ParticipantSearchTerm
 from hub.referrals.participants import Participant
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "OutgoingMail",
     "OutdatedReport",
     "Participant",
+    "ParticipantSearchTerm",
     "QueuedMiss",
     "QueuedNotice",
     "ParticipantCheckin",

@@ -165,6 +165,7 @@ def participant_view(participant: Participant, *, entitled: bool, coordinator: b
         "birth_year": participant.birth_year,
         "region": participant.region,
         "created_at": iso_utc(participant.created_at),
+        "version": participant.version,
         "redacted": False,
     }
 
@@ -258,6 +259,14 @@ class Reader:
             view["erase_personal_data"] = participant is not None and not consents.covers(
                 self.session, participant, self.caller.organization_id, "referral_sharing")
         return view
+
+    def participant_event(self, data: dict[str, Any]) -> dict[str, Any]:
+        """A participant event's data (ids and field names, never values) for this reader:
+        coordinators get the pseudonym instead of the id."""
+        state = dict(data["participant"])
+        if self.caller.is_coordinator:
+            state["reference"] = pseudonym(uuid.UUID(state.pop("id")), self.key)
+        return {"participant": state}
 
     def referral(self, referral: Referral, *, state: dict[str, Any] | None = None,
                  with_chain: bool = False) -> dict[str, Any]:

@@ -25,6 +25,7 @@ class EventType(StrEnum):
     CONSENT_WITHDRAWN = "consent.withdrawn"
     CONSENT_EXPIRED = "consent.expired"
     ORGANIZATION_VALIDATION_DUE = "organization.validation_due"
+    PARTICIPANT_UPDATED = "participant.updated"
     # Beyond docs/design.md §3's list: how an organization learns its endpoint stopped receiving.
     WEBHOOK_ENDPOINT_DISABLED = "webhook_endpoint.disabled"
 
@@ -54,6 +55,9 @@ MEANING: dict[EventType, str] = {
     "their copy.",
     EventType.CONSENT_EXPIRED: "A consent reached its expiry date.",
     EventType.ORGANIZATION_VALIDATION_DUE: "A directory entry was not validated for 12 months.",
+    EventType.PARTICIPANT_UPDATED: "The registering organization corrected the participant's "
+    "personal data (the names of the fields that changed, never their values): read the "
+    "person again.",
     EventType.WEBHOOK_ENDPOINT_DISABLED: "The hub disabled one of the organization's webhook "
     "endpoints (it answered 410, or failed for 5 days); its deliveries wait until it is "
     "re-activated.",

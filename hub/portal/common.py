@@ -242,8 +242,8 @@ def message_of(error: Exception) -> str:
         return " ".join(FIELD_MESSAGES[name]() if name in FIELD_MESSAGES
                         else _("Some fields are invalid.") for name in error.errors)
     if isinstance(error, PossibleDuplicate):
-        return _("Your organization already registered a person with the same names, birth "
-                 "year and contact.")
+        return _("Your organization already registered a person with the same names and the "
+                 "same email or phone (or, without either, the same birth year).")
     if isinstance(error, WeakPassword):
         return _("A password needs at least %(n)d characters.", n=error.minimum)
     return _("Something failed on the hub's side; nothing was changed. Try again later.")

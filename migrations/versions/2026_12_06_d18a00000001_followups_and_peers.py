@@ -2,7 +2,7 @@
 one scheduled follow-up answered once per leg.
 
 Revision ID: d18a00000001
-Revises: d19a00000001
+Revises: d16a00000001
 Create Date: 2026-12-06 19:46:49.636897
 """
 
@@ -15,7 +15,7 @@ import hub.crypto
 import hub.db
 
 revision = 'd18a00000001'
-down_revision = 'd19a00000001'
+down_revision = 'd16a00000001'
 branch_labels = None
 depends_on = None
 

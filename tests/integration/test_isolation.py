@@ -94,6 +94,7 @@ Body = Callable[[World], dict[str, Any] | None]
 # one the rightful party would send, so that only visibility can refuse it.
 TENANT_OPERATIONS: dict[tuple[str, str], Body] = {
     ("GET", "/api/v1/participants/{participant_id}"): lambda w: None,
+    ("PATCH", "/api/v1/participants/{participant_id}"): lambda w: {"given_name": "Autre"},
     ("GET", "/api/v1/referrals/{referral_id}"): lambda w: None,
     ("GET", "/api/v1/referrals/{referral_id}/events"): lambda w: None,
     ("GET", "/api/v1/referrals/{referral_id}/fhir"): lambda w: None,
