@@ -108,7 +108,7 @@ def test_any_partner_reports_an_outdated_entry_and_validation_closes_it(network:
     # The organization is told, without the note in the event log; nobody else is.
     events = [e for e in entry.get("/api/v1/events?limit=500").get_json()["items"]
               if e["type"] == "organization.outdated_reported"]
-    assert len(events) == 1
+    assert len(events) == 1, entry.get("/api/v1/events?limit=500").get_json()
     data = events[0]["data"]
     assert data["report"]["id"] == report["id"]
     assert data["report"]["reported_by_organization"]["id"] == reporter.organization_id
