@@ -18,6 +18,7 @@ from marshmallow import RAISE, ValidationError, fields, validate, validates_sche
 
 from hub.adapters.oauth import current_caller, current_oauth_token, require_scope
 from hub.api.common import Input
+from hub.api.openapi import CSV_CONTENT
 from hub.db import db, utcnow
 from hub.errors import NotAllowed
 from hub.referrals import reports
@@ -85,7 +86,7 @@ class FunderReport(MethodView):
                            "acknowledgement": {"type": "object"},
                            "outcomes": {"type": "object"}, "suppression": {"type": "object"}},
         }},
-        "text/csv": {"schema": {"type": "string"}},
+        **CSV_CONTENT,
     }}})
     def get(self, start: Any, end: Any, format: str, organization_id: uuid.UUID | None
             ) -> Response:
@@ -119,6 +120,8 @@ class RetentionReport(MethodView):
     @require_scope("referrals:read")
     @blp.arguments(PeriodArgs, location="query", unknown=RAISE, as_kwargs=True)
     @blp.response(200)
+    @blp.doc(responses={"200": {"description": "JSON, or CSV with `format=csv`.", "content": {
+        "application/json": {"schema": {"type": "object"}}, **CSV_CONTENT}}})
     def get(self, start: Any, end: Any, format: str) -> Response:
         """Retention of the legs completed in the period (your organization's, or the whole
         network's for coordinators), per destination region and pathway: legs `completed`,
