@@ -75,6 +75,12 @@ def refer(person: Person, participant: uuid.UUID, to: Organization, **fields: st
         "to_organization_id": str(to.id), "pathway": "settlement", "priority": "routine",
         "reason_for_referral": "Offre d'emploi à Rimouski", "needs": "logement\nfrancisation",
         **fields})
+    if response.status_code == 409 and "déjà une orientation ouverte" in text_of(response):
+        # Another referral to the same organization: the counsellor confirms, as asked.
+        response = person.post(f"/participants/{participant}/refer", {
+            "to_organization_id": str(to.id), "pathway": "settlement", "priority": "routine",
+            "reason_for_referral": "Offre d'emploi à Rimouski",
+            "needs": "logement\nfrancisation", "confirm_open_leg": "1", **fields})
     assert response.status_code == 302, text_of(response)
     return uuid.UUID(response.headers["Location"].rsplit("/", 1)[1])
 
