@@ -208,7 +208,7 @@ def participant_detail(participant_id: uuid.UUID) -> Response:
                 consents=[{"consent": c, "status": c.status(now).value,
                            "organizations": [organizations.get(o, str(o))
                                              for o in c.organization_ids]} for c in history],
-                legs=leg_rows(legs, now))
+                legs=leg_rows(legs, now, reader))
 
 
 @blp.get("/participants/<uuid:participant_id>/copy")

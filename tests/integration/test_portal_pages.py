@@ -208,7 +208,12 @@ def test_the_receiver_forwards_and_the_sender_cancels(app: Flask, net: Network) 
     assert "Transférée" in text_of(net.counsellor.get(f"/legs/{leg}"))
 
     second = refer(net.counsellor, participant, net.receiver)
-    assert act(net.counsellor, second, "cancel", reason="sent_by_mistake").status_code == 302
+    # Cancelling asks first, and changes nothing until confirmed.
+    asked = act(net.counsellor, second, "cancel", reason="sent_by_mistake")
+    assert asked.status_code == 200 and "Annuler l’orientation ?" in text_of(asked)
+    assert "Envoyée" in text_of(net.counsellor.get(f"/legs/{second}"))
+    assert act(net.counsellor, second, "cancel", reason="sent_by_mistake",
+               confirmed="1").status_code == 302
     assert "Envoyée par erreur" in text_of(net.counsellor.get(f"/legs/{second}"))
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from hub.db import db
 from hub.directory.organizations import Organization
 from hub.referrals import participants
-from hub.referrals.legs import Referral
+from hub.referrals.legs import Referral, ReferralNote
 from tests.portal import Person, ids_in, make_organization, make_user, text_of
 
 
@@ -248,3 +248,41 @@ def test_a_refused_referral_and_the_filters_keep_every_field(
     assert too_long.status_code == 422
     assert "4 000 caractères au plus" in text_of(too_long)
     assert 'maxlength="4000"' in too_long.get_data(as_text=True)
+
+
+# --- pages that show what the reader may see, and say why when they hide it -----------------
+
+def test_names_shown_to_whom_they_belong_and_masked_rows_say_why(
+        app: Flask, counsellor: Person) -> None:
+    created = counsellor.post("/participants/new", {
+        "given_name": "Fatou", "family_name": "Diallo", "preferred_language": "fr"})
+    participant = created.headers["Location"].rsplit("/", 1)[1]
+    receiver = _receiver_with_consent(app, counsellor, participant)
+    partner = Person.logged_in(app, make_user(app, receiver, "partner_staff", name="Marc"))
+    sent = counsellor.post(f"/participants/{participant}/refer", {
+        "to_organization_id": str(receiver.id), "pathway": "settlement"})
+    leg = sent.headers["Location"].rsplit("/", 1)[1]
+
+    # The counsellor's own participant: every row of their referrals shows the name.
+    own = counsellor.get(f"/participants/{participant}").get_data(as_text=True)
+    assert "(données personnelles masquées)" not in own
+    assert own.count("Fatou Diallo") >= 2  # the title and the referrals' row
+
+    # The partner accepts and completes with a note each; the notes are kept with the leg.
+    for action, extra in (("acknowledge", {}), ("accept", {"note": "Rendez-vous lundi"}),
+                          ("complete", {"outcome": "settled", "note": "Logement trouvé"})):
+        page = partner.get(f"/legs/{leg}").get_data(as_text=True)
+        version = re.search(r'name="version" value="(\d+)"', page).group(1)  # type: ignore
+        done = partner.post(f"/legs/{leg}/{action}", {"version": version, **extra})
+        assert done.status_code == 302, text_of(done)
+    with app.app_context():
+        notes = db.session.scalars(select(ReferralNote.body).where(
+            ReferralNote.referral_id == uuid.UUID(leg))).all()
+    assert sorted(notes) == ["Logement trouvé", "Rendez-vous lundi"]
+
+    # Closed, the partner's row keeps a reference and says why the name is hidden.
+    closed = partner.get("/inbox?closed=1")
+    text = text_of(closed)
+    assert "Fatou" not in text
+    assert "orientation fermée : le nom n’est plus affiché" in text
+    assert re.search(r"P-[0-9a-f]{16}", text)
