@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Iterable
 
 from sqlalchemy import ColumnElement, ForeignKey, Index, String, delete, insert, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import InstrumentedAttribute, Mapped, Session, mapped_column
 
 from hub import crypto
 from hub.db import Base, table_of
@@ -116,7 +116,8 @@ def reindex(session: Session, participant_id: uuid.UUID, organization_id: uuid.U
         session.execute(insert(TERMS), rows)
 
 
-def conditions(participant_id: ColumnElement[uuid.UUID], organization_id: uuid.UUID,
+def conditions(participant_id: ColumnElement[uuid.UUID] | InstrumentedAttribute[uuid.UUID],
+               organization_id: uuid.UUID,
                query: str) -> list[ColumnElement[bool]] | None:
     """One condition per term of `query` on the participant whose id is `participant_id` (to
     put in the WHERE of a query on the organization's participants): its id is among the
