@@ -15,6 +15,7 @@ from hub.followups.checkins import ParticipantCheckin
 from hub.followups.digests import QueuedMiss
 from hub.followups.leg_checks import OrganizationCheck, ReferralCheck
 from hub.followups.policies import DeadlinePolicy
+from hub.followups.records import FollowUpRecord
 from hub.mailbox.links import LinkHit
 from hub.mailbox.notices import QueuedNotice
 from hub.outbox.mail import OutgoingMail
@@ -34,6 +35,7 @@ __all__ = [
     "Service",
     "ServicePathway",
     "DeadlinePolicy",
+    "FollowUpRecord",
     "ConsentEnding",
     "ConsentNote",
     "ConsentOrganization",

@@ -298,3 +298,19 @@ class Reader:
                 for leg in chain_of(self.session, referral)
             ]
         return view
+
+    def followup(self, record: Any, referral: Referral) -> dict[str, Any]:
+        """A follow-up record (`hub.followups.records`) as this reader may see it: the codes
+        to either party and coordinators; the note, which may name the person, only to the
+        sending organization while it may read the participant's personal data (a read that
+        is logged)."""
+        view: dict[str, Any] = {
+            "id": str(record.id), "referral_id": str(record.referral_id), "due": record.due,
+            "reached": record.reached, "situation": record.situation,
+            "in_destination_region": record.in_destination_region,
+            "recorded_at": iso_utc(record.recorded_at), "recorded_by": record.recorded_by,
+            "note": None}
+        if (referral.from_organization_id == self.caller.organization_id
+                and record.note is not None and self.entitled(referral.participant, referral)):
+            view["note"] = record.note
+        return view

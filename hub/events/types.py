@@ -20,6 +20,7 @@ class EventType(StrEnum):
     REFERRAL_FORWARDED = "referral.forwarded"
     REFERRAL_DEADLINE_MISSED = "referral.deadline_missed"
     REFERRAL_FOLLOWUP_DUE = "referral.followup_due"
+    REFERRAL_FOLLOWUP_RECORDED = "referral.followup_recorded"
     CONSENT_GRANTED = "consent.granted"
     CONSENT_WITHDRAWN = "consent.withdrawn"
     CONSENT_EXPIRED = "consent.expired"
@@ -46,6 +47,9 @@ MEANING: dict[EventType, str] = {
     EventType.REFERRAL_DEADLINE_MISSED: "An acknowledgement, decision or first-contact "
     "deadline passed, or the participant said nobody contacted them (`source: participant`).",
     EventType.REFERRAL_FOLLOWUP_DUE: "A post-handoff follow-up (30 or 180 days) is due.",
+    EventType.REFERRAL_FOLLOWUP_RECORDED: "The sending organization recorded a follow-up: "
+    "reached, situation, still in the destination region (codes only; the note stays with "
+    "the sender).",
     EventType.CONSENT_GRANTED: "A participant gave consent for a purpose.",
     EventType.CONSENT_WITHDRAWN: "A participant withdrew consent; recipients should erase "
     "their copy.",

@@ -106,6 +106,9 @@ TENANT_OPERATIONS: dict[tuple[str, str], Body] = {
     ("POST", "/api/v1/referrals/{referral_id}/forward"):
         lambda w: {"to_organization_id": w.bystander.organization_id},
     ("POST", "/api/v1/referrals/{referral_id}/cancel"): lambda w: {"reason": "other"},
+    ("GET", "/api/v1/referrals/{referral_id}/followups"): lambda w: None,
+    ("POST", "/api/v1/referrals/{referral_id}/followups"):
+        lambda w: {"reached": True, "situation": "employed", "in_destination_region": True},
     ("GET", "/api/v1/participants/{participant_id}/consents"): lambda w: None,
     ("POST", "/api/v1/participants/{participant_id}/consents"):
         lambda w: {"purpose": "referral_sharing", "network_wide": True, "evidence": "verbal"},
