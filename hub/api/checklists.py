@@ -44,7 +44,7 @@ class ItemOut(Schema):
 
 class ChecklistOut(Schema):
     referral_id = fields.UUID()
-    needed_by = fields.Date(allow_none=True)
+    needed_by = fields.String(allow_none=True, metadata={"format": "date"})
     items = fields.List(fields.Nested(ItemOut))
     withheld = fields.List(fields.String(), metadata={
         "description": "`checklist.notes` when the notes are kept from an employer or "
