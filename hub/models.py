@@ -14,6 +14,7 @@ from hub.followups.checkins import ParticipantCheckin
 from hub.followups.digests import QueuedMiss
 from hub.followups.leg_checks import OrganizationCheck, ReferralCheck
 from hub.followups.policies import DeadlinePolicy
+from hub.followups.records import FollowUpRecord
 from hub.mailbox.links import LinkHit
 from hub.mailbox.notices import QueuedNotice
 from hub.outbox.mail import OutgoingMail
@@ -21,6 +22,7 @@ from hub.outbox.webhook_fanout import EndpointRegistration
 from hub.privacy.incidents import PrivacyIncident
 from hub.referrals.checklists import ChecklistItem
 from hub.referrals.legs import Referral, ReferralNote
+from hub.referrals.participant_search import ParticipantSearchTerm
 from hub.referrals.participants import Participant
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "Service",
     "ServicePathway",
     "DeadlinePolicy",
+    "FollowUpRecord",
     "ConsentEnding",
     "ConsentNote",
     "ConsentOrganization",
@@ -49,6 +52,7 @@ __all__ = [
     "OutgoingMail",
     "OutdatedReport",
     "Participant",
+    "ParticipantSearchTerm",
     "QueuedMiss",
     "QueuedNotice",
     "ParticipantCheckin",

@@ -19,6 +19,7 @@ from hub.api import (
     consents,
     events,
     fhir,
+    followups,
     handoffs,
     hsds,
     inbound,
@@ -102,8 +103,8 @@ def init_app(app: Flask) -> None:
     })
 
     for module in (organizations, participants, consents, referrals, checklists, events,
-                   webhook_endpoints,
-                   inbound, handoffs, policies, fhir, reports, hsds, privacy_incidents):
+                   webhook_endpoints, inbound, handoffs, policies, fhir, reports, hsds,
+                   privacy_incidents, followups):
         api.register_blueprint(module.blp)
 
     register_error_handlers(app)

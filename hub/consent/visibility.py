@@ -166,6 +166,7 @@ def participant_view(participant: Participant, *, entitled: bool, coordinator: b
         "birth_year": participant.birth_year,
         "region": participant.region,
         "created_at": iso_utc(participant.created_at),
+        "version": participant.version,
         "redacted": False,
     }
 
@@ -277,6 +278,13 @@ class Reader:
                        "updated_at": iso_utc(item.updated_at)} for item in items],
             "withheld": ["checklist.notes"] if "checklist.notes" in withheld else [],
         }
+    def participant_event(self, data: dict[str, Any]) -> dict[str, Any]:
+        """A participant event's data (ids and field names, never values) for this reader:
+        coordinators get the pseudonym instead of the id."""
+        state = dict(data["participant"])
+        if self.caller.is_coordinator:
+            state["reference"] = pseudonym(uuid.UUID(state.pop("id")), self.key)
+        return {"participant": state}
 
     def referral(self, referral: Referral, *, state: dict[str, Any] | None = None,
                  with_chain: bool = False) -> dict[str, Any]:
@@ -307,4 +315,20 @@ class Reader:
                 }
                 for leg in chain_of(self.session, referral)
             ]
+        return view
+
+    def followup(self, record: Any, referral: Referral) -> dict[str, Any]:
+        """A follow-up record (`hub.followups.records`) as this reader may see it: the codes
+        to either party and coordinators; the note, which may name the person, only to the
+        sending organization while it may read the participant's personal data (a read that
+        is logged)."""
+        view: dict[str, Any] = {
+            "id": str(record.id), "referral_id": str(record.referral_id), "due": record.due,
+            "reached": record.reached, "situation": record.situation,
+            "in_destination_region": record.in_destination_region,
+            "recorded_at": iso_utc(record.recorded_at), "recorded_by": record.recorded_by,
+            "note": None}
+        if (referral.from_organization_id == self.caller.organization_id
+                and record.note is not None and self.entitled(referral.participant, referral)):
+            view["note"] = record.note
         return view

@@ -64,6 +64,8 @@ def render_events(session: Session, reader: Reader, events: list[Event]) -> list
                 data["note"] = note.body
         elif "consent" in event.data:
             data = reader.consent_event(event.data)
+        elif "participant" in event.data:
+            data = reader.participant_event(event.data)
         else:
             data = dict(event.data)
         rendered.append(envelope(event, data))

@@ -20,6 +20,8 @@ from hub.portal import (
     checkin,
     common,
     consents,
+    directory,
+    followups,
     i18n,
     legs,
     network,
@@ -35,6 +37,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(answer.blp)
     i18n.init_app(app)
     common.init_app(app)
-    for module in (auth, sending, consents, receiving, legs, network, charts, admin,
-                   admin_directory, admin_users, admin_clients, admin_webhooks, admin_privacy):
+    for module in (auth, sending, consents, receiving, legs, followups, network, charts,
+                   directory, admin, admin_directory, admin_users, admin_clients,
+                   admin_webhooks, admin_privacy):
         app.register_blueprint(module.blp)

@@ -108,6 +108,20 @@ EVENT = {
     "referral.deadline_missed": _l("Deadline missed"),
     "referral.followup_due": _l("Follow-up due"),
     "referral.checklist_updated": _l("Checklist updated"),
+    "referral.followup_recorded": _l("Follow-up recorded"),
+}
+SITUATION = {
+    "employed": _l("Employed"),
+    "in_training": _l("In training"),
+    "business_running": _l("Running a business"),
+    "looking_for_work": _l("Looking for work"),
+    "needs_support": _l("Needs support"),
+    "unknown": _l("Not known"),
+}
+FOLLOWUP = {
+    "followup_30": _l("30-day follow-up"),
+    "followup_180": _l("180-day follow-up"),
+    "ad_hoc": _l("Other call"),
 }
 CHECKLIST_ITEM = {
     "lease_termination": _l("Terminate the lease"),
@@ -133,6 +147,7 @@ ALL = {
     "cancel_reason": CANCEL_REASON, "purpose": PURPOSE, "evidence": EVIDENCE,
     "capacity": CAPACITY, "kind": KIND, "role": ROLE, "check": CHECK, "event": EVENT,
     "checklist_item": CHECKLIST_ITEM, "checklist_status": CHECKLIST_STATUS, "owner": OWNER,
+    "situation": SITUATION, "followup": FOLLOWUP,
 }
 
 

@@ -21,6 +21,7 @@ from hub.db import db, utcnow
 from hub.directory.organizations import Organization, OrganizationKind
 from hub.errors import DomainError
 from hub.events.feed import subject_history
+from hub.followups import records
 from hub.mailbox import answers
 from hub.portal import chains
 from hub.portal.common import (
@@ -102,7 +103,10 @@ def _actor_names(events: list[Any]) -> dict[str, str]:
     return named
 
 
-def _leg_page(referral_id: uuid.UUID, status: int = 200, error: str | None = None) -> Response:
+def leg_page(referral_id: uuid.UUID, status: int = 200, error: str | None = None, *,
+             followup_values: Any = None, followup_bad: set[str] | None = None) -> Response:
+    """The leg's page; `followup_values` and `followup_bad`: a follow-up form shown again
+    with what was typed and the fields to fix."""
     session = db.session
     who = caller()
     leg = visible_referral(session, who, referral_id)
@@ -142,7 +146,9 @@ def _leg_page(referral_id: uuid.UUID, status: int = 200, error: str | None = Non
     # Either party of an open leg ticks items; the one who may act on the leg in the portal.
     may_tick = (party is not None and leg.status in OPEN_STATUSES
                 and role in may_act.get(party, ()))
-    return page("portal/leg.html", status, leg=view,
+    followup = _followups(leg, reader, role, party)
+    return page("portal/leg.html", status, leg=view, **followup,
+                followup_values=followup_values or {}, followup_bad=followup_bad or set(),
                 checklist=checklist, may_tick=may_tick,
                 checklist_statuses=[s.value for s in checklists.ItemStatus],
                 participant_id=leg.participant_id,
@@ -158,10 +164,32 @@ def _leg_page(referral_id: uuid.UUID, status: int = 200, error: str | None = Non
                            "start_by": leg.start_by})
 
 
+def _followups(leg: Referral, reader: Reader, role: str, party: Party | None
+               ) -> dict[str, Any]:
+    """The leg's follow-up records as the reader may see them, and for its sending
+    counsellor the form that records one (`hub.portal.followups`) and, after a
+    `needs_support` answer, a new referral for the person prefilled from this leg."""
+    session = db.session
+    found = [{**reader.followup(r, leg), "recorded_at": r.recorded_at}  # a moment, for `when`
+             for r in records.records_of(session, leg.id)]
+    may_record = (party is Party.SENDER and role in SENDING_ROLES
+                  and leg.status == Status.COMPLETED.value)
+    refer_again = None
+    if (may_record and leg.participant.organization_id == reader.caller.organization_id
+            and any(r["situation"] == records.Situation.NEEDS_SUPPORT for r in found)):
+        region = session.scalar(select(Organization.region).where(
+            Organization.id == leg.to_organization_id))
+        refer_again = url_for("sending.refer", participant_id=leg.participant_id,
+                              region=region or "", pathway=leg.pathway)
+    return {"followups": found, "may_record_followup": may_record,
+            "open_followup": records.open_followup(session, leg.id) if may_record else None,
+            "situations": list(records.Situation), "refer_again": refer_again}
+
+
 @blp.get("/legs/<uuid:referral_id>")
 @login_required()
 def detail(referral_id: uuid.UUID) -> Response:
-    return _leg_page(referral_id)
+    return leg_page(referral_id)
 
 
 @blp.post("/legs/<uuid:referral_id>/<action>")
@@ -169,7 +197,7 @@ def detail(referral_id: uuid.UUID) -> Response:
 def act(referral_id: uuid.UUID, action: str) -> Response:
     """Carry out one lifecycle action; a refusal shows the leg again with the reason."""
     if action not in {a.value for a in USER_ACTIONS}:
-        return _leg_page(referral_id, 404, _("Unknown action."))
+        return leg_page(referral_id, 404, _("Unknown action."))
     chosen = Action(action)
     form = request.form
     try:
@@ -180,7 +208,7 @@ def act(referral_id: uuid.UUID, action: str) -> Response:
             to_organization_id=form_uuid("to_organization_id"))
     except DomainError as error:
         db.session.rollback()
-        return _leg_page(referral_id, status_of(error), message_of(error))
+        return leg_page(referral_id, status_of(error), message_of(error))
     flash(_("Done: %(action)s.", action=_past_label(chosen)), "success")
     return redirect(url_for("legs.detail", referral_id=leg.id))
 
@@ -197,7 +225,7 @@ def tick(referral_id: uuid.UUID, code: str) -> Response:
                                note=form.get("note") or None)
     except DomainError as error:
         db.session.rollback()
-        return _leg_page(referral_id, status_of(error), message_of(error))
+        return leg_page(referral_id, status_of(error), message_of(error))
     flash(_("Checklist updated."), "success")
     return redirect(url_for("legs.detail", referral_id=referral_id) + "#checklist")
 
