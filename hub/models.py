@@ -1,6 +1,7 @@
 """Every table of the hub, imported in one place so Alembic and tests see the whole schema."""
 
 from hub.accounts.clients import OAuthClient, OAuthToken
+from hub.accounts.form_tokens import FormToken
 from hub.accounts.users import LoginFailure, PasswordReset, PortalSession, User
 from hub.api.idempotency import IdempotentResponse
 from hub.consent.access_log import PersonalDataRead
@@ -29,6 +30,7 @@ __all__ = [
     "ChecklistItem",
     "Base",
     "EndpointRegistration",
+    "FormToken",
     "Consent",
     "Contact",
     "Location",

@@ -16,7 +16,7 @@ from werkzeug import Response
 
 from hub.accounts.users import RECEIVING_ROLES, SENDING_ROLES
 from hub.api.common import pseudonym_key
-from hub.consent.visibility import Reader
+from hub.consent.visibility import Reader, pseudonym
 from hub.db import db, utcnow
 from hub.directory.organizations import Organization, OrganizationKind
 from hub.errors import DomainError
@@ -36,7 +36,12 @@ from hub.portal.common import (
     status_of,
 )
 from hub.referrals import checklists, handoffs, lifecycle, redirection
-from hub.referrals.legs import CALLER_CANCEL_REASONS, OPEN_STATUSES, Referral, visible_referral
+from hub.referrals.legs import (
+    CALLER_CANCEL_REASONS,
+    OPEN_STATUSES,
+    Referral,
+    visible_referral,
+)
 from hub.referrals.lifecycle import Action, Party, Status
 
 blp = portal_blueprint("legs", __name__)
@@ -70,9 +75,16 @@ def leg_rows(legs: list[Referral], now: datetime, reader: Reader | None = None
     rows = []
     for leg in legs:
         due = current_deadline(leg)
-        who = None
+        who, reference, hidden_because = None, None, None
         if reader is not None and reader.entitled(leg.participant, leg):
             who = f"{leg.participant.given_name} {leg.participant.family_name}"
+        elif reader is not None:
+            # A reference to tell the rows apart, and why the name is not shown.
+            reference = pseudonym(leg.participant_id, reader.key)
+            hidden_because = (_("closed referral: the name is no longer shown")
+                              if leg.status not in OPEN_STATUSES
+                              else _("the participant's consent does not cover your "
+                                     "organization"))
         rows.append({"id": leg.id, "status": leg.status, "pathway": leg.pathway,
                      "priority": leg.priority, "needed_by": leg.needed_by,
                      "cancel_reason": leg.cancel_reason,
@@ -80,7 +92,8 @@ def leg_rows(legs: list[Referral], now: datetime, reader: Reader | None = None
                      "updated_at": leg.updated_at, "due": due,
                      "overdue": due is not None and due < now,
                      "from": names.get(leg.from_organization_id, ""),
-                     "to": names.get(leg.to_organization_id, ""), "participant": who})
+                     "to": names.get(leg.to_organization_id, ""), "participant": who,
+                     "reference": reference, "hidden_because": hidden_because})
     return rows
 
 
@@ -200,6 +213,11 @@ def act(referral_id: uuid.UUID, action: str) -> Response:
         return leg_page(referral_id, 404, _("Unknown action."))
     chosen = Action(action)
     form = request.form
+    if chosen is Action.CANCEL and not form.get("confirmed"):
+        leg = visible_referral(db.session, caller(), referral_id)
+        if (leg.party_of(caller().organization_id) is Party.SENDER
+                and Action.CANCEL in lifecycle.allowed_actions(Status(leg.status), Party.SENDER)):
+            return _confirm_cancel(referral_id)
     try:
         leg = handoffs.transition(
             db.session, caller(), referral_id, chosen, expected_version=form_version(),
@@ -244,6 +262,16 @@ def checklist_print(referral_id: uuid.UUID) -> Response:
     return page("portal/checklist_print.html", leg=view, names=names,
                 checklist=reader.checklist(leg, checklists.items_of(session, leg)),
                 needed_by=leg.needed_by)
+
+
+def _confirm_cancel(referral_id: uuid.UUID) -> Response:
+    """Cancelling closes the leg for both organizations: asked once more, with what happens."""
+    who = caller()
+    leg = visible_referral(db.session, who, referral_id)
+    view = Reader(db.session, who, pseudonym_key()).referral(leg)
+    names = organization_names({leg.to_organization_id})
+    return page("portal/leg_cancel.html", leg=view, to=names.get(leg.to_organization_id, ""),
+                reason=request.form.get("reason", ""), version=request.form.get("version", ""))
 
 
 def _past_label(action: Action) -> str:
