@@ -170,6 +170,7 @@ RULES_BEYOND_THE_SCHEMA = {
     # fields of a validation problem (422)
     "participant_id": "a participant the caller may refer",
     "organization_id": "another organization than the caller's (an outdated entry report)",
+    "item": "an item of this leg's checklist, which depends on its pathway",
     "to_organization_id": "another organization of the directory, not a coordination body",
     "organization_ids": "organizations of the directory",
     "forwarded_from": "a leg of the same participant",
