@@ -24,6 +24,7 @@ from hub.api import (
     inbound,
     organizations,
     participants,
+    peers,
     policies,
     privacy_incidents,
     referrals,
@@ -103,7 +104,7 @@ def init_app(app: Flask) -> None:
 
     for module in (organizations, participants, consents, referrals, events, webhook_endpoints,
                    inbound, handoffs, policies, fhir, reports, hsds, privacy_incidents,
-                   followups):
+                   followups, peers):
         api.register_blueprint(module.blp)
 
     register_error_handlers(app)

@@ -24,6 +24,7 @@ from hub.portal import (
     i18n,
     legs,
     network,
+    peer_link,
     receiving,
     sending,
 )
@@ -33,6 +34,7 @@ def init_app(app: Flask) -> None:
     """Register the pages.  (Where people reach them, HUB_PUBLIC_URL, is in the app's settings:
     whoever builds a link reads it there or is handed it, e.g. the scheduler.)"""
     app.register_blueprint(checkin.blp)
+    app.register_blueprint(peer_link.blp)
     app.register_blueprint(answer.blp)
     i18n.init_app(app)
     common.init_app(app)
