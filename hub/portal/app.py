@@ -25,6 +25,7 @@ from hub.portal import (
     legs,
     network,
     peer_link,
+    peers,
     receiving,
     sending,
 )
@@ -38,6 +39,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(answer.blp)
     i18n.init_app(app)
     common.init_app(app)
-    for module in (auth, sending, consents, receiving, legs, followups, network, charts, admin,
+    for module in (auth, sending, consents, receiving, legs, followups, peers, network, charts,
+                   admin,
                    admin_directory, admin_users, admin_clients, admin_webhooks, admin_privacy):
         app.register_blueprint(module.blp)
