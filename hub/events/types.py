@@ -30,6 +30,8 @@ class EventType(StrEnum):
     PEER_MATCH_DECLINED = "peer_match.declined"
     PEER_MATCH_EXPIRED = "peer_match.expired"
     PEER_MATCH_ENDED = "peer_match.ended"
+    REFERRAL_CHECKLIST_UPDATED = "referral.checklist_updated"
+    ORGANIZATION_OUTDATED_REPORTED = "organization.outdated_reported"
     PARTICIPANT_UPDATED = "participant.updated"
     # Beyond docs/design.md §3's list: how an organization learns its endpoint stopped receiving.
     WEBHOOK_ENDPOINT_DISABLED = "webhook_endpoint.disabled"
@@ -68,6 +70,10 @@ MEANING: dict[EventType, str] = {
     EventType.PEER_MATCH_EXPIRED: "Nobody answered the proposal in 10 business days.",
     EventType.PEER_MATCH_ENDED: "Either side ended the match, the peer withdrew, or a "
     "`peer_matching` consent ended (`end_reason`).",
+    EventType.REFERRAL_CHECKLIST_UPDATED: "An item of the leg's checklist for the move changed "
+    "(its code, owner and status; never the note).",
+    EventType.ORGANIZATION_OUTDATED_REPORTED: "A partner reported the organization's directory "
+    "entry as out of date; the report is open until the entry is validated again.",
     EventType.PARTICIPANT_UPDATED: "The registering organization corrected the participant's "
     "personal data (the names of the fields that changed, never their values): read the "
     "person again.",

@@ -11,6 +11,7 @@ from hub.portal import (
     admin,
     admin_clients,
     admin_directory,
+    admin_grid,
     admin_privacy,
     admin_users,
     admin_webhooks,
@@ -20,6 +21,7 @@ from hub.portal import (
     checkin,
     common,
     consents,
+    directory,
     followups,
     i18n,
     legs,
@@ -40,6 +42,6 @@ def init_app(app: Flask) -> None:
     i18n.init_app(app)
     common.init_app(app)
     for module in (auth, sending, consents, receiving, legs, followups, peers, network, charts,
-                   admin,
-                   admin_directory, admin_users, admin_clients, admin_webhooks, admin_privacy):
+                   directory, admin, admin_directory, admin_grid, admin_users, admin_clients,
+                   admin_webhooks, admin_privacy):
         app.register_blueprint(module.blp)

@@ -107,6 +107,7 @@ EVENT = {
     "referral.forwarded": _l("Forwarded"),
     "referral.deadline_missed": _l("Deadline missed"),
     "referral.followup_due": _l("Follow-up due"),
+    "referral.checklist_updated": _l("Checklist updated"),
     "referral.followup_recorded": _l("Follow-up recorded"),
     "peer_match.proposed": _l("Peer proposed"),
     "peer_match.accepted": _l("Peer accepted"),
@@ -153,6 +154,23 @@ END_REASON = {
 TALKED = {"talked": _l("they talked"), "not_yet": _l("not talked yet")}
 PEER_STATUS = {"available": _l("available"), "paused": _l("paused"),
                "withdrawn": _l("withdrawn")}
+CHECKLIST_ITEM = {
+    "lease_termination": _l("Terminate the lease"),
+    "housing": _l("Housing on arrival"),
+    "moving": _l("Moving"),
+    "drivers_licence": _l("Driver's licence"),
+    "vehicle": _l("A car or a way to get around"),
+    "health_insurance_card": _l("Health insurance card (RAMQ): change of address"),
+    "family_doctor": _l("Family doctor or clinic"),
+    "school_or_daycare": _l("School or daycare for the children"),
+    "francization": _l("French courses (francisation)"),
+    "spouse_employment": _l("Work for the spouse"),
+    "bank_account": _l("Bank account"),
+    "employer_contact": _l("Contact with the employer"),
+    "welcome_on_arrival": _l("Welcome on arrival"),
+}
+CHECKLIST_STATUS = {"todo": _l("To do"), "done": _l("Done"), "not_needed": _l("Not needed")}
+OWNER = {"sender": _l("Sending organization"), "receiver": _l("Receiving organization")}
 
 ALL = {
     "status": STATUS, "action": ACTION, "pathway": PATHWAY, "stage": STAGE,
@@ -162,6 +180,7 @@ ALL = {
     "situation": SITUATION, "followup": FOLLOWUP, "offer": OFFER, "channel": CHANNEL,
     "match_status": MATCH_STATUS, "match_action": MATCH_ACTION, "end_reason": END_REASON,
     "talked": TALKED, "peer_status": PEER_STATUS,
+    "checklist_item": CHECKLIST_ITEM, "checklist_status": CHECKLIST_STATUS, "owner": OWNER,
 }
 
 
