@@ -325,6 +325,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["label"] = labels.label  # macros are imported without context
     app.jinja_env.globals["field_hint"] = field_hint
     app.jinja_env.globals["language_name"] = labels.language_name
+    app.jinja_env.globals["minute_format"] = labels.minute_format
     app.jinja_env.globals["language_choices"] = labels.language_choices
 
     @app.context_processor

@@ -180,3 +180,9 @@ def language_choices() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
               if len(code) == 2 and code.isalpha() and code not in NEWCOMER_LANGUAGES]
     others.sort(key=lambda choice: fold(choice[1]))
     return first, others
+
+
+def minute_format() -> str:
+    """A moment to the minute, as the user's language writes it: "6 déc. 2026 14 h 05" reads
+    as French; seconds say nothing to a counsellor."""
+    return "d MMM y, HH 'h' mm" if str(_locale()).startswith("fr") else "MMM d, y, h:mm a"

@@ -3,6 +3,7 @@ handoff, the preferred language chosen by its name, the region shown."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import timedelta
 
@@ -63,3 +64,27 @@ def test_the_preferred_language_is_chosen_by_name_and_shown_by_name(app: Flask) 
     assert "Langue préférée arabe" in page
     assert "Région 01 Bas-Saint-Laurent" in page
     assert "Preferred language Arabic" in text_of(english.get(created.headers["Location"]))
+
+
+def test_pages_have_an_icon_and_times_without_seconds(app: Flask) -> None:
+    person = Person.anonymous(app)
+    icon = person.get("/favicon.ico")
+    assert icon.status_code == 301 and icon.headers["Location"].endswith("/favicon.svg")
+    assert person.get(icon.headers["Location"]).status_code == 200
+    assert 'rel="icon"' in person.get("/login").get_data(as_text=True)
+
+    organization = make_organization(app)
+    counsellor = Person.logged_in(app, make_user(app, organization, "counsellor"))
+    created = counsellor.post("/participants/new", {
+        "given_name": "Ana", "family_name": "Silva", "preferred_language": "pt"})
+    assert "Personne inscrite." in text_of(counsellor.get(created.headers["Location"]))
+    page = counsellor.get("/participants").get_data(as_text=True)
+    assert "Conseillère ou conseiller" in page
+
+    # A consent's expiry on the participant's page: to the minute, as French writes it.
+    granted = counsellor.post(f"{created.headers['Location']}/consents/new", {
+        "purpose": "referral_sharing", "evidence": "written", "network_wide": "true"})
+    assert granted.status_code == 302, text_of(granted)
+    times = re.findall(r"<time [^>]*>([^<]+)</time>",
+                       counsellor.get(created.headers["Location"]).get_data(as_text=True))
+    assert times and all(re.search(r"\d{4}, \d\d h \d\d$", t) for t in times), times
