@@ -12,6 +12,7 @@ from hub.portal import (
     admin,
     admin_clients,
     admin_directory,
+    admin_grid,
     admin_privacy,
     admin_users,
     admin_webhooks,
@@ -39,7 +40,7 @@ def init_app(app: Flask) -> None:
     i18n.init_app(app)
     common.init_app(app)
     for module in (auth, sending, consents, receiving, legs, followups, network, charts,
-                   directory, admin, admin_directory, admin_users, admin_clients,
+                   directory, admin, admin_directory, admin_grid, admin_users, admin_clients,
                    admin_webhooks, admin_privacy):
         app.register_blueprint(module.blp)
 
