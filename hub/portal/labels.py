@@ -110,6 +110,7 @@ EVENT = {
     "referral.forwarded": _l("Forwarded"),
     "referral.deadline_missed": _l("Deadline missed"),
     "referral.followup_due": _l("Follow-up due"),
+    "referral.checklist_updated": _l("Checklist updated"),
     "referral.followup_recorded": _l("Follow-up recorded"),
 }
 SITUATION = {
@@ -125,12 +126,30 @@ FOLLOWUP = {
     "followup_180": _l("180-day follow-up"),
     "ad_hoc": _l("Other call"),
 }
+CHECKLIST_ITEM = {
+    "lease_termination": _l("Terminate the lease"),
+    "housing": _l("Housing on arrival"),
+    "moving": _l("Moving"),
+    "drivers_licence": _l("Driver's licence"),
+    "vehicle": _l("A car or a way to get around"),
+    "health_insurance_card": _l("Health insurance card (RAMQ): change of address"),
+    "family_doctor": _l("Family doctor or clinic"),
+    "school_or_daycare": _l("School or daycare for the children"),
+    "francization": _l("French courses (francisation)"),
+    "spouse_employment": _l("Work for the spouse"),
+    "bank_account": _l("Bank account"),
+    "employer_contact": _l("Contact with the employer"),
+    "welcome_on_arrival": _l("Welcome on arrival"),
+}
+CHECKLIST_STATUS = {"todo": _l("To do"), "done": _l("Done"), "not_needed": _l("Not needed")}
+OWNER = {"sender": _l("Sending organization"), "receiver": _l("Receiving organization")}
 
 ALL = {
     "status": STATUS, "action": ACTION, "pathway": PATHWAY, "stage": STAGE,
     "priority": PRIORITY, "decline_reason": DECLINE_REASON, "outcome": OUTCOME,
     "cancel_reason": CANCEL_REASON, "purpose": PURPOSE, "evidence": EVIDENCE,
     "capacity": CAPACITY, "kind": KIND, "role": ROLE, "check": CHECK, "event": EVENT,
+    "checklist_item": CHECKLIST_ITEM, "checklist_status": CHECKLIST_STATUS, "owner": OWNER,
     "situation": SITUATION, "followup": FOLLOWUP,
 }
 

@@ -86,6 +86,7 @@ PARAMETERS: dict[str, Callable[[World], str]] = {
     "endpoint_id": lambda w: w.endpoint_id,
     "delivery_id": lambda w: w.delivery_id,
     "policy_id": lambda w: str(uuid.uuid4()),
+    "item": lambda w: "housing",
 }
 
 Body = Callable[[World], dict[str, Any] | None]
@@ -98,6 +99,8 @@ TENANT_OPERATIONS: dict[tuple[str, str], Body] = {
     ("GET", "/api/v1/referrals/{referral_id}"): lambda w: None,
     ("GET", "/api/v1/referrals/{referral_id}/events"): lambda w: None,
     ("GET", "/api/v1/referrals/{referral_id}/fhir"): lambda w: None,
+    ("GET", "/api/v1/referrals/{referral_id}/checklist"): lambda w: None,
+    ("PUT", "/api/v1/referrals/{referral_id}/checklist/{item}"): lambda w: {"status": "done"},
     ("POST", "/api/v1/referrals/{referral_id}/acknowledge"): lambda w: {"note": "Vu"},
     ("POST", "/api/v1/referrals/{referral_id}/accept"): lambda w: {"note": "On s'en occupe"},
     ("POST", "/api/v1/referrals/{referral_id}/decline"): lambda w: {"reason": "no_capacity"},
