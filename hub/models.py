@@ -21,11 +21,13 @@ from hub.mailbox.notices import QueuedNotice
 from hub.outbox.mail import OutgoingMail
 from hub.outbox.webhook_fanout import EndpointRegistration
 from hub.privacy.incidents import PrivacyIncident
+from hub.referrals.checklists import ChecklistItem
 from hub.referrals.legs import Referral, ReferralNote
 from hub.referrals.participant_search import ParticipantSearchTerm
 from hub.referrals.participants import Participant
 
 __all__ = [
+    "ChecklistItem",
     "Base",
     "EndpointRegistration",
     "FormToken",
