@@ -5,7 +5,8 @@ each page module registers a blueprint here."""
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, redirect, url_for
+from werkzeug import Response
 
 from hub.portal import (
     admin,
@@ -45,3 +46,8 @@ def init_app(app: Flask) -> None:
                    directory, admin, admin_directory, admin_grid, admin_users, admin_clients,
                    admin_webhooks, admin_privacy):
         app.register_blueprint(module.blp)
+
+    @app.get("/favicon.ico")
+    def favicon() -> Response:
+        # Browsers ask for it at the root whatever the page says: the portal's icon.
+        return redirect(url_for("static", filename="favicon.svg"), 301)

@@ -5,7 +5,10 @@ Codes stay codes everywhere else (API, events, database); only pages show these 
 
 from __future__ import annotations
 
+from babel import Locale, UnknownLocaleError
 from flask_babel import lazy_gettext as _l
+
+from hub.directory.text import fold
 
 STATUS = {
     "sent": _l("Sent"),
@@ -189,3 +192,49 @@ def label(kind: str, code: str | None) -> str:
     if code is None:
         return ""
     return str(ALL[kind].get(code, code))
+
+
+# --- languages -------------------------------------------------------------------------------
+
+# The languages most of Québec's newcomers speak, first in the list (BCP 47 primary subtags);
+# every other language follows, by name. The API takes any BCP 47 tag.
+NEWCOMER_LANGUAGES = ("fr", "en", "ar", "es", "zh", "fa", "pt", "uk", "ru", "ht", "vi", "tl",
+                      "pa", "ta", "tr", "ro", "so", "ti", "sw", "wo", "ln", "rw", "ur", "bn")
+# Where the usual name of the language people speak is not the one of its code.
+LANGUAGE_NAMES = {"zh": _l("Mandarin (Chinese)")}
+
+
+def _locale() -> Locale:
+    from flask_babel import get_locale
+
+    return get_locale() or Locale("fr")
+
+
+def language_name(code: str | None) -> str:
+    """'ar' -> 'arabe' (French) or 'Arabic' (English); 'fr-CA' -> 'français (Canada)'; an
+    unknown tag is shown as it is."""
+    if not code:
+        return ""
+    if code in LANGUAGE_NAMES:
+        return str(LANGUAGE_NAMES[code])
+    try:
+        return Locale.parse(code, sep="-").get_display_name(_locale()) or code
+    except (ValueError, TypeError, UnknownLocaleError):
+        return code
+
+
+def language_choices() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The languages to choose from, in the user's language: newcomers' languages first, then
+    every other language of two letters, by name (accents ignored in the order)."""
+    first = [(code, language_name(code)) for code in NEWCOMER_LANGUAGES]
+    names = _locale().languages
+    others = [(code, name) for code, name in names.items()
+              if len(code) == 2 and code.isalpha() and code not in NEWCOMER_LANGUAGES]
+    others.sort(key=lambda choice: fold(choice[1]))
+    return first, others
+
+
+def minute_format() -> str:
+    """A moment to the minute, as the user's language writes it: "6 déc. 2026 14 h 05" reads
+    as French; seconds say nothing to a counsellor."""
+    return "d MMM y, HH 'h' mm" if str(_locale()).startswith("fr") else "MMM d, y, h:mm a"

@@ -232,7 +232,7 @@ def act(referral_id: uuid.UUID, action: str) -> Response:
     except DomainError as error:
         db.session.rollback()
         return leg_page(referral_id, status_of(error), message_of(error))
-    flash(_("Done: %(action)s.", action=_past_label(chosen)), "success")
+    flash(_done(chosen), "success")
     return redirect(url_for("legs.detail", referral_id=leg.id))
 
 
@@ -279,10 +279,11 @@ def _confirm_cancel(referral_id: uuid.UUID) -> Response:
                 reason=request.form.get("reason", ""), version=request.form.get("version", ""))
 
 
-def _past_label(action: Action) -> str:
+def _done(action: Action) -> str:
+    """What the user just did, said as a sentence."""
     return {
-        Action.ACKNOWLEDGE: _("acknowledged"), Action.ACCEPT: _("accepted"),
-        Action.DECLINE: _("declined"), Action.START: _("first contact recorded"),
-        Action.COMPLETE: _("completed"), Action.FORWARD: _("forwarded"),
-        Action.CANCEL: _("cancelled"),
+        Action.ACKNOWLEDGE: _("Receipt of the referral confirmed."),
+        Action.ACCEPT: _("Referral accepted."), Action.DECLINE: _("Referral declined."),
+        Action.START: _("First contact recorded."), Action.COMPLETE: _("Referral completed."),
+        Action.FORWARD: _("Referral forwarded."), Action.CANCEL: _("Referral cancelled."),
     }.get(action, action.value)
