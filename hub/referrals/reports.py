@@ -150,7 +150,7 @@ def suppress_small_counts(report: dict[str, Any], min_cell: int) -> dict[str, An
 
     for name in ("participants_counted", "households_counted",
                  "legs_left_out_without_consent"):
-        if small(out[name]):
+        if small(out.get(name)):  # a report built before households has no count of them
             withhold(out, name, name)
     for direction in ("sent", "received"):
         block = out[direction]
@@ -206,7 +206,8 @@ def report_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
 
     row("participants_counted", report["participants_counted"],
         section="participants_counted")
-    row("households_counted", report["households_counted"], section="households_counted")
+    if "households_counted" in report:
+        row("households_counted", report["households_counted"], section="households_counted")
     row("legs_left_out_without_consent", report["legs_left_out_without_consent"],
         section="legs_left_out_without_consent")
     for direction in ("sent", "received"):
