@@ -122,7 +122,7 @@ def households_among(session: Session, participant_ids: set[uuid.UUID]) -> int:
     participant in none as a household of one."""
     if not participant_ids:
         return 0
-    linked = dict(session.execute(select(HouseholdMember.participant_id,
-                                         HouseholdMember.household_id).where(
-        HouseholdMember.participant_id.in_(participant_ids))).tuples().all())
+    linked = {participant: household for participant, household in session.execute(
+        select(HouseholdMember.participant_id, HouseholdMember.household_id).where(
+            HouseholdMember.participant_id.in_(participant_ids)))}
     return len({linked.get(p, p) for p in participant_ids})
