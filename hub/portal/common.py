@@ -329,6 +329,9 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["uuid"] = uuid.UUID
     app.jinja_env.globals["label"] = labels.label  # macros are imported without context
     app.jinja_env.globals["field_hint"] = field_hint
+    app.jinja_env.globals["language_name"] = labels.language_name
+    app.jinja_env.globals["minute_format"] = labels.minute_format
+    app.jinja_env.globals["language_choices"] = labels.language_choices
 
     @app.context_processor
     def _portal_values() -> dict[str, Any]:

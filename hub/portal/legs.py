@@ -194,7 +194,12 @@ def _followups(leg: Referral, reader: Reader, role: str, party: Party | None
             Organization.id == leg.to_organization_id))
         refer_again = url_for("sending.refer", participant_id=leg.participant_id,
                               region=region or "", pathway=leg.pathway)
-    return {"followups": found, "may_record_followup": may_record,
+    # After the 180-day follow-up the counsellor may enrol the person as a peer (§11).
+    offer_peer = None
+    if (may_record and leg.participant.organization_id == reader.caller.organization_id
+            and any(r["due"] == "followup_180" and r["reached"] for r in found)):
+        offer_peer = url_for("peer_pages.enrol", participant_id=leg.participant_id)
+    return {"followups": found, "may_record_followup": may_record, "offer_peer": offer_peer,
             "open_followup": records.open_followup(session, leg.id) if may_record else None,
             "situations": list(records.Situation), "refer_again": refer_again}
 
@@ -227,7 +232,7 @@ def act(referral_id: uuid.UUID, action: str) -> Response:
     except DomainError as error:
         db.session.rollback()
         return leg_page(referral_id, status_of(error), message_of(error))
-    flash(_("Done: %(action)s.", action=_past_label(chosen)), "success")
+    flash(_done(chosen), "success")
     return redirect(url_for("legs.detail", referral_id=leg.id))
 
 
@@ -274,10 +279,11 @@ def _confirm_cancel(referral_id: uuid.UUID) -> Response:
                 reason=request.form.get("reason", ""), version=request.form.get("version", ""))
 
 
-def _past_label(action: Action) -> str:
+def _done(action: Action) -> str:
+    """What the user just did, said as a sentence."""
     return {
-        Action.ACKNOWLEDGE: _("acknowledged"), Action.ACCEPT: _("accepted"),
-        Action.DECLINE: _("declined"), Action.START: _("first contact recorded"),
-        Action.COMPLETE: _("completed"), Action.FORWARD: _("forwarded"),
-        Action.CANCEL: _("cancelled"),
+        Action.ACKNOWLEDGE: _("Receipt of the referral confirmed."),
+        Action.ACCEPT: _("Referral accepted."), Action.DECLINE: _("Referral declined."),
+        Action.START: _("First contact recorded."), Action.COMPLETE: _("Referral completed."),
+        Action.FORWARD: _("Referral forwarded."), Action.CANCEL: _("Referral cancelled."),
     }.get(action, action.value)

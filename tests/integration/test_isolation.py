@@ -50,6 +50,8 @@ class World:
     consent_id: str
     endpoint_id: str
     delivery_id: str
+    peer_id: str  # the receiver's peer, whom the sender may find
+    match_id: str  # the sender's participant put in touch with that peer
     household_id: str = ""
 
 
@@ -75,8 +77,20 @@ def world(network: Network) -> World:
     spouse = sender.register_participant()["id"]
     household = sender.post("/api/v1/households", {"participant_ids": [participant_id, spouse]})
     assert household.status_code == 201, household.get_data(as_text=True)
+    peer = receiver.register_participant(given_name="Karim")
+    receiver.grant_consent(peer["id"], sender, purpose="peer_matching")
+    enrolled = receiver.post("/api/v1/peers", {
+        "participant_id": peer["id"], "region": "01", "municipality": "Rimouski",
+        "languages": ["fr"], "pathways": ["settlement"], "offers": ["talk_settlement"],
+        "contact_channels": ["email"], "settled_since": "2022-09-01"})
+    assert enrolled.status_code == 201, enrolled.get_data(as_text=True)
+    sender.grant_consent(participant_id, purpose="peer_matching")
+    match = sender.post("/api/v1/peer-matches", {"peer_id": enrolled.get_json()["id"],
+                                                 "participant_id": participant_id})
+    assert match.status_code == 201, match.get_data(as_text=True)
     return World(sender, receiver, outsider, bystander, participant_id, response.get_json(),
-                 consent["id"], endpoint["id"], delivery_id, household.get_json()["id"])
+                 consent["id"], endpoint["id"], delivery_id, enrolled.get_json()["id"],
+                 match.get_json()["id"], household.get_json()["id"])
 
 
 # --- the table of routes that name an object ----------------------------------------------
@@ -90,6 +104,9 @@ PARAMETERS: dict[str, Callable[[World], str]] = {
     "endpoint_id": lambda w: w.endpoint_id,
     "delivery_id": lambda w: w.delivery_id,
     "policy_id": lambda w: str(uuid.uuid4()),
+    "peer_id": lambda w: w.peer_id,
+    "match_id": lambda w: w.match_id,
+    "incident_id": lambda w: str(uuid.uuid4()),
     "item": lambda w: "housing",
     "household_id": lambda w: w.household_id,
 }
@@ -124,6 +141,7 @@ TENANT_OPERATIONS: dict[tuple[str, str], Body] = {
     ("POST", "/api/v1/participants/{participant_id}/consents"):
         lambda w: {"purpose": "referral_sharing", "network_wide": True, "evidence": "verbal"},
     ("GET", "/api/v1/participants/{participant_id}/access-log"): lambda w: None,
+    ("GET", "/api/v1/participants/{participant_id}/export"): lambda w: None,
     ("GET", "/api/v1/consents/{consent_id}"): lambda w: None,
     ("POST", "/api/v1/consents/{consent_id}/withdraw"): lambda w: None,
     ("GET", "/api/v1/webhook-endpoints/{endpoint_id}"): lambda w: None,
@@ -134,6 +152,13 @@ TENANT_OPERATIONS: dict[tuple[str, str], Body] = {
     ("POST", "/api/v1/webhook-endpoints/{endpoint_id}/recover"):
         lambda w: {"since": "2026-01-01T00:00:00Z"},
     ("POST", "/api/v1/deliveries/{delivery_id}/redeliver"): lambda w: None,
+    ("GET", "/api/v1/peers/{peer_id}"): lambda w: None,
+    ("PATCH", "/api/v1/peers/{peer_id}"): lambda w: {"status": "paused"},
+    ("POST", "/api/v1/peers/{peer_id}/withdraw"): lambda w: None,
+    ("GET", "/api/v1/peer-matches/{match_id}"): lambda w: None,
+    ("POST", "/api/v1/peer-matches/{match_id}/accept"): lambda w: None,
+    ("POST", "/api/v1/peer-matches/{match_id}/decline"): lambda w: None,
+    ("POST", "/api/v1/peer-matches/{match_id}/end"): lambda w: None,
 }
 
 # Routes authenticated by a signature instead of a token: an organization's endpoint secret
@@ -147,6 +172,15 @@ SIGNED_OPERATIONS: set[tuple[str, str]] = {
 ADMIN_OPERATIONS: set[tuple[str, str]] = {
     ("GET", "/api/v1/deadline-policies/{policy_id}"),
     ("DELETE", "/api/v1/deadline-policies/{policy_id}"),
+}
+
+# An organization's register of confidentiality incidents: only clients granted
+# privacy:manage reach it, and one organization's entries answer 404 to every other
+# (test_the_register_is_the_organizations_own_and_needs_the_scope, in
+# tests/integration/test_privacy_incidents.py).
+REGISTER_OPERATIONS: set[tuple[str, str]] = {
+    ("GET", "/api/v1/privacy-incidents/{incident_id}"),
+    ("PATCH", "/api/v1/privacy-incidents/{incident_id}"),
 }
 
 # Routes on objects every member of the network shares: the directory.
@@ -233,7 +267,7 @@ def _assert_problem(response: TestResponse, status: int) -> dict[str, Any]:
 def test_every_route_with_a_path_parameter_is_in_the_isolation_table(app: Flask) -> None:
     routes = _api_operations_with_path_parameters(app)
     table = (set(TENANT_OPERATIONS) | SHARED_OPERATIONS | SIGNED_OPERATIONS | ADMIN_OPERATIONS
-             | set(OWNED_ENTRY_OPERATIONS) | CALLERS_OWN_OPERATIONS)
+             | set(OWNED_ENTRY_OPERATIONS) | CALLERS_OWN_OPERATIONS | REGISTER_OPERATIONS)
     assert routes, "no /api/v1 route with a path parameter found: the discovery is broken"
     uncovered = sorted(routes - table)
     assert not uncovered, (
