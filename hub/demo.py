@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session
 from hub.accounts import clients, users
 from hub.accounts.callers import Caller
 from hub.consent import consents
-from hub.directory.organizations import Organization, create_organization
 from hub.db import utcnow
+from hub.directory.organizations import Organization, create_organization
 from hub.referrals.handoffs import send_referral, transition
 from hub.referrals.legs import Referral
 from hub.referrals.lifecycle import Action
