@@ -49,7 +49,7 @@ from hub.directory.relationships import (
     RelationshipNote,
     current_notes,
     merged_text,
-    write_note,
+    write_notes,
 )
 from hub.directory.text import fold
 
@@ -355,9 +355,8 @@ def apply_import(session: Session, outcomes: list[RowOutcome], *, source: str,
             partners.append((partner, outcome.line, outcome.note))
     session.flush()
     new.insert(session)
-    if importer_id is not None:
-        for partner, line, text in partners:
-            write_note(session, importer_id, partner or created[line], text,
-                       updated_by=validated_by, now=now)
-        session.flush()
+    if importer_id is not None and partners:
+        write_notes(session, importer_id,
+                    {partner or created[line]: text for partner, line, text in partners},
+                    updated_by=validated_by, now=now)
     return created

@@ -80,7 +80,8 @@ def test_the_demo_has_history_for_the_coordinator_and_starts_again_with_reset(
     assert reset.returncode == 0, reset.stderr
     engine = create_engine(url)
     with engine.connect() as connection:
-        assert connection.execute(text("SELECT count(*) FROM organizations")).scalar_one() == 8
+        assert connection.execute(text("SELECT count(*) FROM organizations")).scalar_one() == len(
+            demo.ORGANIZATIONS)
     engine.dispose()
 
 
