@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
@@ -57,10 +58,12 @@ def fan_out(app: Flask) -> None:
             pass
 
 
-def mails_to(app: Flask, server: SmtpServer, to: str) -> list[EmailMessage]:
+def mails_to(app: Flask, server: SmtpServer, to: str, at: datetime | None = None
+             ) -> list[EmailMessage]:
+    """What `to` received, once the worker fanned out and sent what is due at `at` (now)."""
     fan_out(app)
     send_due(app.extensions["hub_db"][1], smtp_transport(server),
-             now=utcnow() + timedelta(seconds=1), limit=10_000)
+             now=(at or utcnow()) + timedelta(seconds=1), limit=10_000)
     return [email.message_from_bytes(r.data, policy=email.policy.default)  # type: ignore[misc]
             for r in server.received if to in r.rcpt_to]
 
@@ -247,16 +250,38 @@ def test_english_organizations_get_english_mails_and_pages(
     assert "Acknowledge" in html and 'lang="en"' in html
 
 
-def test_daily_organizations_get_no_mail_at_once_but_a_queued_notice(
+def test_daily_organizations_get_one_mail_at_8_listing_the_legs_still_open(
         app: Flask, pair: tuple[Partner, Partner, str, str], smtp: SmtpServer) -> None:
     sender, receiver, marked, _other = pair
     set_entry(receiver, referral_mails="daily")
-    leg = sender.refer(receiver)
-    assert not mails_to(app, smtp, marked)
+    legs = [sender.refer(receiver) for _ in range(3)]
+    cancelled = sender.act(legs[2]["id"], "cancel")
+    assert cancelled.status_code == 200
+    assert not mails_to(app, smtp, marked)  # nothing at once
     with app.app_context(), db.job_session() as session:
-        queued = session.get(QueuedNotice, uuid.UUID(leg["id"]))
+        queued = session.get(QueuedNotice, uuid.UUID(legs[0]["id"]))
         assert queued is not None
-        assert queued.due_at > utcnow()
+        due = queued.due_at
+    assert due > utcnow() and due.astimezone(ZoneInfo("America/Toronto")).hour == 8
+    settings = app.config["HUB_SETTINGS"]
+
+    def daily(at: datetime) -> int:
+        with app.app_context(), db.job_session() as session:
+            return notices.mail_daily(session, at, secret_key=settings.secret_key,
+                                      public_url=settings.public_url)
+
+    daily(due - timedelta(minutes=1))  # not yet (other tests' rows may be due)
+    assert not mails_to(app, smtp, marked, due)
+    daily(due)
+    (mail,) = mails_to(app, smtp, marked, due)
+    assert str(mail["Subject"]).startswith("2 nouvelles demandes")
+    tokens = LINK.findall(body_of(mail))
+    assert len(tokens) == 2  # the cancelled leg is no news
+    with app.app_context(), db.job_session() as session:
+        opened = [links.open_link(session, settings.secret_key, t).leg.id for t in tokens]
+    assert sorted(map(str, opened)) == sorted(leg["id"] for leg in legs[:2])
+    daily(due + timedelta(days=1))  # mailed once
+    assert len(mails_to(app, smtp, marked, due + timedelta(days=1))) == 1
 
 
 @pytest.mark.parametrize(("moment", "expected"), [
