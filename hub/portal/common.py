@@ -198,6 +198,9 @@ FIELD_MESSAGES = {
     "expires_at": lambda: _("The expiry date must be in the future."),
     "participant_id": lambda: _("Your organization may not refer this participant."),
     "forwarded_from": lambda: _("That leg is not one of this participant's."),
+    "capacity": lambda: _("Choose full or waiting list."),
+    "waitlist_band": lambda: _("Choose how long the wait is."),
+    "until": lambda: _("Choose a date from today on, or leave it empty."),
 }
 
 
