@@ -22,6 +22,7 @@ from hub.portal import (
     consents,
     i18n,
     legs,
+    loop_closure,
     network,
     receiving,
     sending,
@@ -35,6 +36,6 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(answer.blp)
     i18n.init_app(app)
     common.init_app(app)
-    for module in (auth, sending, consents, receiving, legs, network, charts, admin,
+    for module in (auth, sending, consents, receiving, legs, loop_closure, network, charts, admin,
                    admin_directory, admin_users, admin_clients, admin_webhooks, admin_privacy):
         app.register_blueprint(module.blp)
