@@ -124,12 +124,15 @@ def show(token: str) -> Response:
 
 
 def _from_elsewhere() -> bool:
-    """Whether the browser says this POST comes from another site (see the module's text)."""
-    if request.headers.get("Sec-Fetch-Site") == "cross-site":
-        return True
+    """Whether the browser says this POST comes from another site (see the module's text).
+    `Sec-Fetch-Site` first: the page's `Referrer-Policy: no-referrer` makes browsers send
+    `Origin: null` with its own forms, so `Origin` only counts when it names a site."""
+    fetched_from = request.headers.get("Sec-Fetch-Site")
+    if fetched_from is not None:
+        return fetched_from == "cross-site"
     origin = request.headers.get("Origin")
     if origin is None or origin == "null":
-        return origin == "null"
+        return False
     return urlsplit(origin).netloc != request.host
 
 
