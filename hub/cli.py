@@ -444,6 +444,19 @@ def data_rotate_keys() -> None:
     click.echo(f"{total} values re-encrypted with the current key.")
 
 
+@data_group.command("reindex-participants")
+@with_appcontext
+def data_reindex_participants() -> None:
+    """Compute again the blind indexes and search terms of every participant (after
+    HUB_SECRET_KEY changed: until then duplicates and searches find no one)."""
+    from hub.db import db
+    from hub.referrals import participants
+
+    with db.job_session() as session:
+        total = participants.reindex_all(session)
+    click.echo(f"{total} participants indexed again.")
+
+
 @main.command("demo")
 @with_appcontext
 def demo_command() -> None:

@@ -14,12 +14,14 @@ from hub.followups.checkins import ParticipantCheckin
 from hub.followups.digests import QueuedMiss
 from hub.followups.leg_checks import OrganizationCheck, ReferralCheck
 from hub.followups.policies import DeadlinePolicy
+from hub.followups.records import FollowUpRecord
 from hub.mailbox.links import LinkHit
 from hub.mailbox.notices import QueuedNotice
 from hub.outbox.mail import OutgoingMail
 from hub.outbox.webhook_fanout import EndpointRegistration
 from hub.privacy.incidents import PrivacyIncident
 from hub.referrals.legs import Referral, ReferralNote
+from hub.referrals.participant_search import ParticipantSearchTerm
 from hub.referrals.participants import Participant
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "Service",
     "ServicePathway",
     "DeadlinePolicy",
+    "FollowUpRecord",
     "ConsentEnding",
     "ConsentNote",
     "ConsentOrganization",
@@ -47,6 +50,7 @@ __all__ = [
     "OutgoingMail",
     "OutdatedReport",
     "Participant",
+    "ParticipantSearchTerm",
     "QueuedMiss",
     "QueuedNotice",
     "ParticipantCheckin",

@@ -20,6 +20,7 @@ from hub.portal import (
     checkin,
     common,
     consents,
+    followups,
     i18n,
     legs,
     loop_closure,
@@ -36,6 +37,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(answer.blp)
     i18n.init_app(app)
     common.init_app(app)
-    for module in (auth, sending, consents, receiving, legs, loop_closure, network, charts, admin,
+    for module in (auth, sending, consents, receiving, legs, followups, loop_closure, network,
+                   charts, admin,
                    admin_directory, admin_users, admin_clients, admin_webhooks, admin_privacy):
         app.register_blueprint(module.blp)

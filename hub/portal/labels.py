@@ -113,6 +113,20 @@ EVENT = {
     "referral.forwarded": _l("Forwarded"),
     "referral.deadline_missed": _l("Deadline missed"),
     "referral.followup_due": _l("Follow-up due"),
+    "referral.followup_recorded": _l("Follow-up recorded"),
+}
+SITUATION = {
+    "employed": _l("Employed"),
+    "in_training": _l("In training"),
+    "business_running": _l("Running a business"),
+    "looking_for_work": _l("Looking for work"),
+    "needs_support": _l("Needs support"),
+    "unknown": _l("Not known"),
+}
+FOLLOWUP = {
+    "followup_30": _l("30-day follow-up"),
+    "followup_180": _l("180-day follow-up"),
+    "ad_hoc": _l("Other call"),
 }
 
 ALL = {
@@ -120,7 +134,7 @@ ALL = {
     "priority": PRIORITY, "decline_reason": DECLINE_REASON, "outcome": OUTCOME,
     "cancel_reason": CANCEL_REASON, "purpose": PURPOSE, "evidence": EVIDENCE,
     "capacity": CAPACITY, "waitlist_band": WAITLIST_BAND, "kind": KIND, "role": ROLE,
-    "check": CHECK, "event": EVENT,
+    "check": CHECK, "event": EVENT, "situation": SITUATION, "followup": FOLLOWUP,
 }
 
 

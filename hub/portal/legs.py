@@ -22,6 +22,7 @@ from hub.directory import editing
 from hub.directory.organizations import Organization, OrganizationKind, WaitlistBand
 from hub.errors import DomainError
 from hub.events.feed import subject_history
+from hub.followups import records
 from hub.mailbox import answers
 from hub.portal import chains
 from hub.portal.common import (
@@ -74,7 +75,8 @@ def leg_rows(legs: list[Referral], now: datetime, reader: Reader | None = None
         if reader is not None and reader.entitled(leg.participant, leg):
             who = f"{leg.participant.given_name} {leg.participant.family_name}"
         rows.append({"id": leg.id, "status": leg.status, "pathway": leg.pathway,
-                     "priority": leg.priority, "cancel_reason": leg.cancel_reason,
+                     "priority": leg.priority, "needed_by": leg.needed_by,
+                     "cancel_reason": leg.cancel_reason,
                      "created_at": leg.created_at,
                      "updated_at": leg.updated_at, "due": due,
                      "overdue": due is not None and due < now,
@@ -102,7 +104,10 @@ def _actor_names(events: list[Any]) -> dict[str, str]:
     return named
 
 
-def _leg_page(referral_id: uuid.UUID, status: int = 200, error: str | None = None) -> Response:
+def leg_page(referral_id: uuid.UUID, status: int = 200, error: str | None = None, *,
+             followup_values: Any = None, followup_bad: set[str] | None = None) -> Response:
+    """The leg's page; `followup_values` and `followup_bad`: a follow-up form shown again
+    with what was typed and the fields to fix."""
     session = db.session
     who = caller()
     leg = visible_referral(session, who, referral_id)
@@ -138,7 +143,9 @@ def _leg_page(referral_id: uuid.UUID, status: int = 200, error: str | None = Non
     onward = may_redirect and redirection.registered_elsewhere(leg, who)
     if onward:
         may_redirect = redirection.still_trusted(session, who, leg)
-    return page("portal/leg.html", status, leg=view,
+    followup = _followups(leg, reader, role, party)
+    return page("portal/leg.html", status, leg=view, **followup,
+                followup_values=followup_values or {}, followup_bad=followup_bad or set(),
                 participant_id=leg.participant_id,
                 chain=chains.picture(view["chain"], names, current=str(leg.id)),
                 may_redirect=may_redirect, onward=onward,
@@ -150,15 +157,37 @@ def _leg_page(referral_id: uuid.UUID, status: int = 200, error: str | None = Non
                 ask_capacity=(party is Party.RECEIVER and role in RECEIVING_ROLES
                               and answers.asks_for_capacity(leg)),
                 waitlist_bands=list(WaitlistBand), today=now.date().isoformat(),
-                created_at=leg.created_at, updated_at=leg.updated_at,
+                created_at=leg.created_at, updated_at=leg.updated_at, needed_by=leg.needed_by,
                 deadlines={"acknowledge_by": leg.acknowledge_by, "decide_by": leg.decide_by,
                            "start_by": leg.start_by})
+
+
+def _followups(leg: Referral, reader: Reader, role: str, party: Party | None
+               ) -> dict[str, Any]:
+    """The leg's follow-up records as the reader may see them, and for its sending
+    counsellor the form that records one (`hub.portal.followups`) and, after a
+    `needs_support` answer, a new referral for the person prefilled from this leg."""
+    session = db.session
+    found = [{**reader.followup(r, leg), "recorded_at": r.recorded_at}  # a moment, for `when`
+             for r in records.records_of(session, leg.id)]
+    may_record = (party is Party.SENDER and role in SENDING_ROLES
+                  and leg.status == Status.COMPLETED.value)
+    refer_again = None
+    if (may_record and leg.participant.organization_id == reader.caller.organization_id
+            and any(r["situation"] == records.Situation.NEEDS_SUPPORT for r in found)):
+        region = session.scalar(select(Organization.region).where(
+            Organization.id == leg.to_organization_id))
+        refer_again = url_for("sending.refer", participant_id=leg.participant_id,
+                              region=region or "", pathway=leg.pathway)
+    return {"followups": found, "may_record_followup": may_record,
+            "open_followup": records.open_followup(session, leg.id) if may_record else None,
+            "situations": list(records.Situation), "refer_again": refer_again}
 
 
 @blp.get("/legs/<uuid:referral_id>")
 @login_required()
 def detail(referral_id: uuid.UUID) -> Response:
-    return _leg_page(referral_id)
+    return leg_page(referral_id)
 
 
 @blp.post("/legs/<uuid:referral_id>/<action>")
@@ -166,7 +195,7 @@ def detail(referral_id: uuid.UUID) -> Response:
 def act(referral_id: uuid.UUID, action: str) -> Response:
     """Carry out one lifecycle action; a refusal shows the leg again with the reason."""
     if action not in {a.value for a in USER_ACTIONS}:
-        return _leg_page(referral_id, 404, _("Unknown action."))
+        return leg_page(referral_id, 404, _("Unknown action."))
     chosen = Action(action)
     form = request.form
     try:
@@ -177,7 +206,7 @@ def act(referral_id: uuid.UUID, action: str) -> Response:
             to_organization_id=form_uuid("to_organization_id"))
     except DomainError as error:
         db.session.rollback()
-        return _leg_page(referral_id, status_of(error), message_of(error))
+        return leg_page(referral_id, status_of(error), message_of(error))
     flash(_("Done: %(action)s.", action=_past_label(chosen)), "success")
     return redirect(url_for("legs.detail", referral_id=leg.id))
 
@@ -191,7 +220,7 @@ def capacity(referral_id: uuid.UUID) -> Response:
     who = caller()
     leg = visible_referral(session, who, referral_id)
     if leg.to_organization_id != who.organization_id or not answers.asks_for_capacity(leg):
-        return _leg_page(referral_id, 409, _("Your organization may not do this."))
+        return leg_page(referral_id, 409, _("Your organization may not do this."))
     form = request.form
     try:
         until = date.fromisoformat(form["until"]) if form.get("until") else None
@@ -200,10 +229,10 @@ def capacity(referral_id: uuid.UUID) -> Response:
         editing.declare_capacity(session, organization, capacity=form.get("capacity", ""),
                                  until=until, waitlist_band=form.get("waitlist_band") or None)
     except ValueError:
-        return _leg_page(referral_id, 422, _("Choose a date from today on, or leave it empty."))
+        return leg_page(referral_id, 422, _("Choose a date from today on, or leave it empty."))
     except DomainError as error:
         session.rollback()
-        return _leg_page(referral_id, status_of(error), message_of(error))
+        return leg_page(referral_id, status_of(error), message_of(error))
     flash(_("Thank you: counsellors now see your capacity."), "success")
     return redirect(url_for("legs.detail", referral_id=leg.id))
 

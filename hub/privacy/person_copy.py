@@ -65,6 +65,8 @@ SECTIONS: list[Section] = []
 NOT_COLLECTED = {
     "personal_data_reads": "who read the data and when: the access log, exported on its own "
                            "(GET /api/v1/participants/{id}/access-log)",
+    "participant_search_terms": "keyed hashes of the identity's name prefixes, email and phone, "
+                                "for search: derived from the identity, which the copy holds",
 }
 
 
