@@ -10,6 +10,8 @@ from hub.api.common import Input, PageArgs, Timestamp
 from hub.db import utcnow
 from hub.directory import organizations
 from hub.directory.organizations import ContactChannel
+from hub.directory.outdated import NOTE_LIMIT as OUTDATED_NOTE_LIMIT
+from hub.directory.relationships import COLLABORATION_LIMIT, NOTES_LIMIT
 from hub.followups.deadlines import is_time_zone
 from hub.followups.policies import PATHWAYS
 
@@ -180,3 +182,53 @@ class OrganizationFilters(PageArgs):
     pathway = fields.String(validate=validate.OneOf(PATHWAYS),
                             metadata={"description": "Serves this pathway."})
     capacity = fields.String(validate=validate.OneOf(list(organizations.Capacity)))
+
+
+class RelationshipIn(Input):
+    """The caller's organization's note about its collaboration with this organization; both
+    fields replace what was written (null or "" clears one)."""
+
+    collaboration = fields.String(required=True, allow_none=True,
+                                  validate=validate.Length(max=COLLABORATION_LIMIT), metadata={
+        "description": "The collaboration your organization needs with this partner, e.g. "
+                       "«Accompagnement à l'arrivée», «Séjours exploratoires»."})
+    notes = fields.String(required=True, allow_none=True,
+                          validate=validate.Length(max=NOTES_LIMIT),
+                          metadata={"description": "Your organization's own notes."})
+
+
+class RelationshipOut(Schema):
+    organization_id = fields.UUID(metadata={"description": "The partner the note is about."})
+    collaboration = fields.String(allow_none=True)
+    notes = fields.String(allow_none=True)
+    updated_by = fields.String(allow_none=True, metadata={
+        "description": "user:<id>, client:<id> or import:<file name>; null: never written."})
+    updated_at = Timestamp(allow_none=True)
+
+
+class RelationshipHistory(Schema):
+    items = fields.List(fields.Nested(RelationshipOut), metadata={
+        "description": "Every version of the note, newest first."})
+    next_cursor = fields.String(allow_none=True)
+
+
+class OutdatedReportIn(Input):
+    note = fields.String(load_default=None, allow_none=True,
+                         validate=validate.Length(max=OUTDATED_NOTE_LIMIT), metadata={
+        "description": "What is out of date, e.g. «La personne-ressource a quitté»."})
+
+
+class OutdatedReportOut(Schema):
+    id = fields.UUID()
+    organization_id = fields.UUID(metadata={"description": "The entry reported."})
+    reported_by_organization_id = fields.UUID()
+    reported_by = fields.String()
+    note = fields.String(allow_none=True)
+    reported_at = Timestamp()
+    resolved_at = Timestamp(allow_none=True, metadata={
+        "description": "When the entry was validated again; null while the report is open."})
+
+
+class OutdatedReportPage(Schema):
+    items = fields.List(fields.Nested(OutdatedReportOut))
+    next_cursor = fields.String(allow_none=True)

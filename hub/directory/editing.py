@@ -1,6 +1,7 @@
 """Changing a directory entry: an organization keeps its own entry (services, locations,
 contacts, capacity); hub administrators may keep anyone's.  Every change, and every "still
-correct" confirmation, records who validated the entry and when."""
+correct" confirmation, records who validated the entry and when, and closes the reports that
+it was out of date, which any other partner may file (docs/design.md §13)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import Any
 
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from hub.accounts.callers import Caller
-from hub.db import utcnow
+from hub.db import iso_utc, utcnow
 from hub.directory.organizations import (
     Capacity,
     Contact,
@@ -20,7 +22,10 @@ from hub.directory.organizations import (
     Service,
     WaitlistBand,
 )
+from hub.directory.outdated import NOTE_LIMIT, OutdatedReport
 from hub.errors import Invalid, NotAllowed
+from hub.events.store import Event, record
+from hub.events.types import EventType
 
 # Fields of the organization itself that its entry may change.
 ORGANIZATION_FIELDS = ("name", "kind", "region", "capacity", "capacity_until", "description",
@@ -48,9 +53,9 @@ CAPACITY_FIELDS = ("capacity", "waitlist_band", "capacity_updated_at")
 
 def _services(current: Iterable[Service], items: Iterable[Mapping[str, Any]],
               now: datetime) -> list[Service]:
-    """The new list of services.  A service's capacity (design §14) is dated when the item
-    says it (`capacity_updated_at`: now, unless the item carries its date, as an HSDS export
-    read back does); an item that leaves it out keeps what the same-named service had."""
+    """The new list of services.  A service's capacity (design §14) keeps its date while it
+    stays what the same-named service had; a new one is dated now, unless the item carries
+    its date (an HSDS export read back); an item that leaves it out keeps it."""
     before = {service.name: service for service in current}
     services = []
     for item in items:
@@ -59,13 +64,16 @@ def _services(current: Iterable[Service], items: Iterable[Mapping[str, Any]],
                           languages=list(item.get("languages") or []))
         service.pathways = list(item.get("pathways") or [])
         old = before.get(item["name"])
-        if "capacity" in item or "waitlist_band" in item:
-            service.capacity = item.get("capacity", old.capacity if old else None)
-            service.waitlist_band = item.get("waitlist_band")
-            service.capacity_updated_at = item.get("capacity_updated_at") or now
-        elif old is not None:
+        if old is not None:
             for name in CAPACITY_FIELDS:
                 setattr(service, name, getattr(old, name))
+        if "capacity" in item or "waitlist_band" in item:
+            said = (item.get("capacity", service.capacity), item.get("waitlist_band"))
+            if said != (service.capacity, service.waitlist_band) \
+                    or item.get("capacity_updated_at"):
+                service.capacity, service.waitlist_band = said
+                service.capacity_updated_at = (item.get("capacity_updated_at")
+                                               or (now if said[0] is not None else None))
         services.append(service)
     return services
 
@@ -136,6 +144,59 @@ def update_entry(session: Session, organization: Organization, changes: Mapping[
 
 def mark_validated(organization: Organization, *, validated_by: str,
                    now: datetime | None = None) -> None:
-    """The entry was checked by someone at the organization (or an administrator)."""
-    organization.last_validated_at = now or utcnow()
+    """The entry was checked by someone at the organization (or an administrator): the
+    reports that it was out of date are answered."""
+    now = now or utcnow()
+    organization.last_validated_at = now
     organization.last_validated_by = validated_by
+    session = Session.object_session(organization)
+    if session is not None:
+        session.execute(update(OutdatedReport)
+                        .where(OutdatedReport.organization_id == organization.id,
+                               OutdatedReport.resolved_at.is_(None))
+                        .values(resolved_at=now))
+
+
+def report_outdated(session: Session, organization: Organization, caller: Caller,
+                    note: str | None, *, now: datetime | None = None) -> OutdatedReport:
+    """A partner says `organization`'s entry is out of date: the report is kept, open until
+    the entry is validated again, and `organization.outdated_reported` goes to the
+    organization.  The event carries no note (free text stays out of the event log): the
+    organization reads it in its list of reports."""
+    if caller.organization_id == organization.id:
+        raise Invalid({"organization_id": [
+            "This is your own organization's entry: correct it, or confirm it is still "
+            "accurate, instead of reporting it."]})
+    text = (note or "").strip()
+    if len(text) > NOTE_LIMIT:
+        raise Invalid({"note": [f"At most {NOTE_LIMIT} characters; shorten it."]})
+    report = OutdatedReport(organization_id=organization.id,
+                            reported_by_organization_id=caller.organization_id,
+                            reported_by=caller.actor, note=text or None,
+                            reported_at=now or utcnow())
+    session.add(report)
+    session.flush()
+    subject = f"organizations/{organization.id}"
+    previous = session.scalar(select(Event.sequence).where(Event.subject == subject)
+                              .order_by(Event.sequence.desc()).limit(1)) or 0
+    reporter = session.get(Organization, caller.organization_id)
+    record(session, EventType.ORGANIZATION_OUTDATED_REPORTED, subject=subject,
+           sequence=previous + 1, source_organization_id=caller.organization_id,
+           actor=caller.actor,
+           data={"organization": {"id": str(organization.id), "name": organization.name},
+                 "report": {"id": str(report.id),
+                            "reported_at": iso_utc(report.reported_at),
+                            "reported_by_organization": {
+                                "id": str(caller.organization_id),
+                                "name": reporter.name if reporter else None},
+                            "url": f"/api/v1/organizations/{organization.id}/outdated-reports"}},
+           audience={organization.id})
+    return report
+
+
+def open_reports(session: Session, organization_id: Any) -> list[OutdatedReport]:
+    """The reports not yet answered by a validation of the entry, oldest first."""
+    return list(session.scalars(select(OutdatedReport)
+                                .where(OutdatedReport.organization_id == organization_id,
+                                       OutdatedReport.resolved_at.is_(None))
+                                .order_by(OutdatedReport.reported_at, OutdatedReport.id)))

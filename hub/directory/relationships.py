@@ -71,14 +71,17 @@ def current_notes(session: Session, organization_id: uuid.UUID
     return notes
 
 
-def note_history(session: Session, organization_id: uuid.UUID, partner_id: uuid.UUID
+def note_history(session: Session, organization_id: uuid.UUID, partner_id: uuid.UUID, *,
+                 before_id: int | None = None, limit: int | None = None
                  ) -> list[RelationshipNote]:
-    """Every version, newest first."""
-    return list(session.scalars(
-        select(RelationshipNote)
-        .where(RelationshipNote.organization_id == organization_id,
-               RelationshipNote.partner_id == partner_id)
-        .order_by(RelationshipNote.id.desc())))
+    """The versions, newest first (those older than `before_id`, at most `limit`)."""
+    query = (select(RelationshipNote)
+             .where(RelationshipNote.organization_id == organization_id,
+                    RelationshipNote.partner_id == partner_id)
+             .order_by(RelationshipNote.id.desc()).limit(limit))
+    if before_id is not None:
+        query = query.where(RelationshipNote.id < before_id)
+    return list(session.scalars(query))
 
 
 def _clean(text: str | None, limit: int) -> str | None:

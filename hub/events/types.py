@@ -25,6 +25,7 @@ class EventType(StrEnum):
     CONSENT_WITHDRAWN = "consent.withdrawn"
     CONSENT_EXPIRED = "consent.expired"
     ORGANIZATION_VALIDATION_DUE = "organization.validation_due"
+    ORGANIZATION_OUTDATED_REPORTED = "organization.outdated_reported"
     PARTICIPANT_UPDATED = "participant.updated"
     # Beyond docs/design.md §3's list: how an organization learns its endpoint stopped receiving.
     WEBHOOK_ENDPOINT_DISABLED = "webhook_endpoint.disabled"
@@ -55,6 +56,8 @@ MEANING: dict[EventType, str] = {
     "their copy.",
     EventType.CONSENT_EXPIRED: "A consent reached its expiry date.",
     EventType.ORGANIZATION_VALIDATION_DUE: "A directory entry was not validated for 12 months.",
+    EventType.ORGANIZATION_OUTDATED_REPORTED: "A partner reported the organization's directory "
+    "entry as out of date; the report is open until the entry is validated again.",
     EventType.PARTICIPANT_UPDATED: "The registering organization corrected the participant's "
     "personal data (the names of the fields that changed, never their values): read the "
     "person again.",

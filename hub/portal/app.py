@@ -20,6 +20,7 @@ from hub.portal import (
     checkin,
     common,
     consents,
+    directory,
     followups,
     i18n,
     legs,
@@ -38,6 +39,6 @@ def init_app(app: Flask) -> None:
     i18n.init_app(app)
     common.init_app(app)
     for module in (auth, sending, consents, receiving, legs, followups, loop_closure, network,
-                   charts, admin,
-                   admin_directory, admin_users, admin_clients, admin_webhooks, admin_privacy):
+                   charts, directory, admin, admin_directory, admin_users, admin_clients,
+                   admin_webhooks, admin_privacy):
         app.register_blueprint(module.blp)

@@ -148,6 +148,17 @@ SHARED_OPERATIONS: set[tuple[str, str]] = {
 OWNED_ENTRY_OPERATIONS: dict[tuple[str, str], Body] = {
     ("PATCH", "/api/v1/organizations/{organization_id}"): lambda w: {"capacity": "full"},
     ("POST", "/api/v1/organizations/{organization_id}/validate"): lambda w: None,
+    ("GET", "/api/v1/organizations/{organization_id}/outdated-reports"): lambda w: None,
+}
+
+# Routes on a shared entry that read or write the caller's own words about it (its
+# relationship note, its report that the entry is out of date): any organization may call
+# them, and each only ever reaches its own.
+CALLERS_OWN_OPERATIONS: set[tuple[str, str]] = {
+    ("GET", "/api/v1/organizations/{organization_id}/relationship"),
+    ("PUT", "/api/v1/organizations/{organization_id}/relationship"),
+    ("GET", "/api/v1/organizations/{organization_id}/relationship/history"),
+    ("POST", "/api/v1/organizations/{organization_id}/report-outdated"),
 }
 
 
@@ -211,12 +222,12 @@ def _assert_problem(response: TestResponse, status: int) -> dict[str, Any]:
 def test_every_route_with_a_path_parameter_is_in_the_isolation_table(app: Flask) -> None:
     routes = _api_operations_with_path_parameters(app)
     table = (set(TENANT_OPERATIONS) | SHARED_OPERATIONS | SIGNED_OPERATIONS | ADMIN_OPERATIONS
-             | set(OWNED_ENTRY_OPERATIONS))
+             | set(OWNED_ENTRY_OPERATIONS) | CALLERS_OWN_OPERATIONS)
     assert routes, "no /api/v1 route with a path parameter found: the discovery is broken"
     uncovered = sorted(routes - table)
     assert not uncovered, (
         f"routes not walked by the isolation test; add them to TENANT_OPERATIONS or "
-        f"SHARED_OPERATIONS: {uncovered}"
+        f"SHARED_OPERATIONS (or CALLERS_OWN_OPERATIONS): {uncovered}"
     )
     stale = sorted(table - routes)
     assert not stale, f"the isolation table names routes the API no longer has: {stale}"
@@ -266,6 +277,24 @@ def test_outsider_cannot_change_another_organizations_entry(world: World) -> Non
         response = world.outsider.call(method, _fill(template, world), json=body(world))
         _assert_problem(response, 403)
     assert world.outsider.get(path).get_json() == before
+
+
+def test_a_relationship_note_and_a_report_reach_only_their_writers(world: World) -> None:
+    path = f"/api/v1/organizations/{world.receiver.organization_id}"
+    written = world.sender.call("PUT", path + "/relationship",
+                                json={"collaboration": "Stages", "notes": "Confidentiel"})
+    assert written.status_code == 200
+    assert world.outsider.get(path + "/relationship").get_json()["collaboration"] is None
+    assert world.outsider.get(path + "/relationship/history").get_json()["items"] == []
+    assert world.outsider.call("PUT", path + "/relationship",
+                               json={"collaboration": "Autre", "notes": None}).status_code == 200
+    assert world.sender.get(path + "/relationship").get_json()["collaboration"] == "Stages"
+    report = world.outsider.post(path + "/report-outdated", {"note": "Adresse changée"})
+    assert report.status_code == 201
+    # The report is the receiver's to read, not the sender's.
+    assert report.get_json()["id"] in {r["id"] for r in world.receiver.get(
+        path + "/outdated-reports").get_json()["items"]}
+    _assert_problem(world.sender.get(path + "/outdated-reports"), 403)
 
 
 def test_outsider_with_if_match_still_gets_404_not_412(world: World) -> None:
