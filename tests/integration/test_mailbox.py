@@ -313,3 +313,58 @@ def test_a_contact_who_turned_digests_off_gets_none_and_the_others_still_do(
     mails = sent_mails(app, tmp_path, keeps, stops)
     assert mails[stops] == []
     assert [leg["id"] in listed_legs(m) for m in mails[keeps]] == [True]
+
+
+def test_a_portal_user_who_asks_gets_the_mail_with_a_link_to_the_portal(
+        app: Flask, network: Network, smtp: SmtpServer) -> None:
+    from hub.directory.organizations import Organization
+    from tests.portal import Person, make_user
+
+    sender, receiver = network.partner(), network.partner()
+    with app.app_context(), db.job_session() as session:
+        organization = session.get(Organization, uuid.UUID(receiver.organization_id))
+        assert organization is not None
+        user_email = make_user(app, organization, "partner_staff", language="en")
+    person = Person.logged_in(app, user_email)
+    assert 'id="notify_referrals"' in person.get("/inbox").get_data(as_text=True)
+    assert person.post("/inbox/notifications", {"notify_referrals": "on"}).status_code == 302
+    leg = sender.refer(receiver)
+    (mail,) = mails_to(app, smtp, user_email)
+    assert mail["Content-Language"] == "en"  # the user's language
+    assert f"/legs/{leg['id']}" in body_of(mail) and "/a/" not in body_of(mail)
+    assert person.post("/inbox/notifications", {}).status_code == 302
+    sender.refer(receiver)
+    assert len(mails_to(app, smtp, user_email)) == 1  # turned off: no second mail
+
+
+def test_the_admin_entry_form_marks_contacts_chooses_daily_and_says_capacity(
+        app: Flask, network: Network) -> None:
+    from hub.directory.organizations import Organization
+    from tests.portal import Person, make_user
+
+    partner = network.partner()
+    set_entry(partner, services=[{"name": "Accueil", "pathways": ["settlement"]}],
+              contacts=[{"name": "Julie", "email": address()}])
+    organization_id = uuid.UUID(partner.organization_id)
+    with app.app_context(), db.job_session() as session:
+        organization = session.get(Organization, organization_id)
+        assert organization is not None
+        admin = Person.logged_in(app, make_user(app, organization, "org_admin"))
+    form = admin.get(f"/admin/{organization_id}/entry").get_data(as_text=True)
+    assert 'name="contacts-0-notify_referrals"' in form
+    kept = re.search(r'name="contacts-0-email" type="email" value="([^"]+)"', form)
+    assert kept is not None
+    response = admin.post(f"/admin/{organization_id}/entry", {
+        "name": "Organisme", "region": "06", "capacity": "open", "referral_mails": "daily",
+        "services-0-name": "Accueil", "services-0-pathways": "settlement",
+        "services-0-capacity": "waitlist", "services-0-waitlist_band": "under_1_month",
+        "contacts-0-name": "Julie", "contacts-0-email": kept.group(1),
+        "contacts-0-notify_referrals": "on"})  # digests left unchecked: turned off
+    assert response.status_code in (200, 302), response.get_data(as_text=True)[-2000:]
+    entry = partner.get(f"/api/v1/organizations/{organization_id}").get_json()
+    assert entry["referral_mails"] == "daily"
+    assert [(c["notify_referrals"], c["deadline_digests"]) for c in entry["contacts"]] == [
+        (True, False)]
+    (service,) = entry["services"]
+    assert (service["capacity"], service["waitlist_band"], service["capacity_stale"]) == (
+        "waitlist", "under_1_month", False)
