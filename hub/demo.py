@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from hub.accounts import clients, users
 from hub.accounts.callers import Caller
 from hub.consent import consents
+from hub.directory import relationships
 from hub.directory.organizations import Organization, create_organization
 from hub.referrals.handoffs import send_referral, transition
 from hub.referrals.lifecycle import Action
@@ -30,6 +31,7 @@ ORGANIZATIONS = [
     ("Coopérative de développement régional du Québec", "cooperative_development", "06"),
     ("Atelier d'insertion Le Tremplin", "insertion_enterprise", "06"),
     ("Table de concertation — réseau Maillage", "coordination", "06"),
+    ("CISSS du Bas-Saint-Laurent — accueil psychosocial", "public_institution", "01"),
 ]
 
 
@@ -69,13 +71,22 @@ def fill(session: Session) -> list[dict[str, Any]]:
         members.append((organization, client, secret))
 
     portal_users: dict[int, list[dict[str, str]]] = {}
+    actors: dict[int, str] = {}
     for index, email, name, role in DEMO_USERS:
         user = users.create_user(session, organization=members[index][0], email=email,
                                  role=role, password=DEMO_PASSWORD, name=name)
         portal_users.setdefault(index, []).append({"email": user.email, "role": user.role})
+        actors.setdefault(index, user.caller.actor)
 
     carrefour, centre, bas_saint_laurent, estrie, agence, *_ = members
     sender = _caller(carrefour[0], carrefour[1])
+    # What the Carrefour's counsellors know of their collaboration with a regional partner.
+    relationships.write_note(
+        session, carrefour[0].id, bas_saint_laurent[0].id,
+        relationships.NoteText("Séjours exploratoires",
+                               "Joindre l'agent de migration le matin; il connaît les "
+                               "logements libres à Rimouski."),
+        updated_by=actors[0])
     amina = register_participant(session, organization_id=carrefour[0].id, given_name="Amina",
                                  family_name="Benali", preferred_language="fr", region="06",
                                  email="amina.benali@example.org")

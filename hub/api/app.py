@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 from hub.accounts import clients
 from hub.api import (
     bodies,
+    checklists,
     consents,
     events,
     fhir,
@@ -101,9 +102,9 @@ def init_app(app: Flask) -> None:
         "flows": {"clientCredentials": {"tokenUrl": "/oauth/token", "scopes": clients.SCOPES}},
     })
 
-    for module in (organizations, participants, consents, referrals, events, webhook_endpoints,
-                   inbound, handoffs, policies, fhir, reports, hsds, privacy_incidents,
-                   followups):
+    for module in (organizations, participants, consents, referrals, checklists, events,
+                   webhook_endpoints, inbound, handoffs, policies, fhir, reports, hsds,
+                   privacy_incidents, followups):
         api.register_blueprint(module.blp)
 
     register_error_handlers(app)

@@ -99,7 +99,7 @@ class ReferralOut(Schema):
     pathway = fields.String()
     stage = fields.String(allow_none=True)
     priority = fields.String()
-    needed_by = fields.Date(allow_none=True)
+    needed_by = fields.String(allow_none=True, metadata={"format": "date"})
     reason_for_referral = fields.String(allow_none=True)
     needs = fields.List(fields.String())
     withheld = fields.List(

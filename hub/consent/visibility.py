@@ -22,6 +22,7 @@ from hub.consent import access_log, consents
 from hub.db import iso_utc
 from hub.directory.organizations import Organization, OrganizationKind
 from hub.errors import NotFound
+from hub.referrals.checklists import ChecklistItem
 from hub.referrals.legs import OPEN_STATUSES, Referral, chain_of, receives_open_leg, snapshot
 from hub.referrals.participants import Participant
 
@@ -37,7 +38,7 @@ NEED_TO_KNOW_KINDS = frozenset({OrganizationKind.EMPLOYER.value,
 # What they are not told, as listed in their answers' `withheld`: the leg's free text (reason,
 # needs, the other party's notes) and what the person is beyond how to reach them.
 WITHHELD_PARTICIPANT_FIELDS = ("birth_year", "region")
-WITHHELD_FROM_NEED_TO_KNOW = ("reason_for_referral", "needs", "notes",
+WITHHELD_FROM_NEED_TO_KNOW = ("reason_for_referral", "needs", "notes", "checklist.notes",
                               *(f"participant.{name}" for name in WITHHELD_PARTICIPANT_FIELDS))
 
 
@@ -260,6 +261,23 @@ class Reader:
                 self.session, participant, self.caller.organization_id, "referral_sharing")
         return view
 
+    def checklist(self, referral: Referral, items: Iterable[ChecklistItem]) -> dict[str, Any]:
+        """The leg's checklist for this reader: codes, owners and statuses for every reader of
+        the leg; the notes only for a party entitled to the person, not for an employer
+        without the details (`withheld` says so)."""
+        participant = referral.participant
+        entitled = (referral.party_of(self.caller.organization_id) is not None
+                    and self.entitled(participant, referral))
+        withheld = self.withheld(participant) if entitled else ()
+        notes = entitled and "checklist.notes" not in withheld
+        return {
+            "referral_id": str(referral.id),
+            "needed_by": referral.needed_by.isoformat() if referral.needed_by else None,
+            "items": [{"code": item.code, "owner": item.owner, "status": item.status,
+                       "note": item.note if notes else None,
+                       "updated_at": iso_utc(item.updated_at)} for item in items],
+            "withheld": ["checklist.notes"] if "checklist.notes" in withheld else [],
+        }
     def participant_event(self, data: dict[str, Any]) -> dict[str, Any]:
         """A participant event's data (ids and field names, never values) for this reader:
         coordinators get the pseudonym instead of the id."""

@@ -25,6 +25,7 @@ class EventType(StrEnum):
     CONSENT_WITHDRAWN = "consent.withdrawn"
     CONSENT_EXPIRED = "consent.expired"
     ORGANIZATION_VALIDATION_DUE = "organization.validation_due"
+    REFERRAL_CHECKLIST_UPDATED = "referral.checklist_updated"
     ORGANIZATION_OUTDATED_REPORTED = "organization.outdated_reported"
     PARTICIPANT_UPDATED = "participant.updated"
     # Beyond docs/design.md §3's list: how an organization learns its endpoint stopped receiving.
@@ -56,6 +57,8 @@ MEANING: dict[EventType, str] = {
     "their copy.",
     EventType.CONSENT_EXPIRED: "A consent reached its expiry date.",
     EventType.ORGANIZATION_VALIDATION_DUE: "A directory entry was not validated for 12 months.",
+    EventType.REFERRAL_CHECKLIST_UPDATED: "An item of the leg's checklist for the move changed "
+    "(its code, owner and status; never the note).",
     EventType.ORGANIZATION_OUTDATED_REPORTED: "A partner reported the organization's directory "
     "entry as out of date; the report is open until the entry is validated again.",
     EventType.PARTICIPANT_UPDATED: "The registering organization corrected the participant's "

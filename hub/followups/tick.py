@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from hub.consent import withdrawal
 from hub.db import utcnow
-from hub.followups import checkins, leg_checks
+from hub.followups import checkins, checklist_reminders, leg_checks
 from hub.followups import digests as deadline_digests
 from hub.followups.staff_mails import DEFAULT_PUBLIC_URL
 
@@ -45,6 +45,8 @@ CHECKS: dict[str, Check] = {
     "followups_due": leg_checks.followups_due,
     "validations_due": leg_checks.validations_due,
     "checkins_due": checkins.checkins_due,  # participant check-ins, mailed with a link
+    # Checklist items still to do two business days before a move, mailed to their owners.
+    "checklist_reminders": checklist_reminders.checklist_reminders,
     # A digest, not a firing check: it runs once per tick, after the passes (see DIGESTS).
     "deadline_digests": deadline_digests.mail_digests,
 }
@@ -65,6 +67,7 @@ PENDING: dict[str, Callable[[datetime], Any]] = {
     "followups_due": leg_checks.followups_pending,
     "validations_due": leg_checks.validations_pending,
     "checkins_due": checkins.checkins_pending,
+    "checklist_reminders": checklist_reminders.reminders_pending,
     "deadline_digests": deadline_digests.digests_pending,
 }
 

@@ -5,12 +5,14 @@ each page module registers a blueprint here."""
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, redirect, url_for
+from werkzeug import Response
 
 from hub.portal import (
     admin,
     admin_clients,
     admin_directory,
+    admin_grid,
     admin_privacy,
     admin_users,
     admin_webhooks,
@@ -39,6 +41,12 @@ def init_app(app: Flask) -> None:
     i18n.init_app(app)
     common.init_app(app)
     for module in (auth, sending, consents, receiving, legs, followups, loop_closure, network,
-                   charts, directory, admin, admin_directory, admin_users, admin_clients,
+                   charts, directory, admin, admin_directory, admin_grid, admin_users,
+                   admin_clients,
                    admin_webhooks, admin_privacy):
         app.register_blueprint(module.blp)
+
+    @app.get("/favicon.ico")
+    def favicon() -> Response:
+        # Browsers ask for it at the root whatever the page says: the portal's icon.
+        return redirect(url_for("static", filename="favicon.svg"), 301)

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from flask import Response, current_app, request
+from flask_babel import format_decimal
 from flask_babel import gettext as _
 from marshmallow import ValidationError
 from sqlalchemy import select
@@ -120,7 +121,8 @@ def _count(value: int | None, min_cell: int) -> str:
 
 
 def _hours(value: float | None) -> str:
-    return "—" if value is None else f"{value:.1f}"
+    """Hours with one decimal, written as the user's language writes numbers (0,5 in French)."""
+    return "—" if value is None else format_decimal(value, format="0.0")
 
 
 @blp.get("/network/charts")

@@ -5,7 +5,12 @@ version is kept; any partner may report an entry as out of date, the organizatio
 
 from __future__ import annotations
 
+import secrets
 import uuid
+
+from flask import Flask
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hub.accounts import clients
 from hub.db import db
@@ -138,3 +143,45 @@ def test_reports_are_refused_with_what_to_fix(network: Network) -> None:
     assert long_note.status_code == 422 and "note" in long_note.get_json()["errors"]
     unknown = other.post(f"/api/v1/organizations/{uuid.uuid4()}/report-outdated", {})
     assert unknown.status_code == 404 and unknown.content_type == PROBLEM
+
+
+# Writers and partners are indexes into three organizations made once per backend (app).
+_MEMBERS: dict[Flask, list[Partner]] = {}
+_WRITES = st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2),
+                             st.sampled_from(["Stages", "Financement", "Séjours", None]),
+                             st.booleans()), min_size=1, max_size=8)
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(writes=_WRITES)
+def test_each_organization_reads_only_its_own_last_note(app: Flask, network: Network,
+                                                        writes: list[tuple[int, int, str | None,
+                                                                           bool]]) -> None:
+    """Whatever the organizations write about each other, in any order, each reads back its
+    own last words about a partner, and never another organization's."""
+    if app not in _MEMBERS:
+        _MEMBERS[app] = [network.partner() for _ in range(3)]
+    members = _MEMBERS[app]
+    last: dict[tuple[int, int], dict[str, str | None]] = {}
+    for writer, partner, collaboration, with_notes in writes:
+        # A token per write: a note read back can only be the one written.
+        body = {"collaboration": collaboration,
+                "notes": secrets.token_hex(4) if with_notes else None}
+        answer = members[writer].call(
+            "PUT", f"/api/v1/organizations/{members[partner].organization_id}/relationship",
+            json=body)
+        assert answer.status_code == 200
+        last[(writer, partner)] = body
+    written_tokens = {body["notes"] for body in last.values() if body["notes"]}
+    for writer in range(3):
+        for partner in range(3):
+            read = members[writer].get(
+                f"/api/v1/organizations/{members[partner].organization_id}/relationship"
+            ).get_json()
+            if (writer, partner) in last:
+                assert {k: read[k] for k in ("collaboration", "notes")} == last[(writer,
+                                                                                  partner)]
+            else:
+                # Not written by this organization in this run: none of the others' words.
+                assert read["notes"] not in written_tokens
