@@ -25,6 +25,7 @@ from hub.api import (
     inbound,
     organizations,
     participants,
+    peers,
     policies,
     privacy_incidents,
     referrals,
@@ -104,7 +105,7 @@ def init_app(app: Flask) -> None:
 
     for module in (organizations, participants, consents, referrals, checklists, events,
                    webhook_endpoints, inbound, handoffs, policies, fhir, reports, hsds,
-                   privacy_incidents, followups):
+                   privacy_incidents, followups, peers):
         api.register_blueprint(module.blp)
 
     register_error_handlers(app)
