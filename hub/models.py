@@ -20,6 +20,7 @@ from hub.mailbox.links import LinkHit
 from hub.mailbox.notices import QueuedNotice
 from hub.outbox.mail import OutgoingMail
 from hub.outbox.webhook_fanout import EndpointRegistration
+from hub.peers.profiles import PeerLink, PeerMatch, PeerProfile
 from hub.privacy.incidents import PrivacyIncident
 from hub.referrals.checklists import ChecklistItem
 from hub.referrals.legs import Referral, ReferralNote
@@ -54,6 +55,9 @@ __all__ = [
     "OutgoingMail",
     "OutdatedReport",
     "Participant",
+    "PeerLink",
+    "PeerMatch",
+    "PeerProfile",
     "ParticipantSearchTerm",
     "QueuedMiss",
     "QueuedNotice",

@@ -27,6 +27,8 @@ from hub.portal import (
     i18n,
     legs,
     network,
+    peer_link,
+    peers,
     receiving,
     sending,
 )
@@ -36,10 +38,11 @@ def init_app(app: Flask) -> None:
     """Register the pages.  (Where people reach them, HUB_PUBLIC_URL, is in the app's settings:
     whoever builds a link reads it there or is handed it, e.g. the scheduler.)"""
     app.register_blueprint(checkin.blp)
+    app.register_blueprint(peer_link.blp)
     app.register_blueprint(answer.blp)
     i18n.init_app(app)
     common.init_app(app)
-    for module in (auth, sending, consents, receiving, legs, followups, network, charts,
+    for module in (auth, sending, consents, receiving, legs, followups, peers, network, charts,
                    directory, admin, admin_directory, admin_grid, admin_users, admin_clients,
                    admin_webhooks, admin_privacy):
         app.register_blueprint(module.blp)

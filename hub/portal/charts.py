@@ -24,6 +24,7 @@ from hub.accounts.users import MONITORING_ROLES
 from hub.api.reports import ReportArgs
 from hub.db import db, utcnow
 from hub.directory.organizations import QUEBEC_REGIONS, Organization
+from hub.peers import matching
 from hub.portal.common import login_required, page, portal_blueprint
 from hub.portal.labels import label
 from hub.portal.network import csv_safe
@@ -132,7 +133,9 @@ def charts() -> Response:
     acknowledgement = _acknowledgement(first, last)
     outcomes = _outcomes(first, last)
     retention = _retention(first, last)
-    return page("portal/charts.html", 422 if error else 200, error=error,
+    peers = [{**row, "region_name": QUEBEC_REGIONS.get(row["region"], row["region"])}
+             for row in matching.counts_by_region(db.session)]
+    return page("portal/charts.html", 422 if error else 200, error=error, peers=peers,
                 retention=retention, retention_chart=bars(retention["rows"],
                                                           "in_destination_region"),
                 first=first, last=last, acknowledgement=acknowledgement,

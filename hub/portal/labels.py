@@ -112,6 +112,11 @@ EVENT = {
     "referral.followup_due": _l("Follow-up due"),
     "referral.checklist_updated": _l("Checklist updated"),
     "referral.followup_recorded": _l("Follow-up recorded"),
+    "peer_match.proposed": _l("Peer proposed"),
+    "peer_match.accepted": _l("Peer accepted"),
+    "peer_match.declined": _l("Peer declined"),
+    "peer_match.expired": _l("Peer proposal lapsed"),
+    "peer_match.ended": _l("Peer match ended"),
 }
 SITUATION = {
     "employed": _l("Employed"),
@@ -126,6 +131,32 @@ FOLLOWUP = {
     "followup_180": _l("180-day follow-up"),
     "ad_hoc": _l("Other call"),
 }
+OFFER = {
+    "talk_employment": _l("Talk about work"),
+    "talk_settlement": _l("Talk about settling in"),
+    "meet_in_person": _l("Meet in person"),
+    "visit_places": _l("Show the places"),
+    "introduce_network": _l("Introduce people they know"),
+}
+CHANNEL = {"email": _l("Email"), "phone": _l("Phone")}
+MATCH_STATUS = {
+    "proposed": _l("Proposed"),
+    "accepted": _l("Accepted"),
+    "declined": _l("Declined"),
+    "expired": _l("Lapsed"),
+    "ended": _l("Ended"),
+}
+MATCH_ACTION = {"accept": _l("Accept for the peer"), "decline": _l("Decline for the peer"),
+                "end": _l("End the match")}
+END_REASON = {
+    "ended": _l("ended by an organization"),
+    "peer_ended": _l("ended by the peer"),
+    "peer_withdrew": _l("the peer withdrew"),
+    "consent_withdrawn": _l("consent withdrawn"),
+}
+TALKED = {"talked": _l("they talked"), "not_yet": _l("not talked yet")}
+PEER_STATUS = {"available": _l("available"), "paused": _l("paused"),
+               "withdrawn": _l("withdrawn")}
 CHECKLIST_ITEM = {
     "lease_termination": _l("Terminate the lease"),
     "housing": _l("Housing on arrival"),
@@ -149,8 +180,10 @@ ALL = {
     "priority": PRIORITY, "decline_reason": DECLINE_REASON, "outcome": OUTCOME,
     "cancel_reason": CANCEL_REASON, "purpose": PURPOSE, "evidence": EVIDENCE,
     "capacity": CAPACITY, "kind": KIND, "role": ROLE, "check": CHECK, "event": EVENT,
+    "situation": SITUATION, "followup": FOLLOWUP, "offer": OFFER, "channel": CHANNEL,
+    "match_status": MATCH_STATUS, "match_action": MATCH_ACTION, "end_reason": END_REASON,
+    "talked": TALKED, "peer_status": PEER_STATUS,
     "checklist_item": CHECKLIST_ITEM, "checklist_status": CHECKLIST_STATUS, "owner": OWNER,
-    "situation": SITUATION, "followup": FOLLOWUP,
 }
 
 

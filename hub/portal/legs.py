@@ -194,7 +194,12 @@ def _followups(leg: Referral, reader: Reader, role: str, party: Party | None
             Organization.id == leg.to_organization_id))
         refer_again = url_for("sending.refer", participant_id=leg.participant_id,
                               region=region or "", pathway=leg.pathway)
-    return {"followups": found, "may_record_followup": may_record,
+    # After the 180-day follow-up the counsellor may enrol the person as a peer (§11).
+    offer_peer = None
+    if (may_record and leg.participant.organization_id == reader.caller.organization_id
+            and any(r["due"] == "followup_180" and r["reached"] for r in found)):
+        offer_peer = url_for("peer_pages.enrol", participant_id=leg.participant_id)
+    return {"followups": found, "may_record_followup": may_record, "offer_peer": offer_peer,
             "open_followup": records.open_followup(session, leg.id) if may_record else None,
             "situations": list(records.Situation), "refer_again": refer_again}
 

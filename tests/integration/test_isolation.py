@@ -50,6 +50,8 @@ class World:
     consent_id: str
     endpoint_id: str
     delivery_id: str
+    peer_id: str  # the receiver's peer, whom the sender may find
+    match_id: str  # the sender's participant put in touch with that peer
 
 
 @pytest.fixture
@@ -71,8 +73,20 @@ def world(network: Network) -> World:
             moved = webhook_fanout.fan_out(session)
     deliveries = sender.get(f"/api/v1/webhook-endpoints/{endpoint['id']}/deliveries")
     delivery_id = str(deliveries.get_json()["items"][0]["id"])
+    peer = receiver.register_participant(given_name="Karim")
+    receiver.grant_consent(peer["id"], sender, purpose="peer_matching")
+    enrolled = receiver.post("/api/v1/peers", {
+        "participant_id": peer["id"], "region": "01", "municipality": "Rimouski",
+        "languages": ["fr"], "pathways": ["settlement"], "offers": ["talk_settlement"],
+        "contact_channels": ["email"], "settled_since": "2022-09-01"})
+    assert enrolled.status_code == 201, enrolled.get_data(as_text=True)
+    sender.grant_consent(participant_id, purpose="peer_matching")
+    match = sender.post("/api/v1/peer-matches", {"peer_id": enrolled.get_json()["id"],
+                                                 "participant_id": participant_id})
+    assert match.status_code == 201, match.get_data(as_text=True)
     return World(sender, receiver, outsider, bystander, participant_id, response.get_json(),
-                 consent["id"], endpoint["id"], delivery_id)
+                 consent["id"], endpoint["id"], delivery_id, enrolled.get_json()["id"],
+                 match.get_json()["id"])
 
 
 # --- the table of routes that name an object ----------------------------------------------
@@ -86,6 +100,8 @@ PARAMETERS: dict[str, Callable[[World], str]] = {
     "endpoint_id": lambda w: w.endpoint_id,
     "delivery_id": lambda w: w.delivery_id,
     "policy_id": lambda w: str(uuid.uuid4()),
+    "peer_id": lambda w: w.peer_id,
+    "match_id": lambda w: w.match_id,
     "incident_id": lambda w: str(uuid.uuid4()),
     "item": lambda w: "housing",
 }
@@ -128,6 +144,13 @@ TENANT_OPERATIONS: dict[tuple[str, str], Body] = {
     ("POST", "/api/v1/webhook-endpoints/{endpoint_id}/recover"):
         lambda w: {"since": "2026-01-01T00:00:00Z"},
     ("POST", "/api/v1/deliveries/{delivery_id}/redeliver"): lambda w: None,
+    ("GET", "/api/v1/peers/{peer_id}"): lambda w: None,
+    ("PATCH", "/api/v1/peers/{peer_id}"): lambda w: {"status": "paused"},
+    ("POST", "/api/v1/peers/{peer_id}/withdraw"): lambda w: None,
+    ("GET", "/api/v1/peer-matches/{match_id}"): lambda w: None,
+    ("POST", "/api/v1/peer-matches/{match_id}/accept"): lambda w: None,
+    ("POST", "/api/v1/peer-matches/{match_id}/decline"): lambda w: None,
+    ("POST", "/api/v1/peer-matches/{match_id}/end"): lambda w: None,
 }
 
 # Routes authenticated by a signature instead of a token: an organization's endpoint secret
