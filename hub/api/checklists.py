@@ -72,6 +72,10 @@ class ChecklistItemView(MethodView):
     @require_any_scope("referrals:write", "referrals:respond")
     @blp.arguments(ItemIn())
     @blp.response(200, ChecklistOut)
+    @blp.doc(parameters=[{"in": "path", "name": "item", "required": True,
+                          "description": "An item of the leg's checklist (which items a leg "
+                          "has depends on its pathway).",
+                          "schema": {"type": "string", "enum": list(checklists.ITEM_CODES)}}])
     def put(self, body: dict[str, Any], referral_id: uuid.UUID, item: str) -> dict[str, Any]:
         """Set one item of an open leg's checklist, as either party (the sender with
         `referrals:write`, the receiver with `referrals:respond`); records

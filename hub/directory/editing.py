@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from hub.accounts.callers import Caller
 from hub.db import iso_utc, utcnow
-from hub.directory.organizations import Contact, Location, Organization, Service
+from hub.directory.organizations import Contact, Location, Organization, Service, is_one_line
 from hub.directory.outdated import NOTE_LIMIT, OutdatedReport
 from hub.errors import Invalid, NotAllowed
 from hub.events.store import Event, record
@@ -31,10 +31,17 @@ def check_may_edit(caller: Caller, organization: Organization, *, is_hub_admin: 
     hub:admin), may change an entry; only an administrator may change its kind, since being
     a coordination body opens the whole network's handoffs."""
     admin = is_hub_admin and caller.is_coordinator
+    new_kind = (changes or {}).get("kind", organization.kind)
+    changes_kind = new_kind != organization.kind
     if admin:
+        if changes_kind and caller.organization_id == organization.id:
+            # It would lose hub:admin's use at once, and nobody could give it back.
+            raise NotAllowed("A hub administrator may not change its own coordination body's "
+                             "kind: it would lose the powers of the hub's administration. "
+                             "Another coordination body's administrator may.")
         return
     if caller.organization_id == organization.id:
-        if changes and changes.get("kind", organization.kind) != organization.kind:
+        if changes_kind:
             raise NotAllowed("An organization's kind is changed by the hub's administrators.")
         return
     raise NotAllowed("An organization keeps its own directory entry; only hub administrators "
@@ -55,6 +62,9 @@ def _services(items: Iterable[Mapping[str, Any]]) -> list[Service]:
 def apply_entry(organization: Organization, changes: Mapping[str, Any]) -> None:
     """Set the given fields; `services`, `locations` and `contacts`, when given, replace the
     entry's lists whole (what a partner sends is its current entry)."""
+    if "name" in changes and not is_one_line(str(changes["name"] or "")):
+        # The API's and the portal's schemas say so first; imports come through here too.
+        raise Invalid({"name": ["One line, without control characters (line breaks, tabs...)."]})
     for name in ORGANIZATION_FIELDS:
         if name in changes:
             setattr(organization, name, changes[name])
