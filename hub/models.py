@@ -13,6 +13,7 @@ from hub.directory.relationships import RelationshipNote
 from hub.events.store import Event, EventAudience, OutboxEntry
 from hub.followups.checkins import ParticipantCheckin
 from hub.followups.digests import QueuedMiss
+from hub.followups.followup_digests import FollowUpMailed
 from hub.followups.leg_checks import OrganizationCheck, ReferralCheck
 from hub.followups.policies import DeadlinePolicy
 from hub.followups.records import FollowUpRecord
@@ -41,6 +42,7 @@ __all__ = [
     "Service",
     "ServicePathway",
     "DeadlinePolicy",
+    "FollowUpMailed",
     "FollowUpRecord",
     "ConsentEnding",
     "ConsentNote",
