@@ -44,6 +44,7 @@ from hub.errors import ConcurrentChange, DomainError, Invalid, NotAllowed, NotFo
 from hub.followups import records
 from hub.portal import labels
 from hub.referrals import lifecycle
+from hub.referrals.households import AlreadyInHousehold
 from hub.referrals.participants import PossibleDuplicate
 
 log = logging.getLogger(__name__)
@@ -201,6 +202,7 @@ FIELD_HINTS = {
     "priority": lambda: _("Choose a priority."),
     "reason_for_referral": lambda: _("At most 4,000 characters."),
     "needs": lambda: _("At most 50 needs, one per line, each at most 200 characters."),
+    "participant_ids": lambda: _("Choose at least one other participant of your organization."),
     "needed_by": lambda: _("A date, today or later."),
     "note": lambda: _("At most 2,000 characters."),
     "evidence": lambda: _("Choose how the participant gave consent."),
@@ -225,6 +227,9 @@ FIELD_MESSAGES = {
     "expires_at": lambda: _("The expiry date must be in the future."),
     "participant_id": lambda: _("Your organization may not refer this participant."),
     "forwarded_from": lambda: _("That leg is not one of this participant's."),
+    "capacity": lambda: _("Choose full or waiting list."),
+    "waitlist_band": lambda: _("Choose how long the wait is."),
+    "until": lambda: _("Choose a date from today on, or leave it empty."),
     "due": lambda: _("This follow-up is not due yet: record the call as “Other call”."),
     "situation": lambda: _("Choose the person's situation."),
     "needed_by": lambda: _("The date the participant is needed there must be today or later."),
@@ -267,6 +272,9 @@ def message_of(error: Exception) -> str:
     if isinstance(error, Invalid):
         return " ".join(FIELD_MESSAGES[name]() if name in FIELD_MESSAGES
                         else _("Some fields are invalid.") for name in error.errors)
+    if isinstance(error, AlreadyInHousehold):
+        return _("A person is in one household at most: someone you chose is already in "
+                 "one. Leave them out.")
     if isinstance(error, PossibleDuplicate):
         return _("Your organization already registered a person with the same names and the "
                  "same email or phone (or, without either, the same birth year).")
