@@ -176,6 +176,7 @@ RULES_BEYOND_THE_SCHEMA = {
     "idempotency-key-reused": "an Idempotency-Key already used with another body",
     # fields of a validation problem (422)
     "participant_id": "a participant the caller may refer",
+    "participant_ids": "participants of the caller's organization",
     "organization_id": "another organization than the caller's (an outdated entry report)",
     "item": "an item of this leg's checklist, which depends on its pathway",
     "share_details": "only with the referral_sharing purpose",
