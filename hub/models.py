@@ -24,11 +24,14 @@ from hub.outbox.webhook_fanout import EndpointRegistration
 from hub.peers.profiles import PeerLink, PeerMatch, PeerProfile
 from hub.privacy.incidents import PrivacyIncident
 from hub.referrals.checklists import ChecklistItem
+from hub.referrals.households import Household, HouseholdMember
 from hub.referrals.legs import Referral, ReferralNote
 from hub.referrals.participant_search import ParticipantSearchTerm
 from hub.referrals.participants import Participant
 
 __all__ = [
+    "Household",
+    "HouseholdMember",
     "ChecklistItem",
     "Base",
     "EndpointRegistration",
