@@ -432,16 +432,26 @@ def data_group() -> None:
 @data_group.command("rotate-keys")
 @with_appcontext
 def data_rotate_keys() -> None:
-    """Re-encrypt personal data with the first key of HUB_DATA_KEYS (then old keys can go)."""
+    """Re-encrypt personal data with the first key of HUB_DATA_KEYS (then old keys can go);
+    wrap the participants' own keys again with it; seal under each participant's own key what
+    is not yet."""
     from hub import models
     from hub.consent import key_rotation
     from hub.db import db
+    from hub.privacy import keystore
 
     with db.job_session() as session:
         total = key_rotation.rotate_all(
             session, models.Base.metadata,
             lambda column, done: click.echo(f"{column}: {done} re-encrypted", err=True))
+    rewrapped = keystore.current().rewrap_all()
+    with db.job_session() as session:
+        moved = key_rotation.move_to_person_keys(
+            session, models.Base.metadata,
+            lambda column, done: click.echo(f"{column}: {done} sealed per person", err=True))
     click.echo(f"{total} values re-encrypted with the current key.")
+    click.echo(f"{rewrapped} participants' keys wrapped again with the current key.")
+    click.echo(f"{moved} values moved under their participant's own key.")
 
 
 @main.command("demo")

@@ -14,6 +14,7 @@ from hub.followups.leg_checks import OrganizationCheck, ReferralCheck
 from hub.followups.policies import DeadlinePolicy
 from hub.outbox.mail import OutgoingMail
 from hub.outbox.webhook_fanout import EndpointRegistration
+from hub.privacy.erasure import ParticipantErasure
 from hub.privacy.incidents import PrivacyIncident
 from hub.referrals.legs import Referral, ReferralNote
 from hub.referrals.participants import Participant
@@ -43,6 +44,7 @@ __all__ = [
     "Participant",
     "QueuedMiss",
     "ParticipantCheckin",
+    "ParticipantErasure",
     "PasswordReset",
     "PortalSession",
     "PersonalDataRead",

@@ -103,6 +103,7 @@ def init_app(app: Flask) -> None:
     for module in (organizations, participants, consents, referrals, events, webhook_endpoints,
                    inbound, handoffs, policies, fhir, reports, hsds, privacy_incidents):
         api.register_blueprint(module.blp)
+    api.register_blueprint(privacy_incidents.erasures_blp)
 
     register_error_handlers(app)
     app.before_request(_require_json_body)

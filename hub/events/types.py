@@ -24,6 +24,7 @@ class EventType(StrEnum):
     CONSENT_WITHDRAWN = "consent.withdrawn"
     CONSENT_EXPIRED = "consent.expired"
     ORGANIZATION_VALIDATION_DUE = "organization.validation_due"
+    PARTICIPANT_ERASED = "participant.erased"
     # Beyond docs/design.md §3's list: how an organization learns its endpoint stopped receiving.
     WEBHOOK_ENDPOINT_DISABLED = "webhook_endpoint.disabled"
 
@@ -50,6 +51,8 @@ MEANING: dict[EventType, str] = {
     "their copy.",
     EventType.CONSENT_EXPIRED: "A consent reached its expiry date.",
     EventType.ORGANIZATION_VALIDATION_DUE: "A directory entry was not validated for 12 months.",
+    EventType.PARTICIPANT_ERASED: "A participant's personal data was erased (on request or at "
+    "the end of its retention); every organization that received it should erase its copy.",
     EventType.WEBHOOK_ENDPOINT_DISABLED: "The hub disabled one of the organization's webhook "
     "endpoints (it answered 410, or failed for 5 days); its deliveries wait until it is "
     "re-activated.",

@@ -29,6 +29,7 @@ from hub.db import utcnow
 from hub.followups import checkins, leg_checks
 from hub.followups import digests as deadline_digests
 from hub.followups.staff_mails import DEFAULT_PUBLIC_URL
+from hub.privacy import retention
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ CHECKS: dict[str, Check] = {
     "followups_due": leg_checks.followups_due,
     "validations_due": leg_checks.validations_due,
     "checkins_due": checkins.checkins_due,  # participant check-ins, mailed with a link
+    "retention": retention.erase_expired,  # personal data kept no longer than it serves
     # A digest, not a firing check: it runs once per tick, after the passes (see DIGESTS).
     "deadline_digests": deadline_digests.mail_digests,
 }
@@ -65,6 +67,7 @@ PENDING: dict[str, Callable[[datetime], Any]] = {
     "followups_due": leg_checks.followups_pending,
     "validations_due": leg_checks.validations_pending,
     "checkins_due": checkins.checkins_pending,
+    "retention": retention.retention_pending,
     "deadline_digests": deadline_digests.digests_pending,
 }
 

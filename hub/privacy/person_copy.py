@@ -30,7 +30,7 @@ from hub.consent.visibility import Reader
 from hub.db import iso_utc, utcnow
 from hub.followups.checkins import ParticipantCheckin
 from hub.referrals.legs import Referral, ReferralNote
-from hub.referrals.participants import Participant
+from hub.referrals.participants import Participant, ParticipantErased
 
 FORMAT = "maillage.person-copy/1"
 
@@ -65,6 +65,8 @@ SECTIONS: list[Section] = []
 NOT_COLLECTED = {
     "personal_data_reads": "who read the data and when: the access log, exported on its own "
                            "(GET /api/v1/participants/{id}/access-log)",
+    "participant_erasures": "the erasure register: when and why a person's data was erased "
+                            "(there is no copy to make after it)",
 }
 
 
@@ -83,6 +85,8 @@ def person_copy(session: Session, caller: Caller, participant_id: uuid.UUID,
     """The copy of the participant's data for their registering organization; another
     organization is told the person does not exist (NotFound), as everywhere."""
     participant = consents.own_participant(session, caller, participant_id)
+    if participant.erased_at is not None:
+        raise ParticipantErased(participant.id, participant.erased_at)
     copy = Copy(session, caller, participant, Reader(session, caller, key))
     document: dict[str, Any] = {"export": {
         "format": FORMAT, "participant_id": str(participant.id),

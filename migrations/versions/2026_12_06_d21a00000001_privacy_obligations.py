@@ -1,5 +1,10 @@
 """Privacy obligations of Québec's Law 25 (docs/design.md §15): the register of
-confidentiality incidents, which the database keeps at least five years.
+confidentiality incidents, which the database keeps at least five years; erasure (the
+participants' `erased_at` and the erasure register); and each participant's data moved under
+a key of their own, kept in the key store (HUB_KEYSTORE_URL, `hub.privacy.keystore`).
+
+No downtime: the hub reads values sealed either way, so the move runs while it serves; rows
+written meanwhile by an older hub are moved by the next `hub data rotate-keys`.
 
 Revision ID: d21a00000001
 Revises: d22a00000001
@@ -46,6 +51,48 @@ def upgrade() -> None:
         batch_op.create_index('ix_privacy_incidents_organization', ['organization_id', 'discovered_at'], unique=False)
     _keep_incidents_five_years()
 
+    with op.batch_alter_table('participants', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('erased_at', hub.db.UTCDateTime(), nullable=True))
+    op.create_table('participant_erasures',
+    sa.Column('participant_id', sa.Uuid(), nullable=False),
+    sa.Column('organization_id', sa.Uuid(), nullable=False),
+    sa.Column('pseudonym', sa.String(length=40), nullable=False),
+    sa.Column('reason', sa.String(length=20), nullable=False),
+    sa.Column('erased_by', sa.String(length=200), nullable=False),
+    sa.Column('erased_at', hub.db.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['organization_id'], ['organizations.id'], name=op.f('fk_participant_erasures_organization_id_organizations')),
+    sa.ForeignKeyConstraint(['participant_id'], ['participants.id'], name=op.f('fk_participant_erasures_participant_id_participants')),
+    sa.PrimaryKeyConstraint('participant_id', name=op.f('pk_participant_erasures'))
+    )
+    with op.batch_alter_table('participant_erasures', schema=None) as batch_op:
+        batch_op.create_index('ix_participant_erasures_organization', ['organization_id', 'erased_at'], unique=False)
+    _move_to_person_keys()
+
+
+def _move_to_person_keys() -> None:
+    """Existing participants' data, sealed by the key ring, moved under their own keys, with
+    the key ring and key store of the environment running `hub db upgrade`."""
+    bind = op.get_bind()
+    if bind.execute(sa.text("SELECT count(*) FROM participants")).scalar() == 0:
+        return  # nothing to move: the key store is not even opened
+    from sqlalchemy.orm import Session
+
+    from hub import crypto, models
+    from hub.config import Settings
+    from hub.consent import key_rotation
+    from hub.privacy import keystore
+
+    # The key store named by the environment, else the one beside the database being upgraded.
+    settings = Settings.from_env(database_url=bind.engine.url.render_as_string(
+        hide_password=False))
+    store = keystore.KeyStore(settings.keystore)
+    try:
+        with crypto.using(crypto.KeyRing.from_settings(settings.data_keys, settings.secret_key),
+                          store):
+            key_rotation.move_to_person_keys(Session(bind=bind), models.Base.metadata)
+    finally:
+        store.dispose()
+
 
 # The register is corrected, never emptied early: the database refuses to delete an entry
 # recorded less than five years ago, and to move the moment it was recorded (which would
@@ -86,6 +133,12 @@ def _keep_incidents_five_years() -> None:
 
 
 def downgrade() -> None:
+    # Values sealed under a participant's key stay so: a downgraded hub cannot read them.
+    with op.batch_alter_table('participant_erasures', schema=None) as batch_op:
+        batch_op.drop_index('ix_participant_erasures_organization')
+    op.drop_table('participant_erasures')
+    with op.batch_alter_table('participants', schema=None) as batch_op:
+        batch_op.drop_column('erased_at')
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP TRIGGER privacy_incidents_kept ON privacy_incidents")
         op.execute("DROP FUNCTION privacy_incidents_are_kept()")

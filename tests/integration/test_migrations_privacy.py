@@ -12,6 +12,7 @@ from sqlalchemy import create_engine, text
 from hub import crypto
 from hub.config import Settings
 from hub.ops import migrations_config
+from hub.privacy import keystore
 
 FOUNDATION = "b8d7a50a3e4b"
 
@@ -51,7 +52,16 @@ def test_the_privacy_migration_encrypts_rows_written_in_clear(tmp_path: Path) ->
     assert "Amina" not in repr(stored) and "amina" not in repr(stored)
     assert "Soudure" not in reason and "logement" not in needs
     keyring = crypto.KeyRing.from_settings("", Settings.from_env().secret_key)
-    assert keyring.decrypt(stored[0]) == "Amina"
-    assert keyring.decrypt(reason) == "Soudure à Rimouski"
-    assert keyring.decrypt(needs) == '["logement"]'
     assert stored[2] == crypto.identity_index(keyring, "Amina", "Benali", 1990)
+    # Then moved under the person's own key, in the key store beside the database
+    # (migration d21a00000001): the key ring alone no longer reads them.
+    assert all(crypto.owner_of_token(value) == person
+               for value in (stored[0], stored[1], reason, needs))
+    store = keystore.KeyStore(Settings(database_url=url).keystore)
+    with crypto.using(keyring, store):
+        key = store.key_of(person, create=False)
+        assert key is not None
+        assert key.decrypt(stored[0].rsplit(":", 1)[1]).decode() == "Amina"
+        assert key.decrypt(reason.rsplit(":", 1)[1]).decode() == "Soudure à Rimouski"
+        assert key.decrypt(needs.rsplit(":", 1)[1]).decode() == '["logement"]'
+    store.dispose()
