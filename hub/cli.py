@@ -103,6 +103,7 @@ def run_command(host: str, port: int) -> None:
     settings = Settings.from_env()
     if settings.is_sqlite:
         upgrade_database(settings.database_url)
+        _move_to_person_keys(settings)
     app = create_app(settings)
     from hub.worker import Worker
 
@@ -181,13 +182,28 @@ def db_group() -> None:
     """Database schema (Alembic migrations)."""
 
 
+def _move_to_person_keys(settings: Settings) -> int:
+    """What the key ring still seals of a participant, moved under their own key (after the
+    migrations: one of them reads names with the key ring alone)."""
+    from hub import models
+    from hub.consent import key_rotation
+
+    return key_rotation.move_database_to_person_keys(
+        settings.database_url, models.Base.metadata, settings.data_keys, settings.secret_key,
+        settings.keystore)
+
+
 @db_group.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration to HUB_DATABASE_URL."""
     from hub.ops import upgrade_database
 
-    upgrade_database(Settings.from_env().database_url)
+    settings = Settings.from_env()
+    upgrade_database(settings.database_url)
     click.echo("Database is at the latest migration.")
+    moved = _move_to_person_keys(settings)
+    if moved:
+        click.echo(f"{moved} values moved under their participant's own key.")
 
 
 @db_group.command("revision")
@@ -213,7 +229,7 @@ def org_group() -> None:
 @click.option("--name", required=True)
 @click.option("--kind", required=True, help="community, regional_partner, "
               "entrepreneurship_agency, cooperative_development, insertion_enterprise, "
-              "employer or coordination.")
+              "employer, public_institution, other or coordination.")
 @click.option("--region", required=True, help="Québec region code, e.g. 06 (Montréal).")
 @click.option("--time-zone", default="America/Toronto", show_default=True,
               help="IANA time zone its deadlines are counted in.")
@@ -452,6 +468,19 @@ def data_rotate_keys() -> None:
     click.echo(f"{total} values re-encrypted with the current key.")
     click.echo(f"{rewrapped} participants' keys wrapped again with the current key.")
     click.echo(f"{moved} values moved under their participant's own key.")
+
+
+@data_group.command("reindex-participants")
+@with_appcontext
+def data_reindex_participants() -> None:
+    """Compute again the blind indexes and search terms of every participant (after
+    HUB_SECRET_KEY changed: until then duplicates and searches find no one)."""
+    from hub.db import db
+    from hub.referrals import participants
+
+    with db.job_session() as session:
+        total = participants.reindex_all(session)
+    click.echo(f"{total} participants indexed again.")
 
 
 @main.command("demo")

@@ -69,7 +69,8 @@ class Invalid(DomainError):
 
 @dataclass
 class VersionMismatch(DomainError):
-    """`If-Match` (or a portal form) named a version of the leg that is no longer current."""
+    """`If-Match` (or a portal form) named a version of the leg (or of the participant) that
+    is no longer current."""
 
     http_status = 412
     title = "Precondition failed"
@@ -77,11 +78,12 @@ class VersionMismatch(DomainError):
 
     expected: int
     current: int
+    what: str = "leg"
 
     def __str__(self) -> str:
         return (
-            f"The leg changed since you read it: you sent If-Match version {self.expected}, "
-            f"the current version is {self.current}. Read it again and retry."
+            f"The {self.what} changed since you read it: you sent If-Match version "
+            f"{self.expected}, the current version is {self.current}. Read it again and retry."
         )
 
     def members(self) -> dict[str, Any]:

@@ -7,16 +7,22 @@ from hub.consent.access_log import PersonalDataRead
 from hub.consent.consents import Consent, ConsentEnding, ConsentNote, ConsentOrganization
 from hub.db import Base
 from hub.directory.organizations import Contact, Location, Organization, Service, ServicePathway
+from hub.directory.outdated import OutdatedReport
+from hub.directory.relationships import RelationshipNote
 from hub.events.store import Event, EventAudience, OutboxEntry
 from hub.followups.checkins import ParticipantCheckin
 from hub.followups.digests import QueuedMiss
 from hub.followups.leg_checks import OrganizationCheck, ReferralCheck
 from hub.followups.policies import DeadlinePolicy
+from hub.followups.records import FollowUpRecord
+from hub.mailbox.links import LinkHit
+from hub.mailbox.notices import QueuedNotice
 from hub.outbox.mail import OutgoingMail
 from hub.outbox.webhook_fanout import EndpointRegistration
 from hub.privacy.erasure import ParticipantErasure
 from hub.privacy.incidents import PrivacyIncident
 from hub.referrals.legs import Referral, ReferralNote
+from hub.referrals.participant_search import ParticipantSearchTerm
 from hub.referrals.participants import Participant
 
 __all__ = [
@@ -28,12 +34,14 @@ __all__ = [
     "Service",
     "ServicePathway",
     "DeadlinePolicy",
+    "FollowUpRecord",
     "ConsentEnding",
     "ConsentNote",
     "ConsentOrganization",
     "Event",
     "EventAudience",
     "IdempotentResponse",
+    "LinkHit",
     "LoginFailure",
     "OAuthClient",
     "OAuthToken",
@@ -41,8 +49,11 @@ __all__ = [
     "Organization",
     "OutboxEntry",
     "OutgoingMail",
+    "OutdatedReport",
     "Participant",
+    "ParticipantSearchTerm",
     "QueuedMiss",
+    "QueuedNotice",
     "ParticipantCheckin",
     "ParticipantErasure",
     "PasswordReset",
@@ -52,5 +63,6 @@ __all__ = [
     "Referral",
     "ReferralCheck",
     "ReferralNote",
+    "RelationshipNote",
     "User",
 ]

@@ -90,7 +90,7 @@ def upgrade_database(database_url: str) -> None:
     command.upgrade(migrations_config(database_url), "head")
 
 
-SECRET_PATHS = ("/suivi/", "/password/reset/")  # paths that carry a single-use token
+SECRET_PATHS = ("/suivi/", "/password/reset/", "/a/")  # paths that carry a token
 
 
 def init_app(app: Flask) -> None:

@@ -15,12 +15,14 @@ import socket
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from flask import Flask
 from sqlalchemy.orm import Session
 
 from hub.db import utcnow
 from hub.followups.scheduler import CheckScheduler
+from hub.mailbox import notices
 from hub.outbox import mail, webhook_fanout
 from webhooks import metrics as webhook_metrics
 from webhooks.dispatcher import Dispatcher
@@ -62,11 +64,26 @@ class Worker:
             smtp_starttls=settings.smtp_starttls, mail_from=settings.mail_from,
             mail_dir=settings.mail_dir or None,
         )
+        self.secret_key = settings.secret_key
+        self.public_url = settings.public_url
+        # Set when mails were queued, so the mail loop sends them without waiting out its
+        # idle sleep (new-leg mails: commit to SMTP within seconds, bench/mailbox.py).
+        self.mail_queued = threading.Event()
         self.threads: list[threading.Thread] = []
 
+    def _notify(self, session: Session, events: list[Any], now: datetime) -> None:
+        if notices.notify(session, events, now, secret_key=self.secret_key,
+                          public_url=self.public_url):
+            session.info["mail_queued"] = True
+
     def fan_out_once(self) -> int:
-        with self.sessions() as session, session.begin():
-            return webhook_fanout.fan_out(session, now=self.clock())
+        with self.sessions() as session:
+            with session.begin():
+                moved = webhook_fanout.fan_out(session, now=self.clock(),
+                                               on_events=self._notify)
+            if session.info.pop("mail_queued", False):
+                self.mail_queued.set()  # after the commit: the mails are there to claim
+        return moved
 
     def fan_out_loop(self) -> None:
         """Outbox → deliveries; the dispatcher's own loop sends them (see `start`)."""
@@ -99,7 +116,8 @@ class Worker:
                 log.exception("sending mail failed; trying again shortly")
                 sent = 0
             if not sent:
-                self.stopping.wait(MAIL_IDLE_SECONDS)
+                self.mail_queued.wait(MAIL_IDLE_SECONDS)
+                self.mail_queued.clear()
 
     def start(self) -> None:
         self.scheduler.start()
@@ -110,6 +128,7 @@ class Worker:
 
     def stop(self, timeout: float = 20.0) -> None:
         self.stopping.set()
+        self.mail_queued.set()
         self.scheduler.shutdown(wait=True)
         for thread in self.threads:
             thread.join(timeout)

@@ -19,7 +19,7 @@ from enum import StrEnum
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import ForeignKey, Index, String, delete, func, select
+from sqlalchemy import ForeignKey, Index, String, delete, false, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from hub.accounts.callers import Caller, user_caller
@@ -75,6 +75,8 @@ class User(Base):
     language: Mapped[str] = mapped_column(String(5), default="fr")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     disabled_at: Mapped[datetime | None]
+    # Asked to be mailed about every new leg to the organization (`hub.mailbox.notices`).
+    notify_referrals: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     organization: Mapped[Organization] = relationship(lazy="joined")
 

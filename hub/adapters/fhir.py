@@ -101,6 +101,9 @@ def service_request(leg: dict[str, Any], subject: dict[str, Any]) -> dict[str, A
         "requester": {"reference": f"Organization/{leg['from_organization_id']}"},
         "performer": [{"reference": f"Organization/{leg['to_organization_id']}"}],
     }
+    if leg.get("needed_by"):
+        # When the service is needed by: the first day of the job, the departure (§12).
+        resource["occurrencePeriod"] = {"end": leg["needed_by"]}
     if leg.get("stage"):
         resource["orderDetail"] = [_coding("entrepreneurship-stage", leg["stage"])]
     if leg.get("reason_for_referral"):

@@ -196,7 +196,8 @@ def entry_from_hsds(item: Mapping[str, Any], where: str = "organization") -> dic
     return {
         "name": name, "description": _text(item.get("description")),
         "website": _text(item.get("website")),
-        "kind": kind if kind in set(OrganizationKind) else OrganizationKind.COMMUNITY.value,
+        # An unknown kind is not guessed: `other`, for an administrator to confirm.
+        "kind": kind if kind in set(OrganizationKind) else OrganizationKind.OTHER.value,
         "region": region,
         "capacity": capacity if capacity in set(Capacity) else Capacity.OPEN.value,
         "capacity_until": capacity_until,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,14 +39,30 @@ def _decode(raw: bytes) -> str:
     return raw.decode("latin-1")  # never fails; odd letters are better than no import
 
 
+# A grid may open with a title line or two ("Grille des partenaires — 2025") above its header:
+# the header is the first row with at least two different titles, looked for this far down.
+HEADER_SEARCH_ROWS = 10
+
+
+def _is_header(cells: Sequence[Any]) -> bool:
+    return len({str(c).strip() for c in cells if c is not None and str(c).strip()}) >= 2
+
+
 def read_csv(path: Path) -> Iterator[tuple[int, Row]]:
     text = _decode(path.read_bytes())
-    first_line = text.split("\n", 1)[0]
-    delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
+    first_lines = text.split("\n", HEADER_SEARCH_ROWS)[:HEADER_SEARCH_ROWS]
+    semicolons = max(line.count(";") for line in first_lines)
+    commas = max(line.count(",") for line in first_lines)
+    delimiter = ";" if semicolons > commas else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header = next(reader, None)
-    if not header or not any(h.strip() for h in header):
-        raise UnreadableGrid("The file has no header row.")
+    header = None
+    for _ in range(HEADER_SEARCH_ROWS):
+        header = next(reader, None)
+        if header is None or _is_header(header):
+            break
+    if not header or not _is_header(header):
+        raise UnreadableGrid("The file has no header row (a row naming the columns, such as "
+                             "Organisme;Région;Services).")
     titles = [h.strip() for h in header]
     start = reader.line_num + 1
     for cells in reader:
@@ -55,25 +73,68 @@ def read_csv(path: Path) -> Iterator[tuple[int, Row]]:
         yield line, {t: _cell(c) for t, c in zip(titles, cells, strict=False) if t}
 
 
+_MERGE_CELL = re.compile(rb'<(?:\w+:)?mergeCell\b[^>]*\bref="([A-Z]+\d+:[A-Z]+\d+)"')
+
+
+def _merged_ranges(path: Path, worksheet: Any) -> list[tuple[int, int, int, int]]:
+    """The sheet's merged cells as (min_col, min_row, max_col, max_row).  Read from the
+    sheet's XML: openpyxl's read-only mode, which keeps a large grid fast, does not give them."""
+    from openpyxl.utils.cell import range_boundaries
+
+    sheet_path = getattr(worksheet, "_worksheet_path", None)
+    if sheet_path is None:
+        return []
+    with zipfile.ZipFile(path) as archive:
+        xml = archive.read(sheet_path.lstrip("/"))
+    ranges = []
+    for ref in _MERGE_CELL.findall(xml):
+        min_col, min_row, max_col, max_row = range_boundaries(ref.decode())
+        ranges.append((min_col or 1, min_row or 1, max_col or 1, max_row or 1))
+    return ranges
+
+
 def read_xlsx(path: Path) -> Iterator[tuple[int, Row]]:
+    """The first sheet's rows.  A merged cell (a region written once beside the rows of its
+    organizations, as counsellors do) gives its value to every row it spans."""
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
 
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, KeyError, OSError, ValueError) as error:
+    except (InvalidFileException, KeyError, OSError, ValueError,
+            zipfile.BadZipFile) as error:
         raise UnreadableGrid(f"Not an XLSX workbook: {error}") from error
     try:
-        rows = workbook.worksheets[0].iter_rows(values_only=True)
-        header = next(rows, None)
-        if not header or not any(h for h in header):
-            raise UnreadableGrid("The first sheet has no header row.")
-        titles = [str(h).strip() if h is not None else "" for h in header]
-        for line, cells in enumerate(rows, start=2):
+        sheet = workbook.worksheets[0]
+        merged = _merged_ranges(path, sheet)
+        # (row, column) of each cell a merge covers → the merge's top-left cell.
+        spanned = {(row, col): (top, left)
+                   for left, top, right, bottom in merged
+                   for row in range(top, bottom + 1) for col in range(left, right + 1)
+                   if (row, col) != (top, left)}
+        top_lefts = {(top, left) for left, top, _, _ in merged}
+        top_left_values: dict[tuple[int, int], Any] = {}
+        titles: list[str] | None = None
+        for line, cells in enumerate(sheet.iter_rows(values_only=True), start=1):
             values = [_cell(c) for c in cells]
+            for col, value in enumerate(values, start=1):
+                if (line, col) in spanned:
+                    values[col - 1] = top_left_values.get(spanned[(line, col)])
+                elif (line, col) in top_lefts:
+                    top_left_values[(line, col)] = value
+            if titles is None:
+                # Before the header, a merged title row spans the columns with one text.
+                if _is_header(cells):
+                    titles = [str(h).strip() if h is not None else "" for h in cells]
+                elif line >= HEADER_SEARCH_ROWS:
+                    break
+                continue
             if all(v is None for v in values):
                 continue
             yield line, {t: v for t, v in zip(titles, values, strict=False) if t}
+        if titles is None:
+            raise UnreadableGrid("The first sheet has no header row (a row naming the "
+                                 "columns, such as Organisme, Région, Services).")
     finally:
         workbook.close()
 

@@ -18,6 +18,7 @@ from hub.api import (
     consents,
     events,
     fhir,
+    followups,
     handoffs,
     hsds,
     inbound,
@@ -101,7 +102,8 @@ def init_app(app: Flask) -> None:
     })
 
     for module in (organizations, participants, consents, referrals, events, webhook_endpoints,
-                   inbound, handoffs, policies, fhir, reports, hsds, privacy_incidents):
+                   inbound, handoffs, policies, fhir, reports, hsds, privacy_incidents,
+                   followups):
         api.register_blueprint(module.blp)
     api.register_blueprint(privacy_incidents.erasures_blp)
 

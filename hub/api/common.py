@@ -131,7 +131,7 @@ def expected_version() -> int | None:
     if not (tag.isascii() and tag.isdigit() and len(tag) <= 18):
         raise Problem(
             400, "Invalid If-Match",
-            'If-Match must be the ETag the hub sent for this leg, for example If-Match: "3".',
+            'If-Match must be the ETag the hub sent for this object, for example If-Match: "3".',
         )
     return int(tag)
 

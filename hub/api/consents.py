@@ -43,6 +43,11 @@ class ConsentIn(Input):
                   "`network_wide`."},
     )
     network_wide = fields.Boolean(load_default=False)
+    share_details = fields.Boolean(
+        load_default=False,
+        metadata={"description": "referral_sharing only: employers and insertion enterprises "
+                  "also read the reason for referral, the needs and the notes; without it they "
+                  "receive names and contact channels only."})
     evidence = fields.String(required=True, validate=validate.OneOf(list(consents.Evidence)),
                              metadata={"description": "How the consent was given."})
     expires_at = Timestamp(allow_none=True, load_default=None,
@@ -56,6 +61,7 @@ class ConsentOut(Schema):
     purpose = fields.String()
     organization_ids = fields.List(fields.UUID())
     network_wide = fields.Boolean()
+    share_details = fields.Boolean()
     evidence = fields.String()
     status = fields.String(metadata={"enum": list(consents.ConsentStatus)})
     recorded_by = fields.String()

@@ -62,6 +62,12 @@ class ContactIn(Input):
     phone = _text(40, load_default=None, allow_none=True)
     preferred_channel = fields.String(load_default=None, allow_none=True,
                                       validate=validate.OneOf(list(ContactChannel)))
+    # No default: a contact listed again keeps its choices unless the body names them.
+    notify_referrals = fields.Boolean(metadata={
+        "description": "Mail this contact every new referral to the organization, with a link "
+                       "to answer it without an account (default false)."})
+    deadline_digests = fields.Boolean(metadata={
+        "description": "Mail this contact the missed-deadline digests (default true)."})
 
 
 class EntryIn(Input):
@@ -78,6 +84,11 @@ class EntryIn(Input):
     time_zone = _time_zone()
     language = fields.String(validate=validate.OneOf(LANGUAGES), metadata={
         "description": "Language of the hub's mails to its contacts: fr (default) or en."})
+    referral_mails = fields.String(
+        validate=validate.OneOf(list(organizations.ReferralMails)), metadata={
+            "description": "When contacts marked notify_referrals hear of new referrals: "
+                           "immediate (one mail each, default) or daily (one mail at 8:00 in "
+                           "the organization's time zone)."})
     services = fields.List(fields.Nested(ServiceIn), validate=validate.Length(max=200))
     locations = fields.List(fields.Nested(LocationIn), validate=validate.Length(max=200))
     contacts = fields.List(fields.Nested(ContactIn), validate=validate.Length(max=200))
@@ -109,6 +120,8 @@ class ContactOut(Schema):
     email = fields.String(allow_none=True)
     phone = fields.String(allow_none=True)
     preferred_channel = fields.String(allow_none=True)
+    notify_referrals = fields.Boolean()
+    deadline_digests = fields.Boolean()
 
 
 class OrganizationSchema(Schema):
@@ -123,6 +136,7 @@ class OrganizationSchema(Schema):
     website = fields.String(allow_none=True)
     time_zone = fields.String()
     language = fields.String()
+    referral_mails = fields.String(metadata={"enum": list(organizations.ReferralMails)})
     services = fields.List(fields.Nested(ServiceOut))
     locations = fields.List(fields.Nested(LocationOut))
     contacts = fields.List(fields.Nested(ContactOut), metadata={

@@ -13,7 +13,17 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate
 
 from hub.adapters.oauth import current_caller, current_client_id, require_scope
-from hub.api.common import Input, Timestamp, pseudonym_key
+from hub.api.common import (
+    Input,
+    PageArgs,
+    Timestamp,
+    aware_datetime,
+    decode_cursor,
+    encode_cursor,
+    etag,
+    expected_version,
+    pseudonym_key,
+)
 from hub.api.idempotency import idempotent
 from hub.api.privacy_incidents import ErasureOut
 from hub.consent import consents, visibility
@@ -21,7 +31,7 @@ from hub.db import db
 from hub.directory.organizations import QUEBEC_REGIONS
 from hub.errors import NotAllowed
 from hub.privacy import erasure, person_copy
-from hub.referrals import participants
+from hub.referrals import correction, participants
 
 blp = Blueprint(
     "participants", __name__, url_prefix="/api/v1/participants",
@@ -72,9 +82,43 @@ class ParticipantOut(Schema):
     birth_year = fields.Integer(allow_none=True)
     region = fields.String(allow_none=True)
     created_at = Timestamp()
+    version = fields.Integer(metadata={
+        "description": "Goes up with every correction; also the ETag, to send in If-Match."})
     redacted = fields.Boolean(
         metadata={"description": "True when personal data is withheld from this reader."}
     )
+    withheld = fields.List(
+        fields.String(),
+        metadata={"description": "Present when some fields are kept from an employer or "
+                  "insertion enterprise: it reads names and contact channels only, unless "
+                  "the participant's consent shares the details (docs/design.md §12)."})
+
+
+class ParticipantPage(Schema):
+    items = fields.List(fields.Nested(ParticipantOut))
+    next_cursor = fields.String(allow_none=True)
+
+
+class ParticipantQuery(PageArgs):
+    q = fields.String(load_default="", validate=validate.Length(max=200), metadata={
+        "description": "Name words (accents, case, hyphens and order ignored; each word may be "
+        "the beginning of a name, two letters at least), an email, or phone digits (any "
+        "format; the whole number, or its last 7 or 4 digits). Empty: every participant."})
+
+
+class ParticipantCorrection(ParticipantIn):
+    allow_duplicate = fields.Boolean(
+        load_default=False,
+        metadata={"description": "Correct even though the corrected record matches another "
+                  "participant of your organization (409 `possible-duplicate` otherwise)."},
+    )
+
+
+def _with_etag(view: dict[str, Any], version: int, status: int = 200) -> Response:
+    response = jsonify(view)
+    response.status_code = status
+    response.headers["ETag"] = etag(version)
+    return response
 
 
 def _participant_again(stored: dict[str, Any], status: int) -> Response:
@@ -114,15 +158,55 @@ class Participants(MethodView):
         return view, 201, {"Location": location}
 
 
+    @require_scope("participants:read")
+    @blp.arguments(ParticipantQuery, location="query", as_kwargs=True)
+    @blp.response(200, ParticipantPage)
+    def get(self, q: str, limit: int, cursor: str | None) -> dict[str, Any]:
+        """Search your organization's participants, newest first.
+
+        Look a person up before registering them: by name (accents, case, hyphens and word
+        order ignored; every word may be a beginning), by email, or by phone digits. Names
+        stay encrypted: the search compares keyed hashes (docs/privacy.md)."""
+        caller = current_caller()
+        after = tuple(decode_cursor(cursor, aware_datetime, uuid.UUID)) if cursor else None
+        found = participants.search(db.session, caller.organization_id, q, limit=limit + 1,
+                                    after=after)
+        page = found[:limit]
+        reader = visibility.Reader(db.session, caller, pseudonym_key())
+        next_cursor = (encode_cursor(page[-1].created_at.isoformat(), page[-1].id)
+                       if len(found) > limit else None)
+        return {"items": [reader.participant(p) for p in page], "next_cursor": next_cursor}
+
+
 @blp.route("/<uuid:participant_id>")
 class ParticipantById(MethodView):
     @require_scope("participants:read")
     @blp.response(200, ParticipantOut)
-    def get(self, participant_id: uuid.UUID) -> dict[str, Any]:
+    def get(self, participant_id: uuid.UUID) -> Any:
         """Read a participant registered by your organization, or referred to it."""
         caller = current_caller()
         participant = visibility.visible_participant(db.session, caller, participant_id)
-        return visibility.Reader(db.session, caller, pseudonym_key()).participant(participant)
+        view = visibility.Reader(db.session, caller, pseudonym_key()).participant(participant)
+        return _with_etag(view, participant.version)
+
+    @require_scope("participants:write")
+    @blp.arguments(ParticipantCorrection(partial=True))
+    @blp.response(200, ParticipantOut)
+    def patch(self, body: dict[str, Any], participant_id: uuid.UUID) -> Any:
+        """Correct a participant your organization registered (a typo, a new phone).
+
+        Send only the fields to change (`null` clears an optional one). With `If-Match` and
+        the ETag you read, a change made since is refused (412). The organizations that
+        received the person get `participant.updated`, naming the fields changed (never
+        their values), and read the person again. Only the registering organization corrects:
+        another one gets 404."""
+        caller = current_caller()
+        allow_duplicate = body.pop("allow_duplicate", False)
+        participant = correction.correct_participant(
+            db.session, caller, participant_id, body, expected_version=expected_version(),
+            allow_duplicate=allow_duplicate)
+        view = visibility.Reader(db.session, caller, pseudonym_key()).participant(participant)
+        return _with_etag(view, participant.version)
 
 
 @blp.route("/<uuid:participant_id>/export")

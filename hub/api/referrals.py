@@ -65,6 +65,11 @@ class ReferralIn(Input):
         load_default=list, validate=validate.Length(max=50),
     )
     forwarded_from = fields.UUID(allow_none=True, load_default=None)
+    needed_by = fields.Date(
+        allow_none=True, load_default=None,
+        metadata={"description": "The day the participant is needed there (first day of the "
+                  "job, departure), today or later. An urgent leg's deadlines fall no later "
+                  "than 17:00 on the business day before it."})
 
 
 class DeadlinesOut(Schema):
@@ -94,8 +99,14 @@ class ReferralOut(Schema):
     pathway = fields.String()
     stage = fields.String(allow_none=True)
     priority = fields.String()
+    needed_by = fields.Date(allow_none=True)
     reason_for_referral = fields.String(allow_none=True)
     needs = fields.List(fields.String())
+    withheld = fields.List(
+        fields.String(),
+        metadata={"description": "Fields kept from you: an employer or insertion enterprise "
+                  "reads names and contact channels only, unless the participant's consent "
+                  "shares the details (docs/design.md §12)."})
     chain_id = fields.UUID()
     forwarded_from = fields.UUID(allow_none=True)
     forwarded_to = fields.UUID(allow_none=True)

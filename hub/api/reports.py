@@ -1,6 +1,7 @@
-"""Funder reports (`GET /api/v1/reports/funder`): an organization's referrals, acknowledgement
-times and outcomes for a period, as JSON or CSV, counted only with `outcome_reporting` consent
-and with small counts withheld (see `hub.referrals.reports`)."""
+"""Reports, as JSON or CSV, counted only with `outcome_reporting` consent and with small counts
+withheld (see `hub.referrals.reports`): funder reports (`GET /api/v1/reports/funder`: an
+organization's referrals, acknowledgement times and outcomes for a period) and retention
+(`GET /api/v1/reports/retention`: who is still in the destination region six months on)."""
 
 from __future__ import annotations
 
@@ -25,15 +26,12 @@ blp = Blueprint("reports", __name__, url_prefix="/api/v1/reports",
                 description="Reports for funders, from consenting participants only.")
 
 
-class ReportArgs(Input):
+class PeriodArgs(Input):
     start = fields.Date(required=True, data_key="from",
                         metadata={"description": "First day of the period (inclusive)."})
     end = fields.Date(required=True, data_key="to",
                       metadata={"description": "Last day of the period (inclusive)."})
     format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))
-    organization_id = fields.UUID(load_default=None, metadata={
-        "description": "Coordinators (scope network:monitor): another organization's report. "
-                       "Default: your own."})
 
     @validates_schema
     def _period(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -44,6 +42,28 @@ class ReportArgs(Input):
                 raise ValidationError("A period of at most five years.", "to")
         if "end" in data and data["end"] >= date(9999, 12, 31):
             raise ValidationError("Before 9999-12-31.", "to")
+
+
+class ReportArgs(PeriodArgs):
+    organization_id = fields.UUID(load_default=None, metadata={
+        "description": "Coordinators (scope network:monitor): another organization's report. "
+                       "Default: your own."})
+
+
+def _bounds(start: date, end: date) -> tuple[datetime, datetime]:
+    """The days from `start` to `end` inclusive, as UTC moments [start, end)."""
+    return (datetime.combine(start, time(), UTC),
+            datetime.combine(end + timedelta(days=1), time(), UTC))
+
+
+def csv_response(columns: Any, rows: list[dict[str, Any]], filename: str) -> Response:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    response = Response("\ufeff" + out.getvalue(), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
 
 
 @blp.route("/funder")
@@ -70,16 +90,35 @@ class FunderReport(MethodView):
                 and "network:monitor" in current_oauth_token().get_scope().split()):
             raise NotAllowed("Only coordinators may read another organization's report.")
         report = reports.funder_report(
-            db.session, target, datetime.combine(start, time(), UTC),
-            datetime.combine(end + timedelta(days=1), time(), UTC), now=utcnow(),
+            db.session, target, *_bounds(start, end), now=utcnow(),
             min_cell=current_app.config["HUB_SETTINGS"].report_min_cell)
         if format == "json":
             return jsonify(report)
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=reports.CSV_COLUMNS)
-        writer.writeheader()
-        writer.writerows(reports.report_rows(report))
-        response = Response("\ufeff" + out.getvalue(), mimetype="text/csv")
-        response.headers["Content-Disposition"] = (
-            f'attachment; filename="rapport-{target}-{start}-{end}.csv"')
-        return response
+        return csv_response(reports.CSV_COLUMNS, reports.report_rows(report),
+                            f"rapport-{target}-{start}-{end}.csv")
+
+
+@blp.route("/retention")
+class RetentionReport(MethodView):
+    @require_scope("referrals:read")
+    @blp.arguments(PeriodArgs, location="query", unknown=RAISE, as_kwargs=True)
+    @blp.response(200)
+    def get(self, start: Any, end: Any, format: str) -> Response:
+        """Retention of the legs completed in the period (your organization's, or the whole
+        network's for coordinators), per destination region and pathway: legs `completed`,
+        180-day `followups_recorded`, `reached`, and `in_destination_region` (still living
+        there). Only participants whose `outcome_reporting` consent covers the sending
+        organization are counted.
+
+        Small counts are withheld as in the funder reports: null in JSON and `<5` in CSV,
+        also a part (reached, still in the region) whose complement is small; each named in
+        `suppression.suppressed` (`01/employment/reached`)."""
+        caller = current_caller()
+        report = reports.retention_report(
+            db.session, *_bounds(start, end), now=utcnow(),
+            organization_id=None if caller.is_coordinator else caller.organization_id,
+            min_cell=current_app.config["HUB_SETTINGS"].report_min_cell)
+        if format == "json":
+            return jsonify(report)
+        return csv_response(reports.RETENTION_CSV_COLUMNS, reports.retention_rows(report),
+                            f"retention-{start}-{end}.csv")

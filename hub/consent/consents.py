@@ -30,6 +30,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     exists,
+    false,
     select,
     update,
 )
@@ -76,6 +77,9 @@ class Consent(Base):
     participant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("participants.id"))
     purpose: Mapped[str] = mapped_column(String(40))
     network_wide: Mapped[bool] = mapped_column(Boolean)
+    # referral_sharing only: employers and insertion enterprises may read the reason, the needs
+    # and the notes too, not only names and contact channels (docs/design.md §12).
+    share_details: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     evidence: Mapped[str] = mapped_column(String(20))
     recorded_by: Mapped[str] = mapped_column(String(200))
     recorded_by_organization_id: Mapped[uuid.UUID] = mapped_column(
@@ -282,6 +286,23 @@ def covered_among(session: Session, participants: Iterable[Participant],
     return covered
 
 
+_SHARES_DETAILS = select(Consent.id).where(
+    Consent.participant_id == bindparam("participant_id", type_=Uuid()),
+    Consent.share_details.is_(True),
+    _grants(bindparam("organization_id", type_=Uuid()), Purpose.REFERRAL_SHARING.value,
+            bindparam("now", type_=UTCDateTime())),
+).limit(1)
+
+
+def shares_details(session: Session, participant: Participant,
+                   organization_id: uuid.UUID) -> bool:
+    """Whether an active referral_sharing consent that covers the organization also shares
+    the referral's details with it (`share_details`, docs/design.md §12)."""
+    return session.scalar(_SHARES_DETAILS, {
+        "participant_id": participant.id, "organization_id": organization_id,
+        "now": utcnow()}) is not None
+
+
 def lock_participant(session: Session, participant_id: uuid.UUID) -> None:
     """Take the participant's row lock until the end of the transaction.
 
@@ -345,6 +366,7 @@ def snapshot(consent: Consent, now: datetime | None = None) -> dict[str, Any]:
         "purpose": consent.purpose,
         "organization_ids": [str(o) for o in consent.organization_ids],
         "network_wide": consent.network_wide,
+        "share_details": consent.share_details,
         "evidence": consent.evidence,
         "status": consent.status(now).value,
         "recorded_by": consent.recorded_by,
@@ -379,7 +401,8 @@ def own_participant(session: Session, caller: Caller, participant_id: uuid.UUID)
 def grant(session: Session, caller: Caller, participant_id: uuid.UUID, *, purpose: str,
           evidence: str, organization_ids: list[uuid.UUID] | None = None,
           network_wide: bool = False, expires_at: datetime | None = None,
-          note: str | None = None, now: datetime | None = None) -> Consent:
+          note: str | None = None, now: datetime | None = None,
+          share_details: bool = False) -> Consent:
     """Record the participant's consent; the `consent.granted` event goes to their
     organization."""
     if caller.is_coordinator:
@@ -400,12 +423,17 @@ def grant(session: Session, caller: Caller, participant_id: uuid.UUID, *, purpos
         if unknown:
             raise Invalid({"organization_ids": [
                 f"Not in the directory: {', '.join(unknown)}."]})
+    if share_details and purpose != Purpose.REFERRAL_SHARING:
+        raise Invalid({"share_details": [
+            "Only a referral_sharing consent shares the referral's details; leave "
+            "share_details out for this purpose."]})
     expires_at = expires_at or now + DEFAULT_VALIDITY
     if expires_at <= now:
         raise Invalid({"expires_at": ["Must be in the future."]})
     consent = Consent(
         id=uuid.uuid4(), participant_id=participant.id, purpose=Purpose(purpose).value,
-        network_wide=network_wide, evidence=Evidence(evidence).value, recorded_by=caller.actor,
+        network_wide=network_wide, share_details=share_details,
+        evidence=Evidence(evidence).value, recorded_by=caller.actor,
         recorded_by_organization_id=caller.organization_id, granted_at=now,
         expires_at=expires_at,
         organizations=[ConsentOrganization(organization_id=o) for o in named],

@@ -8,8 +8,9 @@ The encrypted columns are found in the models themselves (`hub.models`, passed b
 rotate-keys`), so a new one is never forgotten.
 
 `move_to_person_keys` seals under each participant's own key what the key ring still seals of
-their data (rows written before per-person keys): the migration `d21a00000001` runs it, and
-so does every `hub data rotate-keys`, so a row missed by one is moved by the next.
+their data (rows written before per-person keys): `hub db upgrade` runs it once the migrations
+are applied (`move_database_to_person_keys`), and so does every `hub data rotate-keys`, so a
+row missed by one is moved by the next.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from sqlalchemy import Column, MetaData, Table, Text, cast, select, update
+from sqlalchemy import Column, MetaData, Table, Text, cast, inspect, select, update
 from sqlalchemy import text as literal_sql
 from sqlalchemy.orm import Session
 
@@ -72,6 +73,8 @@ _OWNERS = (
      (("referrals", "referrals.id = referral_notes.referral_id"),)),
     ("consent_notes", "body", "consents.participant_id",
      (("consents", "consents.id = consent_notes.consent_id"),)),
+    ("followup_records", "note", "referrals.participant_id",
+     (("referrals", "referrals.id = followup_records.referral_id"),)),
 )
 
 
@@ -87,7 +90,11 @@ def move_to_person_keys(session: Session, metadata: MetaData,
     kinds of values), so no downtime is needed."""
     keyring = crypto.current()
     total = 0
+    # A migration runs this before later migrations made their tables: those have no rows.
+    existing = set(inspect(session.connection()).get_table_names())
     for table_name, column_name, owner_sql, joins in _OWNERS:
+        if table_name not in existing:
+            continue
         table = metadata.tables[table_name]
         column = table.c[column_name]
         key_columns = list(table.primary_key.columns)
@@ -111,3 +118,25 @@ def move_to_person_keys(session: Session, metadata: MetaData,
             total += len(ring_sealed[start:start + BATCH])
             progress(f"{table_name}.{column_name}", total)
     return total
+
+
+def move_database_to_person_keys(database_url: str, metadata: MetaData, data_keys: str,
+                                 secret_key: str, keystore_url: str) -> int:
+    """`move_to_person_keys` on the database at `database_url`, with these keys and key store,
+    in a transaction of its own (`hub db upgrade`, after the migrations); returns how many."""
+    from sqlalchemy import create_engine, func
+
+    from hub.privacy.keystore import KeyStore
+    from hub.referrals.participants import Participant
+
+    engine = create_engine(database_url)
+    store = KeyStore(keystore_url)
+    try:
+        with Session(engine) as session, session.begin():
+            if not session.scalar(select(func.count()).select_from(Participant)):
+                return 0  # nothing to move: the key store is not even opened
+            with crypto.using(crypto.KeyRing.from_settings(data_keys, secret_key), store):
+                return move_to_person_keys(session, metadata)
+    finally:
+        store.dispose()
+        engine.dispose()

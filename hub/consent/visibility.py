@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from hub.accounts.callers import Caller
 from hub.consent import access_log, consents
 from hub.db import iso_utc
+from hub.directory.organizations import Organization, OrganizationKind
 from hub.errors import NotFound
 from hub.referrals.legs import OPEN_STATUSES, Referral, chain_of, receives_open_leg, snapshot
 from hub.referrals.participants import Participant, ParticipantErased
@@ -27,6 +28,17 @@ from hub.referrals.participants import Participant, ParticipantErased
 # What an organization other than the participant's sees of a consent event.
 SHARED_CONSENT_FIELDS = ("id", "participant_id", "purpose", "status", "granted_at",
                          "expires_at", "withdrawn_at", "expired_at")
+
+
+# Receivers that need to know only whom to contact (docs/design.md §12): names and contact
+# channels, unless the participant's referral_sharing consent says `share_details: true`.
+NEED_TO_KNOW_KINDS = frozenset({OrganizationKind.EMPLOYER.value,
+                                OrganizationKind.INSERTION_ENTERPRISE.value})
+# What they are not told, as listed in their answers' `withheld`: the leg's free text (reason,
+# needs, the other party's notes) and what the person is beyond how to reach them.
+WITHHELD_PARTICIPANT_FIELDS = ("birth_year", "region")
+WITHHELD_FROM_NEED_TO_KNOW = ("reason_for_referral", "needs", "notes",
+                              *(f"participant.{name}" for name in WITHHELD_PARTICIPANT_FIELDS))
 
 
 def pseudonym(participant_id: uuid.UUID, key: bytes) -> str:
@@ -162,6 +174,7 @@ def participant_view(participant: Participant, *, entitled: bool, coordinator: b
         "birth_year": participant.birth_year,
         "region": participant.region,
         "created_at": iso_utc(participant.created_at),
+        "version": participant.version,
         "redacted": False,
     }
 
@@ -174,6 +187,31 @@ class Reader:
     caller: Caller
     key: bytes
     _entitled: dict[uuid.UUID, bool] = field(default_factory=dict)
+    _details_shared: dict[uuid.UUID, bool] = field(default_factory=dict)
+    _needs_to_know_only: bool | None = None
+
+    def withheld(self, participant: Participant) -> tuple[str, ...]:
+        """What of the participant's referrals this reader is not told even when entitled to
+        the person: an employer or insertion enterprise reads names and contact channels
+        only, unless the participant's consent shares the details with it (§12)."""
+        if participant.organization_id == self.caller.organization_id:
+            return ()
+        if self._needs_to_know_only is None:
+            organization = self.session.get(Organization, self.caller.organization_id)
+            self._needs_to_know_only = (organization is not None
+                                        and organization.kind in NEED_TO_KNOW_KINDS)
+        if not self._needs_to_know_only:
+            return ()
+        if participant.id not in self._details_shared:
+            self._details_shared[participant.id] = consents.shares_details(
+                self.session, participant, self.caller.organization_id)
+        return () if self._details_shared[participant.id] else WITHHELD_FROM_NEED_TO_KNOW
+
+    def sees_notes(self, participant: Participant, written_by: uuid.UUID) -> bool:
+        """Whether a note written by `written_by` on a leg of the participant is shown: its
+        own notes always, another organization's unless notes are withheld."""
+        return (written_by == self.caller.organization_id
+                or "notes" not in self.withheld(participant))
 
     def entitled(self, participant: Participant, leg: Referral | None = None) -> bool:
         """Whether this reader is shown the participant's personal data; a yes is logged."""
@@ -199,10 +237,14 @@ class Reader:
                 access_log.note_read(self.session, self.caller, participant.id)
 
     def participant(self, participant: Participant) -> dict[str, Any]:
-        return participant_view(
-            participant, entitled=self.entitled(participant),
-            coordinator=self.caller.is_coordinator, key=self.key,
-        )
+        entitled = self.entitled(participant)
+        view = participant_view(participant, entitled=entitled,
+                                coordinator=self.caller.is_coordinator, key=self.key)
+        if entitled and self.withheld(participant):
+            for name in WITHHELD_PARTICIPANT_FIELDS:
+                view[name] = None
+            view["withheld"] = list(WITHHELD_PARTICIPANT_FIELDS)
+        return view
 
     def consent_event(self, data: dict[str, Any]) -> dict[str, Any]:
         """A consent event's data for this reader, decided now:
@@ -227,6 +269,15 @@ class Reader:
                 self.session, participant, self.caller.organization_id, "referral_sharing")
         return view
 
+    def participant_event(self, data: dict[str, Any]) -> dict[str, Any]:
+        """A participant event's data (ids and field names, never values) for this reader:
+        coordinators get the pseudonym instead of the id."""
+        state = dict(data["participant"])
+        if self.caller.is_coordinator:
+            state["reference"] = pseudonym(uuid.UUID(state.pop("id")), self.key)
+        # Codes beside it (an erasure's moment, reason and request to erase the copy).
+        return {**{k: v for k, v in data.items() if k != "participant"}, "participant": state}
+
     def referral(self, referral: Referral, *, state: dict[str, Any] | None = None,
                  with_chain: bool = False) -> dict[str, Any]:
         """The leg as this reader may see it; `state` is an event's snapshot to show instead
@@ -238,8 +289,11 @@ class Reader:
         view["participant"] = self.participant(participant)
         if not is_party or (self.caller.is_coordinator and not entitled):
             view.pop("participant_id", None)
-        view["reason_for_referral"] = referral.reason_for_referral if entitled else None
-        view["needs"] = list(referral.needs or []) if entitled else []
+        withheld = self.withheld(participant) if entitled else ()
+        shown = entitled and not withheld
+        view["reason_for_referral"] = referral.reason_for_referral if shown else None
+        view["needs"] = list(referral.needs or []) if shown else []
+        view["withheld"] = list(withheld)
         if with_chain:
             view["chain"] = [
                 {
@@ -253,4 +307,20 @@ class Reader:
                 }
                 for leg in chain_of(self.session, referral)
             ]
+        return view
+
+    def followup(self, record: Any, referral: Referral) -> dict[str, Any]:
+        """A follow-up record (`hub.followups.records`) as this reader may see it: the codes
+        to either party and coordinators; the note, which may name the person, only to the
+        sending organization while it may read the participant's personal data (a read that
+        is logged)."""
+        view: dict[str, Any] = {
+            "id": str(record.id), "referral_id": str(record.referral_id), "due": record.due,
+            "reached": record.reached, "situation": record.situation,
+            "in_destination_region": record.in_destination_region,
+            "recorded_at": iso_utc(record.recorded_at), "recorded_by": record.recorded_by,
+            "note": None}
+        if (referral.from_organization_id == self.caller.organization_id
+                and record.note is not None and self.entitled(referral.participant, referral)):
+            view["note"] = record.note
         return view

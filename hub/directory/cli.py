@@ -21,36 +21,57 @@ def directory_group() -> None:
 
 @directory_group.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--as", "importer", metavar="ORG_ID",
+              help="The importing organization: the grid's type of collaboration and notes "
+                   "become its relationship notes about each partner.")
 @click.option("--apply", "apply_", is_flag=True,
               help="Write the changes (without it: a dry run that only reports).")
 @with_appcontext
-def import_command(file: Path, apply_: bool) -> None:
+def import_command(file: Path, importer: str | None, apply_: bool) -> None:
     """Import the partner grid (CSV or XLSX: organization, region, contact person, services,
-    type of collaboration...).  Reports row by row what is (or would be) created, updated or
-    rejected and why; rows already in the directory are left unchanged."""
+    type of organization, type of collaboration, notes...).  Reports row by row what is (or
+    would be) created, updated, merged or rejected and why, and the kind chosen for each new
+    entry; rows already in the directory are left unchanged."""
+    import uuid
+
     from hub.adapters.spreadsheet import UnreadableGrid, read_grid
     from hub.db import db, utcnow
     from hub.directory.grid_import import (
         CREATE,
+        MERGE,
         REJECT,
         UNCHANGED,
         UPDATE,
         apply_import,
         plan_import,
     )
+    from hub.directory.organizations import Organization
 
-    verbs = {CREATE: "create", UPDATE: "update", UNCHANGED: "unchanged", REJECT: "REJECT"}
+    verbs = {CREATE: "create", UPDATE: "update", UNCHANGED: "unchanged", MERGE: "merge",
+             REJECT: "REJECT"}
     try:
         rows = list(read_grid(file))
     except UnreadableGrid as error:
         click.echo(f"Error: {file}: {error}", err=True)
         sys.exit(2)
     with db.job_session() as session:
+        importer_id = None
+        if importer is not None:
+            try:
+                importer_id = uuid.UUID(importer)
+            except ValueError:
+                importer_id = None
+            if importer_id is None or session.get(Organization, importer_id) is None:
+                click.echo(f"Error: --as {importer}: no organization has this id (see "
+                           "`hub org create` or the portal's directory).", err=True)
+                sys.exit(2)
         with click.progressbar(length=len(rows), label="Reading rows", file=sys.stderr) as bar:
-            outcomes = plan_import(session, rows, progress=bar.update)
+            outcomes = plan_import(session, rows, importer_id=importer_id,
+                                   progress=bar.update)
         if apply_:
             click.echo("Writing...", err=True)
-            apply_import(session, outcomes, source=file.name, now=utcnow())
+            apply_import(session, outcomes, source=file.name, now=utcnow(),
+                         importer_id=importer_id)
     tense = "" if apply_ else "would "
     done = "" if apply_ else "would be "
     for outcome in outcomes:
@@ -64,8 +85,16 @@ def import_command(file: Path, apply_: bool) -> None:
                     "the same organization)"
         click.echo(line)
     counts = {action: sum(1 for o in outcomes if o.action == action) for action in verbs}
+    to_confirm = [str(o.line) for o in outcomes if o.kind_to_confirm]
+    if to_confirm:
+        click.echo(f"Kind to confirm (entered as other): line {', '.join(to_confirm)}.")
+    if importer_id is None and any(o.entry and (o.entry.collaboration or o.entry.notes)
+                                   for o in outcomes):
+        click.echo("The type of collaboration and notes were not kept: name the importing "
+                   "organization with --as ORG_ID to keep them as its relationship notes.")
     click.echo(f"{len(outcomes)} rows: {counts[CREATE]} {done}created, {counts[UPDATE]} "
-               f"{done}updated, {counts[UNCHANGED]} unchanged, {counts[REJECT]} rejected."
+               f"{done}updated, {counts[UNCHANGED]} unchanged, {counts[MERGE]} merged into "
+               f"another row, {counts[REJECT]} rejected."
                + ("" if apply_ else " Dry run: nothing written; add --apply to write."))
 
 

@@ -17,7 +17,7 @@ from hub.errors import NotAllowed
 
 # Fields of the organization itself that its entry may change.
 ORGANIZATION_FIELDS = ("name", "kind", "region", "capacity", "capacity_until", "description",
-                       "website", "time_zone", "language")
+                       "website", "time_zone", "language", "referral_mails")
 
 
 def check_may_edit(caller: Caller, organization: Organization, *, is_hub_admin: bool,
@@ -58,7 +58,24 @@ def apply_entry(organization: Organization, changes: Mapping[str, Any]) -> None:
     if "locations" in changes:
         organization.locations = [Location(**item) for item in changes["locations"]]
     if "contacts" in changes:
-        organization.contacts = [Contact(**item) for item in changes["contacts"]]
+        organization.contacts = _contacts(organization.contacts, changes["contacts"])
+
+
+def _contacts(current: Iterable[Contact], items: Iterable[Mapping[str, Any]]) -> list[Contact]:
+    """The new list of contacts, keeping the row (and its id) of a contact whose address is
+    still listed: the links mailed to a contact (`hub.mailbox.links`) work as long as the
+    contact stays in the entry, whatever else of the entry changes."""
+    by_address = {c.email.lower(): c for c in current if c.email}
+    kept = []
+    for item in items:
+        contact = by_address.pop((item.get("email") or "").lower(), None)
+        if contact is None:
+            kept.append(Contact(**item))
+            continue
+        for name, value in item.items():
+            setattr(contact, name, value)
+        kept.append(contact)
+    return kept
 
 
 def update_entry(session: Session, organization: Organization, changes: Mapping[str, Any], *,

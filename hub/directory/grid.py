@@ -30,8 +30,13 @@ for _field, _titles in {
     "contact": ["personne ressource", "personne contact", "contact", "contact person",
                 "responsable", "intervenant", "intervenante"],
     "services": ["services", "services offerts", "offre de services"],
+    # The collaboration the importing organization needs with that partner, not its kind.
     "collaboration": ["type de collaboration", "type of collaboration", "collaboration",
-                      "type", "type d organisme", "kind"],
+                      "collaboration necessaire", "besoin de collaboration"],
+    "kind": ["type d organisme", "type d organisation", "type of organization",
+             "organization type", "kind", "type", "categorie", "categorie d organisme"],
+    "notes": ["notes", "note", "commentaires", "commentaire", "remarques", "remarque",
+              "observations"],
     "email": ["courriel", "email", "e mail", "adresse courriel"],
     "phone": ["telephone", "tel", "phone", "numero de telephone"],
     "role": ["role", "fonction", "titre", "poste"],
@@ -86,15 +91,20 @@ def region_code(value: Any) -> str:
                   f"01 to 17)")
 
 
-# Words of the "type of collaboration" column → kind, tried in this order (an "entreprise
-# d'insertion" is an insertion enterprise, not an employer).
+# Words of a "type d'organisme" cell → kind, tried in this order (an "entreprise d'insertion"
+# is an insertion enterprise, not an employer; a "coopérative de développement régional" a
+# cooperative development body, not a regional partner).  No word leads to `coordination`:
+# a coordination body sees every handoff of the network, and only `hub org create` makes one.
 _KIND_WORDS: list[tuple[str, OrganizationKind]] = [
     ("insertion", OrganizationKind.INSERTION_ENTERPRISE),
     ("coop", OrganizationKind.COOPERATIVE_DEVELOPMENT),
     ("entrepreneur", OrganizationKind.ENTREPRENEURSHIP_AGENCY),
     ("demarrage", OrganizationKind.ENTREPRENEURSHIP_AGENCY),
-    ("concertation", OrganizationKind.COORDINATION),
-    ("coordination", OrganizationKind.COORDINATION),
+    ("public", OrganizationKind.PUBLIC_INSTITUTION),
+    ("institution", OrganizationKind.PUBLIC_INSTITUTION),
+    ("gouvernement", OrganizationKind.PUBLIC_INSTITUTION),
+    ("government", OrganizationKind.PUBLIC_INSTITUTION),
+    ("municipal", OrganizationKind.PUBLIC_INSTITUTION),
     ("regional", OrganizationKind.REGIONAL_PARTNER),
     ("region", OrganizationKind.REGIONAL_PARTNER),
     ("employeur", OrganizationKind.EMPLOYER),
@@ -104,23 +114,126 @@ _KIND_WORDS: list[tuple[str, OrganizationKind]] = [
     ("community", OrganizationKind.COMMUNITY),
     ("referencement", OrganizationKind.COMMUNITY),
     ("integration", OrganizationKind.COMMUNITY),
+    ("autre", OrganizationKind.OTHER),
+    ("other", OrganizationKind.OTHER),
 ]
+_COORDINATION_WORDS = re.compile(r"\b(concertation|coordination|coordonnat\w*)\b")
+
+# What a name says of the kind, tried in this order on the folded name (whole words).  Each
+# rule is named in the dry run, so a counsellor sees why a kind was chosen.
+_NAME_RULES: list[tuple[str, OrganizationKind]] = [
+    (r"entreprise d insertion", OrganizationKind.INSERTION_ENTERPRISE),
+    (r"cooperative de developpement( regional)?|cdr", OrganizationKind.COOPERATIVE_DEVELOPMENT),
+    (r"cisss|ciusss|clsc|centre integre( universitaire)? de sante",
+     OrganizationKind.PUBLIC_INSTITUTION),
+    (r"mrc|municipalite( regionale de comte)?|ville de|ville d|cite de",
+     OrganizationKind.PUBLIC_INSTITUTION),
+    (r"services quebec|emploi quebec|ministere", OrganizationKind.PUBLIC_INSTITUTION),
+    (r"cegep|college|centre de services scolaire|commission scolaire|ecole|universite",
+     OrganizationKind.PUBLIC_INSTITUTION),
+    (r"place aux jeunes|paj|regionalisation", OrganizationKind.REGIONAL_PARTNER),
+    (r"carrefour jeunesse emploi|cje|service d aide a l emploi|sae|organisme communautaire"
+     r"|maison de la famille|centre d integration|carrefour d integration|accueil"
+     r"|centre communautaire", OrganizationKind.COMMUNITY),
+    (r"sadc|cld|centre local de developpement|pme mtl|futurpreneur|entrepreneur\w*"
+     r"|centre d entrepreneuriat", OrganizationKind.ENTREPRENEURSHIP_AGENCY),
+    (r"cooperative|coop", OrganizationKind.COOPERATIVE_DEVELOPMENT),
+    (r"inc|ltee|ltd|enr|senc", OrganizationKind.EMPLOYER),
+]
+# What the services say, when the name says nothing (whole words, folded).
+_SERVICE_RULES: list[tuple[str, OrganizationKind]] = [
+    (r"insertion( socioprofessionnelle)?|plateau de travail",
+     OrganizationKind.INSERTION_ENTERPRISE),
+    (r"demarrage de cooperatives?|cooperatives?", OrganizationKind.COOPERATIVE_DEVELOPMENT),
+    (r"demarrage d entreprises?|entrepreneuriat|plan d affaires|mentorat d affaires",
+     OrganizationKind.ENTREPRENEURSHIP_AGENCY),
+    (r"regionalisation|sejours? exploratoires?|attraction|migration",
+     OrganizationKind.REGIONAL_PARTNER),
+    (r"aide a l emploi|recherche d emploi|employabilite|integration|francisation"
+     r"|accueil des personnes immigrantes", OrganizationKind.COMMUNITY),
+]
+_NAME_PATTERNS = [(re.compile(rf"\b(?:{rule})\b"), kind) for rule, kind in _NAME_RULES]
+_SERVICE_PATTERNS = [(re.compile(rf"\b(?:{rule})\b"), kind) for rule, kind in _SERVICE_RULES]
+
+# How a kind was chosen.
+FROM_COLUMN, FROM_NAME, FROM_SERVICES, TO_CONFIRM = "column", "name", "services", "to_confirm"
 
 
-def kind_of(value: Any) -> str | None:
-    """The organization kind a 'type of collaboration' cell names; None when empty."""
-    if value is None:
-        return None
-    text = str(value)
-    if text in set(OrganizationKind):
-        return text
+@dataclass(frozen=True)
+class KindChoice:
+    """The kind of a row's organization and why: `rule` is one of FROM_COLUMN, FROM_NAME,
+    FROM_SERVICES or TO_CONFIRM; `evidence` is the text that decided (the cell, or the words
+    of the name or services), or what could not be used."""
+
+    kind: str
+    rule: str
+    evidence: str | None = None
+    refused_coordination: bool = False
+
+    @property
+    def to_confirm(self) -> bool:
+        return self.rule == TO_CONFIRM
+
+    def describe(self) -> str:
+        if self.rule == FROM_COLUMN:
+            why = f"type d'organisme «{self.evidence}»"
+        elif self.rule == FROM_NAME:
+            why = f"the name says «{self.evidence}»"
+        elif self.rule == FROM_SERVICES:
+            why = f"the services say «{self.evidence}»"
+        elif self.refused_coordination:
+            why = ("kind to confirm: a coordination body is never created by an import, the "
+                   "hub's administrators make it")
+        elif self.evidence:
+            why = f"kind to confirm: «{self.evidence}» names no kind we know"
+        else:
+            why = "kind to confirm: neither a type d'organisme nor the name or services say it"
+        return f"kind {self.kind} ({why})"
+
+
+def _kind_in_cell(text: str) -> OrganizationKind | None:
+    if text in set(OrganizationKind) and text != OrganizationKind.COORDINATION:
+        return OrganizationKind(text)
     folded = fold(text)
     for word, kind in _KIND_WORDS:
         if word in folded:
-            return kind.value
-    raise BadCell(f"type of collaboration {text!r} names no kind of organization we know "
-                  f"(e.g. communautaire, partenaire régional, entrepreneuriat, coopérative, "
-                  f"entreprise d'insertion, employeur, concertation)")
+            return kind
+    return None
+
+
+def _first_rule(patterns: list[tuple[re.Pattern[str], OrganizationKind]], text: str
+                ) -> tuple[OrganizationKind, str] | None:
+    for pattern, kind in patterns:
+        found = pattern.search(text)
+        if found:
+            return kind, found.group(0)
+    return None
+
+
+def choose_kind(stated: Any, name: str, services: list[str]) -> KindChoice:
+    """The kind of a row's organization: from its "type d'organisme" cell when that names a
+    kind, else from its name, else from its services, else `other`, to be confirmed.  Never
+    `coordination`: a cell or name saying "concertation" is refused as such and the row's
+    kind is looked for elsewhere."""
+    stated_text = None if stated is None else str(stated).strip() or None
+    refused = False
+    if stated_text is not None:
+        if stated_text == OrganizationKind.COORDINATION or _COORDINATION_WORDS.search(
+                fold(stated_text)):
+            refused = True
+        else:
+            kind = _kind_in_cell(stated_text)
+            if kind is not None:
+                return KindChoice(kind.value, FROM_COLUMN, stated_text)
+    folded_name = fold(name)
+    refused = refused or bool(_COORDINATION_WORDS.search(folded_name))
+    found = _first_rule(_NAME_PATTERNS, folded_name)
+    if found:
+        return KindChoice(found[0].value, FROM_NAME, found[1], refused)
+    found = _first_rule(_SERVICE_PATTERNS, fold(" ; ".join(services)))
+    if found:
+        return KindChoice(found[0].value, FROM_SERVICES, found[1], refused)
+    return KindChoice(OrganizationKind.OTHER.value, TO_CONFIRM, stated_text, refused)
 
 
 _PATHWAY_WORDS: list[tuple[str, str]] = [
@@ -255,36 +368,76 @@ class GridEntry:
 
     name: str
     region: str
-    kind: str | None
+    # Only a kind from a "type d'organisme" cell changes an organization already in the
+    # directory; one inferred from the name or services is for new entries.
+    kind: KindChoice
     services: list[str] = field(default_factory=list)
-    contact: ContactCell = field(default_factory=ContactCell)
+    contacts: list[ContactCell] = field(default_factory=list)
     city: str | None = None
     website: str | None = None
     capacity: str | None = None
     languages: list[str] = field(default_factory=list)
     validated_at: datetime | None = None
+    # For the importing organization's relationship note, never for the entry itself.
+    collaboration: str | None = None
+    notes: str | None = None
+    # Cells left out, each with why; the row is kept.
+    warnings: list[str] = field(default_factory=list)
+
+    def merge(self, other: GridEntry) -> None:
+        """Take in a repeated row of the same organization: what it adds is kept."""
+        if self.kind.rule != FROM_COLUMN and other.kind.rule == FROM_COLUMN:
+            self.kind = other.kind
+        self.services = list(dict.fromkeys(self.services + other.services))
+        self.contacts += [c for c in other.contacts if c not in self.contacts]
+        self.languages = list(dict.fromkeys(self.languages + other.languages))
+        for name in ("city", "website", "capacity"):
+            if getattr(self, name) is None:
+                setattr(self, name, getattr(other, name))
+        if other.validated_at and (self.validated_at is None
+                                   or other.validated_at > self.validated_at):
+            self.validated_at = other.validated_at
+        self.collaboration = _joined(self.collaboration, other.collaboration)
+        self.notes = _joined(self.notes, other.notes)
+        self.warnings += other.warnings
+
+
+def _joined(first: str | None, second: str | None) -> str | None:
+    if not first or not second or fold(second) in fold(first):
+        return first or second
+    return f"{first}\n{second}"
 
 
 LIMITS = {"name": 200, "city": 120, "website": 300}
 
 
 def entry_of(row: dict[str, Any]) -> GridEntry:
-    """The row as a directory entry, or BadCell with every reason it cannot be one."""
+    """The row as a directory entry, or BadCell when it cannot be one: without a name or a
+    Québec region.  Any other unreadable cell is left out, with a warning, and the row kept."""
     cells = columns_of(row)
     reasons: list[str] = []
+    warnings: list[str] = []
 
     def read(reader: Any, key: str) -> Any:
         try:
             return reader(cells.get(key))
         except BadCell as error:
-            reasons.append(str(error))
+            warnings.append(f"{error}: left out")
             return None
 
-    name = str(cells["name"]).strip() if cells.get("name") is not None else ""
+    name = re.sub(r"\s+", " ", str(cells["name"])).strip() if cells.get("name") is not None \
+        else ""
     if not name:
         reasons.append("organization name is empty")
-    region = read(region_code, "region")
-    kind = read(kind_of, "collaboration")
+    try:
+        region = region_code(cells.get("region"))
+    except BadCell as error:
+        reasons.append(str(error))
+    if reasons:
+        raise BadCell("; ".join(reasons))
+    if len(name) > LIMITS["name"]:
+        warnings.append(f"name is longer than {LIMITS['name']} characters: cut")
+        name = name[:LIMITS["name"]]
     capacity = read(capacity_of, "capacity")
     validated_at = read(date_of, "validated")
     contact = contact_of(cells.get("contact"))
@@ -292,18 +445,23 @@ def entry_of(row: dict[str, Any]) -> GridEntry:
         if cells.get(part) is not None:
             setattr(contact, part, str(cells[part]).strip())
     if contact.email and not _EMAIL.fullmatch(contact.email):
-        reasons.append(f"email {contact.email!r} is not an email address")
-    for key, size in LIMITS.items():
-        value = name if key == "name" else cells.get(key)
-        if value is not None and len(str(value)) > size:
-            reasons.append(f"{key} is longer than {size} characters")
-    if reasons:
-        raise BadCell("; ".join(reasons))
+        warnings.append(f"email {contact.email!r} is not an email address: left out")
+        contact.email = None
+    texts: dict[str, str | None] = {}
+    for key in ("city", "website"):
+        text = _text(cells.get(key))
+        if text is not None and len(text) > LIMITS[key]:
+            warnings.append(f"{key} is longer than {LIMITS[key]} characters: left out")
+            text = None
+        texts[key] = text
+    services = services_of(cells.get("services"))
     return GridEntry(
-        name=name, region=region, kind=kind, services=services_of(cells.get("services")),
-        contact=contact, city=_text(cells.get("city")), website=_text(cells.get("website")),
-        capacity=capacity, languages=languages_of(cells.get("languages")),
-        validated_at=validated_at,
+        name=name, region=region, kind=choose_kind(cells.get("kind"), name, services),
+        services=services, contacts=[] if contact.is_empty() else [contact],
+        city=texts["city"], website=texts["website"], capacity=capacity,
+        languages=languages_of(cells.get("languages")), validated_at=validated_at,
+        collaboration=_text(cells.get("collaboration")), notes=_text(cells.get("notes")),
+        warnings=warnings,
     )
 
 

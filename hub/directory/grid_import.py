@@ -1,10 +1,14 @@
 """`hub directory import`: the partner grid counsellors keep, into the directory.
 
-A plan first, row by row (create, update, unchanged, reject, with reasons and line numbers);
-then, only when asked, the same plan applied.  Rows match organizations of the directory on a
-stable key, the folded name and the region, so importing the same file again changes nothing.
-Names close to another one of the region (a typo, an accent, a word more) are pointed out, to
-be checked before applying: they would otherwise become near-duplicate entries.
+A plan first, row by row (create, update, unchanged, merge, reject, with reasons and line
+numbers; for a new entry the kind chosen and why); then, only when asked, the same plan
+applied.  Every usable row is kept: only a row without a name or a Québec region is rejected,
+and a row repeating another (same folded name and region) is merged into it.  Rows match
+organizations of the directory on that same key, so importing the same file again changes
+nothing.  Names close to another one of the region (a typo, an accent, a word more) are
+pointed out, to be checked before applying: they would otherwise become near-duplicate
+entries.  The grid's "type de collaboration" and notes are the importing organization's
+relationship notes (`hub.directory.relationships`), never the partner's entry.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from hub.db import table_of
-from hub.directory.grid import BadCell, GridEntry, entry_of, pathways_of
+from hub.directory.grid import BadCell, ContactCell, GridEntry, entry_of, pathways_of
 from hub.directory.organizations import (
     Capacity,
     Contact,
@@ -32,13 +36,20 @@ from hub.directory.organizations import (
     ServicePathway,
     search_text_of,
 )
+from hub.directory.relationships import (
+    NoteText,
+    RelationshipNote,
+    current_notes,
+    merged_text,
+    write_note,
+)
 from hub.directory.text import fold
 
 # How close (0-100, rapidfuzz's token sort ratio on folded names) a name must be to another of
 # the same region to be pointed out as a possible duplicate.
 NEAR_DUPLICATE_SCORE = 88
 
-CREATE, UPDATE, UNCHANGED, REJECT = "create", "update", "unchanged", "reject"
+CREATE, UPDATE, UNCHANGED, MERGE, REJECT = "create", "update", "unchanged", "merge", "reject"
 
 
 @dataclass
@@ -46,10 +57,20 @@ class RowOutcome:
     line: int
     action: str
     name: str | None
-    reasons: list[str] = field(default_factory=list)  # why rejected, or what would change
+    # Why rejected; or what would change, the kind chosen and why, the cells left out.
+    reasons: list[str] = field(default_factory=list)
     near_duplicates: list[str] = field(default_factory=list)
     entry: GridEntry | None = None
     organization: Organization | None = None
+    merged_into: int | None = None  # MERGE: the line of the row it repeats
+    # The importing organization's note about this partner once the row is taken in, when it
+    # changes it.
+    note: NoteText | None = None
+
+    @property
+    def kind_to_confirm(self) -> bool:
+        return (self.action == CREATE and self.entry is not None
+                and self.entry.kind.to_confirm)
 
 
 def key_of(name: str, region: str) -> tuple[str, str]:
@@ -62,10 +83,20 @@ def _sorted_words(folded: str) -> str:
     return " ".join(sorted(folded.split()))
 
 
-def _same_contact(contact: Contact, wanted: Any) -> bool:
+def _same_contact(contact: Contact | ContactCell, wanted: ContactCell) -> bool:
     if wanted.email and contact.email and contact.email.casefold() == wanted.email.casefold():
         return True
     return bool(wanted.name and contact.name and fold(contact.name) == fold(wanted.name))
+
+
+def _new_contacts(organization: Organization, entry: GridEntry) -> list[ContactCell]:
+    held: list[Contact | ContactCell] = list(organization.contacts)
+    new = []
+    for wanted in entry.contacts:
+        if not any(_same_contact(c, wanted) for c in held):
+            new.append(wanted)
+            held.append(wanted)
+    return new
 
 
 def changes_for(organization: Organization, entry: GridEntry) -> list[str]:
@@ -73,14 +104,13 @@ def changes_for(organization: Organization, entry: GridEntry) -> list[str]:
     grid names some services and one contact, not the whole entry)."""
     changes = []
     if _new_kind(organization, entry):
-        changes.append(f"kind {organization.kind} → {entry.kind}")
+        changes.append(f"kind {organization.kind} → {entry.kind.describe()}")
     held = {fold(s.name) for s in organization.services}
     new_services = [s for s in entry.services if fold(s) not in held]
     if new_services:
         changes.append("add services: " + ", ".join(new_services))
-    if not entry.contact.is_empty() and not any(
-            _same_contact(c, entry.contact) for c in organization.contacts):
-        changes.append(f"add contact {entry.contact.name or entry.contact.email}")
+    for contact in _new_contacts(organization, entry):
+        changes.append(f"add contact {contact.name or contact.email or contact.phone}")
     if entry.city and fold(entry.city) not in {fold(p.city) for p in organization.locations}:
         changes.append(f"add location {entry.city}")
     if entry.website and entry.website != organization.website:
@@ -93,8 +123,10 @@ def changes_for(organization: Organization, entry: GridEntry) -> list[str]:
 
 
 def plan_import(session: Session, rows: Iterable[tuple[int, dict[str, Any]]], *,
+                importer_id: uuid.UUID | None = None,
                 progress: Callable[[int], None] | None = None) -> list[RowOutcome]:
-    """What importing `rows` would do, row by row; writes nothing."""
+    """What importing `rows` would do, row by row; writes nothing.  With `importer_id`, the
+    grid's "type de collaboration" and notes go to that organization's relationship notes."""
     directory = list(session.scalars(select(Organization).options(
         selectinload(Organization.services), selectinload(Organization.locations),
         selectinload(Organization.contacts))))
@@ -105,20 +137,24 @@ def plan_import(session: Session, rows: Iterable[tuple[int, dict[str, Any]]], *,
         words = _sorted_words(fold(organization.name))
         names_by_region[organization.region].append(words)
         display[(words, organization.region)] = organization.name
-    lines_by_key: dict[tuple[str, str], int] = {}
+    first_by_key: dict[tuple[str, str], RowOutcome] = {}
 
     outcomes = []
     for line, row in rows:
-        outcome = _plan_row(line, row, by_key, names_by_region, display, lines_by_key)
+        outcome = _plan_row(line, row, by_key, names_by_region, display, first_by_key)
         outcomes.append(outcome)
         if progress:
             progress(1)
+    # Reasons once every repeated row is merged into the first.
+    notes = current_notes(session, importer_id) if importer_id is not None else {}
+    for outcome in outcomes:
+        _explain(outcome, notes, importer_id)
     return outcomes
 
 
 def _plan_row(line: int, row: dict[str, Any], by_key: dict[tuple[str, str], Organization],
               names_by_region: dict[str, list[str]], display: dict[tuple[str, str], str],
-              lines_by_key: dict[tuple[str, str], int]) -> RowOutcome:
+              first_by_key: dict[tuple[str, str], RowOutcome]) -> RowOutcome:
     try:
         entry = entry_of(row)
     except BadCell as error:
@@ -127,22 +163,54 @@ def _plan_row(line: int, row: dict[str, Any], by_key: dict[tuple[str, str], Orga
                      and v is not None), None)
         return RowOutcome(line, REJECT, name, reasons=[str(error)])
     key = key_of(entry.name, entry.region)
-    if key in lines_by_key:
-        return RowOutcome(line, REJECT, entry.name, reasons=[
-            f"same organization and region as line {lines_by_key[key]}"])
-    lines_by_key[key] = line
+    first = first_by_key.get(key)
+    if first is not None:
+        assert first.entry is not None  # only usable rows are kept by key
+        first.entry.merge(entry)
+        return RowOutcome(line, MERGE, entry.name, entry=entry, merged_into=first.line)
     existing = by_key.get(key)
     if existing is not None:
-        changes = changes_for(existing, entry)
-        return RowOutcome(line, UPDATE if changes else UNCHANGED, entry.name, reasons=changes,
-                          entry=entry, organization=existing)
-    words = _sorted_words(key[0])
-    near = process.extract(words, names_by_region[entry.region], scorer=fuzz.ratio,
-                           score_cutoff=NEAR_DUPLICATE_SCORE, limit=3)
-    suggestions = [f"{display[(name, entry.region)]} ({score:.0f}%)" for name, score, _ in near]
-    names_by_region[entry.region].append(words)
-    display[(words, entry.region)] = entry.name
-    return RowOutcome(line, CREATE, entry.name, near_duplicates=suggestions, entry=entry)
+        outcome = RowOutcome(line, UNCHANGED, entry.name, entry=entry, organization=existing)
+    else:
+        words = _sorted_words(key[0])
+        near = process.extract(words, names_by_region[entry.region], scorer=fuzz.ratio,
+                               score_cutoff=NEAR_DUPLICATE_SCORE, limit=3)
+        suggestions = [f"{display[(name, entry.region)]} ({score:.0f}%)"
+                       for name, score, _ in near]
+        names_by_region[entry.region].append(words)
+        display[(words, entry.region)] = entry.name
+        outcome = RowOutcome(line, CREATE, entry.name, near_duplicates=suggestions, entry=entry)
+    first_by_key[key] = outcome
+    return outcome
+
+
+def _explain(outcome: RowOutcome, notes: dict[uuid.UUID, RelationshipNote],
+             importer_id: uuid.UUID | None) -> None:
+    """Fill in the row's action and reasons, now that its entry holds every repeated row."""
+    entry = outcome.entry
+    if entry is None:
+        return
+    if outcome.action == MERGE:
+        outcome.reasons = [f"same organization and region as line {outcome.merged_into}: "
+                           "merged into it"] + entry.warnings
+        return
+    warnings = [w for w in entry.warnings]
+    current = None
+    if outcome.organization is not None:
+        changes = changes_for(outcome.organization, entry)
+        current = notes.get(outcome.organization.id)
+    else:
+        changes = [entry.kind.describe()]
+    if importer_id is not None and (entry.collaboration or entry.notes):
+        wanted = merged_text(current, entry.collaboration, entry.notes)
+        if current is None or wanted != NoteText(current.collaboration, current.notes):
+            outcome.note = wanted
+            changes.append("relationship note: " + "; ".join(
+                f"{label} «{text}»" for label, text in (("collaboration", wanted.collaboration),
+                                                         ("notes", wanted.notes)) if text))
+    if outcome.action == UNCHANGED and changes:
+        outcome.action = UPDATE
+    outcome.reasons = changes + warnings
 
 
 def _service(name: str, languages: list[str]) -> Service:
@@ -151,8 +219,7 @@ def _service(name: str, languages: list[str]) -> Service:
     return service
 
 
-def _contact_fields(entry: GridEntry) -> dict[str, Any]:
-    wanted = entry.contact
+def _contact_fields(wanted: ContactCell) -> dict[str, Any]:
     return {"name": wanted.name and wanted.name[:200], "role": wanted.role and wanted.role[:200],
             "email": wanted.email and wanted.email[:254],
             "phone": wanted.phone and wanted.phone[:40],
@@ -160,23 +227,22 @@ def _contact_fields(entry: GridEntry) -> dict[str, Any]:
 
 
 def _new_kind(organization: Organization, entry: GridEntry) -> bool:
-    """Whether the row changes the kind; never to or from a coordination body, which sees
-    the whole network's handoffs: that is for `hub org` and the administrators."""
+    """Whether the row changes the kind: only a "type d'organisme" cell does (a kind read from
+    the name is a guess, for new entries), and never from a coordination body, which sees the
+    whole network's handoffs: that is for `hub org` and the administrators."""
     coordination = OrganizationKind.COORDINATION.value
-    return bool(entry.kind and entry.kind != organization.kind
-                and coordination not in (entry.kind, organization.kind))
+    return (entry.kind.rule == "column" and entry.kind.kind != organization.kind
+            and organization.kind != coordination)
 
 
 def _add_to(organization: Organization, entry: GridEntry, validated_by: str) -> None:
     if _new_kind(organization, entry):
-        assert entry.kind is not None  # `_new_kind` is False for a row without a kind
-        organization.kind = entry.kind
+        organization.kind = entry.kind.kind
     held = {fold(s.name) for s in organization.services}
     organization.services.extend(_service(s, entry.languages) for s in entry.services
                                  if fold(s) not in held)
-    if not entry.contact.is_empty() and not any(
-            _same_contact(c, entry.contact) for c in organization.contacts):
-        organization.contacts.append(Contact(**_contact_fields(entry)))
+    for contact in _new_contacts(organization, entry):
+        organization.contacts.append(Contact(**_contact_fields(contact)))
     if entry.city and fold(entry.city) not in {fold(p.city) for p in organization.locations}:
         organization.locations.append(Location(city=entry.city, region=entry.region))
     if entry.website:
@@ -209,8 +275,8 @@ class _NewRows:
                                   "eligibility_notes": None, "languages": entry.languages})
             self.pathways += [{"service_id": service_id, "pathway": p} for p in pathways_of(name)]
             words.append(name)
-        if not entry.contact.is_empty():
-            contact = _contact_fields(entry)
+        for wanted in entry.contacts:
+            contact = _contact_fields(wanted)
             self.contacts.append({"id": uuid.uuid4(), "organization_id": organization_id,
                                   **contact})
             words += [contact["name"], contact["role"]]
@@ -220,8 +286,8 @@ class _NewRows:
                                    "postal_code": None, "region": entry.region})
             words.append(entry.city)
         self.organizations.append({
-            "id": organization_id, "name": entry.name,
-            "kind": entry.kind or OrganizationKind.COMMUNITY.value, "region": entry.region,
+            "id": organization_id, "name": entry.name, "kind": entry.kind.kind,
+            "region": entry.region,
             "capacity": entry.capacity or Capacity.OPEN.value, "capacity_until": None,
             "description": None, "website": entry.website, "created_at": now,
             "last_validated_at": entry.validated_at or now, "last_validated_by": validated_by,
@@ -240,12 +306,15 @@ class _NewRows:
 
 
 def apply_import(session: Session, outcomes: list[RowOutcome], *, source: str,
-                 now: datetime) -> dict[int, uuid.UUID]:
-    """Carry out a plan made in this session; returns the created organizations' ids by line.
-    Rejected and unchanged rows are left alone."""
+                 now: datetime, importer_id: uuid.UUID | None = None
+                 ) -> dict[int, uuid.UUID]:
+    """Carry out a plan made in this session (with the same `importer_id`); returns the
+    created organizations' ids by line.  Rejected, merged and unchanged rows are left alone:
+    a merged row's cells are in the row it repeats."""
     validated_by = f"import:{source}"[:200]
     new = _NewRows()
     created = {}
+    partners: list[tuple[uuid.UUID | None, int, NoteText]] = []
     for outcome in outcomes:
         entry = outcome.entry
         if entry is None:
@@ -254,6 +323,14 @@ def apply_import(session: Session, outcomes: list[RowOutcome], *, source: str,
             _add_to(outcome.organization, entry, validated_by)
         elif outcome.action == CREATE:
             created[outcome.line] = new.add(entry, now=now, validated_by=validated_by)
+        if outcome.note is not None:
+            partner = outcome.organization.id if outcome.organization is not None else None
+            partners.append((partner, outcome.line, outcome.note))
     session.flush()
     new.insert(session)
+    if importer_id is not None:
+        for partner, line, text in partners:
+            write_note(session, importer_id, partner or created[line], text,
+                       updated_by=validated_by, now=now)
+        session.flush()
     return created

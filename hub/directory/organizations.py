@@ -16,7 +16,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, event
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, event, false, true
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from hub.db import Base, utcnow
@@ -31,6 +31,9 @@ class OrganizationKind(StrEnum):
     COOPERATIVE_DEVELOPMENT = "cooperative_development"
     INSERTION_ENTERPRISE = "insertion_enterprise"
     EMPLOYER = "employer"
+    # CISSS/CLSC, MRC, Services Québec office, cégep or school service centre, municipality.
+    PUBLIC_INSTITUTION = "public_institution"
+    OTHER = "other"
     COORDINATION = "coordination"
 
 
@@ -38,6 +41,22 @@ class Capacity(StrEnum):
     OPEN = "open"
     WAITLIST = "waitlist"
     FULL = "full"
+
+
+class WaitlistBand(StrEnum):
+    """How long a service's wait is, in bands a receiver can answer without counting."""
+
+    UNDER_1_MONTH = "under_1_month"
+    ONE_TO_3_MONTHS = "1_to_3_months"
+    OVER_3_MONTHS = "over_3_months"
+    UNDETERMINED = "undetermined"
+
+
+class ReferralMails(StrEnum):
+    """When an organization's notification recipients hear of new legs (design §14)."""
+
+    IMMEDIATE = "immediate"  # one mail per leg, as soon as it is sent
+    DAILY = "daily"  # one mail a day at 8:00 in its time zone, listing the new legs
 
 
 # Québec's administrative regions, by official code.
@@ -86,6 +105,10 @@ class Organization(Base):
     time_zone: Mapped[str] = mapped_column(String(64), default=DEFAULT_TIME_ZONE,
                                            server_default=DEFAULT_TIME_ZONE)
     language: Mapped[str] = mapped_column(String(5), default="fr", server_default="fr")
+    # `immediate` or `daily`: how its notification recipients hear of new legs
+    # (`hub.mailbox.notices`).
+    referral_mails: Mapped[str] = mapped_column(String(10), default=ReferralMails.IMMEDIATE.value,
+                                                server_default=ReferralMails.IMMEDIATE.value)
     # When anything of the entry last changed (its services, places and contacts included),
     # kept by hub.directory.organizations before each flush; what HSDS `updated_since` reads.
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
@@ -161,6 +184,11 @@ class Service(Base):
     eligibility_notes: Mapped[str | None] = mapped_column(Text)
     # BCP 47 codes of the languages the service is offered in, e.g. ["fr", "en", "es"].
     languages: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Room in this service now (design §14), and since when the receiver says so: a counsellor
+    # choosing a partner sees its age, stale after `CAPACITY_STALE_AFTER`.  None: never said.
+    capacity: Mapped[str | None] = mapped_column(String(20))
+    waitlist_band: Mapped[str | None] = mapped_column(String(20))
+    capacity_updated_at: Mapped[datetime | None]
 
     organization: Mapped[Organization] = relationship(back_populates="services")
     # One row per pathway, so "which organizations serve entrepreneurship" is an indexed join.
@@ -215,6 +243,11 @@ class Contact(Base):
     email: Mapped[str | None] = mapped_column(String(254))
     phone: Mapped[str | None] = mapped_column(String(40))
     preferred_channel: Mapped[str | None] = mapped_column(String(10))
+    # Mailed a link for every new leg to the organization (`hub.mailbox.notices`), which lets
+    # them answer it without an account.
+    notify_referrals: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Mailed the missed-deadline digest (`hub.followups.digests`) unless turned off.
+    deadline_digests: Mapped[bool] = mapped_column(default=True, server_default=true())
 
     organization: Mapped[Organization] = relationship(back_populates="contacts")
 

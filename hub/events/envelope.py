@@ -59,10 +59,13 @@ def render_events(session: Session, reader: Reader, events: list[Event]) -> list
             note = notes.get(uuid.UUID(note_id)) if note_id else None
             # Notes may name the person: only for a party that may read personal data now.
             if (note is not None and referral.party_of(reader.caller.organization_id)
-                    and reader.entitled(referral.participant, referral)):
+                    and reader.entitled(referral.participant, referral)
+                    and reader.sees_notes(referral.participant, note.organization_id)):
                 data["note"] = note.body
         elif "consent" in event.data:
             data = reader.consent_event(event.data)
+        elif "participant" in event.data:
+            data = reader.participant_event(event.data)
         else:
             data = dict(event.data)
         rendered.append(envelope(event, data))

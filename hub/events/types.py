@@ -20,11 +20,13 @@ class EventType(StrEnum):
     REFERRAL_FORWARDED = "referral.forwarded"
     REFERRAL_DEADLINE_MISSED = "referral.deadline_missed"
     REFERRAL_FOLLOWUP_DUE = "referral.followup_due"
+    REFERRAL_FOLLOWUP_RECORDED = "referral.followup_recorded"
     CONSENT_GRANTED = "consent.granted"
     CONSENT_WITHDRAWN = "consent.withdrawn"
     CONSENT_EXPIRED = "consent.expired"
     ORGANIZATION_VALIDATION_DUE = "organization.validation_due"
     PARTICIPANT_ERASED = "participant.erased"
+    PARTICIPANT_UPDATED = "participant.updated"
     # Beyond docs/design.md §3's list: how an organization learns its endpoint stopped receiving.
     WEBHOOK_ENDPOINT_DISABLED = "webhook_endpoint.disabled"
 
@@ -46,6 +48,9 @@ MEANING: dict[EventType, str] = {
     EventType.REFERRAL_DEADLINE_MISSED: "An acknowledgement, decision or first-contact "
     "deadline passed, or the participant said nobody contacted them (`source: participant`).",
     EventType.REFERRAL_FOLLOWUP_DUE: "A post-handoff follow-up (30 or 180 days) is due.",
+    EventType.REFERRAL_FOLLOWUP_RECORDED: "The sending organization recorded a follow-up: "
+    "reached, situation, still in the destination region (codes only; the note stays with "
+    "the sender).",
     EventType.CONSENT_GRANTED: "A participant gave consent for a purpose.",
     EventType.CONSENT_WITHDRAWN: "A participant withdrew consent; recipients should erase "
     "their copy.",
@@ -53,6 +58,9 @@ MEANING: dict[EventType, str] = {
     EventType.ORGANIZATION_VALIDATION_DUE: "A directory entry was not validated for 12 months.",
     EventType.PARTICIPANT_ERASED: "A participant's personal data was erased (on request or at "
     "the end of its retention); every organization that received it should erase its copy.",
+    EventType.PARTICIPANT_UPDATED: "The registering organization corrected the participant's "
+    "personal data (the names of the fields that changed, never their values): read the "
+    "person again.",
     EventType.WEBHOOK_ENDPOINT_DISABLED: "The hub disabled one of the organization's webhook "
     "endpoints (it answered 410, or failed for 5 days); its deliveries wait until it is "
     "re-activated.",

@@ -8,7 +8,7 @@ pathway) is data, read by `hub.followups.policies`, which hands the number of bu
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, available_timezones
@@ -82,6 +82,32 @@ def deadline(check: str, priority: str, start: datetime, times: int = 1, *,
     if business_days is None:
         business_days = DEFAULT_POLICY[check][priority]
     return add_business_days(start, times * business_days, time_zone)
+
+
+# -- a leg needed by a date (docs/design.md §12) ---------------------------------------------
+
+# An urgent leg's work must be done by the close of the last business day before the date it
+# is needed by (the first day of the job, the departure): that day is for the move itself.
+CLOSE_OF_BUSINESS = time(17, 0)
+
+
+def latest_before(needed_by: date, time_zone: str = DEFAULT_TIME_ZONE) -> datetime:
+    """The close of business (17:00, in `time_zone`) of the last business day before
+    `needed_by`, in UTC."""
+    day = needed_by - timedelta(days=1)
+    while not is_business_day(day):
+        day -= timedelta(days=1)
+    return datetime.combine(day, CLOSE_OF_BUSINESS, ZoneInfo(time_zone)).astimezone(UTC)
+
+
+def bounded(due: datetime, priority: str, needed_by: date | None,
+            time_zone: str = DEFAULT_TIME_ZONE) -> datetime:
+    """`due`, or earlier for an urgent leg needed by a date: never after `latest_before` it.
+
+    A routine leg keeps the policy's deadlines whatever its date (§12 bounds urgent ones)."""
+    if priority != "urgent" or needed_by is None:
+        return due
+    return min(due, latest_before(needed_by, time_zone))
 
 
 # -- when a leg's next scheduled check is due ------------------------------------------------

@@ -29,7 +29,7 @@ import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime
 from gettext import NullTranslations
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -60,6 +60,7 @@ from hub.followups.staff_mails import (
     organizations_by_id,
 )
 from hub.outbox.mail import queue_mails
+from hub.referrals.legs import Referral
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,7 @@ WITH taken AS (
            max(event_position) OVER () AS last_position
     FROM taken
     WHERE to_organization_id IN (SELECT organization_id FROM directory_contacts
-                                 WHERE email IS NOT NULL)
+                                 WHERE email IS NOT NULL AND deadline_digests)
 )
 SELECT event_position, referral_id, from_organization_id, to_organization_id, "check",
        due_at, from_participant, misses, first_position, last_position
@@ -170,32 +171,46 @@ def _queue(session: Session, misses: list[Any], span: str, now: datetime, public
     by_receiver: dict[uuid.UUID, list[Any]] = defaultdict(list)
     for miss in misses:
         by_receiver[miss.to_organization_id].append(miss)
-    contacts = contacts_of(session, by_receiver)
+    contacts = {receiver: staff for receiver, staff in contacts_of(session, by_receiver).items()
+                if any(contact.deadline_digests for contact in staff)}
     if not contacts:
         return 0
     organizations = organizations_by_id(session, set(contacts) | {
         miss.from_organization_id for receiver in contacts for miss in by_receiver[receiver]})
     names = {organization_id: one_line(organization.name)
              for organization_id, organization in organizations.items()}
+    needed_by = _needed_by(session, {miss.referral_id for receiver in contacts
+                                     for miss in by_receiver[receiver]})
     mails = []
     for receiver_id, staff in contacts.items():
         receiver = organizations[receiver_id]
         language = language_of(receiver.language)
         subject, body = digest(by_receiver[receiver_id], receiver.name, language,
                                receiver.time_zone or DEFAULT_TIME_ZONE, names,
-                               (totals or {}).get(receiver_id), public_url=public_url)
+                               (totals or {}).get(receiver_id), public_url=public_url,
+                               needed_by=needed_by)
         for contact in staff:
-            if not contact.email:
-                continue  # `contacts_of` gives only contacts with an address
+            if not contact.email or not contact.deadline_digests:
+                continue  # no address, or turned the digests off (design §14)
             mails.append({"to": contact.email, "subject": subject, "text": body,
                           "language": language,
                           "dedupe_key": f"deadline_digest:{contact.id}:{span}"})
     return queue_mails(session, mails, now=now)
 
 
+def _needed_by(session: Session, referral_ids: set[uuid.UUID]) -> dict[uuid.UUID, date]:
+    """The dates the legs mailed about are needed by, for those that have one (§12)."""
+    if not referral_ids:
+        return {}
+    rows = session.execute(select(Referral.id, Referral.needed_by).where(
+        Referral.id.in_(referral_ids), Referral.needed_by.is_not(None)))
+    return {referral_id: day for referral_id, day in rows if day is not None}
+
+
 def digest(misses: list[Any], receiver: str, language: str, zone: str,
            names: dict[uuid.UUID, str], total: int | None = None, *,
-           public_url: str = DEFAULT_PUBLIC_URL) -> tuple[str, str]:
+           public_url: str = DEFAULT_PUBLIC_URL,
+           needed_by: dict[uuid.UUID, date] | None = None) -> tuple[str, str]:
     """The subject and text of one receiving organization's digest: the oldest deadlines
     first, at most `LINES_PER_MAIL` of them, the rest (of `total`, or of `misses`) counted and
     left to the portal."""
@@ -205,7 +220,9 @@ def digest(misses: list[Any], receiver: str, language: str, zone: str,
                             key=lambda miss: (miss.due_at, miss.event_position))
     local = ZoneInfo(zone)
     checks = _check_names(texts)
-    lines = "".join(_line(miss, texts, checks, local, names, public_url) for miss in shown)
+    lines = "".join(_line(miss, texts, checks, local, names, public_url)
+                    + _needed_by_line(texts, (needed_by or {}).get(miss.referral_id))
+                    for miss in shown)
     rest = count - len(shown)
     organization = one_line(receiver)
     values = {"organization": organization, "num": count, "zone": zone,
@@ -237,6 +254,13 @@ def _check_names(texts: NullTranslations) -> dict[str, str]:
     return {"acknowledge": texts.gettext("acknowledgement"),
             "decide": texts.gettext("the decision (accept or decline)"),
             "start": texts.gettext("the first contact with the person")}
+
+
+def _needed_by_line(texts: NullTranslations, day: date | None) -> str:
+    if day is None:
+        return ""
+    return texts.gettext("  The person is needed there by %(date)s.\n") % {
+        "date": day.isoformat()}
 
 
 def _line(miss: Any, texts: NullTranslations, checks: dict[str, str], zone: ZoneInfo,

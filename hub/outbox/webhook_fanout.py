@@ -49,11 +49,18 @@ class EndpointRegistration(Base):
 FAN_OUT_LOCK = 0x6D61696C  # "mail": one fan-out at a time keeps each subject's order
 
 
-def fan_out(session: Session, *, limit: int = 1000, now: datetime | None = None) -> int:
+# What else the worker does with a batch of events, in the fan-out's transaction (the
+# new-leg mails of `hub.mailbox.notices`): called with the session, the events and the time.
+EventHook = Callable[[Session, list[Event], datetime], object]
+
+
+def fan_out(session: Session, *, limit: int = 1000, now: datetime | None = None,
+            on_events: EventHook | None = None) -> int:
     """Turn up to `limit` outbox entries into deliveries, oldest first; returns how many.
 
     Runs in the caller's transaction; the outbox rows go in the same transaction as the
-    deliveries they became, so a crash loses nothing and repeats nothing.
+    deliveries they became (and what `on_events` does with them), so a crash loses nothing
+    and repeats nothing.
     """
     if session.get_bind().dialect.name == "postgresql" and not session.scalar(
         select(func.pg_try_advisory_xact_lock(FAN_OUT_LOCK))
@@ -74,11 +81,14 @@ def fan_out(session: Session, *, limit: int = 1000, now: datetime | None = None)
         audience[position].add(organization_id)
     coordinators = set(session.scalars(
         select(Organization.id).where(Organization.kind == "coordination")))
+    now = now or utcnow()
     enqueue_many(session, [
         Message(message_id=e.id, event_type=e.type, ordering_key=e.subject,
                 sequence=e.sequence, owner_ids=frozenset(audience[e.position] | coordinators))
         for e in events
-    ], now=now or utcnow())
+    ], now=now)
+    if on_events is not None:
+        on_events(session, events, now)
     session.execute(delete(OutboxEntry).where(OutboxEntry.event_position.in_(positions)))
     return len(events)
 

@@ -1,6 +1,7 @@
-"""Registering the portal: the participant check-in (`/suivi/<token>`), reached without an
-account from a link in a mail, and the portal where counsellors, receiving partners and
-coordinators log in to do their work: each page module registers a blueprint here."""
+"""Registering the portal: the participant check-in (`/suivi/<token>`) and the receiving
+partner's answer page (`/a/<token>`), reached without an account from a link in a mail, and
+the portal where counsellors, receiving partners and coordinators log in to do their work:
+each page module registers a blueprint here."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from hub.portal import (
     admin_privacy,
     admin_users,
     admin_webhooks,
+    answer,
     auth,
     charts,
     checkin,
     common,
     consents,
+    followups,
     i18n,
     legs,
     network,
@@ -30,8 +33,9 @@ def init_app(app: Flask) -> None:
     """Register the pages.  (Where people reach them, HUB_PUBLIC_URL, is in the app's settings:
     whoever builds a link reads it there or is handed it, e.g. the scheduler.)"""
     app.register_blueprint(checkin.blp)
+    app.register_blueprint(answer.blp)
     i18n.init_app(app)
     common.init_app(app)
-    for module in (auth, sending, consents, receiving, legs, network, charts, admin,
+    for module in (auth, sending, consents, receiving, legs, followups, network, charts, admin,
                    admin_directory, admin_users, admin_clients, admin_webhooks, admin_privacy):
         app.register_blueprint(module.blp)

@@ -1,5 +1,6 @@
 """The coordinator's charts for a period: how long each receiving organization takes to
-acknowledge a referral (median, 90th percentile, count) and the outcomes of each pathway.
+acknowledge a referral (median, 90th percentile, count), the outcomes of each pathway, and
+retention (who is still in the destination region at the 180-day follow-up).
 
 Figures come from `hub.referrals.reports` (the funder reports' rules: legs count in the period they
 were sent; outcomes only with the participant's `outcome_reporting` consent).  Charts are
@@ -97,6 +98,22 @@ def _outcomes(first: date, last: date) -> dict[str, Any]:
     return {**found, "rows": rows}
 
 
+def _retention(first: date, last: date) -> dict[str, Any]:
+    """The network's retention (`reports.retention_report`), each row with its labels and
+    counts as shown ("<5" where withheld)."""
+    min_cell = current_app.config["HUB_SETTINGS"].report_min_cell
+    found = reports.retention_report(db.session, *_bounds(first, last), utcnow(),
+                                     min_cell=min_cell)
+    for row in found["rows"]:
+        row["region_name"] = QUEBEC_REGIONS.get(row["region"], row["region"])
+        row["label"] = f"{row['region_name']} — {label('pathway', row['pathway'])}"
+        row["shown"] = {name: _count(row[name], min_cell) for name in reports.RETENTION_COUNTS}
+        row["text"] = _("%(still)s still there of %(recorded)s reached at 180 days",
+                        still=row["shown"]["in_destination_region"],
+                        recorded=row["shown"]["followups_recorded"])
+    return found
+
+
 def _count(value: int | None, min_cell: int) -> str:
     """A count as shown, "<5" where it is withheld (`reports.outcomes_by_pathway`)."""
     return f"<{min_cell}" if value is None else str(value)
@@ -112,7 +129,10 @@ def charts() -> Response:
     first, last, error = _period()
     acknowledgement = _acknowledgement(first, last)
     outcomes = _outcomes(first, last)
+    retention = _retention(first, last)
     return page("portal/charts.html", 422 if error else 200, error=error,
+                retention=retention, retention_chart=bars(retention["rows"],
+                                                          "in_destination_region"),
                 first=first, last=last, acknowledgement=acknowledgement,
                 acknowledgement_chart=bars(acknowledgement, "median_hours", "p90_hours"),
                 outcomes=outcomes, outcomes_chart=bars(outcomes["rows"], "legs"))
@@ -137,6 +157,16 @@ def outcomes_csv() -> Response:
     return _csv(_("outcomes-by-pathway"), first, last, ["pathway", "outcome", "legs"],
                 [[row["pathway"], row["outcome"], row["text"]]
                  for row in _outcomes(first, last)["rows"]])
+
+
+@blp.get("/network/charts/retention.csv")
+@login_required(MONITORING_ROLES)
+def retention_csv() -> Response:
+    first, last, _error = _period()
+    report = _retention(first, last)
+    return _csv(_("retention"), first, last, list(reports.RETENTION_CSV_COLUMNS),
+                [[row[name] for name in reports.RETENTION_CSV_COLUMNS]
+                 for row in reports.retention_rows(report)])
 
 
 def _csv(name: str, first: date, last: date, header: list[str],

@@ -41,6 +41,7 @@ from hub.accounts.users import User, WeakPassword
 from hub.consent import consents
 from hub.db import db
 from hub.errors import ConcurrentChange, DomainError, Invalid, NotAllowed, NotFound, VersionMismatch
+from hub.followups import records
 from hub.portal import labels
 from hub.referrals import lifecycle
 from hub.referrals.participants import PossibleDuplicate
@@ -198,6 +199,10 @@ FIELD_MESSAGES = {
     "expires_at": lambda: _("The expiry date must be in the future."),
     "participant_id": lambda: _("Your organization may not refer this participant."),
     "forwarded_from": lambda: _("That leg is not one of this participant's."),
+    "due": lambda: _("This follow-up is not due yet: record the call as “Other call”."),
+    "situation": lambda: _("Choose the person's situation."),
+    "needed_by": lambda: _("The date the participant is needed there must be today or later."),
+    "share_details": lambda: _("Only a consent to share the referral can share its details."),
 }
 
 
@@ -213,9 +218,17 @@ def message_of(error: Exception) -> str:
         if error.party is lifecycle.Party.SENDER:
             return _("Only the sending organization may do this.")
         return _("Only the receiving organization may do this.")
+    if isinstance(error, consents.ConsentRequired) and (
+            error.purpose == consents.Purpose.FOLLOW_UP_CONTACT):
+        return _("The participant has not agreed to be contacted for follow-up. Record that "
+                 "consent (“Be contacted for follow-up”) on their page first.")
     if isinstance(error, consents.ConsentRequired):
         return _("The participant's consent does not cover this organization. Record their "
                  "consent to share the referral with it first.")
+    if isinstance(error, records.FollowUpAlreadyRecorded):
+        return _("This follow-up was recorded already. Record a new call as “Other call”.")
+    if isinstance(error, records.LegNotCompleted):
+        return _("Follow-ups are recorded once the referral is completed.")
     if isinstance(error, consents.ConsentNotActive):
         return _("This consent is no longer active.")
     if isinstance(error, VersionMismatch | ConcurrentChange):
@@ -229,8 +242,8 @@ def message_of(error: Exception) -> str:
         return " ".join(FIELD_MESSAGES[name]() if name in FIELD_MESSAGES
                         else _("Some fields are invalid.") for name in error.errors)
     if isinstance(error, PossibleDuplicate):
-        return _("Your organization already registered a person with the same names, birth "
-                 "year and contact.")
+        return _("Your organization already registered a person with the same names and the "
+                 "same email or phone (or, without either, the same birth year).")
     if isinstance(error, WeakPassword):
         return _("A password needs at least %(n)d characters.", n=error.minimum)
     return _("Something failed on the hub's side; nothing was changed. Try again later.")

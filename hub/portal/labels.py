@@ -79,6 +79,8 @@ KIND = {
     "cooperative_development": _l("Cooperative development"),
     "insertion_enterprise": _l("Insertion enterprise"),
     "employer": _l("Employer"),
+    "public_institution": _l("Public institution"),
+    "other": _l("Other organization"),
     "coordination": _l("Coordination body"),
 }
 ROLE = {
@@ -105,6 +107,20 @@ EVENT = {
     "referral.forwarded": _l("Forwarded"),
     "referral.deadline_missed": _l("Deadline missed"),
     "referral.followup_due": _l("Follow-up due"),
+    "referral.followup_recorded": _l("Follow-up recorded"),
+}
+SITUATION = {
+    "employed": _l("Employed"),
+    "in_training": _l("In training"),
+    "business_running": _l("Running a business"),
+    "looking_for_work": _l("Looking for work"),
+    "needs_support": _l("Needs support"),
+    "unknown": _l("Not known"),
+}
+FOLLOWUP = {
+    "followup_30": _l("30-day follow-up"),
+    "followup_180": _l("180-day follow-up"),
+    "ad_hoc": _l("Other call"),
 }
 
 ALL = {
@@ -112,6 +128,7 @@ ALL = {
     "priority": PRIORITY, "decline_reason": DECLINE_REASON, "outcome": OUTCOME,
     "cancel_reason": CANCEL_REASON, "purpose": PURPOSE, "evidence": EVIDENCE,
     "capacity": CAPACITY, "kind": KIND, "role": ROLE, "check": CHECK, "event": EVENT,
+    "situation": SITUATION, "followup": FOLLOWUP,
 }
 
 

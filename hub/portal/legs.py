@@ -5,7 +5,6 @@ small form posted to `/legs/<id>/<action>` and carried out by
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from datetime import datetime
 from typing import Any
@@ -15,13 +14,15 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug import Response
 
-from hub.accounts.users import RECEIVING_ROLES, SENDING_ROLES, names_of
+from hub.accounts.users import RECEIVING_ROLES, SENDING_ROLES
 from hub.api.common import pseudonym_key
 from hub.consent.visibility import Reader
 from hub.db import db, utcnow
 from hub.directory.organizations import Organization, OrganizationKind
 from hub.errors import DomainError
 from hub.events.feed import subject_history
+from hub.followups import records
+from hub.mailbox import answers
 from hub.portal import chains
 from hub.portal.common import (
     caller,
@@ -73,7 +74,8 @@ def leg_rows(legs: list[Referral], now: datetime, reader: Reader | None = None
         if reader is not None and reader.entitled(leg.participant, leg):
             who = f"{leg.participant.given_name} {leg.participant.family_name}"
         rows.append({"id": leg.id, "status": leg.status, "pathway": leg.pathway,
-                     "priority": leg.priority, "cancel_reason": leg.cancel_reason,
+                     "priority": leg.priority, "needed_by": leg.needed_by,
+                     "cancel_reason": leg.cancel_reason,
                      "created_at": leg.created_at,
                      "updated_at": leg.updated_at, "due": due,
                      "overdue": due is not None and due < now,
@@ -83,14 +85,12 @@ def leg_rows(legs: list[Referral], now: datetime, reader: Reader | None = None
 
 
 def _actor_names(events: list[Any]) -> dict[str, str]:
-    user_ids = set()
-    for event in events:
-        if event.actor.startswith("user:"):
-            with contextlib.suppress(ValueError):
-                user_ids.add(uuid.UUID(event.actor.removeprefix("user:")))
-    people = names_of(db.session, user_ids)
-    named = {f"user:{uid}": f"{user.name} ({user.organization.name})"
-             for uid, user in people.items()}
+    """Who did each step: a user's or a directory contact's name and organization (a contact
+    answered from the link of a new-leg mail, `hub.mailbox`), else who in general."""
+    named = answers.actor_names(db.session, {event.actor for event in events})
+    for actor, name in named.items():
+        if actor.startswith("contact:"):
+            named[actor] = f"{name} {_('(from the link of a mail)')}"
     for event in events:
         if event.actor in named:
             continue
@@ -103,7 +103,10 @@ def _actor_names(events: list[Any]) -> dict[str, str]:
     return named
 
 
-def _leg_page(referral_id: uuid.UUID, status: int = 200, error: str | None = None) -> Response:
+def leg_page(referral_id: uuid.UUID, status: int = 200, error: str | None = None, *,
+             followup_values: Any = None, followup_bad: set[str] | None = None) -> Response:
+    """The leg's page; `followup_values` and `followup_bad`: a follow-up form shown again
+    with what was typed and the fields to fix."""
     session = db.session
     who = caller()
     leg = visible_referral(session, who, referral_id)
@@ -139,7 +142,9 @@ def _leg_page(referral_id: uuid.UUID, status: int = 200, error: str | None = Non
     onward = may_redirect and redirection.registered_elsewhere(leg, who)
     if onward:
         may_redirect = redirection.still_trusted(session, who, leg)
-    return page("portal/leg.html", status, leg=view,
+    followup = _followups(leg, reader, role, party)
+    return page("portal/leg.html", status, leg=view, **followup,
+                followup_values=followup_values or {}, followup_bad=followup_bad or set(),
                 participant_id=leg.participant_id,
                 chain=chains.picture(view["chain"], names, current=str(leg.id)),
                 may_redirect=may_redirect, onward=onward,
@@ -148,15 +153,37 @@ def _leg_page(referral_id: uuid.UUID, status: int = 200, error: str | None = Non
                 party=party.value if party else None, forward_to=forward_to,
                 decline_reasons=list(lifecycle.DeclineReason), outcomes=list(lifecycle.Outcome),
                 cancel_reasons=list(CALLER_CANCEL_REASONS),
-                created_at=leg.created_at, updated_at=leg.updated_at,
+                created_at=leg.created_at, updated_at=leg.updated_at, needed_by=leg.needed_by,
                 deadlines={"acknowledge_by": leg.acknowledge_by, "decide_by": leg.decide_by,
                            "start_by": leg.start_by})
+
+
+def _followups(leg: Referral, reader: Reader, role: str, party: Party | None
+               ) -> dict[str, Any]:
+    """The leg's follow-up records as the reader may see them, and for its sending
+    counsellor the form that records one (`hub.portal.followups`) and, after a
+    `needs_support` answer, a new referral for the person prefilled from this leg."""
+    session = db.session
+    found = [{**reader.followup(r, leg), "recorded_at": r.recorded_at}  # a moment, for `when`
+             for r in records.records_of(session, leg.id)]
+    may_record = (party is Party.SENDER and role in SENDING_ROLES
+                  and leg.status == Status.COMPLETED.value)
+    refer_again = None
+    if (may_record and leg.participant.organization_id == reader.caller.organization_id
+            and any(r["situation"] == records.Situation.NEEDS_SUPPORT for r in found)):
+        region = session.scalar(select(Organization.region).where(
+            Organization.id == leg.to_organization_id))
+        refer_again = url_for("sending.refer", participant_id=leg.participant_id,
+                              region=region or "", pathway=leg.pathway)
+    return {"followups": found, "may_record_followup": may_record,
+            "open_followup": records.open_followup(session, leg.id) if may_record else None,
+            "situations": list(records.Situation), "refer_again": refer_again}
 
 
 @blp.get("/legs/<uuid:referral_id>")
 @login_required()
 def detail(referral_id: uuid.UUID) -> Response:
-    return _leg_page(referral_id)
+    return leg_page(referral_id)
 
 
 @blp.post("/legs/<uuid:referral_id>/<action>")
@@ -164,7 +191,7 @@ def detail(referral_id: uuid.UUID) -> Response:
 def act(referral_id: uuid.UUID, action: str) -> Response:
     """Carry out one lifecycle action; a refusal shows the leg again with the reason."""
     if action not in {a.value for a in USER_ACTIONS}:
-        return _leg_page(referral_id, 404, _("Unknown action."))
+        return leg_page(referral_id, 404, _("Unknown action."))
     chosen = Action(action)
     form = request.form
     try:
@@ -175,7 +202,7 @@ def act(referral_id: uuid.UUID, action: str) -> Response:
             to_organization_id=form_uuid("to_organization_id"))
     except DomainError as error:
         db.session.rollback()
-        return _leg_page(referral_id, status_of(error), message_of(error))
+        return leg_page(referral_id, status_of(error), message_of(error))
     flash(_("Done: %(action)s.", action=_past_label(chosen)), "success")
     return redirect(url_for("legs.detail", referral_id=leg.id))
 

@@ -25,19 +25,19 @@ from hub.consent.visibility import Reader
 from hub.db import db, utcnow
 from hub.directory import search
 from hub.directory.organizations import QUEBEC_REGIONS, Capacity, Organization, OrganizationKind
-from hub.errors import Invalid, NotFound
+from hub.errors import Invalid, NotFound, VersionMismatch
 from hub.portal import chains, forms, paging
 from hub.portal.common import caller, login_required, message_of, page, portal_blueprint
 from hub.portal.legs import leg_rows
 from hub.privacy import person_copy
-from hub.referrals import handoffs, participants, redirection
+from hub.referrals import correction, handoffs, participants, redirection
 from hub.referrals.legs import Referral
 from hub.referrals.lifecycle import Pathway, Priority, Stage
 from hub.referrals.participants import Participant, PossibleDuplicate
 
 blp = portal_blueprint("sending", __name__)
 
-PARTICIPANTS_SHOWN = 200
+PARTICIPANTS_SHOWN = 50
 DIRECTORY_SHOWN = 100
 
 
@@ -52,43 +52,110 @@ def _own_participant(participant_id: uuid.UUID) -> Participant:
 @blp.get("/participants")
 @login_required(SENDING_ROLES)
 def participant_list() -> Response:
-    """The organization's participants, newest first, filtered by name or contact.
-
-    Names are encrypted at rest, so the filter runs here on the latest ones, not in SQL."""
-    query = request.args.get("q", "").strip().casefold()
+    """The organization's participants, newest first, all of them or those a search finds
+    (by name without regard to accents, case, hyphens or word order; by email; by phone
+    digits: `hub.referrals.participant_search`), a page at a time."""
+    query = request.args.get("q", "").strip()[:200]
+    after = paging.position(aware_datetime, uuid.UUID)
+    found = participants.search(db.session, caller().organization_id, query,
+                                limit=PARTICIPANTS_SHOWN + 1,
+                                after=(after[0], after[1]) if after else None)
+    shown, next_page = paging.cut(found, lambda p: (p.created_at, p.id), PARTICIPANTS_SHOWN)
     reader = _reader()
-    found = []
-    for participant in db.session.scalars(
-            select(Participant).where(Participant.organization_id == caller().organization_id)
-            .order_by(Participant.created_at.desc()).limit(PARTICIPANTS_SHOWN)):
-        text = " ".join(filter(None, (participant.given_name, participant.family_name,
-                                      participant.email, participant.phone))).casefold()
-        if query and query not in text:
-            continue
-        found.append(reader.participant(participant))
-    return page("portal/participants.html", participants=found, q=request.args.get("q", ""))
+    return page("portal/participants.html", participants=[reader.participant(p) for p in shown],
+                q=request.args.get("q", ""), next_page=next_page,
+                first_page=paging.first_page())
+
+
+def _participant_form(template: str, status: int = 200, **context: Any) -> Response:
+    context.setdefault("bad", set())
+    return page(template, status, regions=QUEBEC_REGIONS, **context)
 
 
 @blp.route("/participants/new", methods=["GET", "POST"])
 @login_required(SENDING_ROLES)
 def participant_new() -> Response:
-    values = request.form if request.method == "POST" else {}
+    """Register a participant. The same person already registered (same names and a contact
+    in common) is refused unless the counsellor says it is another person; the same names
+    alone are shown as possible duplicates to confirm."""
+    template = "portal/participant_new.html"
     if request.method == "GET":
-        return page("portal/participant_new.html", values=values, bad=set(),
-                    regions=QUEBEC_REGIONS)
+        return _participant_form(template, values={})
+    values = request.form
     data, bad = forms.load(ParticipantIn(), request.form)
     if data is None:
-        return page("portal/participant_new.html", 422, values=values, bad=bad,
-                    regions=QUEBEC_REGIONS, error=_("Check the fields marked below."))
-    try:
-        participant = participants.register_participant(
-            db.session, organization_id=caller().organization_id, **data)
-    except PossibleDuplicate as duplicate:
-        reader = _reader()
-        return page("portal/participant_new.html", 409, values=values, bad=set(),
-                    regions=QUEBEC_REGIONS, error=message_of(duplicate),
-                    duplicates=[reader.participant(p) for p in duplicate.matches])
+        return _participant_form(template, 422, values=values, bad=bad,
+                                 error=_("Check the fields marked below."))
+    reader = _reader()
+    confirmed = data.get("allow_duplicate", False)
+    if not confirmed:
+        candidate = Participant(organization_id=caller().organization_id,
+                                **{k: v for k, v in data.items() if k != "allow_duplicate"})
+        candidate.set_blind_indexes()
+        same_names = participants.namesakes(db.session, candidate)
+        if same_names:
+            sure = [p for p in same_names if participants.same_person(candidate, p)]
+            message = (message_of(participants.PossibleDuplicate(sure)) if sure else
+                       _("Your organization already registered a person with the same names. "
+                         "Is it the same person?"))
+            return _participant_form(template, 409, values=values, error=message,
+                                     duplicates=[reader.participant(p) for p in same_names])
+    participant = participants.register_participant(
+        db.session, organization_id=caller().organization_id, **data)
     flash(_("Participant registered."), "success")
+    return redirect(url_for("sending.participant_detail", participant_id=participant.id))
+
+
+OPTIONAL_FIELDS = ("email", "phone", "birth_year", "region")
+
+
+@blp.route("/participants/<uuid:participant_id>/edit", methods=["GET", "POST"])
+@login_required(SENDING_ROLES)
+def participant_edit(participant_id: uuid.UUID) -> Response:
+    """Correct a participant the organization registered (`hub.referrals.correction`): the
+    organizations that received them are told to read them again. The form carries the
+    version it was read at: a change made meanwhile is shown, not overwritten."""
+    participant = _own_participant(participant_id)
+    template = "portal/participant_edit.html"
+    view = _reader().participant(participant)
+    if request.method == "GET":
+        values = {name: view.get(name) or "" for name in
+                  ("given_name", "family_name", "preferred_language", *OPTIONAL_FIELDS)}
+        return _participant_form(template, participant=view,
+                                 values={**values, "version": participant.version})
+    values = request.form
+    data, bad = forms.load(ParticipantIn(), request.form)
+    if data is None:
+        return _participant_form(template, 422, participant=view, values=values, bad=bad,
+                                 error=_("Check the fields marked below."))
+    allow_duplicate = data.pop("allow_duplicate", False)
+    for name in OPTIONAL_FIELDS:  # an emptied field clears the value
+        data.setdefault(name, None)
+    try:
+        version = int(request.form.get("version", ""))
+    except ValueError:
+        version = None
+    try:
+        correction.correct_participant(db.session, caller(), participant.id, data,
+                                       expected_version=version,
+                                       allow_duplicate=allow_duplicate)
+    except VersionMismatch:
+        db.session.rollback()
+        participant = _own_participant(participant_id)
+        view = _reader().participant(participant)
+        return _participant_form(
+            template, 409, participant=view,
+            values={**values.to_dict(), "version": participant.version},
+            error=_("Someone corrected this participant meanwhile: their record is shown "
+                    "above the form. Check your changes and save again."), current=view)
+    except PossibleDuplicate as duplicate:
+        db.session.rollback()
+        view = _reader().participant(_own_participant(participant_id))
+        return _participant_form(template, 409, participant=view, values=values,
+                                 error=message_of(duplicate),
+                                 duplicates=[_reader().participant(p)
+                                             for p in duplicate.matches])
+    flash(_("Participant corrected."), "success")
     return redirect(url_for("sending.participant_detail", participant_id=participant.id))
 
 
@@ -107,6 +174,7 @@ def participant_detail(participant_id: uuid.UUID) -> Response:
     names = _organization_names({leg.from_organization_id for leg in legs}
                                 | {leg.to_organization_id for leg in legs})
     return page("portal/participant.html", participant=reader.participant(participant),
+                regions=QUEBEC_REGIONS,
                 chains=chains.picture(chains.steps_of(legs), names),
                 consents=[{"consent": c, "status": c.status(now).value,
                            "organizations": [organizations.get(o, str(o))
@@ -197,14 +265,19 @@ def refer(participant_id: uuid.UUID) -> Response:
     if data is None:
         return page("portal/refer.html", 422, bad=bad,
                     error=_("Check the fields marked below."), **context)
-    if previous is not None:
-        data.pop("participant_id")
-        data.pop("forwarded_from", None)
-        leg = redirection.redirect_referral(db.session, caller(), previous.id, **data)
-        flash(_("Referral redirected."), "success")
-    else:
-        leg = handoffs.send_referral(db.session, caller(), **data)
-        flash(_("Referral sent."), "success")
+    try:
+        if previous is not None:
+            data.pop("participant_id")
+            data.pop("forwarded_from", None)
+            leg = redirection.redirect_referral(db.session, caller(), previous.id, **data)
+            flash(_("Referral redirected."), "success")
+        else:
+            leg = handoffs.send_referral(db.session, caller(), **data)
+            flash(_("Referral sent."), "success")
+    except Invalid as invalid:  # the form again, as typed, with what to fix
+        db.session.rollback()
+        return page("portal/refer.html", 422, bad=set(invalid.errors),
+                    error=message_of(invalid), **context)
     return redirect(url_for("legs.detail", referral_id=leg.id))
 
 
@@ -305,6 +378,7 @@ def _prefilled(previous: dict[str, Any] | None, filters: dict[str, str]) -> dict
         return {"pathway": filters.get("pathway", "")}
     return {"pathway": previous["pathway"], "priority": previous["priority"],
             "stage": previous.get("stage") or "",
+            "needed_by": previous.get("needed_by") or "",
             "reason_for_referral": previous.get("reason_for_referral") or "",
             "needs": "\n".join(previous.get("needs") or [])}
 

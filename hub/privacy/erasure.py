@@ -19,7 +19,18 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, cast, delete, event, select, update
+from sqlalchemy import (
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    cast,
+    delete,
+    event,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from hub.accounts.callers import Caller
@@ -28,12 +39,14 @@ from hub.consent import consents, withdrawal
 from hub.consent.consents import Consent, ConsentNote, ConsentStatus
 from hub.consent.visibility import pseudonym
 from hub.db import Base, iso_utc, utcnow
-from hub.events.store import record
+from hub.events.store import Event, record
 from hub.events.types import EventType
+from hub.followups.records import FollowUpRecord
 from hub.outbox.mail import OutgoingMail
 from hub.privacy import keystore
 from hub.referrals import legs
 from hub.referrals.legs import Referral, ReferralNote
+from hub.referrals.participant_search import ParticipantSearchTerm
 from hub.referrals.participants import Participant
 
 KEYS_TO_DESTROY = "participant_keys_to_destroy"
@@ -94,9 +107,11 @@ def erase(session: Session, participant: Participant, *, reason: Reason, actor: 
                     .values(erased_at=now))
     session.flush()
     session.expire(participant)
-    record(session, EventType.PARTICIPANT_ERASED, subject=f"participants/{participant.id}",
-           sequence=1, source_organization_id=caller.organization_id if caller else None,
-           actor=actor, data={
+    subject = f"participants/{participant.id}"  # shared with participant.updated
+    previous = session.scalar(select(func.max(Event.sequence)).where(Event.subject == subject))
+    record(session, EventType.PARTICIPANT_ERASED, subject=subject,
+           sequence=(previous or 0) + 1,
+           source_organization_id=caller.organization_id if caller else None, actor=actor, data={
                "participant": {"id": str(participant.id), "erased": True},
                "erased_at": iso_utc(now), "reason": reason.value,
                "erase_personal_data": True},
@@ -116,12 +131,17 @@ def _empty_the_copies(session: Session, participant: Participant, leg_ids: list[
     session.flush()
     session.execute(update(Participant).where(Participant.id == participant.id).values(
         given_name=ERASED, family_name=ERASED, email=None, phone=None, birth_year=None,
-        identity_index="", email_index=None, phone_index=None))
+        identity_index="", name_index=None, email_index=None, phone_index=None))
+    # The keyed hashes that found the person by name, email or phone.
+    session.execute(delete(ParticipantSearchTerm).where(
+        ParticipantSearchTerm.participant_id == participant.id))
     if leg_ids:
         session.execute(update(Referral).where(Referral.id.in_(leg_ids)).values(
             reason_for_referral=None, needs=ERASED))
         session.execute(update(ReferralNote).where(ReferralNote.referral_id.in_(leg_ids))
                         .values(body=ERASED))
+        session.execute(update(FollowUpRecord).where(FollowUpRecord.referral_id.in_(leg_ids))
+                        .values(note=None))
         # The check-in mails went to the person's own address.
         session.execute(delete(OutgoingMail).where(OutgoingMail.dedupe_key.in_(
             [f"checkin:{leg}" for leg in leg_ids])))

@@ -29,6 +29,7 @@ from hub.consent.consents import ConsentNote
 from hub.consent.visibility import Reader
 from hub.db import iso_utc, utcnow
 from hub.followups.checkins import ParticipantCheckin
+from hub.followups.records import FollowUpRecord
 from hub.referrals.legs import Referral, ReferralNote
 from hub.referrals.participants import Participant, ParticipantErased
 
@@ -67,6 +68,8 @@ NOT_COLLECTED = {
                            "(GET /api/v1/participants/{id}/access-log)",
     "participant_erasures": "the erasure register: when and why a person's data was erased "
                             "(there is no copy to make after it)",
+    "participant_search_terms": "keyed hashes of the identity's name prefixes, email and phone, "
+                                "for search: derived from the identity, which the copy holds",
 }
 
 
@@ -147,6 +150,19 @@ def _checkins(copy: Copy) -> list[dict[str, Any]]:
     return [{"referral_id": str(checkin.referral_id), "asked_at": iso_utc(checkin.created_at),
              "language": checkin.language, "answer": checkin.answer,
              "answered_at": iso_utc(checkin.answered_at)} for checkin in asked]
+
+
+@section("followups", "followup_records")
+def _followups(copy: Copy) -> list[dict[str, Any]]:
+    """What the sending organization learned when it followed up; the note to that
+    organization only, as everywhere."""
+    legs = [leg.id for leg in copy.legs]
+    records = copy.session.scalars(select(FollowUpRecord).where(
+        FollowUpRecord.referral_id.in_(legs)).order_by(FollowUpRecord.recorded_at))
+    return [{"referral_id": str(r.referral_id), "due": r.due, "reached": r.reached,
+             "situation": r.situation, "in_destination_region": r.in_destination_region,
+             "note": r.note if r.organization_id == copy.caller.organization_id else None,
+             "recorded_at": iso_utc(r.recorded_at)} for r in records]
 
 
 def tables_covered() -> set[str]:

@@ -9,6 +9,8 @@ never committed).  What the caller is then shown is logged by `hub.consent.visib
 from __future__ import annotations
 
 import uuid
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Uuid, bindparam, exists, select
 from sqlalchemy.orm import Session, aliased
@@ -101,6 +103,13 @@ def _check_stage(pathway: str, stage: str | None) -> None:
         raise Invalid({"stage": ["Only entrepreneurship pathways carry a stage."]})
 
 
+def _check_needed_by(needed_by: date | None, time_zone: str) -> None:
+    if needed_by is not None and needed_by < utcnow().astimezone(ZoneInfo(time_zone)).date():
+        raise Invalid({"needed_by": [
+            f"{needed_by.isoformat()} is past: give the day the participant is needed there "
+            "(today or later), or leave it out."]})
+
+
 def _new_leg(
     session: Session,
     caller: Caller,
@@ -113,6 +122,7 @@ def _new_leg(
     reason_for_referral: str | None,
     needs: list[str],
     previous: Referral | None,
+    needed_by: date | None = None,
 ) -> Referral:
     consents.require_referral_sharing(session, participant, to_organization.id)
     now = utcnow()
@@ -122,6 +132,8 @@ def _new_leg(
         session, organization_id=to_organization.id, pathway=pathway, check="acknowledge",
         priority=priority)
     time_zone = policies.time_zone_of(session, to_organization.id)
+    acknowledge_by = deadlines.deadline("acknowledge", priority, now,
+                                        business_days=acknowledge_days, time_zone=time_zone)
     referral = Referral(
         id=leg_id,
         participant=participant,
@@ -131,14 +143,14 @@ def _new_leg(
         pathway=pathway,
         stage=stage,
         priority=priority,
+        needed_by=needed_by,
         reason_for_referral=reason_for_referral,
         needs=list(needs),
         status=Status.SENT.value,
         forwarded_from=previous.id if previous else None,
         created_at=now,
         updated_at=now,
-        acknowledge_by=deadlines.deadline("acknowledge", priority, now,
-                                          business_days=acknowledge_days, time_zone=time_zone),
+        acknowledge_by=deadlines.bounded(acknowledge_by, priority, needed_by, time_zone),
         expire_by=deadlines.deadline("acknowledge", priority, now, times=2,
                                      business_days=acknowledge_days, time_zone=time_zone),
     )
@@ -166,8 +178,11 @@ def send_referral(
     reason_for_referral: str | None = None,
     needs: list[str] | None = None,
     forwarded_from: uuid.UUID | None = None,
+    needed_by: date | None = None,
 ) -> Referral:
-    """Create a leg and send it: the `referral.sent` event goes to both organizations."""
+    """Create a leg and send it: the `referral.sent` event goes to both organizations.
+
+    `needed_by` (the day the participant is needed there) bounds an urgent leg's deadlines."""
 
     if caller.is_coordinator:
         raise NotAllowed("Coordination bodies watch the network; they send no referrals.")
@@ -187,10 +202,12 @@ def send_referral(
             raise not_a_previous_leg
     _check_stage(pathway, stage)
     to_organization = _receiving_organization(session, caller, to_organization_id)
+    _check_needed_by(needed_by, to_organization.time_zone or deadlines.DEFAULT_TIME_ZONE)
     referral = _new_leg(
         session, caller, participant=participant, to_organization=to_organization,
         pathway=pathway, stage=stage, priority=priority,
         reason_for_referral=reason_for_referral, needs=needs or [], previous=previous,
+        needed_by=needed_by,
     )
     visibility.note_read_ahead(session, caller, referral)  # the answer shows the leg
     record_leg_event(session, referral, EventType.REFERRAL_SENT, caller)
@@ -223,11 +240,19 @@ def send_onward(
         session, caller, participant=participant, to_organization=to_organization,
         pathway=pathway, stage=stage, priority=priority,
         reason_for_referral=previous.reason_for_referral, needs=list(previous.needs or []),
-        previous=previous,
+        previous=previous, needed_by=previous.needed_by,
     )
     visibility.note_read_ahead(session, caller, referral)  # logs only a read it will make
     record_leg_event(session, referral, EventType.REFERRAL_SENT, caller)
     return referral
+
+
+def _bounded(session: Session, referral: Referral, due: datetime) -> datetime:
+    """The policy's `due`, no later than an urgent leg's `needed_by` allows (§12)."""
+    if referral.priority != "urgent" or referral.needed_by is None:
+        return due
+    return deadlines.bounded(due, referral.priority, referral.needed_by,
+                             policies.time_zone_of(session, referral.to_organization_id))
 
 
 def transition(
@@ -279,7 +304,7 @@ def transition(
             session, caller, participant=referral.participant, to_organization=next_organization,
             pathway=referral.pathway, stage=referral.stage, priority=referral.priority,
             reason_for_referral=referral.reason_for_referral, needs=referral.needs,
-            previous=referral,
+            previous=referral, needed_by=referral.needed_by,
         )
         referral.forwarded_to = new_leg.id
 
@@ -288,14 +313,14 @@ def transition(
     referral.updated_at = now
     if action is Action.ACKNOWLEDGE:
         referral.acknowledged_at = now
-        referral.decide_by = policies.deadline(
+        referral.decide_by = _bounded(session, referral, policies.deadline(
             session, organization_id=referral.to_organization_id, pathway=referral.pathway,
-            check="decide", priority=referral.priority, start=now)
+            check="decide", priority=referral.priority, start=now))
     elif action is Action.ACCEPT:
         referral.accepted_at = now
-        referral.start_by = policies.deadline(
+        referral.start_by = _bounded(session, referral, policies.deadline(
             session, organization_id=referral.to_organization_id, pathway=referral.pathway,
-            check="start", priority=referral.priority, start=now)
+            check="start", priority=referral.priority, start=now))
     elif action is Action.START:
         referral.started_at = now
     elif action is Action.DECLINE:

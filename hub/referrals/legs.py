@@ -8,7 +8,7 @@ The use cases that send a leg and move it through the lifecycle are in
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -64,6 +64,9 @@ class Referral(Base):
     from_organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"))
     to_organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"))
     pathway: Mapped[str] = mapped_column(String(40))
+    # The day the participant is needed there (first day of the job, departure): bounds an
+    # urgent leg's deadlines (`deadlines.bounded`).
+    needed_by: Mapped[date | None]
     stage: Mapped[str | None] = mapped_column(String(20))
     priority: Mapped[str] = mapped_column(String(10))
     # Free text about the person: encrypted at rest, shown only to those entitled.
@@ -193,6 +196,7 @@ def snapshot(referral: Referral) -> dict[str, Any]:
         "pathway": referral.pathway,
         "stage": referral.stage,
         "priority": referral.priority,
+        "needed_by": referral.needed_by.isoformat() if referral.needed_by else None,
         "status": referral.status,
         "version": referral.version,
         "forwarded_from": ident(referral.forwarded_from),

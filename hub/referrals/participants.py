@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, select
+from sqlalchemy import ForeignKey, Index, Integer, String, select, tuple_
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from hub import crypto
 from hub.crypto import EncryptedText
 from hub.db import Base, iso_utc, utcnow
 from hub.errors import DomainError
+from hub.referrals import participant_search
 
 PERSONAL_FIELDS = ("given_name", "family_name", "preferred_language", "email", "phone",
                    "birth_year", "region")
@@ -41,19 +42,26 @@ class Participant(Base):
     # Set when the person's data is erased (docs/design.md §15): the row stays as a stub that
     # keeps the legs and events whole, with nothing left of who the person was.
     erased_at: Mapped[datetime | None]
-    # Blind indexes (keyed hashes) of the normalised names + birth year, and of each contact.
+    # One more with every correction: the ETag, and the sequence of `participant.updated`.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    # Blind indexes (keyed hashes) of the normalised names + birth year, of the name words in
+    # any order (duplicates without a birth year), and of each contact.
     identity_index: Mapped[str] = mapped_column(String(64))
+    name_index: Mapped[str | None] = mapped_column(String(64))
     email_index: Mapped[str | None] = mapped_column(String(64))
     phone_index: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index("ix_participants_identity", "organization_id", "identity_index"),
+        Index("ix_participants_name", "organization_id", "name_index"),
+        Index("ix_participants_newest", "organization_id", "created_at", "id"),
     )
 
     def set_blind_indexes(self) -> None:
         keyring = crypto.current()
         self.identity_index = crypto.identity_index(
             keyring, self.given_name, self.family_name, self.birth_year)
+        self.name_index = name_index(keyring, self.given_name, self.family_name)
         email = crypto.normalize_email(self.email or "")
         phone = crypto.normalize_phone(self.phone or "")
         self.email_index = keyring.blind_index(f"email:{email}") if email else None
@@ -65,9 +73,17 @@ crypto.personal_data(Participant, ("given_name", "family_name", "email", "phone"
                      lambda _session, participant: participant.id)
 
 
+def name_index(keyring: crypto.KeyRing, given_name: str, family_name: str) -> str:
+    """Blind index of the name words in any order: a person registered once as "Nguyen Van
+    An" and once with the names swapped is still the same name."""
+    words = sorted(participant_search.name_words(f"{given_name} {family_name}"))
+    return keyring.blind_index("name:" + " ".join(words))
+
+
 @dataclass
 class PossibleDuplicate(DomainError):
-    """The organization already has a participant with the same names, birth year and contact."""
+    """The organization already has a participant with the same names and a contact in common
+    (or, with no contact on either side, the same birth year)."""
 
     http_status = 409
     title = "Possible duplicate"
@@ -78,9 +94,10 @@ class PossibleDuplicate(DomainError):
     def __str__(self) -> str:
         ids = ", ".join(str(p.id) for p in self.matches)
         return (
-            f"Your organization already registered a participant with the same names, birth "
-            f"year and contact: {ids}. Use that record; if this is another person, send the "
-            f"registration again with \"allow_duplicate\": true."
+            f"Your organization already registered a participant with the same names and the "
+            f"same email or phone (or, without either, the same birth year): {ids}. Use that "
+            f"record; if this is another person, send the request again with "
+            f"\"allow_duplicate\": true."
         )
 
     def members(self) -> dict[str, Any]:
@@ -110,12 +127,43 @@ class ParticipantErased(DomainError):
                 "erased_at": iso_utc(self.erased_at)}
 
 
-def _same_person(new: Participant, existing: Participant) -> bool:
+def same_person(new: Participant, existing: Participant) -> bool:
+    """Whether two records of the same name are surely one person: a contact in common, or no
+    contact on either side and the same birth year. Two birth years that differ say two
+    people, whatever else they share."""
+    if new.birth_year and existing.birth_year and new.birth_year != existing.birth_year:
+        return False
     new_contacts = {new.email_index, new.phone_index} - {None}
     old_contacts = {existing.email_index, existing.phone_index} - {None}
     if new_contacts and old_contacts:
         return bool(new_contacts & old_contacts)
-    return not new_contacts and not old_contacts
+    return not new_contacts and not old_contacts and new.birth_year == existing.birth_year
+
+
+def namesakes(session: Session, participant: Participant) -> list[Participant]:
+    """The organization's other participants with the same name words (in any order), oldest
+    first: possible duplicates to show, surely the same person or not (`same_person`)."""
+    return list(session.scalars(select(Participant).where(
+        Participant.organization_id == participant.organization_id,
+        Participant.name_index == participant.name_index,
+        Participant.id != participant.id,
+    ).order_by(Participant.created_at, Participant.id)))
+
+
+def check_duplicates(session: Session, participant: Participant) -> None:
+    """Raise PossibleDuplicate if the organization already has this person (`same_person`)."""
+    matches = [other for other in namesakes(session, participant)
+               if same_person(participant, other)]
+    if matches:
+        raise PossibleDuplicate(matches)
+
+
+def _index(session: Session, participant: Participant) -> None:
+    participant.set_blind_indexes()
+    participant_search.reindex(
+        session, participant.id, participant.organization_id,
+        given_name=participant.given_name, family_name=participant.family_name,
+        email=participant.email, phone=participant.phone)
 
 
 def register_participant(
@@ -130,16 +178,59 @@ def register_participant(
     unknown = set(personal_data) - set(PERSONAL_FIELDS)
     if unknown:
         raise TypeError(f"unknown participant fields: {sorted(unknown)}")
-    participant = Participant(id=uuid.uuid4(), organization_id=organization_id, **personal_data)
+    participant = Participant(id=uuid.uuid4(), organization_id=organization_id, version=1,
+                              **personal_data)
     participant.set_blind_indexes()
     if not allow_duplicate:
-        candidates = session.scalars(select(Participant).where(
-            Participant.organization_id == organization_id,
-            Participant.identity_index == participant.identity_index,
-        ).order_by(Participant.created_at))
-        matches = [c for c in candidates if _same_person(participant, c)]
-        if matches:
-            raise PossibleDuplicate(matches)
+        check_duplicates(session, participant)
     session.add(participant)
-    session.flush()
+    _index(session, participant)
     return participant
+
+
+def correct(session: Session, participant: Participant, changes: dict[str, Any], *,
+            allow_duplicate: bool = False) -> list[str]:
+    """Apply corrected personal data (validated by the caller); returns the names of the
+    fields that changed, in `PERSONAL_FIELDS` order. The version goes up when one did."""
+    unknown = set(changes) - set(PERSONAL_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown participant fields: {sorted(unknown)}")
+    changed = [name for name in PERSONAL_FIELDS
+               if name in changes and changes[name] != getattr(participant, name)]
+    if not changed:
+        return []
+    for name in changed:
+        setattr(participant, name, changes[name])
+    participant.set_blind_indexes()
+    if not allow_duplicate and {"given_name", "family_name", "email", "phone",
+                                "birth_year"} & set(changed):
+        check_duplicates(session, participant)
+    participant.version += 1
+    _index(session, participant)
+    return changed
+
+
+def search(session: Session, organization_id: uuid.UUID, query: str, *, limit: int,
+           after: tuple[datetime, uuid.UUID] | None = None) -> list[Participant]:
+    """The organization's participants matching `query` (`hub.referrals.participant_search`;
+    an empty query matches everyone), newest first, `limit` of them after the keyset position
+    `after` (the previous page's last `created_at`, `id`)."""
+    statement = select(Participant).where(Participant.organization_id == organization_id)
+    found = participant_search.matching(organization_id, query)
+    if found is not None:
+        statement = statement.where(Participant.id.in_(found))
+    if after is not None:
+        statement = statement.where(
+            tuple_(Participant.created_at, Participant.id) < tuple_(*after))
+    return list(session.scalars(statement.order_by(
+        Participant.created_at.desc(), Participant.id.desc()).limit(limit)))
+
+
+def reindex_all(session: Session) -> int:
+    """Compute again every participant's blind indexes and search terms (after the secret
+    key changed, which changes the index key); returns how many participants."""
+    count = 0
+    for participant in session.scalars(select(Participant).order_by(Participant.id)):
+        _index(session, participant)
+        count += 1
+    return count

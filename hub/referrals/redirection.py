@@ -17,6 +17,7 @@ who may not read the person's data (`hub.consent.visibility`: no open leg receiv
 from __future__ import annotations
 
 import uuid
+from datetime import date
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -78,7 +79,8 @@ def redirect_onward_allowed(session: Session, caller: Caller, leg: Referral) -> 
 def redirect_referral(session: Session, caller: Caller, referral_id: uuid.UUID, *,
                       to_organization_id: uuid.UUID, pathway: str, priority: str = "routine",
                       stage: str | None = None, reason_for_referral: str | None = None,
-                      needs: list[str] | None = None) -> Referral:
+                      needs: list[str] | None = None,
+                      needed_by: date | None = None) -> Referral:
     """Send the participant of leg `referral_id` to another organization; returns the new
     leg.  Raises what `send_referral` and `transition` raise, and TransitionRefused when the
     leg is past redirecting (accepted, in progress, completed...).  For a participant
@@ -97,7 +99,7 @@ def redirect_referral(session: Session, caller: Caller, referral_id: uuid.UUID, 
             session, caller, participant_id=leg.participant_id,
             to_organization_id=to_organization_id, pathway=pathway, priority=priority,
             stage=stage, reason_for_referral=reason_for_referral, needs=needs,
-            forwarded_from=leg.id)
+            forwarded_from=leg.id, needed_by=needed_by)
     if was_open:
         handoffs.transition(session, caller, leg.id, Action.CANCEL,
                              reason=lifecycle.CancelReason.REFERRED_ELSEWHERE.value)

@@ -28,6 +28,8 @@ from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from hub.consent.consents import Consent, ConsentEnding, ConsentOrganization
+from hub.directory.organizations import Organization
+from hub.followups.records import FollowUpRecord
 from hub.referrals.legs import Referral
 
 
@@ -272,3 +274,86 @@ def outcomes_by_pathway(session: Session, start: datetime, end: datetime, now: d
     return {"by_pathway": {pathway: {outcome: shown(count) for outcome, count in outcomes.items()}
                            for pathway, outcomes in by_pathway.items()},
             "left_out_without_consent": shown(left_out), "min_cell": min_cell}
+
+
+# --- retention: still there six months on (docs/design.md §10) --------------------------------
+
+RETENTION_COUNTS = ("completed", "followups_recorded", "reached", "in_destination_region")
+# Counts that are parts of `followups_recorded`: the rest of it is a count too.
+RETENTION_PARTS = ("reached", "in_destination_region")
+RETENTION_CSV_COLUMNS = ("region", "pathway", *RETENTION_COUNTS)
+
+
+def retention_report(session: Session, start: datetime, end: datetime, now: datetime, *,
+                     organization_id: uuid.UUID | None = None, min_cell: int = 1
+                     ) -> dict[str, Any]:
+    """For the legs completed in [start, end) (sent by `organization_id`; None: the whole
+    network), per destination region (the receiving organization's) and pathway: how many,
+    how many 180-day follow-ups were recorded, how many of those reached the person, and how
+    many found them still in the destination region.
+
+    Only participants whose `outcome_reporting` consent covers the sending organization (the
+    one that made the calls) are counted.  A count from 1 to `min_cell` - 1 is withheld
+    (None, named in `suppression.suppressed` as `region/pathway/count`), and so is a part of
+    the recorded follow-ups (reached, still in the region) whose complement is that small:
+    "9 of 10 still there" says who left.  No total is given beside the rows."""
+    period = [Referral.status == "completed", Referral.closed_at >= start,
+              Referral.closed_at < end]
+    if organization_id is not None:
+        period.append(Referral.from_organization_id == organization_id)
+    counted = exists().where(Consent.participant_id == Referral.participant_id,
+                             *_counted_by(Referral.from_organization_id, now))
+    legs = session.execute(
+        select(Referral.id, Referral.pathway, Organization.region)
+        .join(Organization, Organization.id == Referral.to_organization_id)
+        .where(*period, counted)).all()
+    total = session.scalar(select(func.count()).select_from(Referral).where(*period)) or 0
+    answers: dict[uuid.UUID, FollowUpRecord] = {}
+    ids = [leg.id for leg in legs]
+    for first in range(0, len(ids), 500):  # bounded IN lists
+        answers.update((record.referral_id, record) for record in session.scalars(
+            select(FollowUpRecord).where(FollowUpRecord.referral_id.in_(ids[first:first + 500]),
+                                         FollowUpRecord.due == "followup_180")))
+    cells: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    for leg in legs:
+        cell = cells[(leg.region, leg.pathway)]
+        cell["completed"] += 1
+        answer = answers.get(leg.id)
+        if answer is not None:
+            cell["followups_recorded"] += 1
+            cell["reached"] += answer.reached
+            cell["in_destination_region"] += answer.in_destination_region is True
+    rows: list[dict[str, Any]] = [
+        {"region": region, "pathway": pathway, **{name: counts[name] for name in RETENTION_COUNTS}}
+        for (region, pathway), counts in sorted(cells.items())]
+    withheld: list[str] = []
+
+    def small(count: int | None) -> bool:
+        return count is not None and 0 < count < min_cell
+
+    for row in rows:
+        where = f"{row['region']}/{row['pathway']}"
+        recorded = row["followups_recorded"]
+        hide = [name for name in RETENTION_COUNTS if small(row[name])]
+        hide += [name for name in RETENTION_PARTS if name not in hide
+                 and small(recorded - row[name])]
+        for name in hide:
+            row[name] = None
+            withheld.append(f"{where}/{name}")
+    left_out = total - len(legs)
+    if small(left_out):
+        withheld.append("legs_left_out_without_consent")
+    return {
+        "organization_id": str(organization_id) if organization_id else None,
+        "period": {"start": start.isoformat(), "end": end.isoformat()},
+        "rows": rows,
+        "legs_left_out_without_consent": None if small(left_out) else left_out,
+        "suppression": {"min_cell": min_cell, "suppressed": withheld},
+    }
+
+
+def retention_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The report's rows for a spreadsheet: a withheld count reads `<5` (the threshold)."""
+    shown = f"<{report['suppression']['min_cell']}"
+    return [{name: shown if row[name] is None else row[name] for name in RETENTION_CSV_COLUMNS}
+            for row in report["rows"]]

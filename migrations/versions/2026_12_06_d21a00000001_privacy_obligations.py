@@ -3,8 +3,11 @@ confidentiality incidents, which the database keeps at least five years; erasure
 participants' `erased_at` and the erasure register); and each participant's data moved under
 a key of their own, kept in the key store (HUB_KEYSTORE_URL, `hub.privacy.keystore`).
 
-No downtime: the hub reads values sealed either way, so the move runs while it serves; rows
-written meanwhile by an older hub are moved by the next `hub data rotate-keys`.
+Existing participants' data is moved under their own keys by `hub db upgrade` once every
+migration has run (`hub.consent.key_rotation.move_database_to_person_keys`): a later migration
+of this chain reads names with the key ring alone.  No downtime: the hub reads values sealed
+either way, so the move runs while it serves; rows written meanwhile by an older hub are moved
+by the next `hub data rotate-keys`.
 
 Revision ID: d21a00000001
 Revises: d22a00000001
@@ -66,32 +69,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('participant_erasures', schema=None) as batch_op:
         batch_op.create_index('ix_participant_erasures_organization', ['organization_id', 'erased_at'], unique=False)
-    _move_to_person_keys()
-
-
-def _move_to_person_keys() -> None:
-    """Existing participants' data, sealed by the key ring, moved under their own keys, with
-    the key ring and key store of the environment running `hub db upgrade`."""
-    bind = op.get_bind()
-    if bind.execute(sa.text("SELECT count(*) FROM participants")).scalar() == 0:
-        return  # nothing to move: the key store is not even opened
-    from sqlalchemy.orm import Session
-
-    from hub import crypto, models
-    from hub.config import Settings
-    from hub.consent import key_rotation
-    from hub.privacy import keystore
-
-    # The key store named by the environment, else the one beside the database being upgraded.
-    settings = Settings.from_env(database_url=bind.engine.url.render_as_string(
-        hide_password=False))
-    store = keystore.KeyStore(settings.keystore)
-    try:
-        with crypto.using(crypto.KeyRing.from_settings(settings.data_keys, settings.secret_key),
-                          store):
-            key_rotation.move_to_person_keys(Session(bind=bind), models.Base.metadata)
-    finally:
-        store.dispose()
 
 
 # The register is corrected, never emptied early: the database refuses to delete an entry

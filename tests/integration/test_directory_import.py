@@ -80,9 +80,12 @@ def test_apply_creates_entries_and_a_second_run_changes_nothing(app: Flask, tmp_
     ]
     path = grid(tmp_path, rows)
     report = run_import(app, path, apply=True)
+    # "Type de collaboration" is not the kind: the kind comes from the name, or is to confirm.
     assert [(line, action) for line, action, *_ in report] == [
-        (2, "create"), (3, "create"), (4, "reject")]
-    assert "Astrologie" in report[2][3][0]
+        (2, "create"), (3, "create"), (4, "create")]
+    assert report[0][3] == ["kind community (the name says «carrefour d integration»)"]
+    assert report[2][3] == ["kind other (kind to confirm: neither a type d'organisme nor the "
+                            "name or services say it)"]
 
     carrefour = stored(app, f"Carrefour d'intégration {word}")
     assert carrefour is not None and carrefour.region == "03" and carrefour.kind == "community"
@@ -101,7 +104,10 @@ def test_apply_creates_entries_and_a_second_run_changes_nothing(app: Flask, tmp_
         "Accompagnement": []}
 
     again = run_import(app, path, apply=True)
-    assert [action for _, action, *_ in again] == ["unchanged", "unchanged", "reject"]
+    assert [action for _, action, *_ in again] == ["unchanged", "unchanged", "unchanged"]
+    assert [reasons for _, _, _, reasons, _ in again] == [[], [], []]
+    fromagerie = stored(app, f"Fromagerie {word}")
+    assert fromagerie is not None and fromagerie.kind == "other"
 
     # A later grid adding a contact and a service updates the entry, keeping what it had.
     rows[0][2] = "Jean Roy, agent d'accueil"
@@ -130,13 +136,20 @@ def test_near_duplicates_and_repeated_rows_are_pointed_out(app: Flask, tmp_path:
     assert near[1] == "create" and f"Carrefour jeunesse-emploi {word} Rimouski" in near[4][0]
     assert same[1] == "unchanged"  # case and dashes do not make another organization
     assert first[1] == "create"
-    assert repeated[1] == "reject" and repeated[3] == ["same organization and region as line 4"]
+    assert repeated[1] == "merge" and repeated[3] == [
+        "same organization and region as line 4: merged into it"]
 
-    # A grid never turns a member into a coordination body (which sees the whole network).
+    # A grid never turns a member into a coordination body (which sees the whole network),
+    # whether "concertation" is its type of collaboration or its type of organization.
     promoted = run_import(app, grid(tmp_path, [[f"Carrefour jeunesse-emploi {word} Rimouski",
                                                 "01", None, None, "Table de concertation",
                                                 None]], "third.xlsx"), apply=True)
     assert promoted[0][1] == "unchanged"
+    titles = ["Organisme", "Région", "Type d'organisme"]
+    path = tmp_path / "fourth.csv"
+    write_grid(path, titles, [[f"Carrefour jeunesse-emploi {word} Rimouski", "01",
+                               "Table de concertation"]])
+    assert run_import(app, path, apply=True)[0][1] == "unchanged"
     kept = stored(app, f"Carrefour jeunesse-emploi {word} Rimouski")
     assert kept is not None and kept.kind == "community"
 
@@ -151,9 +164,10 @@ def test_the_sample_csv_from_excel_reports_line_numbers(app: Flask) -> None:
     assert by_line[4][0] in ("create", "update", "unchanged")  # spans lines 4 and 5
     assert by_line[7] == ("reject", ["organization name is empty"])
     assert by_line[8][0] == "reject" and "Tombouctou" in by_line[8][1][0]
-    assert by_line[9][0] == "reject" and "Astrologie" in by_line[9][1][0]
-    # The curly apostrophe names the same organization as line 2.
-    assert by_line[10] == ("reject", ["same organization and region as line 2"])
+    # "Astrologie" is a type of collaboration, not a kind: the row is kept, its kind to confirm.
+    assert by_line[9][0] in ("create", "update", "unchanged")
+    # The curly apostrophe names the same organization as line 2: the rows merge.
+    assert by_line[10] == ("merge", ["same organization and region as line 2: merged into it"])
 
 
 def test_the_command_reports_and_applies(tmp_path: Path) -> None:
@@ -169,13 +183,18 @@ def test_the_command_reports_and_applies(tmp_path: Path) -> None:
     assert "line 2: would create «Carrefour d'intégration de la Capitale»" in dry.stdout
     assert "line 8: REJECT «Atelier Le Tremplin» — region 'Tombouctou'" in dry.stdout
     assert dry.stdout.strip().endswith("Dry run: nothing written; add --apply to write.")
-    assert "8 rows: 4 would be created, 0 would be updated, 0 unchanged, 4 rejected." in dry.stdout
+    assert ("8 rows: 5 would be created, 0 would be updated, 0 unchanged, 1 merged into "
+            "another row, 2 rejected.") in dry.stdout
+    assert "Kind to confirm (entered as other): line 9." in dry.stdout
+    assert "name the importing organization with --as ORG_ID" in dry.stdout
     assert "Reading rows" in dry.stderr  # the progress bar
 
     applied = hub_import("--apply")
-    assert "8 rows: 4 created, 0 updated, 0 unchanged, 4 rejected." in applied.stdout
+    assert ("8 rows: 5 created, 0 updated, 0 unchanged, 1 merged into another row, "
+            "2 rejected.") in applied.stdout
     again = hub_import("--apply")
-    assert "8 rows: 0 created, 0 updated, 4 unchanged, 4 rejected." in again.stdout
+    assert ("8 rows: 0 created, 0 updated, 5 unchanged, 1 merged into another row, "
+            "2 rejected.") in again.stdout
 
     missing = run_hub(env, "directory", "import", str(tmp_path / "grille.pdf"))
     assert missing.returncode != 0

@@ -94,6 +94,7 @@ Body = Callable[[World], dict[str, Any] | None]
 # one the rightful party would send, so that only visibility can refuse it.
 TENANT_OPERATIONS: dict[tuple[str, str], Body] = {
     ("GET", "/api/v1/participants/{participant_id}"): lambda w: None,
+    ("PATCH", "/api/v1/participants/{participant_id}"): lambda w: {"given_name": "Autre"},
     ("GET", "/api/v1/referrals/{referral_id}"): lambda w: None,
     ("GET", "/api/v1/referrals/{referral_id}/events"): lambda w: None,
     ("GET", "/api/v1/referrals/{referral_id}/fhir"): lambda w: None,
@@ -105,6 +106,9 @@ TENANT_OPERATIONS: dict[tuple[str, str], Body] = {
     ("POST", "/api/v1/referrals/{referral_id}/forward"):
         lambda w: {"to_organization_id": w.bystander.organization_id},
     ("POST", "/api/v1/referrals/{referral_id}/cancel"): lambda w: {"reason": "other"},
+    ("GET", "/api/v1/referrals/{referral_id}/followups"): lambda w: None,
+    ("POST", "/api/v1/referrals/{referral_id}/followups"):
+        lambda w: {"reached": True, "situation": "employed", "in_destination_region": True},
     ("GET", "/api/v1/participants/{participant_id}/consents"): lambda w: None,
     ("POST", "/api/v1/participants/{participant_id}/consents"):
         lambda w: {"purpose": "referral_sharing", "network_wide": True, "evidence": "verbal"},

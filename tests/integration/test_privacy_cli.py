@@ -90,3 +90,26 @@ def test_rotate_keys_re_encrypts_everything_so_old_keys_can_go(
             pytest.raises(crypto.UndecryptableData):
         column.process_result_value(names[0], None)
     store.dispose()
+
+
+def test_reindex_participants_makes_them_findable_under_a_new_secret_key(
+        demo_env: dict[str, str]) -> None:
+    from hub.referrals import participant_search
+
+    data_key = Fernet.generate_key().decode()
+    before = {**demo_env, "HUB_DATA_KEYS": data_key, "HUB_SECRET_KEY": "a" * 40}
+    assert hub(before, "db", "upgrade").returncode == 0
+    assert hub(before, "demo").returncode == 0
+    after = {**before, "HUB_SECRET_KEY": "b" * 40}
+    reindexed = hub(after, "data", "reindex-participants")
+    assert reindexed.returncode == 0, reindexed.stderr
+    assert reindexed.stdout.startswith("2 participants")
+
+    new_ring = crypto.KeyRing.from_settings(data_key, "b" * 40)
+    wanted = participant_search.hashed(new_ring, participant_search.query_terms("amin"))
+    engine = create_engine(demo_env["HUB_DATABASE_URL"])
+    with engine.connect() as connection:
+        holders = connection.execute(text(
+            "SELECT count(*) FROM participant_search_terms WHERE term = :t"),
+            {"t": wanted.pop()}).scalar_one()
+    assert holders == 1

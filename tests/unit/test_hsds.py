@@ -99,7 +99,7 @@ def test_hsds_from_elsewhere_is_read_with_defaults_or_refused() -> None:
                                              "city": "Rimouski", "region": "Bas-Saint-Laurent",
                                              "postal_code": "G5L 1A1"}]}]}
     entry = entry_from_hsds(foreign)
-    assert (entry["kind"], entry["region"], entry["capacity"]) == ("community", "01", "open")
+    assert (entry["kind"], entry["region"], entry["capacity"]) == ("other", "01", "open")
     with pytest.raises(NotHsds, match="no Québec region"):
         entry_from_hsds({"name": "Ailleurs", "locations": [{"location_type": "physical"}]})
     with pytest.raises(NotHsds, match="name is required"):

@@ -1,0 +1,290 @@
+"""Partners who answer from their mailbox (design §14): a leg sent over the API becomes, after
+the worker's fan-out, a mail over SMTP to the receiver's contacts marked `notify_referrals`;
+its link opens a page that changes nothing, and whose buttons take the receiver's steps with
+actor `contact:<id>`; closed legs offer nothing; tampered or foreign links are refused alike."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import functools
+import re
+import secrets
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from hub.consent.access_log import PersonalDataRead
+from hub.db import db, utcnow
+from hub.events.store import Event
+from hub.mailbox import links, notices
+from hub.mailbox.notices import QueuedNotice, next_daily
+from hub.outbox import webhook_fanout
+from hub.outbox.mail import send_due
+from hub.referrals.legs import Referral
+from tests.helpers import Network, Partner
+from tests.integration.test_mail import SmtpServer, smtp_transport
+
+LINK = re.compile(r"https?://\S+/a/([A-Za-z0-9._-]+)")
+
+
+def address() -> str:
+    return f"accueil.{secrets.token_hex(4)}@example.org"
+
+
+def set_entry(partner: Partner, **changes: Any) -> dict[str, Any]:
+    response = partner.call("PATCH", f"/api/v1/organizations/{partner.organization_id}",
+                            json=changes)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()
+
+
+def fan_out(app: Flask) -> None:
+    """What the worker's fan-out loop does (`hub.worker.Worker.fan_out_once`)."""
+    settings = app.config["HUB_SETTINGS"]
+    hook = functools.partial(notices.notify, secret_key=settings.secret_key,
+                             public_url=settings.public_url)
+    with app.app_context(), db.job_session() as session:
+        while webhook_fanout.fan_out(session, on_events=hook):
+            pass
+
+
+def mails_to(app: Flask, server: SmtpServer, to: str) -> list[EmailMessage]:
+    fan_out(app)
+    send_due(app.extensions["hub_db"][1], smtp_transport(server),
+             now=utcnow() + timedelta(seconds=1), limit=10_000)
+    return [email.message_from_bytes(r.data, policy=email.policy.default)  # type: ignore[misc]
+            for r in server.received if to in r.rcpt_to]
+
+
+def body_of(message: EmailMessage) -> str:
+    part = message.get_body(("plain",))
+    assert part is not None
+    return str(part.get_content())  # type: ignore[attr-defined]
+
+
+def token_in(message: EmailMessage) -> str:
+    found = LINK.search(body_of(message))
+    assert found, body_of(message)
+    return found.group(1)
+
+
+def leg_state(app: Flask, leg_id: str) -> tuple[str, int, int]:
+    with app.app_context(), db.job_session() as session:
+        leg = session.get(Referral, uuid.UUID(leg_id))
+        assert leg is not None
+        events = len(session.scalars(select(Event.id).where(
+            Event.subject == f"referrals/{leg_id}")).all())
+        return leg.status, leg.version, events
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server on a loopback port (`tests.integration.test_mail`)."""
+    server = SmtpServer()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+@pytest.fixture
+def pair(network: Network) -> tuple[Partner, Partner, str, str]:
+    """A sender, and a receiver with one contact marked for new-leg mails (and one not)."""
+    sender = network.partner(name="Carrefour d'intégration de Montréal")
+    receiver = network.partner(kind="regional_partner", region="01",
+                               name="Place aux jeunes Bas-Saint-Laurent")
+    marked, other = address(), address()
+    set_entry(receiver, contacts=[
+        {"name": "Julie Tremblay", "role": "Accueil", "email": marked, "notify_referrals": True},
+        {"name": "Direction", "email": other}])
+    return sender, receiver, marked, other
+
+
+def test_a_new_leg_is_mailed_to_marked_contacts_with_a_link_that_answers_it(
+        app: Flask, pair: tuple[Partner, Partner, str, str], smtp: SmtpServer) -> None:
+    sender, receiver, marked, other = pair
+    leg = sender.refer(receiver, priority="urgent")
+    (mail,) = mails_to(app, smtp, marked)
+    assert not mails_to(app, smtp, other)  # not marked: no mail
+
+    text = body_of(mail)
+    assert mail["Content-Language"] == "fr"
+    assert "Carrefour d'intégration de Montréal" in str(mail["Subject"])
+    assert "Amina B." in text and "Benali" not in text  # given name and family initial
+    assert "Urgent" in text and "Emploi" in text
+    assert "soudure" not in text and "francisation" not in text  # no reason, no needs
+    token = token_in(mail)
+
+    client = app.test_client()
+    before = leg_state(app, leg["id"])
+    page = client.get(f"/a/{token}")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "Amina" in html and "Benali" in html and "soudure" in html  # as the portal shows it
+    assert "Confirmer la réception" in html
+    assert leg_state(app, leg["id"]) == before  # a GET changes nothing
+    with app.app_context(), db.job_session() as session:  # but the read is logged
+        reads = session.scalars(select(PersonalDataRead).where(
+            PersonalDataRead.participant_id == uuid.UUID(leg["participant"]["id"]),
+            PersonalDataRead.actor.like("contact:%"))).all()
+        assert {r.via for r in reads} >= {"GET /a/{token}", notices.VIA}
+
+    acknowledged = client.post(f"/a/{token}",
+                               data={"action": "acknowledge", "version": str(before[1])})
+    assert acknowledged.status_code == 303
+    assert leg_state(app, leg["id"])[0] == "acknowledged"
+    shown = client.get(acknowledged.headers["Location"]).get_data(as_text=True)
+    assert "Julie Tremblay" in shown  # who acted, in the history
+
+    # A decline needs a reason: the page says so, and nothing changes.
+    version = leg_state(app, leg["id"])[1]
+    refused = client.post(f"/a/{token}", data={"action": "decline", "version": str(version)})
+    assert refused.status_code == 422
+    assert leg_state(app, leg["id"])[0] == "acknowledged"
+
+    declined = client.post(f"/a/{token}", data={
+        "action": "decline", "version": str(version), "reason": "no_capacity"})
+    assert declined.status_code == 303
+
+    contact_id = actor_contact(app, receiver, marked)
+    with app.app_context(), db.job_session() as session:
+        history = session.execute(select(Event.type, Event.actor).where(
+            Event.subject == f"referrals/{leg['id']}").order_by(Event.sequence)).all()
+    assert [tuple(row) for row in history][-2:] == [
+        ("referral.acknowledged", f"contact:{contact_id}"),
+        ("referral.declined", f"contact:{contact_id}")]
+
+    # Afterwards the same link shows the closed leg and offers nothing.
+    closed = client.get(f"/a/{token}").get_data(as_text=True)
+    assert 'name="action"' not in closed and "Refusée" in closed
+    again = client.post(f"/a/{token}", data={"action": "accept", "version": "99"})
+    assert again.status_code in (409, 412)
+    assert leg_state(app, leg["id"])[0] == "declined"
+
+
+def actor_contact(app: Flask, receiver: Partner, to: str) -> uuid.UUID:
+    from hub.directory.organizations import Contact
+
+    with app.app_context(), db.job_session() as session:
+        return session.scalars(select(Contact.id).where(
+            Contact.organization_id == uuid.UUID(receiver.organization_id),
+            Contact.email == to)).one()
+
+
+def test_tampered_foreign_and_ended_links_are_refused_alike(
+        app: Flask, network: Network, pair: tuple[Partner, Partner, str, str],
+        smtp: SmtpServer) -> None:
+    sender, receiver, marked, _other = pair
+    leg = sender.refer(receiver)
+    token = token_in(mails_to(app, smtp, marked)[0])
+    client = app.test_client()
+    contact_id = actor_contact(app, receiver, marked)
+    tampered = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
+    foreign = links.make_token("another hub's secret key " + "x" * 20, uuid.UUID(leg["id"]),
+                               contact_id)
+    stranger = network.partner()  # a contact of another organization is not the receiver's
+    with app.app_context(), db.job_session() as session:
+        from hub.directory.organizations import Contact
+
+        outsider = Contact(organization_id=uuid.UUID(stranger.organization_id),
+                           email=address())
+        session.add(outsider)
+        session.flush()
+        outsider_id = outsider.id
+    secret = app.config["HUB_SETTINGS"].secret_key
+    not_theirs = links.make_token(secret, uuid.UUID(leg["id"]), outsider_id)
+    pages = [client.get(f"/a/{bad}") for bad in (tampered, foreign, not_theirs, "x")]
+    assert {p.status_code for p in pages} == {404}
+    assert len({p.get_data(as_text=True) for p in pages}) == 1  # the same words for each
+    posted = client.post(f"/a/{tampered}", data={"action": "acknowledge", "version": "1"})
+    assert posted.status_code == 404
+    assert leg_state(app, leg["id"])[0] == "sent"
+
+    # The link works while its contact is in the entry, whatever else changes...
+    set_entry(receiver, capacity="waitlist", contacts=[
+        {"name": "Julie Tremblay", "email": marked}])
+    assert client.get(f"/a/{token}").status_code == 200
+    # ...and ends when the contact leaves it.
+    set_entry(receiver, contacts=[{"name": "Direction", "email": address()}])
+    assert client.get(f"/a/{token}").status_code == 404
+
+
+def test_a_link_is_refused_from_another_site_and_after_too_many_requests(
+        app: Flask, pair: tuple[Partner, Partner, str, str], smtp: SmtpServer) -> None:
+    sender, receiver, marked, _other = pair
+    leg = sender.refer(receiver)
+    token = token_in(mails_to(app, smtp, marked)[0])
+    client = app.test_client()
+    forged = client.post(f"/a/{token}", data={"action": "acknowledge", "version": "1"},
+                         headers={"Origin": "https://evil.example", "Sec-Fetch-Site":
+                                  "cross-site"})
+    assert forged.status_code == 403
+    assert leg_state(app, leg["id"])[0] == "sent"
+    statuses = [client.get(f"/a/{token}").status_code for _ in range(links.RATE_LIMIT + 1)]
+    assert statuses[-1] == 429 and set(statuses[:-1]) == {200}
+
+
+def test_english_organizations_get_english_mails_and_pages(
+        app: Flask, pair: tuple[Partner, Partner, str, str], smtp: SmtpServer) -> None:
+    sender, receiver, marked, _other = pair
+    set_entry(receiver, language="en")
+    sender.refer(receiver)
+    (mail,) = mails_to(app, smtp, marked)
+    assert mail["Content-Language"] == "en"
+    assert "Employment" in body_of(mail) and "Hello" in body_of(mail)
+    html = app.test_client().get(f"/a/{token_in(mail)}").get_data(as_text=True)
+    assert "Acknowledge" in html and 'lang="en"' in html
+
+
+def test_daily_organizations_get_no_mail_at_once_but_a_queued_notice(
+        app: Flask, pair: tuple[Partner, Partner, str, str], smtp: SmtpServer) -> None:
+    sender, receiver, marked, _other = pair
+    set_entry(receiver, referral_mails="daily")
+    leg = sender.refer(receiver)
+    assert not mails_to(app, smtp, marked)
+    with app.app_context(), db.job_session() as session:
+        queued = session.get(QueuedNotice, uuid.UUID(leg["id"]))
+        assert queued is not None
+        assert queued.due_at > utcnow()
+
+
+@pytest.mark.parametrize(("moment", "expected"), [
+    (datetime(2026, 12, 7, 12, 0, tzinfo=UTC), datetime(2026, 12, 7, 13, 0, tzinfo=UTC)),
+    (datetime(2026, 12, 7, 13, 0, tzinfo=UTC), datetime(2026, 12, 8, 13, 0, tzinfo=UTC)),
+    (datetime(2026, 12, 7, 2, 0, tzinfo=UTC), datetime(2026, 12, 7, 13, 0, tzinfo=UTC)),
+    # Summer time: 8:00 in Toronto is 12:00 UTC.
+    (datetime(2026, 7, 1, 11, 0, tzinfo=UTC), datetime(2026, 7, 1, 12, 0, tzinfo=UTC)),
+])
+def test_the_daily_mail_is_due_at_the_next_8_oclock_local(moment: datetime,
+                                                          expected: datetime) -> None:
+    assert next_daily(moment, "America/Toronto") == expected
+
+
+def test_a_contact_who_turned_digests_off_gets_none_and_the_others_still_do(
+        app: Flask, network: Network, tmp_path: Path) -> None:
+    from tests.integration.test_check_mails import listed_legs, run_checks, sent_mails
+
+    sender = network.partner()
+    receiver = network.partner()
+    keeps, stops = address(), address()
+    entry = set_entry(receiver, contacts=[{"email": keeps},
+                                          {"email": stops, "deadline_digests": False}])
+    assert [c["deadline_digests"] for c in entry["contacts"]
+            if c["email"] == stops] == [False]
+    leg = sender.refer(receiver)
+    due = datetime.fromisoformat(leg["deadlines"]["acknowledge_by"].replace("Z", "+00:00"))
+    run_checks(app, due + timedelta(minutes=1))
+    mails = sent_mails(app, tmp_path, keeps, stops)
+    assert mails[stops] == []
+    assert [leg["id"] in listed_legs(m) for m in mails[keeps]] == [True]

@@ -1,0 +1,67 @@
+"""The portal's side of preparing a move (docs/design.md §12): the counsellor gives the date the
+person is needed there, a past one is refused with the form as typed; the date shows on the
+leg page and in the partner's inbox; a consent can share the details with employers, and an
+employer's leg page says what it is not shown."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from flask import Flask
+
+from tests.integration.test_portal_pages import consent_to, refer, register
+from tests.portal import Person, make_organization, make_user, text_of
+
+
+def test_needed_by_on_the_form_the_leg_and_the_inbox(app: Flask) -> None:
+    sender = make_organization(app)
+    receiver = make_organization(app, kind="regional_partner", region="01")
+    counsellor = Person.logged_in(app, make_user(app, sender, "counsellor"))
+    partner = Person.logged_in(app, make_user(app, receiver, "partner_staff"))
+    participant = register(counsellor)
+    consent_to(counsellor, participant, receiver)
+
+    past = (date.today() - timedelta(days=2)).isoformat()
+    refused = counsellor.post(f"/participants/{participant}/refer", {
+        "to_organization_id": str(receiver.id), "pathway": "employment", "priority": "urgent",
+        "reason_for_referral": "Entrevue à Rimouski", "needed_by": past})
+    assert refused.status_code == 422
+    page = refused.get_data(as_text=True)
+    assert "doit être aujourd’hui ou plus tard" in text_of(refused)
+    assert f'value="{past}"' in page and "Entrevue à Rimouski" in page  # as typed
+    assert 'id="needed_by"' in page and 'aria-invalid="true"' in page
+
+    needed = date.today() + timedelta(days=7)
+    leg = refer(counsellor, participant, receiver, priority="urgent",
+                needed_by=needed.isoformat())
+    shown = text_of(counsellor.get(f"/legs/{leg}"))
+    assert "Personne attendue le" in shown
+    assert "toutes les échéances tombent avant" in shown
+    inbox = partner.get("/inbox")
+    assert "Personne attendue le" in text_of(inbox)
+    assert f'datetime="{needed.isoformat()}"' in counsellor.get(f"/legs/{leg}").get_data(
+        as_text=True)
+
+
+def test_an_employer_is_told_what_it_is_not_shown(app: Flask) -> None:
+    sender = make_organization(app)
+    employer = make_organization(app, kind="employer", region="05")
+    counsellor = Person.logged_in(app, make_user(app, sender, "counsellor"))
+    staff = Person.logged_in(app, make_user(app, employer, "partner_staff"))
+    participant = register(counsellor, given_name="Yasmine", family_name="Haddad")
+    consent_to(counsellor, participant, employer)
+    leg = refer(counsellor, participant, employer)
+    page = text_of(staff.get(f"/legs/{leg}"))
+    assert "Yasmine Haddad" in page
+    assert "Offre d'emploi à Rimouski" not in page and "francisation" not in page
+    assert "Besoin de savoir" in page
+
+    # A consent that shares the details: the employer reads them.
+    shared = register(counsellor, given_name="Karim", family_name="Haddad")
+    response = counsellor.post(f"/participants/{shared}/consents/new", {
+        "purpose": "referral_sharing", "evidence": "written",
+        "organization_ids": [str(employer.id)], "share_details": "true"})
+    assert response.status_code == 302, text_of(response)
+    second = refer(counsellor, shared, employer)
+    page = text_of(staff.get(f"/legs/{second}"))
+    assert "Offre d'emploi à Rimouski" in page and "Besoin de savoir" not in page
