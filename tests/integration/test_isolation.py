@@ -26,7 +26,7 @@ from sqlalchemy import select
 from werkzeug.test import TestResponse
 
 from hub.accounts import clients
-from hub.accounts.clients import OAuthClient
+from hub.accounts.clients import DEFAULT_PARTNER_SCOPES, OAuthClient
 from hub.db import db
 from hub.outbox import webhook_fanout
 from tests.helpers import PARTICIPANT, Network, Partner
@@ -50,13 +50,18 @@ class World:
     consent_id: str
     endpoint_id: str
     delivery_id: str
+    incident_id: str
+
+
+# Every organization here keeps its own register of confidentiality incidents too.
+WITH_REGISTER = [*DEFAULT_PARTNER_SCOPES, "privacy:manage"]
 
 
 @pytest.fixture
 def world(network: Network) -> World:
-    sender = network.partner()
+    sender = network.partner(scopes=WITH_REGISTER)
     receiver = network.partner(kind="regional_partner", region="01")
-    outsider = network.partner(kind="regional_partner", region="05")
+    outsider = network.partner(kind="regional_partner", region="05", scopes=WITH_REGISTER)
     bystander = network.partner(kind="entrepreneurship_agency", region="05")
     participant_id = sender.register_participant()["id"]
     consent = sender.grant_consent(participant_id, receiver, bystander)
@@ -71,8 +76,11 @@ def world(network: Network) -> World:
             moved = webhook_fanout.fan_out(session)
     deliveries = sender.get(f"/api/v1/webhook-endpoints/{endpoint['id']}/deliveries")
     delivery_id = str(deliveries.get_json()["items"][0]["id"])
+    incident = sender.post("/api/v1/privacy-incidents", {
+        "information_involved": "Courriel", "circumstances": "Envoi au mauvais destinataire",
+        "discovered_at": "2026-12-01T09:00:00Z", "serious_injury_risk": False}).get_json()
     return World(sender, receiver, outsider, bystander, participant_id, response.get_json(),
-                 consent["id"], endpoint["id"], delivery_id)
+                 consent["id"], endpoint["id"], delivery_id, incident["id"])
 
 
 # --- the table of routes that name an object ----------------------------------------------
@@ -86,6 +94,7 @@ PARAMETERS: dict[str, Callable[[World], str]] = {
     "endpoint_id": lambda w: w.endpoint_id,
     "delivery_id": lambda w: w.delivery_id,
     "policy_id": lambda w: str(uuid.uuid4()),
+    "incident_id": lambda w: w.incident_id,
 }
 
 Body = Callable[[World], dict[str, Any] | None]
@@ -113,6 +122,10 @@ TENANT_OPERATIONS: dict[tuple[str, str], Body] = {
     ("POST", "/api/v1/participants/{participant_id}/consents"):
         lambda w: {"purpose": "referral_sharing", "network_wide": True, "evidence": "verbal"},
     ("GET", "/api/v1/participants/{participant_id}/access-log"): lambda w: None,
+    ("GET", "/api/v1/participants/{participant_id}/export"): lambda w: None,
+    ("POST", "/api/v1/participants/{participant_id}/erase"): lambda w: None,
+    ("GET", "/api/v1/privacy-incidents/{incident_id}"): lambda w: None,
+    ("PATCH", "/api/v1/privacy-incidents/{incident_id}"): lambda w: {"people_affected": 2},
     ("GET", "/api/v1/consents/{consent_id}"): lambda w: None,
     ("POST", "/api/v1/consents/{consent_id}/withdraw"): lambda w: None,
     ("GET", "/api/v1/webhook-endpoints/{endpoint_id}"): lambda w: None,
