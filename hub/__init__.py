@@ -31,6 +31,12 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
     assert isinstance(app.json, DefaultJSONProvider)
     app.json.ensure_ascii = False  # accents as they are: "Montréal", not "Montr\u00e9al"
     app.config.update(flask_config)
+    if settings.trusted_proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # Only the last N forwarded values are believed: those the trusted proxies wrote.
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
 
     # Imported here, not at the top: every `import hub.x` runs this package's __init__ first,
     # and a command, a worker or a test that imports one module must not load the whole app.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,24 @@ SETTINGS: tuple[Setting, ...] = (
         "Portal sessions end after this many minutes without a request.",
     ),
     Setting(
+        "HUB_TRUSTED_PROXIES", "trusted_proxies", 0,
+        "How many reverse proxies stand in front of the web service: the hub then takes the "
+        "client's address (login limits, logs) and scheme from their X-Forwarded-For and "
+        "X-Forwarded-Proto. 0 (default): the connecting address is the client's. The compose "
+        "file's Caddy is one: 1. Never more than there are, or clients choose their address.",
+    ),
+    Setting(
+        "HUB_METRICS_TOKEN", "metrics_token", "",
+        "When set, `/metrics` answers a request with `Authorization: Bearer <this token>`.",
+    ),
+    Setting(
+        "HUB_METRICS_NETWORKS", "metrics_networks", "",
+        "Comma-separated networks (e.g. `10.0.0.0/8,127.0.0.1/32`) whose addresses may read "
+        "`/metrics` without the token. In production `/metrics` is closed (403) to anyone else, "
+        "and to everyone when neither this nor HUB_METRICS_TOKEN is set; elsewhere it is open "
+        "while neither is set.",
+    ),
+    Setting(
         "HUB_REPORT_MIN_CELL", "report_min_cell", 5,
         "Funder reports show no count from 1 to one less than this (and no median, "
         "percentile or share from fewer legs), so no participant can be singled out; 1 shows "
@@ -177,6 +196,9 @@ class Settings:
     mail_from: str = "Maillage <maillage@localhost>"
     mail_dir: str = ""
     session_minutes: int = 60
+    trusted_proxies: int = 0
+    metrics_token: str = ""
+    metrics_networks: str = ""
     report_min_cell: int = 5
 
     @classmethod
@@ -219,6 +241,11 @@ class Settings:
             return f"sqlite:///{path.with_name(path.stem + '-keys.sqlite3')}"
         return f"sqlite:///{Path('var').resolve() / 'hub-keys.sqlite3'}"
 
+    def metrics_network_list(self) -> list[IPv4Network | IPv6Network]:
+        """HUB_METRICS_NETWORKS read; ValueError if one is not a network."""
+        return [ip_network(part.strip(), strict=False)
+                for part in self.metrics_networks.split(",") if part.strip()]
+
     def problems(self) -> list[str]:
         """What makes these settings unfit to start with; empty when they are fine."""
         found = []
@@ -250,6 +277,13 @@ class Settings:
         if self.retention_months < 1:
             found.append(f"HUB_RETENTION_MONTHS must be 1 or more (24 is usual), not "
                          f"{self.retention_months}.")
+        if not 0 <= self.trusted_proxies <= 5:
+            found.append(f"HUB_TRUSTED_PROXIES must be the number of proxies in front of the "
+                         f"hub, 0 to 5, not {self.trusted_proxies}.")
+        try:
+            self.metrics_network_list()
+        except ValueError as error:
+            found.append(f"HUB_METRICS_NETWORKS: {error}")
         if self.report_min_cell < 1:
             found.append(f"HUB_REPORT_MIN_CELL must be 1 or more (5 is usual), not "
                          f"{self.report_min_cell}.")

@@ -2,12 +2,14 @@
 
 Montréal community organizations, regional partners in Bas-Saint-Laurent and Estrie, an
 entrepreneurship agency, a cooperative development body, an insertion enterprise and a
-coordination body, each with an OAuth client, and a few referrals already under way; and
-portal users (a counsellor, partner staff, a coordinator) sharing one demo password.
+coordination body, each with an OAuth client, and a few referrals already under way, a
+settled peer in Rimouski with a match proposed to a newcomer heading there; and portal users
+(a counsellor, partner staff, a coordinator) sharing one demo password.
 """
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from sqlalchemy import func, select
@@ -16,7 +18,9 @@ from sqlalchemy.orm import Session
 from hub.accounts import clients, users
 from hub.accounts.callers import Caller
 from hub.consent import consents
+from hub.directory import relationships
 from hub.directory.organizations import Organization, create_organization
+from hub.peers import matching
 from hub.referrals.handoffs import send_referral, transition
 from hub.referrals.lifecycle import Action
 from hub.referrals.participants import register_participant
@@ -30,6 +34,7 @@ ORGANIZATIONS = [
     ("Coopérative de développement régional du Québec", "cooperative_development", "06"),
     ("Atelier d'insertion Le Tremplin", "insertion_enterprise", "06"),
     ("Table de concertation — réseau Maillage", "coordination", "06"),
+    ("CISSS du Bas-Saint-Laurent — accueil psychosocial", "public_institution", "01"),
 ]
 
 
@@ -69,13 +74,22 @@ def fill(session: Session) -> list[dict[str, Any]]:
         members.append((organization, client, secret))
 
     portal_users: dict[int, list[dict[str, str]]] = {}
+    actors: dict[int, str] = {}
     for index, email, name, role in DEMO_USERS:
         user = users.create_user(session, organization=members[index][0], email=email,
                                  role=role, password=DEMO_PASSWORD, name=name)
         portal_users.setdefault(index, []).append({"email": user.email, "role": user.role})
+        actors.setdefault(index, user.caller.actor)
 
     carrefour, centre, bas_saint_laurent, estrie, agence, *_ = members
     sender = _caller(carrefour[0], carrefour[1])
+    # What the Carrefour's counsellors know of their collaboration with a regional partner.
+    relationships.write_note(
+        session, carrefour[0].id, bas_saint_laurent[0].id,
+        relationships.NoteText("Séjours exploratoires",
+                               "Joindre l'agent de migration le matin; il connaît les "
+                               "logements libres à Rimouski."),
+        updated_by=actors[0])
     amina = register_participant(session, organization_id=carrefour[0].id, given_name="Amina",
                                  family_name="Benali", preferred_language="fr", region="06",
                                  email="amina.benali@example.org")
@@ -101,6 +115,23 @@ def fill(session: Session) -> list[dict[str, Any]]:
                   stage="exploration", reason_for_referral="Projet de traiteur")
     send_referral(session, sender, participant_id=amina.id, to_organization_id=estrie[0].id,
                   pathway="training", needs=["francisation"])
+
+    # A peer who settled in Rimouski two years ago, and Amina, heading there, proposed to him.
+    youssef = register_participant(session, organization_id=bas_saint_laurent[0].id,
+                                   given_name="Youssef", family_name="Amrani",
+                                   preferred_language="fr", region="01",
+                                   email="youssef.amrani@example.org")
+    consents.grant(session, regional, youssef.id, purpose="peer_matching", evidence="written",
+                  network_wide=True, note="Accepte d'aider les nouveaux arrivants")
+    peer = matching.enrol(session, regional, participant_id=youssef.id, region="01",
+                          municipality="Rimouski", languages=["fr", "ar"],
+                          pathways=["employment", "settlement"],
+                          offers=["talk_settlement", "visit_places"],
+                          contact_channels=["email"], settled_since=date(2024, 9, 1))
+    consents.grant(session, sender, amina.id, purpose="peer_matching", evidence="written",
+                  network_wide=True)
+    matching.propose(session, sender, peer_id=peer.id, participant_id=amina.id,
+                     referral_id=leg.id, note="Amina arrive avec son conjoint et deux enfants.")
 
     return [{"organization_id": str(org.id), "name": org.name, "kind": org.kind,
              "region": org.region, "client_id": client.client_id, "client_secret": secret,

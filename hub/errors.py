@@ -98,3 +98,22 @@ class ConcurrentChange(DomainError):
 
     def __str__(self) -> str:
         return "Another request changed this leg at the same moment. Read it again and retry."
+
+
+@dataclass
+class LegClosed(DomainError):
+    """A change that only an open leg takes (its checklist) asked of a closed one (409)."""
+
+    http_status = 409
+    title = "Leg closed"
+    slug = "leg-closed"
+
+    referral_id: object
+    status: str
+
+    def __str__(self) -> str:
+        return (f"Referral {self.referral_id} is {self.status}: its checklist is kept as it "
+                "was when the leg closed. Change the checklist of the open leg instead.")
+
+    def members(self) -> dict[str, Any]:
+        return {"referral_status": self.status}

@@ -1,6 +1,7 @@
 """Every table of the hub, imported in one place so Alembic and tests see the whole schema."""
 
 from hub.accounts.clients import OAuthClient, OAuthToken
+from hub.accounts.form_tokens import FormToken
 from hub.accounts.users import LoginFailure, PasswordReset, PortalSession, User
 from hub.api.idempotency import IdempotentResponse
 from hub.consent.access_log import PersonalDataRead
@@ -19,15 +20,19 @@ from hub.mailbox.links import LinkHit
 from hub.mailbox.notices import QueuedNotice
 from hub.outbox.mail import OutgoingMail
 from hub.outbox.webhook_fanout import EndpointRegistration
+from hub.peers.profiles import PeerLink, PeerMatch, PeerProfile
 from hub.privacy.erasure import ParticipantErasure
 from hub.privacy.incidents import PrivacyIncident
+from hub.referrals.checklists import ChecklistItem
 from hub.referrals.legs import Referral, ReferralNote
 from hub.referrals.participant_search import ParticipantSearchTerm
 from hub.referrals.participants import Participant
 
 __all__ = [
+    "ChecklistItem",
     "Base",
     "EndpointRegistration",
+    "FormToken",
     "Consent",
     "Contact",
     "Location",
@@ -51,6 +56,9 @@ __all__ = [
     "OutgoingMail",
     "OutdatedReport",
     "Participant",
+    "PeerLink",
+    "PeerMatch",
+    "PeerProfile",
     "ParticipantSearchTerm",
     "QueuedMiss",
     "QueuedNotice",

@@ -3,12 +3,14 @@ request id on every line and in the `X-Request-Id` response header."""
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import re
 import sys
 import time
 import uuid
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +122,7 @@ def init_app(app: Flask) -> None:
             extra={"fields": {
                 "method": request.method, "path": path, "route": route,
                 "status": response.status_code, "duration_ms": round(elapsed * 1000, 2),
+                "address": request.remote_addr,
                 "client_id": token.client.client_id if token is not None else None,
             }},
         )
@@ -151,5 +154,23 @@ def init_app(app: Flask) -> None:
 
     @app.get("/metrics")
     def metrics() -> Response:
-        """Prometheus text format."""
+        """Prometheus text format, for those HUB_METRICS_TOKEN / _NETWORKS let in."""
+        if not _may_read_metrics(app.config["HUB_SETTINGS"]):
+            return Response("Metrics need Authorization: Bearer <HUB_METRICS_TOKEN>, or a "
+                            "request from HUB_METRICS_NETWORKS.\n", status=403,
+                            content_type="text/plain; charset=utf-8")
         return Response(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+
+
+def _may_read_metrics(settings: Any) -> bool:  # hub.config.Settings (a layer above this one)
+    token, networks = settings.metrics_token, settings.metrics_network_list()
+    if not token and not networks:
+        return not settings.is_production  # open in development; closed in production
+    sent = request.headers.get("Authorization", "")
+    if token and hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+        return True
+    try:
+        address = ip_address(request.remote_addr or "")
+    except ValueError:
+        return False
+    return any(address in network for network in networks)

@@ -19,6 +19,10 @@ from hub.directory.organizations import Organization, create_organization
 
 PASSWORD = "correct horse battery staple"
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+_FORM_TOKEN = re.compile(r'name="form_token" value="([^"]+)"')
+# Forms that create something carry a one-time token (hub.accounts.form_tokens), taken from the
+# form as a browser would; a test that checks the token itself passes its own.
+_CREATING_FORMS = re.compile(r"/(participants/new|consents/new|refer|redirect)(\?.*)?$")
 
 
 def text_of(response: TestResponse) -> str:
@@ -79,6 +83,10 @@ class Person:
              ) -> TestResponse:
         form = dict(data or {})
         form.setdefault("csrf_token", self.token())
+        if "form_token" not in form and _CREATING_FORMS.search(path):
+            found = _FORM_TOKEN.search(self.client.get(path).get_data(as_text=True))
+            if found is not None:
+                form["form_token"] = found.group(1)
         return self.client.post(path, data=form, **kwargs)
 
 

@@ -57,6 +57,11 @@ class SignatureRejected(Exception):
         self.reason = reason
 
 
+class SignatureMismatch(SignatureRejected):
+    """Well-formed and on time, but signed with none of the secrets: the one refusal whose
+    details (how many secrets) depend on the sender, which a receiver may keep to itself."""
+
+
 def new_secret() -> str:
     """A fresh signing secret: ``whsec_`` + base64 of 32 random bytes."""
     return SECRET_PREFIX + base64.b64encode(_random.token_bytes(_SECRET_BYTES)).decode("ascii")
@@ -188,7 +193,7 @@ def verify(
         for candidate in passed:
             matched |= hmac.compare_digest(expected, candidate)
     if not matched:
-        raise SignatureRejected(
+        raise SignatureMismatch(
             f"no signature matches any active secret ({len(passed)} v1 signature(s) received, "
             f"{len(secrets)} secret(s) tried): check the secret, and that the body was signed "
             "byte for byte as sent"

@@ -33,6 +33,8 @@ SCOPES: dict[str, str] = {
     "events:read": "Read the organization's event feed.",
     "webhooks:manage": "Manage webhook endpoints and deliveries.",
     "privacy:manage": "Keep the organization's register of confidentiality incidents.",
+    "peers:read": "Find peers (pseudonymous profiles) and read the organization's peer matches.",
+    "peers:write": "Enrol peers, propose peer matches, answer and end them.",
     "network:monitor": "Coordinators: watch handoffs across the network.",
     "hub:admin": "Hub administrators: set the deadline policies (coordination bodies only, "
     "given only when named in `hub client create --scopes`).",

@@ -208,6 +208,30 @@ def current_caller() -> Caller:
     )
 
 
+def require_any_scope(*scopes: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Guard a view: a valid bearer token holding at least one of `scopes` (a change either
+    party of a leg may make: the sender with `referrals:write`, the receiver with
+    `referrals:respond`)."""
+
+    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            g.required_scopes = [" or ".join(scopes)]  # as the refusal words it
+            try:
+                require_oauth.acquire_token(list(scopes))  # a list: any of these
+            except OAuth2Error as error:
+                require_oauth.raise_error_response(error)
+            return view(*args, **kwargs)
+
+        apidoc: dict[str, Any] = getattr(view, "_apidoc", {})
+        wrapper._apidoc = apidoc  # type: ignore[attr-defined]
+        security = apidoc.setdefault("manual_doc", {}).setdefault("security", [])
+        security.extend({"oauth2": [scope]} for scope in scopes)
+        return wrapper
+
+    return decorator
+
+
 def require_scope(*scopes: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Guard a view: a valid bearer token holding every scope in `scopes`."""
 

@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 from hub.accounts import clients
 from hub.api import (
     bodies,
+    checklists,
     consents,
     events,
     fhir,
@@ -22,8 +23,10 @@ from hub.api import (
     handoffs,
     hsds,
     inbound,
+    openapi,
     organizations,
     participants,
+    peers,
     policies,
     privacy_incidents,
     referrals,
@@ -38,11 +41,14 @@ JSON_BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
 class HubApi(Api):
-    """flask-smorest's Api, answering every HTTP error as problem+json."""
+    """flask-smorest's Api, answering every HTTP error as problem+json, and documenting them
+    so (`hub.api.openapi`)."""
 
     def handle_http_exception(self, error: HTTPException) -> Response:
         return problem_response(problem_for(error))
 
+    def _register_responses(self) -> None:
+        openapi.register_problem_responses(self.spec)
 
 
 def _require_json_body() -> None:
@@ -56,6 +62,22 @@ def _require_json_body() -> None:
             415, "Unsupported media type",
             f"Send JSON with Content-Type: application/json (got {request.mimetype or 'none'}).",
         )
+
+
+# The interactive documentation: Swagger UI's own files only; its styles are set inline.
+DOCS_CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'; object-src 'none'"
+)
+
+
+def _not_stored(response: Response) -> Response:
+    """API answers carry personal data or may: no cache keeps them (RFC 9111 no-store)."""
+    if request.path.startswith(API_PREFIXES):
+        response.headers.setdefault("Cache-Control", "no-store")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return response
 
 
 def _commit(response: Response) -> Response:
@@ -94,16 +116,18 @@ def init_app(app: Flask) -> None:
     )
     api = HubApi(spec_kwargs={
         "info": {"description": (Path(__file__).parent / "description.md").read_text()},
+        "extra_plugins": [openapi.HubDocument()],
     })
     api.init_app(app)
+    api.ma_plugin.converter.add_attribute_function(openapi.text_without_nul)
     api.spec.components.security_scheme("oauth2", {
         "type": "oauth2",
         "flows": {"clientCredentials": {"tokenUrl": "/oauth/token", "scopes": clients.SCOPES}},
     })
 
-    for module in (organizations, participants, consents, referrals, events, webhook_endpoints,
-                   inbound, handoffs, policies, fhir, reports, hsds, privacy_incidents,
-                   followups):
+    for module in (organizations, participants, consents, referrals, checklists, events,
+                   webhook_endpoints, inbound, handoffs, policies, fhir, reports, hsds,
+                   privacy_incidents, followups, peers):
         api.register_blueprint(module.blp)
     api.register_blueprint(privacy_incidents.erasures_blp)
 
@@ -111,15 +135,18 @@ def init_app(app: Flask) -> None:
     app.before_request(_require_json_body)
     app.before_request(bodies.check_json_body)
     app.after_request(_commit)
+    app.after_request(_not_stored)
 
     docs_dir = Path(__file__).parent / "docs"
     # The page lives with the API, outside the portal's templates: read and compiled once.
     docs_page = app.jinja_env.from_string((docs_dir / "api_docs.html").read_text(encoding="utf-8"))
 
     @app.get("/api/docs")
-    def api_docs() -> str:
+    def api_docs() -> Response:
         """Interactive API documentation (Swagger UI, served by the hub itself)."""
-        return render_template(docs_page)
+        return Response(render_template(docs_page), mimetype="text/html", headers={
+            "Content-Security-Policy": DOCS_CONTENT_SECURITY_POLICY,
+            "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin"})
 
     @app.get("/api/docs/static/<path:filename>")
     def api_docs_static(filename: str) -> Any:

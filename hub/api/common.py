@@ -17,6 +17,8 @@ from hub.db import MAX_ID, db, iso_utc
 from hub.errors import ConcurrentChange
 
 MAX_LIMIT = 500
+# What `encode_cursor` writes: unpadded URL-safe base64.
+CURSOR_PATTERN = "^[A-Za-z0-9_-]{0,2000}$"
 
 
 class Timestamp(fields.DateTime):
@@ -69,7 +71,10 @@ class PageArgs(Input):
     )
     cursor = fields.String(
         load_default=None,
-        metadata={"description": "The `next_cursor` of the previous page."},
+        metadata={"description": "The `next_cursor` of the previous page, as it was given "
+                                 "(absent or empty: the first page); a cursor is made by its "
+                                 "list and refused (400) by another.",
+                  "pattern": CURSOR_PATTERN},
     )
 
 

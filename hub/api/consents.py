@@ -26,6 +26,7 @@ from hub.api.common import (
     retrying,
 )
 from hub.api.idempotency import idempotent
+from hub.api.openapi import CSV_CONTENT
 from hub.consent import access_log, consents, withdrawal
 from hub.db import db, iso_utc
 
@@ -131,8 +132,8 @@ class ParticipantConsents(MethodView):
     @require_scope("consents:read")
     @blp.arguments(ExportArgs, location="query", unknown=RAISE, as_kwargs=True)
     @blp.response(200, ConsentPage)
-    @blp.alt_response(200, content_type="text/csv", description="With `format=csv`.",
-                      success=True)
+    @blp.doc(responses={"200": {"description": "JSON, or CSV with `format=csv`.", "content": {
+        "application/json": {"schema": ConsentPage}, **CSV_CONTENT}}})
     def get(self, participant_id: uuid.UUID, limit: int, cursor: str | None,
             format: str) -> Any:
         """The participant's consent history, oldest first: active, withdrawn and expired."""
@@ -186,8 +187,8 @@ class AccessLog(MethodView):
     @require_scope("consents:read")
     @blp.arguments(ExportArgs, location="query", unknown=RAISE, as_kwargs=True)
     @blp.response(200, AccessPage)
-    @blp.alt_response(200, content_type="text/csv", description="With `format=csv`.",
-                      success=True)
+    @blp.doc(responses={"200": {"description": "JSON, or CSV with `format=csv`.", "content": {
+        "application/json": {"schema": AccessPage}, **CSV_CONTENT}}})
     def get(self, participant_id: uuid.UUID, limit: int, cursor: str | None,
             format: str) -> Any:
         """Every read of the participant's personal data: who, which organization, when, and

@@ -9,17 +9,29 @@ from marshmallow import Schema, ValidationError, fields, validate
 from hub.api.common import Input, PageArgs, Timestamp
 from hub.directory import organizations
 from hub.directory.organizations import ContactChannel
-from hub.followups.deadlines import is_time_zone
+from hub.directory.outdated import NOTE_LIMIT as OUTDATED_NOTE_LIMIT
+from hub.directory.relationships import COLLABORATION_LIMIT, NOTES_LIMIT
+from hub.followups.deadlines import is_time_zone, time_zone_names
 from hub.followups.policies import PATHWAYS
 
 REGION = validate.OneOf(list(organizations.QUEBEC_REGIONS))
 LANGUAGES = ("fr", "en")
+# Names are one line: a CR or LF in a name breaks mail headers, CSV rows and the pages' lists.
+def _one_line(text: str) -> bool:
+    if not organizations.is_one_line(text):
+        raise ValidationError("One line, without control characters (line breaks, tabs...).")
+    return True
+
+
+ONE_LINE = _one_line
+ONE_LINE_DOC = {"pattern": organizations.ONE_LINE_PATTERN}
 
 
 def _time_zone(**kwargs: Any) -> fields.String:  # fields.String's own keywords
     return fields.String(validate=[validate.Length(1, 64), _known_time_zone],
                          metadata={"description": "IANA time zone its deadlines are counted "
-                                                  "in (America/Toronto by default)."}, **kwargs)
+                                                  "in (America/Toronto by default).",
+                                   "enum": time_zone_names()}, **kwargs)
 
 
 def _known_time_zone(name: str) -> bool:
@@ -36,7 +48,8 @@ def _text(size: int, **kwargs: Any) -> fields.String:  # fields.String's own key
 
 
 class ServiceIn(Input):
-    name = fields.String(required=True, validate=validate.Length(1, 200))
+    name = fields.String(required=True, validate=[validate.Length(1, 200), ONE_LINE],
+                         metadata=ONE_LINE_DOC)
     description = _text(4000, load_default=None, allow_none=True)
     pathways = fields.List(fields.String(validate=validate.OneOf(PATHWAYS)), load_default=list,
                            metadata={"description": "Pathways the service serves."})
@@ -46,7 +59,8 @@ class ServiceIn(Input):
 
 
 class LocationIn(Input):
-    name = _text(200, load_default=None, allow_none=True)
+    name = fields.String(load_default=None, allow_none=True,
+                         validate=[validate.Length(max=200), ONE_LINE], metadata=ONE_LINE_DOC)
     address = _text(300, load_default=None, allow_none=True)
     city = _text(120, load_default=None, allow_none=True)
     postal_code = _text(10, load_default=None, allow_none=True)
@@ -55,7 +69,8 @@ class LocationIn(Input):
 
 
 class ContactIn(Input):
-    name = _text(200, load_default=None, allow_none=True)
+    name = fields.String(load_default=None, allow_none=True,
+                         validate=[validate.Length(max=200), ONE_LINE], metadata=ONE_LINE_DOC)
     role = _text(200, load_default=None, allow_none=True,
                  metadata={"description": "e.g. conseillère en emploi, direction."})
     email = fields.Email(load_default=None, allow_none=True, validate=validate.Length(max=254))
@@ -73,14 +88,16 @@ class ContactIn(Input):
 class EntryIn(Input):
     """What an organization may change in its entry; lists given replace the entry's lists."""
 
-    name = fields.String(validate=validate.Length(1, 200))
+    name = fields.String(validate=[validate.Length(1, 200), ONE_LINE], metadata=ONE_LINE_DOC)
     kind = fields.String(validate=validate.OneOf(list(organizations.OrganizationKind)))
     region = fields.String(validate=REGION)
     capacity = fields.String(validate=validate.OneOf(list(organizations.Capacity)))
     capacity_until = fields.Date(allow_none=True, metadata={
         "description": "Until when `waitlist` or `full` is expected to last."})
     description = _text(4000, allow_none=True)
-    website = fields.URL(allow_none=True, validate=validate.Length(max=300))
+    website = fields.URL(allow_none=True, validate=validate.Length(max=300),
+                         metadata={"pattern": "^https?://", "description": "An http(s) URL "
+                                   "with a host name (a domain or an address)."})
     time_zone = _time_zone()
     language = fields.String(validate=validate.OneOf(LANGUAGES), metadata={
         "description": "Language of the hub's mails to its contacts: fr (default) or en."})
@@ -161,3 +178,53 @@ class OrganizationFilters(PageArgs):
     pathway = fields.String(validate=validate.OneOf(PATHWAYS),
                             metadata={"description": "Serves this pathway."})
     capacity = fields.String(validate=validate.OneOf(list(organizations.Capacity)))
+
+
+class RelationshipIn(Input):
+    """The caller's organization's note about its collaboration with this organization; both
+    fields replace what was written (null or "" clears one)."""
+
+    collaboration = fields.String(required=True, allow_none=True,
+                                  validate=validate.Length(max=COLLABORATION_LIMIT), metadata={
+        "description": "The collaboration your organization needs with this partner, e.g. "
+                       "«Accompagnement à l'arrivée», «Séjours exploratoires»."})
+    notes = fields.String(required=True, allow_none=True,
+                          validate=validate.Length(max=NOTES_LIMIT),
+                          metadata={"description": "Your organization's own notes."})
+
+
+class RelationshipOut(Schema):
+    organization_id = fields.UUID(metadata={"description": "The partner the note is about."})
+    collaboration = fields.String(allow_none=True)
+    notes = fields.String(allow_none=True)
+    updated_by = fields.String(allow_none=True, metadata={
+        "description": "user:<id>, client:<id> or import:<file name>; null: never written."})
+    updated_at = Timestamp(allow_none=True)
+
+
+class RelationshipHistory(Schema):
+    items = fields.List(fields.Nested(RelationshipOut), metadata={
+        "description": "Every version of the note, newest first."})
+    next_cursor = fields.String(allow_none=True)
+
+
+class OutdatedReportIn(Input):
+    note = fields.String(load_default=None, allow_none=True,
+                         validate=validate.Length(max=OUTDATED_NOTE_LIMIT), metadata={
+        "description": "What is out of date, e.g. «La personne-ressource a quitté»."})
+
+
+class OutdatedReportOut(Schema):
+    id = fields.UUID()
+    organization_id = fields.UUID(metadata={"description": "The entry reported."})
+    reported_by_organization_id = fields.UUID()
+    reported_by = fields.String()
+    note = fields.String(allow_none=True)
+    reported_at = Timestamp()
+    resolved_at = Timestamp(allow_none=True, metadata={
+        "description": "When the entry was validated again; null while the report is open."})
+
+
+class OutdatedReportPage(Schema):
+    items = fields.List(fields.Nested(OutdatedReportOut))
+    next_cursor = fields.String(allow_none=True)

@@ -41,6 +41,12 @@ def _consent_for(leg: legs.Referral) -> Consent | None:
 class ReferralFhir(MethodView):
     @require_scope("referrals:read")
     @blp.response(200, content_type=FHIR_JSON)
+    @blp.doc(responses={"200": {"content": {FHIR_JSON: {"schema": {
+        "type": "object", "required": ["resourceType", "type", "entry"],
+        "properties": {"resourceType": {"type": "string", "enum": ["Bundle"]},
+                       "type": {"type": "string", "enum": ["collection"]},
+                       "entry": {"type": "array", "items": {"type": "object"}}},
+        "description": "A FHIR R4 Bundle (http://hl7.org/fhir/R4/bundle.html)."}}}}})
     def get(self, referral_id: uuid.UUID) -> Response:
         """The leg as a FHIR R4 `collection` Bundle: ServiceRequest, Task (status as in the
         lifecycle's mapping, `partOf` the previous leg's Task when forwarded, `statusReason`

@@ -19,6 +19,7 @@ from sqlalchemy import JSON, Integer, String
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
+from hub.api.openapi import reads_header
 from hub.crypto import EncryptedText
 from hub.db import Base, db, utcnow
 from hub.errors import DomainError
@@ -165,6 +166,8 @@ def idempotent(client_id_of_request: Callable[[], str],
                 return replay
             return response
 
+        if key_of_request is _idempotency_key_header:
+            reads_header("Idempotency-Key")(wrapper)
         return wrapper
 
     return decorator

@@ -49,6 +49,13 @@ class InboundAnswer(Input):
     to_organization_id = fields.UUID(allow_none=True, load_default=None)
 
 
+NOT_SIGNED_BY_THE_ORGANIZATION = (
+    "No signature matches a secret of this organization's webhook endpoints that may answer "
+    "legs. Sign the exact body with the secret of an active endpoint registered with POST "
+    "/api/v1/webhook-endpoints by a client holding referrals:respond.")
+_NOBODYS_SECRET = signing.new_secret()
+
+
 def _signed_by(organization_id: uuid.UUID) -> Caller:
     """The organization whose endpoint secret signed this request; else 401."""
     organization = db.session.get(Organization, organization_id)
@@ -62,18 +69,22 @@ def _signed_by(organization_id: uuid.UUID) -> Caller:
             EndpointRegistration.may_answer))
         for secret in endpoints.active_secrets(endpoint, now)
     ]
-    if not secrets:
-        raise Problem(401, "Signature not accepted",
-                      "No active webhook endpoint of this organization can sign inbound "
-                      "answers: register one with POST /api/v1/webhook-endpoints, with a client "
-                      "holding referrals:respond, and sign with its secret.",
-                      slug="signature-rejected")
+    # An organization without an answering endpoint is checked against a secret nobody holds,
+    # so its answer is the same, in the same time, as a wrong signature: an unsigned caller
+    # learns nothing of an organization's endpoints (issue 22).
     try:
-        signing.verify(secrets, request.headers, request.get_data(cache=True), now=now)
+        signing.verify(secrets or [_NOBODYS_SECRET], request.headers,
+                       request.get_data(cache=True), now=now)
+    except signing.SignatureMismatch:
+        raise Problem(401, "Signature not accepted", NOT_SIGNED_BY_THE_ORGANIZATION,
+                      slug="signature-rejected") from None
     except signing.SignatureRejected as rejected:
+        # Missing headers, a stale timestamp...: about the request alone, said as it is.
         raise Problem(401, "Signature not accepted", rejected.reason,
                       slug="signature-rejected") from None
-    assert organization is not None
+    if organization is None or not secrets:  # unreachable: verified against no real secret
+        raise Problem(401, "Signature not accepted", NOT_SIGNED_BY_THE_ORGANIZATION,
+                      slug="signature-rejected")
     return Caller(organization.id, "webhook:inbound", organization.is_coordinator)
 
 
@@ -102,11 +113,31 @@ def _leg_again(stored: dict[str, Any], status: int) -> Response:
     return leg_response(leg, status, caller=caller, with_chain=status == 201)
 
 
+def _signature_header(name: str, description: str, pattern: str) -> dict[str, Any]:
+    return {"in": "header", "name": name, "required": True, "description": description,
+            "schema": {"type": "string", "pattern": pattern}}
+
+
 @blp.route("/inbound/<uuid:organization_id>")
 class InboundWebhook(MethodView):
     @_verified
     @idempotent(_inbound_client_id, _webhook_id, rerender=_leg_again)
     @blp.response(200, ReferralOut)
+    @blp.alt_response(201, schema=ReferralOut, description="`forward`: the new leg.")
+    @blp.doc(
+        requestBody={"required": True, "content": {"application/json": {"schema": InboundAnswer}}},
+        parameters=[
+            _signature_header("webhook-id", "A unique id of this message; a repeated id "
+                              "replays the first successful answer.", "^[\\x21-\\x7e]{1,255}$"),
+            _signature_header("webhook-timestamp", "Unix time of the signature, in seconds; "
+                              "more than 5 minutes off is refused (401).", "^[0-9]{1,12}$"),
+            _signature_header("webhook-signature", "`v1,<base64 HMAC-SHA256>` of "
+                              "`{webhook-id}.{webhook-timestamp}.{body}` with the secret of an "
+                              "active endpoint of the organization (Standard Webhooks); "
+                              "several, space-separated, during a rotation.", "^v1,"),
+        ],
+        responses={"401": "UNAUTHORIZED"},
+    )
     def post(self, caller: Caller) -> Response:
         """Answer a leg: `{"action": "accept", "referral_id": "...", "note": "..."}`.
 

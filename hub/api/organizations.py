@@ -10,17 +10,30 @@ from flask_smorest import Blueprint
 from marshmallow import RAISE
 from sqlalchemy.orm import selectinload
 
-from hub.adapters.oauth import current_caller, current_oauth_token, require_scope
-from hub.api.common import decode_cursor, encode_cursor
+from hub.adapters.oauth import (
+    current_caller,
+    current_client_id,
+    current_oauth_token,
+    require_scope,
+)
+from hub.api.common import PageArgs, decode_cursor, encode_cursor
 from hub.api.directory_schemas import (
     EntryIn,
     OrganizationFilters,
     OrganizationPage,
     OrganizationSchema,
+    OutdatedReportIn,
+    OutdatedReportOut,
+    OutdatedReportPage,
+    RelationshipHistory,
+    RelationshipIn,
+    RelationshipOut,
 )
+from hub.api.idempotency import idempotent
 from hub.db import db
-from hub.directory import editing
+from hub.directory import editing, relationships
 from hub.directory.organizations import Organization
+from hub.directory.outdated import OutdatedReport
 from hub.directory.search import search_organizations
 from hub.errors import NotFound
 
@@ -97,3 +110,96 @@ class OrganizationValidation(MethodView):
         editing.mark_validated(organization, validated_by=actor)
         db.session.flush()
         return organization
+
+
+def _relationship(partner_id: uuid.UUID, note: relationships.RelationshipNote | None
+                  ) -> dict[str, Any]:
+    if note is None:
+        return {"organization_id": partner_id, "collaboration": None, "notes": None,
+                "updated_by": None, "updated_at": None}
+    return {"organization_id": partner_id, "collaboration": note.collaboration,
+            "notes": note.notes, "updated_by": note.updated_by, "updated_at": note.updated_at}
+
+
+@blp.route("/<uuid:organization_id>/relationship")
+class Relationship(MethodView):
+    @require_scope("directory:read")
+    @blp.response(200, RelationshipOut)
+    def get(self, organization_id: uuid.UUID) -> dict[str, Any]:
+        """Your organization's note about its collaboration with this organization (the type
+        of collaboration, your notes); private to your organization.  Fields are null when
+        nothing was written yet."""
+        partner = _organization(organization_id)
+        note = relationships.current_note(db.session, current_caller().organization_id,
+                                          partner.id)
+        return _relationship(partner.id, note)
+
+    @require_scope("directory:write")
+    @blp.arguments(RelationshipIn, unknown=RAISE)
+    @blp.response(200, RelationshipOut)
+    def put(self, body: dict[str, Any], organization_id: uuid.UUID) -> dict[str, Any]:
+        """Write your organization's note about this organization; any user or system of
+        your organization may.  Each change is kept as a version (see `/history`)."""
+        partner = _organization(organization_id)
+        caller = current_caller()
+        note = relationships.write_note(
+            db.session, caller.organization_id, partner.id,
+            relationships.NoteText(body["collaboration"], body["notes"]),
+            updated_by=caller.actor)
+        db.session.flush()
+        return _relationship(partner.id, note)
+
+
+@blp.route("/<uuid:organization_id>/relationship/history")
+class RelationshipVersions(MethodView):
+    @require_scope("directory:read")
+    @blp.arguments(PageArgs, location="query", unknown=RAISE, as_kwargs=True)
+    @blp.response(200, RelationshipHistory)
+    def get(self, organization_id: uuid.UUID, limit: int, cursor: str | None
+            ) -> dict[str, Any]:
+        """Every version of your organization's note about this organization, newest first."""
+        partner = _organization(organization_id)
+        before = None
+        if cursor:
+            (before,) = decode_cursor(cursor, int)
+        versions = relationships.note_history(db.session, current_caller().organization_id,
+                                              partner.id, before_id=before, limit=limit + 1)
+        page = versions[:limit]
+        return {"items": [_relationship(partner.id, note) for note in page],
+                "next_cursor": encode_cursor(page[-1].id) if len(versions) > limit else None}
+
+
+@blp.route("/<uuid:organization_id>/report-outdated")
+class ReportOutdated(MethodView):
+    @require_scope("directory:read")
+    @idempotent(current_client_id)
+    @blp.arguments(OutdatedReportIn, unknown=RAISE)
+    @blp.response(201, OutdatedReportOut)
+    def post(self, body: dict[str, Any], organization_id: uuid.UUID) -> OutdatedReport:
+        """Report this organization's entry as out of date (a contact who left, a service
+        that closed...).  Any partner reading the directory may; the organization receives
+        `organization.outdated_reported` and sees the report in its list until it validates
+        its entry again."""
+        organization = _organization(organization_id)
+        return editing.report_outdated(db.session, organization, current_caller(),
+                                       body.get("note"))
+
+
+@blp.route("/<uuid:organization_id>/outdated-reports")
+class OutdatedReports(MethodView):
+    @require_scope("directory:write")
+    @blp.arguments(PageArgs, location="query", unknown=RAISE, as_kwargs=True)
+    @blp.response(200, OutdatedReportPage)
+    def get(self, organization_id: uuid.UUID, limit: int, cursor: str | None
+            ) -> dict[str, Any]:
+        """The open reports that your organization's entry is out of date, oldest first;
+        validating the entry (`/validate`, or any change of it) closes them."""
+        organization, _ = _editable(organization_id)
+        reports = editing.open_reports(db.session, organization.id)
+        start = 0
+        if cursor:
+            (start,) = decode_cursor(cursor, int)
+            start = max(start, 0)
+        page = reports[start:start + limit]
+        more = len(reports) > start + limit
+        return {"items": page, "next_cursor": encode_cursor(start + limit) if more else None}

@@ -27,6 +27,7 @@ from hub.api.common import (
     retrying,
 )
 from hub.api.idempotency import idempotent
+from hub.api.openapi import reads_header
 from hub.api.participants import ParticipantOut
 from hub.consent.visibility import Reader
 from hub.db import db
@@ -99,7 +100,7 @@ class ReferralOut(Schema):
     pathway = fields.String()
     stage = fields.String(allow_none=True)
     priority = fields.String()
-    needed_by = fields.Date(allow_none=True)
+    needed_by = fields.String(allow_none=True, metadata={"format": "date"})
     reason_for_referral = fields.String(allow_none=True)
     needs = fields.List(fields.String())
     withheld = fields.List(
@@ -130,7 +131,10 @@ class ReferralPage(Schema):
 
 class ReferralFilters(PageArgs):
     direction = fields.String(validate=validate.OneOf(["inbound", "outbound"]))
-    status = fields.String(metadata={"description": "One status, or several separated by commas."})
+    status = fields.String(metadata={
+        "description": "One status, or several separated by commas.",
+        # Parts between commas: a status or nothing, spaces around ignored (as the view reads).
+        "pattern": r"^\s*(({0})\s*)?(,\s*(({0})\s*)?)*$".format("|".join(lifecycle.Status))})
     pathway = fields.String(validate=validate.OneOf(_codes(lifecycle.Pathway)))
     priority = fields.String(validate=validate.OneOf(_codes(lifecycle.Priority)))
     updated_since = Timestamp()
@@ -289,6 +293,7 @@ def _transition_view(action: Action) -> Callable[..., Any]:
     status = 201 if action is Action.FORWARD else 200
 
     @require_scope(scope)
+    @reads_header("If-Match")
     @idempotent(current_client_id, rerender=leg_again)
     @blp.arguments(TRANSITION_BODIES[action]())  # one instance, not one per request
     @blp.response(status, ReferralOut)

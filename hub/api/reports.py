@@ -18,6 +18,7 @@ from marshmallow import RAISE, ValidationError, fields, validate, validates_sche
 
 from hub.adapters.oauth import current_caller, current_oauth_token, require_scope
 from hub.api.common import Input
+from hub.api.openapi import CSV_CONTENT
 from hub.db import db, utcnow
 from hub.errors import NotAllowed
 from hub.referrals import reports
@@ -30,7 +31,8 @@ class PeriodArgs(Input):
     start = fields.Date(required=True, data_key="from",
                         metadata={"description": "First day of the period (inclusive)."})
     end = fields.Date(required=True, data_key="to",
-                      metadata={"description": "Last day of the period (inclusive)."})
+                      metadata={"description": "Last day of the period (inclusive): not before "
+                                "`from`, at most five years after it, before 9999-12-31."})
     format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))
 
     @validates_schema
@@ -71,6 +73,21 @@ class FunderReport(MethodView):
     @require_scope("referrals:read")
     @blp.arguments(ReportArgs, location="query", unknown=RAISE, as_kwargs=True)
     @blp.response(200)
+    @blp.doc(responses={"200": {"description": "The report: JSON (`format=json`) or CSV "
+                                "(`format=csv`, UTF-8 with a byte order mark, one row per cell).",
+                                "content": {
+        "application/json": {"schema": {
+            "type": "object",
+            "required": ["organization_id", "period", "sent", "received", "suppression"],
+            "properties": {"organization_id": {"type": "string", "format": "uuid"},
+                           "period": {"type": "object"},
+                           "participants_counted": {"type": "integer", "nullable": True},
+                           "sent": {"type": "object"}, "received": {"type": "object"},
+                           "acknowledgement": {"type": "object"},
+                           "outcomes": {"type": "object"}, "suppression": {"type": "object"}},
+        }},
+        **CSV_CONTENT,
+    }}})
     def get(self, start: Any, end: Any, format: str, organization_id: uuid.UUID | None
             ) -> Response:
         """Per organization and period: referrals sent and received by pathway, time to
@@ -103,6 +120,8 @@ class RetentionReport(MethodView):
     @require_scope("referrals:read")
     @blp.arguments(PeriodArgs, location="query", unknown=RAISE, as_kwargs=True)
     @blp.response(200)
+    @blp.doc(responses={"200": {"description": "JSON, or CSV with `format=csv`.", "content": {
+        "application/json": {"schema": {"type": "object"}}, **CSV_CONTENT}}})
     def get(self, start: Any, end: Any, format: str) -> Response:
         """Retention of the legs completed in the period (your organization's, or the whole
         network's for coordinators), per destination region and pathway: legs `completed`,

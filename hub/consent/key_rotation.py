@@ -75,6 +75,9 @@ _OWNERS = (
      (("consents", "consents.id = consent_notes.consent_id"),)),
     ("followup_records", "note", "referrals.participant_id",
      (("referrals", "referrals.id = followup_records.referral_id"),)),
+    ("referral_checklist_items", "note", "referrals.participant_id",
+     (("referrals", "referrals.id = referral_checklist_items.referral_id"),)),
+    ("peer_matches", "note", "peer_matches.participant_id", ()),
 )
 
 

@@ -22,6 +22,8 @@ from hub.consent import access_log, consents
 from hub.db import iso_utc
 from hub.directory.organizations import Organization, OrganizationKind
 from hub.errors import NotFound
+from hub.peers.profiles import Channel, PeerMatch, PeerProfile, still_allowed
+from hub.referrals.checklists import ChecklistItem
 from hub.referrals.legs import OPEN_STATUSES, Referral, chain_of, receives_open_leg, snapshot
 from hub.referrals.participants import Participant, ParticipantErased
 
@@ -37,7 +39,7 @@ NEED_TO_KNOW_KINDS = frozenset({OrganizationKind.EMPLOYER.value,
 # What they are not told, as listed in their answers' `withheld`: the leg's free text (reason,
 # needs, the other party's notes) and what the person is beyond how to reach them.
 WITHHELD_PARTICIPANT_FIELDS = ("birth_year", "region")
-WITHHELD_FROM_NEED_TO_KNOW = ("reason_for_referral", "needs", "notes",
+WITHHELD_FROM_NEED_TO_KNOW = ("reason_for_referral", "needs", "notes", "checklist.notes",
                               *(f"participant.{name}" for name in WITHHELD_PARTICIPANT_FIELDS))
 
 
@@ -269,6 +271,23 @@ class Reader:
                 self.session, participant, self.caller.organization_id, "referral_sharing")
         return view
 
+    def checklist(self, referral: Referral, items: Iterable[ChecklistItem]) -> dict[str, Any]:
+        """The leg's checklist for this reader: codes, owners and statuses for every reader of
+        the leg; the notes only for a party entitled to the person, not for an employer
+        without the details (`withheld` says so)."""
+        participant = referral.participant
+        entitled = (referral.party_of(self.caller.organization_id) is not None
+                    and self.entitled(participant, referral))
+        withheld = self.withheld(participant) if entitled else ()
+        notes = entitled and "checklist.notes" not in withheld
+        return {
+            "referral_id": str(referral.id),
+            "needed_by": referral.needed_by.isoformat() if referral.needed_by else None,
+            "items": [{"code": item.code, "owner": item.owner, "status": item.status,
+                       "note": item.note if notes else None,
+                       "updated_at": iso_utc(item.updated_at)} for item in items],
+            "withheld": ["checklist.notes"] if "checklist.notes" in withheld else [],
+        }
     def participant_event(self, data: dict[str, Any]) -> dict[str, Any]:
         """A participant event's data (ids and field names, never values) for this reader:
         coordinators get the pseudonym instead of the id."""
@@ -323,4 +342,55 @@ class Reader:
         if (referral.from_organization_id == self.caller.organization_id
                 and record.note is not None and self.entitled(referral.participant, referral)):
             view["note"] = record.note
+        return view
+
+    # --- peer matching (docs/design.md §11) -----------------------------------------------
+
+    def peer_profile(self, profile: PeerProfile, active_matches: int = 0) -> dict[str, Any]:
+        """A peer as a reader finds them: pseudonymous (where, what they offer, the year they
+        settled), never a name, a contact or their organization; their own organization also
+        sees its participant's id, the status and the channels chosen."""
+        view: dict[str, Any] = {
+            "id": str(profile.id), "region": profile.region,
+            "municipality": profile.municipality, "languages": list(profile.languages),
+            "pathways": list(profile.pathways), "offers": list(profile.offers),
+            "settled_since_year": profile.settled_since.year,
+            "active_matches": active_matches}
+        if profile.organization_id == self.caller.organization_id:
+            view.update(participant_id=str(profile.participant_id), status=profile.status,
+                        contact_channels=list(profile.contact_channels),
+                        settled_since=profile.settled_since.isoformat())
+        return view
+
+    def peer_match(self, match: PeerMatch, codes: dict[str, Any]) -> dict[str, Any]:
+        """A match as one of its two organizations may see it now.
+
+        - the newcomer's organization: the peer's given name and only the channels they
+          chose, once the match is `accepted` and while both `peer_matching` consents allow
+          it (`still_allowed`); nothing else about the peer, ever;
+        - the peer's organization: what the peer is asked (the newcomer's given name and
+          languages) while the match is open and allowed;
+        - anyone else: nothing (the caller checked it is a party).
+        Each personal read is logged."""
+        view = dict(codes)
+        view["peer"] = None
+        view["newcomer"] = None
+        allowed = match.is_open and still_allowed(self.session, match)
+        if match.organization_id == self.caller.organization_id:
+            view["participant_id"] = str(match.participant_id)
+            view["note"] = match.note
+            if match.status == "accepted" and allowed:
+                peer = match.peer.participant
+                contact = {Channel.EMAIL.value: peer.email, Channel.PHONE.value: peer.phone}
+                view["peer"] = {"given_name": peer.given_name,
+                                "contact": {channel: contact[channel]
+                                            for channel in match.peer.contact_channels
+                                            if contact.get(channel)}}
+                access_log.note_read(self.session, self.caller, peer.id)
+        if match.peer_organization_id == self.caller.organization_id and allowed:
+            newcomer = match.participant
+            view["newcomer"] = {"given_name": newcomer.given_name,
+                                "preferred_language": newcomer.preferred_language}
+            view["note"] = match.note
+            access_log.note_read(self.session, self.caller, newcomer.id)
         return view

@@ -31,6 +31,7 @@ from hub.consent.consents import (
 )
 from hub.db import utcnow
 from hub.events.types import EventType
+from hub.peers import matching
 from hub.referrals import legs
 from hub.referrals.participants import Participant
 
@@ -84,6 +85,9 @@ def end(session: Session, consent: Consent, kind: ConsentStatus, caller: Caller 
         for leg in legs.open_legs_of(session, participant.id):
             if not covers(session, participant, leg.to_organization_id, consent.purpose, now):
                 legs.cancel_for_lack_of_consent(session, leg, now)
+    if consent.purpose == Purpose.PEER_MATCHING:
+        # Open peer matches that no consent allows any more end at once (docs/design.md §11).
+        matching.end_for_consent(session, participant.id, now)
 
 
 def _expiring(now: datetime) -> list[Any]:

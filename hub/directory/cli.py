@@ -131,8 +131,11 @@ def import_hsds_command(file: Path, apply_: bool) -> None:
 
     try:
         document = json.loads(file.read_text(encoding="utf-8-sig"))
-    except (ValueError, UnicodeDecodeError) as error:
-        click.echo(f"Error: {file} is not JSON: {error}", err=True)
+        # A lone surrogate escape ("\ud800") parses, but is no text a database stores.
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except (ValueError, RecursionError) as error:  # UnicodeErrors are ValueErrors
+        reason = "nested too deeply" if isinstance(error, RecursionError) else error
+        click.echo(f"Error: {file} is not JSON the hub can read: {reason}", err=True)
         sys.exit(2)
     with db.job_session() as session:
         try:

@@ -1,6 +1,7 @@
 """Changing a directory entry: an organization keeps its own entry (services, locations,
 contacts, capacity); hub administrators may keep anyone's.  Every change, and every "still
-correct" confirmation, records who validated the entry and when."""
+correct" confirmation, records who validated the entry and when, and closes the reports that
+it was out of date, which any other partner may file (docs/design.md §13)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,16 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from hub.accounts.callers import Caller
-from hub.db import utcnow
-from hub.directory.organizations import Contact, Location, Organization, Service
-from hub.errors import NotAllowed
+from hub.db import iso_utc, utcnow
+from hub.directory.organizations import Contact, Location, Organization, Service, is_one_line
+from hub.directory.outdated import NOTE_LIMIT, OutdatedReport
+from hub.errors import Invalid, NotAllowed
+from hub.events.store import Event, record
+from hub.events.types import EventType
 
 # Fields of the organization itself that its entry may change.
 ORGANIZATION_FIELDS = ("name", "kind", "region", "capacity", "capacity_until", "description",
@@ -26,10 +31,17 @@ def check_may_edit(caller: Caller, organization: Organization, *, is_hub_admin: 
     hub:admin), may change an entry; only an administrator may change its kind, since being
     a coordination body opens the whole network's handoffs."""
     admin = is_hub_admin and caller.is_coordinator
+    new_kind = (changes or {}).get("kind", organization.kind)
+    changes_kind = new_kind != organization.kind
     if admin:
+        if changes_kind and caller.organization_id == organization.id:
+            # It would lose hub:admin's use at once, and nobody could give it back.
+            raise NotAllowed("A hub administrator may not change its own coordination body's "
+                             "kind: it would lose the powers of the hub's administration. "
+                             "Another coordination body's administrator may.")
         return
     if caller.organization_id == organization.id:
-        if changes and changes.get("kind", organization.kind) != organization.kind:
+        if changes_kind:
             raise NotAllowed("An organization's kind is changed by the hub's administrators.")
         return
     raise NotAllowed("An organization keeps its own directory entry; only hub administrators "
@@ -50,6 +62,9 @@ def _services(items: Iterable[Mapping[str, Any]]) -> list[Service]:
 def apply_entry(organization: Organization, changes: Mapping[str, Any]) -> None:
     """Set the given fields; `services`, `locations` and `contacts`, when given, replace the
     entry's lists whole (what a partner sends is its current entry)."""
+    if "name" in changes and not is_one_line(str(changes["name"] or "")):
+        # The API's and the portal's schemas say so first; imports come through here too.
+        raise Invalid({"name": ["One line, without control characters (line breaks, tabs...)."]})
     for name in ORGANIZATION_FIELDS:
         if name in changes:
             setattr(organization, name, changes[name])
@@ -88,6 +103,59 @@ def update_entry(session: Session, organization: Organization, changes: Mapping[
 
 def mark_validated(organization: Organization, *, validated_by: str,
                    now: datetime | None = None) -> None:
-    """The entry was checked by someone at the organization (or an administrator)."""
-    organization.last_validated_at = now or utcnow()
+    """The entry was checked by someone at the organization (or an administrator): the
+    reports that it was out of date are answered."""
+    now = now or utcnow()
+    organization.last_validated_at = now
     organization.last_validated_by = validated_by
+    session = Session.object_session(organization)
+    if session is not None:
+        session.execute(update(OutdatedReport)
+                        .where(OutdatedReport.organization_id == organization.id,
+                               OutdatedReport.resolved_at.is_(None))
+                        .values(resolved_at=now))
+
+
+def report_outdated(session: Session, organization: Organization, caller: Caller,
+                    note: str | None, *, now: datetime | None = None) -> OutdatedReport:
+    """A partner says `organization`'s entry is out of date: the report is kept, open until
+    the entry is validated again, and `organization.outdated_reported` goes to the
+    organization.  The event carries no note (free text stays out of the event log): the
+    organization reads it in its list of reports."""
+    if caller.organization_id == organization.id:
+        raise Invalid({"organization_id": [
+            "This is your own organization's entry: correct it, or confirm it is still "
+            "accurate, instead of reporting it."]})
+    text = (note or "").strip()
+    if len(text) > NOTE_LIMIT:
+        raise Invalid({"note": [f"At most {NOTE_LIMIT} characters; shorten it."]})
+    report = OutdatedReport(organization_id=organization.id,
+                            reported_by_organization_id=caller.organization_id,
+                            reported_by=caller.actor, note=text or None,
+                            reported_at=now or utcnow())
+    session.add(report)
+    session.flush()
+    subject = f"organizations/{organization.id}"
+    previous = session.scalar(select(Event.sequence).where(Event.subject == subject)
+                              .order_by(Event.sequence.desc()).limit(1)) or 0
+    reporter = session.get(Organization, caller.organization_id)
+    record(session, EventType.ORGANIZATION_OUTDATED_REPORTED, subject=subject,
+           sequence=previous + 1, source_organization_id=caller.organization_id,
+           actor=caller.actor,
+           data={"organization": {"id": str(organization.id), "name": organization.name},
+                 "report": {"id": str(report.id),
+                            "reported_at": iso_utc(report.reported_at),
+                            "reported_by_organization": {
+                                "id": str(caller.organization_id),
+                                "name": reporter.name if reporter else None},
+                            "url": f"/api/v1/organizations/{organization.id}/outdated-reports"}},
+           audience={organization.id})
+    return report
+
+
+def open_reports(session: Session, organization_id: Any) -> list[OutdatedReport]:
+    """The reports not yet answered by a validation of the entry, oldest first."""
+    return list(session.scalars(select(OutdatedReport)
+                                .where(OutdatedReport.organization_id == organization_id,
+                                       OutdatedReport.resolved_at.is_(None))
+                                .order_by(OutdatedReport.reported_at, OutdatedReport.id)))

@@ -17,8 +17,33 @@ from hub.directory.organizations import QUEBEC_REGIONS, Capacity, OrganizationKi
 from hub.directory.text import fold
 
 
+def N_(template: str) -> str:
+    """Marks a reason's template for the catalogues (`make messages`); the portal says it in
+    the reader's language, the command line in English."""
+    return template
+
+
+class Reason(str):
+    """A reason a counsellor reads: the English text (what `hub directory import` prints), with
+    its template and values kept so the portal can say it in French (`gettext(template)`,
+    then `format(**values)`; a value that is itself a Reason is said the same way)."""
+
+    template: str
+    values: dict[str, Any]
+
+    def __new__(cls, template: str, **values: Any) -> Reason:
+        reason = super().__new__(cls, template.format(**values))
+        reason.template = template
+        reason.values = values
+        return reason
+
+
 class BadCell(ValueError):
-    """A cell that cannot be read; the message says which and why."""
+    """A cell that cannot be read; `reasons` say which and why."""
+
+    def __init__(self, *reasons: Reason) -> None:
+        super().__init__("; ".join(reasons))
+        self.reasons = list(reasons)
 
 
 # Folded header titles → field of the grid.  Unknown columns are ignored.
@@ -76,7 +101,7 @@ _SAINT = re.compile(r"\b(st|ste)\b")
 def region_code(value: Any) -> str:
     """'06', '6', 'Montréal', 'Bas-St-Laurent' or '01 - Bas-Saint-Laurent' → the code."""
     if value is None:
-        raise BadCell("region is empty")
+        raise BadCell(Reason(N_("region is empty")))
     text = str(value).strip()
     if isinstance(value, int | float) and not isinstance(value, bool):
         text = str(int(value))
@@ -87,8 +112,8 @@ def region_code(value: Any) -> str:
     folded = re.sub(r"^\d+\s*", "", folded)
     if folded in _REGION_NAMES:
         return _REGION_NAMES[folded]
-    raise BadCell(f"region {text!r} is not a Québec administrative region (name or code "
-                  f"01 to 17)")
+    raise BadCell(Reason(N_("region «{region}» is not a Québec administrative region (a name, or "
+                            "a code from 01 to 17)"), region=text))
 
 
 # Words of a "type d'organisme" cell → kind, tried in this order (an "entreprise d'insertion"
@@ -174,21 +199,23 @@ class KindChoice:
     def to_confirm(self) -> bool:
         return self.rule == TO_CONFIRM
 
-    def describe(self) -> str:
+    def describe(self) -> Reason:
         if self.rule == FROM_COLUMN:
-            why = f"type d'organisme «{self.evidence}»"
+            why = Reason(N_("type d'organisme «{cell}»"), cell=self.evidence)
         elif self.rule == FROM_NAME:
-            why = f"the name says «{self.evidence}»"
+            why = Reason(N_("the name says «{words}»"), words=self.evidence)
         elif self.rule == FROM_SERVICES:
-            why = f"the services say «{self.evidence}»"
+            why = Reason(N_("the services say «{words}»"), words=self.evidence)
         elif self.refused_coordination:
-            why = ("kind to confirm: a coordination body is never created by an import, the "
-                   "hub's administrators make it")
+            why = Reason(N_("kind to confirm: a coordination body is never created by an "
+                            "import, the hub's administrators make it"))
         elif self.evidence:
-            why = f"kind to confirm: «{self.evidence}» names no kind we know"
+            why = Reason(N_("kind to confirm: «{cell}» names no kind we know"),
+                         cell=self.evidence)
         else:
-            why = "kind to confirm: neither a type d'organisme nor the name or services say it"
-        return f"kind {self.kind} ({why})"
+            why = Reason(N_("kind to confirm: neither a type d'organisme nor the name or "
+                            "services say it"))
+        return Reason(N_("kind {kind} ({why})"), kind=self.kind, why=why)
 
 
 def _kind_in_cell(text: str) -> OrganizationKind | None:
@@ -313,7 +340,8 @@ def capacity_of(value: Any) -> str | None:
     for word, capacity in _CAPACITY_WORDS:
         if word in folded:
             return capacity.value
-    raise BadCell(f"capacity {value!r} is not one of ouvert, liste d'attente, complet")
+    raise BadCell(Reason(N_("capacity «{cell}» is not one of ouvert, liste d'attente, "
+                            "complet"), cell=value))
 
 
 EXCEL_EPOCH = date(1899, 12, 30)  # day 0 of Excel's 1900 date system (after its leap-year bug)
@@ -342,10 +370,11 @@ def date_of(value: Any) -> datetime | None:
             except ValueError:
                 continue
         if parsed is None:
-            raise BadCell(f"date {text!r} is not a date (use 2025-03-14 or 14/03/2025)")
+            raise BadCell(Reason(N_("date «{date}» is not a date (write 2025-03-14 or "
+                                    "14/03/2025)"), date=text))
         day = parsed
     if not date(1990, 1, 1) <= day <= date(2100, 1, 1):
-        raise BadCell(f"date {day.isoformat()} is out of range")
+        raise BadCell(Reason(N_("date {date} is out of range"), date=day.isoformat()))
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
@@ -382,7 +411,7 @@ class GridEntry:
     collaboration: str | None = None
     notes: str | None = None
     # Cells left out, each with why; the row is kept.
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[Reason] = field(default_factory=list)
 
     def merge(self, other: GridEntry) -> None:
         """Take in a repeated row of the same organization: what it adds is kept."""
@@ -415,28 +444,30 @@ def entry_of(row: dict[str, Any]) -> GridEntry:
     """The row as a directory entry, or BadCell when it cannot be one: without a name or a
     Québec region.  Any other unreadable cell is left out, with a warning, and the row kept."""
     cells = columns_of(row)
-    reasons: list[str] = []
-    warnings: list[str] = []
+    reasons: list[Reason] = []
+    warnings: list[Reason] = []
 
     def read(reader: Any, key: str) -> Any:
         try:
             return reader(cells.get(key))
         except BadCell as error:
-            warnings.append(f"{error}: left out")
+            warnings.extend(Reason(N_("{problem}: left out"), problem=reason)
+                            for reason in error.reasons)
             return None
 
     name = re.sub(r"\s+", " ", str(cells["name"])).strip() if cells.get("name") is not None \
         else ""
     if not name:
-        reasons.append("organization name is empty")
+        reasons.append(Reason(N_("organization name is empty")))
     try:
         region = region_code(cells.get("region"))
     except BadCell as error:
-        reasons.append(str(error))
+        reasons.extend(error.reasons)
     if reasons:
-        raise BadCell("; ".join(reasons))
+        raise BadCell(*reasons)
     if len(name) > LIMITS["name"]:
-        warnings.append(f"name is longer than {LIMITS['name']} characters: cut")
+        warnings.append(Reason(N_("name is longer than {count} characters: cut"),
+                               count=LIMITS["name"]))
         name = name[:LIMITS["name"]]
     capacity = read(capacity_of, "capacity")
     validated_at = read(date_of, "validated")
@@ -445,13 +476,17 @@ def entry_of(row: dict[str, Any]) -> GridEntry:
         if cells.get(part) is not None:
             setattr(contact, part, str(cells[part]).strip())
     if contact.email and not _EMAIL.fullmatch(contact.email):
-        warnings.append(f"email {contact.email!r} is not an email address: left out")
+        warnings.append(Reason(N_("email «{email}» is not an email address: left out"),
+                               email=contact.email))
         contact.email = None
     texts: dict[str, str | None] = {}
     for key in ("city", "website"):
         text = _text(cells.get(key))
         if text is not None and len(text) > LIMITS[key]:
-            warnings.append(f"{key} is longer than {LIMITS[key]} characters: left out")
+            warnings.append(Reason(N_("city is longer than {count} characters: left out")
+                                   if key == "city" else
+                                   N_("website is longer than {count} characters: left out"),
+                                   count=LIMITS[key]))
             text = None
         texts[key] = text
     services = services_of(cells.get("services"))

@@ -25,7 +25,15 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from hub.db import table_of
-from hub.directory.grid import BadCell, ContactCell, GridEntry, entry_of, pathways_of
+from hub.directory.grid import (
+    N_,
+    BadCell,
+    ContactCell,
+    GridEntry,
+    Reason,
+    entry_of,
+    pathways_of,
+)
 from hub.directory.organizations import (
     Capacity,
     Contact,
@@ -41,7 +49,7 @@ from hub.directory.relationships import (
     RelationshipNote,
     current_notes,
     merged_text,
-    write_note,
+    write_notes,
 )
 from hub.directory.text import fold
 
@@ -58,7 +66,7 @@ class RowOutcome:
     action: str
     name: str | None
     # Why rejected; or what would change, the kind chosen and why, the cells left out.
-    reasons: list[str] = field(default_factory=list)
+    reasons: list[Reason] = field(default_factory=list)
     near_duplicates: list[str] = field(default_factory=list)
     entry: GridEntry | None = None
     organization: Organization | None = None
@@ -66,6 +74,8 @@ class RowOutcome:
     # The importing organization's note about this partner once the row is taken in, when it
     # changes it.
     note: NoteText | None = None
+    # Whether applying the row changes the organization's entry (not only the note).
+    changes_entry: bool = False
 
     @property
     def kind_to_confirm(self) -> bool:
@@ -99,34 +109,42 @@ def _new_contacts(organization: Organization, entry: GridEntry) -> list[ContactC
     return new
 
 
-def changes_for(organization: Organization, entry: GridEntry) -> list[str]:
+def changes_for(organization: Organization, entry: GridEntry) -> list[Reason]:
     """What importing `entry` would change in `organization` (nothing is ever removed: the
     grid names some services and one contact, not the whole entry)."""
     changes = []
     if _new_kind(organization, entry):
-        changes.append(f"kind {organization.kind} → {entry.kind.describe()}")
+        changes.append(Reason(N_("kind {old_kind} → {chosen}"), old_kind=organization.kind,
+                              chosen=entry.kind.describe()))
     held = {fold(s.name) for s in organization.services}
     new_services = [s for s in entry.services if fold(s) not in held]
     if new_services:
-        changes.append("add services: " + ", ".join(new_services))
+        changes.append(Reason(N_("add services: {services}"),
+                              services=", ".join(new_services)))
     for contact in _new_contacts(organization, entry):
-        changes.append(f"add contact {contact.name or contact.email or contact.phone}")
+        changes.append(Reason(N_("add contact {contact}"),
+                              contact=contact.name or contact.email or contact.phone))
     if entry.city and fold(entry.city) not in {fold(p.city) for p in organization.locations}:
-        changes.append(f"add location {entry.city}")
+        changes.append(Reason(N_("add location {city}"), city=entry.city))
     if entry.website and entry.website != organization.website:
-        changes.append(f"website → {entry.website}")
+        changes.append(Reason(N_("website → {website}"), website=entry.website))
     if entry.capacity and entry.capacity != organization.capacity:
-        changes.append(f"capacity {organization.capacity} → {entry.capacity}")
+        changes.append(Reason(N_("capacity {old_capacity} → {capacity}"),
+                              old_capacity=organization.capacity, capacity=entry.capacity))
     if entry.validated_at and entry.validated_at > organization.last_validated_at:
-        changes.append(f"validated on {entry.validated_at.date().isoformat()}")
+        changes.append(Reason(N_("validated on {date}"),
+                              date=entry.validated_at.date().isoformat()))
     return changes
 
 
 def plan_import(session: Session, rows: Iterable[tuple[int, dict[str, Any]]], *,
-                importer_id: uuid.UUID | None = None,
+                importer_id: uuid.UUID | None = None, update_entries: bool = True,
                 progress: Callable[[int], None] | None = None) -> list[RowOutcome]:
     """What importing `rows` would do, row by row; writes nothing.  With `importer_id`, the
-    grid's "type de collaboration" and notes go to that organization's relationship notes."""
+    grid's "type de collaboration" and notes go to that organization's relationship notes.
+    Without `update_entries` (an organization's admin importing from the portal), entries
+    already in the directory are left as their organizations keep them: the grid only adds
+    new entries and the importer's notes."""
     directory = list(session.scalars(select(Organization).options(
         selectinload(Organization.services), selectinload(Organization.locations),
         selectinload(Organization.contacts))))
@@ -148,7 +166,7 @@ def plan_import(session: Session, rows: Iterable[tuple[int, dict[str, Any]]], *,
     # Reasons once every repeated row is merged into the first.
     notes = current_notes(session, importer_id) if importer_id is not None else {}
     for outcome in outcomes:
-        _explain(outcome, notes, importer_id)
+        _explain(outcome, notes, importer_id, update_entries)
     return outcomes
 
 
@@ -161,7 +179,7 @@ def _plan_row(line: int, row: dict[str, Any], by_key: dict[tuple[str, str], Orga
         name = next((str(v) for k, v in row.items() if fold(k) in ("organisme", "organization",
                                                                     "organisation", "nom")
                      and v is not None), None)
-        return RowOutcome(line, REJECT, name, reasons=[str(error)])
+        return RowOutcome(line, REJECT, name, reasons=error.reasons)
     key = key_of(entry.name, entry.region)
     first = first_by_key.get(key)
     if first is not None:
@@ -185,19 +203,20 @@ def _plan_row(line: int, row: dict[str, Any], by_key: dict[tuple[str, str], Orga
 
 
 def _explain(outcome: RowOutcome, notes: dict[uuid.UUID, RelationshipNote],
-             importer_id: uuid.UUID | None) -> None:
+             importer_id: uuid.UUID | None, update_entries: bool) -> None:
     """Fill in the row's action and reasons, now that its entry holds every repeated row."""
     entry = outcome.entry
     if entry is None:
         return
     if outcome.action == MERGE:
-        outcome.reasons = [f"same organization and region as line {outcome.merged_into}: "
-                           "merged into it"] + entry.warnings
+        outcome.reasons = [Reason(N_("same organization and region as line {line}: merged into "
+                                     "it"), line=outcome.merged_into), *entry.warnings]
         return
-    warnings = [w for w in entry.warnings]
+    warnings = list(entry.warnings)
     current = None
     if outcome.organization is not None:
-        changes = changes_for(outcome.organization, entry)
+        changes = changes_for(outcome.organization, entry) if update_entries else []
+        outcome.changes_entry = bool(changes)
         current = notes.get(outcome.organization.id)
     else:
         changes = [entry.kind.describe()]
@@ -205,9 +224,16 @@ def _explain(outcome: RowOutcome, notes: dict[uuid.UUID, RelationshipNote],
         wanted = merged_text(current, entry.collaboration, entry.notes)
         if current is None or wanted != NoteText(current.collaboration, current.notes):
             outcome.note = wanted
-            changes.append("relationship note: " + "; ".join(
-                f"{label} «{text}»" for label, text in (("collaboration", wanted.collaboration),
-                                                         ("notes", wanted.notes)) if text))
+            if wanted.collaboration and wanted.notes:
+                changes.append(Reason(N_("relationship note: collaboration «{collaboration}»; "
+                                         "notes «{notes}»"), collaboration=wanted.collaboration,
+                                      notes=wanted.notes))
+            elif wanted.collaboration:
+                changes.append(Reason(N_("relationship note: collaboration «{collaboration}»"),
+                                      collaboration=wanted.collaboration))
+            else:
+                changes.append(Reason(N_("relationship note: notes «{notes}»"),
+                                      notes=wanted.notes))
     if outcome.action == UNCHANGED and changes:
         outcome.action = UPDATE
     outcome.reasons = changes + warnings
@@ -320,7 +346,8 @@ def apply_import(session: Session, outcomes: list[RowOutcome], *, source: str,
         if entry is None:
             continue
         if outcome.action == UPDATE and outcome.organization is not None:
-            _add_to(outcome.organization, entry, validated_by)
+            if outcome.changes_entry:
+                _add_to(outcome.organization, entry, validated_by)
         elif outcome.action == CREATE:
             created[outcome.line] = new.add(entry, now=now, validated_by=validated_by)
         if outcome.note is not None:
@@ -328,9 +355,8 @@ def apply_import(session: Session, outcomes: list[RowOutcome], *, source: str,
             partners.append((partner, outcome.line, outcome.note))
     session.flush()
     new.insert(session)
-    if importer_id is not None:
-        for partner, line, text in partners:
-            write_note(session, importer_id, partner or created[line], text,
-                       updated_by=validated_by, now=now)
-        session.flush()
+    if importer_id is not None and partners:
+        write_notes(session, importer_id,
+                    {partner or created[line]: text for partner, line, text in partners},
+                    updated_by=validated_by, now=now)
     return created

@@ -10,6 +10,7 @@ import in `hub.directory.grid_import`.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable
 from datetime import date, datetime
@@ -144,6 +145,15 @@ def check_time_zone_and_language(time_zone: str | None, language: str | None) ->
         raise ValueError(f"Unknown language {language!r}; one of: {', '.join(LANGUAGES)}.")
 
 
+# A name without control characters (C0, DEL, C1): one line, as every list and header shows it.
+ONE_LINE_PATTERN = "^[^\\x00-\\x1f\\x7f-\\x9f]*$"
+
+
+def is_one_line(text: str) -> bool:
+    # fullmatch: Python's `$` would also match before a final line feed.
+    return re.fullmatch(ONE_LINE_PATTERN, text) is not None
+
+
 def create_organization(session: Session, *, name: str, kind: str, region: str,
                         time_zone: str = DEFAULT_TIME_ZONE, language: str = "fr"
                         ) -> Organization:
@@ -152,6 +162,9 @@ def create_organization(session: Session, *, name: str, kind: str, region: str,
     name = name.strip()
     if not name:
         raise ValueError("The organization needs a name.")
+    if not is_one_line(name):
+        raise ValueError("An organization's name is one line, without control characters "
+                         "(line breaks, tabs...).")
     if kind not in set(OrganizationKind):
         raise ValueError(f"Unknown kind {kind!r}; one of: {', '.join(OrganizationKind)}.")
     if region not in QUEBEC_REGIONS:

@@ -13,10 +13,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text, select
+from sqlalchemy import ForeignKey, Index, String, Text, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from hub.db import Base, utcnow
+from hub.db import Base, table_of, utcnow
 
 # Longest collaboration text and notes kept (a grid cell, a few paragraphs).
 COLLABORATION_LIMIT = 500
@@ -71,14 +71,17 @@ def current_notes(session: Session, organization_id: uuid.UUID
     return notes
 
 
-def note_history(session: Session, organization_id: uuid.UUID, partner_id: uuid.UUID
+def note_history(session: Session, organization_id: uuid.UUID, partner_id: uuid.UUID, *,
+                 before_id: int | None = None, limit: int | None = None
                  ) -> list[RelationshipNote]:
-    """Every version, newest first."""
-    return list(session.scalars(
-        select(RelationshipNote)
-        .where(RelationshipNote.organization_id == organization_id,
-               RelationshipNote.partner_id == partner_id)
-        .order_by(RelationshipNote.id.desc())))
+    """The versions, newest first (those older than `before_id`, at most `limit`)."""
+    query = (select(RelationshipNote)
+             .where(RelationshipNote.organization_id == organization_id,
+                    RelationshipNote.partner_id == partner_id)
+             .order_by(RelationshipNote.id.desc()).limit(limit))
+    if before_id is not None:
+        query = query.where(RelationshipNote.id < before_id)
+    return list(session.scalars(query))
 
 
 def _clean(text: str | None, limit: int) -> str | None:
@@ -95,13 +98,33 @@ def merged_text(current: RelationshipNote | None, collaboration: str | None,
         _clean(notes, NOTES_LIMIT) or (current.notes if current else None))
 
 
+def write_notes(session: Session, organization_id: uuid.UUID,
+                texts: dict[uuid.UUID, NoteText], *, updated_by: str, now: datetime) -> int:
+    """Keep each partner's note of `texts` (a grid's), a new version only where it changes, in
+    one statement: an import may write thousands.  Returns how many versions were added."""
+    current = current_notes(session, organization_id)
+    rows = []
+    for partner_id, text in texts.items():
+        wanted = NoteText(_clean(text.collaboration, COLLABORATION_LIMIT),
+                          _clean(text.notes, NOTES_LIMIT))
+        note = current.get(partner_id)
+        if (NoteText(note.collaboration, note.notes) if note else NoteText(None, None)) \
+                == wanted:
+            continue
+        rows.append({"organization_id": organization_id, "partner_id": partner_id,
+                     "collaboration": wanted.collaboration, "notes": wanted.notes,
+                     "updated_by": updated_by[:200], "updated_at": now})
+    if rows:
+        session.execute(insert(table_of(RelationshipNote)), rows)
+    return len(rows)
+
+
 def write_note(session: Session, organization_id: uuid.UUID, partner_id: uuid.UUID,
-               text: NoteText, *, updated_by: str, now: datetime | None = None,
-               current: RelationshipNote | None = None) -> RelationshipNote | None:
+               text: NoteText, *, updated_by: str, now: datetime | None = None
+               ) -> RelationshipNote | None:
     """Keep `text` as the pair's note; a new version only when it differs from the current one
     (returned unchanged then).  None when there is neither a note nor anything to write."""
-    if current is None:
-        current = current_note(session, organization_id, partner_id)
+    current = current_note(session, organization_id, partner_id)
     wanted = NoteText(_clean(text.collaboration, COLLABORATION_LIMIT),
                       _clean(text.notes, NOTES_LIMIT))
     if current is not None and NoteText(current.collaboration, current.notes) == wanted:

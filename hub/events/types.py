@@ -26,6 +26,13 @@ class EventType(StrEnum):
     CONSENT_EXPIRED = "consent.expired"
     ORGANIZATION_VALIDATION_DUE = "organization.validation_due"
     PARTICIPANT_ERASED = "participant.erased"
+    PEER_MATCH_PROPOSED = "peer_match.proposed"
+    PEER_MATCH_ACCEPTED = "peer_match.accepted"
+    PEER_MATCH_DECLINED = "peer_match.declined"
+    PEER_MATCH_EXPIRED = "peer_match.expired"
+    PEER_MATCH_ENDED = "peer_match.ended"
+    REFERRAL_CHECKLIST_UPDATED = "referral.checklist_updated"
+    ORGANIZATION_OUTDATED_REPORTED = "organization.outdated_reported"
     PARTICIPANT_UPDATED = "participant.updated"
     # Beyond docs/design.md §3's list: how an organization learns its endpoint stopped receiving.
     WEBHOOK_ENDPOINT_DISABLED = "webhook_endpoint.disabled"
@@ -58,6 +65,18 @@ MEANING: dict[EventType, str] = {
     EventType.ORGANIZATION_VALIDATION_DUE: "A directory entry was not validated for 12 months.",
     EventType.PARTICIPANT_ERASED: "A participant's personal data was erased (on request or at "
     "the end of its retention); every organization that received it should erase its copy.",
+    EventType.PEER_MATCH_PROPOSED: "A newcomer's counsellor proposed a peer; the peer is asked "
+    "(to both organizations, ids and codes only).",
+    EventType.PEER_MATCH_ACCEPTED: "The peer (or their organization) said yes: the newcomer's "
+    "organization may now read the peer's given name and chosen contact channels.",
+    EventType.PEER_MATCH_DECLINED: "The peer (or their organization) said no.",
+    EventType.PEER_MATCH_EXPIRED: "Nobody answered the proposal in 10 business days.",
+    EventType.PEER_MATCH_ENDED: "Either side ended the match, the peer withdrew, or a "
+    "`peer_matching` consent ended (`end_reason`).",
+    EventType.REFERRAL_CHECKLIST_UPDATED: "An item of the leg's checklist for the move changed "
+    "(its code, owner and status; never the note).",
+    EventType.ORGANIZATION_OUTDATED_REPORTED: "A partner reported the organization's directory "
+    "entry as out of date; the report is open until the entry is validated again.",
     EventType.PARTICIPANT_UPDATED: "The registering organization corrected the participant's "
     "personal data (the names of the fields that changed, never their values): read the "
     "person again.",

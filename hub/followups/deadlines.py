@@ -31,6 +31,11 @@ def is_time_zone(name: str) -> bool:
     return name in _time_zones()
 
 
+def time_zone_names() -> list[str]:
+    """Every name `is_time_zone` accepts, sorted (the API's document lists them)."""
+    return sorted(_time_zones())
+
+
 # Business days allowed for each check, by priority: the hub's defaults of docs/design.md §6.
 DEFAULT_POLICY: dict[str, dict[str, int]] = {
     "acknowledge": {"routine": 3, "urgent": 1},

@@ -47,6 +47,7 @@ from sqlalchemy.sql import Executable, Select
 from hub.consent import consents
 from hub.db import Base, UTCDateTime, iso_utc, table_of
 from hub.directory.organizations import Organization, Service, ServicePathway
+from hub.directory.outdated import OutdatedReport
 from hub.events.bulk import (
     NewEvent,
     RowEvents,
@@ -524,6 +525,12 @@ def validations_pending(now: datetime) -> Any:
     return exists().where(*_unvalidated(now))
 
 
+def _open_outdated_reports(session: Session, organization_id: uuid.UUID) -> int:
+    return session.scalar(select(func.count()).select_from(OutdatedReport).where(
+        OutdatedReport.organization_id == organization_id,
+        OutdatedReport.resolved_at.is_(None))) or 0
+
+
 def validations_due(session: Session, now: datetime, limit: int = BATCH) -> int:
     """`organization.validation_due` for directory entries not validated for 12 months."""
     query = (select(Organization).where(*_unvalidated(now))
@@ -547,7 +554,11 @@ def validations_due(session: Session, now: datetime, limit: int = BATCH) -> int:
                data={"organization": {"id": str(organization.id), "name": organization.name,
                                       "last_validated_at": iso_utc(
                                           organization.last_validated_at),
-                                      "due_at": iso_utc(due_at)}},
+                                      "due_at": iso_utc(due_at)},
+                     # What partners said is out of date, to look at while validating.
+                     "outdated_reports": {
+                         "open": _open_outdated_reports(session, organization.id),
+                         "url": f"/api/v1/organizations/{organization.id}/outdated-reports"}},
                audience={organization.id})
         fired += 1
     return fired

@@ -26,9 +26,10 @@ from sqlalchemy.orm import Session
 
 from hub.consent import withdrawal
 from hub.db import utcnow
-from hub.followups import checkins, leg_checks
+from hub.followups import checkins, checklist_reminders, leg_checks
 from hub.followups import digests as deadline_digests
 from hub.followups.staff_mails import DEFAULT_PUBLIC_URL
+from hub.peers import matching
 from hub.privacy import retention
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,10 @@ CHECKS: dict[str, Check] = {
     "validations_due": leg_checks.validations_due,
     "checkins_due": checkins.checkins_due,  # participant check-ins, mailed with a link
     "retention": retention.erase_expired,  # personal data kept no longer than it serves
+    "peer_matches_expired": matching.expire_due,
+    "peer_talk_checks": matching.talk_checks_due,  # "have you been able to talk?", by mail
+    # Checklist items still to do two business days before a move, mailed to their owners.
+    "checklist_reminders": checklist_reminders.checklist_reminders,
     # A digest, not a firing check: it runs once per tick, after the passes (see DIGESTS).
     "deadline_digests": deadline_digests.mail_digests,
 }
@@ -68,6 +73,9 @@ PENDING: dict[str, Callable[[datetime], Any]] = {
     "validations_due": leg_checks.validations_pending,
     "checkins_due": checkins.checkins_pending,
     "retention": retention.retention_pending,
+    "peer_matches_expired": matching.expiry_pending,
+    "peer_talk_checks": matching.talk_checks_pending,
+    "checklist_reminders": checklist_reminders.reminders_pending,
     "deadline_digests": deadline_digests.digests_pending,
 }
 

@@ -16,6 +16,7 @@ from typing import Any
 from flask import flash, redirect, request, url_for
 from flask_babel import gettext as _
 from marshmallow import ValidationError
+from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug import Response
 from werkzeug.datastructures import MultiDict
@@ -122,9 +123,22 @@ def _values_posted(form: MultiDict[str, str]) -> dict[str, Any]:
     return values
 
 
+def report_rows(organization: Organization) -> list[dict[str, Any]]:
+    """The open reports that the entry is out of date, with the reporting organizations'
+    names: what partners said, to check before confirming the entry."""
+    reports = editing.open_reports(db.session, organization.id)
+    ids = {r.reported_by_organization_id for r in reports}
+    names = {o.id: o.name for o in db.session.scalars(
+        select(Organization).where(Organization.id.in_(ids)))} if ids else {}
+    return [{"reported_at": r.reported_at, "note": r.note,
+             "by": names.get(r.reported_by_organization_id, "?"),
+             "by_id": r.reported_by_organization_id} for r in reports]
+
+
 def _page(organization: Organization, values: dict[str, Any], status: int = 200,
           bad: set[str] | None = None, error: str | None = None) -> Response:
     return page("portal/admin/entry.html", status, organization=organization, values=values,
+                reports=report_rows(organization),
                 bad=bad or set(), error=error, regions=QUEBEC_REGIONS,
                 capacities=list(Capacity), pathways=PATHWAYS, channels=list(ContactChannel))
 

@@ -5,12 +5,14 @@ each page module registers a blueprint here."""
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, redirect, url_for
+from werkzeug import Response
 
 from hub.portal import (
     admin,
     admin_clients,
     admin_directory,
+    admin_grid,
     admin_privacy,
     admin_users,
     admin_webhooks,
@@ -20,10 +22,13 @@ from hub.portal import (
     checkin,
     common,
     consents,
+    directory,
     followups,
     i18n,
     legs,
     network,
+    peer_link,
+    peers,
     receiving,
     sending,
 )
@@ -33,9 +38,16 @@ def init_app(app: Flask) -> None:
     """Register the pages.  (Where people reach them, HUB_PUBLIC_URL, is in the app's settings:
     whoever builds a link reads it there or is handed it, e.g. the scheduler.)"""
     app.register_blueprint(checkin.blp)
+    app.register_blueprint(peer_link.blp)
     app.register_blueprint(answer.blp)
     i18n.init_app(app)
     common.init_app(app)
-    for module in (auth, sending, consents, receiving, legs, followups, network, charts, admin,
-                   admin_directory, admin_users, admin_clients, admin_webhooks, admin_privacy):
+    for module in (auth, sending, consents, receiving, legs, followups, peers, network, charts,
+                   directory, admin, admin_directory, admin_grid, admin_users, admin_clients,
+                   admin_webhooks, admin_privacy):
         app.register_blueprint(module.blp)
+
+    @app.get("/favicon.ico")
+    def favicon() -> Response:
+        # Browsers ask for it at the root whatever the page says: the portal's icon.
+        return redirect(url_for("static", filename="favicon.svg"), 301)

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from flask import Response, current_app, request
+from flask_babel import format_decimal
 from flask_babel import gettext as _
 from marshmallow import ValidationError
 from sqlalchemy import select
@@ -23,6 +24,7 @@ from hub.accounts.users import MONITORING_ROLES
 from hub.api.reports import ReportArgs
 from hub.db import db, utcnow
 from hub.directory.organizations import QUEBEC_REGIONS, Organization
+from hub.peers import matching
 from hub.portal.common import login_required, page, portal_blueprint
 from hub.portal.labels import label
 from hub.portal.network import csv_safe
@@ -120,7 +122,8 @@ def _count(value: int | None, min_cell: int) -> str:
 
 
 def _hours(value: float | None) -> str:
-    return "—" if value is None else f"{value:.1f}"
+    """Hours with one decimal, written as the user's language writes numbers (0,5 in French)."""
+    return "—" if value is None else format_decimal(value, format="0.0")
 
 
 @blp.get("/network/charts")
@@ -130,7 +133,9 @@ def charts() -> Response:
     acknowledgement = _acknowledgement(first, last)
     outcomes = _outcomes(first, last)
     retention = _retention(first, last)
-    return page("portal/charts.html", 422 if error else 200, error=error,
+    peers = [{**row, "region_name": QUEBEC_REGIONS.get(row["region"], row["region"])}
+             for row in matching.counts_by_region(db.session)]
+    return page("portal/charts.html", 422 if error else 200, error=error, peers=peers,
                 retention=retention, retention_chart=bars(retention["rows"],
                                                           "in_destination_region"),
                 first=first, last=last, acknowledgement=acknowledgement,

@@ -188,6 +188,32 @@ def form_version() -> int | None:
 
 # --- errors as plain messages ------------------------------------------------------------
 
+# What a form field at fault needs, in plain words with the API's limits (`hub.api` schemas).
+FIELD_HINTS = {
+    "given_name": lambda: _("Required, at most 200 characters."),
+    "family_name": lambda: _("Required, at most 200 characters."),
+    "preferred_language": lambda: _("Choose a language from the list."),
+    "email": lambda: _("An email address such as name@example.org, at most 320 characters."),
+    "phone": lambda: _("At most 40 characters."),
+    "birth_year": lambda: _("A year between 1900 and this year, such as 1990."),
+    "region": lambda: _("Choose a region from the list."),
+    "pathway": lambda: _("Choose a pathway."),
+    "priority": lambda: _("Choose a priority."),
+    "reason_for_referral": lambda: _("At most 4,000 characters."),
+    "needs": lambda: _("At most 50 needs, one per line, each at most 200 characters."),
+    "needed_by": lambda: _("A date, today or later."),
+    "note": lambda: _("At most 2,000 characters."),
+    "evidence": lambda: _("Choose how the participant gave consent."),
+    "purpose": lambda: _("Choose what the participant agrees to."),
+}
+
+
+def field_hint(name: str) -> str:
+    """What to fix in the field `name` of a refused form."""
+    hint = FIELD_HINTS.get(name) or FIELD_MESSAGES.get(name)
+    return hint() if hint else _("Check this field.")
+
+
 FIELD_MESSAGES = {
     "reason": lambda: _("Choose a reason."),
     "outcome": lambda: _("Choose an outcome."),
@@ -297,6 +323,10 @@ def init_app(app: Flask) -> None:
     csrf.init_app(app)
     app.jinja_env.filters["uuid"] = uuid.UUID
     app.jinja_env.globals["label"] = labels.label  # macros are imported without context
+    app.jinja_env.globals["field_hint"] = field_hint
+    app.jinja_env.globals["language_name"] = labels.language_name
+    app.jinja_env.globals["minute_format"] = labels.minute_format
+    app.jinja_env.globals["language_choices"] = labels.language_choices
 
     @app.context_processor
     def _portal_values() -> dict[str, Any]:

@@ -5,7 +5,10 @@ Codes stay codes everywhere else (API, events, database); only pages show these 
 
 from __future__ import annotations
 
+from babel import Locale, UnknownLocaleError
 from flask_babel import lazy_gettext as _l
+
+from hub.directory.text import fold
 
 STATUS = {
     "sent": _l("Sent"),
@@ -107,7 +110,13 @@ EVENT = {
     "referral.forwarded": _l("Forwarded"),
     "referral.deadline_missed": _l("Deadline missed"),
     "referral.followup_due": _l("Follow-up due"),
+    "referral.checklist_updated": _l("Checklist updated"),
     "referral.followup_recorded": _l("Follow-up recorded"),
+    "peer_match.proposed": _l("Peer proposed"),
+    "peer_match.accepted": _l("Peer accepted"),
+    "peer_match.declined": _l("Peer declined"),
+    "peer_match.expired": _l("Peer proposal lapsed"),
+    "peer_match.ended": _l("Peer match ended"),
 }
 SITUATION = {
     "employed": _l("Employed"),
@@ -122,13 +131,59 @@ FOLLOWUP = {
     "followup_180": _l("180-day follow-up"),
     "ad_hoc": _l("Other call"),
 }
+OFFER = {
+    "talk_employment": _l("Talk about work"),
+    "talk_settlement": _l("Talk about settling in"),
+    "meet_in_person": _l("Meet in person"),
+    "visit_places": _l("Show the places"),
+    "introduce_network": _l("Introduce people they know"),
+}
+CHANNEL = {"email": _l("Email"), "phone": _l("Phone")}
+MATCH_STATUS = {
+    "proposed": _l("Proposed"),
+    "accepted": _l("Accepted"),
+    "declined": _l("Declined"),
+    "expired": _l("Lapsed"),
+    "ended": _l("Ended"),
+}
+MATCH_ACTION = {"accept": _l("Accept for the peer"), "decline": _l("Decline for the peer"),
+                "end": _l("End the match")}
+END_REASON = {
+    "ended": _l("ended by an organization"),
+    "peer_ended": _l("ended by the peer"),
+    "peer_withdrew": _l("the peer withdrew"),
+    "consent_withdrawn": _l("consent withdrawn"),
+}
+TALKED = {"talked": _l("they talked"), "not_yet": _l("not talked yet")}
+PEER_STATUS = {"available": _l("available"), "paused": _l("paused"),
+               "withdrawn": _l("withdrawn")}
+CHECKLIST_ITEM = {
+    "lease_termination": _l("Terminate the lease"),
+    "housing": _l("Housing on arrival"),
+    "moving": _l("Moving"),
+    "drivers_licence": _l("Driver's licence"),
+    "vehicle": _l("A car or a way to get around"),
+    "health_insurance_card": _l("Health insurance card (RAMQ): change of address"),
+    "family_doctor": _l("Family doctor or clinic"),
+    "school_or_daycare": _l("School or daycare for the children"),
+    "francization": _l("French courses (francisation)"),
+    "spouse_employment": _l("Work for the spouse"),
+    "bank_account": _l("Bank account"),
+    "employer_contact": _l("Contact with the employer"),
+    "welcome_on_arrival": _l("Welcome on arrival"),
+}
+CHECKLIST_STATUS = {"todo": _l("To do"), "done": _l("Done"), "not_needed": _l("Not needed")}
+OWNER = {"sender": _l("Sending organization"), "receiver": _l("Receiving organization")}
 
 ALL = {
     "status": STATUS, "action": ACTION, "pathway": PATHWAY, "stage": STAGE,
     "priority": PRIORITY, "decline_reason": DECLINE_REASON, "outcome": OUTCOME,
     "cancel_reason": CANCEL_REASON, "purpose": PURPOSE, "evidence": EVIDENCE,
     "capacity": CAPACITY, "kind": KIND, "role": ROLE, "check": CHECK, "event": EVENT,
-    "situation": SITUATION, "followup": FOLLOWUP,
+    "situation": SITUATION, "followup": FOLLOWUP, "offer": OFFER, "channel": CHANNEL,
+    "match_status": MATCH_STATUS, "match_action": MATCH_ACTION, "end_reason": END_REASON,
+    "talked": TALKED, "peer_status": PEER_STATUS,
+    "checklist_item": CHECKLIST_ITEM, "checklist_status": CHECKLIST_STATUS, "owner": OWNER,
 }
 
 
@@ -137,3 +192,49 @@ def label(kind: str, code: str | None) -> str:
     if code is None:
         return ""
     return str(ALL[kind].get(code, code))
+
+
+# --- languages -------------------------------------------------------------------------------
+
+# The languages most of Québec's newcomers speak, first in the list (BCP 47 primary subtags);
+# every other language follows, by name. The API takes any BCP 47 tag.
+NEWCOMER_LANGUAGES = ("fr", "en", "ar", "es", "zh", "fa", "pt", "uk", "ru", "ht", "vi", "tl",
+                      "pa", "ta", "tr", "ro", "so", "ti", "sw", "wo", "ln", "rw", "ur", "bn")
+# Where the usual name of the language people speak is not the one of its code.
+LANGUAGE_NAMES = {"zh": _l("Mandarin (Chinese)")}
+
+
+def _locale() -> Locale:
+    from flask_babel import get_locale
+
+    return get_locale() or Locale("fr")
+
+
+def language_name(code: str | None) -> str:
+    """'ar' -> 'arabe' (French) or 'Arabic' (English); 'fr-CA' -> 'français (Canada)'; an
+    unknown tag is shown as it is."""
+    if not code:
+        return ""
+    if code in LANGUAGE_NAMES:
+        return str(LANGUAGE_NAMES[code])
+    try:
+        return Locale.parse(code, sep="-").get_display_name(_locale()) or code
+    except (ValueError, TypeError, UnknownLocaleError):
+        return code
+
+
+def language_choices() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The languages to choose from, in the user's language: newcomers' languages first, then
+    every other language of two letters, by name (accents ignored in the order)."""
+    first = [(code, language_name(code)) for code in NEWCOMER_LANGUAGES]
+    names = _locale().languages
+    others = [(code, name) for code, name in names.items()
+              if len(code) == 2 and code.isalpha() and code not in NEWCOMER_LANGUAGES]
+    others.sort(key=lambda choice: fold(choice[1]))
+    return first, others
+
+
+def minute_format() -> str:
+    """A moment to the minute, as the user's language writes it: "6 déc. 2026 14 h 05" reads
+    as French; seconds say nothing to a counsellor."""
+    return "d MMM y, HH 'h' mm" if str(_locale()).startswith("fr") else "MMM d, y, h:mm a"

@@ -16,7 +16,7 @@ from werkzeug import Response
 
 from hub.accounts.users import RECEIVING_ROLES, SENDING_ROLES
 from hub.api.common import pseudonym_key
-from hub.consent.visibility import Reader
+from hub.consent.visibility import Reader, pseudonym
 from hub.db import db, utcnow
 from hub.directory.organizations import Organization, OrganizationKind
 from hub.errors import DomainError
@@ -35,8 +35,13 @@ from hub.portal.common import (
     portal_blueprint,
     status_of,
 )
-from hub.referrals import handoffs, lifecycle, redirection
-from hub.referrals.legs import CALLER_CANCEL_REASONS, Referral, visible_referral
+from hub.referrals import checklists, handoffs, lifecycle, redirection
+from hub.referrals.legs import (
+    CALLER_CANCEL_REASONS,
+    OPEN_STATUSES,
+    Referral,
+    visible_referral,
+)
 from hub.referrals.lifecycle import Action, Party, Status
 
 blp = portal_blueprint("legs", __name__)
@@ -70,9 +75,16 @@ def leg_rows(legs: list[Referral], now: datetime, reader: Reader | None = None
     rows = []
     for leg in legs:
         due = current_deadline(leg)
-        who = None
+        who, reference, hidden_because = None, None, None
         if reader is not None and reader.entitled(leg.participant, leg):
             who = f"{leg.participant.given_name} {leg.participant.family_name}"
+        elif reader is not None:
+            # A reference to tell the rows apart, and why the name is not shown.
+            reference = pseudonym(leg.participant_id, reader.key)
+            hidden_because = (_("closed referral: the name is no longer shown")
+                              if leg.status not in OPEN_STATUSES
+                              else _("the participant's consent does not cover your "
+                                     "organization"))
         rows.append({"id": leg.id, "status": leg.status, "pathway": leg.pathway,
                      "priority": leg.priority, "needed_by": leg.needed_by,
                      "cancel_reason": leg.cancel_reason,
@@ -80,7 +92,8 @@ def leg_rows(legs: list[Referral], now: datetime, reader: Reader | None = None
                      "updated_at": leg.updated_at, "due": due,
                      "overdue": due is not None and due < now,
                      "from": names.get(leg.from_organization_id, ""),
-                     "to": names.get(leg.to_organization_id, ""), "participant": who})
+                     "to": names.get(leg.to_organization_id, ""), "participant": who,
+                     "reference": reference, "hidden_because": hidden_because})
     return rows
 
 
@@ -142,9 +155,15 @@ def leg_page(referral_id: uuid.UUID, status: int = 200, error: str | None = None
     onward = may_redirect and redirection.registered_elsewhere(leg, who)
     if onward:
         may_redirect = redirection.still_trusted(session, who, leg)
+    checklist = reader.checklist(leg, checklists.items_of(session, leg))
+    # Either party of an open leg ticks items; the one who may act on the leg in the portal.
+    may_tick = (party is not None and leg.status in OPEN_STATUSES
+                and role in may_act.get(party, ()))
     followup = _followups(leg, reader, role, party)
     return page("portal/leg.html", status, leg=view, **followup,
                 followup_values=followup_values or {}, followup_bad=followup_bad or set(),
+                checklist=checklist, may_tick=may_tick,
+                checklist_statuses=[s.value for s in checklists.ItemStatus],
                 participant_id=leg.participant_id,
                 chain=chains.picture(view["chain"], names, current=str(leg.id)),
                 may_redirect=may_redirect, onward=onward,
@@ -175,7 +194,12 @@ def _followups(leg: Referral, reader: Reader, role: str, party: Party | None
             Organization.id == leg.to_organization_id))
         refer_again = url_for("sending.refer", participant_id=leg.participant_id,
                               region=region or "", pathway=leg.pathway)
-    return {"followups": found, "may_record_followup": may_record,
+    # After the 180-day follow-up the counsellor may enrol the person as a peer (§11).
+    offer_peer = None
+    if (may_record and leg.participant.organization_id == reader.caller.organization_id
+            and any(r["due"] == "followup_180" and r["reached"] for r in found)):
+        offer_peer = url_for("peer_pages.enrol", participant_id=leg.participant_id)
+    return {"followups": found, "may_record_followup": may_record, "offer_peer": offer_peer,
             "open_followup": records.open_followup(session, leg.id) if may_record else None,
             "situations": list(records.Situation), "refer_again": refer_again}
 
@@ -194,6 +218,11 @@ def act(referral_id: uuid.UUID, action: str) -> Response:
         return leg_page(referral_id, 404, _("Unknown action."))
     chosen = Action(action)
     form = request.form
+    if chosen is Action.CANCEL and not form.get("confirmed"):
+        leg = visible_referral(db.session, caller(), referral_id)
+        if (leg.party_of(caller().organization_id) is Party.SENDER
+                and Action.CANCEL in lifecycle.allowed_actions(Status(leg.status), Party.SENDER)):
+            return _confirm_cancel(referral_id)
     try:
         leg = handoffs.transition(
             db.session, caller(), referral_id, chosen, expected_version=form_version(),
@@ -203,14 +232,58 @@ def act(referral_id: uuid.UUID, action: str) -> Response:
     except DomainError as error:
         db.session.rollback()
         return leg_page(referral_id, status_of(error), message_of(error))
-    flash(_("Done: %(action)s.", action=_past_label(chosen)), "success")
+    flash(_done(chosen), "success")
     return redirect(url_for("legs.detail", referral_id=leg.id))
 
 
-def _past_label(action: Action) -> str:
+@blp.post("/legs/<uuid:referral_id>/checklist/<code>")
+@login_required(SENDING_ROLES | RECEIVING_ROLES)
+def tick(referral_id: uuid.UUID, code: str) -> Response:
+    """Change one item of the leg's checklist; a refusal shows the leg again with the reason."""
+    form = request.form
+    try:
+        leg = visible_referral(db.session, caller(), referral_id)
+        checklists.update_item(db.session, caller(), leg, code,
+                               status=form.get("status", ""), owner=form.get("owner") or None,
+                               note=form.get("note") or None)
+    except DomainError as error:
+        db.session.rollback()
+        return leg_page(referral_id, status_of(error), message_of(error))
+    flash(_("Checklist updated."), "success")
+    return redirect(url_for("legs.detail", referral_id=referral_id) + "#checklist")
+
+
+@blp.get("/legs/<uuid:referral_id>/checklist/print")
+@login_required()
+def checklist_print(referral_id: uuid.UUID) -> Response:
+    """The checklist on one printable page, to hand to the participant: what is ready, what
+    is left and who does it."""
+    session = db.session
+    who = caller()
+    leg = visible_referral(session, who, referral_id)
+    reader = Reader(session, who, pseudonym_key())
+    view = reader.referral(leg)
+    names = organization_names({leg.from_organization_id, leg.to_organization_id})
+    return page("portal/checklist_print.html", leg=view, names=names,
+                checklist=reader.checklist(leg, checklists.items_of(session, leg)),
+                needed_by=leg.needed_by)
+
+
+def _confirm_cancel(referral_id: uuid.UUID) -> Response:
+    """Cancelling closes the leg for both organizations: asked once more, with what happens."""
+    who = caller()
+    leg = visible_referral(db.session, who, referral_id)
+    view = Reader(db.session, who, pseudonym_key()).referral(leg)
+    names = organization_names({leg.to_organization_id})
+    return page("portal/leg_cancel.html", leg=view, to=names.get(leg.to_organization_id, ""),
+                reason=request.form.get("reason", ""), version=request.form.get("version", ""))
+
+
+def _done(action: Action) -> str:
+    """What the user just did, said as a sentence."""
     return {
-        Action.ACKNOWLEDGE: _("acknowledged"), Action.ACCEPT: _("accepted"),
-        Action.DECLINE: _("declined"), Action.START: _("first contact recorded"),
-        Action.COMPLETE: _("completed"), Action.FORWARD: _("forwarded"),
-        Action.CANCEL: _("cancelled"),
+        Action.ACKNOWLEDGE: _("Receipt of the referral confirmed."),
+        Action.ACCEPT: _("Referral accepted."), Action.DECLINE: _("Referral declined."),
+        Action.START: _("First contact recorded."), Action.COMPLETE: _("Referral completed."),
+        Action.FORWARD: _("Referral forwarded."), Action.CANCEL: _("Referral cancelled."),
     }.get(action, action.value)

@@ -15,6 +15,7 @@ from sqlalchemy import select, tuple_
 from werkzeug import Response
 from werkzeug.datastructures import MultiDict
 
+from hub.accounts.form_tokens import FormExpired
 from hub.accounts.users import SENDING_ROLES
 from hub.api.common import aware_datetime, pseudonym_key
 from hub.api.consents import ConsentIn
@@ -25,13 +26,20 @@ from hub.consent.visibility import Reader
 from hub.db import db, utcnow
 from hub.directory import search
 from hub.directory.organizations import QUEBEC_REGIONS, Capacity, Organization, OrganizationKind
-from hub.errors import Invalid, NotFound, VersionMismatch
+from hub.errors import DomainError, Invalid, NotFound, VersionMismatch
 from hub.portal import chains, forms, paging
-from hub.portal.common import caller, login_required, message_of, page, portal_blueprint
+from hub.portal.common import (
+    caller,
+    login_required,
+    message_of,
+    page,
+    portal_blueprint,
+    status_of,
+)
 from hub.portal.legs import leg_rows
 from hub.privacy import person_copy
 from hub.referrals import correction, handoffs, participants, redirection
-from hub.referrals.legs import Referral
+from hub.referrals.legs import OPEN_STATUSES, Referral
 from hub.referrals.lifecycle import Pathway, Priority, Stage
 from hub.referrals.participants import Participant, PossibleDuplicate
 
@@ -69,7 +77,18 @@ def participant_list() -> Response:
 
 def _participant_form(template: str, status: int = 200, **context: Any) -> Response:
     context.setdefault("bad", set())
+    if template == "portal/participant_new.html":
+        context.setdefault("form_token", forms.token())
     return page(template, status, regions=QUEBEC_REGIONS, **context)
+
+
+def _expired(template: str, **context: Any) -> Response:
+    """A form sent with a token the hub no longer knows: shown again as typed, with a new token
+    (a 200, so that the token is saved), to check and send again."""
+    db.session.rollback()
+    return page(template, form_token=forms.token(fresh=True),
+                error=_("This form had expired. Check what it shows and send it again."),
+                **context)
 
 
 @blp.route("/participants/new", methods=["GET", "POST"])
@@ -80,8 +99,13 @@ def participant_new() -> Response:
     alone are shown as possible duplicates to confirm."""
     template = "portal/participant_new.html"
     if request.method == "GET":
-        return _participant_form(template, values={})
+        return _participant_form(template, values={}, form_token=forms.token())
     values = request.form
+    try:
+        if (earlier := forms.claim()) is not None:
+            return earlier
+    except FormExpired:
+        return _expired(template, values=values, regions=QUEBEC_REGIONS, bad=set())
     data, bad = forms.load(ParticipantIn(), request.form)
     if data is None:
         return _participant_form(template, 422, values=values, bad=bad,
@@ -103,7 +127,12 @@ def participant_new() -> Response:
     participant = participants.register_participant(
         db.session, organization_id=caller().organization_id, **data)
     flash(_("Participant registered."), "success")
-    return redirect(url_for("sending.participant_detail", participant_id=participant.id))
+    return _created(url_for("sending.participant_detail", participant_id=participant.id))
+
+
+def _created(path: str) -> Response:
+    forms.created(path)
+    return redirect(path)
 
 
 OPTIONAL_FIELDS = ("email", "phone", "birth_year", "region")
@@ -179,7 +208,7 @@ def participant_detail(participant_id: uuid.UUID) -> Response:
                 consents=[{"consent": c, "status": c.status(now).value,
                            "organizations": [organizations.get(o, str(o))
                                              for o in c.organization_ids]} for c in history],
-                legs=leg_rows(legs, now))
+                legs=leg_rows(legs, now, reader))
 
 
 @blp.get("/participants/<uuid:participant_id>/copy")
@@ -207,7 +236,13 @@ def consent_new(participant_id: uuid.UUID) -> Response:
                                                else request.args.getlist("organization_ids")),
                "purposes": list(consents.Purpose), "evidences": list(consents.Evidence)}
     if request.method == "GET":
-        return page("portal/consent_new.html", bad=set(), **context)
+        return page("portal/consent_new.html", bad=set(), form_token=forms.token(), **context)
+    try:
+        if (earlier := forms.claim()) is not None:
+            return earlier
+    except FormExpired:
+        return _expired("portal/consent_new.html", bad=set(), **context)
+    context["form_token"] = forms.token()
     data, bad = forms.load(ConsentIn(), request.form)
     if data is None:
         return page("portal/consent_new.html", 422, bad=bad,
@@ -219,7 +254,7 @@ def consent_new(participant_id: uuid.UUID) -> Response:
         return page("portal/consent_new.html", 422, bad=set(invalid.errors),
                     error=message_of(invalid), **context)
     flash(_("Consent recorded."), "success")
-    return redirect(url_for("sending.participant_detail", participant_id=participant.id))
+    return _created(url_for("sending.participant_detail", participant_id=participant.id))
 
 
 @blp.route("/participants/<uuid:participant_id>/refer", methods=["GET", "POST"])
@@ -235,8 +270,14 @@ def refer(participant_id: uuid.UUID) -> Response:
     participant = _own_participant(participant_id)
     previous = _leg_to_redirect(participant, request.args.get("redirect_from"))
     previous_view = _reader().referral(previous) if previous is not None else None
-    filters = {name: request.args.get(name, "") for name in FILTERS}
-    if previous is not None and not any(name in request.args for name in FILTERS):
+    # "Filter" posts the whole form, so what was typed stays; a GET filters by its query.
+    filtering = request.method == "POST" and "filter" in request.form
+    if filtering:  # named apart from the referral's own fields (the pathway)
+        filters = {name: request.form.get(f"f_{name}", "") for name in FILTERS}
+    else:
+        filters = {name: request.args.get(name, "") for name in FILTERS}
+    if previous is not None and not filtering and not any(name in request.args
+                                                          for name in FILTERS):
         filters = {"region": _region_of(previous.to_organization_id), "kind": "",
                    "capacity": Capacity.OPEN.value, "pathway": previous.pathway}
     directory = _directory(exclude=caller().organization_id, **filters)
@@ -256,8 +297,14 @@ def refer(participant_id: uuid.UUID) -> Response:
             {previous.to_organization_id}).get(previous.to_organization_id),
         "values": request.form if request.method == "POST"
         else _prefilled(previous_view, filters)}
-    if request.method == "GET":
-        return page("portal/refer.html", bad=set(), **context)
+    if request.method == "GET" or filtering:
+        return page("portal/refer.html", bad=set(), form_token=forms.token(), **context)
+    try:
+        if (earlier := forms.claim()) is not None:
+            return earlier
+    except FormExpired:
+        return _expired("portal/refer.html", bad=set(), **context)
+    context["form_token"] = forms.token()
     form = request.form.copy()
     form.setlist("needs", forms.lines(request.form.get("needs")))
     form["participant_id"] = str(participant.id)
@@ -265,6 +312,14 @@ def refer(participant_id: uuid.UUID) -> Response:
     if data is None:
         return page("portal/refer.html", 422, bad=bad,
                     error=_("Check the fields marked below."), **context)
+    if previous is None and not request.form.get("confirm_open_leg"):
+        already = _open_legs_to(participant, data["to_organization_id"])
+        if already:
+            db.session.rollback()  # the claim too: the confirmed form is sent with its token
+            return page("portal/refer.html", 409, bad=set(), open_legs=already,
+                        error=_("This participant already has an open referral to this "
+                                "organization. Send another one only if it is for something "
+                                "else."), **context)
     try:
         if previous is not None:
             data.pop("participant_id")
@@ -274,11 +329,20 @@ def refer(participant_id: uuid.UUID) -> Response:
         else:
             leg = handoffs.send_referral(db.session, caller(), **data)
             flash(_("Referral sent."), "success")
-    except Invalid as invalid:  # the form again, as typed, with what to fix
+    except DomainError as refused:  # the form again, as typed, with what to fix
         db.session.rollback()
-        return page("portal/refer.html", 422, bad=set(invalid.errors),
-                    error=message_of(invalid), **context)
-    return redirect(url_for("legs.detail", referral_id=leg.id))
+        field = ({"to_organization_id"} if isinstance(refused, consents.ConsentRequired)
+                 else set(refused.errors) if isinstance(refused, Invalid) else set())
+        return page("portal/refer.html", status_of(refused), bad=field,
+                    error=message_of(refused), **context)
+    return _created(url_for("legs.detail", referral_id=leg.id))
+
+
+def _open_legs_to(participant: Participant, organization_id: uuid.UUID) -> list[Referral]:
+    return list(db.session.scalars(select(Referral).where(
+        Referral.participant_id == participant.id,
+        Referral.to_organization_id == organization_id,
+        Referral.status.in_(OPEN_STATUSES)).order_by(Referral.created_at)))
 
 
 FILTERS = ("region", "kind", "capacity", "pathway")
@@ -303,8 +367,12 @@ def redirect_onward(referral_id: uuid.UUID) -> Response:
         return page("portal/message.html", 409, title=_("Redirect the referral"),
                     message=_no_longer_trusted())
     previous_view = _reader().referral(previous)
-    filters = {name: request.args.get(name, "") for name in FILTERS}
-    if not any(name in request.args for name in FILTERS):
+    filtering = request.method == "POST" and "filter" in request.form
+    if filtering:
+        filters = {name: request.form.get(f"f_{name}", "") for name in FILTERS}
+    else:
+        filters = {name: request.args.get(name, "") for name in FILTERS}
+    if not filtering and not any(name in request.args for name in FILTERS):
         filters = {"region": _region_of(previous.to_organization_id), "kind": "",
                    "capacity": Capacity.OPEN.value, "pathway": previous.pathway}
     directory = [e for e in _directory(exclude=who.organization_id, **filters)
@@ -320,8 +388,14 @@ def redirect_onward(referral_id: uuid.UUID) -> Response:
                "values": request.form if request.method == "POST" else {
                    "pathway": previous.pathway, "priority": previous.priority,
                    "stage": previous.stage or ""}}
-    if request.method == "GET":
-        return page("portal/refer.html", bad=set(), **context)
+    if request.method == "GET" or filtering:
+        return page("portal/refer.html", bad=set(), form_token=forms.token(), **context)
+    try:
+        if (earlier := forms.claim()) is not None:
+            return earlier
+    except FormExpired:
+        return _expired("portal/refer.html", bad=set(), **context)
+    context["form_token"] = forms.token()
     form = {name: request.form.get(name, "") for name in
             ("to_organization_id", "pathway", "priority", "stage")}
     data, bad = forms.load(ReferralIn(), MultiDict(
@@ -343,7 +417,7 @@ def redirect_onward(referral_id: uuid.UUID) -> Response:
         return page("portal/refer.html", 409, bad={"to_organization_id"}, error=message,
                     **context)
     flash(_("Referral redirected."), "success")
-    return redirect(url_for("legs.detail", referral_id=leg.id))
+    return _created(url_for("legs.detail", referral_id=leg.id))
 
 
 def _no_longer_trusted() -> str:

@@ -43,8 +43,10 @@ from hub.events.store import Event, record
 from hub.events.types import EventType
 from hub.followups.records import FollowUpRecord
 from hub.outbox.mail import OutgoingMail
+from hub.peers.profiles import PeerMatch, PeerProfile
 from hub.privacy import keystore
 from hub.referrals import legs
+from hub.referrals.checklists import ChecklistItem
 from hub.referrals.legs import Referral, ReferralNote
 from hub.referrals.participant_search import ParticipantSearchTerm
 from hub.referrals.participants import Participant
@@ -142,9 +144,19 @@ def _empty_the_copies(session: Session, participant: Participant, leg_ids: list[
                         .values(body=ERASED))
         session.execute(update(FollowUpRecord).where(FollowUpRecord.referral_id.in_(leg_ids))
                         .values(note=None))
+        session.execute(update(ChecklistItem).where(ChecklistItem.referral_id.in_(leg_ids))
+                        .values(note=None))
         # The check-in mails went to the person's own address.
         session.execute(delete(OutgoingMail).where(OutgoingMail.dedupe_key.in_(
             [f"checkin:{leg}" for leg in leg_ids])))
+    # As a peer, they are withdrawn (their matches ended with their peer_matching consent);
+    # the notes of proposals about them go.
+    profiles = select(PeerProfile.id).where(PeerProfile.participant_id == participant.id)
+    session.execute(update(PeerMatch).where(
+        (PeerMatch.participant_id == participant.id) | PeerMatch.peer_id.in_(profiles))
+        .values(note=None))
+    session.execute(update(PeerProfile).where(PeerProfile.participant_id == participant.id)
+                    .values(status="withdrawn", municipality=""))
     session.execute(delete(ConsentNote).where(ConsentNote.consent_id.in_(
         select(Consent.id).where(Consent.participant_id == participant.id))))
     # Answers remembered for Idempotency-Key replays may show the person: those of the systems

@@ -30,6 +30,8 @@ from hub.consent.visibility import Reader
 from hub.db import iso_utc, utcnow
 from hub.followups.checkins import ParticipantCheckin
 from hub.followups.records import FollowUpRecord
+from hub.peers.profiles import PeerMatch, PeerProfile
+from hub.referrals.checklists import ChecklistItem
 from hub.referrals.legs import Referral, ReferralNote
 from hub.referrals.participants import Participant, ParticipantErased
 
@@ -163,6 +165,49 @@ def _followups(copy: Copy) -> list[dict[str, Any]]:
              "situation": r.situation, "in_destination_region": r.in_destination_region,
              "note": r.note if r.organization_id == copy.caller.organization_id else None,
              "recorded_at": iso_utc(r.recorded_at)} for r in records]
+
+
+@section("checklists", "referral_checklist_items")
+def _checklists(copy: Copy) -> list[dict[str, Any]]:
+    """What was to be ready for the person's moves, item by item."""
+    legs = [leg.id for leg in copy.legs]
+    items = copy.session.scalars(select(ChecklistItem).where(
+        ChecklistItem.referral_id.in_(legs)).order_by(ChecklistItem.referral_id,
+                                                      ChecklistItem.code))
+    return [{"referral_id": str(i.referral_id), "item": i.code, "owner": i.owner,
+             "status": i.status, "note": i.note, "updated_at": iso_utc(i.updated_at)}
+            for i in items]
+
+
+@section("peer", "peer_profiles", "peer_matches")
+def _peer(copy: Copy) -> dict[str, Any]:
+    """The person as a peer (what they offered), and the matches that concern them: as the
+    newcomer put in touch, or as the peer (without who the newcomer was)."""
+    person = copy.participant.id
+    profiles = list(copy.session.scalars(select(PeerProfile).where(
+        PeerProfile.participant_id == person)))
+    as_newcomer = copy.session.scalars(select(PeerMatch).where(
+        PeerMatch.participant_id == person).order_by(PeerMatch.proposed_at))
+    as_peer = copy.session.scalars(select(PeerMatch).where(
+        PeerMatch.peer_id.in_([p.id for p in profiles])).order_by(PeerMatch.proposed_at))
+
+    def match(m: PeerMatch, *, newcomer: bool) -> dict[str, Any]:
+        return {"id": str(m.id), "as": "newcomer" if newcomer else "peer", "status": m.status,
+                "proposed_at": iso_utc(m.proposed_at), "answered_at": iso_utc(m.answered_at),
+                "ended_at": iso_utc(m.ended_at), "end_reason": m.end_reason,
+                "talked": m.checkin_answer,
+                "note": m.note if newcomer and m.organization_id == copy.caller.organization_id
+                else None}
+
+    return {
+        "profiles": [{"id": str(p.id), "region": p.region, "municipality": p.municipality,
+                      "languages": p.languages, "pathways": p.pathways, "offers": p.offers,
+                      "contact_channels": p.contact_channels,
+                      "settled_since": p.settled_since.isoformat(), "status": p.status}
+                     for p in profiles],
+        "matches": [match(m, newcomer=True) for m in as_newcomer]
+        + [match(m, newcomer=False) for m in as_peer],
+    }
 
 
 def tables_covered() -> set[str]:

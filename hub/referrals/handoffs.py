@@ -22,7 +22,7 @@ from hub.directory.organizations import Organization
 from hub.errors import Invalid, NotAllowed, NotFound, VersionMismatch
 from hub.events.types import EventType
 from hub.followups import deadlines, policies
-from hub.referrals import lifecycle
+from hub.referrals import checklists, lifecycle
 from hub.referrals.legs import (
     CALLER_CANCEL_REASONS,
     EVENT_OF_ACTION,
@@ -157,6 +157,7 @@ def _new_leg(
     deadlines.arm_checks(referral)
     session.add(referral)
     session.flush()
+    checklists.add_defaults(session, referral)  # after the leg's row: they refer to it
     forget_leg_counts(session)
     started = session.info.setdefault(STARTED_CHAINS, {})
     if previous is None:

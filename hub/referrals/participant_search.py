@@ -26,9 +26,8 @@ import re
 import uuid
 from collections.abc import Iterable
 
-from sqlalchemy import ForeignKey, Index, String, delete, func, insert, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
-from sqlalchemy.sql import Select
+from sqlalchemy import ColumnElement, ForeignKey, Index, String, delete, insert, select
+from sqlalchemy.orm import InstrumentedAttribute, Mapped, Session, mapped_column
 
 from hub import crypto
 from hub.db import Base, table_of
@@ -117,13 +116,20 @@ def reindex(session: Session, participant_id: uuid.UUID, organization_id: uuid.U
         session.execute(insert(TERMS), rows)
 
 
-def matching(organization_id: uuid.UUID, query: str) -> Select[tuple[uuid.UUID]] | None:
-    """The ids of the organization's participants holding every term of `query` (a subquery
-    to join), or None when the query has no term to look for (then everyone matches)."""
-    terms = hashed(crypto.current(), query_terms(query))
+def conditions(participant_id: ColumnElement[uuid.UUID] | InstrumentedAttribute[uuid.UUID],
+               organization_id: uuid.UUID,
+               query: str) -> list[ColumnElement[bool]] | None:
+    """One condition per term of `query` on the participant whose id is `participant_id` (to
+    put in the WHERE of a query on the organization's participants): its id is among the
+    holders of that term. None when the query has no term to look for (everyone matches).
+
+    A condition per term rather than a GROUP BY of the matching rows: the database chooses
+    how to meet them, from the rarest term's rows (an index range), or, on PostgreSQL, walking
+    the participants newest first and checking each term, stopping at the page's end, when
+    every term is common ("ma")."""
+    terms = sorted(hashed(crypto.current(), query_terms(query)))
     if not terms:
         return None
-    return (select(TERMS.c.participant_id)
-            .where(TERMS.c.organization_id == organization_id, TERMS.c.term.in_(sorted(terms)))
-            .group_by(TERMS.c.participant_id)
-            .having(func.count() == len(terms)))
+    return [participant_id.in_(select(TERMS.c.participant_id).where(
+                TERMS.c.organization_id == organization_id, TERMS.c.term == term))
+            for term in terms]

@@ -216,9 +216,9 @@ def search(session: Session, organization_id: uuid.UUID, query: str, *, limit: i
     an empty query matches everyone), newest first, `limit` of them after the keyset position
     `after` (the previous page's last `created_at`, `id`)."""
     statement = select(Participant).where(Participant.organization_id == organization_id)
-    found = participant_search.matching(organization_id, query)
+    found = participant_search.conditions(Participant.id, organization_id, query)
     if found is not None:
-        statement = statement.where(Participant.id.in_(found))
+        statement = statement.where(*found)
     if after is not None:
         statement = statement.where(
             tuple_(Participant.created_at, Participant.id) < tuple_(*after))

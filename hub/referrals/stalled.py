@@ -14,7 +14,7 @@ from sqlalchemy import case, func, select, tuple_
 from sqlalchemy.orm import Session, defer, lazyload
 
 from hub.consent.visibility import pseudonym
-from hub.directory.organizations import Organization
+from hub.directory.organizations import Contact, Organization
 from hub.referrals.legs import Referral
 
 ON_TIME_WINDOW = timedelta(days=180)
@@ -38,6 +38,21 @@ def _on_time(session: Session, organization_ids: set[uuid.UUID], now: datetime
              for org, n, ok in rows}
     return {org: found.get(org, {"acknowledged": 0, "on_time": 0, "share": None})
             for org in organization_ids}
+
+
+def _contacts(session: Session, organization_ids: set[uuid.UUID]
+              ) -> dict[uuid.UUID, list[dict[str, str | None]]]:
+    """Who to call at each organization: the contacts of its directory entry (roles of the
+    organization, not participants' data), in one query for the page."""
+    found: dict[uuid.UUID, list[dict[str, str | None]]] = {}
+    if not organization_ids:
+        return found
+    for contact in session.scalars(select(Contact).where(
+            Contact.organization_id.in_(organization_ids)).order_by(Contact.name, Contact.id)):
+        found.setdefault(contact.organization_id, []).append({
+            "name": contact.name, "role": contact.role, "email": contact.email,
+            "phone": contact.phone, "preferred_channel": contact.preferred_channel})
+    return found
 
 
 def stalled_handoffs(session: Session, now: datetime, key: bytes, *, limit: int,
@@ -66,6 +81,7 @@ def stalled_handoffs(session: Session, now: datetime, key: bytes, *, limit: int,
     organizations = {o.id: o for o in session.scalars(
         select(Organization).where(Organization.id.in_(organization_ids)))}
     on_time = _on_time(session, {leg.to_organization_id for leg in page}, now)
+    contacts = _contacts(session, {leg.to_organization_id for leg in page})
     items = []
     for leg in page:
         due = getattr(leg, f"{CHECK_OF_STATUS[leg.status]}_by")
@@ -77,7 +93,7 @@ def stalled_handoffs(session: Session, now: datetime, key: bytes, *, limit: int,
             "from_organization": organizations[leg.from_organization_id],
             "to_organization": organizations[leg.to_organization_id],
             "receiver_on_time": on_time[leg.to_organization_id],
-            "receiver_contacts": [],  # the directory holds no contacts yet
+            "receiver_contacts": contacts.get(leg.to_organization_id, []),
         })
     return items
 

@@ -1,6 +1,7 @@
 """Participants found by name, email or phone while encrypted (search terms: blind indexes of
 folded name prefixes, email and phone digits), duplicates found by the name words in any
-order, and a version for corrections (`PATCH /api/v1/participants/{id}`).
+order, a version for corrections (`PATCH /api/v1/participants/{id}`), and the portal's
+one-time form tokens (`hub.accounts.form_tokens`).
 
 Existing participants get their name index and search terms here, computed with the key ring
 of the settings (the same secret key the hub runs with).
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+
+import hub.db
 
 revision = 'd16a00000001'
 down_revision = 'd19a00000001'
@@ -39,6 +42,17 @@ def upgrade() -> None:
     )
     op.create_index('ix_participant_search_terms_lookup', 'participant_search_terms',
                     ['organization_id', 'term', 'participant_id'])
+    op.create_table(
+        'form_tokens',
+        sa.Column('token_digest', sa.String(length=64), nullable=False),
+        sa.Column('user_id', sa.Uuid(), nullable=False),
+        sa.Column('created_at', hub.db.UTCDateTime(), nullable=False),
+        sa.Column('used_at', hub.db.UTCDateTime(), nullable=True),
+        sa.Column('result_path', sa.String(length=300), nullable=True),
+        sa.ForeignKeyConstraint(['user_id'], ['users.id']),
+        sa.PrimaryKeyConstraint('token_digest'),
+    )
+    op.create_index('ix_form_tokens_user', 'form_tokens', ['user_id', 'created_at'])
     _index_existing_participants()
 
 
@@ -75,6 +89,8 @@ def _index_existing_participants() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index('ix_form_tokens_user', table_name='form_tokens')
+    op.drop_table('form_tokens')
     op.drop_index('ix_participant_search_terms_lookup', table_name='participant_search_terms')
     op.drop_table('participant_search_terms')
     with op.batch_alter_table('participants') as batch:

@@ -1,6 +1,6 @@
 """Preparing a move (docs/design.md §12): a leg's `needed_by` date, which bounds an urgent leg's
-deadlines, and a `referral_sharing` consent's `share_details`, without which employers and
-insertion enterprises receive names and contact channels only.
+deadlines; a `referral_sharing` consent's `share_details`, without which employers and
+insertion enterprises receive names and contact channels only; the legs' shared checklists.
 
 Revision ID: d19a00000001
 Revises: d17a00000001
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+
+import hub.db
 
 revision = 'd19a00000001'
 down_revision = 'd17a00000001'
@@ -24,9 +26,21 @@ def upgrade() -> None:
     with op.batch_alter_table('consents') as batch:
         batch.add_column(sa.Column('share_details', sa.Boolean(), nullable=False,
                                    server_default=sa.false()))
+    op.create_table('referral_checklist_items',
+    sa.Column('referral_id', sa.Uuid(), nullable=False),
+    sa.Column('code', sa.String(length=40), nullable=False),
+    sa.Column('owner', sa.String(length=10), nullable=False),
+    sa.Column('status', sa.String(length=12), nullable=False),
+    sa.Column('note', sa.Text(), nullable=True),  # a Fernet token (hub.crypto)
+    sa.Column('updated_at', hub.db.UTCDateTime(), nullable=False),
+    sa.Column('updated_by', sa.String(length=200), nullable=False),
+    sa.ForeignKeyConstraint(['referral_id'], ['referrals.id'], name=op.f('fk_referral_checklist_items_referral_id_referrals')),
+    sa.PrimaryKeyConstraint('referral_id', 'code', name=op.f('pk_referral_checklist_items'))
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('referral_checklist_items')
     with op.batch_alter_table('consents') as batch:
         batch.drop_column('share_details')
     with op.batch_alter_table('referrals') as batch:

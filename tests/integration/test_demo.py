@@ -36,6 +36,12 @@ def test_demo_fills_an_empty_database_once_and_its_credentials_work(tmp_path: Pa
     outbound = client.get("/api/v1/referrals?direction=outbound",
                           headers={"Authorization": f"Bearer {token}"}).get_json()["items"]
     assert {leg["status"] for leg in outbound} == {"accepted", "sent"}
+    matches = client.get("/api/v1/peer-matches",
+                         headers={"Authorization": f"Bearer {token}"}).get_json()["items"]
+    assert [(m["status"], m["peer"]) for m in matches] == [("proposed", None)]
+    peers = client.get("/api/v1/peers?region=01",
+                       headers={"Authorization": f"Bearer {token}"}).get_json()["items"]
+    assert [p["municipality"] for p in peers] == ["Rimouski"]
 
     again = subprocess.run([HUB, "demo"], env=env, capture_output=True, text=True)
     assert again.returncode == 2

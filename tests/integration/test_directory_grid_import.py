@@ -79,12 +79,12 @@ def test_the_regional_csv_imports_every_usable_row(app: Flask, network: Network)
     assert plan[4][1][1] == ("relationship note: collaboration «Séjours exploratoires»; notes "
                              "«Préfère être joint le matin\nConnaît bien les logements à "
                              "Rimouski»")
-    assert plan[6][1][-1] == "email 'lucie.gagnon@example' is not an email address: left out"
+    assert plan[6][1][-1] == "email «lucie.gagnon@example» is not an email address: left out"
     assert plan[11][1][0].startswith("kind other (kind to confirm: a coordination body is "
                                      "never created by an import")
     assert plan[15][1] == ["same organization and region as line 4: merged into it"]
     assert plan[16][1] == ["organization name is empty"]
-    assert "'Atlantide' is not a Québec administrative region" in plan[17][1][0]
+    assert "«Atlantide» is not a Québec administrative region" in plan[17][1][0]
     assert entries(app, word) == {}  # a dry run writes nothing
 
     run(app, rows, apply=True, importer=importer.organization_id)
@@ -123,7 +123,7 @@ def test_the_regional_csv_imports_every_usable_row(app: Flask, network: Network)
     assert {action for line, (action, _) in again.items() if line < 15} == {"unchanged"}
     # Nothing would change; what was left out is still said.
     assert {line: reasons for line, (_, reasons) in again.items() if line < 15 and reasons} == {
-        6: ["email 'lucie.gagnon@example' is not an email address: left out"]}
+        6: ["email «lucie.gagnon@example» is not an email address: left out"]}
 
     # A later grid with another collaboration: a new version, the first one kept.
     for _, row in rows:

@@ -181,7 +181,7 @@ def test_the_command_reports_and_applies(tmp_path: Path) -> None:
     dry = hub_import()
     assert dry.returncode == 0, dry.stderr
     assert "line 2: would create «Carrefour d'intégration de la Capitale»" in dry.stdout
-    assert "line 8: REJECT «Atelier Le Tremplin» — region 'Tombouctou'" in dry.stdout
+    assert "line 8: REJECT «Atelier Le Tremplin» — region «Tombouctou»" in dry.stdout
     assert dry.stdout.strip().endswith("Dry run: nothing written; add --apply to write.")
     assert ("8 rows: 5 would be created, 0 would be updated, 0 unchanged, 1 merged into "
             "another row, 2 rejected.") in dry.stdout

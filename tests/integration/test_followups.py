@@ -127,12 +127,18 @@ def test_directory_entries_are_reminded_once_a_year(app: Flask, network: Network
         organization = session.get(Organization, uuid.UUID(partner.organization_id))
         assert organization is not None
         validated = organization.last_validated_at
+    # A partner said the entry is out of date: the reminder points at it.
+    assert network.partner().post(f"/api/v1/organizations/{partner.organization_id}"
+                                  "/report-outdated", {"note": "Numéro changé"}
+                                  ).status_code == 201
     run_checks(app, validated + timedelta(days=366))
     run_checks(app, validated + timedelta(days=367))
     reminders = [e for e in partner.get("/api/v1/events?limit=500").get_json()["items"]
                  if e["type"] == "organization.validation_due"]
     assert len(reminders) == 1
     assert reminders[0]["data"]["organization"]["id"] == partner.organization_id
+    assert reminders[0]["data"]["outdated_reports"] == {
+        "open": 1, "url": f"/api/v1/organizations/{partner.organization_id}/outdated-reports"}
 
 
 def test_coordinators_list_stalled_handoffs_oldest_first_without_personal_data(

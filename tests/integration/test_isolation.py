@@ -26,7 +26,7 @@ from sqlalchemy import select
 from werkzeug.test import TestResponse
 
 from hub.accounts import clients
-from hub.accounts.clients import DEFAULT_PARTNER_SCOPES, OAuthClient
+from hub.accounts.clients import OAuthClient
 from hub.db import db
 from hub.outbox import webhook_fanout
 from tests.helpers import PARTICIPANT, Network, Partner
@@ -50,18 +50,15 @@ class World:
     consent_id: str
     endpoint_id: str
     delivery_id: str
-    incident_id: str
-
-
-# Every organization here keeps its own register of confidentiality incidents too.
-WITH_REGISTER = [*DEFAULT_PARTNER_SCOPES, "privacy:manage"]
+    peer_id: str  # the receiver's peer, whom the sender may find
+    match_id: str  # the sender's participant put in touch with that peer
 
 
 @pytest.fixture
 def world(network: Network) -> World:
-    sender = network.partner(scopes=WITH_REGISTER)
+    sender = network.partner()
     receiver = network.partner(kind="regional_partner", region="01")
-    outsider = network.partner(kind="regional_partner", region="05", scopes=WITH_REGISTER)
+    outsider = network.partner(kind="regional_partner", region="05")
     bystander = network.partner(kind="entrepreneurship_agency", region="05")
     participant_id = sender.register_participant()["id"]
     consent = sender.grant_consent(participant_id, receiver, bystander)
@@ -76,11 +73,20 @@ def world(network: Network) -> World:
             moved = webhook_fanout.fan_out(session)
     deliveries = sender.get(f"/api/v1/webhook-endpoints/{endpoint['id']}/deliveries")
     delivery_id = str(deliveries.get_json()["items"][0]["id"])
-    incident = sender.post("/api/v1/privacy-incidents", {
-        "information_involved": "Courriel", "circumstances": "Envoi au mauvais destinataire",
-        "discovered_at": "2026-12-01T09:00:00Z", "serious_injury_risk": False}).get_json()
+    peer = receiver.register_participant(given_name="Karim")
+    receiver.grant_consent(peer["id"], sender, purpose="peer_matching")
+    enrolled = receiver.post("/api/v1/peers", {
+        "participant_id": peer["id"], "region": "01", "municipality": "Rimouski",
+        "languages": ["fr"], "pathways": ["settlement"], "offers": ["talk_settlement"],
+        "contact_channels": ["email"], "settled_since": "2022-09-01"})
+    assert enrolled.status_code == 201, enrolled.get_data(as_text=True)
+    sender.grant_consent(participant_id, purpose="peer_matching")
+    match = sender.post("/api/v1/peer-matches", {"peer_id": enrolled.get_json()["id"],
+                                                 "participant_id": participant_id})
+    assert match.status_code == 201, match.get_data(as_text=True)
     return World(sender, receiver, outsider, bystander, participant_id, response.get_json(),
-                 consent["id"], endpoint["id"], delivery_id, incident["id"])
+                 consent["id"], endpoint["id"], delivery_id, enrolled.get_json()["id"],
+                 match.get_json()["id"])
 
 
 # --- the table of routes that name an object ----------------------------------------------
@@ -94,7 +100,10 @@ PARAMETERS: dict[str, Callable[[World], str]] = {
     "endpoint_id": lambda w: w.endpoint_id,
     "delivery_id": lambda w: w.delivery_id,
     "policy_id": lambda w: str(uuid.uuid4()),
-    "incident_id": lambda w: w.incident_id,
+    "peer_id": lambda w: w.peer_id,
+    "match_id": lambda w: w.match_id,
+    "incident_id": lambda w: str(uuid.uuid4()),
+    "item": lambda w: "housing",
 }
 
 Body = Callable[[World], dict[str, Any] | None]
@@ -107,6 +116,8 @@ TENANT_OPERATIONS: dict[tuple[str, str], Body] = {
     ("GET", "/api/v1/referrals/{referral_id}"): lambda w: None,
     ("GET", "/api/v1/referrals/{referral_id}/events"): lambda w: None,
     ("GET", "/api/v1/referrals/{referral_id}/fhir"): lambda w: None,
+    ("GET", "/api/v1/referrals/{referral_id}/checklist"): lambda w: None,
+    ("PUT", "/api/v1/referrals/{referral_id}/checklist/{item}"): lambda w: {"status": "done"},
     ("POST", "/api/v1/referrals/{referral_id}/acknowledge"): lambda w: {"note": "Vu"},
     ("POST", "/api/v1/referrals/{referral_id}/accept"): lambda w: {"note": "On s'en occupe"},
     ("POST", "/api/v1/referrals/{referral_id}/decline"): lambda w: {"reason": "no_capacity"},
@@ -124,8 +135,6 @@ TENANT_OPERATIONS: dict[tuple[str, str], Body] = {
     ("GET", "/api/v1/participants/{participant_id}/access-log"): lambda w: None,
     ("GET", "/api/v1/participants/{participant_id}/export"): lambda w: None,
     ("POST", "/api/v1/participants/{participant_id}/erase"): lambda w: None,
-    ("GET", "/api/v1/privacy-incidents/{incident_id}"): lambda w: None,
-    ("PATCH", "/api/v1/privacy-incidents/{incident_id}"): lambda w: {"people_affected": 2},
     ("GET", "/api/v1/consents/{consent_id}"): lambda w: None,
     ("POST", "/api/v1/consents/{consent_id}/withdraw"): lambda w: None,
     ("GET", "/api/v1/webhook-endpoints/{endpoint_id}"): lambda w: None,
@@ -136,6 +145,13 @@ TENANT_OPERATIONS: dict[tuple[str, str], Body] = {
     ("POST", "/api/v1/webhook-endpoints/{endpoint_id}/recover"):
         lambda w: {"since": "2026-01-01T00:00:00Z"},
     ("POST", "/api/v1/deliveries/{delivery_id}/redeliver"): lambda w: None,
+    ("GET", "/api/v1/peers/{peer_id}"): lambda w: None,
+    ("PATCH", "/api/v1/peers/{peer_id}"): lambda w: {"status": "paused"},
+    ("POST", "/api/v1/peers/{peer_id}/withdraw"): lambda w: None,
+    ("GET", "/api/v1/peer-matches/{match_id}"): lambda w: None,
+    ("POST", "/api/v1/peer-matches/{match_id}/accept"): lambda w: None,
+    ("POST", "/api/v1/peer-matches/{match_id}/decline"): lambda w: None,
+    ("POST", "/api/v1/peer-matches/{match_id}/end"): lambda w: None,
 }
 
 # Routes authenticated by a signature instead of a token: an organization's endpoint secret
@@ -151,6 +167,15 @@ ADMIN_OPERATIONS: set[tuple[str, str]] = {
     ("DELETE", "/api/v1/deadline-policies/{policy_id}"),
 }
 
+# An organization's register of confidentiality incidents: only clients granted
+# privacy:manage reach it, and one organization's entries answer 404 to every other
+# (test_the_register_is_the_organizations_own_and_needs_the_scope, in
+# tests/integration/test_privacy_incidents.py).
+REGISTER_OPERATIONS: set[tuple[str, str]] = {
+    ("GET", "/api/v1/privacy-incidents/{incident_id}"),
+    ("PATCH", "/api/v1/privacy-incidents/{incident_id}"),
+}
+
 # Routes on objects every member of the network shares: the directory.
 SHARED_OPERATIONS: set[tuple[str, str]] = {
     ("GET", "/api/v1/organizations/{organization_id}"),
@@ -161,6 +186,17 @@ SHARED_OPERATIONS: set[tuple[str, str]] = {
 OWNED_ENTRY_OPERATIONS: dict[tuple[str, str], Body] = {
     ("PATCH", "/api/v1/organizations/{organization_id}"): lambda w: {"capacity": "full"},
     ("POST", "/api/v1/organizations/{organization_id}/validate"): lambda w: None,
+    ("GET", "/api/v1/organizations/{organization_id}/outdated-reports"): lambda w: None,
+}
+
+# Routes on a shared entry that read or write the caller's own words about it (its
+# relationship note, its report that the entry is out of date): any organization may call
+# them, and each only ever reaches its own.
+CALLERS_OWN_OPERATIONS: set[tuple[str, str]] = {
+    ("GET", "/api/v1/organizations/{organization_id}/relationship"),
+    ("PUT", "/api/v1/organizations/{organization_id}/relationship"),
+    ("GET", "/api/v1/organizations/{organization_id}/relationship/history"),
+    ("POST", "/api/v1/organizations/{organization_id}/report-outdated"),
 }
 
 
@@ -224,12 +260,12 @@ def _assert_problem(response: TestResponse, status: int) -> dict[str, Any]:
 def test_every_route_with_a_path_parameter_is_in_the_isolation_table(app: Flask) -> None:
     routes = _api_operations_with_path_parameters(app)
     table = (set(TENANT_OPERATIONS) | SHARED_OPERATIONS | SIGNED_OPERATIONS | ADMIN_OPERATIONS
-             | set(OWNED_ENTRY_OPERATIONS))
+             | set(OWNED_ENTRY_OPERATIONS) | CALLERS_OWN_OPERATIONS | REGISTER_OPERATIONS)
     assert routes, "no /api/v1 route with a path parameter found: the discovery is broken"
     uncovered = sorted(routes - table)
     assert not uncovered, (
         f"routes not walked by the isolation test; add them to TENANT_OPERATIONS or "
-        f"SHARED_OPERATIONS: {uncovered}"
+        f"SHARED_OPERATIONS (or CALLERS_OWN_OPERATIONS): {uncovered}"
     )
     stale = sorted(table - routes)
     assert not stale, f"the isolation table names routes the API no longer has: {stale}"
@@ -279,6 +315,24 @@ def test_outsider_cannot_change_another_organizations_entry(world: World) -> Non
         response = world.outsider.call(method, _fill(template, world), json=body(world))
         _assert_problem(response, 403)
     assert world.outsider.get(path).get_json() == before
+
+
+def test_a_relationship_note_and_a_report_reach_only_their_writers(world: World) -> None:
+    path = f"/api/v1/organizations/{world.receiver.organization_id}"
+    written = world.sender.call("PUT", path + "/relationship",
+                                json={"collaboration": "Stages", "notes": "Confidentiel"})
+    assert written.status_code == 200
+    assert world.outsider.get(path + "/relationship").get_json()["collaboration"] is None
+    assert world.outsider.get(path + "/relationship/history").get_json()["items"] == []
+    assert world.outsider.call("PUT", path + "/relationship",
+                               json={"collaboration": "Autre", "notes": None}).status_code == 200
+    assert world.sender.get(path + "/relationship").get_json()["collaboration"] == "Stages"
+    report = world.outsider.post(path + "/report-outdated", {"note": "Adresse changée"})
+    assert report.status_code == 201
+    # The report is the receiver's to read, not the sender's.
+    assert report.get_json()["id"] in {r["id"] for r in world.receiver.get(
+        path + "/outdated-reports").get_json()["items"]}
+    _assert_problem(world.sender.get(path + "/outdated-reports"), 403)
 
 
 def test_outsider_with_if_match_still_gets_404_not_412(world: World) -> None:

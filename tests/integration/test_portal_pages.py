@@ -75,6 +75,12 @@ def refer(person: Person, participant: uuid.UUID, to: Organization, **fields: st
         "to_organization_id": str(to.id), "pathway": "settlement", "priority": "routine",
         "reason_for_referral": "Offre d'emploi à Rimouski", "needs": "logement\nfrancisation",
         **fields})
+    if response.status_code == 409 and "déjà une orientation ouverte" in text_of(response):
+        # Another referral to the same organization: the counsellor confirms, as asked.
+        response = person.post(f"/participants/{participant}/refer", {
+            "to_organization_id": str(to.id), "pathway": "settlement", "priority": "routine",
+            "reason_for_referral": "Offre d'emploi à Rimouski",
+            "needs": "logement\nfrancisation", "confirm_open_leg": "1", **fields})
     assert response.status_code == 302, text_of(response)
     return uuid.UUID(response.headers["Location"].rsplit("/", 1)[1])
 
@@ -202,7 +208,12 @@ def test_the_receiver_forwards_and_the_sender_cancels(app: Flask, net: Network) 
     assert "Transférée" in text_of(net.counsellor.get(f"/legs/{leg}"))
 
     second = refer(net.counsellor, participant, net.receiver)
-    assert act(net.counsellor, second, "cancel", reason="sent_by_mistake").status_code == 302
+    # Cancelling asks first, and changes nothing until confirmed.
+    asked = act(net.counsellor, second, "cancel", reason="sent_by_mistake")
+    assert asked.status_code == 200 and "Annuler l’orientation ?" in text_of(asked)
+    assert "Envoyée" in text_of(net.counsellor.get(f"/legs/{second}"))
+    assert act(net.counsellor, second, "cancel", reason="sent_by_mistake",
+               confirmed="1").status_code == 302
     assert "Envoyée par erreur" in text_of(net.counsellor.get(f"/legs/{second}"))
 
 

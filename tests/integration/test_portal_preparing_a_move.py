@@ -53,7 +53,7 @@ def test_an_employer_is_told_what_it_is_not_shown(app: Flask) -> None:
     leg = refer(counsellor, participant, employer)
     page = text_of(staff.get(f"/legs/{leg}"))
     assert "Yasmine Haddad" in page
-    assert "Offre d'emploi à Rimouski" not in page and "francisation" not in page
+    assert "Offre d'emploi à Rimouski" not in page and "logement, francisation" not in page
     assert "Besoin de savoir" in page
 
     # A consent that shares the details: the employer reads them.
@@ -65,3 +65,34 @@ def test_an_employer_is_told_what_it_is_not_shown(app: Flask) -> None:
     second = refer(counsellor, shared, employer)
     page = text_of(staff.get(f"/legs/{second}"))
     assert "Offre d'emploi à Rimouski" in page and "Besoin de savoir" not in page
+
+
+def test_both_parties_tick_the_checklist_and_print_it(app: Flask) -> None:
+    sender = make_organization(app, name="Carrefour Montréal")
+    receiver = make_organization(app, kind="regional_partner", region="01",
+                                 name="Accueil Rimouski")
+    counsellor = Person.logged_in(app, make_user(app, sender, "counsellor"))
+    partner = Person.logged_in(app, make_user(app, receiver, "partner_staff"))
+    participant = register(counsellor, given_name="Yasmine", family_name="Haddad")
+    consent_to(counsellor, participant, receiver)
+    leg = refer(counsellor, participant, receiver, priority="urgent",
+                needed_by=(date.today() + timedelta(days=6)).isoformat())
+
+    page = text_of(counsellor.get(f"/legs/{leg}"))
+    assert "Liste de préparation du déménagement" in page and "Résilier le bail" in page
+    done = counsellor.post(f"/legs/{leg}/checklist/lease_termination",
+                           {"status": "done", "owner": "sender", "note": "Avis remis"})
+    assert done.status_code == 302
+    ticked = partner.post(f"/legs/{leg}/checklist/housing", {"status": "done",
+                                                            "owner": "receiver"})
+    assert ticked.status_code == 302
+    refused = partner.post(f"/legs/{leg}/checklist/housing", {"status": "fini"})
+    assert refused.status_code == 422 and "Liste de préparation" in text_of(refused)
+
+    printed = text_of(counsellor.get(f"/legs/{leg}/checklist/print"))
+    assert "Yasmine Haddad" in printed and "Accueil Rimouski" in printed
+    assert "☑ Résilier le bail Carrefour Montréal Avis remis" in printed
+    assert "☑ Logement à l’arrivée Accueil Rimouski" in printed
+    assert "☐ Déménagement" in printed
+    timeline = text_of(partner.get(f"/legs/{leg}"))
+    assert timeline.count("Liste de préparation mise à jour") >= 2

@@ -5,7 +5,7 @@ the consent shares the details, and every answer says what was withheld."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -14,6 +14,9 @@ import pytest
 from flask import Flask
 
 from hub.consent.visibility import WITHHELD_FROM_NEED_TO_KNOW
+from hub.followups.checklist_reminders import remind_on
+from hub.followups.deadlines import is_business_day
+from hub.referrals.checklists import DEFAULT_ITEMS
 from tests.helpers import PARTICIPANT, Network, Partner
 from tests.integration.test_check_mails import (
     address,
@@ -229,3 +232,46 @@ def test_the_digest_says_when_the_person_is_needed_there(
     assert text.count("attendue sur place") == 1
     after_urgent = text.split(urgent["id"], 1)[1]
     assert f"La personne est attendue sur place le {needed.isoformat()}." in after_urgent
+
+
+def test_items_still_to_do_are_mailed_to_their_owner_two_business_days_before(
+        app: Flask, network: Network, tmp_path: Path) -> None:
+    sender, receiver = network.partner(), network.partner(kind="regional_partner", region="01")
+    sender_staff, receiver_staff = address(), address()
+    set_entry(sender, contacts=[contact(sender_staff)])
+    set_entry(receiver, contacts=[contact(receiver_staff)])
+    needed = date.today() + timedelta(days=20)
+    while not is_business_day(needed):
+        needed += timedelta(days=1)
+    leg = sender.refer(receiver, priority="urgent", pathway="settlement",
+                       needed_by=needed.isoformat())
+    for step in ("acknowledge", "accept", "start"):  # in progress: no deadline mails
+        assert receiver.act(leg["id"], step).status_code == 200
+    path = f"/api/v1/referrals/{leg['id']}/checklist"
+    for code in DEFAULT_ITEMS["settlement"]:
+        if code not in ("lease_termination", "housing", "school_or_daycare"):
+            assert sender.call("PUT", f"{path}/{code}", json={"status": "done"}
+                               ).status_code == 200
+    on = remind_on(needed)
+    day_before = datetime.combine(on - timedelta(days=1), time(15), tzinfo=UTC)
+    run_checks(app, day_before)  # other tests' legs may be due; this one is not yet
+    assert sent_mails(app, tmp_path / "before", sender_staff, receiver_staff) == {
+        sender_staff: [], receiver_staff: []}
+    moment_due = datetime.combine(on, time(15), tzinfo=UTC)
+    assert run_checks(app, moment_due)["checklist_reminders"] >= 1
+    run_checks(app, moment_due + timedelta(hours=1))  # fired once: no second mail
+    mails = sent_mails(app, tmp_path, sender_staff, receiver_staff)
+    [to_sender], [to_receiver] = mails[sender_staff], mails[receiver_staff]
+    assert "Résilier le bail" in body(to_sender) and "Logement" not in body(to_sender)
+    receiver_text = body(to_receiver)
+    assert "Logement à l’arrivée" in receiver_text or "Logement à l'arrivée" in receiver_text
+    assert "École ou service de garde" in receiver_text
+    assert "Résilier le bail" not in receiver_text and "Déménagement" not in receiver_text
+    assert f"le {needed.isoformat()}" in receiver_text and leg["id"] in receiver_text
+    assert "2 éléments" in " ".join(str(to_receiver["Subject"]).split())
+    assert "Benali" not in receiver_text  # no personal data in a mail
+
+
+def test_the_two_business_days_skip_a_holiday() -> None:
+    # Friday 25 June 2027, Thursday the 24th a holiday: Tuesday the 22nd.
+    assert remind_on(date(2027, 6, 25)) == date(2027, 6, 22)

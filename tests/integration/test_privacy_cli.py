@@ -42,7 +42,7 @@ def test_checks_run_expires_consents_once_and_now_is_for_development_only(
 
     in_two_years = hub(demo_env, "checks", "run", "--now", "2028-12-01T09:00:00-05:00")
     assert in_two_years.returncode == 0, in_two_years.stderr
-    assert json.loads(in_two_years.stdout)["consent_expiry"] == 3  # the demo's 3 consents
+    assert json.loads(in_two_years.stdout)["consent_expiry"] == 5  # the demo's 5 consents
     again = hub(demo_env, "checks", "run", "--now", "2028-12-01T09:00:00-05:00")
     assert set(json.loads(again.stdout).values()) == {0}  # every check fired once already
 
@@ -53,7 +53,7 @@ def test_checks_run_expires_consents_once_and_now_is_for_development_only(
         cancelled = connection.execute(text(
             "SELECT count(*) FROM referrals WHERE cancel_reason = 'consent_withdrawn'")
         ).scalar_one()
-    assert expired == 3
+    assert expired == 5
     assert cancelled == 3  # every open leg of the demo lost its consent
 
     bad = hub(demo_env, "checks", "run", "--now", "tomorrow")
@@ -85,7 +85,7 @@ def test_rotate_keys_re_encrypts_everything_so_old_keys_can_go(
     store = keystore.KeyStore(Settings(database_url=demo_env["HUB_DATABASE_URL"]).keystore)
     column = crypto.EncryptedText()
     with crypto.using(only_new, store):
-        assert sorted(column.process_result_value(t, None) for t in names) == ["Amina", "Diego"]
+        assert sorted(column.process_result_value(t, None) for t in names) == ["Amina", "Diego", "Youssef"]
     with crypto.using(only_old, keystore.KeyStore(store.url)), \
             pytest.raises(crypto.UndecryptableData):
         column.process_result_value(names[0], None)
@@ -103,7 +103,7 @@ def test_reindex_participants_makes_them_findable_under_a_new_secret_key(
     after = {**before, "HUB_SECRET_KEY": "b" * 40}
     reindexed = hub(after, "data", "reindex-participants")
     assert reindexed.returncode == 0, reindexed.stderr
-    assert reindexed.stdout.startswith("2 participants")
+    assert reindexed.stdout.startswith("3 participants")
 
     new_ring = crypto.KeyRing.from_settings(data_key, "b" * 40)
     wanted = participant_search.hashed(new_ring, participant_search.query_terms("amin"))

@@ -106,10 +106,10 @@ def test_a_named_row_in_a_region_is_never_rejected(name: str, collaboration: str
 def test_only_a_missing_name_or_an_unknown_region_rejects_a_row() -> None:
     with pytest.raises(BadCell, match="organization name is empty"):
         entry_of({"Organisme": "  ", "Région": "Estrie"})
-    with pytest.raises(BadCell, match="'Atlantide' is not a Québec administrative region"):
+    with pytest.raises(BadCell, match="«Atlantide» is not a Québec administrative region"):
         entry_of({"Organisme": "Maison", "Région": "Atlantide"})
     kept = entry_of({"Organisme": "Maison des familles", "Région": "05", "Capacité": "Peut-être",
                      "Notes": "Très réactive", "Type de collaboration": "Financement"})
     assert kept.capacity is None and kept.warnings == [
-        "capacity 'Peut-être' is not one of ouvert, liste d'attente, complet: left out"]
+        "capacity «Peut-être» is not one of ouvert, liste d'attente, complet: left out"]
     assert (kept.collaboration, kept.notes) == ("Financement", "Très réactive")

@@ -86,3 +86,17 @@ def test_the_schema_catches_what_r4_refuses() -> None:
     assert any("Consent/patient/display" in e for e in errors)
     # A resource R4B added is not R4.
     assert fhir_r4_errors({"resourceType": "SubscriptionTopic", "status": "active"})
+
+
+@pytest.mark.parametrize("kind", ["public_institution", "other"])
+def test_the_new_kinds_are_coded_in_a_valid_bundle(kind: str) -> None:
+    """Issue 20: a CISSS or an organization of a kind to confirm receives legs like any
+    other; its FHIR Organization carries its kind as the hub codes it."""
+    sender, receiver = organizations()
+    receiver.kind = kind
+    bundle = referral_bundle(leg("accepted", ENTITLED), [sender, receiver], CONSENT)
+    assert fhir_r4_errors(bundle) == []
+    (coded,) = [entry["resource"]["type"][0]["coding"][0] for entry in bundle["entry"]
+                if entry["resource"]["resourceType"] == "Organization"
+                and entry["resource"]["id"] == str(RECEIVER)]
+    assert coded["code"] == kind and coded["system"].endswith("/organization-kind")

@@ -125,7 +125,7 @@ def test_mails_stay_in_french_where_no_compiled_catalogue_was_built(
         "reference": "7a1e"} == "Demande expirée sans réponse : 7a1e"
 
 
-SPELLED_THE_SAME = {"Action", "Actions", "Administration", "Description", "Exploration",
+SPELLED_THE_SAME = {"Action", "Actions", "Administration", "Description", "Exploration", "Notes",
                     "Pages", "Participant", "Participants", "Verbal", "Webhooks"}
 
 
