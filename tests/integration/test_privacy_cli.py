@@ -85,7 +85,8 @@ def test_rotate_keys_re_encrypts_everything_so_old_keys_can_go(
     store = keystore.KeyStore(Settings(database_url=demo_env["HUB_DATABASE_URL"]).keystore)
     column = crypto.EncryptedText()
     with crypto.using(only_new, store):
-        assert sorted(column.process_result_value(t, None) for t in names) == ["Amina", "Diego", "Youssef"]
+        names_read = sorted(column.process_result_value(t, None) for t in names)
+        assert names_read == ["Amina", "Diego", "Youssef"]
     with crypto.using(only_old, keystore.KeyStore(store.url)), \
             pytest.raises(crypto.UndecryptableData):
         column.process_result_value(names[0], None)
