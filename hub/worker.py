@@ -13,6 +13,7 @@ import os
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 CHECKS_EVERY_SECONDS = 60.0
 IDLE_SECONDS = 0.2
 MAIL_IDLE_SECONDS = 2.0
+DAILY_MAILS_EVERY_SECONDS = 60.0
 
 
 class Worker:
@@ -85,10 +87,24 @@ class Worker:
                 self.mail_queued.set()  # after the commit: the mails are there to claim
         return moved
 
+    def daily_mails_once(self) -> int:
+        """The new-leg mails of organizations that chose `daily`, once their 8:00 has come."""
+        with self.sessions() as session, session.begin():
+            queued = notices.mail_daily(session, self.clock(), secret_key=self.secret_key,
+                                        public_url=self.public_url)
+        if queued:
+            self.mail_queued.set()
+        return queued
+
     def fan_out_loop(self) -> None:
-        """Outbox → deliveries; the dispatcher's own loop sends them (see `start`)."""
+        """Outbox → deliveries (the dispatcher's own loop sends them, see `start`), and the
+        new-leg mails: at once with the fan-out, the daily ones each minute."""
+        next_daily = 0.0
         while not self.stopping.is_set():
             try:
+                if time.monotonic() >= next_daily:
+                    next_daily = time.monotonic() + DAILY_MAILS_EVERY_SECONDS
+                    self.daily_mails_once()
                 moved = self.fan_out_once()
                 with self.sessions() as session:
                     webhook_metrics.refresh_queue_gauges(session, self.clock())

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from hub.directory.organizations import (
@@ -23,6 +23,7 @@ from hub.directory.organizations import (
     Organization,
     OrganizationKind,
     Service,
+    WaitlistBand,
 )
 
 HSDS_VERSION = "3.0"
@@ -48,6 +49,11 @@ def _service(service: Service) -> dict[str, Any]:
         "languages": [_language(service.id, code) for code in service.languages],
         EXTENSION: {"pathways": service.pathways},
     }
+    if service.capacity is not None:  # design §14: said, with its wait and its date
+        out[EXTENSION].update({
+            "capacity": service.capacity, "waitlist_band": service.waitlist_band,
+            "capacity_updated_at": (service.capacity_updated_at.isoformat()
+                                    if service.capacity_updated_at else None)})
     if service.description:
         out["description"] = service.description
     if service.eligibility_notes:
@@ -142,6 +148,29 @@ def _region_of(location: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _service_capacity(extension: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """A service's capacity, its wait and their date, when the extension gives them (design
+    §14); nothing when it gives no capacity, so the service keeps the one it has."""
+    capacity = extension.get("capacity")
+    if capacity is None:
+        return {}
+    if capacity not in set(Capacity):
+        raise NotHsds(f"{where}.{EXTENSION}.capacity must be one of: {', '.join(Capacity)}")
+    band = extension.get("waitlist_band")
+    if band is not None and band not in set(WaitlistBand):
+        raise NotHsds(f"{where}.{EXTENSION}.waitlist_band must be one of: "
+                      f"{', '.join(WaitlistBand)}")
+    dated = extension.get("capacity_updated_at")
+    try:
+        updated_at = datetime.fromisoformat(dated) if isinstance(dated, str) else None
+    except ValueError:
+        raise NotHsds(f"{where}.{EXTENSION}.capacity_updated_at is not a date and time") \
+            from None
+    if updated_at is not None and updated_at.tzinfo is None:
+        raise NotHsds(f"{where}.{EXTENSION}.capacity_updated_at needs its UTC offset")
+    return {"capacity": capacity, "waitlist_band": band, "capacity_updated_at": updated_at}
+
+
 def entry_from_hsds(item: Mapping[str, Any], where: str = "organization") -> dict[str, Any]:
     """An HSDS organization object as the fields of a directory entry (the shape
     `hub.directory.editing.apply_entry` takes), or NotHsds saying what is missing."""
@@ -162,6 +191,7 @@ def entry_from_hsds(item: Mapping[str, Any], where: str = "organization") -> dic
             "languages": [lang["code"] for lang in _list(service, "languages", where)
                           if _text(lang.get("code"))],
             "pathways": [p for p in pathways if isinstance(p, str)],
+            **_service_capacity(_extension(service), f"{where}.services[{n}]"),
         })
     locations = []
     for n, location in enumerate(_list(item, "locations", where)):

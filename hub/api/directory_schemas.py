@@ -7,6 +7,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate
 
 from hub.api.common import Input, PageArgs, Timestamp
+from hub.db import utcnow
 from hub.directory import organizations
 from hub.directory.organizations import ContactChannel
 from hub.directory.outdated import NOTE_LIMIT as OUTDATED_NOTE_LIMIT
@@ -56,6 +57,14 @@ class ServiceIn(Input):
     eligibility_notes = _text(4000, load_default=None, allow_none=True)
     languages = fields.List(fields.String(validate=LANGUAGE), load_default=list,
                             metadata={"description": "Languages it is offered in (BCP 47)."})
+    # No default: a service listed again keeps its capacity and its date unless given.
+    capacity = fields.String(allow_none=True,
+                             validate=validate.OneOf(list(organizations.Capacity)), metadata={
+        "description": "Room in this service now: open, waitlist or full. Giving it dates it "
+                       "(capacity_updated_at)."})
+    waitlist_band = fields.String(allow_none=True,
+                                  validate=validate.OneOf(list(organizations.WaitlistBand)),
+                                  metadata={"description": "How long the wait is."})
 
 
 class LocationIn(Input):
@@ -111,7 +120,17 @@ class EntryIn(Input):
     contacts = fields.List(fields.Nested(ContactIn), validate=validate.Length(max=200))
 
 
-class ServiceOut(Schema):
+class _CapacityOut(Schema):
+    capacity = fields.String(allow_none=True, metadata={"enum": list(organizations.Capacity)})
+    waitlist_band = fields.String(allow_none=True,
+                                  metadata={"enum": list(organizations.WaitlistBand)})
+    capacity_updated_at = Timestamp(allow_none=True)
+    capacity_stale = fields.Function(
+        lambda service: organizations.capacity_is_stale(service.capacity_updated_at, utcnow()),
+        metadata={"description": "The capacity was never given, or is older than 30 days."})
+
+
+class ServiceOut(_CapacityOut):
     id = fields.UUID()
     name = fields.String()
     description = fields.String(allow_none=True)

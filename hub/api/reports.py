@@ -1,7 +1,9 @@
 """Reports, as JSON or CSV, counted only with `outcome_reporting` consent and with small counts
 withheld (see `hub.referrals.reports`): funder reports (`GET /api/v1/reports/funder`: an
 organization's referrals, acknowledgement times and outcomes for a period) and retention
-(`GET /api/v1/reports/retention`: who is still in the destination region six months on)."""
+(`GET /api/v1/reports/retention`: who is still in the destination region six months on);
+and loop closure (`GET /api/v1/reports/loop-closure`, `hub.referrals.loop_closure`, no
+consent read: no participant is counted), also read by the portal."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from hub.api.common import Input
 from hub.api.openapi import CSV_CONTENT
 from hub.db import db, utcnow
 from hub.errors import NotAllowed
-from hub.referrals import reports
+from hub.referrals import loop_closure, reports
 
 blp = Blueprint("reports", __name__, url_prefix="/api/v1/reports",
                 description="Reports for funders, from consenting participants only.")
@@ -141,3 +143,47 @@ class RetentionReport(MethodView):
             return jsonify(report)
         return csv_response(reports.RETENTION_CSV_COLUMNS, reports.retention_rows(report),
                             f"retention-{start}-{end}.csv")
+
+
+class LoopClosureArgs(ReportArgs):
+    class Meta:
+        exclude = ("format",)
+
+
+def loop_closure_report(caller: Any, start: date, end: date,
+                        organization_id: uuid.UUID | None, may_monitor: bool
+                        ) -> dict[str, Any]:
+    """The report the API and the portal show: the organization's own figures, and for
+    coordinators the network's and its unmet demand."""
+    target = organization_id or caller.organization_id
+    if target != caller.organization_id and not (caller.is_coordinator and may_monitor):
+        raise NotAllowed("Only coordinators may read another organization's figures.")
+    first, after = _bounds(start, end)
+    now = utcnow()
+    report: dict[str, Any] = {
+        "organization_id": str(target), "from": start.isoformat(), "to": end.isoformat(),
+        **loop_closure.organization_report(db.session, target, first, after, now)}
+    if caller.is_coordinator and may_monitor:
+        report.update(loop_closure.network_report(db.session, first, after, now))
+    return report
+
+
+@blp.route("/loop-closure")
+class LoopClosureReport(MethodView):
+    @require_scope("referrals:read")
+    @blp.arguments(LoopClosureArgs, location="query", unknown=RAISE, as_kwargs=True)
+    @blp.response(200)
+    def get(self, start: Any, end: Any, organization_id: uuid.UUID | None) -> Response:
+        """How an organization closes the loop on the legs sent in a period (`from`, `to`,
+        days, both inclusive), as sender (`as_sender`) and as receiver (`as_receiver`):
+        `legs`, `closed`, `closed_with_outcome` (completed with an outcome code) and its
+        share, median hours to acknowledge and to decide (accept or decline), and the share
+        answered by the acknowledgement deadline (`share_answered_on_time`, of the legs
+        answered or past that deadline).  Shares and medians are null when nothing counts.
+
+        Coordinators (scope `network:monitor`) also get `network` (the same figures for every
+        leg) and `unmet_demand`: declines for lack of room per receiving organization's region
+        and pathway, most first; and may ask for another organization's figures."""
+        caller = current_caller()
+        may_monitor = "network:monitor" in current_oauth_token().get_scope().split()
+        return jsonify(loop_closure_report(caller, start, end, organization_id, may_monitor))

@@ -6,7 +6,7 @@ it was out of date, which any other partner may file (docs/design.md §13)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -14,7 +14,15 @@ from sqlalchemy.orm import Session
 
 from hub.accounts.callers import Caller
 from hub.db import iso_utc, utcnow
-from hub.directory.organizations import Contact, Location, Organization, Service, is_one_line
+from hub.directory.organizations import (
+    Capacity,
+    Contact,
+    Location,
+    Organization,
+    Service,
+    WaitlistBand,
+    is_one_line,
+)
 from hub.directory.outdated import NOTE_LIMIT, OutdatedReport
 from hub.errors import Invalid, NotAllowed
 from hub.events.store import Event, record
@@ -48,18 +56,61 @@ def check_may_edit(caller: Caller, organization: Organization, *, is_hub_admin: 
                      "may change another organization's.")
 
 
-def _services(items: Iterable[Mapping[str, Any]]) -> list[Service]:
+CAPACITY_FIELDS = ("capacity", "waitlist_band", "capacity_updated_at")
+
+
+def _services(current: Iterable[Service], items: Iterable[Mapping[str, Any]],
+              now: datetime) -> list[Service]:
+    """The new list of services.  A service's capacity (design §14) keeps its date while it
+    stays what the same-named service had; a new one is dated now, unless the item carries
+    its date (an HSDS export read back); an item that leaves it out keeps it."""
+    before = {service.name: service for service in current}
     services = []
     for item in items:
         service = Service(name=item["name"], description=item.get("description"),
                           eligibility_notes=item.get("eligibility_notes"),
                           languages=list(item.get("languages") or []))
         service.pathways = list(item.get("pathways") or [])
+        old = before.get(item["name"])
+        if old is not None:
+            for name in CAPACITY_FIELDS:
+                setattr(service, name, getattr(old, name))
+        if "capacity" in item or "waitlist_band" in item:
+            said = (item.get("capacity", service.capacity), item.get("waitlist_band"))
+            if said != (service.capacity, service.waitlist_band) \
+                    or item.get("capacity_updated_at"):
+                service.capacity, service.waitlist_band = said
+                service.capacity_updated_at = (item.get("capacity_updated_at")
+                                               or (now if said[0] is not None else None))
         services.append(service)
     return services
 
 
-def apply_entry(organization: Organization, changes: Mapping[str, Any]) -> None:
+def declare_capacity(session: Session, organization: Organization, *, capacity: str,
+                     until: date | None = None, waitlist_band: str | None = None,
+                     now: datetime | None = None) -> Organization:
+    """The receiver's one-click answer after declining for lack of room (design §14): the
+    organization and each of its services are `capacity` (full, or a waitlist of
+    `waitlist_band`) until `until` (None: not known), dated now."""
+    if capacity not in set(Capacity):
+        raise Invalid({"capacity": [f"One of: {', '.join(Capacity)}."]})
+    if waitlist_band is not None and waitlist_band not in set(WaitlistBand):
+        raise Invalid({"waitlist_band": [f"One of: {', '.join(WaitlistBand)}."]})
+    now = now or utcnow()
+    if until is not None and until < now.date():
+        raise Invalid({"until": ["A date from today on."]})
+    organization.capacity = capacity
+    organization.capacity_until = until if capacity != Capacity.OPEN.value else None
+    for service in organization.services:
+        service.capacity = capacity
+        service.waitlist_band = waitlist_band if capacity == Capacity.WAITLIST.value else None
+        service.capacity_updated_at = now
+    session.flush()
+    return organization
+
+
+def apply_entry(organization: Organization, changes: Mapping[str, Any],
+                now: datetime | None = None) -> None:
     """Set the given fields; `services`, `locations` and `contacts`, when given, replace the
     entry's lists whole (what a partner sends is its current entry)."""
     if "name" in changes and not is_one_line(str(changes["name"] or "")):
@@ -69,7 +120,8 @@ def apply_entry(organization: Organization, changes: Mapping[str, Any]) -> None:
         if name in changes:
             setattr(organization, name, changes[name])
     if "services" in changes:
-        organization.services = _services(changes["services"])
+        organization.services = _services(organization.services, changes["services"],
+                                          now or utcnow())
     if "locations" in changes:
         organization.locations = [Location(**item) for item in changes["locations"]]
     if "contacts" in changes:
@@ -95,7 +147,7 @@ def _contacts(current: Iterable[Contact], items: Iterable[Mapping[str, Any]]) ->
 
 def update_entry(session: Session, organization: Organization, changes: Mapping[str, Any], *,
                  validated_by: str, now: datetime | None = None) -> Organization:
-    apply_entry(organization, changes)
+    apply_entry(organization, changes, now)
     mark_validated(organization, validated_by=validated_by, now=now)
     session.flush()
     return organization

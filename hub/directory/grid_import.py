@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from hub.db import table_of
 from hub.directory.grid import (
+    FROM_COLUMN,
     N_,
     BadCell,
     ContactCell,
@@ -257,7 +258,7 @@ def _new_kind(organization: Organization, entry: GridEntry) -> bool:
     the name is a guess, for new entries), and never from a coordination body, which sees the
     whole network's handoffs: that is for `hub org` and the administrators."""
     coordination = OrganizationKind.COORDINATION.value
-    return (entry.kind.rule == "column" and entry.kind.kind != organization.kind
+    return (entry.kind.rule == FROM_COLUMN and entry.kind.kind != organization.kind
             and organization.kind != coordination)
 
 

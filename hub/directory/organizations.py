@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -51,6 +51,15 @@ class WaitlistBand(StrEnum):
     ONE_TO_3_MONTHS = "1_to_3_months"
     OVER_3_MONTHS = "over_3_months"
     UNDETERMINED = "undetermined"
+
+
+# A service's capacity older than this is shown as stale where a counsellor chooses a partner.
+CAPACITY_STALE_AFTER = timedelta(days=30)
+
+
+def capacity_is_stale(updated_at: datetime | None, now: datetime) -> bool:
+    """Whether a capacity said at `updated_at` is too old to trust (never said: stale)."""
+    return updated_at is None or now - updated_at > CAPACITY_STALE_AFTER
 
 
 class ReferralMails(StrEnum):

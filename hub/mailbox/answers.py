@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from sqlalchemy import select
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 from hub.accounts.callers import Caller
 from hub.accounts.users import names_of
 from hub.consent.visibility import Reader
+from hub.directory import editing
 from hub.directory.organizations import Contact, Organization
 from hub.errors import Invalid
 from hub.events.feed import subject_history
@@ -101,6 +103,24 @@ def view(session: Session, holder: Holder, pseudonym_key: bytes) -> LegView:
                    "actor_name": actors.get(event.actor),
                    "status": (event.data.get("referral") or {}).get("status")}
                   for event in events])
+
+
+def asks_for_capacity(leg: Referral) -> bool:
+    """Whether the page asks the receiver to say how full it is: after it declined the leg
+    for lack of room (design §14), so counsellors stop choosing it while it is full."""
+    return leg.decline_reason == lifecycle.DeclineReason.NO_CAPACITY.value
+
+
+def declare_capacity(session: Session, holder: Holder, *, capacity: str,
+                     until: date | None, waitlist_band: str | None) -> Organization:
+    """The receiver's "we are full until…" from the link page, for its whole entry."""
+    if not asks_for_capacity(holder.leg):
+        raise Invalid({"capacity": ["Said from the page of a referral declined for lack of "
+                                    "room; otherwise in the directory entry."]})
+    organization = session.get(Organization, holder.leg.to_organization_id)
+    assert organization is not None  # the leg's receiver
+    return editing.declare_capacity(session, organization, capacity=capacity, until=until,
+                                    waitlist_band=waitlist_band)
 
 
 def act(session: Session, holder: Holder, action: str, *, expected_version: int | None,

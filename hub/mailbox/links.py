@@ -86,17 +86,24 @@ def link(public_url: str, token: str) -> str:
     return f"{public_url.rstrip('/')}/a/{token}"
 
 
+def read_token(secret_key: str, token: str, max_age: timedelta = LINK_LIFETIME
+               ) -> tuple[uuid.UUID, uuid.UUID]:
+    """The leg's and the contact's ids a token signed with `secret_key` names, if it is at
+    most `max_age` old; else LinkRefused.  No database: see `open_link`."""
+    try:
+        leg_hex, contact_hex = _serializer(secret_key).loads(
+            token, max_age=int(max_age.total_seconds()))
+        return uuid.UUID(hex=leg_hex), uuid.UUID(hex=contact_hex)
+    except (BadData, ValueError, TypeError):
+        raise LinkRefused() from None
+
+
 def open_link(session: Session, secret_key: str, token: str) -> Holder:
     """The leg and contact of a token still valid; else LinkRefused (never which part failed).
 
     A closed leg is still shown (read-only): what was done is what its recipient wants to see.
     """
-    try:
-        leg_hex, contact_hex = _serializer(secret_key).loads(
-            token, max_age=int(LINK_LIFETIME.total_seconds()))
-        leg_id, contact_id = uuid.UUID(hex=leg_hex), uuid.UUID(hex=contact_hex)
-    except (BadData, ValueError, TypeError):
-        raise LinkRefused() from None
+    leg_id, contact_id = read_token(secret_key, token)
     leg = session.get(Referral, leg_id)
     contact = session.get(Contact, contact_id)
     if leg is None or contact is None or contact.organization_id != leg.to_organization_id:

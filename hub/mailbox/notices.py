@@ -177,6 +177,64 @@ def notify(session: Session, events: Iterable[Event], now: datetime, *, secret_k
     return queue_mails(session, mails, now=now)
 
 
+def mail_daily(session: Session, now: datetime, *, secret_key: str,
+               public_url: str = DEFAULT_PUBLIC_URL) -> int:
+    """The daily mails that are due: one per recipient of each organization whose 8:00 has
+    come, listing its legs queued since its last one that are still open; the queued rows
+    are deleted in the same transaction (on PostgreSQL, two workers take different rows).
+    Returns how many mails were queued."""
+    due = select(QUEUE.c.referral_id).where(QUEUE.c.due_at <= now)
+    if session.get_bind().dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    taken = list(session.execute(delete(QUEUE).where(
+        QUEUE.c.referral_id.in_(due.scalar_subquery())).returning(
+        QUEUE.c.referral_id, QUEUE.c.due_at)))
+    if not taken:
+        return 0
+    legs = [leg for leg in session.scalars(
+        select(Referral).where(Referral.id.in_([row.referral_id for row in taken]))
+        .order_by(Referral.priority.desc(), Referral.created_at))
+        if leg.status in OPEN_STATUSES]
+    by_receiver: dict[uuid.UUID, list[Referral]] = defaultdict(list)
+    for leg in legs:
+        by_receiver[leg.to_organization_id].append(leg)
+    organizations = {o.id: o for o in session.scalars(select(Organization).where(
+        Organization.id.in_({leg.to_organization_id for leg in legs}
+                            | {leg.from_organization_id for leg in legs})))}
+    recipients = recipients_of(session, by_receiver)
+    day = max(row.due_at for row in taken).date().isoformat()
+    access_log.set_via(session, VIA)
+    mails = []
+    for receiver_id, received in by_receiver.items():
+        for recipient in recipients.get(receiver_id, []):
+            texts = mail_texts(recipient.language)
+            values = {"num": len(received),
+                      "organization": one_line(organizations[receiver_id].name)}
+            subject = texts.ngettext("%(num)d new referral for %(organization)s",
+                                     "%(num)d new referrals for %(organization)s",
+                                     len(received)) % values
+            parts = [texts.ngettext(
+                "Hello,\n\nOne referral was sent to %(organization)s since yesterday's "
+                "mail.\n\n",
+                "Hello,\n\n%(num)d referrals were sent to %(organization)s since yesterday's "
+                "mail.\n\n", len(received)) % values]
+            for leg in received:
+                leg_values = _leg_values(session, leg, recipient, organizations, texts,
+                                         secret_key=secret_key, public_url=public_url)
+                parts.append(texts.gettext("From %(sender)s:\n") % leg_values
+                             + _details(texts, leg_values) + leg_values["link"] + "\n\n")
+            if recipient.contact_id is not None:
+                parts.append(texts.gettext(
+                    "Each link lets you acknowledge, accept or decline its referral without an "
+                    "account. Anyone you forward this message to can answer for "
+                    "%(organization)s with them.\n\n") % values)
+            parts.append(texts.gettext("Automatic message from Maillage.\n"))
+            mails.append({"to": recipient.address, "subject": subject, "text": "".join(parts),
+                          "language": recipient.language,
+                          "dedupe_key": f"new_legs_daily:{receiver_id}:{day}:{recipient.key}"})
+    return queue_mails(session, mails, now=now)
+
+
 def _leg_values(session: Session, leg: Referral, recipient: Recipient,
                 organizations: dict[uuid.UUID, Organization], texts: NullTranslations, *,
                 secret_key: str, public_url: str) -> dict[str, Any]:

@@ -25,7 +25,14 @@ from hub.accounts.users import names_of
 from hub.api.directory_schemas import EntryIn
 from hub.db import db
 from hub.directory import editing
-from hub.directory.organizations import QUEBEC_REGIONS, Capacity, ContactChannel, Organization
+from hub.directory.organizations import (
+    QUEBEC_REGIONS,
+    Capacity,
+    ContactChannel,
+    Organization,
+    ReferralMails,
+    WaitlistBand,
+)
 from hub.errors import NotFound
 from hub.followups.policies import PATHWAYS
 from hub.portal.admin import ADMIN_ROLES, audit, is_hub_admin, managed_organization
@@ -33,13 +40,18 @@ from hub.portal.common import caller, login_required, page, portal_blueprint
 
 blp = portal_blueprint("admin_directory", __name__)
 
-ENTRY_FIELDS = ("name", "region", "capacity", "capacity_until", "description", "website")
+ENTRY_FIELDS = ("name", "region", "capacity", "capacity_until", "description", "website",
+                "referral_mails")
 # Fields of each row of a list, and those read as lists (checkboxes, comma-separated words).
 ROW_FIELDS = {
-    "services": ("name", "description", "eligibility_notes", "languages", "pathways"),
+    "services": ("name", "description", "eligibility_notes", "languages", "pathways",
+                 "capacity", "waitlist_band"),
     "locations": ("name", "address", "city", "postal_code", "region"),
-    "contacts": ("name", "role", "email", "phone", "preferred_channel"),
+    "contacts": ("name", "role", "email", "phone", "preferred_channel", "notify_referrals",
+                 "deadline_digests"),
 }
+# Checkboxes of a row (design §14): a row is empty when its other fields are.
+CHECKBOXES = ("notify_referrals", "deadline_digests")
 MAX_ROWS = 200
 
 
@@ -67,9 +79,11 @@ def _rows(form: MultiDict[str, str], kind: str) -> list[dict[str, Any]]:
             elif name == "languages":
                 row[name] = [word.strip() for word in form.get(prefix + name, "").split(",")
                              if word.strip()]
+            elif name in CHECKBOXES:
+                row[name] = form.get(prefix + name) == "on"
             else:
                 row[name] = form.get(prefix + name, "").strip() or None
-        if any(row.values()):
+        if any(value for name, value in row.items() if name not in CHECKBOXES):
             rows.append(row)
     return rows
 
@@ -77,6 +91,8 @@ def _rows(form: MultiDict[str, str], kind: str) -> list[dict[str, Any]]:
 def body_of(form: MultiDict[str, str]) -> dict[str, Any]:
     """The API's PATCH body this form stands for (every field: the form is the whole entry)."""
     body: dict[str, Any] = {name: form.get(name, "").strip() or None for name in ENTRY_FIELDS}
+    if body["referral_mails"] is None:  # a form without the choice keeps the one made
+        del body["referral_mails"]
     for kind in ROW_FIELDS:
         body[kind] = _rows(form, kind)
     return body
@@ -99,11 +115,13 @@ def _values_of(organization: Organization) -> dict[str, Any]:
         **{name: getattr(organization, name) or "" for name in ENTRY_FIELDS},
         "services": [{"name": s.name, "description": s.description or "",
                       "eligibility_notes": s.eligibility_notes or "",
-                      "languages": ", ".join(s.languages or []), "pathways": s.pathways}
+                      "languages": ", ".join(s.languages or []), "pathways": s.pathways,
+                      "capacity": s.capacity or "", "waitlist_band": s.waitlist_band or ""}
                      for s in organization.services],
         "locations": [{name: getattr(place, name) or "" for name in ROW_FIELDS["locations"]}
                       for place in organization.locations],
-        "contacts": [{name: getattr(contact, name) or "" for name in ROW_FIELDS["contacts"]}
+        "contacts": [{name: getattr(contact, name) if name in CHECKBOXES
+                      else getattr(contact, name) or "" for name in ROW_FIELDS["contacts"]}
                      for contact in organization.contacts],
     }
 
@@ -118,8 +136,10 @@ def _values_posted(form: MultiDict[str, str]) -> dict[str, Any]:
             if not any(key.startswith(prefix) for key in form):
                 break
             rows.append({name: form.getlist(prefix + name) if name == "pathways"
+                         else form.get(prefix + name) == "on" if name in CHECKBOXES
                          else form.get(prefix + name, "") for name in names})
-        values[kind] = [row for row in rows if any(row.values())]
+        values[kind] = [row for row in rows
+                        if any(v for n, v in row.items() if n not in CHECKBOXES)]
     return values
 
 
@@ -140,7 +160,8 @@ def _page(organization: Organization, values: dict[str, Any], status: int = 200,
     return page("portal/admin/entry.html", status, organization=organization, values=values,
                 reports=report_rows(organization),
                 bad=bad or set(), error=error, regions=QUEBEC_REGIONS,
-                capacities=list(Capacity), pathways=PATHWAYS, channels=list(ContactChannel))
+                capacities=list(Capacity), pathways=PATHWAYS, channels=list(ContactChannel),
+                waitlist_bands=list(WaitlistBand), referral_mails=list(ReferralMails))
 
 
 @blp.get("/admin/<uuid:organization_id>/entry")

@@ -18,6 +18,7 @@ success.
 from __future__ import annotations
 
 import logging
+from datetime import date
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,7 +30,7 @@ from werkzeug.exceptions import HTTPException
 
 from hub.api.common import pseudonym_key
 from hub.db import db, utcnow
-from hub.directory.organizations import LANGUAGES, Organization
+from hub.directory.organizations import LANGUAGES, Organization, WaitlistBand
 from hub.errors import DomainError
 from hub.mailbox import answers, links
 from hub.mailbox.links import Holder, LinkRefused
@@ -41,6 +42,9 @@ from hub.referrals import lifecycle
 log = logging.getLogger(__name__)
 
 blp = Blueprint("answer", __name__)
+
+# What `?done=` may name: a step, or the capacity said after a decline.
+DONE = {*(action.value for action in answers.LINK_ACTIONS), "capacity"}
 
 
 def _secret() -> str:
@@ -93,10 +97,13 @@ def _holder(token: str) -> Holder:
 
 
 def _leg_page(holder: Holder, language: str, *, status: int = 200, error: str | None = None,
-              done: str | None = None) -> Response:
+              done: str | None = None, capacity_values: dict[str, str] | None = None
+              ) -> Response:
     shown = answers.view(db.session, holder, pseudonym_key())
     leg = holder.leg
     return _render("leg", status, language, view=shown, leg=shown.leg, error=error, done=done,
+                   ask_capacity=answers.asks_for_capacity(leg), capacity_values=capacity_values,
+                   waitlist_bands=list(WaitlistBand), today=utcnow().date().isoformat(),
                    deadlines={"acknowledge_by": leg.acknowledge_by, "decide_by": leg.decide_by,
                               "start_by": leg.start_by},
                    closed=lifecycle.is_terminal(lifecycle.Status(leg.status)),
@@ -113,23 +120,24 @@ def show(token: str) -> Response:
         return _refused(error, _language())
     language = _language(holder)
     done = request.args.get("done")
-    return _leg_page(holder, language,
-                     done=done if done in {a.value for a in answers.LINK_ACTIONS} else None)
+    return _leg_page(holder, language, done=done if done in DONE else None)
 
 
 def _from_elsewhere() -> bool:
-    """Whether the browser says this POST comes from another site (see the module's text)."""
-    if request.headers.get("Sec-Fetch-Site") == "cross-site":
-        return True
+    """Whether the browser says this POST comes from another site (see the module's text).
+    `Sec-Fetch-Site` first: the page's `Referrer-Policy: no-referrer` makes browsers send
+    `Origin: null` with its own forms, so `Origin` only counts when it names a site."""
+    fetched_from = request.headers.get("Sec-Fetch-Site")
+    if fetched_from is not None:
+        return fetched_from == "cross-site"
     origin = request.headers.get("Origin")
     if origin is None or origin == "null":
-        return origin == "null"
+        return False
     return urlsplit(origin).netloc != request.host
 
 
-@blp.post("/a/<token>")
-def answer(token: str) -> BaseResponse:
-    """Take the step named by the button; a refusal shows the leg again with the reason."""
+def _posted(token: str) -> Holder | Response:
+    """The link's holder of a POST from this page, or the page that refuses it."""
     if _from_elsewhere():
         language = _language()
         with force_locale(language):
@@ -137,9 +145,17 @@ def answer(token: str) -> BaseResponse:
                             _("This form must be sent from its own page. Open the link from "
                               "the mail again."))
     try:
-        holder = _holder(token)
+        return _holder(token)
     except DomainError as error:
         return _refused(error, _language())
+
+
+@blp.post("/a/<token>")
+def answer(token: str) -> BaseResponse:
+    """Take the step named by the button; a refusal shows the leg again with the reason."""
+    holder = _posted(token)
+    if isinstance(holder, Response):
+        return holder
     language = _language(holder)
     form = request.form
     raw_version = form.get("version", "")
@@ -158,6 +174,34 @@ def answer(token: str) -> BaseResponse:
         return _leg_page(holder, language, status=status_of(error), error=message)
     # After a POST, a GET: reloading the page does not send the step again.
     return redirect(f"/a/{token}?lang={language}&done={action}", code=303)
+
+
+@blp.post("/a/<token>/capacity")
+def capacity(token: str) -> BaseResponse:
+    """"We are full until…": the receiver's capacity, after a decline for lack of room."""
+    holder = _posted(token)
+    if isinstance(holder, Response):
+        return holder
+    language = _language(holder)
+    form = request.form
+    values = {name: form.get(name, "") for name in ("capacity", "until", "waitlist_band")}
+    try:
+        until = date.fromisoformat(values["until"]) if values["until"] else None
+    except ValueError:
+        with force_locale(language):
+            message = _("Enter the date as on a calendar, for example 2027-03-31.")
+        return _leg_page(holder, language, status=422, error=message, capacity_values=values)
+    try:
+        answers.declare_capacity(db.session, holder, capacity=values["capacity"], until=until,
+                                 waitlist_band=values["waitlist_band"] or None)
+    except DomainError as error:
+        db.session.rollback()
+        holder = links.open_link(db.session, _secret(), token)
+        with force_locale(language):
+            message = message_of(error)
+        return _leg_page(holder, language, status=status_of(error), error=message,
+                         capacity_values=values)
+    return redirect(f"/a/{token}?lang={language}&done=capacity", code=303)
 
 
 @blp.errorhandler(Exception)

@@ -26,6 +26,7 @@ from hub.portal import (
     followups,
     i18n,
     legs,
+    loop_closure,
     network,
     peer_link,
     peers,
@@ -42,8 +43,9 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(answer.blp)
     i18n.init_app(app)
     common.init_app(app)
-    for module in (auth, sending, consents, receiving, legs, followups, peers, network, charts,
-                   directory, admin, admin_directory, admin_grid, admin_users, admin_clients,
+    for module in (auth, sending, consents, receiving, legs, followups, peers, loop_closure,
+                   network, charts, directory, admin, admin_directory, admin_grid, admin_users,
+                   admin_clients,
                    admin_webhooks, admin_privacy):
         app.register_blueprint(module.blp)
 

@@ -75,6 +75,12 @@ PURPOSE = {
 }
 EVIDENCE = {"written": _l("Written"), "verbal": _l("Verbal"), "electronic": _l("Electronic")}
 CAPACITY = {"open": _l("Open"), "waitlist": _l("Waiting list"), "full": _l("Full")}
+WAITLIST_BAND = {
+    "under_1_month": _l("under a month"),
+    "1_to_3_months": _l("1 to 3 months"),
+    "over_3_months": _l("over 3 months"),
+    "undetermined": _l("wait not known"),
+}
 KIND = {
     "community": _l("Community organization"),
     "regional_partner": _l("Regional partner"),
@@ -179,7 +185,8 @@ ALL = {
     "status": STATUS, "action": ACTION, "pathway": PATHWAY, "stage": STAGE,
     "priority": PRIORITY, "decline_reason": DECLINE_REASON, "outcome": OUTCOME,
     "cancel_reason": CANCEL_REASON, "purpose": PURPOSE, "evidence": EVIDENCE,
-    "capacity": CAPACITY, "kind": KIND, "role": ROLE, "check": CHECK, "event": EVENT,
+    "capacity": CAPACITY, "waitlist_band": WAITLIST_BAND, "kind": KIND, "role": ROLE,
+    "check": CHECK, "event": EVENT,
     "situation": SITUATION, "followup": FOLLOWUP, "offer": OFFER, "channel": CHANNEL,
     "match_status": MATCH_STATUS, "match_action": MATCH_ACTION, "end_reason": END_REASON,
     "talked": TALKED, "peer_status": PEER_STATUS,

@@ -6,7 +6,7 @@ small form posted to `/legs/<id>/<action>` and carried out by
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from flask import flash, redirect, request, url_for
@@ -18,7 +18,8 @@ from hub.accounts.users import RECEIVING_ROLES, SENDING_ROLES
 from hub.api.common import pseudonym_key
 from hub.consent.visibility import Reader, pseudonym
 from hub.db import db, utcnow
-from hub.directory.organizations import Organization, OrganizationKind
+from hub.directory import editing
+from hub.directory.organizations import Organization, OrganizationKind, WaitlistBand
 from hub.errors import DomainError
 from hub.events.feed import subject_history
 from hub.followups import records
@@ -172,6 +173,9 @@ def leg_page(referral_id: uuid.UUID, status: int = 200, error: str | None = None
                 party=party.value if party else None, forward_to=forward_to,
                 decline_reasons=list(lifecycle.DeclineReason), outcomes=list(lifecycle.Outcome),
                 cancel_reasons=list(CALLER_CANCEL_REASONS),
+                ask_capacity=(party is Party.RECEIVER and role in RECEIVING_ROLES
+                              and answers.asks_for_capacity(leg)),
+                waitlist_bands=list(WaitlistBand), today=now.date().isoformat(),
                 created_at=leg.created_at, updated_at=leg.updated_at, needed_by=leg.needed_by,
                 deadlines={"acknowledge_by": leg.acknowledge_by, "decide_by": leg.decide_by,
                            "start_by": leg.start_by})
@@ -233,6 +237,32 @@ def act(referral_id: uuid.UUID, action: str) -> Response:
         db.session.rollback()
         return leg_page(referral_id, status_of(error), message_of(error))
     flash(_done(chosen), "success")
+    return redirect(url_for("legs.detail", referral_id=leg.id))
+
+
+@blp.post("/legs/<uuid:referral_id>/capacity")
+@login_required(RECEIVING_ROLES)
+def capacity(referral_id: uuid.UUID) -> Response:
+    """"We are full until…", asked on a leg the user's organization declined for lack of room
+    (design §14): its capacity and its services', dated now."""
+    session = db.session
+    who = caller()
+    leg = visible_referral(session, who, referral_id)
+    if leg.to_organization_id != who.organization_id or not answers.asks_for_capacity(leg):
+        return leg_page(referral_id, 409, _("Your organization may not do this."))
+    form = request.form
+    try:
+        until = date.fromisoformat(form["until"]) if form.get("until") else None
+        organization = session.get(Organization, who.organization_id)
+        assert organization is not None
+        editing.declare_capacity(session, organization, capacity=form.get("capacity", ""),
+                                 until=until, waitlist_band=form.get("waitlist_band") or None)
+    except ValueError:
+        return leg_page(referral_id, 422, _("Choose a date from today on, or leave it empty."))
+    except DomainError as error:
+        session.rollback()
+        return leg_page(referral_id, status_of(error), message_of(error))
+    flash(_("Thank you: counsellors now see your capacity."), "success")
     return redirect(url_for("legs.detail", referral_id=leg.id))
 
 

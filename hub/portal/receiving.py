@@ -1,12 +1,14 @@
 """The receiving partner's inbox: inbound legs, open ones by default, urgent first then newest,
-overdue ones marked; each opens on its page with the actions of the moment (`hub.portal.legs`)."""
+overdue ones marked; each opens on its page with the actions of the moment (`hub.portal.legs`).
+A user may ask to be mailed every new referral to the organization (`hub.mailbox.notices`)."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
-from flask import request
+from flask import flash, redirect, request, url_for
+from flask_babel import gettext as _
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute
 from werkzeug import Response
@@ -16,7 +18,7 @@ from hub.api.common import aware_datetime, pseudonym_key
 from hub.consent.visibility import Reader
 from hub.db import db, utcnow
 from hub.portal import paging
-from hub.portal.common import caller, login_required, page, portal_blueprint
+from hub.portal.common import caller, current_user, login_required, page, portal_blueprint
 from hub.portal.legs import leg_rows
 from hub.referrals.legs import Referral
 
@@ -49,3 +51,14 @@ def inbox() -> Response:
     rows = leg_rows(legs, utcnow(), Reader(db.session, caller(), pseudonym_key()))
     return page("portal/inbox.html", legs=rows, closed=closed, next_page=next_page,
                 first_page=paging.first_page())
+
+
+@blp.post("/inbox/notifications")
+@login_required(RECEIVING_ROLES)
+def notifications() -> Response:
+    """Turn on or off the mail for every new referral to the user's organization."""
+    user = current_user()
+    user.notify_referrals = request.form.get("notify_referrals") == "on"
+    flash(_("You will get a mail for every new referral.") if user.notify_referrals
+          else _("You will no longer get a mail for every new referral."), "success")
+    return redirect(url_for("receiving.inbox"))

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
 from typing import Any
 
 from flask import Response as FlaskResponse
 from flask import flash, redirect, request, url_for
+from flask_babel import format_timedelta
 from flask_babel import gettext as _
 from sqlalchemy import select, tuple_
+from sqlalchemy.orm import selectinload
 from werkzeug import Response
 from werkzeug.datastructures import MultiDict
 
@@ -25,7 +28,13 @@ from hub.consent import consents
 from hub.consent.visibility import Reader
 from hub.db import db, utcnow
 from hub.directory import search
-from hub.directory.organizations import QUEBEC_REGIONS, Capacity, Organization, OrganizationKind
+from hub.directory.organizations import (
+    QUEBEC_REGIONS,
+    Capacity,
+    Organization,
+    OrganizationKind,
+    capacity_is_stale,
+)
 from hub.errors import DomainError, Invalid, NotFound, VersionMismatch
 from hub.portal import chains, forms, paging
 from hub.portal.common import (
@@ -502,6 +511,21 @@ def _directory(*, exclude: uuid.UUID, region: str = "", kind: str = "",
         query = query.where(Organization.capacity == capacity)
     if pathway:
         query = query.where(search.serving(pathway))
+    now = utcnow()
     return [{"id": o.id, "name": o.name, "kind": o.kind, "region": o.region,
-             "region_name": QUEBEC_REGIONS.get(o.region, o.region), "capacity": o.capacity}
-            for o in db.session.scalars(query)]
+             "region_name": QUEBEC_REGIONS.get(o.region, o.region), "capacity": o.capacity,
+             "services": _service_capacities(o, pathway, now)}
+            for o in db.session.scalars(query.options(selectinload(Organization.services)))]
+
+
+def _service_capacities(organization: Organization, pathway: str, now: datetime
+                        ) -> list[dict[str, Any]]:
+    """Each service's capacity (of the chosen pathway's services, when one is chosen), with
+    how old it is and whether it is too old to trust (design §14)."""
+    return [{"name": service.name, "capacity": service.capacity,
+             "waitlist_band": service.waitlist_band,
+             "age": (format_timedelta(service.capacity_updated_at - now, add_direction=True)
+                     if service.capacity_updated_at else None),
+             "stale": capacity_is_stale(service.capacity_updated_at, now)}
+            for service in organization.services
+            if service.capacity is not None and (not pathway or pathway in service.pathways)]

@@ -189,3 +189,22 @@ def test_the_command_names_the_importer(tmp_path: Path) -> None:
     again = run_hub(env, "directory", "import", path, "--as", importer, "--apply")
     assert ("13 rows: 0 created, 0 updated, 10 unchanged, 1 merged into another row, "
             "2 rejected.") in again.stdout
+
+
+def test_only_a_type_d_organisme_cell_changes_a_kind_already_chosen(app: Flask) -> None:
+    word = secrets.token_hex(3)
+    name = f"Maison des Îles {word}"
+    first = run(app, [(2, {"Organisme": name, "Région": "11"})], apply=True)
+    assert first[2] == ("create", ["kind other (kind to confirm: neither a type d'organisme "
+                                   "nor the name or services say it)"])
+    # Services that say more are a guess, not a correction: the kind stays to confirm.
+    guessed = run(app, [(2, {"Organisme": name, "Région": "11",
+                             "Services": "Aide à l'emploi"})], apply=True)
+    assert guessed[2] == ("update", ["add services: Aide à l'emploi"])
+    assert entries(app, word)["Maison des Îles"].kind == "other"
+    # A "type d'organisme" cell is the counsellor's word for it: the kind is corrected.
+    stated = run(app, [(2, {"Organisme": name, "Région": "11",
+                            "Type d'organisme": "Organisme communautaire"})], apply=True)
+    assert stated[2] == ("update", ["kind other → kind community (type d'organisme «Organisme "
+                                    "communautaire»)"])
+    assert entries(app, word)["Maison des Îles"].kind == "community"

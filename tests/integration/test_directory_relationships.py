@@ -185,3 +185,23 @@ def test_each_organization_reads_only_its_own_last_note(app: Flask, network: Net
             else:
                 # Not written by this organization in this run: none of the others' words.
                 assert read["notes"] not in written_tokens
+
+
+def test_the_new_kinds_are_searched_and_refused_like_the_others(network: Network) -> None:
+    word = secrets.token_hex(3)
+    cisss = network.partner(kind="public_institution", region="01", name=f"CISSS {word}")
+    other = network.partner(kind="other", region="01", name=f"Fromagerie {word}")
+    reader = network.partner()
+
+    def found(kind: str) -> set[str]:
+        answer = reader.get(f"/api/v1/organizations?q={word}&kind={kind}")
+        assert answer.status_code == 200
+        return {o["id"] for o in answer.get_json()["items"]}
+
+    assert found("public_institution") == {cisss.organization_id}
+    assert found("other") == {other.organization_id}
+    refused = reader.get("/api/v1/organizations?kind=astrologie")
+    assert refused.status_code == 422 and refused.content_type == PROBLEM
+    # An organization may not turn itself into another kind; the kinds are the same list.
+    assert cisss.call("PATCH", f"/api/v1/organizations/{cisss.organization_id}",
+                      json={"kind": "other"}).status_code == 403

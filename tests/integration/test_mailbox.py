@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
@@ -57,10 +58,12 @@ def fan_out(app: Flask) -> None:
             pass
 
 
-def mails_to(app: Flask, server: SmtpServer, to: str) -> list[EmailMessage]:
+def mails_to(app: Flask, server: SmtpServer, to: str, at: datetime | None = None
+             ) -> list[EmailMessage]:
+    """What `to` received, once the worker fanned out and sent what is due at `at` (now)."""
     fan_out(app)
     send_due(app.extensions["hub_db"][1], smtp_transport(server),
-             now=utcnow() + timedelta(seconds=1), limit=10_000)
+             now=(at or utcnow()) + timedelta(seconds=1), limit=10_000)
     return [email.message_from_bytes(r.data, policy=email.policy.default)  # type: ignore[misc]
             for r in server.received if to in r.rcpt_to]
 
@@ -247,16 +250,38 @@ def test_english_organizations_get_english_mails_and_pages(
     assert "Acknowledge" in html and 'lang="en"' in html
 
 
-def test_daily_organizations_get_no_mail_at_once_but_a_queued_notice(
+def test_daily_organizations_get_one_mail_at_8_listing_the_legs_still_open(
         app: Flask, pair: tuple[Partner, Partner, str, str], smtp: SmtpServer) -> None:
     sender, receiver, marked, _other = pair
     set_entry(receiver, referral_mails="daily")
-    leg = sender.refer(receiver)
-    assert not mails_to(app, smtp, marked)
+    legs = [sender.refer(receiver) for _ in range(3)]
+    cancelled = sender.act(legs[2]["id"], "cancel")
+    assert cancelled.status_code == 200
+    assert not mails_to(app, smtp, marked)  # nothing at once
     with app.app_context(), db.job_session() as session:
-        queued = session.get(QueuedNotice, uuid.UUID(leg["id"]))
+        queued = session.get(QueuedNotice, uuid.UUID(legs[0]["id"]))
         assert queued is not None
-        assert queued.due_at > utcnow()
+        due = queued.due_at
+    assert due > utcnow() and due.astimezone(ZoneInfo("America/Toronto")).hour == 8
+    settings = app.config["HUB_SETTINGS"]
+
+    def daily(at: datetime) -> int:
+        with app.app_context(), db.job_session() as session:
+            return notices.mail_daily(session, at, secret_key=settings.secret_key,
+                                      public_url=settings.public_url)
+
+    daily(due - timedelta(minutes=1))  # not yet (other tests' rows may be due)
+    assert not mails_to(app, smtp, marked, due)
+    daily(due)
+    (mail,) = mails_to(app, smtp, marked, due)
+    assert str(mail["Subject"]).startswith("2 nouvelles demandes")
+    tokens = LINK.findall(body_of(mail))
+    assert len(tokens) == 2  # the cancelled leg is no news
+    with app.app_context(), db.job_session() as session:
+        opened = [links.open_link(session, settings.secret_key, t).leg.id for t in tokens]
+    assert sorted(map(str, opened)) == sorted(leg["id"] for leg in legs[:2])
+    daily(due + timedelta(days=1))  # mailed once
+    assert len(mails_to(app, smtp, marked, due + timedelta(days=1))) == 1
 
 
 @pytest.mark.parametrize(("moment", "expected"), [
@@ -288,3 +313,58 @@ def test_a_contact_who_turned_digests_off_gets_none_and_the_others_still_do(
     mails = sent_mails(app, tmp_path, keeps, stops)
     assert mails[stops] == []
     assert [leg["id"] in listed_legs(m) for m in mails[keeps]] == [True]
+
+
+def test_a_portal_user_who_asks_gets_the_mail_with_a_link_to_the_portal(
+        app: Flask, network: Network, smtp: SmtpServer) -> None:
+    from hub.directory.organizations import Organization
+    from tests.portal import Person, make_user
+
+    sender, receiver = network.partner(), network.partner()
+    with app.app_context(), db.job_session() as session:
+        organization = session.get(Organization, uuid.UUID(receiver.organization_id))
+        assert organization is not None
+        user_email = make_user(app, organization, "partner_staff", language="en")
+    person = Person.logged_in(app, user_email)
+    assert 'id="notify_referrals"' in person.get("/inbox").get_data(as_text=True)
+    assert person.post("/inbox/notifications", {"notify_referrals": "on"}).status_code == 302
+    leg = sender.refer(receiver)
+    (mail,) = mails_to(app, smtp, user_email)
+    assert mail["Content-Language"] == "en"  # the user's language
+    assert f"/legs/{leg['id']}" in body_of(mail) and "/a/" not in body_of(mail)
+    assert person.post("/inbox/notifications", {}).status_code == 302
+    sender.refer(receiver)
+    assert len(mails_to(app, smtp, user_email)) == 1  # turned off: no second mail
+
+
+def test_the_admin_entry_form_marks_contacts_chooses_daily_and_says_capacity(
+        app: Flask, network: Network) -> None:
+    from hub.directory.organizations import Organization
+    from tests.portal import Person, make_user
+
+    partner = network.partner()
+    set_entry(partner, services=[{"name": "Accueil", "pathways": ["settlement"]}],
+              contacts=[{"name": "Julie", "email": address()}])
+    organization_id = uuid.UUID(partner.organization_id)
+    with app.app_context(), db.job_session() as session:
+        organization = session.get(Organization, organization_id)
+        assert organization is not None
+        admin = Person.logged_in(app, make_user(app, organization, "org_admin"))
+    form = admin.get(f"/admin/{organization_id}/entry").get_data(as_text=True)
+    assert 'name="contacts-0-notify_referrals"' in form
+    kept = re.search(r'name="contacts-0-email" type="email" value="([^"]+)"', form)
+    assert kept is not None
+    response = admin.post(f"/admin/{organization_id}/entry", {
+        "name": "Organisme", "region": "06", "capacity": "open", "referral_mails": "daily",
+        "services-0-name": "Accueil", "services-0-pathways": "settlement",
+        "services-0-capacity": "waitlist", "services-0-waitlist_band": "under_1_month",
+        "contacts-0-name": "Julie", "contacts-0-email": kept.group(1),
+        "contacts-0-notify_referrals": "on"})  # digests left unchecked: turned off
+    assert response.status_code in (200, 302), response.get_data(as_text=True)[-2000:]
+    entry = partner.get(f"/api/v1/organizations/{organization_id}").get_json()
+    assert entry["referral_mails"] == "daily"
+    assert [(c["notify_referrals"], c["deadline_digests"]) for c in entry["contacts"]] == [
+        (True, False)]
+    (service,) = entry["services"]
+    assert (service["capacity"], service["waitlist_band"], service["capacity_stale"]) == (
+        "waitlist", "under_1_month", False)
