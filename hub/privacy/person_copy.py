@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hub.accounts.callers import Caller
@@ -32,6 +32,7 @@ from hub.followups.checkins import ParticipantCheckin
 from hub.followups.records import FollowUpRecord
 from hub.peers.profiles import PeerMatch, PeerProfile
 from hub.referrals.checklists import ChecklistItem
+from hub.referrals.households import HouseholdMember
 from hub.referrals.legs import Referral, ReferralNote
 from hub.referrals.participants import Participant, ParticipantErased
 
@@ -208,6 +209,18 @@ def _peer(copy: Copy) -> dict[str, Any]:
         "matches": [match(m, newcomer=True) for m in as_newcomer]
         + [match(m, newcomer=False) for m in as_peer],
     }
+
+
+@section("household", "household_members")
+def _household(copy: Copy) -> dict[str, Any] | None:
+    """The household the person moves with: how many they are, never who the others are."""
+    household = copy.session.scalar(select(HouseholdMember.household_id).where(
+        HouseholdMember.participant_id == copy.participant.id))
+    if household is None:
+        return None
+    size = copy.session.scalar(select(func.count()).select_from(HouseholdMember).where(
+        HouseholdMember.household_id == household))
+    return {"id": str(household), "people": size}
 
 
 def tables_covered() -> set[str]:
