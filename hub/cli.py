@@ -458,18 +458,30 @@ def data_reindex_participants() -> None:
 
 
 @main.command("demo")
+@click.option("--reset", is_flag=True,
+              help="Development only: empty the database first (every table removed and made "
+                   "again), then fill it.")
 @with_appcontext
-def demo_command() -> None:
-    """Fill an empty database with a small realistic network; prints each organization's
-    OAuth client credentials (shown this once)."""
+def demo_command(reset: bool) -> None:
+    """Fill an empty database with a small realistic network and months of history; prints
+    each organization's OAuth client credentials (shown this once)."""
+    from flask import current_app
+
     from hub import demo
     from hub.db import db
 
+    if reset:
+        settings = current_app.config["HUB_SETTINGS"]
+        if settings.is_production:
+            _fail("hub demo --reset empties the database: it is for development only "
+                  "(HUB_ENV is production).")
+        db.engine.dispose()
+        demo.empty_database(settings.database_url)
     try:
         with db.job_session() as session:
             members = demo.fill(session)
     except demo.NotEmpty as error:
-        _fail(str(error))
+        _fail(f"{error} To start again in development: hub demo --reset")
     _echo_json({"organizations": members})
     click.echo(
         "\nGet a token for one of them:\n  curl -s -u CLIENT_ID:CLIENT_SECRET "

@@ -5,23 +5,30 @@ entrepreneurship agency, a cooperative development body, an insertion enterprise
 coordination body, each with an OAuth client, and a few referrals already under way, a
 settled peer in Rimouski with a match proposed to a newcomer heading there; and portal users
 (a counsellor, partner staff, a coordinator) sharing one demo password.
+
+And a history to look at: months of referrals in every status, acknowledged sooner or later
+for the coordinators' charts, some open ones past their deadlines as of now for the stalled
+handoffs. They are made by the hub's own use cases, then dated back (the legs' dates and
+deadlines; the event log, which is never rewritten, keeps the day `hub demo` ran).
 """
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from hub.accounts import clients, users
 from hub.accounts.callers import Caller
 from hub.consent import consents
+from hub.db import utcnow
 from hub.directory import relationships
 from hub.directory.organizations import Organization, create_organization
 from hub.peers import matching
 from hub.referrals.handoffs import send_referral, transition
+from hub.referrals.legs import Referral
 from hub.referrals.lifecycle import Action
 from hub.referrals.participants import register_participant
 
@@ -133,7 +140,118 @@ def fill(session: Session) -> list[dict[str, Any]]:
     matching.propose(session, sender, peer_id=peer.id, participant_id=amina.id,
                      referral_id=leg.id, note="Amina arrive avec son conjoint et deux enfants.")
 
+    _history(session, members)
+
     return [{"organization_id": str(org.id), "name": org.name, "kind": org.kind,
              "region": org.region, "client_id": client.client_id, "client_secret": secret,
              "portal_users": portal_users.get(index, [])}
             for index, (org, client, secret) in enumerate(members)]
+
+
+HISTORY_PEOPLE = [
+    ("Fatou", "Diallo", "fr"), ("Olena", "Kovalenko", "uk"), ("Wei", "Zhang", "zh"),
+    ("Youssef", "El Amrani", "ar"), ("Sofía", "Hernández", "es"), ("Mariam", "Haddad", "ar"),
+    ("Thi", "Nguyen", "vi"), ("Ahmed", "Khan", "ur"), ("Ana", "Silva", "pt"),
+    ("Jean-Baptiste", "Pierre", "ht"), ("Maria", "Santos", "tl"), ("Reza", "Karimi", "fa"),
+    ("Kateryna", "Shevchenko", "uk"), ("Carlos", "Martínez", "es"), ("Aïcha", "Traoré", "fr"),
+    ("Samira", "Benali", "ar"), ("Pedro", "Rodríguez", "es"), ("Li", "Chen", "zh"),
+    ("Imane", "Ouellet", "fr"), ("Mamadou", "Ndiaye", "wo"), ("Oksana", "Tkachenko", "ru"),
+    ("José", "García", "es"), ("Farah", "Rahman", "bn"), ("Rania", "Saleh", "ar"),
+]
+# (what happens to the leg, days ago it was sent, hours the receiver took to acknowledge)
+HISTORY_PATHS = [
+    ("completed", 150, 6), ("completed", 140, 30), ("completed", 120, 3),
+    ("completed", 110, 50), ("completed", 95, 8), ("completed", 80, 20),
+    ("declined", 130, 12), ("declined", 70, 70), ("cancelled", 100, 0),
+    ("completed", 60, 4), ("completed", 55, 26), ("in_progress", 40, 10),
+    ("forwarded", 45, 16), ("accepted", 30, 9), ("completed", 35, 2),
+    ("completed", 25, 40), ("acknowledged", 12, 5), ("stalled_sent", 6, 0),
+    ("stalled_sent", 9, 0), ("stalled_acknowledged", 14, 7), ("stalled_accepted", 20, 18),
+    ("completed", 20, 12), ("sent", 0, 0), ("declined", 15, 3),
+]
+OUTCOMES = ["employed", "settled", "in_training", "service_delivered", "employed", "settled"]
+
+
+def _history(session: Session, members: list[Any]) -> None:
+    """Past referrals from the two Montréal organizations to the partners, one per person of
+    `HISTORY_PEOPLE`, each following its path of `HISTORY_PATHS`, then dated back."""
+    carrefour, centre, bas_saint_laurent, estrie, agence, coop, atelier = members[:7]
+    receivers = [(bas_saint_laurent, "settlement"), (estrie, "settlement"),
+                 (atelier, "employment"), (agence, "entrepreneurship"),
+                 (coop, "cooperative_entrepreneurship")]
+    now = utcnow()
+    for number, ((given, family, language), (path, days_ago, hours)) in enumerate(
+            zip(HISTORY_PEOPLE, HISTORY_PATHS, strict=True)):
+        (organization, client, _secret) = (carrefour, centre)[number % 2]
+        sender = _caller(organization, client)
+        (receiver, pathway) = receivers[number % len(receivers)]
+        answering = _caller(receiver[0], receiver[1])
+        person = register_participant(
+            session, organization_id=organization.id, given_name=given, family_name=family,
+            preferred_language=language, region="06",
+            email=f"{given.lower()}.{number}@example.org".replace("ï", "i").replace("í", "i"))
+        for purpose in ("referral_sharing", "outcome_reporting", "follow_up_contact"):
+            consents.grant(session, sender, person.id, purpose=purpose, evidence="written",
+                          network_wide=True)
+        leg = send_referral(
+            session, sender, participant_id=person.id, to_organization_id=receiver[0].id,
+            pathway=pathway, priority="urgent" if number % 5 == 0 else "routine",
+            stage="exploration" if "entrepreneurship" in pathway else None,
+            reason_for_referral="Installation et recherche d'emploi en région",
+            needs=["logement", "francisation"][: 1 + number % 2])
+        steps: list[tuple[Action, dict[str, Any]]] = []
+        if path not in ("sent", "stalled_sent", "cancelled"):
+            steps.append((Action.ACKNOWLEDGE, {}))
+        if path in ("accepted", "in_progress", "completed", "stalled_accepted"):
+            steps.append((Action.ACCEPT, {"note": "Premier rendez-vous fixé"}))
+        if path in ("in_progress", "completed"):
+            steps.append((Action.START, {}))
+        if path == "completed":
+            steps.append((Action.COMPLETE, {"outcome": OUTCOMES[number % len(OUTCOMES)]}))
+        if path == "declined":
+            steps.append((Action.DECLINE, {"reason": "no_capacity"}))
+        if path == "forwarded":
+            steps.append((Action.FORWARD, {"to_organization_id": estrie[0].id
+                                           if receiver is not estrie else bas_saint_laurent[0].id}))
+        for action, fields in steps:
+            transition(session, answering, leg.id, action, **fields)
+        if path == "cancelled":
+            transition(session, sender, leg.id, Action.CANCEL, reason="referred_elsewhere")
+        _date_back(session, leg.id, path, now - timedelta(days=days_ago), hours)
+
+
+def _date_back(session: Session, leg_id: Any, path: str, sent: Any, hours: int) -> None:
+    """The leg as if sent at `sent` and acknowledged `hours` later; a stalled one's current
+    deadline already passed (a day or more ago)."""
+    session.flush()
+    leg = session.get(Referral, leg_id)
+    assert leg is not None
+    shift = leg.created_at - sent
+    values: dict[str, Any] = {"created_at": sent, "updated_at": leg.updated_at - shift}
+    for column in ("acknowledge_by", "decide_by", "start_by", "closed_at"):
+        if getattr(leg, column, None) is not None:
+            values[column] = getattr(leg, column) - shift
+    if leg.acknowledged_at is not None:
+        values["acknowledged_at"] = sent + timedelta(hours=hours)
+    session.execute(update(Referral).where(Referral.id == leg_id).values(values)
+                    .execution_options(synchronize_session=False))
+
+
+def empty_database(database_url: str) -> None:
+    """Remove every table of the database, then make them again from the migrations: the
+    empty database `hub demo` fills (`hub demo --reset`, development only)."""
+    from sqlalchemy import create_engine, inspect, text
+
+    from hub.ops import upgrade_database
+
+    engine = create_engine(database_url)
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+        else:
+            connection.execute(text("PRAGMA foreign_keys = OFF"))
+            for table in inspect(connection).get_table_names():
+                connection.execute(text(f'DROP TABLE "{table}"'))
+    engine.dispose()
+    upgrade_database(database_url)

@@ -35,7 +35,7 @@ def test_demo_fills_an_empty_database_once_and_its_credentials_work(tmp_path: Pa
                         headers={"Authorization": f"Basic {basic}"}).get_json()["access_token"]
     outbound = client.get("/api/v1/referrals?direction=outbound",
                           headers={"Authorization": f"Bearer {token}"}).get_json()["items"]
-    assert {leg["status"] for leg in outbound} == {"accepted", "sent"}
+    assert {"accepted", "sent", "completed", "declined"} <= {leg["status"] for leg in outbound}
     matches = client.get("/api/v1/peer-matches",
                          headers={"Authorization": f"Bearer {token}"}).get_json()["items"]
     assert [(m["status"], m["peer"]) for m in matches] == [("proposed", None)]
@@ -45,4 +45,55 @@ def test_demo_fills_an_empty_database_once_and_its_credentials_work(tmp_path: Pa
 
     again = subprocess.run([HUB, "demo"], env=env, capture_output=True, text=True)
     assert again.returncode == 2
-    assert "empty" in again.stderr
+    assert "empty" in again.stderr and "hub demo --reset" in again.stderr
+
+
+def test_the_demo_has_history_for_the_coordinator_and_starts_again_with_reset(
+        tmp_path: Path) -> None:
+    from sqlalchemy import create_engine, text
+
+    from hub import demo
+
+    url = f"sqlite:///{tmp_path / 'demo.sqlite3'}"
+    env = {**os.environ, "HUB_DATABASE_URL": url, "HUB_ENV": "development"}
+    subprocess.run([HUB, "db", "upgrade"], env=env, check=True, capture_output=True)
+    assert subprocess.run([HUB, "demo"], env=env, capture_output=True).returncode == 0
+
+    app = create_app(Settings(env="test", database_url=url))
+    coordinator = app.test_client()
+    email = next(e for _, e, _, role in demo.DEMO_USERS if role == "coordinator")
+    page = coordinator.get("/login").get_data(as_text=True)
+    token = page.split('name="csrf_token" value="')[1].split('"')[0]
+    assert coordinator.post("/login", data={"email": email, "password": demo.DEMO_PASSWORD,
+                                            "csrf_token": token}).status_code == 302
+    stalled = coordinator.get("/network/stalled").get_data(as_text=True)
+    assert stalled.count('class="overdue"') >= 4  # open legs past their deadlines, as of now
+    charts = coordinator.get("/network/charts?from=2026-01-01&to=2030-12-31")
+    assert charts.status_code == 200
+    assert "Place aux jeunes Bas-Saint-Laurent" in charts.get_data(as_text=True)
+
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        months = connection.execute(text(
+            "SELECT count(DISTINCT strftime('%Y-%m', created_at)) FROM referrals")).scalar_one()
+        statuses = set(connection.execute(text("SELECT status FROM referrals")).scalars())
+    engine.dispose()
+    assert months >= 4
+    assert {"sent", "acknowledged", "accepted", "in_progress", "completed", "declined",
+            "cancelled", "forwarded"} <= statuses
+
+    reset = subprocess.run([HUB, "demo", "--reset"], env=env, capture_output=True, text=True)
+    assert reset.returncode == 0, reset.stderr
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM organizations")).scalar_one() == len(
+            demo.ORGANIZATIONS)
+    engine.dispose()
+
+
+def test_the_readme_lists_every_demo_user() -> None:
+    from hub import demo
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    for _, email, _, _ in demo.DEMO_USERS:
+        assert f"| `{email}` |" in readme, email
