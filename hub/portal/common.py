@@ -44,6 +44,7 @@ from hub.errors import ConcurrentChange, DomainError, Invalid, NotAllowed, NotFo
 from hub.followups import records
 from hub.portal import labels
 from hub.referrals import lifecycle
+from hub.referrals.households import AlreadyInHousehold
 from hub.referrals.participants import PossibleDuplicate
 
 log = logging.getLogger(__name__)
@@ -201,6 +202,7 @@ FIELD_HINTS = {
     "priority": lambda: _("Choose a priority."),
     "reason_for_referral": lambda: _("At most 4,000 characters."),
     "needs": lambda: _("At most 50 needs, one per line, each at most 200 characters."),
+    "participant_ids": lambda: _("Choose at least one other participant of your organization."),
     "needed_by": lambda: _("A date, today or later."),
     "note": lambda: _("At most 2,000 characters."),
     "evidence": lambda: _("Choose how the participant gave consent."),
@@ -270,6 +272,9 @@ def message_of(error: Exception) -> str:
     if isinstance(error, Invalid):
         return " ".join(FIELD_MESSAGES[name]() if name in FIELD_MESSAGES
                         else _("Some fields are invalid.") for name in error.errors)
+    if isinstance(error, AlreadyInHousehold):
+        return _("A person is in one household at most: someone you chose is already in "
+                 "one. Leave them out.")
     if isinstance(error, PossibleDuplicate):
         return _("Your organization already registered a person with the same names and the "
                  "same email or phone (or, without either, the same birth year).")
