@@ -31,6 +31,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import format_decimal
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
@@ -298,6 +299,12 @@ def _failure(error: Exception) -> Response:
         if error.code == 404:
             return page("portal/message.html", 404, title=_("Not found"),
                         message=_("Not found, or not visible to your organization."))
+        if error.code == 413:  # an upload (a partner grid) over the hub's body limit
+            limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
+            return page("portal/message.html", 413, title=_("File too large"), message=_(
+                "The file is larger than %(size)s MB: remove the sheets or columns the "
+                "import does not need, or split the grid in two, then upload it again.",
+                size=format_decimal(round(limit / 1_048_576, 1))))
         return page("portal/message.html", error.code, title=_("Request refused"),
                     message=_("The request could not be understood."))
     if isinstance(error, DomainError):
