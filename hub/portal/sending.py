@@ -582,11 +582,11 @@ def _directory(*, exclude: uuid.UUID, region: str = "", kind: str = "",
     now = utcnow()
     return [{"id": o.id, "name": o.name, "kind": o.kind, "region": o.region,
              "region_name": QUEBEC_REGIONS.get(o.region, o.region), "capacity": o.capacity,
-             "services": _service_capacities(o, pathway, now)}
+             "services": service_capacities(o, pathway, now)}
             for o in db.session.scalars(query.options(selectinload(Organization.services)))]
 
 
-def _service_capacities(organization: Organization, pathway: str, now: datetime
+def service_capacities(organization: Organization, pathway: str, now: datetime
                         ) -> list[dict[str, Any]]:
     """Each service's capacity (of the chosen pathway's services, when one is chosen), with
     how old it is and whether it is too old to trust (design §14)."""
