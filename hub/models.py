@@ -13,6 +13,7 @@ from hub.directory.relationships import RelationshipNote
 from hub.events.store import Event, EventAudience, OutboxEntry
 from hub.followups.checkins import ParticipantCheckin
 from hub.followups.digests import QueuedMiss
+from hub.followups.followup_digests import FollowUpMailed
 from hub.followups.leg_checks import OrganizationCheck, ReferralCheck
 from hub.followups.policies import DeadlinePolicy
 from hub.followups.records import FollowUpRecord
@@ -23,11 +24,14 @@ from hub.outbox.webhook_fanout import EndpointRegistration
 from hub.peers.profiles import PeerLink, PeerMatch, PeerProfile
 from hub.privacy.incidents import PrivacyIncident
 from hub.referrals.checklists import ChecklistItem
+from hub.referrals.households import Household, HouseholdMember
 from hub.referrals.legs import Referral, ReferralNote
 from hub.referrals.participant_search import ParticipantSearchTerm
 from hub.referrals.participants import Participant
 
 __all__ = [
+    "Household",
+    "HouseholdMember",
     "ChecklistItem",
     "Base",
     "EndpointRegistration",
@@ -38,6 +42,7 @@ __all__ = [
     "Service",
     "ServicePathway",
     "DeadlinePolicy",
+    "FollowUpMailed",
     "FollowUpRecord",
     "ConsentEnding",
     "ConsentNote",

@@ -12,7 +12,7 @@ import csv
 import io
 import re
 import zipfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,15 +40,18 @@ def _decode(raw: bytes) -> str:
 
 
 # A grid may open with a title line or two ("Grille des partenaires — 2025") above its header:
-# the header is the first row with at least two different titles, looked for this far down.
+# the header is the first row that `is_header` accepts (by default, one with at least two
+# different titles; the directory's import asks for titles it knows), looked for this far down.
 HEADER_SEARCH_ROWS = 10
+
+HeaderTest = Callable[[Sequence[Any]], bool]
 
 
 def _is_header(cells: Sequence[Any]) -> bool:
     return len({str(c).strip() for c in cells if c is not None and str(c).strip()}) >= 2
 
 
-def read_csv(path: Path) -> Iterator[tuple[int, Row]]:
+def read_csv(path: Path, is_header: HeaderTest = _is_header) -> Iterator[tuple[int, Row]]:
     text = _decode(path.read_bytes())
     first_lines = text.split("\n", HEADER_SEARCH_ROWS)[:HEADER_SEARCH_ROWS]
     semicolons = max(line.count(";") for line in first_lines)
@@ -58,9 +61,9 @@ def read_csv(path: Path) -> Iterator[tuple[int, Row]]:
     header = None
     for _ in range(HEADER_SEARCH_ROWS):
         header = next(reader, None)
-        if header is None or _is_header(header):
+        if header is None or is_header(header):
             break
-    if not header or not _is_header(header):
+    if not header or not is_header(header):
         raise UnreadableGrid("The file has no header row (a row naming the columns, such as "
                              "Organisme;Région;Services).")
     titles = [h.strip() for h in header]
@@ -93,7 +96,7 @@ def _merged_ranges(path: Path, worksheet: Any) -> list[tuple[int, int, int, int]
     return ranges
 
 
-def read_xlsx(path: Path) -> Iterator[tuple[int, Row]]:
+def read_xlsx(path: Path, is_header: HeaderTest = _is_header) -> Iterator[tuple[int, Row]]:
     """The first sheet's rows.  A merged cell (a region written once beside the rows of its
     organizations, as counsellors do) gives its value to every row it spans."""
     from openpyxl import load_workbook
@@ -124,7 +127,7 @@ def read_xlsx(path: Path) -> Iterator[tuple[int, Row]]:
                     top_left_values[(line, col)] = value
             if titles is None:
                 # Before the header, a merged title row spans the columns with one text.
-                if _is_header(cells):
+                if is_header(cells):
                     titles = [str(h).strip() if h is not None else "" for h in cells]
                 elif line >= HEADER_SEARCH_ROWS:
                     break
@@ -139,13 +142,13 @@ def read_xlsx(path: Path) -> Iterator[tuple[int, Row]]:
         workbook.close()
 
 
-def read_grid(path: Path) -> Iterator[tuple[int, Row]]:
+def read_grid(path: Path, is_header: HeaderTest = _is_header) -> Iterator[tuple[int, Row]]:
     """The rows of a CSV or XLSX file, by extension, each with its line number in the file."""
     suffix = path.suffix.lower()
     if suffix == ".xlsx":
-        return read_xlsx(path)
+        return read_xlsx(path, is_header)
     if suffix in (".csv", ".txt"):
-        return read_csv(path)
+        return read_csv(path, is_header)
     raise UnreadableGrid(f"Unknown file type {suffix!r}: give a .csv or .xlsx file.")
 
 

@@ -21,6 +21,7 @@ from hub.api import (
     fhir,
     followups,
     handoffs,
+    households,
     hsds,
     inbound,
     openapi,
@@ -125,7 +126,7 @@ def init_app(app: Flask) -> None:
         "flows": {"clientCredentials": {"tokenUrl": "/oauth/token", "scopes": clients.SCOPES}},
     })
 
-    for module in (organizations, participants, consents, referrals, checklists, events,
+    for module in (organizations, participants, consents, referrals, checklists, households, events,
                    webhook_endpoints, inbound, handoffs, policies, fhir, reports, hsds,
                    privacy_incidents, followups, peers):
         api.register_blueprint(module.blp)

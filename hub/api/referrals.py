@@ -89,6 +89,14 @@ class ChainLegOut(Schema):
     updated_at = Timestamp()
 
 
+class HouseholdLegOut(Schema):
+    id = fields.UUID()
+    participant_id = fields.UUID()
+    to_organization_id = fields.UUID()
+    status = fields.String()
+    needed_by = fields.String(allow_none=True, metadata={"format": "date"})
+
+
 class ReferralOut(Schema):
     id = fields.UUID()
     status = fields.String(metadata={"enum": _codes(lifecycle.Status)})
@@ -117,6 +125,11 @@ class ReferralOut(Schema):
     created_at = Timestamp()
     updated_at = Timestamp()
     deadlines = fields.Nested(DeadlinesOut)
+    household_legs = fields.List(
+        fields.Nested(HouseholdLegOut),
+        metadata={"description": "To the sending organization, in `GET /referrals/{id}` and "
+                  "when a leg is created: the open legs it sent for the other members of the "
+                  "participant's household (docs/design.md §12)."})
     chain = fields.List(
         fields.Nested(ChainLegOut),
         metadata={"description": "Every leg of the participant's path; in `GET "

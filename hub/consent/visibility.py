@@ -23,6 +23,7 @@ from hub.db import iso_utc
 from hub.directory.organizations import Organization, OrganizationKind
 from hub.errors import NotFound
 from hub.peers.profiles import Channel, PeerMatch, PeerProfile, still_allowed
+from hub.referrals import households
 from hub.referrals.checklists import ChecklistItem
 from hub.referrals.legs import OPEN_STATUSES, Referral, chain_of, receives_open_leg, snapshot
 from hub.referrals.participants import Participant
@@ -303,6 +304,14 @@ class Reader:
         view["reason_for_referral"] = referral.reason_for_referral if shown else None
         view["needs"] = list(referral.needs or []) if shown else []
         view["withheld"] = list(withheld)
+        if with_chain and referral.from_organization_id == self.caller.organization_id:
+            # The other members' open legs this sender prepares with this one (§12).
+            view["household_legs"] = [
+                {"id": str(leg.id), "participant_id": str(leg.participant_id),
+                 "to_organization_id": str(leg.to_organization_id), "status": leg.status,
+                 "needed_by": leg.needed_by.isoformat() if leg.needed_by else None}
+                for leg in households.others_open_legs(self.session, referral,
+                                                       self.caller.organization_id)]
         if with_chain:
             view["chain"] = [
                 {

@@ -36,6 +36,7 @@ def import_command(file: Path, importer: str | None, apply_: bool) -> None:
 
     from hub.adapters.spreadsheet import UnreadableGrid, read_grid
     from hub.db import db, utcnow
+    from hub.directory.grid import is_grid_header
     from hub.directory.grid_import import (
         CREATE,
         MERGE,
@@ -50,7 +51,7 @@ def import_command(file: Path, importer: str | None, apply_: bool) -> None:
     verbs = {CREATE: "create", UPDATE: "update", UNCHANGED: "unchanged", MERGE: "merge",
              REJECT: "REJECT"}
     try:
-        rows = list(read_grid(file))
+        rows = list(read_grid(file, is_grid_header))
     except UnreadableGrid as error:
         click.echo(f"Error: {file}: {error}", err=True)
         sys.exit(2)

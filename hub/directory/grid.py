@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -79,6 +80,13 @@ for _field, _titles in {
 @functools.lru_cache(maxsize=256)
 def _field_of(title: str) -> str | None:
     return COLUMNS.get(fold(title))
+
+
+def is_grid_header(cells: Sequence[Any]) -> bool:
+    """Whether a row of the file is the grid's header: it names the organization column and at
+    least one other column we know (a title line such as "Grille 2025;Estrie" is not)."""
+    fields = {_field_of(str(cell)) for cell in cells if cell is not None and str(cell).strip()}
+    return "name" in fields and len(fields - {None}) >= 2
 
 
 def columns_of(row: dict[str, Any]) -> dict[str, Any]:

@@ -85,7 +85,8 @@ class ReferralCheck(Base):
     referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referrals.id"), primary_key=True)
     kind: Mapped[str] = mapped_column(String(20), primary_key=True)
     due_at: Mapped[datetime]
-    fired_at: Mapped[datetime]
+    # Indexed: the follow-up digest reads what fired since its look-back window.
+    fired_at: Mapped[datetime] = mapped_column(index=True)
 
 
 FIRED = table_of(ReferralCheck)

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from hub.consent import withdrawal
 from hub.db import utcnow
-from hub.followups import checkins, checklist_reminders, leg_checks
+from hub.followups import checkins, checklist_reminders, followup_digests, leg_checks
 from hub.followups import digests as deadline_digests
 from hub.followups.staff_mails import DEFAULT_PUBLIC_URL
 from hub.peers import matching
@@ -52,12 +52,15 @@ CHECKS: dict[str, Check] = {
     "checklist_reminders": checklist_reminders.checklist_reminders,
     # A digest, not a firing check: it runs once per tick, after the passes (see DIGESTS).
     "deadline_digests": deadline_digests.mail_digests,
+    # The follow-ups that came due, one mail per counsellor (or contact) and tick.
+    "followup_digests": followup_digests.mail_followup_digests,
 }
 
 # digest -> the checks whose events it mails about.  A digest runs once at the end of a tick,
 # when its PENDING query found events to read at the start of a pass (the participant's "No",
 # a tick that crashed before its digest) or when one of these checks recorded some.
-DIGESTS: dict[str, tuple[str, ...]] = {"deadline_digests": ("deadlines_missed",)}
+DIGESTS: dict[str, tuple[str, ...]] = {"deadline_digests": ("deadlines_missed",),
+                                       "followup_digests": ("followups_due",)}
 
 # name -> whether the check has anything to do at `now`: an EXISTS over what its due query
 # reads (true whenever that query would find a row).  `run_once` asks them all in one query
@@ -74,6 +77,7 @@ PENDING: dict[str, Callable[[datetime], Any]] = {
     "peer_talk_checks": matching.talk_checks_pending,
     "checklist_reminders": checklist_reminders.reminders_pending,
     "deadline_digests": deadline_digests.digests_pending,
+    "followup_digests": followup_digests.digests_pending,
 }
 
 

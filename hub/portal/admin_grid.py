@@ -24,7 +24,7 @@ from werkzeug import Response
 
 from hub.adapters.spreadsheet import UnreadableGrid, read_grid
 from hub.db import db, utcnow
-from hub.directory.grid import Reason
+from hub.directory.grid import Reason, is_grid_header
 from hub.directory.grid_import import (
     CREATE,
     MERGE,
@@ -103,6 +103,13 @@ def _form(organization: Organization, status: int = 200, error: str | None = Non
                 updates_entries=is_hub_admin())
 
 
+def _plan(path: Path, organization: Organization) -> list[RowOutcome]:
+    """The import of the file for `organization`, as the command line plans it with `--as`
+    (entries already in the directory completed only by a hub administrator)."""
+    return plan_import(db.session, list(read_grid(path, is_grid_header)),
+                       importer_id=organization.id, update_entries=is_hub_admin())
+
+
 @blp.get("/admin/<uuid:organization_id>/grid")
 @login_required(ADMIN_ROLES)
 def grid_form(organization_id: uuid.UUID) -> Response:
@@ -129,8 +136,7 @@ def dry_run(organization_id: uuid.UUID) -> Response:
     path = directory / f"{token}{suffix}"
     upload.save(path)
     try:
-        outcomes = plan_import(db.session, list(read_grid(path)), importer_id=organization.id,
-                               update_entries=is_hub_admin())
+        outcomes = _plan(path, organization)
     except UnreadableGrid:
         path.unlink(missing_ok=True)
         return _form(organization, 422, _(
@@ -155,8 +161,7 @@ def apply(organization_id: uuid.UUID) -> Response:
                 "applied): upload the grid again."), "error")
         return redirect(url_for("admin_grid.grid_form", organization_id=organization.id))
     try:
-        outcomes = plan_import(db.session, list(read_grid(path)), importer_id=organization.id,
-                               update_entries=is_hub_admin())
+        outcomes = _plan(path, organization)
         apply_import(db.session, outcomes, source=upload["filename"], now=utcnow(),
                      importer_id=organization.id)
     finally:

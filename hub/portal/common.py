@@ -31,6 +31,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import format_decimal
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
@@ -44,6 +45,7 @@ from hub.errors import ConcurrentChange, DomainError, Invalid, NotAllowed, NotFo
 from hub.followups import records
 from hub.portal import labels
 from hub.referrals import lifecycle
+from hub.referrals.households import AlreadyInHousehold
 from hub.referrals.participants import PossibleDuplicate
 
 log = logging.getLogger(__name__)
@@ -201,6 +203,7 @@ FIELD_HINTS = {
     "priority": lambda: _("Choose a priority."),
     "reason_for_referral": lambda: _("At most 4,000 characters."),
     "needs": lambda: _("At most 50 needs, one per line, each at most 200 characters."),
+    "participant_ids": lambda: _("Choose at least one other participant of your organization."),
     "needed_by": lambda: _("A date, today or later."),
     "note": lambda: _("At most 2,000 characters."),
     "evidence": lambda: _("Choose how the participant gave consent."),
@@ -270,6 +273,9 @@ def message_of(error: Exception) -> str:
     if isinstance(error, Invalid):
         return " ".join(FIELD_MESSAGES[name]() if name in FIELD_MESSAGES
                         else _("Some fields are invalid.") for name in error.errors)
+    if isinstance(error, AlreadyInHousehold):
+        return _("A person is in one household at most: someone you chose is already in "
+                 "one. Leave them out.")
     if isinstance(error, PossibleDuplicate):
         return _("Your organization already registered a person with the same names and the "
                  "same email or phone (or, without either, the same birth year).")
@@ -293,6 +299,12 @@ def _failure(error: Exception) -> Response:
         if error.code == 404:
             return page("portal/message.html", 404, title=_("Not found"),
                         message=_("Not found, or not visible to your organization."))
+        if error.code == 413:  # an upload (a partner grid) over the hub's body limit
+            limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
+            return page("portal/message.html", 413, title=_("File too large"), message=_(
+                "The file is larger than %(size)s MB: remove the sheets or columns the "
+                "import does not need, or split the grid in two, then upload it again.",
+                size=format_decimal(round(limit / 1_048_576, 1))))
         return page("portal/message.html", error.code, title=_("Request refused"),
                     message=_("The request could not be understood."))
     if isinstance(error, DomainError):

@@ -47,7 +47,7 @@ from hub.portal.common import (
 )
 from hub.portal.legs import leg_rows
 from hub.privacy import person_copy
-from hub.referrals import correction, handoffs, participants, redirection
+from hub.referrals import correction, handoffs, households, participants, redirection
 from hub.referrals.legs import OPEN_STATUSES, Referral
 from hub.referrals.lifecycle import Pathway, Priority, Stage
 from hub.referrals.participants import Participant, PossibleDuplicate
@@ -211,13 +211,48 @@ def participant_detail(participant_id: uuid.UUID) -> Response:
         .order_by(Referral.created_at.desc())))
     names = _organization_names({leg.from_organization_id for leg in legs}
                                 | {leg.to_organization_id for leg in legs})
+    household_id = households.household_of(db.session, participant.id)
+    members = [] if household_id is None else [
+        reader.participant(p) for p in db.session.scalars(select(Participant).where(
+            Participant.id.in_(households.members_of(db.session, household_id)),
+            Participant.id != participant.id))]
     return page("portal/participant.html", participant=reader.participant(participant),
-                regions=QUEBEC_REGIONS,
+                regions=QUEBEC_REGIONS, household=members, in_household=household_id is not None,
                 chains=chains.picture(chains.steps_of(legs), names),
                 consents=[{"consent": c, "status": c.status(now).value,
                            "organizations": [organizations.get(o, str(o))
                                              for o in c.organization_ids]} for c in history],
                 legs=leg_rows(legs, now, reader))
+
+
+@blp.route("/participants/<uuid:participant_id>/household", methods=["GET", "POST"])
+@login_required(SENDING_ROLES)
+def household(participant_id: uuid.UUID) -> Response:
+    """Link the participant with the people of the organization who move with them (spouse,
+    family): their legs are then prepared together (docs/design.md §12)."""
+    participant = _own_participant(participant_id)
+    reader = _reader()
+    candidates = [reader.participant(p) for p in db.session.scalars(
+        select(Participant).where(Participant.organization_id == caller().organization_id,
+                                  Participant.id != participant.id)
+        .order_by(Participant.created_at.desc()).limit(PARTICIPANTS_SHOWN))]
+    chosen = request.form.getlist("participant_ids")
+    context: dict[str, Any] = {"participant": reader.participant(participant),
+                               "candidates": candidates, "chosen": set(chosen)}
+    if request.method == "GET":
+        return page("portal/household.html", **context)
+    try:
+        ids = [participant.id] + [uuid.UUID(value) for value in chosen]
+        households.create_household(db.session, caller(), ids)
+    except ValueError:
+        return page("portal/household.html", 422, error=_("Check the fields marked below."),
+                    **context)
+    except DomainError as error:
+        db.session.rollback()
+        return page("portal/household.html", status_of(error), error=message_of(error),
+                    **context)
+    flash(_("Household recorded."), "success")
+    return redirect(url_for("sending.participant_detail", participant_id=participant.id))
 
 
 @blp.get("/participants/<uuid:participant_id>/copy")
@@ -302,6 +337,8 @@ def refer(participant_id: uuid.UUID) -> Response:
         "capacities": list(Capacity), "pathways": list(Pathway),
         "stages": list(Stage), "priorities": list(Priority),
         "previous": previous_view,
+        "household_size": len(households.members_of(db.session, household_id))
+        if (household_id := households.household_of(db.session, participant.id)) else 0,
         "previous_to": previous and _organization_names(
             {previous.to_organization_id}).get(previous.to_organization_id),
         "values": request.form if request.method == "POST"
@@ -335,6 +372,18 @@ def refer(participant_id: uuid.UUID) -> Response:
             data.pop("forwarded_from", None)
             leg = redirection.redirect_referral(db.session, caller(), previous.id, **data)
             flash(_("Referral redirected."), "success")
+        elif request.form.get("whole_household") and context["household_size"]:
+            data.pop("forwarded_from", None)
+            sent, not_covered = handoffs.send_for_household(db.session, caller(), **data)
+            if not sent:
+                raise not_covered[0]
+            leg = sent[0]
+            flash(_("Referral sent for %(num)d members of the household.", num=len(sent)),
+                  "success")
+            if not_covered:
+                flash(_("Not sent for %(num)d members: their consent does not cover this "
+                        "organization. Record it, then refer them.", num=len(not_covered)),
+                      "warning")
         else:
             leg = handoffs.send_referral(db.session, caller(), **data)
             flash(_("Referral sent."), "success")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Uuid, bindparam, exists, select
@@ -22,7 +23,7 @@ from hub.directory.organizations import Organization
 from hub.errors import Invalid, NotAllowed, NotFound, VersionMismatch
 from hub.events.types import EventType
 from hub.followups import deadlines, policies
-from hub.referrals import checklists, lifecycle
+from hub.referrals import checklists, households, lifecycle
 from hub.referrals.legs import (
     CALLER_CANCEL_REASONS,
     EVENT_OF_ACTION,
@@ -213,6 +214,28 @@ def send_referral(
     visibility.note_read_ahead(session, caller, referral)  # the answer shows the leg
     record_leg_event(session, referral, EventType.REFERRAL_SENT, caller)
     return referral
+
+
+def send_for_household(
+    session: Session, caller: Caller, *, participant_id: uuid.UUID, **referral: Any,
+) -> tuple[list[Referral], list[consents.ConsentRequired]]:
+    """The same referral for every member of the participant's household (the participant
+    alone when in none): one leg each, each under that member's own consent.  Members whose
+    consent does not cover the receiver are refused (returned), the others' legs are sent."""
+    household_id = households.household_of(session, participant_id)
+    members = (households.members_of(session, household_id) if household_id is not None
+               else [participant_id])
+    # The participant named first, then the others.
+    members = [participant_id] + [m for m in members if m != participant_id]
+    sent: list[Referral] = []
+    refused: list[consents.ConsentRequired] = []
+    for member in members:
+        try:
+            with session.begin_nested():  # a refusal undoes only that member's attempt
+                sent.append(send_referral(session, caller, participant_id=member, **referral))
+        except consents.ConsentRequired as missing:
+            refused.append(missing)
+    return sent, refused
 
 
 def send_onward(

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from hub.consent.consents import Consent, ConsentEnding, ConsentOrganization
 from hub.directory.organizations import Organization
 from hub.followups.records import FollowUpRecord
+from hub.referrals.households import households_among
 from hub.referrals.legs import Referral
 
 
@@ -111,6 +112,8 @@ def funder_report(session: Session, organization_id: uuid.UUID, start: datetime,
         "organization_id": str(organization_id),
         "period": {"start": start.isoformat(), "end": end.isoformat()},
         "participants_counted": len(counted),
+        # Families move together (§12): a household counts once, a person alone as one.
+        "households_counted": households_among(session, set(counted)),
         "legs_left_out_without_consent": len(legs) - len(kept),
         "sent": {"total": len(sent), "by_pathway": by_pathway(sent)},
         "received": {"total": len(received), "by_pathway": by_pathway(received)},
@@ -145,8 +148,9 @@ def suppress_small_counts(report: dict[str, Any], min_cell: int) -> dict[str, An
         holder[key] = None
         withheld.append(path)
 
-    for name in ("participants_counted", "legs_left_out_without_consent"):
-        if small(out[name]):
+    for name in ("participants_counted", "households_counted",
+                 "legs_left_out_without_consent"):
+        if small(out.get(name)):  # a report built before households has no count of them
             withhold(out, name, name)
     for direction in ("sent", "received"):
         block = out[direction]
@@ -202,6 +206,8 @@ def report_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
 
     row("participants_counted", report["participants_counted"],
         section="participants_counted")
+    if "households_counted" in report:
+        row("households_counted", report["households_counted"], section="households_counted")
     row("legs_left_out_without_consent", report["legs_left_out_without_consent"],
         section="legs_left_out_without_consent")
     for direction in ("sent", "received"):

@@ -1,6 +1,7 @@
 """After the handoff (docs/design.md §10, §11): follow-up records, whose note is encrypted,
 one scheduled follow-up answered once per leg; peers' profiles, peer matches, and the hashes of
-the single-use links mailed about them.
+the single-use links mailed about them; the follow-ups already mailed in a digest, and an index
+on when scheduled checks fired (what the digest reads).
 
 Revision ID: d18a00000001
 Revises: d16a00000001
@@ -113,8 +114,22 @@ def upgrade() -> None:
     with op.batch_alter_table('peer_links', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_peer_links_match_id'), ['match_id'], unique=False)
 
+    op.create_table('followup_digest_sent',
+    sa.Column('referral_id', sa.Uuid(), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('mailed_at', hub.db.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['referral_id'], ['referrals.id'], name=op.f('fk_followup_digest_sent_referral_id_referrals')),
+    sa.PrimaryKeyConstraint('referral_id', 'kind', name=op.f('pk_followup_digest_sent'))
+    )
+    with op.batch_alter_table('referral_checks', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_referral_checks_fired_at'), ['fired_at'], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table('referral_checks', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_referral_checks_fired_at'))
+
+    op.drop_table('followup_digest_sent')
     with op.batch_alter_table('peer_links', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_peer_links_match_id'))
 

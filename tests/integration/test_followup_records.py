@@ -4,13 +4,23 @@ both organizations and its note to the sender alone."""
 
 from __future__ import annotations
 
+import email
+import email.policy
+import threading
+import uuid
+from collections.abc import Iterator
 from datetime import datetime, timedelta
+from email.message import EmailMessage
 from typing import Any
 
+import pytest
 from flask import Flask
 
+from hub.db import utcnow
 from hub.followups import tick
+from hub.outbox.mail import send_due
 from tests.helpers import Network, Partner
+from tests.integration.test_mail import SmtpServer, smtp_transport
 
 
 def run_checks(app: Flask, now: datetime) -> None:
@@ -208,3 +218,47 @@ def test_the_retention_report_counts_consenting_participants_and_withholds_small
     assert stranger.get_json()["rows"] == []
     refused = sender.get(f"/api/v1/reports/retention?from={day}&to=yesterday")
     assert refused.status_code == 422 and "query.to" in refused.get_json()["errors"]
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server on a loopback port (`tests.integration.test_mail`)."""
+    server = SmtpServer()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+def received(app: Flask, server: SmtpServer, to: str) -> list[EmailMessage]:
+    send_due(app.extensions["hub_db"][1], smtp_transport(server),
+             now=utcnow() + timedelta(days=400), limit=10_000)
+    return [email.message_from_bytes(r.data, policy=email.policy.default)  # type: ignore[misc]
+            for r in server.received if to in r.rcpt_to]
+
+
+def test_each_tick_mails_one_digest_of_the_follow_ups_that_came_due(
+        app: Flask, network: Network, smtp: SmtpServer) -> None:
+    sender, receiver = network.partner(), network.partner(name="Accueil Rimouski")
+    desk = f"accueil.{uuid.uuid4().hex[:8]}@example.org"
+    entry = sender.call("PATCH", f"/api/v1/organizations/{sender.organization_id}", json={
+        "contacts": [{"name": "Accueil", "role": "Accueil", "email": desk}]})
+    assert entry.status_code == 200, entry.get_data(as_text=True)
+    legs = [completed_leg(sender, receiver) for _ in range(2)]
+    without_consent = completed_leg(sender, receiver, follow_up=False)
+    later = max(completed_at(leg) for leg in [*legs, without_consent])
+
+    run_checks(app, later + timedelta(days=31))
+    run_checks(app, later + timedelta(days=32))  # nothing new came due: no second mail
+    [digest] = received(app, smtp, desk)
+    body = digest.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert digest["Subject"] == "2 appels de relance sont à faire"
+    assert all(f"/legs/{leg['id']}" in body for leg in legs)
+    assert f"/legs/{without_consent['id']}" not in body  # not to be called
+    assert "Accueil Rimouski" in body and "Relance à 30 jours" in body
+    assert "Amina" not in body and "Benali" not in body  # no data about the person
+
+    run_checks(app, later + timedelta(days=181))
+    assert len(received(app, smtp, desk)) == 2  # the 180-day ones, in a digest of their own

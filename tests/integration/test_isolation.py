@@ -52,6 +52,7 @@ class World:
     delivery_id: str
     peer_id: str  # the receiver's peer, whom the sender may find
     match_id: str  # the sender's participant put in touch with that peer
+    household_id: str = ""
 
 
 @pytest.fixture
@@ -73,6 +74,9 @@ def world(network: Network) -> World:
             moved = webhook_fanout.fan_out(session)
     deliveries = sender.get(f"/api/v1/webhook-endpoints/{endpoint['id']}/deliveries")
     delivery_id = str(deliveries.get_json()["items"][0]["id"])
+    spouse = sender.register_participant()["id"]
+    household = sender.post("/api/v1/households", {"participant_ids": [participant_id, spouse]})
+    assert household.status_code == 201, household.get_data(as_text=True)
     peer = receiver.register_participant(given_name="Karim")
     receiver.grant_consent(peer["id"], sender, purpose="peer_matching")
     enrolled = receiver.post("/api/v1/peers", {
@@ -86,7 +90,7 @@ def world(network: Network) -> World:
     assert match.status_code == 201, match.get_data(as_text=True)
     return World(sender, receiver, outsider, bystander, participant_id, response.get_json(),
                  consent["id"], endpoint["id"], delivery_id, enrolled.get_json()["id"],
-                 match.get_json()["id"])
+                 match.get_json()["id"], household.get_json()["id"])
 
 
 # --- the table of routes that name an object ----------------------------------------------
@@ -104,6 +108,7 @@ PARAMETERS: dict[str, Callable[[World], str]] = {
     "match_id": lambda w: w.match_id,
     "incident_id": lambda w: str(uuid.uuid4()),
     "item": lambda w: "housing",
+    "household_id": lambda w: w.household_id,
 }
 
 Body = Callable[[World], dict[str, Any] | None]
@@ -117,6 +122,9 @@ TENANT_OPERATIONS: dict[tuple[str, str], Body] = {
     ("GET", "/api/v1/referrals/{referral_id}/events"): lambda w: None,
     ("GET", "/api/v1/referrals/{referral_id}/fhir"): lambda w: None,
     ("GET", "/api/v1/referrals/{referral_id}/checklist"): lambda w: None,
+    ("GET", "/api/v1/households/{household_id}"): lambda w: None,
+    ("POST", "/api/v1/households/{household_id}/referrals"):
+        lambda w: {"to_organization_id": w.bystander.organization_id, "pathway": "employment"},
     ("PUT", "/api/v1/referrals/{referral_id}/checklist/{item}"): lambda w: {"status": "done"},
     ("POST", "/api/v1/referrals/{referral_id}/acknowledge"): lambda w: {"note": "Vu"},
     ("POST", "/api/v1/referrals/{referral_id}/accept"): lambda w: {"note": "On s'en occupe"},

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -39,9 +40,18 @@ def mails(app: Flask, key: str) -> list[OutgoingMail]:
         return list(session.scalars(select(OutgoingMail).where(OutgoingMail.dedupe_key == key)))
 
 
-def feed(partner: Partner) -> list[dict[str, Any]]:
-    return [e for e in partner.get("/api/v1/events?limit=500").get_json()["items"]
-            if e["type"].startswith("peer_match.")]
+def feed(partner: Partner, match_id: str, until: str) -> list[dict[str, Any]]:
+    """The organization's feed items about one match, once `until` is among them: on
+    PostgreSQL the feed shows an event once every older transaction of the server finished,
+    and the test server is shared, so it is polled for a while."""
+    deadline = time.monotonic() + 30
+    while True:
+        items = [e for e in partner.get("/api/v1/events?limit=500").get_json()["items"]
+                 if e["type"].startswith("peer_match.")
+                 and e["data"]["peer_match"]["id"] == match_id]
+        if until in [e["type"] for e in items] or time.monotonic() > deadline:
+            return items
+        time.sleep(0.2)
 
 
 class World:
@@ -114,7 +124,7 @@ def test_a_peer_found_proposed_accepted_by_link_then_ended(app: Flask, network: 
 
     assert client.post(path, data={"action": "end"}).status_code == 200
     for partner in (world.newcomer_org, world.peer_org):
-        events = [e for e in feed(partner) if e["data"]["peer_match"]["id"] == match["id"]]
+        events = feed(partner, match["id"], until="peer_match.ended")
         assert [e["type"] for e in events] == [
             "peer_match.proposed", "peer_match.accepted", "peer_match.ended"]
         assert events[-1]["data"]["peer_match"]["end_reason"] == "peer_ended"
@@ -169,8 +179,8 @@ def test_proposals_lapse_and_accepted_ones_ask_the_newcomer_after_30_days(
     tick.run_once(app.extensions["hub_db"][1], expires_at + timedelta(minutes=1))
     lapsed = world.newcomer_org.get(f"/api/v1/peer-matches/{lapsing['id']}").get_json()
     assert lapsed["status"] == "expired"
-    assert [e["type"] for e in feed(world.peer_org)
-            if e["data"]["peer_match"]["id"] == lapsing["id"]][-1] == "peer_match.expired"
+    assert [e["type"] for e in feed(world.peer_org, lapsing["id"], until="peer_match.expired")
+            ][-1] == "peer_match.expired"
 
     match = world.propose()
     assert world.peer_org.post(f"/api/v1/peer-matches/{match['id']}/accept").status_code == 200

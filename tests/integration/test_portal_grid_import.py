@@ -119,3 +119,12 @@ def test_a_wrong_file_is_refused_with_what_to_do(app: Flask) -> None:
     assert counsellor.get(f"/admin/{own.id}/grid").status_code == 403
     other_admin = Person.logged_in(app, make_user(app, make_organization(app), "org_admin"))
     assert other_admin.get(f"/admin/{own.id}/grid").status_code == 404
+
+
+def test_a_file_over_the_limit_says_how_large_it_may_be(app: Flask) -> None:
+    own = make_organization(app)
+    admin = Person.logged_in(app, make_user(app, own, "org_admin"))
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    huge = upload(admin, own.id, b"Organisme;R\xe9gion\r\n" + b"x" * limit, "grille.csv")
+    assert huge.status_code == 413
+    assert "Le fichier dépasse 1 Mo" in text_of(huge)

@@ -96,3 +96,34 @@ def test_both_parties_tick_the_checklist_and_print_it(app: Flask) -> None:
     assert "☐ Déménagement" in printed
     timeline = text_of(partner.get(f"/legs/{leg}"))
     assert timeline.count("Liste de préparation mise à jour") >= 2
+
+
+def test_a_household_is_linked_and_referred_at_once(app: Flask) -> None:
+    sender = make_organization(app)
+    receiver = make_organization(app, kind="regional_partner", region="01")
+    counsellor = Person.logged_in(app, make_user(app, sender, "counsellor"))
+    amina = register(counsellor, given_name="Amina", family_name="Haddad")
+    karim = register(counsellor, given_name="Karim", family_name="Haddad")
+    lina = register(counsellor, given_name="Lina", family_name="Haddad")
+    page = text_of(counsellor.get(f"/participants/{amina}"))
+    assert "Ménage" in page and "Lier les personnes qui déménagent avec elle" in page
+    linked = counsellor.post(f"/participants/{amina}/household",
+                             {"participant_ids": [str(karim), str(lina)]})
+    assert linked.status_code == 302, text_of(linked)
+    detail = text_of(counsellor.get(f"/participants/{amina}"))
+    assert "Karim Haddad" in detail and "Lina Haddad" in detail and "Déménage avec" in detail
+    again = counsellor.post(f"/participants/{karim}/household",
+                            {"participant_ids": [str(lina)]})
+    assert again.status_code == 409 and "un seul ménage" in text_of(again)
+
+    consent_to(counsellor, amina, receiver)
+    consent_to(counsellor, karim, receiver)
+    form = counsellor.get(f"/participants/{amina}/refer").get_data(as_text=True)
+    assert 'name="whole_household"' in form and "(3 personnes)" in form
+    sent = counsellor.post(f"/participants/{amina}/refer", {
+        "to_organization_id": str(receiver.id), "pathway": "settlement",
+        "priority": "urgent", "whole_household": "true"})
+    assert sent.status_code == 302, text_of(sent)
+    shown = text_of(counsellor.get(sent.headers["Location"]))
+    assert "Demande envoyée pour 2 membres du ménage." in shown
+    assert "Non envoyée pour 1 membres" in shown

@@ -4,10 +4,13 @@ row ever becomes a coordination body."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from hub.adapters.spreadsheet import read_grid
 from hub.directory.grid import (
     FROM_COLUMN,
     FROM_NAME,
@@ -16,6 +19,7 @@ from hub.directory.grid import (
     BadCell,
     choose_kind,
     entry_of,
+    is_grid_header,
 )
 
 
@@ -113,3 +117,18 @@ def test_only_a_missing_name_or_an_unknown_region_rejects_a_row() -> None:
     assert kept.capacity is None and kept.warnings == [
         "capacity «Peut-être» is not one of ouvert, liste d'attente, complet: left out"]
     assert (kept.collaboration, kept.notes) == ("Financement", "Très réactive")
+
+
+def test_the_header_is_the_row_naming_the_grid_s_columns(tmp_path: Path) -> None:
+    assert is_grid_header(["Organisme", None, "Région"])
+    assert is_grid_header(["Nom de l'organisme", "Type de collaboration"])
+    assert not is_grid_header(["Grille des partenaires", "2025"])  # a title line of two cells
+    assert not is_grid_header(["Région", "Services"])  # no organization column
+    path = tmp_path / "grille.csv"
+    path.write_text("Grille des partenaires;mise à jour 2025\n\nRégion;Organisme\n"
+                    "Estrie;Ville de Magog\n", encoding="utf-8")
+    assert list(read_grid(path, is_grid_header)) == [
+        (4, {"Région": "Estrie", "Organisme": "Ville de Magog"})]
+    # Without the grid's test, the two-cell title line would be taken for the header.
+    assert list(read_grid(path))[0][1] == {"Grille des partenaires": "Région",
+                                           "mise à jour 2025": "Organisme"}

@@ -1,0 +1,94 @@
+"""Households (docs/design.md §12) through the API: participants of one organization linked,
+one household each at most; the same referral sent for every member, one leg each under that
+member's own consent, the others refused; a member's leg shows its sender the others' open
+legs; reports count households beside participants."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from tests.helpers import Network
+
+
+def test_linking_rules(network: Network) -> None:
+    counsellor, other = network.partner(), network.partner()
+    amina, karim, lina = (counsellor.register_participant()["id"] for _ in range(3))
+    stranger = other.register_participant()["id"]
+    created = counsellor.post("/api/v1/households", {"participant_ids": [amina, karim]})
+    assert created.status_code == 201
+    household = created.get_json()
+    assert sorted(household["participant_ids"]) == sorted([amina, karim])
+    assert counsellor.get(f"/api/v1/households/{household['id']}").get_json() == household
+    assert other.get(f"/api/v1/households/{household['id']}").status_code == 404
+
+    again = counsellor.post("/api/v1/households", {"participant_ids": [karim, lina]})
+    assert again.status_code == 409
+    assert again.get_json()["participant_ids"] == [karim]
+    assert "one household at most" in again.get_json()["detail"]
+    foreign = counsellor.post("/api/v1/households", {"participant_ids": [lina, stranger]})
+    assert foreign.status_code == 422 and stranger in foreign.get_json()["errors"][
+        "participant_ids"][0]
+    alone = counsellor.post("/api/v1/households", {"participant_ids": [lina]})
+    assert alone.status_code == 422
+
+
+def test_one_referral_for_the_household_one_leg_per_consenting_member(
+        network: Network) -> None:
+    counsellor = network.partner()
+    receiver = network.partner(kind="regional_partner", region="01")
+    amina, karim, lina = (counsellor.register_participant()["id"] for _ in range(3))
+    household = counsellor.post("/api/v1/households",
+                                {"participant_ids": [amina, karim, lina]}).get_json()
+    counsellor.grant_consent(amina, receiver)
+    counsellor.grant_consent(karim, receiver)  # Lina's consent does not cover the receiver
+
+    response = counsellor.post(f"/api/v1/households/{household['id']}/referrals", {
+        "to_organization_id": receiver.organization_id, "pathway": "settlement",
+        "priority": "urgent", "needed_by": "2099-07-02"})
+    assert response.status_code == 201, response.get_data(as_text=True)
+    body = response.get_json()
+    assert sorted(leg["participant"]["id"] for leg in body["items"]) == sorted([amina, karim])
+    assert [r["participant_id"] for r in body["refused"]] == [lina]
+    assert "POST /api/v1/participants" in body["refused"][0]["detail"]
+    assert all(leg["needed_by"] == "2099-07-02" for leg in body["items"])
+
+    # Each leg shows its sender the others' open legs; the receiver is not shown them.
+    first, second = body["items"]
+    shown = counsellor.get(f"/api/v1/referrals/{first['id']}").get_json()
+    assert [leg["id"] for leg in shown["household_legs"]] == [second["id"]]
+    assert "household_legs" not in receiver.get(f"/api/v1/referrals/{first['id']}").get_json()
+    # Cancelled, the other leg is no longer shown.
+    assert counsellor.act(second["id"], "cancel").status_code == 200
+    assert counsellor.get(f"/api/v1/referrals/{first['id']}").get_json()[
+        "household_legs"] == []
+
+
+def test_nobody_covered_is_a_consent_refusal(network: Network) -> None:
+    counsellor, receiver = network.partner(), network.partner(kind="regional_partner")
+    amina, karim = (counsellor.register_participant()["id"] for _ in range(2))
+    household = counsellor.post("/api/v1/households",
+                                {"participant_ids": [amina, karim]}).get_json()
+    refused = counsellor.post(f"/api/v1/households/{household['id']}/referrals", {
+        "to_organization_id": receiver.organization_id, "pathway": "settlement"})
+    assert refused.status_code == 409
+    assert refused.get_json()["type"].endswith("consent_required")
+    assert counsellor.get("/api/v1/referrals?direction=outbound").get_json()["items"] == []
+
+
+def test_reports_count_households(network: Network) -> None:
+    counsellor, receiver = network.partner(), network.partner(kind="regional_partner")
+    # Seven people: two couples and three alone make five households (five: the smallest
+    # count a report shows, HUB_REPORT_MIN_CELL).
+    people = [counsellor.register_participant()["id"] for _ in range(7)]
+    counsellor.post("/api/v1/households", {"participant_ids": people[:2]})
+    counsellor.post("/api/v1/households", {"participant_ids": people[2:4]})
+    for person in people:
+        counsellor.grant_consent(person, receiver)
+        counsellor.grant_consent(person, counsellor, purpose="outcome_reporting")
+        counsellor.refer(receiver, person, consent=False)
+    start = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    end = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
+    report = counsellor.get(f"/api/v1/reports/funder?from={start}&to={end}")
+    assert report.status_code == 200, report.get_data(as_text=True)
+    assert report.get_json()["participants_counted"] == 7
+    assert report.get_json()["households_counted"] == 5
