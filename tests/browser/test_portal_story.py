@@ -105,7 +105,7 @@ def test_the_whole_story(hub: Hub, browser: Any, language: str) -> None:
         counsellor.fill("#q", "benali amina")
         with counsellor.expect_navigation():
             counsellor.locator("form[role=search] button[type=submit]").click()
-        assert counsellor.locator(f"main table a[href*='/participants/']").count() == 0
+        assert counsellor.locator("main table a[href*='/participants/']").count() == 0
         counsellor.goto(f"{hub.base_url}/participants/new")
         check_page(counsellor, "participant-new", language)
         counsellor.fill("#given_name", "Amina")
