@@ -48,6 +48,16 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
 
     # Process-wide: the encrypted column types have no access to the app (see hub.crypto).
     crypto.install(crypto.KeyRing.from_settings(settings.data_keys, settings.secret_key))
+    # Each person's key, apart from the database (see hub.privacy.keystore).
+    from hub.privacy import keystore
+
+    store = keystore.KeyStore(settings.keystore)
+    keystore.install(store)
+    app.extensions["hub_keystore"] = store
+    from hub.privacy import retention
+
+    retention.configure(months=settings.retention_months,
+                        pseudonym_key=settings.secret_key.encode())
 
     ops.configure_logging(settings.log_level)
     ops.init_app(app)  # first, so request timing includes every later hook (SQLite's turn)

@@ -103,6 +103,7 @@ def run_command(host: str, port: int) -> None:
     settings = Settings.from_env()
     if settings.is_sqlite:
         upgrade_database(settings.database_url)
+        _move_to_person_keys(settings)
     app = create_app(settings)
     from hub.worker import Worker
 
@@ -181,13 +182,28 @@ def db_group() -> None:
     """Database schema (Alembic migrations)."""
 
 
+def _move_to_person_keys(settings: Settings) -> int:
+    """What the key ring still seals of a participant, moved under their own key (after the
+    migrations: one of them reads names with the key ring alone)."""
+    from hub import models
+    from hub.consent import key_rotation
+
+    return key_rotation.move_database_to_person_keys(
+        settings.database_url, models.Base.metadata, settings.data_keys, settings.secret_key,
+        settings.keystore)
+
+
 @db_group.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration to HUB_DATABASE_URL."""
     from hub.ops import upgrade_database
 
-    upgrade_database(Settings.from_env().database_url)
+    settings = Settings.from_env()
+    upgrade_database(settings.database_url)
     click.echo("Database is at the latest migration.")
+    moved = _move_to_person_keys(settings)
+    if moved:
+        click.echo(f"{moved} values moved under their participant's own key.")
 
 
 @db_group.command("revision")
@@ -432,16 +448,26 @@ def data_group() -> None:
 @data_group.command("rotate-keys")
 @with_appcontext
 def data_rotate_keys() -> None:
-    """Re-encrypt personal data with the first key of HUB_DATA_KEYS (then old keys can go)."""
+    """Re-encrypt personal data with the first key of HUB_DATA_KEYS (then old keys can go);
+    wrap the participants' own keys again with it; seal under each participant's own key what
+    is not yet."""
     from hub import models
     from hub.consent import key_rotation
     from hub.db import db
+    from hub.privacy import keystore
 
     with db.job_session() as session:
         total = key_rotation.rotate_all(
             session, models.Base.metadata,
             lambda column, done: click.echo(f"{column}: {done} re-encrypted", err=True))
+    rewrapped = keystore.current().rewrap_all()
+    with db.job_session() as session:
+        moved = key_rotation.move_to_person_keys(
+            session, models.Base.metadata,
+            lambda column, done: click.echo(f"{column}: {done} sealed per person", err=True))
     click.echo(f"{total} values re-encrypted with the current key.")
+    click.echo(f"{rewrapped} participants' keys wrapped again with the current key.")
+    click.echo(f"{moved} values moved under their participant's own key.")
 
 
 @data_group.command("reindex-participants")

@@ -61,6 +61,22 @@ SETTINGS: tuple[Setting, ...] = (
         "only). Must be set in production.",
     ),
     Setting(
+        "HUB_KEYSTORE_URL",
+        "keystore_url",
+        None,
+        "SQLAlchemy URL of the key store, the database of each participant's own key (erasing "
+        "a person destroys it): never the database of HUB_DATABASE_URL, so that a restored "
+        "backup of the hub cannot bring an erased person back. Default: a SQLite file beside "
+        "the hub's (./var/hub-keys.sqlite3). Must be set in production.",
+    ),
+    Setting(
+        "HUB_RETENTION_MONTHS",
+        "retention_months",
+        24,
+        "Personal data of a participant with no open leg and no active consent is erased "
+        "this many months after their last leg closed (docs/design.md §15).",
+    ),
+    Setting(
         "HUB_TOKEN_TTL_SECONDS", "token_ttl_seconds", 3600, "Lifetime of OAuth access tokens."
     ),
     Setting(
@@ -161,6 +177,8 @@ class Settings:
     database_url: str = field(default_factory=default_database_url)
     secret_key: str = DEVELOPMENT_SECRET_KEY
     data_keys: str = ""
+    keystore_url: str = ""
+    retention_months: int = 24
     token_ttl_seconds: int = 3600
     max_body_bytes: int = 1_048_576
     log_level: str = "INFO"
@@ -211,6 +229,18 @@ class Settings:
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
+    @property
+    def keystore(self) -> str:
+        """The key store's URL: HUB_KEYSTORE_URL, else a SQLite file beside the hub's own
+        (./var/hub-keys.sqlite3 for the default), else ./var/hub-keys.sqlite3."""
+        if self.keystore_url:
+            return self.keystore_url
+        if self.is_sqlite and self.database_url.startswith("sqlite:///") and \
+                ":memory:" not in self.database_url:
+            path = Path(self.database_url.removeprefix("sqlite:///"))
+            return f"sqlite:///{path.with_name(path.stem + '-keys.sqlite3')}"
+        return f"sqlite:///{Path('var').resolve() / 'hub-keys.sqlite3'}"
+
     def metrics_network_list(self) -> list[IPv4Network | IPv6Network]:
         """HUB_METRICS_NETWORKS read; ValueError if one is not a network."""
         return [ip_network(part.strip(), strict=False)
@@ -236,6 +266,17 @@ class Settings:
                 )
             if self.is_sqlite:
                 found.append("HUB_DATABASE_URL must point to PostgreSQL in production.")
+            if not self.keystore_url or self.keystore_url.startswith("sqlite"):
+                found.append(
+                    "HUB_KEYSTORE_URL must point to a PostgreSQL database of its own in "
+                    "production (not the one of HUB_DATABASE_URL): it keeps each "
+                    "participant's key, which erasure destroys.")
+        if self.keystore_url and self.keystore_url == self.database_url:
+            found.append("HUB_KEYSTORE_URL must name another database than HUB_DATABASE_URL: "
+                         "a backup of the hub's database must not hold the participants' keys.")
+        if self.retention_months < 1:
+            found.append(f"HUB_RETENTION_MONTHS must be 1 or more (24 is usual), not "
+                         f"{self.retention_months}.")
         if not 0 <= self.trusted_proxies <= 5:
             found.append(f"HUB_TRUSTED_PROXIES must be the number of proxies in front of the "
                          f"hub, 0 to 5, not {self.trusted_proxies}.")

@@ -17,6 +17,14 @@ valid. Changing the secret key, on the other hand, invalidates every blind index
 
 Never filter on an encrypted column (`where(Person.email == ...)` cannot match): filter on its
 blind index.
+
+Per-person keys (crypto-shredding, docs/design.md §15): a participant's personal data is sealed
+under a data key of their own, which the key ring wraps and a key store apart from the database
+keeps (`hub.privacy.keystore`).  Erasing the person destroys that key, and with it every copy of
+their data, backups included.  A model says which of its columns belong to whom with
+`personal_data()`; before each flush their new values are tagged with their owner (`Owned`),
+and the column types seal a tagged value under the owner's key (`p1:<owner>:<token>`).  A value
+whose owner's key is gone reads as None.  Untagged values are sealed by the key ring as before.
 """
 
 from __future__ import annotations
@@ -27,13 +35,16 @@ import hmac
 import json
 import re
 import unicodedata
-from collections.abc import Sequence
-from typing import Any
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Protocol
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import Dialect, Text
+from sqlalchemy import Dialect, Text, event, inspect
+from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
 
 GENERATE_KEY_HINT = (
@@ -137,8 +148,140 @@ def current() -> KeyRing:
     return _current
 
 
+# --- per-person keys ----------------------------------------------------------------------
+
+PERSON_SEAL = "p1:"  # a value sealed under its owner's key: "p1:<owner hex>:<Fernet token>"
+
+
+class PersonKeys(Protocol):
+    """Where each person's data key is kept (`hub.privacy.keystore.KeyStore`)."""
+
+    def key_of(self, owner: uuid.UUID, *, create: bool) -> Fernet | None: ...
+
+
+_person_keys: PersonKeys | None = None
+
+
+def install_person_keys(keys: PersonKeys | None) -> None:
+    """Process-wide, like the key ring; None: every value is sealed by the key ring."""
+    global _person_keys
+    _person_keys = keys
+
+
+@contextmanager
+def using(keyring: KeyRing, person_keys: PersonKeys | None) -> Iterator[None]:
+    """Seal and open with these keys for a while (a migration, a command on another
+    database), then with the process's again."""
+    global _current, _person_keys
+    before = _current, _person_keys
+    _current, _person_keys = keyring, person_keys
+    try:
+        yield
+    finally:
+        _current, _person_keys = before
+
+
+class Owned(str):
+    """A personal value, tagged with the person whose key seals it."""
+
+    owner: uuid.UUID
+
+    def __new__(cls, value: str, owner: uuid.UUID) -> Owned:
+        tagged = super().__new__(cls, value)
+        tagged.owner = owner
+        return tagged
+
+
+class OwnedList(list[Any]):
+    """A personal list (a leg's needs), tagged with its owner."""
+
+    owner: uuid.UUID
+
+    def __init__(self, values: Any, owner: uuid.UUID) -> None:
+        super().__init__(values)
+        self.owner = owner
+
+
+def _seal(plaintext: str, owner: uuid.UUID | None) -> str:
+    if owner is None or _person_keys is None:
+        return current().encrypt(plaintext)
+    key = _person_keys.key_of(owner, create=True)
+    assert key is not None
+    return f"{PERSON_SEAL}{owner.hex}:{key.encrypt(plaintext.encode('utf-8')).decode('ascii')}"
+
+
+def owner_of_token(token: str) -> uuid.UUID | None:
+    """Whose key seals a stored value; None for a value sealed by the key ring."""
+    if not token.startswith(PERSON_SEAL):
+        return None
+    return uuid.UUID(token[len(PERSON_SEAL):].split(":", 1)[0])
+
+
+def _unseal(token: str) -> tuple[str | None, uuid.UUID | None]:
+    """The plaintext and its owner; (None, owner) when the owner's key was destroyed."""
+    owner = owner_of_token(token)
+    if owner is None:
+        return current().decrypt(token), None
+    key = _person_keys.key_of(owner, create=False) if _person_keys is not None else None
+    if key is None:
+        return None, owner
+    try:
+        return key.decrypt(token.rsplit(":", 1)[1]).decode("utf-8"), owner
+    except InvalidToken:
+        raise UndecryptableData(f"a value sealed for {owner} does not open with their key"
+                                ) from None
+
+
+def seal_owned(plaintext: str, owner: uuid.UUID) -> str:
+    """`plaintext` sealed under `owner`'s key, as stored (moving ring-sealed values)."""
+    return _seal(plaintext, owner)
+
+
+# Which columns of which model hold whose personal data: {model: (columns, owner of a row)}.
+_PERSONAL: dict[type, tuple[tuple[str, ...], Callable[[Session, Any], uuid.UUID | None]]] = {}
+
+
+def personal_data(model: type, columns: Sequence[str],
+                  owner: Callable[[Session, Any], uuid.UUID | None]) -> None:
+    """Declare that `columns` of `model` are the personal data of the person `owner` names
+    (given the session and the row): their values are sealed under that person's key."""
+    _PERSONAL[model] = (tuple(columns), owner)
+
+
+@event.listens_for(Session, "before_flush")
+def _tag_owners(session: Session, _context: Any, _instances: Any) -> None:
+    """Tag what is about to be written with its owner, so the column types seal it under the
+    owner's key, whichever use case wrote it."""
+    if _person_keys is None:
+        return
+    for row in (*session.new, *session.dirty):
+        declared = _PERSONAL.get(type(row))
+        if declared is None:
+            continue
+        columns, owner_of = declared
+        state = inspect(row)
+        changed = [name for name in columns
+                   if row in session.new or state.attrs[name].history.has_changes()]
+        values = {name: getattr(row, name) for name in changed}
+        values = {name: value for name, value in values.items()
+                  if value is not None and not isinstance(value, Owned | OwnedList)}
+        if not values:
+            continue
+        with session.no_autoflush:
+            owner = owner_of(session, row)
+        if owner is None:
+            continue
+        for name, value in values.items():
+            if isinstance(value, str):
+                setattr(row, name, Owned(value, owner))
+            elif isinstance(value, list):
+                setattr(row, name, OwnedList(value, owner))
+
+
 class EncryptedText(TypeDecorator[str]):
-    """A string stored as a Fernet token. Cannot be compared in SQL: use a blind index."""
+    """A string stored as a Fernet token. Cannot be compared in SQL: use a blind index.
+
+    An empty stored value is an erased one (see `hub.privacy.erasure`) and reads as ""."""
 
     impl = Text
     cache_ok = True
@@ -148,10 +291,15 @@ class EncryptedText(TypeDecorator[str]):
             return None
         if not isinstance(value, str):
             raise TypeError(f"EncryptedText expects str, got {type(value).__name__}")
-        return current().encrypt(value)
+        return _seal(value, value.owner if isinstance(value, Owned) else None)
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
-        return None if value is None else current().decrypt(value)
+        if value is None or value == "":
+            return value
+        plaintext, owner = _unseal(value)
+        if plaintext is None or owner is None:
+            return plaintext
+        return Owned(plaintext, owner)
 
 
 class EncryptedJSON(TypeDecorator[Any]):
@@ -163,10 +311,18 @@ class EncryptedJSON(TypeDecorator[Any]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
         if value is None:
             return None
-        return current().encrypt(json.dumps(value, ensure_ascii=False))
+        owner = value.owner if isinstance(value, OwnedList) else None
+        return _seal(json.dumps(value, ensure_ascii=False), owner)
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
-        return None if value is None else json.loads(current().decrypt(value))
+        if value is None or value == "":
+            return None
+        plaintext, owner = _unseal(value)
+        if plaintext is None:
+            return None
+        loaded = json.loads(plaintext)
+        return OwnedList(loaded, owner) if owner is not None and isinstance(loaded, list) \
+            else loaded
 
 
 # Hyphens and dashes, apostrophes (straight, typographic, modifier letter), dots, whitespace.

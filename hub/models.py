@@ -22,6 +22,7 @@ from hub.mailbox.notices import QueuedNotice
 from hub.outbox.mail import OutgoingMail
 from hub.outbox.webhook_fanout import EndpointRegistration
 from hub.peers.profiles import PeerLink, PeerMatch, PeerProfile
+from hub.privacy.erasure import ParticipantErasure
 from hub.privacy.incidents import PrivacyIncident
 from hub.referrals.checklists import ChecklistItem
 from hub.referrals.households import Household, HouseholdMember
@@ -67,6 +68,7 @@ __all__ = [
     "QueuedMiss",
     "QueuedNotice",
     "ParticipantCheckin",
+    "ParticipantErasure",
     "PasswordReset",
     "PortalSession",
     "PersonalDataRead",

@@ -22,6 +22,7 @@ from hub import create_app, crypto
 from hub.accounts import users
 from hub.config import Settings
 from hub.ops import upgrade_database
+from hub.privacy import keystore
 from tests.helpers import Network
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -60,17 +61,30 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
+        # The key store: a database of its own, as in production (hub.privacy.keystore).
+        connection.execute(text(f'CREATE DATABASE "{name}_keys"'))
     url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     upgrade_database(url)
     yield url
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}_keys" WITH (FORCE)'))
     admin.dispose()
+
+
+def keystore_url_for(database_url: str) -> str:
+    """The key store beside a test database: `<name>_keys` on PostgreSQL, and on SQLite the
+    file the settings choose by default (beside the database's)."""
+    if database_url.startswith("sqlite"):
+        return Settings(database_url=database_url).keystore
+    url = make_url(database_url)
+    return url.set(database=f"{url.database}_keys").render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
 def app(database_url: str) -> Iterator[Flask]:
     application = create_app(Settings(env="test", database_url=database_url,
+                                      keystore_url=keystore_url_for(database_url),
                                       secret_key="test-secret-key-" + "x" * 32))
     application.config["TESTING"] = True
     yield application
@@ -81,9 +95,17 @@ def app(database_url: str) -> Iterator[Flask]:
 def _keep_the_key_ring() -> Iterator[None]:
     """Tests that build their own app (other secret, other keys) install its key ring, which is
     process-wide (see hub.crypto): put back the one the shared apps encrypt with."""
-    ring = crypto._current
+    ring, person_keys = crypto._current, crypto._person_keys
     yield
-    crypto._current = ring
+    crypto._current, crypto._person_keys = ring, person_keys
+
+
+@pytest.fixture(autouse=True)
+def _the_apps_key_store(request: pytest.FixtureRequest) -> None:
+    """Each backend's app has its key store; the one installed (process-wide, as the key ring)
+    is the app's under test."""
+    if "app" in request.fixturenames:
+        keystore.install(request.getfixturevalue("app").extensions["hub_keystore"])
 
 
 @pytest.fixture

@@ -130,6 +130,7 @@ def init_app(app: Flask) -> None:
                    webhook_endpoints, inbound, handoffs, policies, fhir, reports, hsds,
                    privacy_incidents, followups, peers):
         api.register_blueprint(module.blp)
+    api.register_blueprint(privacy_incidents.erasures_blp)
 
     register_error_handlers(app)
     app.before_request(_require_json_body)

@@ -25,11 +25,12 @@ from hub.api.common import (
     pseudonym_key,
 )
 from hub.api.idempotency import idempotent
-from hub.consent import visibility
+from hub.api.privacy_incidents import ErasureOut
+from hub.consent import consents, visibility
 from hub.db import db
 from hub.directory.organizations import QUEBEC_REGIONS
 from hub.errors import NotAllowed
-from hub.privacy import person_copy
+from hub.privacy import erasure, person_copy
 from hub.referrals import correction, participants
 
 blp = Blueprint(
@@ -223,3 +224,22 @@ class ParticipantCopy(MethodView):
         response.headers["Content-Disposition"] = (
             f'attachment; filename="participant-{participant_id}.json"')
         return response
+
+
+@blp.route("/<uuid:participant_id>/erase")
+class EraseParticipant(MethodView):
+    @require_scope("participants:write")
+    @blp.response(200, ErasureOut)
+    def post(self, participant_id: uuid.UUID) -> dict[str, Any]:
+        """Erase a participant your organization registered, at their request (Law 25).
+
+        Their active consents end and their open legs are cancelled (recipients are told as
+        for a withdrawal); names, contacts, the legs' reasons and needs and every note are
+        emptied; their own key is destroyed, so no backup can show them again. The legs and
+        events stay, under a pseudonymous stub; every organization that received the data
+        gets `participant.erased`. Erasing again answers the same."""
+        caller = current_caller()
+        participant = consents.own_participant(db.session, caller, participant_id)
+        done = erasure.erase(db.session, participant, reason=erasure.Reason.ON_REQUEST,
+                             actor=caller.actor, caller=caller, key=pseudonym_key())
+        return erasure.as_dict(done)

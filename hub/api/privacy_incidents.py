@@ -17,7 +17,7 @@ from hub.adapters.spreadsheet import csv_text
 from hub.api.common import Input, PageArgs, Timestamp, aware_datetime, decode_cursor, encode_cursor
 from hub.api.idempotency import idempotent
 from hub.db import db
-from hub.privacy import incidents
+from hub.privacy import erasure, incidents
 
 blp = Blueprint(
     "privacy_incidents", __name__, url_prefix="/api/v1/privacy-incidents",
@@ -160,3 +160,56 @@ class IncidentById(MethodView):
         incident = incidents.own_incident(db.session, caller.organization_id, incident_id)
         return incidents.as_dict(incidents.correct_incident(db.session, caller.actor, incident,
                                                             **body))
+
+
+class ErasureOut(Schema):
+    participant_id = fields.UUID()
+    organization_id = fields.UUID()
+    pseudonym = fields.String(metadata={"description": "The reference coordinators knew the "
+                                        "person by; nothing else of them is kept."})
+    reason = fields.String(metadata={"enum": list(erasure.Reason)})
+    erased_by = fields.String()
+    erased_at = Timestamp()
+
+
+class ErasurePage(Schema):
+    items = fields.List(fields.Nested(ErasureOut))
+    next_cursor = fields.String(allow_none=True)
+
+
+ERASURE_COLUMNS = ("participant_id", "pseudonym", "reason", "erased_by", "erased_at")
+
+
+def erasures_csv(entries: list[erasure.ParticipantErasure]) -> str:
+    rows = [erasure.as_dict(entry) for entry in entries]
+    return csv_text(ERASURE_COLUMNS, ([row[c] for c in ERASURE_COLUMNS] for row in rows))
+
+
+erasures_blp = Blueprint(
+    "erasures", __name__, url_prefix="/api/v1/erasures",
+    description="The register of the participants' data erased: when, which pseudonym, why.",
+)
+
+
+@erasures_blp.route("")
+class ErasureRegister(MethodView):
+    @require_scope("privacy:manage")
+    @erasures_blp.arguments(RegisterArgs, location="query", unknown=RAISE, as_kwargs=True)
+    @erasures_blp.response(200, ErasurePage)
+    @erasures_blp.alt_response(200, content_type="text/csv", description="With `format=csv`.",
+                               success=True)
+    def get(self, limit: int, cursor: str | None, format: str) -> Any:
+        """Your organization's erasure register, the latest first: on request and at the end
+        of retention (`HUB_RETENTION_MONTHS`)."""
+        organization_id = current_caller().organization_id
+        if format == "csv":
+            response = Response(erasures_csv(erasure.register_of(db.session, organization_id)),
+                                mimetype="text/csv")
+            response.headers["Content-Disposition"] = 'attachment; filename="erasures.csv"'
+            return response
+        after = tuple(decode_cursor(cursor, aware_datetime, uuid.UUID)) if cursor else None
+        found = erasure.register_of(db.session, organization_id, after=after, limit=limit + 1)
+        page = found[:limit]
+        next_cursor = (encode_cursor(page[-1].erased_at.isoformat(), page[-1].participant_id)
+                       if len(found) > limit else None)
+        return {"items": [erasure.as_dict(e) for e in page], "next_cursor": next_cursor}

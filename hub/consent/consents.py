@@ -36,6 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
+from hub import crypto
 from hub.accounts.callers import Caller
 from hub.crypto import EncryptedText
 from hub.db import Base, UTCDateTime, forget_with_the_transaction, iso_utc, utcnow
@@ -133,6 +134,16 @@ class ConsentNote(Base):
 
     consent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consents.id"), primary_key=True)
     body: Mapped[str] = mapped_column(EncryptedText)
+
+
+def _note_owner(session: Session, note: ConsentNote) -> uuid.UUID | None:
+    # The consent may be new in the same flush: not yet where `get` looks.
+    consent = next((c for c in session.new if isinstance(c, Consent) and c.id == note.consent_id),
+                   None) or session.get(Consent, note.consent_id)
+    return consent.participant_id if consent is not None else None
+
+
+crypto.personal_data(ConsentNote, ("body",), _note_owner)  # sealed under the person's key
 
 
 class ConsentEnding(Base):

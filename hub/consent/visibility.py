@@ -26,7 +26,7 @@ from hub.peers.profiles import Channel, PeerMatch, PeerProfile, still_allowed
 from hub.referrals import households
 from hub.referrals.checklists import ChecklistItem
 from hub.referrals.legs import OPEN_STATUSES, Referral, chain_of, receives_open_leg, snapshot
-from hub.referrals.participants import Participant
+from hub.referrals.participants import Participant, ParticipantErased
 
 # What an organization other than the participant's sees of a consent event.
 SHARED_CONSENT_FIELDS = ("id", "participant_id", "purpose", "status", "granted_at",
@@ -80,7 +80,9 @@ def readable_participants(session: Session, caller: Caller, participants: Iterab
     and none for what is known already: `legs` the caller is looking at (an open one it
     receives), the open legs and consent read with the leg it changes in this transaction.
     """
-    chosen = {participant.id: participant for participant in participants}
+    # An erased person has no personal data left to read, for anyone (docs/design.md §15).
+    chosen = {participant.id: participant for participant in participants
+              if participant.erased_at is None}
     readable = {pid for pid, p in chosen.items() if p.organization_id == caller.organization_id}
     if caller.is_coordinator:
         return readable
@@ -134,6 +136,9 @@ def visible_participant(session: Session, caller: Caller, participant_id: uuid.U
     """
     participant = (consents.locked_participant(session, participant_id) if lock
                    else session.get(Participant, participant_id))
+    if (participant is not None and participant.erased_at is not None
+            and participant.organization_id == caller.organization_id):
+        raise ParticipantErased(participant.id, participant.erased_at)
     if participant is None or not may_read_personal_data(session, caller, participant):
         raise NotFound("participant", participant_id)
     return participant
@@ -153,6 +158,10 @@ def referable_participant(session: Session, caller: Caller, participant_id: uuid
 
 def participant_view(participant: Participant, *, entitled: bool, coordinator: bool,
                      key: bytes) -> dict[str, Any]:
+    if participant.erased_at is not None:
+        who = ({"reference": pseudonym(participant.id, key)} if coordinator
+               else {"id": str(participant.id)})
+        return {**who, "redacted": True, "erased": True}
     if coordinator and not entitled:
         return {"reference": pseudonym(participant.id, key), "redacted": True}
     if not entitled:
@@ -286,7 +295,8 @@ class Reader:
         state = dict(data["participant"])
         if self.caller.is_coordinator:
             state["reference"] = pseudonym(uuid.UUID(state.pop("id")), self.key)
-        return {"participant": state}
+        # Codes beside it (an erasure's moment, reason and request to erase the copy).
+        return {**{k: v for k, v in data.items() if k != "participant"}, "participant": state}
 
     def referral(self, referral: Referral, *, state: dict[str, Any] | None = None,
                  with_chain: bool = False) -> dict[str, Any]:

@@ -25,6 +25,7 @@ class EventType(StrEnum):
     CONSENT_WITHDRAWN = "consent.withdrawn"
     CONSENT_EXPIRED = "consent.expired"
     ORGANIZATION_VALIDATION_DUE = "organization.validation_due"
+    PARTICIPANT_ERASED = "participant.erased"
     PEER_MATCH_PROPOSED = "peer_match.proposed"
     PEER_MATCH_ACCEPTED = "peer_match.accepted"
     PEER_MATCH_DECLINED = "peer_match.declined"
@@ -62,6 +63,8 @@ MEANING: dict[EventType, str] = {
     "their copy.",
     EventType.CONSENT_EXPIRED: "A consent reached its expiry date.",
     EventType.ORGANIZATION_VALIDATION_DUE: "A directory entry was not validated for 12 months.",
+    EventType.PARTICIPANT_ERASED: "A participant's personal data was erased (on request or at "
+    "the end of its retention); every organization that received it should erase its copy.",
     EventType.PEER_MATCH_PROPOSED: "A newcomer's counsellor proposed a peer; the peer is asked "
     "(to both organizations, ids and codes only).",
     EventType.PEER_MATCH_ACCEPTED: "The peer (or their organization) said yes: the newcomer's "

@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import Boolean, ForeignKey, Index, String, and_, exists, func, or_, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from hub import crypto
 from hub.accounts.callers import Caller
 from hub.consent import consents
 from hub.crypto import EncryptedText
@@ -79,6 +80,15 @@ class FollowUpRecord(Base):
         Index("uq_followup_records_scheduled", "referral_id", "due", unique=True,
               postgresql_where=text("due <> 'ad_hoc'"), sqlite_where=text("due <> 'ad_hoc'")),
     )
+
+
+def _record_owner(session: Session, record: FollowUpRecord) -> uuid.UUID | None:
+    referral = session.get(Referral, record.referral_id)
+    return referral.participant_id if referral is not None else None
+
+
+# The note is the person's data, sealed under their own key (docs/design.md §15).
+crypto.personal_data(FollowUpRecord, ("note",), _record_owner)
 
 
 class FollowUpAlreadyRecorded(DomainError):

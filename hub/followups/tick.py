@@ -30,6 +30,7 @@ from hub.followups import checkins, checklist_reminders, followup_digests, leg_c
 from hub.followups import digests as deadline_digests
 from hub.followups.staff_mails import DEFAULT_PUBLIC_URL
 from hub.peers import matching
+from hub.privacy import retention
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ CHECKS: dict[str, Check] = {
     "followups_due": leg_checks.followups_due,
     "validations_due": leg_checks.validations_due,
     "checkins_due": checkins.checkins_due,  # participant check-ins, mailed with a link
+    "retention": retention.erase_expired,  # personal data kept no longer than it serves
     "peer_matches_expired": matching.expire_due,
     "peer_talk_checks": matching.talk_checks_due,  # "have you been able to talk?", by mail
     # Checklist items still to do two business days before a move, mailed to their owners.
@@ -73,6 +75,7 @@ PENDING: dict[str, Callable[[datetime], Any]] = {
     "followups_due": leg_checks.followups_pending,
     "validations_due": leg_checks.validations_pending,
     "checkins_due": checkins.checkins_pending,
+    "retention": retention.retention_pending,
     "peer_matches_expired": matching.expiry_pending,
     "peer_talk_checks": matching.talk_checks_pending,
     "checklist_reminders": checklist_reminders.reminders_pending,

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, exists, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
+from hub import crypto
 from hub.consent import consents
 from hub.consent.consents import Consent, ConsentEnding, Purpose
 from hub.crypto import EncryptedText
@@ -133,6 +134,10 @@ class PeerMatch(Base):
 class LinkPurpose(StrEnum):
     ANSWER = "answer"  # the peer: yes / no, later end
     TALKED = "talked"  # the newcomer, 30 days on: have you been able to talk?
+
+
+# The proposal's note is about the newcomer: sealed under their own key (docs/design.md §15).
+crypto.personal_data(PeerMatch, ("note",), lambda _session, match: match.participant_id)
 
 
 class PeerLink(Base):

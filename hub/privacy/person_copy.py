@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hub.accounts.callers import Caller
@@ -29,8 +29,12 @@ from hub.consent.consents import ConsentNote
 from hub.consent.visibility import Reader
 from hub.db import iso_utc, utcnow
 from hub.followups.checkins import ParticipantCheckin
+from hub.followups.records import FollowUpRecord
+from hub.peers.profiles import PeerMatch, PeerProfile
+from hub.referrals.checklists import ChecklistItem
+from hub.referrals.households import HouseholdMember
 from hub.referrals.legs import Referral, ReferralNote
-from hub.referrals.participants import Participant
+from hub.referrals.participants import Participant, ParticipantErased
 
 FORMAT = "maillage.person-copy/1"
 
@@ -65,6 +69,8 @@ SECTIONS: list[Section] = []
 NOT_COLLECTED = {
     "personal_data_reads": "who read the data and when: the access log, exported on its own "
                            "(GET /api/v1/participants/{id}/access-log)",
+    "participant_erasures": "the erasure register: when and why a person's data was erased "
+                            "(there is no copy to make after it)",
     "participant_search_terms": "keyed hashes of the identity's name prefixes, email and phone, "
                                 "for search: derived from the identity, which the copy holds",
 }
@@ -85,6 +91,8 @@ def person_copy(session: Session, caller: Caller, participant_id: uuid.UUID,
     """The copy of the participant's data for their registering organization; another
     organization is told the person does not exist (NotFound), as everywhere."""
     participant = consents.own_participant(session, caller, participant_id)
+    if participant.erased_at is not None:
+        raise ParticipantErased(participant.id, participant.erased_at)
     copy = Copy(session, caller, participant, Reader(session, caller, key))
     document: dict[str, Any] = {"export": {
         "format": FORMAT, "participant_id": str(participant.id),
@@ -145,6 +153,74 @@ def _checkins(copy: Copy) -> list[dict[str, Any]]:
     return [{"referral_id": str(checkin.referral_id), "asked_at": iso_utc(checkin.created_at),
              "language": checkin.language, "answer": checkin.answer,
              "answered_at": iso_utc(checkin.answered_at)} for checkin in asked]
+
+
+@section("followups", "followup_records")
+def _followups(copy: Copy) -> list[dict[str, Any]]:
+    """What the sending organization learned when it followed up; the note to that
+    organization only, as everywhere."""
+    legs = [leg.id for leg in copy.legs]
+    records = copy.session.scalars(select(FollowUpRecord).where(
+        FollowUpRecord.referral_id.in_(legs)).order_by(FollowUpRecord.recorded_at))
+    return [{"referral_id": str(r.referral_id), "due": r.due, "reached": r.reached,
+             "situation": r.situation, "in_destination_region": r.in_destination_region,
+             "note": r.note if r.organization_id == copy.caller.organization_id else None,
+             "recorded_at": iso_utc(r.recorded_at)} for r in records]
+
+
+@section("checklists", "referral_checklist_items")
+def _checklists(copy: Copy) -> list[dict[str, Any]]:
+    """What was to be ready for the person's moves, item by item."""
+    legs = [leg.id for leg in copy.legs]
+    items = copy.session.scalars(select(ChecklistItem).where(
+        ChecklistItem.referral_id.in_(legs)).order_by(ChecklistItem.referral_id,
+                                                      ChecklistItem.code))
+    return [{"referral_id": str(i.referral_id), "item": i.code, "owner": i.owner,
+             "status": i.status, "note": i.note, "updated_at": iso_utc(i.updated_at)}
+            for i in items]
+
+
+@section("peer", "peer_profiles", "peer_matches")
+def _peer(copy: Copy) -> dict[str, Any]:
+    """The person as a peer (what they offered), and the matches that concern them: as the
+    newcomer put in touch, or as the peer (without who the newcomer was)."""
+    person = copy.participant.id
+    profiles = list(copy.session.scalars(select(PeerProfile).where(
+        PeerProfile.participant_id == person)))
+    as_newcomer = copy.session.scalars(select(PeerMatch).where(
+        PeerMatch.participant_id == person).order_by(PeerMatch.proposed_at))
+    as_peer = copy.session.scalars(select(PeerMatch).where(
+        PeerMatch.peer_id.in_([p.id for p in profiles])).order_by(PeerMatch.proposed_at))
+
+    def match(m: PeerMatch, *, newcomer: bool) -> dict[str, Any]:
+        return {"id": str(m.id), "as": "newcomer" if newcomer else "peer", "status": m.status,
+                "proposed_at": iso_utc(m.proposed_at), "answered_at": iso_utc(m.answered_at),
+                "ended_at": iso_utc(m.ended_at), "end_reason": m.end_reason,
+                "talked": m.checkin_answer,
+                "note": m.note if newcomer and m.organization_id == copy.caller.organization_id
+                else None}
+
+    return {
+        "profiles": [{"id": str(p.id), "region": p.region, "municipality": p.municipality,
+                      "languages": p.languages, "pathways": p.pathways, "offers": p.offers,
+                      "contact_channels": p.contact_channels,
+                      "settled_since": p.settled_since.isoformat(), "status": p.status}
+                     for p in profiles],
+        "matches": [match(m, newcomer=True) for m in as_newcomer]
+        + [match(m, newcomer=False) for m in as_peer],
+    }
+
+
+@section("household", "household_members")
+def _household(copy: Copy) -> dict[str, Any] | None:
+    """The household the person moves with: how many they are, never who the others are."""
+    household = copy.session.scalar(select(HouseholdMember.household_id).where(
+        HouseholdMember.participant_id == copy.participant.id))
+    if household is None:
+        return None
+    size = copy.session.scalar(select(func.count()).select_from(HouseholdMember).where(
+        HouseholdMember.household_id == household))
+    return {"id": str(household), "people": size}
 
 
 def tables_covered() -> set[str]:

@@ -16,6 +16,7 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from hub import crypto
 from hub.accounts.callers import Caller
 from hub.crypto import EncryptedText
 from hub.db import Base, utcnow
@@ -75,6 +76,15 @@ class ChecklistItem(Base):
     note: Mapped[str | None] = mapped_column(EncryptedText)
     updated_at: Mapped[datetime]
     updated_by: Mapped[str] = mapped_column(String(200))
+
+
+def _item_owner(session: Session, item: ChecklistItem) -> uuid.UUID | None:
+    referral = session.get(Referral, item.referral_id)
+    return referral.participant_id if referral is not None else None
+
+
+# A checklist note is about the person moving: sealed under their own key (§15).
+crypto.personal_data(ChecklistItem, ("note",), _item_owner)
 
 
 def add_defaults(session: Session, referral: Referral) -> None:

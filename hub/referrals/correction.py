@@ -43,6 +43,8 @@ def correct_participant(session: Session, caller: Caller, participant_id: uuid.U
     participant = consents.locked_participant(session, participant_id)
     if participant is None or participant.organization_id != caller.organization_id:
         raise NotFound("participant", participant_id)
+    if participant.erased_at is not None:  # nothing left to correct (docs/design.md §15)
+        raise participants.ParticipantErased(participant.id, participant.erased_at)
     if expected_version is not None and expected_version != participant.version:
         raise VersionMismatch(expected_version, participant.version, what="participant")
     changed = participants.correct(session, participant, changes,

@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 from sqlalchemy.orm.exc import StaleDataError
 
+from hub import crypto
 from hub.accounts.callers import Caller
 from hub.crypto import EncryptedJSON, EncryptedText
 from hub.db import Base, forget_with_the_transaction, iso_utc, table_of, utcnow
@@ -158,6 +159,25 @@ class ReferralNote(Base):
     organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"))
     body: Mapped[str] = mapped_column(EncryptedText)
     created_at: Mapped[datetime]
+
+
+def _note_owner(session: Session, note: ReferralNote) -> uuid.UUID | None:
+    # The leg may be new in the same flush: not yet where `get` looks.
+    referral = next((r for r in session.new if isinstance(r, Referral)
+                     and r.id == note.referral_id), None) or session.get(Referral, note.referral_id)
+    return _leg_owner(session, referral) if referral is not None else None
+
+
+# A leg's free text and a note are the person's data, sealed under their key (§15).
+def _leg_owner(_session: Session, referral: Referral) -> uuid.UUID | None:
+    # A new leg may name its participant by the relationship only, until the flush.
+    if referral.participant_id is not None:
+        return referral.participant_id
+    return referral.participant.id if referral.participant is not None else None
+
+
+crypto.personal_data(Referral, ("reason_for_referral", "needs"), _leg_owner)
+crypto.personal_data(ReferralNote, ("body",), _note_owner)
 
 
 def snapshot(referral: Referral) -> dict[str, Any]:

@@ -39,6 +39,9 @@ class Participant(Base):
     birth_year: Mapped[int | None] = mapped_column(Integer)
     region: Mapped[str | None] = mapped_column(String(2))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set when the person's data is erased (docs/design.md §15): the row stays as a stub that
+    # keeps the legs and events whole, with nothing left of who the person was.
+    erased_at: Mapped[datetime | None]
     # One more with every correction: the ETag, and the sequence of `participant.updated`.
     version: Mapped[int] = mapped_column(Integer, default=1)
     # Blind indexes (keyed hashes) of the normalised names + birth year, of the name words in
@@ -63,6 +66,11 @@ class Participant(Base):
         phone = crypto.normalize_phone(self.phone or "")
         self.email_index = keyring.blind_index(f"email:{email}") if email else None
         self.phone_index = keyring.blind_index(f"phone:{phone}") if phone else None
+
+
+# Sealed under the person's own key (docs/design.md §15): erasing them destroys it.
+crypto.personal_data(Participant, ("given_name", "family_name", "email", "phone"),
+                     lambda _session, participant: participant.id)
 
 
 def name_index(keyring: crypto.KeyRing, given_name: str, family_name: str) -> str:
@@ -96,6 +104,27 @@ class PossibleDuplicate(DomainError):
         # Ids only: reading the matches' personal data is a GET, which the access log records.
         return {"matches": [{"id": str(p.id), "created_at": iso_utc(p.created_at)}
                             for p in self.matches]}
+
+
+@dataclass(eq=False)
+class ParticipantErased(DomainError):
+    """The person's data was erased: there is nothing left to show or copy."""
+
+    http_status = 410
+    title = "Participant erased"
+    slug = "participant-erased"
+
+    participant_id: uuid.UUID
+    erased_at: datetime
+
+    def __str__(self) -> str:
+        return (f"The personal data of participant {self.participant_id} was erased on "
+                f"{iso_utc(self.erased_at)}; nothing of it is left to read or copy. The "
+                f"erasure register (GET /api/v1/erasures) says when and why.")
+
+    def members(self) -> dict[str, Any]:
+        return {"participant_id": str(self.participant_id),
+                "erased_at": iso_utc(self.erased_at)}
 
 
 def same_person(new: Participant, existing: Participant) -> bool:
@@ -186,7 +215,9 @@ def search(session: Session, organization_id: uuid.UUID, query: str, *, limit: i
     """The organization's participants matching `query` (`hub.referrals.participant_search`;
     an empty query matches everyone), newest first, `limit` of them after the keyset position
     `after` (the previous page's last `created_at`, `id`)."""
-    statement = select(Participant).where(Participant.organization_id == organization_id)
+    # An erased person is found no more: nothing is left of who they were (§15).
+    statement = select(Participant).where(Participant.organization_id == organization_id,
+                                          Participant.erased_at.is_(None))
     found = participant_search.conditions(Participant.id, organization_id, query)
     if found is not None:
         statement = statement.where(*found)

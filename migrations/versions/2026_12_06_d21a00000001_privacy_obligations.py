@@ -1,5 +1,13 @@
 """Privacy obligations of Québec's Law 25 (docs/design.md §15): the register of
-confidentiality incidents, which the database keeps at least five years.
+confidentiality incidents, which the database keeps at least five years; erasure (the
+participants' `erased_at` and the erasure register); and each participant's data moved under
+a key of their own, kept in the key store (HUB_KEYSTORE_URL, `hub.privacy.keystore`).
+
+Existing participants' data is moved under their own keys by `hub db upgrade` once every
+migration has run (`hub.consent.key_rotation.move_database_to_person_keys`): a later migration
+of this chain reads names with the key ring alone.  No downtime: the hub reads values sealed
+either way, so the move runs while it serves; rows written meanwhile by an older hub are moved
+by the next `hub data rotate-keys`.
 
 Revision ID: d21a00000001
 Revises: d22a00000001
@@ -46,6 +54,22 @@ def upgrade() -> None:
         batch_op.create_index('ix_privacy_incidents_organization', ['organization_id', 'discovered_at'], unique=False)
     _keep_incidents_five_years()
 
+    with op.batch_alter_table('participants', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('erased_at', hub.db.UTCDateTime(), nullable=True))
+    op.create_table('participant_erasures',
+    sa.Column('participant_id', sa.Uuid(), nullable=False),
+    sa.Column('organization_id', sa.Uuid(), nullable=False),
+    sa.Column('pseudonym', sa.String(length=40), nullable=False),
+    sa.Column('reason', sa.String(length=20), nullable=False),
+    sa.Column('erased_by', sa.String(length=200), nullable=False),
+    sa.Column('erased_at', hub.db.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['organization_id'], ['organizations.id'], name=op.f('fk_participant_erasures_organization_id_organizations')),
+    sa.ForeignKeyConstraint(['participant_id'], ['participants.id'], name=op.f('fk_participant_erasures_participant_id_participants')),
+    sa.PrimaryKeyConstraint('participant_id', name=op.f('pk_participant_erasures'))
+    )
+    with op.batch_alter_table('participant_erasures', schema=None) as batch_op:
+        batch_op.create_index('ix_participant_erasures_organization', ['organization_id', 'erased_at'], unique=False)
+
 
 # The register is corrected, never emptied early: the database refuses to delete an entry
 # recorded less than five years ago, and to move the moment it was recorded (which would
@@ -86,6 +110,12 @@ def _keep_incidents_five_years() -> None:
 
 
 def downgrade() -> None:
+    # Values sealed under a participant's key stay so: a downgraded hub cannot read them.
+    with op.batch_alter_table('participant_erasures', schema=None) as batch_op:
+        batch_op.drop_index('ix_participant_erasures_organization')
+    op.drop_table('participant_erasures')
+    with op.batch_alter_table('participants', schema=None) as batch_op:
+        batch_op.drop_column('erased_at')
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP TRIGGER privacy_incidents_kept ON privacy_incidents")
         op.execute("DROP FUNCTION privacy_incidents_are_kept()")

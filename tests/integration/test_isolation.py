@@ -142,6 +142,7 @@ TENANT_OPERATIONS: dict[tuple[str, str], Body] = {
         lambda w: {"purpose": "referral_sharing", "network_wide": True, "evidence": "verbal"},
     ("GET", "/api/v1/participants/{participant_id}/access-log"): lambda w: None,
     ("GET", "/api/v1/participants/{participant_id}/export"): lambda w: None,
+    ("POST", "/api/v1/participants/{participant_id}/erase"): lambda w: None,
     ("GET", "/api/v1/consents/{consent_id}"): lambda w: None,
     ("POST", "/api/v1/consents/{consent_id}/withdraw"): lambda w: None,
     ("GET", "/api/v1/webhook-endpoints/{endpoint_id}"): lambda w: None,

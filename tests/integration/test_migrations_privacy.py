@@ -9,9 +9,11 @@ from pathlib import Path
 from alembic import command
 from sqlalchemy import create_engine, text
 
-from hub import crypto
+from hub import crypto, models
 from hub.config import Settings
+from hub.consent import key_rotation
 from hub.ops import migrations_config
+from hub.privacy import keystore
 
 FOUNDATION = "b8d7a50a3e4b"
 
@@ -42,6 +44,11 @@ def test_the_privacy_migration_encrypts_rows_written_in_clear(tmp_path: Path) ->
             {"id": leg.hex, "p": person.hex, "org": org.hex})
 
     command.upgrade(migrations_config(url), "head")
+    # As `hub db upgrade` does once the migrations have run: each person's data under their key.
+    settings = Settings(database_url=url)
+    moved = key_rotation.move_database_to_person_keys(url, models.Base.metadata, "",
+                                                      settings.secret_key, settings.keystore)
+    assert moved == 6  # names, contacts, reason, needs
 
     with engine.connect() as connection:
         stored = connection.execute(text(
@@ -51,7 +58,16 @@ def test_the_privacy_migration_encrypts_rows_written_in_clear(tmp_path: Path) ->
     assert "Amina" not in repr(stored) and "amina" not in repr(stored)
     assert "Soudure" not in reason and "logement" not in needs
     keyring = crypto.KeyRing.from_settings("", Settings.from_env().secret_key)
-    assert keyring.decrypt(stored[0]) == "Amina"
-    assert keyring.decrypt(reason) == "Soudure à Rimouski"
-    assert keyring.decrypt(needs) == '["logement"]'
     assert stored[2] == crypto.identity_index(keyring, "Amina", "Benali", 1990)
+    # Then moved under the person's own key, in the key store beside the database: the key
+    # ring alone no longer reads them.
+    assert all(crypto.owner_of_token(value) == person
+               for value in (stored[0], stored[1], reason, needs))
+    store = keystore.KeyStore(Settings(database_url=url).keystore)
+    with crypto.using(keyring, store):
+        key = store.key_of(person, create=False)
+        assert key is not None
+        assert key.decrypt(stored[0].rsplit(":", 1)[1]).decode() == "Amina"
+        assert key.decrypt(reason.rsplit(":", 1)[1]).decode() == "Soudure à Rimouski"
+        assert key.decrypt(needs.rsplit(":", 1)[1]).decode() == '["logement"]'
+    store.dispose()

@@ -43,9 +43,26 @@ def test_production_accepts_a_real_secret_and_postgresql() -> None:
         "HUB_SECRET_KEY": "k" * 40,
         "HUB_DATABASE_URL": "postgresql+psycopg://hub@db/hub",
         "HUB_DATA_KEYS": "ZmDfcTF7_60GrrY167zsiPd67pEvs0aGOv2oasOM1Pg=",
+        "HUB_KEYSTORE_URL": "postgresql+psycopg://keystore@keystore/keystore",
     })
     assert settings.secret_key != DEVELOPMENT_SECRET_KEY
     assert settings.problems() == []
+
+
+def test_production_needs_a_key_store_of_its_own() -> None:
+    """Each participant's key lives apart from the database its backups copy."""
+    base = {"HUB_ENV": "production", "HUB_SECRET_KEY": "k" * 40,
+            "HUB_DATABASE_URL": "postgresql+psycopg://hub@db/hub",
+            "HUB_DATA_KEYS": "ZmDfcTF7_60GrrY167zsiPd67pEvs0aGOv2oasOM1Pg="}
+    for keystore_url in ("", "sqlite:///var/keys.sqlite3", "postgresql+psycopg://hub@db/hub"):
+        problems = Settings.from_env({**base, "HUB_KEYSTORE_URL": keystore_url}).problems()
+        assert any("HUB_KEYSTORE_URL" in problem for problem in problems), keystore_url
+
+
+def test_the_embedded_key_store_is_a_file_beside_the_database() -> None:
+    settings = Settings(database_url="sqlite:////srv/hub/var/hub.sqlite3")
+    assert settings.keystore == "sqlite:////srv/hub/var/hub-keys.sqlite3"
+    assert Settings(keystore_url="sqlite:///k.db").keystore == "sqlite:///k.db"
 
 
 

@@ -1,0 +1,329 @@
+"""Erasure by key (docs/design.md §15), on both backends: after a participant's data is erased,
+no API answer, feed item, webhook, report or FHIR export shows it; the database file and its
+dump hold no name, contact or note of the person; a backup taken before the erasure and
+restored after it cannot show them either; the legs, events and counts stay."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+from flask import Flask
+from sqlalchemy import MetaData, Text, cast, create_engine, func, select, text
+from sqlalchemy.engine import make_url
+
+from hub import create_app, crypto
+from hub.consent import key_rotation
+from hub.db import Base, db
+from hub.events.store import Event
+from hub.privacy import keystore, retention
+from hub.referrals.legs import Referral
+from hub.referrals.participants import Participant
+from tests.e2e.test_webhooks import deliver_all, subscribe
+from tests.helpers import Network, Partner
+from tests.receiver import Receiver, running_receiver
+
+T = TypeVar("T")
+SCOPES = ["participants:read", "participants:write", "consents:read", "consents:write",
+          "referrals:read", "referrals:write", "referrals:respond", "events:read",
+          "webhooks:manage", "privacy:manage"]
+
+
+@pytest.fixture
+def receiver_system() -> Iterator[Receiver]:
+    with running_receiver() as state:
+        yield state
+
+
+def person_with_history(sender: Partner, receiver: Partner) -> tuple[dict, dict, set[str]]:
+    """A participant with a consent (and its note), a leg (reason, needs) and a transition
+    note; returns the person, the leg and every piece of personal text written."""
+    marker = uuid.uuid4().hex[:8]
+    person = sender.register_participant(given_name=f"Zéphirine{marker}",
+                                         family_name=f"Quenneville{marker}")
+    consent_note = f"Accord signé devant témoin {marker}"
+    sender.grant_consent(person["id"], receiver, note=consent_note)
+    reason = f"Soudeuse, cherche un poste à Matane {marker}"
+    leg = sender.refer(receiver, person["id"], consent=False, reason_for_referral=reason,
+                       needs=[f"logement-{marker}"])
+    transition_note = f"Rendez-vous avec Mme Quenneville{marker} lundi"
+    assert receiver.act(leg["id"], "acknowledge", {"note": transition_note}).status_code == 200
+    secrets = {person["given_name"], person["family_name"], person["email"], person["phone"],
+               consent_note, reason, f"logement-{marker}", transition_note}
+    return person, leg, secrets
+
+
+def eventually(read: Callable[[], T], done: Callable[[T], bool], seconds: float = 60) -> T:
+    """`read()` until `done` says it shows what is awaited.  On PostgreSQL the feed shows an
+    event once every older transaction of the server has finished (`hub.events.feed`), and
+    the test server is shared: another test's long transaction may hold it back a while."""
+    deadline = time.monotonic() + seconds
+    while True:
+        seen = read()
+        if done(seen) or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.5)
+
+
+def erase(partner: Partner, participant_id: str) -> dict:
+    response = partner.post(f"/api/v1/participants/{participant_id}/erase")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()
+
+
+def none_of(secrets: set[str], text_seen: str) -> None:
+    shown = {secret for secret in secrets if secret in text_seen}
+    assert not shown, f"still shown: {shown}"
+
+
+def test_after_erasure_no_channel_shows_the_person(
+        app: Flask, network: Network, receiver_system: Receiver) -> None:
+    sender = network.partner(scopes=SCOPES)
+    receiver = network.partner(kind="regional_partner", scopes=SCOPES)
+    coordinator = network.partner(kind="coordination")
+    subscribe(receiver, receiver_system)
+    person, leg, secrets = person_with_history(sender, receiver)
+    assert person["given_name"] in json.dumps(
+        receiver.get(f"/api/v1/referrals/{leg['id']}").get_json(), ensure_ascii=False)
+
+    erased = erase(sender, person["id"])
+    assert erased["reason"] == "on_request" and erased["pseudonym"].startswith("P-")
+    assert erase(sender, person["id"]) == erased  # again: the same answer, nothing more
+    assert receiver.post(f"/api/v1/participants/{person['id']}/erase").status_code == 404
+
+    # The API: the participant is gone for their organization (410), unknown to others.
+    gone = sender.get(f"/api/v1/participants/{person['id']}")
+    assert gone.status_code == 410 and gone.mimetype == "application/problem+json"
+    assert "erased" in gone.get_json()["detail"]
+    assert receiver.get(f"/api/v1/participants/{person['id']}").status_code == 404
+    assert sender.get(f"/api/v1/participants/{person['id']}/export").status_code == 410
+    # The leg stays, cancelled, with a stub of the person.
+    for partner in (sender, receiver, coordinator):
+        shown = partner.get(f"/api/v1/referrals/{leg['id']}")
+        assert shown.status_code == 200
+        body = shown.get_json()
+        assert body["status"] == "cancelled"
+        assert body["participant"]["redacted"] is True and body["participant"]["erased"]
+        none_of(secrets, json.dumps(body, ensure_ascii=False))
+        history = partner.get(f"/api/v1/referrals/{leg['id']}/events").get_json()
+        none_of(secrets, json.dumps(history, ensure_ascii=False))
+        fhir = partner.get(f"/api/v1/referrals/{leg['id']}/fhir")
+        none_of(secrets, fhir.get_data(as_text=True))
+    consents = sender.get(f"/api/v1/participants/{person['id']}/consents").get_json()["items"]
+    assert [c["status"] for c in consents] == ["withdrawn"]
+
+    # The feed: every organization that received the data is told to erase it.
+    feed = eventually(lambda: receiver.get("/api/v1/events?limit=500&after=0"
+                                           ).get_json()["items"],
+                      lambda items: any(e["type"] == "participant.erased" for e in items))
+    told = [e for e in feed if e["type"] == "participant.erased"]
+    assert [e["data"]["participant"]["id"] for e in told] == [person["id"]]
+    assert told[0]["data"]["erase_personal_data"] is True
+    none_of(secrets, json.dumps(feed, ensure_ascii=False))
+
+    # Webhooks, rendered when sent: the bodies built after the erasure carry nothing of them.
+    def delivered() -> list[str]:
+        deliver_all(app, rounds=500)
+        return [r.body.decode() for r in receiver_system.requests]
+
+    bodies = eventually(delivered, lambda seen: any('"participant.erased"' in body
+                                                    for body in seen))
+    none_of(secrets, "\n".join(bodies))
+
+    # Reports and the directory of participants.
+    today = datetime.now(UTC).date()
+    report = sender.get("/api/v1/reports/funder", query_string={
+        "from": (today - timedelta(days=1)).isoformat(),
+        "to": (today + timedelta(days=1)).isoformat(), "format": "csv"})
+    assert report.status_code == 200
+    none_of(secrets, report.get_data(as_text=True))
+
+    # The erasure register: when, which pseudonym, why.
+    register = sender.get("/api/v1/erasures").get_json()["items"]
+    assert erased in register
+    exported = sender.get("/api/v1/erasures?format=csv").get_data(as_text=True)
+    assert erased["pseudonym"] in exported and person["id"] in exported
+
+    # The stub, the leg and its events stay: counts and the log are whole.
+    with app.app_context():
+        assert db.session.get(Referral, uuid.UUID(leg["id"])) is not None
+        events = db.session.scalar(select(func.count()).select_from(Event).where(
+            Event.subject == f"referrals/{leg['id']}"))
+        assert events == 3  # sent, acknowledged, cancelled
+        stub = db.session.get(Participant, uuid.UUID(person["id"]))
+        assert stub is not None and stub.erased_at is not None
+        assert (stub.given_name, stub.email, stub.phone, stub.birth_year) == ("", None, None,
+                                                                              None)
+        assert not app.extensions["hub_keystore"].has_key(stub.id)
+
+
+def _database_bytes(app: Flask, database_url: str) -> bytes:
+    """What a copy of the database holds: the SQLite file (and its write-ahead log), or a
+    pg_dump of the PostgreSQL database."""
+    if database_url.startswith("sqlite"):
+        with app.app_context():
+            db.session.execute(text("PRAGMA wal_checkpoint(FULL)"))
+        path = Path(database_url.removeprefix("sqlite:///"))
+        wal = path.with_name(path.name + "-wal")
+        return path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+    url = make_url(database_url)
+    return subprocess.run(
+        ["pg_dump", "--no-owner", "-h", url.host or "127.0.0.1", "-p", str(url.port or 5432),
+         "-U", url.username or "postgres", url.database or ""],
+        check=True, capture_output=True, env={**os.environ, "PGPASSWORD": url.password or ""},
+    ).stdout
+
+
+def test_the_database_and_its_dump_hold_no_plaintext_of_the_person(
+        app: Flask, network: Network, database_url: str) -> None:
+    sender = network.partner(scopes=SCOPES)
+    receiver = network.partner(kind="regional_partner", scopes=SCOPES)
+    person, _leg, secrets = person_with_history(sender, receiver)
+    # Encrypted at rest before erasure already; sealed under the person's own key.
+    none_of(secrets, _database_bytes(app, database_url).decode("utf-8", "replace"))
+    # Every value of theirs is sealed under their own key, whichever table holds it.
+    with app.app_context():
+        metadata = Base.metadata
+        for table, column in key_rotation.person_columns():
+            if table in ("followup_records", "referral_checklist_items", "peer_matches"):
+                continue  # none in this history (their own tests write some)
+            values = _values_of(metadata, table, column, uuid.UUID(person["id"]))
+            assert values, (table, column)
+            assert all(crypto.owner_of_token(v) == uuid.UUID(person["id"]) for v in values), (
+                table, column)
+
+    erase(sender, person["id"])
+    after = _database_bytes(app, database_url).decode("utf-8", "replace")
+    none_of(secrets, after)
+    with app.app_context():
+        assert db.session.scalar(text("SELECT count(*) FROM participants WHERE given_name "
+                                      "LIKE :p"), {"p": f"p1:{uuid.UUID(person['id']).hex}:%"}
+                                 ) == 0
+
+
+def _values_of(metadata: MetaData, table: str, column: str, person: uuid.UUID) -> list[str]:
+    """The stored tokens of `table.column` that belong to `person`."""
+    participants, referrals = metadata.tables["participants"], metadata.tables["referrals"]
+    notes, consents = metadata.tables["referral_notes"], metadata.tables["consents"]
+    consent_notes = metadata.tables["consent_notes"]
+    target = metadata.tables[table]
+    raw = cast(target.c[column], Text)
+    query = {
+        "participants": select(raw).where(participants.c.id == person),
+        "referrals": select(raw).where(referrals.c.participant_id == person),
+        "referral_notes": select(raw).join(referrals, referrals.c.id == notes.c.referral_id)
+        .where(referrals.c.participant_id == person),
+        "consent_notes": select(raw).join(consents, consents.c.id == consent_notes.c.consent_id)
+        .where(consents.c.participant_id == person),
+    }[table]
+    return [value for value in db.session.scalars(query) if value]
+
+
+def test_a_backup_restored_after_the_erasure_cannot_show_the_person(
+        app: Flask, network: Network, database_url: str, tmp_path: Path) -> None:
+    """The key store is not in the database's backups: the restored rows stay sealed."""
+    sender = network.partner(scopes=SCOPES)
+    receiver = network.partner(kind="regional_partner", scopes=SCOPES)
+    person, leg, secrets = person_with_history(sender, receiver)
+    restored_url = _backup(app, database_url, tmp_path)
+
+    erase(sender, person["id"])
+
+    restored = _restore(restored_url, database_url, tmp_path)
+    settings = app.config["HUB_SETTINGS"]
+    import dataclasses
+
+    again = create_app(dataclasses.replace(settings, database_url=restored, keystore_url=(
+        settings.keystore_url or settings.keystore)))
+    try:
+        with again.app_context():
+            stub = db.session.get(Participant, uuid.UUID(person["id"]))
+            assert stub is not None and stub.erased_at is None  # the backup predates it
+            assert (stub.given_name, stub.family_name, stub.email, stub.phone) == (
+                None, None, None, None)
+            assert db.session.get(Referral, uuid.UUID(leg["id"])).reason_for_referral is None
+        shown = again.test_client().get(
+            f"/api/v1/referrals/{leg['id']}",
+            headers={"Authorization": f"Bearer {sender.token}"})
+        assert shown.status_code == 200
+        none_of(secrets, shown.get_data(as_text=True))
+    finally:
+        again.extensions["hub_db"][0].dispose()
+        keystore.install(app.extensions["hub_keystore"])
+        if not database_url.startswith("sqlite"):
+            admin = create_engine(os.environ["HUB_TEST_POSTGRES_URL"],
+                                  isolation_level="AUTOCOMMIT")
+            with admin.connect() as connection:
+                connection.execute(text(
+                    f'DROP DATABASE IF EXISTS "{make_url(restored).database}" WITH (FORCE)'))
+            admin.dispose()
+
+
+def _backup(app: Flask, database_url: str, tmp_path: Path) -> str:
+    """A backup as an operator takes one: a copy of the SQLite file, or a pg_dump file."""
+    if database_url.startswith("sqlite"):
+        with app.app_context():
+            db.session.execute(text("PRAGMA wal_checkpoint(FULL)"))
+        copy = tmp_path / "backup.sqlite3"
+        shutil.copy(database_url.removeprefix("sqlite:///"), copy)
+        return str(copy)
+    url = make_url(database_url)
+    dump = tmp_path / "backup.dump"
+    subprocess.run(["pg_dump", "-Fc", "--no-owner", "-h", url.host or "127.0.0.1",
+                    "-p", str(url.port or 5432), "-U", url.username or "postgres",
+                    "-f", str(dump), url.database or ""], check=True)
+    return str(dump)
+
+
+def _restore(backup: str, database_url: str, tmp_path: Path) -> str:
+    if database_url.startswith("sqlite"):
+        target = tmp_path / "restored" / "hub.sqlite3"
+        target.parent.mkdir()
+        shutil.copy(backup, target)
+        return f"sqlite:///{target}"
+    url = make_url(database_url)
+    name = f"{url.database}_restored_{uuid.uuid4().hex[:6]}"
+    admin = create_engine(os.environ["HUB_TEST_POSTGRES_URL"], isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    subprocess.run(["pg_restore", "--no-owner", "-h", url.host or "127.0.0.1",
+                    "-p", str(url.port or 5432), "-U", url.username or "postgres",
+                    "-d", name, backup], check=True)
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def test_the_retention_check_erases_whose_data_no_longer_serves(
+        app: Flask, network: Network) -> None:
+    sender = network.partner(scopes=SCOPES)
+    receiver = network.partner(kind="regional_partner", scopes=SCOPES)
+    done, _leg, _ = person_with_history(sender, receiver)
+    still_open, open_leg, _ = person_with_history(sender, receiver)
+    # `done`: consent withdrawn, which cancels the leg: nothing serves any more.
+    consent = sender.get(f"/api/v1/participants/{done['id']}/consents").get_json()["items"][0]
+    assert sender.post(f"/api/v1/consents/{consent['id']}/withdraw").status_code == 200
+    later = datetime.now(UTC) + timedelta(days=24 * 31 + 1)
+    with app.app_context(), db.job_session() as session:
+        erased = retention.erase_expired(session, later)
+    assert erased >= 1
+    assert sender.get(f"/api/v1/participants/{done['id']}").status_code == 410
+    # An open leg and an active consent keep the other one.
+    assert sender.get(f"/api/v1/participants/{still_open['id']}").status_code == 200
+    register = sender.get("/api/v1/erasures").get_json()["items"]
+    assert [(e["participant_id"], e["reason"], e["erased_by"]) for e in register] == [
+        (done["id"], "retention", "scheduler")]
+    # Not before the period has passed.
+    with app.app_context(), db.job_session() as session:
+        assert retention.erase_expired(session, datetime.now(UTC)) == 0 or \
+            sender.get(f"/api/v1/participants/{still_open['id']}").status_code == 200
+    assert receiver.get(f"/api/v1/referrals/{open_leg['id']}").get_json()["participant"][
+        "given_name"] == still_open["given_name"]
