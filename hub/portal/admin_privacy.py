@@ -1,6 +1,7 @@
 """The organization's register of confidentiality incidents, for its admins: the list, a form
-to record one and to complete or correct it, and the register as CSV (the same as the API's).
-Moments are typed in the organization's own time zone and stored in UTC."""
+to record one and to complete or correct it, and the register as CSV (the same as the API's);
+and its erasure register (when, which pseudonym, why), also as CSV.  Moments are typed in the
+organization's own time zone and stored in UTC."""
 
 from __future__ import annotations
 
@@ -15,14 +16,14 @@ from flask_babel import gettext as _
 from werkzeug import Response
 from werkzeug.datastructures import MultiDict
 
-from hub.api.privacy_incidents import IncidentIn, register_csv
+from hub.api.privacy_incidents import IncidentIn, erasures_csv, register_csv
 from hub.db import db
 from hub.directory.organizations import Organization
 from hub.errors import Invalid
 from hub.portal import forms
 from hub.portal.admin import ADMIN_ROLES, audit, managed_organization
 from hub.portal.common import caller, login_required, page, portal_blueprint
-from hub.privacy import incidents
+from hub.privacy import erasure, incidents
 from hub.privacy.incidents import MOMENTS, PrivacyIncident
 
 blp = portal_blueprint("admin_privacy", __name__)
@@ -147,3 +148,22 @@ def incident_edit(organization_id: uuid.UUID, incident_id: uuid.UUID) -> Respons
     audit("privacy_incident.corrected", organization, incident.id)
     flash(_("Register entry updated."), "success")
     return redirect(url_for("admin_privacy.register", organization_id=organization.id))
+
+
+@blp.get("/admin/<uuid:organization_id>/erasures")
+@login_required(ADMIN_ROLES)
+def erasures(organization_id: uuid.UUID) -> Response:
+    """The erasure register: when, which pseudonym, why; never who."""
+    organization = managed_organization(organization_id)
+    entries = erasure.register_of(db.session, organization.id, limit=INCIDENTS_SHOWN)
+    return page("portal/admin/erasures.html", organization=organization, erasures=entries)
+
+
+@blp.get("/admin/<uuid:organization_id>/erasures.csv")
+@login_required(ADMIN_ROLES)
+def erasures_download(organization_id: uuid.UUID) -> Response:
+    organization = managed_organization(organization_id)
+    response = FlaskResponse(erasures_csv(erasure.register_of(db.session, organization.id)),
+                             mimetype="text/csv")
+    response.headers["Content-Disposition"] = 'attachment; filename="erasures.csv"'
+    return response

@@ -46,7 +46,7 @@ from hub.followups import records
 from hub.portal import labels
 from hub.referrals import lifecycle
 from hub.referrals.households import AlreadyInHousehold
-from hub.referrals.participants import PossibleDuplicate
+from hub.referrals.participants import ParticipantErased, PossibleDuplicate
 
 log = logging.getLogger(__name__)
 
@@ -276,6 +276,9 @@ def message_of(error: Exception) -> str:
     if isinstance(error, AlreadyInHousehold):
         return _("A person is in one household at most: someone you chose is already in "
                  "one. Leave them out.")
+    if isinstance(error, ParticipantErased):
+        return _("This person's personal data was erased: nothing is left to show. The "
+                 "erasure register of your organization says when and why.")
     if isinstance(error, PossibleDuplicate):
         return _("Your organization already registered a person with the same names and the "
                  "same email or phone (or, without either, the same birth year).")

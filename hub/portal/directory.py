@@ -27,6 +27,7 @@ from hub.directory.search import search_organizations
 from hub.errors import NotFound
 from hub.portal.admin_directory import validator_name
 from hub.portal.common import caller, login_required, page, portal_blueprint
+from hub.portal.sending import service_capacities
 
 blp = portal_blueprint("directory", __name__)
 
@@ -86,6 +87,8 @@ def _entry_page(organization: Organization, status: int = 200, *,
                 own_entry=organization.id == own, stale=age > STALE_AFTER,
                 age=format_timedelta(-age, add_direction=True),
                 regions=QUEBEC_REGIONS, writer=validator_name,
+                capacities={row["name"]: row for row in service_capacities(
+                    organization, "", utcnow())},
                 limits={"collaboration": relationships.COLLABORATION_LIMIT,
                         "notes": relationships.NOTES_LIMIT, "report": REPORT_LIMIT})
 

@@ -46,11 +46,11 @@ from hub.portal.common import (
     status_of,
 )
 from hub.portal.legs import leg_rows
-from hub.privacy import person_copy
+from hub.privacy import erasure, person_copy
 from hub.referrals import correction, handoffs, households, participants, redirection
 from hub.referrals.legs import OPEN_STATUSES, Referral
 from hub.referrals.lifecycle import Pathway, Priority, Stage
-from hub.referrals.participants import Participant, PossibleDuplicate
+from hub.referrals.participants import Participant, ParticipantErased, PossibleDuplicate
 
 blp = portal_blueprint("sending", __name__)
 
@@ -201,6 +201,8 @@ def participant_edit(participant_id: uuid.UUID) -> Response:
 @login_required(SENDING_ROLES)
 def participant_detail(participant_id: uuid.UUID) -> Response:
     participant = _own_participant(participant_id)
+    if participant.erased_at is not None:
+        raise ParticipantErased(participant.id, participant.erased_at)
     reader = _reader()
     now = utcnow()
     history = consents.history(db.session, participant.id)
@@ -253,6 +255,23 @@ def household(participant_id: uuid.UUID) -> Response:
                     **context)
     flash(_("Household recorded."), "success")
     return redirect(url_for("sending.participant_detail", participant_id=participant.id))
+
+
+@blp.route("/participants/<uuid:participant_id>/erase", methods=["GET", "POST"])
+@login_required(SENDING_ROLES)
+def participant_erase(participant_id: uuid.UUID) -> Response:
+    """Erase at the person's request, after a page saying what it does: it cannot be undone."""
+    participant = _own_participant(participant_id)
+    if participant.erased_at is not None:
+        raise ParticipantErased(participant.id, participant.erased_at)
+    if request.method == "GET":
+        return page("portal/participant_erase.html",
+                    participant=_reader().participant(participant))
+    erasure.erase(db.session, participant, reason=erasure.Reason.ON_REQUEST,
+                  actor=caller().actor, caller=caller(), key=pseudonym_key())
+    flash(_("The participant's personal data is erased. Their referrals stay, without "
+            "anything that says who they were."), "success")
+    return redirect(url_for("sending.participant_list"))
 
 
 @blp.get("/participants/<uuid:participant_id>/copy")
@@ -563,11 +582,11 @@ def _directory(*, exclude: uuid.UUID, region: str = "", kind: str = "",
     now = utcnow()
     return [{"id": o.id, "name": o.name, "kind": o.kind, "region": o.region,
              "region_name": QUEBEC_REGIONS.get(o.region, o.region), "capacity": o.capacity,
-             "services": _service_capacities(o, pathway, now)}
+             "services": service_capacities(o, pathway, now)}
             for o in db.session.scalars(query.options(selectinload(Organization.services)))]
 
 
-def _service_capacities(organization: Organization, pathway: str, now: datetime
+def service_capacities(organization: Organization, pathway: str, now: datetime
                         ) -> list[dict[str, Any]]:
     """Each service's capacity (of the chosen pathway's services, when one is chosen), with
     how old it is and whether it is too old to trust (design §14)."""

@@ -215,7 +215,9 @@ def search(session: Session, organization_id: uuid.UUID, query: str, *, limit: i
     """The organization's participants matching `query` (`hub.referrals.participant_search`;
     an empty query matches everyone), newest first, `limit` of them after the keyset position
     `after` (the previous page's last `created_at`, `id`)."""
-    statement = select(Participant).where(Participant.organization_id == organization_id)
+    # An erased person is found no more: nothing is left of who they were (§15).
+    statement = select(Participant).where(Participant.organization_id == organization_id,
+                                          Participant.erased_at.is_(None))
     found = participant_search.conditions(Participant.id, organization_id, query)
     if found is not None:
         statement = statement.where(*found)

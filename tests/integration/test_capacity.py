@@ -179,3 +179,14 @@ def test_capacity_older_than_30_days_is_stale_in_the_api(app: Flask, network: Ne
             .values(capacity_updated_at=utcnow() - timedelta(days=31)))
     entry = partner.get(f"/api/v1/organizations/{partner.organization_id}").get_json()
     assert services_of(entry)[SERVICES[0]["name"]]["capacity_stale"] is True
+
+
+def test_the_directory_entry_page_shows_each_service_capacity_with_its_age(
+        app: Flask, network: Network) -> None:
+    partner = network.partner()
+    set_entry(partner, services=[{**SERVICES[0], "capacity": "full"}, SERVICES[1]])
+    reader = make_organization(app)
+    person = Person.logged_in(app, make_user(app, reader, "counsellor"))
+    page = text_of(person.get(f"/directory/{partner.organization_id}"))
+    assert "Places dans ce service en ce moment Complet — indiqué il y a" in page
+    assert "Places dans ce service en ce moment Non précisé" in page

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from hub.db import db
 from hub.privacy.incidents import PrivacyIncident
+from hub.referrals.participants import Participant
 from tests.integration.test_portal_pages import register
 from tests.integration.test_portal_translations import _alike_in_both, _texts
 from tests.portal import Person, make_organization, make_user, text_of
@@ -143,6 +144,44 @@ def test_the_privacy_pages_have_no_untranslated_text(app: Flask, office) -> None
     for path in (f"/admin/{own}/privacy-incidents", f"/admin/{own}/privacy-incidents/new",
                  f"/admin/{own}/privacy-incidents/{incident_id}"):
         shared = _texts(admin, path, "fr") & _texts(admin, path, "en")
+        untranslated = {text for text in shared if text not in allowed
+                        and not re.search(r"\d|@|Carrefour|Org |Org_Admin|/", text)}
+        assert not untranslated, f"{path}: {sorted(untranslated)}"
+
+
+def test_the_counsellor_erases_at_the_persons_request_and_the_admin_sees_the_register(
+        app: Flask, office) -> None:
+    own, admin, counsellor, _other = office
+    participant = register(counsellor, given_name="Ophélie", family_name="Tremblay")
+    page = counsellor.get(f"/participants/{participant}").get_data(as_text=True)
+    assert f'href="/participants/{participant}/erase"' in page
+    confirm = counsellor.get(f"/participants/{participant}/erase")
+    assert confirm.status_code == 200 and "Ophélie" in text_of(confirm)
+
+    erased = counsellor.post(f"/participants/{participant}/erase")
+    assert erased.status_code == 302
+    with app.app_context():
+        stub = db.session.get(Participant, participant)
+        assert stub is not None and stub.erased_at is not None and stub.given_name == ""
+    gone = counsellor.get(f"/participants/{participant}")
+    assert gone.status_code == 410 and "Ophélie" not in text_of(gone)
+    assert "Ophélie" not in text_of(counsellor.get("/participants"))
+
+    register_page = text_of(admin.get(f"/admin/{own}/erasures"))
+    assert "P-" in register_page and "Ophélie" not in register_page
+    exported = admin.get(f"/admin/{own}/erasures.csv").get_data(as_text=True)
+    assert str(participant) in exported and "on_request" in exported
+    assert counsellor.get(f"/admin/{own}/erasures").status_code == 403
+
+
+def test_the_erasure_pages_have_no_untranslated_text(app: Flask, office) -> None:
+    own, admin, counsellor, _other = office
+    participant = register(counsellor, given_name="Zoé", family_name="Lavoie")
+    allowed = _alike_in_both() | {"Maillage", "English", "Français", "—", "·", "(", ")", ".",
+                                  "Zoé Lavoie", "JSON"}
+    for person, path in ((counsellor, f"/participants/{participant}/erase"),
+                         (admin, f"/admin/{own}/erasures")):
+        shared = _texts(person, path, "fr") & _texts(person, path, "en")
         untranslated = {text for text in shared if text not in allowed
                         and not re.search(r"\d|@|Carrefour|Org |Org_Admin|/", text)}
         assert not untranslated, f"{path}: {sorted(untranslated)}"
