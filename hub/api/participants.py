@@ -24,6 +24,7 @@ from hub.api.common import (
     expected_version,
     pseudonym_key,
 )
+from hub.api.directory_schemas import ONE_LINE, ONE_LINE_DOC
 from hub.api.idempotency import idempotent
 from hub.api.privacy_incidents import ErasureOut
 from hub.consent import consents, visibility
@@ -48,8 +49,10 @@ def _plausible_birth_year(year: int) -> None:
 
 
 class ParticipantIn(Input):
-    given_name = fields.String(required=True, validate=validate.Length(1, 200))
-    family_name = fields.String(required=True, validate=validate.Length(1, 200))
+    given_name = fields.String(required=True, validate=[validate.Length(1, 200), ONE_LINE],
+                               metadata=ONE_LINE_DOC)
+    family_name = fields.String(required=True, validate=[validate.Length(1, 200), ONE_LINE],
+                                metadata=ONE_LINE_DOC)
     preferred_language = fields.String(
         required=True,
         validate=[

@@ -54,7 +54,10 @@ def _event_types_field(required: bool) -> fields.List:
 
 class EndpointIn(Input):
     url = fields.String(required=True, validate=validate.Length(1, 2000),
-                        metadata={"example": "https://partner.example.org/maillage/webhooks"})
+                        metadata={"example": "https://partner.example.org/maillage/webhooks",
+                                  "description": "Where the hub sends events: an https URL "
+                                  "whose host resolves to public addresses only (checked "
+                                  "when registered and at every delivery: 422 otherwise)."})
     event_types = _event_types_field(required=True)
     description = fields.String(allow_none=True, load_default=None,
                                 validate=validate.Length(max=500))

@@ -16,7 +16,7 @@ from werkzeug.test import TestResponse
 from hub.accounts import clients
 from hub.db import db
 from hub.directory.organizations import create_organization
-from tests.helpers import Network
+from tests.helpers import PARTICIPANT, Network
 from tests.receiver import Receiver, running_receiver
 from webhooks import signing
 
@@ -81,6 +81,8 @@ def test_names_are_one_line(app: Flask, network: Network, name: str) -> None:
     service = partner.call("PATCH", f"/api/v1/organizations/{partner.organization_id}",
                            json={"services": [{"name": name, "pathways": ["employment"]}]})
     assert service.status_code == 422, service.get_data(as_text=True)
+    person = partner.post("/api/v1/participants", {**PARTICIPANT, "given_name": name})
+    assert person.status_code == 422 and "given_name" in person.get_json()["errors"]
     if name.strip() != name:
         return  # create_organization strips the ends: nothing left to refuse there
     with app.app_context(), db.job_session() as session, pytest.raises(ValueError,
