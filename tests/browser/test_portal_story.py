@@ -38,9 +38,10 @@ WORDS = {
            "withdrawn": "Consent withdrawn. 1 open referral was cancelled."},
 }
 _axe = Axe()
-# The pictures README.md shows, written where it shows them.
+# The pictures README.md and docs/portal.md show, written where they show them.
 SCREENSHOTS = ROOT / "tests" / "browser" / "screenshots"
-README_PICTURES = {("inbox", "fr"), ("stalled", "en"), ("charts", "fr")}
+README_PICTURES = {("inbox", "fr"), ("stalled", "en"), ("charts", "fr"),
+                   ("participants-search", "fr"), ("refer-open-leg", "fr")}
 
 
 def check_page(page: Any, name: str, language: str) -> None:
@@ -67,8 +68,10 @@ def log_in(context: Any, hub: Hub, email: str) -> Any:
 
 
 def submit(page: Any, form: str = "main form[method=post]") -> None:
+    """Send the form with its main button: the last one (the referral form's first one
+    filters the directory)."""
     with page.expect_navigation():
-        page.locator(form).last.locator("button[type=submit]").click()
+        page.locator(form).last.locator("button[type=submit]").last.click()
 
 
 @pytest.mark.parametrize("language", ["fr", "en"])
@@ -97,6 +100,12 @@ def test_the_whole_story(hub: Hub, browser: Any, language: str) -> None:
         # --- the counsellor registers the participant, records consent, refers them.
         counsellor = log_in(counsellor_context, hub, counsellor_email)
         check_page(counsellor, "outbound-empty", language)
+        # First, is she registered already? Searched without accents: nobody yet.
+        counsellor.goto(f"{hub.base_url}/participants")
+        counsellor.fill("#q", "benali amina")
+        with counsellor.expect_navigation():
+            counsellor.locator("form[role=search] button[type=submit]").click()
+        assert counsellor.locator("main table a[href*='/participants/']").count() == 0
         counsellor.goto(f"{hub.base_url}/participants/new")
         check_page(counsellor, "participant-new", language)
         counsellor.fill("#given_name", "Amina")
@@ -107,6 +116,17 @@ def test_the_whole_story(hub: Hub, browser: Any, language: str) -> None:
         participant_url = counsellor.url
         assert re.search(r"/participants/[0-9a-f-]{36}$", participant_url)
         check_page(counsellor, "participant", language)
+        # Found now by the beginning of her names, in any order, and by her email.
+        for query in ("BEN ami", f"amina.{tag}@example.org"):
+            counsellor.goto(f"{hub.base_url}/participants")
+            counsellor.fill("#q", query)
+            with counsellor.expect_navigation():
+                counsellor.locator("form[role=search] button[type=submit]").click()
+            found = counsellor.locator("main table a[href*='/participants/']")
+            assert found.count() == 1 and found.first.get_attribute("href") == \
+                participant_url.removeprefix(hub.base_url), query
+        check_page(counsellor, "participants-search", language)
+        counsellor.goto(participant_url)
 
         counsellor.click("a[href$='/consents/new']")
         counsellor.wait_for_load_state()
@@ -117,9 +137,12 @@ def test_the_whole_story(hub: Hub, browser: Any, language: str) -> None:
 
         counsellor.click("a[href$='/refer']")
         counsellor.wait_for_load_state()
+        counsellor.fill("#reason_for_referral", "Offre d'emploi à Rimouski, début lundi")
         counsellor.select_option("#f-region", "01")
         with counsellor.expect_navigation():
-            counsellor.locator("form.filters button[type=submit]").click()
+            counsellor.locator("fieldset.filters button[name=filter]").click()
+        # Filtering kept what was typed.
+        assert counsellor.input_value("#reason_for_referral").startswith("Offre d'emploi")
         assert words["covered"] in counsellor.inner_text(f"#consent-{receiver.id}")
         check_page(counsellor, "refer", language)
         counsellor.check(f"#to-{receiver.id}")
@@ -132,10 +155,16 @@ def test_the_whole_story(hub: Hub, browser: Any, language: str) -> None:
         assert words["sent"] in counsellor.inner_text("main dl")
         check_page(counsellor, "leg-sent", language)
 
-        # A second leg, to be left unanswered.
+        # A second leg to the same partner, to be left unanswered: the page asks first.
         counsellor.goto(f"{participant_url}/refer")
         counsellor.check(f"#to-{receiver.id}")
         counsellor.select_option("#pathway", "training")
+        submit(counsellor)
+        assert counsellor.locator("#confirm_open_leg").count() == 1
+        assert counsellor.input_value("#pathway") == "training"
+        check_page(counsellor, "refer-open-leg", language)
+        counsellor.check(f"#to-{receiver.id}")
+        counsellor.check("#confirm_open_leg")
         submit(counsellor)
         second_leg = counsellor.url.rsplit("/", 1)[1]
 
@@ -153,6 +182,8 @@ def test_the_whole_story(hub: Hub, browser: Any, language: str) -> None:
         for action, status, selects in steps:
             for selector, value in selects.items():
                 partner.select_option(selector, value)
+            if action in ("accept", "complete"):  # each takes a note
+                partner.fill(f"#note-{action}", "Rendez-vous lundi à 9 h")
             submit(partner, f"form[action$='/{action}']")
             assert status in partner.inner_text("main dl"), action
             if action == "acknowledge":
@@ -199,7 +230,9 @@ def test_the_whole_story(hub: Hub, browser: Any, language: str) -> None:
         counsellor.goto(f"{hub.base_url}/legs/{second_leg}")
         counsellor.click("a[href*='redirect_from=']")
         counsellor.wait_for_load_state()
-        assert receiver.name not in counsellor.locator("fieldset").first.inner_text()
+        directory = counsellor.locator("fieldset", has=counsellor.locator(
+            "input[name=to_organization_id]"))
+        assert receiver.name not in directory.inner_text()
         check_page(counsellor, "redirect", language)
         counsellor.check(f"#to-{trainer.id}")
         submit(counsellor)

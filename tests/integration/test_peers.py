@@ -7,10 +7,12 @@ question, and the coordinators' counts."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 import uuid
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -22,6 +24,7 @@ from hub.followups.deadlines import add_business_days
 from hub.outbox.mail import OutgoingMail
 from hub.peers.profiles import PeerMatch
 from tests.helpers import Network, Partner
+from tests.hub_cli import run_hub
 
 LINK = re.compile(r"http://[^/\s]+(/jumelage/[A-Za-z0-9_-]{43})")
 PEER = {"given_name": "Karim", "family_name": "Haddad", "preferred_language": "fr",
@@ -221,3 +224,21 @@ def test_the_peer_withdraws_and_their_organization_pauses_them(
     assert gone.status_code == 200 and gone.get_json()["status"] == "withdrawn"
     ended = world.newcomer_org.get(f"/api/v1/peer-matches/{match['id']}").get_json()
     assert (ended["status"], ended["end_reason"]) == ("ended", "peer_withdrew")
+
+
+def test_hub_client_create_grants_the_peer_scopes(tmp_path: Path) -> None:
+    """A partner system's client may be given `peers:read` and `peers:write` by name, and has
+    them by default; its token then reads the peers' routes."""
+    url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+    env = {**os.environ, "HUB_DATABASE_URL": url}
+    assert run_hub(env, "db", "upgrade").returncode == 0
+    made = run_hub(env, "org", "create", "--name", "Accueil Rimouski", "--kind",
+                   "regional_partner", "--region", "01")
+    assert made.returncode == 0, made.stderr
+    organization = json.loads(made.stdout)["id"]
+    named = run_hub(env, "client", "create", "--org", organization, "--scopes",
+                    "peers:read peers:write")
+    assert named.returncode == 0, named.stderr
+    assert set(json.loads(named.stdout)["scope"].split()) == {"peers:read", "peers:write"}
+    default = run_hub(env, "client", "create", "--org", organization)
+    assert {"peers:read", "peers:write"} <= set(json.loads(default.stdout)["scope"].split())
