@@ -87,6 +87,9 @@ class ParticipantOut(Schema):
     redacted = fields.Boolean(
         metadata={"description": "True when personal data is withheld from this reader."}
     )
+    erased = fields.Boolean(
+        metadata={"description": "True when the participant's personal data was erased "
+                  "(with `redacted`): nobody reads it any more."})
     withheld = fields.List(
         fields.String(),
         metadata={"description": "Present when some fields are kept from an employer or "

@@ -287,6 +287,23 @@ def participant_copy(participant_id: uuid.UUID) -> Response:
     return response
 
 
+def _privacy_officer() -> dict[str, Any]:
+    organization = db.session.get(Organization, caller().organization_id)
+    return {"officer_name": organization.privacy_officer_name if organization else None,
+            "officer_email": organization.privacy_officer_email if organization else None,
+            "organization_name": organization.name if organization else ""}
+
+
+@blp.get("/participants/<uuid:participant_id>/consents/form")
+@login_required(SENDING_ROLES)
+def consent_form(participant_id: uuid.UUID) -> Response:
+    """The consent form to print and sign: each purpose in plain words, one box each, and who
+    answers questions about the person's data."""
+    participant = _own_participant(participant_id)
+    return page("portal/consent_form.html", participant=_reader().participant(participant),
+                purposes=list(consents.Purpose), **_privacy_officer())
+
+
 @blp.route("/participants/<uuid:participant_id>/consents/new", methods=["GET", "POST"])
 @login_required(SENDING_ROLES)
 def consent_new(participant_id: uuid.UUID) -> Response:
@@ -298,7 +315,8 @@ def consent_new(participant_id: uuid.UUID) -> Response:
                "values": values, "chosen": set(request.form.getlist("organization_ids")
                                                if request.method == "POST"
                                                else request.args.getlist("organization_ids")),
-               "purposes": list(consents.Purpose), "evidences": list(consents.Evidence)}
+               "purposes": list(consents.Purpose), "evidences": list(consents.Evidence),
+               **_privacy_officer()}
     if request.method == "GET":
         return page("portal/consent_new.html", bad=set(), form_token=forms.token(), **context)
     try:
