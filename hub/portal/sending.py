@@ -45,6 +45,7 @@ from hub.portal.common import (
     portal_blueprint,
     status_of,
 )
+from hub.portal.labels import language_name
 from hub.portal.legs import leg_rows
 from hub.privacy import erasure, person_copy
 from hub.referrals import correction, handoffs, households, participants, redirection
@@ -600,7 +601,11 @@ def _directory(*, exclude: uuid.UUID, region: str = "", kind: str = "",
     now = utcnow()
     return [{"id": o.id, "name": o.name, "kind": o.kind, "region": o.region,
              "region_name": QUEBEC_REGIONS.get(o.region, o.region), "capacity": o.capacity,
-             "services": service_capacities(o, pathway, now)}
+             "services": service_capacities(o, pathway, now),
+             # The languages its services are offered in, to choose where the person is
+             # understood.
+             "languages": [language_name(code) for code in sorted(
+                 {code for service in o.services for code in (service.languages or [])})]}
             for o in db.session.scalars(query.options(selectinload(Organization.services)))]
 
 
