@@ -94,6 +94,11 @@ class ContactIn(Input):
         "description": "Mail this contact the missed-deadline digests (default true)."})
 
 
+class PrivacyOfficerIn(Input):
+    name = fields.String(required=True, validate=[validate.Length(1, 200), ONE_LINE])
+    email = fields.Email(required=True, validate=validate.Length(max=320))
+
+
 class EntryIn(Input):
     """What an organization may change in its entry; lists given replace the entry's lists."""
 
@@ -115,6 +120,9 @@ class EntryIn(Input):
             "description": "When contacts marked notify_referrals hear of new referrals: "
                            "immediate (one mail each, default) or daily (one mail at 8:00 in "
                            "the organization's time zone)."})
+    privacy_officer = fields.Nested(PrivacyOfficerIn, allow_none=True, metadata={
+        "description": "The person in charge of the protection of personal information (Law "
+                       "25), shown on the consent form: `name` and `email`; null names nobody."})
     services = fields.List(fields.Nested(ServiceIn), validate=validate.Length(max=200))
     locations = fields.List(fields.Nested(LocationIn), validate=validate.Length(max=200))
     contacts = fields.List(fields.Nested(ContactIn), validate=validate.Length(max=200))
@@ -170,6 +178,9 @@ class OrganizationSchema(Schema):
     capacity_until = fields.Date(allow_none=True)
     description = fields.String(allow_none=True)
     website = fields.String(allow_none=True)
+    privacy_officer = fields.Function(lambda org: {
+        "name": org.privacy_officer_name, "email": org.privacy_officer_email}
+        if org.privacy_officer_name else None)
     time_zone = fields.String()
     language = fields.String()
     referral_mails = fields.String(metadata={"enum": list(organizations.ReferralMails)})

@@ -119,6 +119,10 @@ def apply_entry(organization: Organization, changes: Mapping[str, Any],
     for name in ORGANIZATION_FIELDS:
         if name in changes:
             setattr(organization, name, changes[name])
+    if "privacy_officer" in changes:  # {name, email}, or None to name nobody
+        officer = changes["privacy_officer"] or {}
+        organization.privacy_officer_name = officer.get("name")
+        organization.privacy_officer_email = officer.get("email")
     if "services" in changes:
         organization.services = _services(organization.services, changes["services"],
                                           now or utcnow())

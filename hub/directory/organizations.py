@@ -103,6 +103,10 @@ class Organization(Base):
     capacity_until: Mapped[date | None]
     description: Mapped[str | None] = mapped_column(Text)
     website: Mapped[str | None] = mapped_column(String(300))
+    # The person in charge of the protection of personal information (Law 25), named on the
+    # consent form the organization's counsellors give participants.
+    privacy_officer_name: Mapped[str | None] = mapped_column(String(200))
+    privacy_officer_email: Mapped[str | None] = mapped_column(String(320))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_validated_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Who last confirmed the entry: "client:<id>", "user:<id>" or "import:<file name>".

@@ -42,6 +42,8 @@ blp = portal_blueprint("admin_directory", __name__)
 
 ENTRY_FIELDS = ("name", "region", "capacity", "capacity_until", "description", "website",
                 "referral_mails")
+# The person in charge of the protection of personal information (Law 25), on the consent form.
+OFFICER_FIELDS = ("name", "email")
 # Fields of each row of a list, and those read as lists (checkboxes, comma-separated words).
 ROW_FIELDS = {
     "services": ("name", "description", "eligibility_notes", "languages", "pathways",
@@ -93,6 +95,10 @@ def body_of(form: MultiDict[str, str]) -> dict[str, Any]:
     body: dict[str, Any] = {name: form.get(name, "").strip() or None for name in ENTRY_FIELDS}
     if body["referral_mails"] is None:  # a form without the choice keeps the one made
         del body["referral_mails"]
+    officer = {key: form.get(f"privacy_officer-{key}", "").strip() for key in OFFICER_FIELDS}
+    # Both left empty: nobody named; one of them only: the API says which is missing.
+    body["privacy_officer"] = ({key: value for key, value in officer.items() if value}
+                               if any(officer.values()) else None)
     for kind in ROW_FIELDS:
         body[kind] = _rows(form, kind)
     return body
@@ -113,6 +119,8 @@ def _values_of(organization: Organization) -> dict[str, Any]:
     """The form's values for the entry as it is saved."""
     return {
         **{name: getattr(organization, name) or "" for name in ENTRY_FIELDS},
+        **{f"privacy_officer-{key}": getattr(organization, f"privacy_officer_{key}") or ""
+           for key in OFFICER_FIELDS},
         "services": [{"name": s.name, "description": s.description or "",
                       "eligibility_notes": s.eligibility_notes or "",
                       "languages": ", ".join(s.languages or []), "pathways": s.pathways,
@@ -129,6 +137,8 @@ def _values_of(organization: Organization) -> dict[str, Any]:
 def _values_posted(form: MultiDict[str, str]) -> dict[str, Any]:
     """The form's values as posted, to show them again beside the errors."""
     values: dict[str, Any] = {name: form.get(name, "") for name in ENTRY_FIELDS}
+    values.update({f"privacy_officer-{key}": form.get(f"privacy_officer-{key}", "")
+                   for key in OFFICER_FIELDS})
     for kind, names in ROW_FIELDS.items():
         rows = []
         for index in range(MAX_ROWS):

@@ -73,6 +73,18 @@ PURPOSE = {
     "peer_matching": _l("Be put in touch with a peer"),
     "outcome_reporting": _l("Be counted in outcome reports"),
 }
+# Each purpose as the person reads it before agreeing (Law 25: one consent per purpose, asked
+# in clear and simple words).
+PURPOSE_WORDS = {
+    "referral_sharing": _l("Your name, your contact details and the reason for the referral "
+                           "are sent to the organizations named, so that they can serve you."),
+    "follow_up_contact": _l("We may call or write to you after the referral to ask whether "
+                            "someone contacted you and how things are going."),
+    "peer_matching": _l("We may put you in touch with a person who settled in the same region "
+                        "before you, if you both agree."),
+    "outcome_reporting": _l("You may be counted, without your name, in the reports the "
+                            "organizations named give their funders."),
+}
 EVIDENCE = {"written": _l("Written"), "verbal": _l("Verbal"), "electronic": _l("Electronic")}
 CAPACITY = {"open": _l("Open"), "waitlist": _l("Waiting list"), "full": _l("Full")}
 WAITLIST_BAND = {
@@ -184,7 +196,8 @@ OWNER = {"sender": _l("Sending organization"), "receiver": _l("Receiving organiz
 ALL = {
     "status": STATUS, "action": ACTION, "pathway": PATHWAY, "stage": STAGE,
     "priority": PRIORITY, "decline_reason": DECLINE_REASON, "outcome": OUTCOME,
-    "cancel_reason": CANCEL_REASON, "purpose": PURPOSE, "evidence": EVIDENCE,
+    "cancel_reason": CANCEL_REASON, "purpose": PURPOSE, "purpose_words": PURPOSE_WORDS,
+    "evidence": EVIDENCE,
     "capacity": CAPACITY, "waitlist_band": WAITLIST_BAND, "kind": KIND, "role": ROLE,
     "check": CHECK, "event": EVENT,
     "situation": SITUATION, "followup": FOLLOWUP, "offer": OFFER, "channel": CHANNEL,

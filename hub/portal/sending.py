@@ -45,6 +45,7 @@ from hub.portal.common import (
     portal_blueprint,
     status_of,
 )
+from hub.portal.labels import language_name
 from hub.portal.legs import leg_rows
 from hub.privacy import erasure, person_copy
 from hub.referrals import correction, handoffs, households, participants, redirection
@@ -286,6 +287,23 @@ def participant_copy(participant_id: uuid.UUID) -> Response:
     return response
 
 
+def _privacy_officer() -> dict[str, Any]:
+    organization = db.session.get(Organization, caller().organization_id)
+    return {"officer_name": organization.privacy_officer_name if organization else None,
+            "officer_email": organization.privacy_officer_email if organization else None,
+            "organization_name": organization.name if organization else ""}
+
+
+@blp.get("/participants/<uuid:participant_id>/consents/form")
+@login_required(SENDING_ROLES)
+def consent_form(participant_id: uuid.UUID) -> Response:
+    """The consent form to print and sign: each purpose in plain words, one box each, and who
+    answers questions about the person's data."""
+    participant = _own_participant(participant_id)
+    return page("portal/consent_form.html", participant=_reader().participant(participant),
+                purposes=list(consents.Purpose), **_privacy_officer())
+
+
 @blp.route("/participants/<uuid:participant_id>/consents/new", methods=["GET", "POST"])
 @login_required(SENDING_ROLES)
 def consent_new(participant_id: uuid.UUID) -> Response:
@@ -297,7 +315,8 @@ def consent_new(participant_id: uuid.UUID) -> Response:
                "values": values, "chosen": set(request.form.getlist("organization_ids")
                                                if request.method == "POST"
                                                else request.args.getlist("organization_ids")),
-               "purposes": list(consents.Purpose), "evidences": list(consents.Evidence)}
+               "purposes": list(consents.Purpose), "evidences": list(consents.Evidence),
+               **_privacy_officer()}
     if request.method == "GET":
         return page("portal/consent_new.html", bad=set(), form_token=forms.token(), **context)
     try:
@@ -582,7 +601,11 @@ def _directory(*, exclude: uuid.UUID, region: str = "", kind: str = "",
     now = utcnow()
     return [{"id": o.id, "name": o.name, "kind": o.kind, "region": o.region,
              "region_name": QUEBEC_REGIONS.get(o.region, o.region), "capacity": o.capacity,
-             "services": service_capacities(o, pathway, now)}
+             "services": service_capacities(o, pathway, now),
+             # The languages its services are offered in, to choose where the person is
+             # understood.
+             "languages": [language_name(code) for code in sorted(
+                 {code for service in o.services for code in (service.languages or [])})]}
             for o in db.session.scalars(query.options(selectinload(Organization.services)))]
 
 

@@ -1,6 +1,7 @@
 """Privacy obligations of Québec's Law 25 (docs/design.md §15): the register of
 confidentiality incidents, which the database keeps at least five years; erasure (the
-participants' `erased_at` and the erasure register); and each participant's data moved under
+participants' `erased_at` and the erasure register); the organization's person in charge of
+the protection of personal information; and each participant's data moved under
 a key of their own, kept in the key store (HUB_KEYSTORE_URL, `hub.privacy.keystore`).
 
 Existing participants' data is moved under their own keys by `hub db upgrade` once every
@@ -56,6 +57,9 @@ def upgrade() -> None:
 
     with op.batch_alter_table('participants', schema=None) as batch_op:
         batch_op.add_column(sa.Column('erased_at', hub.db.UTCDateTime(), nullable=True))
+    with op.batch_alter_table('organizations', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('privacy_officer_name', sa.String(length=200), nullable=True))
+        batch_op.add_column(sa.Column('privacy_officer_email', sa.String(length=320), nullable=True))
     op.create_table('participant_erasures',
     sa.Column('participant_id', sa.Uuid(), nullable=False),
     sa.Column('organization_id', sa.Uuid(), nullable=False),
@@ -116,6 +120,9 @@ def downgrade() -> None:
     op.drop_table('participant_erasures')
     with op.batch_alter_table('participants', schema=None) as batch_op:
         batch_op.drop_column('erased_at')
+    with op.batch_alter_table('organizations', schema=None) as batch_op:
+        batch_op.drop_column('privacy_officer_email')
+        batch_op.drop_column('privacy_officer_name')
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP TRIGGER privacy_incidents_kept ON privacy_incidents")
         op.execute("DROP FUNCTION privacy_incidents_are_kept()")

@@ -327,3 +327,24 @@ def test_the_retention_check_erases_whose_data_no_longer_serves(
             sender.get(f"/api/v1/participants/{still_open['id']}").status_code == 200
     assert receiver.get(f"/api/v1/referrals/{open_leg['id']}").get_json()["participant"][
         "given_name"] == still_open["given_name"]
+
+
+def test_a_check_in_mail_about_to_go_to_the_person_goes_with_their_data(
+        app: Flask, network: Network) -> None:
+    """The check-in mail is the one the hub sends to the person's own address: a queued one
+    is deleted at the erasure, so no mail leaves for them afterwards."""
+    from hub.outbox.mail import OutgoingMail, queue_mail
+
+    sender = network.partner(scopes=SCOPES)
+    receiver = network.partner(kind="regional_partner", scopes=SCOPES)
+    person, leg, _secrets = person_with_history(sender, receiver)
+    with app.app_context(), db.job_session() as session:
+        queue_mail(session, to=person["email"], subject="Avez-vous été contacté·e ?",
+                   text=f"Bonjour {person['given_name']}", dedupe_key=f"checkin:{leg['id']}")
+    erase(sender, person["id"])
+    with app.app_context():
+        left = db.session.scalars(select(OutgoingMail).where(
+            OutgoingMail.dedupe_key == f"checkin:{leg['id']}")).all()
+        assert left == []
+        assert person["email"] not in {m.to_address for m in db.session.scalars(
+            select(OutgoingMail).order_by(OutgoingMail.id.desc()).limit(200))}

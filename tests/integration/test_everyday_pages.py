@@ -88,3 +88,18 @@ def test_pages_have_an_icon_and_times_without_seconds(app: Flask) -> None:
     times = re.findall(r"<time [^>]*>([^<]+)</time>",
                        counsellor.get(created.headers["Location"]).get_data(as_text=True))
     assert times and all(re.search(r"\d{4}, \d\d h \d\d$", t) for t in times), times
+
+
+def test_the_referral_form_says_in_which_languages_each_partner_serves(
+        app: Flask, network: Network) -> None:
+    receiver = network.partner(kind="regional_partner", region="01")
+    changed = receiver.call("PATCH", f"/api/v1/organizations/{receiver.organization_id}", json={
+        "services": [{"name": "Accueil", "pathways": ["settlement"], "languages": ["fr", "ar"]},
+                     {"name": "Emploi", "pathways": ["employment"], "languages": ["es"]}]})
+    assert changed.status_code == 200, changed.get_data(as_text=True)
+    organization = make_organization(app)
+    counsellor = Person.logged_in(app, make_user(app, organization, "counsellor"))
+    created = counsellor.post("/participants/new", {
+        "given_name": "Pedro", "family_name": "Santos", "preferred_language": "es"})
+    form = text_of(counsellor.get(f"{created.headers['Location']}/refer?region=01"))
+    assert "Services offerts en : arabe, espagnol, français" in form

@@ -1,7 +1,7 @@
 """The person's copy (docs/design.md §15): `GET /api/v1/participants/{id}/export` gives the
 registering organization everything collected from the person, nothing of anyone else, and
 logs the read; no other organization gets it.  A property test (hypothesis) checks "exactly
-theirs" over registrations, consents, legs and notes."""
+theirs" over registrations, consents, legs, notes and erasures."""
 
 from __future__ import annotations
 
@@ -99,6 +99,7 @@ NAMES = st.text(alphabet="abcdefghijklmnopqrstuvwxyzéèçàô", min_size=6, max
 PERSON = st.fixed_dictionaries({
     "given_name": NAMES, "family_name": NAMES,
     "consent": st.booleans(), "legs": st.integers(0, 2), "note": st.booleans(),
+    "erased": st.booleans(),
 })
 
 
@@ -125,8 +126,17 @@ def test_the_copy_holds_exactly_the_persons_data(network: Network, people: list[
                                      reason_for_referral=reason)["id"])
             secrets.add(reason)
         registered.append((participant["id"], secrets, consent_ids, leg_ids))
+    # Erasing some of them leaves nothing of theirs to copy, and the others' copies whole.
+    erased = {pid for (pid, *_), person in zip(registered, people, strict=True)
+              if person["erased"]}
+    for participant_id in erased:
+        assert sender.post(f"/api/v1/participants/{participant_id}/erase").status_code == 200
 
     for participant_id, secrets, consent_ids, leg_ids in registered:
+        if participant_id in erased:
+            assert sender.get(f"/api/v1/participants/{participant_id}/export"
+                              ).status_code == 410
+            continue
         copy = export(sender, participant_id)
         text = json.dumps(copy, ensure_ascii=False)
         assert all(secret in text for secret in secrets)

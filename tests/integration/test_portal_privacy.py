@@ -16,6 +16,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from hub.db import db
+from hub.directory.organizations import Organization
 from hub.privacy.incidents import PrivacyIncident
 from hub.referrals.participants import Participant
 from tests.integration.test_portal_pages import register
@@ -184,4 +185,68 @@ def test_the_erasure_pages_have_no_untranslated_text(app: Flask, office) -> None
         shared = _texts(person, path, "fr") & _texts(person, path, "en")
         untranslated = {text for text in shared if text not in allowed
                         and not re.search(r"\d|@|Carrefour|Org |Org_Admin|/", text)}
+        assert not untranslated, f"{path}: {sorted(untranslated)}"
+
+
+# --- consent in plain words, with the person in charge of personal information ------------
+
+def test_the_admin_names_the_privacy_officer_and_the_consent_form_shows_them(
+        app: Flask, office) -> None:
+    from tests.integration.test_portal_admin import entry_form
+
+    own, admin, counsellor, _other = office
+    named = admin.post(f"/admin/{own}/entry", entry_form(**{
+        "privacy_officer-name": "Hélène Gagnon",
+        "privacy_officer-email": "vie.privee@carrefour.example.org"}))
+    assert named.status_code == 302, text_of(named)
+    with app.app_context():
+        organization = db.session.get(Organization, own)
+        assert organization is not None
+        assert (organization.privacy_officer_name, organization.privacy_officer_email) == (
+            "Hélène Gagnon", "vie.privee@carrefour.example.org")
+    # Half a person is refused, with the field marked and what was typed kept.
+    half = admin.post(f"/admin/{own}/entry", entry_form(**{
+        "privacy_officer-name": "Hélène Gagnon", "privacy_officer-email": ""}))
+    assert half.status_code == 422
+    assert 'value="Hélène Gagnon"' in half.get_data(as_text=True)
+
+    participant = register(counsellor)
+    consent_page = text_of(counsellor.get(f"/participants/{participant}/consents/new"))
+    assert "Hélène Gagnon" in consent_page and "vie.privee@carrefour.example.org" in consent_page
+    # Each purpose in plain words, in the user's language.
+    assert "Vos nom et prénom, vos coordonnées et le motif" in consent_page
+    printable = counsellor.get(f"/participants/{participant}/consents/form")
+    assert printable.status_code == 200
+    form_text = text_of(printable)
+    assert "Hélène Gagnon" in form_text and "Signature de la personne participante" in form_text
+    assert form_text.count("☐") == 8  # yes or no, for each of the four purposes
+    counsellor.get("/lang/en")
+    english = text_of(counsellor.get(f"/participants/{participant}/consents/form"))
+    assert "Your name, your contact details and the reason for the referral" in english
+
+
+def test_the_api_names_the_privacy_officer_in_the_directory_entry(network) -> None:
+    partner = network.partner()
+    path = f"/api/v1/organizations/{partner.organization_id}"
+    changed = partner.call("PATCH", path, json={"privacy_officer": {
+        "name": "Hélène Gagnon", "email": "vie.privee@carrefour.example.org"}})
+    assert changed.status_code == 200, changed.get_data(as_text=True)
+    assert changed.get_json()["privacy_officer"] == {
+        "name": "Hélène Gagnon", "email": "vie.privee@carrefour.example.org"}
+    refused = partner.call("PATCH", path, json={"privacy_officer": {"name": "Hélène"}})
+    assert refused.status_code == 422
+    assert "privacy_officer.email" in refused.get_json()["errors"]
+    cleared = partner.call("PATCH", path, json={"privacy_officer": None})
+    assert cleared.get_json()["privacy_officer"] is None
+
+
+def test_the_consent_pages_have_no_untranslated_text(app: Flask, office) -> None:
+    _own, _admin, counsellor, _other = office
+    participant = register(counsellor, given_name="Zoé", family_name="Lavoie")
+    allowed = _alike_in_both() | {"Maillage", "English", "Français", "—", "·", "(", ")", ".",
+                                  "Zoé Lavoie", "☐", "Zoé", "Lavoie", "Benali"}
+    for path in (f"/participants/{participant}/consents/form",):
+        shared = _texts(counsellor, path, "fr") & _texts(counsellor, path, "en")
+        untranslated = {text for text in shared if text not in allowed
+                        and not re.search(r"\d|@|Carrefour|Org |_{3,}|/", text)}
         assert not untranslated, f"{path}: {sorted(untranslated)}"
