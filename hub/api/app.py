@@ -121,6 +121,7 @@ def init_app(app: Flask) -> None:
     })
     api.init_app(app)
     api.ma_plugin.converter.add_attribute_function(openapi.text_without_nul)
+    api.ma_plugin.converter.add_attribute_function(openapi.null_means_null)
     api.spec.components.security_scheme("oauth2", {
         "type": "oauth2",
         "flows": {"clientCredentials": {"tokenUrl": "/oauth/token", "scopes": clients.SCOPES}},

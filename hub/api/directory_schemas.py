@@ -95,7 +95,8 @@ class ContactIn(Input):
 
 
 class PrivacyOfficerIn(Input):
-    name = fields.String(required=True, validate=[validate.Length(1, 200), ONE_LINE])
+    name = fields.String(required=True, validate=[validate.Length(1, 200), ONE_LINE],
+                         metadata=ONE_LINE_DOC)
     email = fields.Email(required=True, validate=validate.Length(max=320))
 
 

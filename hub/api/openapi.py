@@ -83,6 +83,18 @@ def text_without_nul(converter: Any, field: fields.Field, **kwargs: Any) -> dict
     return {"pattern": NO_NUL_PATTERN}
 
 
+def null_means_null(converter: Any, field: fields.Field, ret: dict[str, Any],
+                    **kwargs: Any) -> dict[str, Any]:
+    """apispec writes a nullable nested schema, in OpenAPI 3.0, as `anyOf: [$ref, {type:
+    object, nullable: true}]`, whose second branch accepts any object at all: make it accept
+    null only."""
+    branches = ret.get("anyOf")
+    if not isinstance(branches, list):
+        return {}
+    return {"anyOf": [dict(b, enum=[None]) if b == {"type": "object", "nullable": True} else b
+                      for b in branches]}
+
+
 def reads_header(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare in the document that a view reads the header `name` (one of
     `HEADER_PARAMETERS`); apply it on the function flask-smorest documents."""
