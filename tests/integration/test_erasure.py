@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -348,3 +349,64 @@ def test_a_check_in_mail_about_to_go_to_the_person_goes_with_their_data(
         assert left == []
         assert person["email"] not in {m.to_address for m in db.session.scalars(
             select(OutgoingMail).order_by(OutgoingMail.id.desc()).limit(200))}
+
+
+def test_after_erasure_the_counts_and_the_replay_of_the_event_log_still_agree(
+        app: Flask, network: Network) -> None:
+    """The soak test's check (`bench.soak_checks.states_agree`): each leg's events, replayed
+    through the lifecycle rules, end at the leg's row, after an erasure cancelled some."""
+    from bench.soak_checks import states_agree
+
+    sender = network.partner(scopes=SCOPES)
+    receiver = network.partner(kind="regional_partner", scopes=SCOPES)
+    erased_person, open_leg, _ = person_with_history(sender, receiver)
+    kept_person, kept_leg, _ = person_with_history(sender, receiver)
+    # A second leg of the erased person, taken further before the erasure.
+    accepted = sender.refer(receiver, erased_person["id"], consent=False)
+    for action in ("acknowledge", "accept"):
+        assert receiver.act(accepted["id"], action).status_code == 200
+    legs = [open_leg["id"], accepted["id"], kept_leg["id"]]
+    erase(sender, erased_person["id"])
+
+    with app.app_context(), db.engine.connect() as connection:
+        allowed, replayed, counts = states_agree(connection, only=legs)
+    assert allowed[0], allowed[1]
+    assert replayed[0], replayed[1]
+    # The erased person's two legs are cancelled, the other person's is untouched.
+    assert counts == {"cancelled": 2, "acknowledged": 1}
+    statuses = {leg: sender.get(f"/api/v1/referrals/{leg}").get_json()["status"]
+                for leg in legs}
+    assert Counter(statuses.values()) == counts
+    assert statuses[kept_leg["id"]] == "acknowledged"
+    assert sender.get(f"/api/v1/participants/{kept_person['id']}").status_code == 200
+
+
+def test_erasing_a_peer_or_a_newcomer_ends_their_open_matches(
+        app: Flask, network: Network) -> None:
+    from tests.integration.test_peers import World, feed
+
+    # The peer is erased while their match is accepted.
+    world = World(network)
+    match = world.propose()
+    assert world.peer_org.post(f"/api/v1/peer-matches/{match['id']}/accept").status_code == 200
+    erase(world.peer_org, world.peer["id"])
+    for partner in (world.newcomer_org, world.peer_org):
+        events = feed(partner, match["id"], until="peer_match.ended")
+        assert [e["type"] for e in events][-1] == "peer_match.ended"
+        assert not any(s in json.dumps(events, ensure_ascii=False)
+                       for s in (world.peer["given_name"], world.peer["email"],
+                                 world.peer["phone"], world.peer["family_name"]))
+    ended = world.newcomer_org.get(f"/api/v1/peer-matches/{match['id']}").get_json()
+    assert (ended["status"], ended["peer"]) == ("ended", None)
+    found = world.newcomer_org.get("/api/v1/peers?region=01").get_json()["items"]
+    assert world.profile["id"] not in {p["id"] for p in found}
+
+    # The newcomer is erased while a proposal about them waits for the peer's answer.
+    other = World(network)
+    proposal = other.propose()
+    erase(other.newcomer_org, other.newcomer["id"])
+    events = feed(other.peer_org, proposal["id"], until="peer_match.ended")
+    assert [e["type"] for e in events] == ["peer_match.proposed", "peer_match.ended"]
+    shown = other.peer_org.get(f"/api/v1/peer-matches/{proposal['id']}").get_json()
+    assert shown["status"] == "ended"
+    assert other.newcomer["given_name"] not in json.dumps(shown, ensure_ascii=False)
