@@ -162,7 +162,7 @@ def test_a_french_participant_gets_french_and_may_switch_to_english(
     client = pages.test_client()
     html = client.get(path).get_data(as_text=True)
     assert '<html lang="fr">' in html
-    assert "L&#39;organisme Carrefour Emploi Sherbrooke a-t-il communiqué avec vous ?" in html
+    assert "L’organisme Carrefour Emploi Sherbrooke a-t-il communiqué avec vous ?" in html
     assert "Je n&#39;en ai plus besoin" in html
     assert 'href="?lang=en"' in html
     english = client.get(f"{path}?lang=en").get_data(as_text=True)

@@ -274,7 +274,7 @@ def test_daily_organizations_get_one_mail_at_8_listing_the_legs_still_open(
     assert not mails_to(app, smtp, marked, due)
     daily(due)
     (mail,) = mails_to(app, smtp, marked, due)
-    assert str(mail["Subject"]).startswith("2 nouvelles demandes")
+    assert str(mail["Subject"]).startswith("2 nouvelles orientations")
     tokens = LINK.findall(body_of(mail))
     assert len(tokens) == 2  # the cancelled leg is no news
     with app.app_context(), db.job_session() as session:
