@@ -177,7 +177,7 @@ def test_a_later_tick_mails_only_the_legs_missed_since_the_last_digest(
     run_checks(app, routine_due + timedelta(minutes=2))
     mails = sent_mails(app, tmp_path, staff)[staff]
     assert sorted(listed_legs(m) for m in mails) == sorted([[second["id"]], [first["id"]]])
-    assert all(subject(m).startswith("1 demande adressée à ") for m in mails)
+    assert all(subject(m).startswith("1 orientation adressée à ") for m in mails)
 
 
 def test_a_crash_between_the_firing_and_the_digest_still_mails_once(
