@@ -149,6 +149,11 @@ def deadlines_once(connection: Connection, checked_at: datetime) -> tuple[Result
             ", ".join(f"{k} {v}" for k, v in figures.items()) + " (each once)"), figures
 
 
+def _leg_of(legs: dict[str, Any], leg_id: Any) -> Any:
+    """A leg by id, whether the keys are bare hex (SQLite) or dashed (PostgreSQL, `only`)."""
+    return legs.get(str(leg_id)) or legs[str(uuid.UUID(str(leg_id)))]
+
+
 def states_agree(connection: Connection, only: Collection[str] | None = None
                  ) -> tuple[Result, Result, dict[str, int]]:
     """Replay each leg's events through the lifecycle rules: every step must be allowed,
@@ -211,7 +216,8 @@ def states_agree(connection: Connection, only: Collection[str] | None = None
         if (leg.status == "forwarded") != (leg.forwarded_to is not None):
             impossible.append(f"{leg_id}: {leg.status} with forwarded_to {leg.forwarded_to}")
         if leg.forwarded_to is not None and (
-                str(legs[str(leg.forwarded_to)].forwarded_from) != leg_id):
+                uuid.UUID(str(_leg_of(legs, leg.forwarded_to).forwarded_from))
+                != uuid.UUID(leg_id)):
             impossible.append(f"{leg_id}: next leg does not point back")
         if leg.status == "expired" and leg.acknowledged_at is not None:
             impossible.append(f"{leg_id}: expired after being acknowledged")

@@ -372,17 +372,27 @@ def test_after_erasure_the_counts_and_the_replay_of_the_event_log_still_agree(
     accepted = sender.refer(receiver, erased_person["id"], consent=False)
     for action in ("acknowledge", "accept"):
         assert receiver.act(accepted["id"], action).status_code == 200
-    legs = [open_leg["id"], accepted["id"], kept_leg["id"]]
+    # The first one forwarded to a third organization: the erasure cancels the next leg.
+    third = network.partner(kind="regional_partner", scopes=SCOPES)
+    sender.grant_consent(erased_person["id"], third)
+    forwarded = receiver.act(open_leg["id"], "forward",
+                             {"to_organization_id": third.organization_id})
+    assert forwarded.status_code == 201, forwarded.get_data(as_text=True)
+    next_leg = forwarded.get_json()["id"]
+    legs = [open_leg["id"], next_leg, accepted["id"], kept_leg["id"]]
     erase(sender, erased_person["id"])
 
     with app.app_context(), db.engine.connect() as connection:
-        allowed, replayed, counts = states_agree(connection, only=legs)
+        # Given the first leg only, the check follows it to the leg it was forwarded to.
+        allowed, replayed, counts = states_agree(
+            connection, only=[open_leg["id"], accepted["id"], kept_leg["id"]])
     assert allowed[0], allowed[1]
     assert replayed[0], replayed[1]
-    # The erased person's two legs are cancelled, the other person's is untouched.
-    assert counts == {"cancelled": 2, "acknowledged": 1}
-    statuses = {leg: sender.get(f"/api/v1/referrals/{leg}").get_json()["status"]
-                for leg in legs}
+    # The erased person's open legs are cancelled, the other person's is untouched.
+    assert counts == {"forwarded": 1, "cancelled": 2, "acknowledged": 1}
+    # As the API shows them, each to an organization party to the leg.
+    statuses = {leg: (third if leg == next_leg else sender).get(
+        f"/api/v1/referrals/{leg}").get_json()["status"] for leg in legs}
     assert Counter(statuses.values()) == counts
     assert statuses[kept_leg["id"]] == "acknowledged"
     assert sender.get(f"/api/v1/participants/{kept_person['id']}").status_code == 200
