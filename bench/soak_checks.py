@@ -6,7 +6,9 @@ Each check returns (passed, detail); the soak prints them all and fails if one f
 from __future__ import annotations
 
 import json
+import uuid
 from collections import Counter, defaultdict
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -147,9 +149,18 @@ def deadlines_once(connection: Connection, checked_at: datetime) -> tuple[Result
             ", ".join(f"{k} {v}" for k, v in figures.items()) + " (each once)"), figures
 
 
-def states_agree(connection: Connection) -> tuple[Result, Result, dict[str, int]]:
+def _leg_of(legs: dict[str, Any], leg_id: Any) -> Any:
+    """A leg by id, whether the keys are bare hex (SQLite) or dashed (PostgreSQL, `only`)."""
+    return legs.get(str(leg_id)) or legs[str(uuid.UUID(str(leg_id)))]
+
+
+def states_agree(connection: Connection, only: Collection[str] | None = None
+                 ) -> tuple[Result, Result, dict[str, int]]:
     """Replay each leg's events through the lifecycle rules: every step must be allowed,
-    every snapshot must show the replayed status, and the end must be the leg's row."""
+    every snapshot must show the replayed status, and the end must be the leg's row.
+
+    `only` limits the check to those legs (and the legs they were forwarded to): a test's
+    database is shared by the whole run, whose other tests may forge rows on purpose."""
     legs = {str(row.id): row for row in connection.execute(text(
         "SELECT id, status, version, closed_at, forwarded_to, forwarded_from, acknowledged_at "
         "FROM referrals"))}
@@ -158,6 +169,16 @@ def states_agree(connection: Connection) -> tuple[Result, Result, dict[str, int]
             "SELECT subject, sequence, type, data FROM events "
             "WHERE subject LIKE 'referrals/%' ORDER BY subject, sequence")):
         history[event.subject.removeprefix("referrals/")].append(event)
+    if only is not None:
+        # SQLite hands ids back as bare hex: they are compared as UUIDs.
+        legs = {str(uuid.UUID(leg_id)): leg for leg_id, leg in legs.items()}
+        wanted = {str(uuid.UUID(leg_id)) for leg_id in only}
+        for leg_id in list(wanted):
+            while legs.get(leg_id) is not None and legs[leg_id].forwarded_to is not None:
+                leg_id = str(uuid.UUID(str(legs[leg_id].forwarded_to)))
+                wanted.add(leg_id)
+        legs = {leg_id: leg for leg_id, leg in legs.items() if leg_id in wanted}
+        history = defaultdict(list, {s: h for s, h in history.items() if s in wanted})
     impossible: list[str] = []
     disagree: list[str] = []
     for leg_id, leg in legs.items():
@@ -195,7 +216,8 @@ def states_agree(connection: Connection) -> tuple[Result, Result, dict[str, int]
         if (leg.status == "forwarded") != (leg.forwarded_to is not None):
             impossible.append(f"{leg_id}: {leg.status} with forwarded_to {leg.forwarded_to}")
         if leg.forwarded_to is not None and (
-                str(legs[str(leg.forwarded_to)].forwarded_from) != leg_id):
+                uuid.UUID(str(_leg_of(legs, leg.forwarded_to).forwarded_from))
+                != uuid.UUID(leg_id)):
             impossible.append(f"{leg_id}: next leg does not point back")
         if leg.status == "expired" and leg.acknowledged_at is not None:
             impossible.append(f"{leg_id}: expired after being acknowledged")

@@ -371,11 +371,15 @@ def user_group() -> None:
               "coordinator or hub_admin in a coordination body.")
 @click.option("--name", default="", help="Shown in the portal and in referral timelines.")
 @click.option("--language", type=click.Choice(["fr", "en"]), default="fr", show_default=True)
+@click.option("--form", "french_form", type=click.Choice(["feminine", "masculine", "neutral"]),
+              default="neutral", show_default=True,
+              help="How French pages address the user: « Conseillère », « Conseiller » or "
+                   "« Personne conseillère ».")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input "
               "instead of asking for it.")
 @with_appcontext
 def user_create(organization_id: str, email: str, role: str, name: str, language: str,
-                password_stdin: bool) -> None:
+                french_form: str, password_stdin: bool) -> None:
     """Add a portal user; prints it as JSON (never the password)."""
     from hub.accounts import users
     from hub.db import db
@@ -396,11 +400,12 @@ def user_create(organization_id: str, email: str, role: str, name: str, language
         try:
             user = users.create_user(session, organization=organization, email=email,
                                      role=role, password=password, name=name,
-                                     language=language)
+                                     language=language, french_form=french_form)
         except (ValueError, users.WeakPassword) as error:
             _fail(str(error))
         created = {"id": user.id, "email": user.email, "name": user.name, "role": user.role,
-                   "organization_id": organization.id, "organization": organization.name}
+                   "french_form": user.french_form, "organization_id": organization.id,
+                   "organization": organization.name}
     _echo_json(created)
 
 

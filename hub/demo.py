@@ -47,13 +47,13 @@ ORGANIZATIONS = [
 
 # Development only: `hub demo` prints it; a real deployment creates users with `hub user create`.
 DEMO_PASSWORD = "maillage-demo-2026"
-# (organization index in ORGANIZATIONS, email, name, role)
+# (organization index in ORGANIZATIONS, email, name, role, French form of address)
 DEMO_USERS = [
-    (0, "conseillere@carrefour.example.org", "Sophie Tremblay", "counsellor"),
-    (2, "accueil@paj-bsl.example.org", "Marc Gagnon", "partner_staff"),
-    (3, "accueil@estrie.example.org", "Julie Roy", "partner_staff"),
-    (4, "conseiller@entreprendre.example.org", "Karim Haddad", "partner_staff"),
-    (7, "coordination@maillage.example.org", "Nadia Côté", "coordinator"),
+    (0, "conseillere@carrefour.example.org", "Sophie Tremblay", "counsellor", "feminine"),
+    (2, "accueil@paj-bsl.example.org", "Marc Gagnon", "partner_staff", "masculine"),
+    (3, "accueil@estrie.example.org", "Julie Roy", "partner_staff", "feminine"),
+    (4, "conseiller@entreprendre.example.org", "Karim Haddad", "partner_staff", "masculine"),
+    (7, "coordination@maillage.example.org", "Nadia Côté", "coordinator", "feminine"),
 ]
 
 
@@ -82,9 +82,10 @@ def fill(session: Session) -> list[dict[str, Any]]:
 
     portal_users: dict[int, list[dict[str, str]]] = {}
     actors: dict[int, str] = {}
-    for index, email, name, role in DEMO_USERS:
+    for index, email, name, role, french_form in DEMO_USERS:
         user = users.create_user(session, organization=members[index][0], email=email,
-                                 role=role, password=DEMO_PASSWORD, name=name)
+                                 role=role, password=DEMO_PASSWORD, name=name,
+                                 french_form=french_form)
         portal_users.setdefault(index, []).append({"email": user.email, "role": user.role})
         actors.setdefault(index, user.caller.actor)
 

@@ -39,13 +39,14 @@ def make_organization(app: Flask, kind: str = "community", region: str = "06",
 
 
 def make_user(app: Flask, organization: Organization, role: str, language: str = "fr",
-              name: str = "") -> str:
+              name: str = "", french_form: str = "neutral") -> str:
     """A user of `organization`; returns the email (password: PASSWORD)."""
     email = f"{role}-{secrets.token_hex(5)}@example.org"
     with app.app_context(), db.job_session() as session:
         org = session.get(Organization, organization.id)
         users.create_user(session, organization=org, email=email, role=role,
-                          password=PASSWORD, name=name or role.title(), language=language)
+                          password=PASSWORD, name=name or role.title(), language=language,
+                          french_form=french_form)
     return email
 
 

@@ -37,6 +37,15 @@ class Role(StrEnum):
     HUB_ADMIN = "hub_admin"
 
 
+class FrenchForm(StrEnum):
+    """How French pages agree with the user: « Conseillère », « Conseiller » or the épicène
+    « Personne conseillère ».  English has one word for all three."""
+
+    FEMININE = "feminine"
+    MASCULINE = "masculine"
+    NEUTRAL = "neutral"
+
+
 # Roles that send referrals, answer them, and watch the network. An organization admin does
 # the work of both sides of its organization; a hub admin is a coordinator of the hub.
 SENDING_ROLES = frozenset({Role.COUNSELLOR, Role.ORG_ADMIN})
@@ -77,6 +86,9 @@ class User(Base):
     disabled_at: Mapped[datetime | None]
     # Asked to be mailed about every new leg to the organization (`hub.mailbox.notices`).
     notify_referrals: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # A `FrenchForm`: how pages name the user's role in French (neutral until the user says).
+    french_form: Mapped[str] = mapped_column(String(10), default=FrenchForm.NEUTRAL,
+                                             server_default=FrenchForm.NEUTRAL.value)
 
     organization: Mapped[Organization] = relationship(lazy="joined")
 
@@ -146,7 +158,8 @@ class WeakPassword(DomainError):
 
 class UserRefused(ValueError):
     """A user change the rules refuse: `reason` names which rule (`email`, `email_taken`,
-    `role`, `role_unfit`, `self`), the message says it in English for the command line."""
+    `role`, `role_unfit`, `french_form`, `self`), the message says it in English for the
+    command line."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
@@ -163,22 +176,31 @@ def _check_strength(password: str) -> None:
 
 
 def create_user(session: Session, *, organization: Organization, email: str, role: str,
-                password: str, name: str = "", language: str = "fr") -> User:
+                password: str, name: str = "", language: str = "fr",
+                french_form: str = FrenchForm.NEUTRAL) -> User:
     """Add a portal user; ValueError for an unknown role, a role unfit for the organization,
-    a malformed or taken email; WeakPassword for a short password."""
+    a malformed or taken email, an unknown French form; WeakPassword for a short password."""
     email = normalize_email(email)
     if "@" not in email or len(email) > 254 or any(c.isspace() for c in email):
         raise UserRefused("email", f"Not an email address: {email!r}.")
     check_role_fits(organization, role)
+    check_french_form(french_form)
     if session.scalar(select(User.id).where(User.email == email)) is not None:
         raise UserRefused("email_taken", f"A user with the email {email} already exists.")
     _check_strength(password)
     user = User(id=uuid.uuid4(), organization_id=organization.id, organization=organization,
                 email=email, name=name.strip() or email.split("@")[0], role=role,
-                password_hash=_hasher.hash(password), language=language)
+                password_hash=_hasher.hash(password), language=language,
+                french_form=french_form)
     session.add(user)
     session.flush()
     return user
+
+
+def check_french_form(french_form: str) -> None:
+    if french_form not in set(FrenchForm):
+        raise UserRefused("french_form", f"Unknown French form {french_form!r}; one of: "
+                                         f"{', '.join(FrenchForm)}.")
 
 
 def check_role_fits(organization: Organization, role: str) -> None:
@@ -193,14 +215,15 @@ def check_role_fits(organization: Organization, role: str) -> None:
 
 
 def invite_user(session: Session, *, organization: Organization, email: str, role: str,
-                name: str = "", language: str = "fr", now: datetime | None = None
-                ) -> tuple[User, str]:
+                name: str = "", language: str = "fr", now: datetime | None = None,
+                french_form: str = FrenchForm.NEUTRAL) -> tuple[User, str]:
     """Add a user who chooses their own password through a single-use link (the token
     returned, valid `INVITE_VALIDITY`); until then the account has a random password that
     nobody knows."""
     now = now or utcnow()
     user = create_user(session, organization=organization, email=email, role=role,
-                       password=secrets.token_urlsafe(32), name=name, language=language)
+                       password=secrets.token_urlsafe(32), name=name, language=language,
+                       french_form=french_form)
     token = secrets.token_urlsafe(32)
     session.add(PasswordReset(token_digest=digest(token), user_id=user.id, created_at=now,
                               expires_at=now + INVITE_VALIDITY))

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from werkzeug import Response
 
 from hub.accounts import users
-from hub.accounts.users import COORDINATION_ROLES, Role, User, UserRefused
+from hub.accounts.users import COORDINATION_ROLES, FrenchForm, Role, User, UserRefused
 from hub.db import db
 from hub.directory.organizations import Organization
 from hub.errors import NotFound
@@ -36,6 +36,7 @@ def refusal(error: UserRefused) -> str:
         "email": lambda: _("Enter a valid email address."),
         "email_taken": lambda: _("Someone already has an account with this email address."),
         "role": lambda: _("Choose one of the roles offered."),
+        "french_form": lambda: _("Choose one of the three forms offered."),
         "role_unfit": lambda: _("This role does not fit this organization: coordination "
                                 "roles belong to coordination bodies only."),
         "self": lambda: _("You cannot change your own role or turn off your own account; "
@@ -66,7 +67,8 @@ def _page(organization: Organization, status: int = 200, error: str | None = Non
                            view=("admin_users.user_list", {"organization_id": organization.id}))
     return page("portal/admin/users.html", status, organization=organization,
                 people=people.rows, pages=people, roles=roles_for(organization),
-                languages=LANGUAGES, values=values or {}, error=error)
+                languages=LANGUAGES, french_forms=list(FrenchForm), values=values or {},
+                error=error)
 
 
 @blp.get("/admin/<uuid:organization_id>/users")
@@ -81,12 +83,13 @@ def invite(organization_id: uuid.UUID) -> Response:
     """Create the account and mail its owner a link to choose their password."""
     organization = managed_organization(organization_id)
     values = {name: request.form.get(name, "").strip()
-              for name in ("email", "name", "role", "language")}
+              for name in ("email", "name", "role", "language", "french_form")}
     language = values["language"] if values["language"] in LANGUAGES else "fr"
     try:
         person, token = users.invite_user(db.session, organization=organization,
                                           email=values["email"], role=values["role"],
-                                          name=values["name"], language=language)
+                                          name=values["name"], language=language,
+                                          french_form=values["french_form"] or "neutral")
     except UserRefused as refused:
         db.session.rollback()
         return _page(managed_organization(organization_id), 422, refusal(refused), values)

@@ -6,10 +6,11 @@ from __future__ import annotations
 from flask import current_app, flash, g, redirect, request, session, url_for
 from flask_babel import force_locale
 from flask_babel import gettext as _
+from flask_babel import lazy_pgettext as _lp
 from werkzeug import Response
 
 from hub.accounts import users
-from hub.accounts.users import LoginRefused, Role
+from hub.accounts.users import FrenchForm, LoginRefused, Role
 from hub.db import db
 from hub.outbox import mail
 from hub.portal.common import log_in, log_out, login_required, page, portal_blueprint, safe_next
@@ -40,6 +41,21 @@ def home() -> Response:
     return redirect(home_of(g.user.role))
 
 
+@blp.route("/account", methods=["GET", "POST"])
+@login_required()
+def account() -> Response:
+    """The user's own page: how French pages address them (`users.french_form`)."""
+    if request.method == "POST":
+        form = request.form.get("french_form", "")
+        if form not in set(FrenchForm):
+            return page("portal/account.html", 422, forms=list(FrenchForm), chosen=form,
+                        error=_("Choose one of the three forms offered."))
+        g.user.french_form = form
+        flash(_("Saved: the portal now addresses you this way."), "success")
+        return redirect(url_for("auth.account"))
+    return page("portal/account.html", forms=list(FrenchForm), chosen=g.user.french_form)
+
+
 @blp.route("/login", methods=["GET", "POST"])
 def login() -> Response:
     target = request.args.get("next")
@@ -60,10 +76,19 @@ def login() -> Response:
     return redirect(safe_next(target, home_of(user.role)))
 
 
+LOGGED_OUT = {
+    "feminine": _lp("feminine", "You are logged out."),
+    "masculine": _lp("masculine", "You are logged out."),
+    "neutral": _lp("neutral", "You are logged out."),
+}
+
+
 @blp.post("/logout")
 def logout() -> Response:
+    # Said agreeing with the user leaving (`users.french_form`); English has one sentence.
+    form = getattr(g.get("user"), "french_form", "neutral")
     log_out()
-    flash(_("You are logged out."), "info")
+    flash(str(LOGGED_OUT.get(form, LOGGED_OUT["neutral"])), "info")
     return redirect(url_for("auth.login"))
 
 

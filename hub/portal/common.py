@@ -340,6 +340,7 @@ def init_app(app: Flask) -> None:
     )
     csrf.init_app(app)
     app.jinja_env.filters["uuid"] = uuid.UUID
+    app.jinja_env.globals["role_of"] = labels.role_of
     app.jinja_env.globals["label"] = labels.label  # macros are imported without context
     app.jinja_env.globals["field_hint"] = field_hint
     app.jinja_env.globals["language_name"] = labels.language_name

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from babel import Locale, UnknownLocaleError
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext as _lp
 
 from hub.directory.text import fold
 
@@ -111,6 +112,36 @@ ROLE = {
     "org_admin": _l("Organization admin"),
     "hub_admin": _l("Hub admin"),
 }
+# A role naming the user themself agrees with their French form (`users.french_form`); the
+# catalogue context is the form, so English keeps one word and French has three.
+ROLE_BY_FORM = {
+    "feminine": {
+        "counsellor": _lp("feminine", "Counsellor"),
+        "partner_staff": _lp("feminine", "Partner staff"),
+        "coordinator": _lp("feminine", "Coordinator"),
+        "org_admin": _lp("feminine", "Organization admin"),
+        "hub_admin": _lp("feminine", "Hub admin"),
+    },
+    "masculine": {
+        "counsellor": _lp("masculine", "Counsellor"),
+        "partner_staff": _lp("masculine", "Partner staff"),
+        "coordinator": _lp("masculine", "Coordinator"),
+        "org_admin": _lp("masculine", "Organization admin"),
+        "hub_admin": _lp("masculine", "Hub admin"),
+    },
+    "neutral": {
+        "counsellor": _lp("neutral", "Counsellor"),
+        "partner_staff": _lp("neutral", "Partner staff"),
+        "coordinator": _lp("neutral", "Coordinator"),
+        "org_admin": _lp("neutral", "Organization admin"),
+        "hub_admin": _lp("neutral", "Hub admin"),
+    },
+}
+FRENCH_FORM = {
+    "feminine": _l("Feminine"),
+    "masculine": _l("Masculine"),
+    "neutral": _l("Neutral (épicène)"),
+}
 CHECK = {
     "acknowledge": _l("Acknowledgement"),
     "decide": _l("Decision"),
@@ -199,6 +230,7 @@ ALL = {
     "cancel_reason": CANCEL_REASON, "purpose": PURPOSE, "purpose_words": PURPOSE_WORDS,
     "evidence": EVIDENCE,
     "capacity": CAPACITY, "waitlist_band": WAITLIST_BAND, "kind": KIND, "role": ROLE,
+    "french_form": FRENCH_FORM,
     "check": CHECK, "event": EVENT,
     "situation": SITUATION, "followup": FOLLOWUP, "offer": OFFER, "channel": CHANNEL,
     "match_status": MATCH_STATUS, "match_action": MATCH_ACTION, "end_reason": END_REASON,
@@ -212,6 +244,13 @@ def label(kind: str, code: str | None) -> str:
     if code is None:
         return ""
     return str(ALL[kind].get(code, code))
+
+
+def role_of(role: str, french_form: str | None) -> str:
+    """The user's own role as they are addressed: « Conseillère », « Conseiller » or
+    « Personne conseillère »; the generic label for a form not known."""
+    forms = ROLE_BY_FORM.get(french_form or "neutral", ROLE_BY_FORM["neutral"])
+    return str(forms.get(role, label("role", role)))
 
 
 # --- languages -------------------------------------------------------------------------------

@@ -61,7 +61,7 @@ def test_the_demo_has_history_for_the_coordinator_and_starts_again_with_reset(
 
     app = create_app(Settings(env="test", database_url=url))
     coordinator = app.test_client()
-    email = next(e for _, e, _, role in demo.DEMO_USERS if role == "coordinator")
+    email = next(e for _, e, _, role, _ in demo.DEMO_USERS if role == "coordinator")
     page = coordinator.get("/login").get_data(as_text=True)
     token = page.split('name="csrf_token" value="')[1].split('"')[0]
     assert coordinator.post("/login", data={"email": email, "password": demo.DEMO_PASSWORD,
@@ -95,5 +95,5 @@ def test_the_readme_lists_every_demo_user() -> None:
     from hub import demo
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    for _, email, _, _ in demo.DEMO_USERS:
+    for _, email, _, _, _ in demo.DEMO_USERS:
         assert f"| `{email}` |" in readme, email

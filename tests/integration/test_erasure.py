@@ -1,16 +1,22 @@
 """Erasure by key (docs/design.md §15), on both backends: after a participant's data is erased,
-no API answer, feed item, webhook, report or FHIR export shows it; the database file and its
-dump hold no name, contact or note of the person; a backup taken before the erasure and
-restored after it cannot show them either; the legs, events and counts stay."""
+no API answer, feed item, webhook, mail received over SMTP, report or FHIR export shows it;
+the database file and its dump hold no name, contact or note of the person; a backup taken
+before the erasure and restored after it cannot show them either; the legs, events and counts
+stay, and the soak test's replay of the event log still agrees with them; open peer matches
+of the person end."""
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import os
 import shutil
 import subprocess
+import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,13 +29,15 @@ from sqlalchemy.engine import make_url
 
 from hub import create_app, crypto
 from hub.consent import key_rotation
-from hub.db import Base, db
+from hub.db import Base, db, utcnow
 from hub.events.store import Event
+from hub.outbox.mail import send_due
 from hub.privacy import keystore, retention
 from hub.referrals.legs import Referral
 from hub.referrals.participants import Participant
 from tests.e2e.test_webhooks import deliver_all, subscribe
 from tests.helpers import Network, Partner
+from tests.integration.test_mail import SmtpServer, smtp_transport
 from tests.receiver import Receiver, running_receiver
 
 T = TypeVar("T")
@@ -348,3 +356,157 @@ def test_a_check_in_mail_about_to_go_to_the_person_goes_with_their_data(
         assert left == []
         assert person["email"] not in {m.to_address for m in db.session.scalars(
             select(OutgoingMail).order_by(OutgoingMail.id.desc()).limit(200))}
+
+
+def test_after_erasure_the_counts_and_the_replay_of_the_event_log_still_agree(
+        app: Flask, network: Network) -> None:
+    """The soak test's check (`bench.soak_checks.states_agree`): each leg's events, replayed
+    through the lifecycle rules, end at the leg's row, after an erasure cancelled some."""
+    from bench.soak_checks import states_agree
+
+    sender = network.partner(scopes=SCOPES)
+    receiver = network.partner(kind="regional_partner", scopes=SCOPES)
+    erased_person, open_leg, _ = person_with_history(sender, receiver)
+    kept_person, kept_leg, _ = person_with_history(sender, receiver)
+    # A second leg of the erased person, taken further before the erasure.
+    accepted = sender.refer(receiver, erased_person["id"], consent=False)
+    for action in ("acknowledge", "accept"):
+        assert receiver.act(accepted["id"], action).status_code == 200
+    # The first one forwarded to a third organization: the erasure cancels the next leg.
+    third = network.partner(kind="regional_partner", scopes=SCOPES)
+    sender.grant_consent(erased_person["id"], third)
+    forwarded = receiver.act(open_leg["id"], "forward",
+                             {"to_organization_id": third.organization_id})
+    assert forwarded.status_code == 201, forwarded.get_data(as_text=True)
+    next_leg = forwarded.get_json()["id"]
+    legs = [open_leg["id"], next_leg, accepted["id"], kept_leg["id"]]
+    erase(sender, erased_person["id"])
+
+    with app.app_context(), db.engine.connect() as connection:
+        # Given the first leg only, the check follows it to the leg it was forwarded to.
+        allowed, replayed, counts = states_agree(
+            connection, only=[open_leg["id"], accepted["id"], kept_leg["id"]])
+    assert allowed[0], allowed[1]
+    assert replayed[0], replayed[1]
+    # The erased person's open legs are cancelled, the other person's is untouched.
+    assert counts == {"forwarded": 1, "cancelled": 2, "acknowledged": 1}
+    # As the API shows them, each to an organization party to the leg.
+    statuses = {leg: (third if leg == next_leg else sender).get(
+        f"/api/v1/referrals/{leg}").get_json()["status"] for leg in legs}
+    assert Counter(statuses.values()) == counts
+    assert statuses[kept_leg["id"]] == "acknowledged"
+    assert sender.get(f"/api/v1/participants/{kept_person['id']}").status_code == 200
+
+
+def test_erasing_a_peer_or_a_newcomer_ends_their_open_matches(
+        app: Flask, network: Network) -> None:
+    from tests.integration.test_peers import World, feed
+
+    # The peer is erased while their match is accepted.
+    world = World(network)
+    match = world.propose()
+    assert world.peer_org.post(f"/api/v1/peer-matches/{match['id']}/accept").status_code == 200
+    erase(world.peer_org, world.peer["id"])
+    for partner in (world.newcomer_org, world.peer_org):
+        events = feed(partner, match["id"], until="peer_match.ended")
+        assert [e["type"] for e in events][-1] == "peer_match.ended"
+        assert not any(s in json.dumps(events, ensure_ascii=False)
+                       for s in (world.peer["given_name"], world.peer["email"],
+                                 world.peer["phone"], world.peer["family_name"]))
+    ended = world.newcomer_org.get(f"/api/v1/peer-matches/{match['id']}").get_json()
+    assert (ended["status"], ended["peer"]) == ("ended", None)
+    found = world.newcomer_org.get("/api/v1/peers?region=01").get_json()["items"]
+    assert world.profile["id"] not in {p["id"] for p in found}
+
+    # The newcomer is erased while a proposal about them waits for the peer's answer.
+    other = World(network)
+    proposal = other.propose()
+    erase(other.newcomer_org, other.newcomer["id"])
+    events = feed(other.peer_org, proposal["id"], until="peer_match.ended")
+    assert [e["type"] for e in events] == ["peer_match.proposed", "peer_match.ended"]
+    shown = other.peer_org.get(f"/api/v1/peer-matches/{proposal['id']}").get_json()
+    assert shown["status"] == "ended"
+    assert other.newcomer["given_name"] not in json.dumps(shown, ensure_ascii=False)
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server on a loopback port (`tests.integration.test_mail`)."""
+    server = SmtpServer()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+def test_no_mail_sent_after_the_erasure_shows_the_person(
+        app: Flask, network: Network, smtp: SmtpServer) -> None:
+    """Mails are written when queued: those queued after the erasure (the new-leg mail, the
+    daily list of new legs, the check-ins, the deadline and follow-up digests of the
+    scheduler's checks) reach the SMTP server without the person's name, contact or notes."""
+    from hub.followups import tick
+    from hub.mailbox import notices
+    from tests.integration.test_mailbox import address, fan_out, set_entry
+
+    sender = network.partner(scopes=SCOPES)
+    receiver = network.partner(kind="regional_partner", scopes=[*SCOPES, "directory:write"])
+    daily = network.partner(kind="regional_partner", scopes=[*SCOPES, "directory:write"])
+    marked, daily_marked = address(), address()
+    set_entry(receiver, contacts=[{"name": "Julie Tremblay", "email": marked,
+                                   "notify_referrals": True}])
+    set_entry(daily, referral_mails="daily", contacts=[
+        {"name": "Marc Gagnon", "email": daily_marked, "notify_referrals": True}])
+    settings = app.config["HUB_SETTINGS"]
+
+    def received_from(start: int, at: datetime) -> list[str]:
+        """What the SMTP server received since its `start`-th message, once the fan-out ran
+        and what is due at `at` was sent."""
+        fan_out(app)
+        send_due(app.extensions["hub_db"][1], smtp_transport(smtp),
+                 now=at + timedelta(seconds=1), limit=10_000)
+        texts = []
+        for r in smtp.received[start:]:
+            message = email.message_from_bytes(r.data, policy=email.policy.default)
+            body = message.get_body(("plain",))
+            assert body is not None
+            texts.append(f"{message['Subject']}\n{body.get_content()}\n"  # type: ignore[attr-defined]
+                         + " ".join(r.rcpt_to))
+        return texts
+
+    person, _leg, secrets = person_with_history(sender, receiver)
+    # The channel does carry the person's given name while they are known.
+    before = received_from(0, utcnow())
+    assert any(person["given_name"] in text and marked in text for text in before)
+    # Legs waiting for the daily mail: one of the person, one of someone else.
+    sender.grant_consent(person["id"], daily)
+    theirs = sender.refer(daily, person["id"], consent=False)
+    other = sender.register_participant(given_name="Océane")
+    someone_else = sender.refer(daily, other["id"])
+    fan_out(app)
+    start = len(smtp.received)
+
+    erase(sender, person["id"])
+    # Another leg to the receiver, mailed at once after the erasure: the channel still works.
+    sender.refer(receiver, other["id"])
+    fan_out(app)
+    with app.app_context(), db.job_session() as session:
+        queued = session.get(notices.QueuedNotice, uuid.UUID(someone_else["id"]))
+        assert queued is not None
+        due = queued.due_at
+        notices.mail_daily(session, due, secret_key=settings.secret_key,
+                           public_url=settings.public_url)
+    # The scheduler's checks, weeks later: check-ins, deadlines, follow-ups and digests.
+    later = utcnow() + timedelta(days=40)
+    tick.run_once(app.extensions["hub_db"][1], later)
+    after = received_from(start, later)
+
+    assert any("Océane" in text and marked in text for text in after)
+    # The daily list names the other person's leg only: the erased person's is cancelled.
+    [listed] = [text for text in after
+                if daily_marked in text and "nouvelle demande" in text.split("\n")[0]]
+    assert listed.startswith("1 nouvelle demande") and "Océane" in listed
+    assert theirs["id"] not in "\n".join(after)
+    none_of(secrets, "\n".join(after))
+    assert not [text for text in after if person["email"] in text]

@@ -229,10 +229,11 @@ def test_hub_user_create_then_log_in(tmp_path: Path) -> None:
     assert org.returncode == 0, org.stderr
     org_id = re.search(r'"id": "([0-9a-f-]+)"', org.stdout).group(1)
     created = run_hub(env, "user", "create", "--org", org_id, "--email", "Julie@Example.org",
-                      "--role", "partner_staff", "--password-stdin",
+                      "--role", "partner_staff", "--form", "feminine", "--password-stdin",
                       input="a long enough secret\n")
     assert created.returncode == 0, created.stderr
     assert '"email": "julie@example.org"' in created.stdout
+    assert '"french_form": "feminine"' in created.stdout
     assert "secret" not in created.stdout
     weak = run_hub(env, "user", "create", "--org", org_id, "--email", "x@example.org",
                    "--role", "partner_staff", "--password-stdin", input="short\n")

@@ -79,7 +79,7 @@ def test_readme_is_a_first_screen() -> None:
     assert len(lines) <= 220, f"README.md has {len(lines)} lines"
     first = "\n".join(lines[:100])
     assert "make run" in first and "make test" in first
-    for _organization, email, _name, _role in DEMO_USERS:
+    for _organization, email, _name, _role, _form in DEMO_USERS:
         assert f"`{email}`" in first, email
     assert f"`{DEMO_PASSWORD}`" in first
     # The walk-through comes right after, on the first screen and a half.
