@@ -126,7 +126,9 @@ def conditions(participant_id: ColumnElement[uuid.UUID] | InstrumentedAttribute[
     A condition per term rather than a GROUP BY of the matching rows: the database chooses
     how to meet them, from the rarest term's rows (an index range), or, on PostgreSQL, walking
     the participants newest first and checking each term, stopping at the page's end, when
-    every term is common ("ma")."""
+    every term is common ("ma"). It chooses for each search's own terms because
+    `participants.search` asks PostgreSQL for a plan made with the values (never a generic one
+    of a prepared statement)."""
     terms = sorted(hashed(crypto.current(), query_terms(query)))
     if not terms:
         return None

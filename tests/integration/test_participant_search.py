@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from hub.db import db
-from hub.referrals import participant_search
+from hub.referrals import participant_search, participants
 from tests.helpers import PARTICIPANT, Network, Partner
 
 
@@ -200,3 +200,34 @@ def test_a_correction_into_another_record_is_a_possible_duplicate(network: Netwo
     assert [m["id"] for m in refused.get_json()["matches"]] == [first["id"]]
     assert sender.call("PATCH", path, json={"given_name": "Omar", "allow_duplicate": True}
                        ).status_code == 200
+
+
+def test_a_search_run_again_and_again_is_planned_for_its_own_terms(
+        app: Flask, network: Network) -> None:
+    """psycopg prepares a statement run 5 times; PostgreSQL would then plan it once for every
+    term (a generic plan), reading every holder of a common name to sort them. Each run must
+    be planned for its own term, and find the same page every time."""
+    sender = network.partner()
+    for number in range(30):
+        sender.register_participant(given_name=f"Personne{number}", family_name="Tremblay")
+    organization_id = uuid.UUID(sender.organization_id)
+    with app.app_context():
+        postgresql = db.session.get_bind().dialect.name == "postgresql"
+        before = _plans_of_the_search() if postgresql else (0, 0)
+        pages = [[p.id for p in participants.search(db.session, organization_id, "tremblay",
+                                                    limit=10)] for _ in range(12)]
+        assert len(pages[0]) == 10 and all(page == pages[0] for page in pages)
+        if postgresql:
+            generic, custom = (a - b for a, b in zip(_plans_of_the_search(), before, strict=True))
+            assert (generic, custom) == (0, 7)  # runs 6 to 12 prepared, each planned anew
+        db.session.rollback()
+
+
+def _plans_of_the_search() -> tuple[int, int]:
+    """How many times this connection's prepared searches were planned generically, and for
+    their own values."""
+    generic, custom = db.session.execute(text(
+        "SELECT coalesce(sum(generic_plans), 0), coalesce(sum(custom_plans), 0) "
+        "FROM pg_prepared_statements WHERE statement LIKE 'SELECT participants.%' "
+        "AND statement LIKE '%participant_search_terms%'")).one()
+    return int(generic), int(custom)
