@@ -149,6 +149,7 @@ def test_a_new_leg_is_mailed_to_marked_contacts_with_a_link_that_answers_it(
     assert leg_state(app, leg["id"])[0] == "acknowledged"
     shown = client.get(acknowledged.headers["Location"]).get_data(as_text=True)
     assert "Julie Tremblay" in shown  # who acted, in the history
+    assert "Réception confirmée." in shown and "C’est fait" not in shown
 
     # A decline needs a reason: the page says so, and nothing changes.
     version = leg_state(app, leg["id"])[1]
