@@ -32,6 +32,15 @@ ACTION = {
     "cancel": _l("Cancel the referral"),
     "expire": _l("Expire"),
 }
+# What the answer page says once a step is taken: a sentence agreeing with its subject
+# (« Orientation terminée. »), not an infinitive after « C'est fait ».
+DONE = {
+    "acknowledge": _l("Receipt confirmed."),
+    "accept": _l("Referral accepted."),
+    "decline": _l("Referral declined."),
+    "start": _l("First contact recorded."),
+    "complete": _l("Referral completed."),
+}
 PATHWAY = {
     "employment": _l("Employment"),
     "settlement": _l("Settling in a region"),
@@ -225,7 +234,7 @@ CHECKLIST_STATUS = {"todo": _l("To do"), "done": _l("Done"), "not_needed": _l("N
 OWNER = {"sender": _l("Sending organization"), "receiver": _l("Receiving organization")}
 
 ALL = {
-    "status": STATUS, "action": ACTION, "pathway": PATHWAY, "stage": STAGE,
+    "status": STATUS, "action": ACTION, "done": DONE, "pathway": PATHWAY, "stage": STAGE,
     "priority": PRIORITY, "decline_reason": DECLINE_REASON, "outcome": OUTCOME,
     "cancel_reason": CANCEL_REASON, "purpose": PURPOSE, "purpose_words": PURPOSE_WORDS,
     "evidence": EVIDENCE,

@@ -31,7 +31,7 @@ PHONE = {"width": 390, "height": 844}
 LINK = re.compile(r"(http://127\.0\.0\.1:\d+/a/[A-Za-z0-9._-]+)")
 WORDS = {
     "fr": {"acknowledge": "Confirmer la réception", "decline": "Refuser", "declined": "Refusée",
-           "closed": "Cette demande est fermée", "invalid": "Lien non valide",
+           "closed": "Cette orientation est fermée", "invalid": "Lien non valide",
            "from_link": "(par le lien d’un courriel)"},
     "en": {"acknowledge": "Acknowledge", "decline": "Decline", "declined": "Declined",
            "closed": "This referral is closed", "invalid": "Link not valid",

@@ -137,16 +137,16 @@ def test_one_digest_per_receiver_contact_lists_every_missed_leg_in_its_language_
     assert [len(mails[a]) for a in (french_staff, french_desk, english_staff)] == [1, 1, 1]
     french_mail, english_mail = mails[french_staff][0], mails[english_staff][0]
     assert body(mails[french_desk][0]) == body(french_mail)
-    assert subject(french_mail) == "3 demandes adressées à Accueil Côte-Nord ont dépassé " \
+    assert subject(french_mail) == "3 orientations adressées à Accueil Côte-Nord ont dépassé " \
                                    "un délai"
     assert french_mail["Content-Language"] == "fr"
     assert sorted(listed_legs(french_mail)) == sorted(leg["id"] for leg in to_french)
     text = body(french_mail)
     assert "(heures de America/Vancouver)" in text
     decided = decide_by.astimezone(ZoneInfo("America/Vancouver"))
-    assert f"Demande {to_french[2]['id']}, reçue de Carrefour Emploi Sud : échéance pour la " \
+    assert f"Orientation {to_french[2]['id']}, reçue de Carrefour Emploi Sud : échéance pour la " \
            f"décision (acceptation ou refus) le {decided:%Y-%m-%d %H:%M}" in text
-    assert text.count("l'accusé de réception") == 2
+    assert text.count("l’accusé de réception") == 2
     assert "/inbox" in text
     assert subject(english_mail) == "1 referral to Welcome Centre Outaouais missed a deadline"
     assert english_mail["Content-Language"] == "en"
@@ -177,7 +177,7 @@ def test_a_later_tick_mails_only_the_legs_missed_since_the_last_digest(
     run_checks(app, routine_due + timedelta(minutes=2))
     mails = sent_mails(app, tmp_path, staff)[staff]
     assert sorted(listed_legs(m) for m in mails) == sorted([[second["id"]], [first["id"]]])
-    assert all(subject(m).startswith("1 demande adressée à ") for m in mails)
+    assert all(subject(m).startswith("1 orientation adressée à ") for m in mails)
 
 
 def test_a_crash_between_the_firing_and_the_digest_still_mails_once(
@@ -288,8 +288,8 @@ def test_a_long_digest_lists_the_oldest_and_counts_the_rest(
     [mail] = sent_mails(app, tmp_path, staff)[staff]
     oldest = sorted(legs, key=lambda leg: (leg["deadlines"]["acknowledge_by"], leg["id"]))
     assert listed_legs(mail) == [leg["id"] for leg in oldest[:2]]
-    assert subject(mail).startswith("4 demandes adressées à ")
-    assert "… et 2 autres, dans la liste des demandes reçues." in body(mail)
+    assert subject(mail).startswith("4 orientations adressées à ")
+    assert "… et 2 autres, dans la liste des orientations reçues." in body(mail)
 
 
 def test_an_expired_leg_tells_the_sender_where_to_redirect(

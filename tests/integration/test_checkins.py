@@ -162,8 +162,8 @@ def test_a_french_participant_gets_french_and_may_switch_to_english(
     client = pages.test_client()
     html = client.get(path).get_data(as_text=True)
     assert '<html lang="fr">' in html
-    assert "L&#39;organisme Carrefour Emploi Sherbrooke a-t-il communiqué avec vous ?" in html
-    assert "Je n&#39;en ai plus besoin" in html
+    assert "L’organisme Carrefour Emploi Sherbrooke a-t-il communiqué avec vous ?" in html
+    assert "Je n’en ai plus besoin" in html
     assert 'href="?lang=en"' in html
     english = client.get(f"{path}?lang=en").get_data(as_text=True)
     assert "Has Carrefour Emploi Sherbrooke contacted you?" in english
@@ -227,7 +227,7 @@ def test_unknown_expired_and_withdrawn_links_get_a_clear_page(
     stylesheet = client.get("/suivi/style.css")
     assert stylesheet.status_code == 200 and stylesheet.mimetype == "text/css"
     french = client.post("/suivi/" + "B" * 43, data={"answer": "not_contacted"})
-    assert french.status_code == 404 and "Ce lien n&#39;existe pas" in french.get_data(
+    assert french.status_code == 404 and "Ce lien n’existe pas" in french.get_data(
         as_text=True)
 
     sender, receiver = network.partner(), network.partner()

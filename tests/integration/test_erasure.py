@@ -505,8 +505,8 @@ def test_no_mail_sent_after_the_erasure_shows_the_person(
     assert any("Océane" in text and marked in text for text in after)
     # The daily list names the other person's leg only: the erased person's is cancelled.
     [listed] = [text for text in after
-                if daily_marked in text and "nouvelle demande" in text.split("\n")[0]]
-    assert listed.startswith("1 nouvelle demande") and "Océane" in listed
+                if daily_marked in text and "nouvelle orientation" in text.split("\n")[0]]
+    assert listed.startswith("1 nouvelle orientation") and "Océane" in listed
     assert theirs["id"] not in "\n".join(after)
     none_of(secrets, "\n".join(after))
     assert not [text for text in after if person["email"] in text]

@@ -149,6 +149,7 @@ def test_a_new_leg_is_mailed_to_marked_contacts_with_a_link_that_answers_it(
     assert leg_state(app, leg["id"])[0] == "acknowledged"
     shown = client.get(acknowledged.headers["Location"]).get_data(as_text=True)
     assert "Julie Tremblay" in shown  # who acted, in the history
+    assert "Réception confirmée." in shown and "C’est fait" not in shown
 
     # A decline needs a reason: the page says so, and nothing changes.
     version = leg_state(app, leg["id"])[1]
@@ -274,7 +275,7 @@ def test_daily_organizations_get_one_mail_at_8_listing_the_legs_still_open(
     assert not mails_to(app, smtp, marked, due)
     daily(due)
     (mail,) = mails_to(app, smtp, marked, due)
-    assert str(mail["Subject"]).startswith("2 nouvelles demandes")
+    assert str(mail["Subject"]).startswith("2 nouvelles orientations")
     tokens = LINK.findall(body_of(mail))
     assert len(tokens) == 2  # the cancelled leg is no news
     with app.app_context(), db.job_session() as session:

@@ -125,5 +125,5 @@ def test_a_household_is_linked_and_referred_at_once(app: Flask) -> None:
         "priority": "urgent", "whole_household": "true"})
     assert sent.status_code == 302, text_of(sent)
     shown = text_of(counsellor.get(sent.headers["Location"]))
-    assert "Demande envoyée pour 2 membres du ménage." in shown
+    assert "Orientation envoyée pour 2 membres du ménage." in shown
     assert "Non envoyée pour 1 membres" in shown

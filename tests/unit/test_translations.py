@@ -91,7 +91,7 @@ def test_no_module_keeps_texts_of_its_own_beside_the_catalogues() -> None:
 
 
 @pytest.mark.parametrize(("language", "subject"), [
-    ("fr", "Demande expirée sans réponse : 7a1e"),
+    ("fr", "Orientation expirée sans réponse : 7a1e"),
     ("en", "Referral expired without an answer: 7a1e"),
 ])
 def test_mails_read_the_compiled_catalogues_without_an_app(language: str, subject: str) -> None:
@@ -104,7 +104,7 @@ def test_mails_read_the_compiled_catalogues_without_an_app(language: str, subjec
     assert texts.ngettext("… and one more, in the list of inbound referrals.\n\n",
                           "… and %(num)d more, in the list of inbound referrals.\n\n",
                           2) % {"num": 2} == {
-        "fr": "… et 2 autres, dans la liste des demandes reçues.\n\n",
+        "fr": "… et 2 autres, dans la liste des orientations reçues.\n\n",
         "en": "… and 2 more, in the list of inbound referrals.\n\n"}[language]
 
 
@@ -122,7 +122,7 @@ def test_mails_stay_in_french_where_no_compiled_catalogue_was_built(
     monkeypatch.setattr(staff_mails, "CATALOGUES", copy)
     texts = staff_mails.mail_texts("fr")
     assert texts.gettext("Referral expired without an answer: %(reference)s") % {
-        "reference": "7a1e"} == "Demande expirée sans réponse : 7a1e"
+        "reference": "7a1e"} == "Orientation expirée sans réponse : 7a1e"
 
 
 SPELLED_THE_SAME = {"Action", "Actions", "Administration", "Description", "Exploration", "Notes",
