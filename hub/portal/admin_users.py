@@ -23,7 +23,7 @@ from hub.portal import paging
 from hub.portal.admin import ADMIN_ROLES, audit, managed_organization
 from hub.portal.common import login_required, page, portal_blueprint
 from hub.portal.i18n import LANGUAGES
-from hub.portal.labels import label
+from hub.portal.labels import role_of
 
 blp = portal_blueprint("admin_users", __name__)
 
@@ -126,7 +126,7 @@ def change_role(organization_id: uuid.UUID, user_id: uuid.UUID) -> Response:
         return _page(managed_organization(organization_id), 422, refusal(refused))
     audit(f"user.role_{person.role}", organization, person.id)
     flash(_("%(name)s is now: %(role)s.", name=person.name,
-            role=label("role", person.role)), "success")
+            role=role_of(person.role, person.french_form)), "success")
     return redirect(url_for("admin_users.user_list", organization_id=organization.id))
 
 

@@ -66,3 +66,14 @@ def test_the_admin_invites_someone_with_their_form(app: Flask) -> None:
     assert refused.status_code == 422
     assert "Choisissez l’une des trois formes proposées." in text_of(refused)
     assert 'value="lea@example.org"' in refused.get_data(as_text=True)  # kept as typed
+
+
+def test_the_admin_is_told_the_new_role_in_the_person_s_form(app: Flask) -> None:
+    organization = make_organization(app)
+    admin = Person.logged_in(app, make_user(app, organization, "org_admin"))
+    email = make_user(app, organization, "partner_staff", name="Julie", french_form="feminine")
+    with app.app_context():
+        julie = db.session.scalar(select(User.id).where(User.email == email))
+    changed = admin.post(f"/admin/{organization.id}/users/{julie}/role",
+                         {"role": "counsellor"}, follow_redirects=True)
+    assert "Nouveau rôle de Julie : Conseillère." in text_of(changed)
