@@ -38,6 +38,8 @@ from hub.portal import (
 def init_app(app: Flask) -> None:
     """Register the pages.  (Where people reach them, HUB_PUBLIC_URL, is in the app's settings:
     whoever builds a link reads it there or is handed it, e.g. the scheduler.)"""
+    # First of all the portal's checks: input no page can store is refused before any view.
+    app.before_request(common.refuse_unreadable_input)
     app.register_blueprint(checkin.blp)
     app.register_blueprint(peer_link.blp)
     app.register_blueprint(answer.blp)

@@ -41,7 +41,15 @@ from hub.accounts.callers import Caller
 from hub.accounts.users import User, WeakPassword
 from hub.consent import consents
 from hub.db import db
-from hub.errors import ConcurrentChange, DomainError, Invalid, NotAllowed, NotFound, VersionMismatch
+from hub.errors import (
+    ConcurrentChange,
+    DomainError,
+    Invalid,
+    NotAllowed,
+    NotFound,
+    UnreadableInput,
+    VersionMismatch,
+)
 from hub.followups import records
 from hub.portal import labels
 from hub.referrals import lifecycle
@@ -292,9 +300,49 @@ def status_of(error: Exception) -> int:
     return error.http_status if isinstance(error, DomainError) else 500
 
 
+# Paths answered by the API's own guards (problem+json), not by this one.
+_API_PATHS = ("/api/", "/oauth/", "/webhooks/")
+
+
+def refuse_unreadable_input() -> Response | None:
+    """Before every portal page and mail link page: refuse NUL characters anywhere in the
+    query string or the form (names and values) with a 400 page that says what to fix.
+
+    It answers itself rather than raising: the mail link pages handle errors their own way,
+    and the API's handler of 400s would answer problem+json."""
+    if request.path.startswith(_API_PATHS):
+        return None
+    try:
+        _check_text()
+    except UnreadableInput:
+        g.setdefault("user", None)
+        return _secure(page("portal/message.html", 400, title=_("Unreadable input"),
+                            message=_unreadable()))
+    return None
+
+
+def _unreadable() -> str:
+    return _("A field holds a NUL character (code 0), which is not text. Remove it (it often "
+             "comes from pasting from another program), then send the form again.")
+
+
+def _check_text() -> None:
+    fields = [request.args]
+    if request.method in ("POST", "PUT", "PATCH") and request.mimetype in (
+            "application/x-www-form-urlencoded", "multipart/form-data"):
+        fields.append(request.form)
+    for multidict in fields:
+        for name, value in multidict.items(multi=True):
+            if "\x00" in name or "\x00" in value:
+                raise UnreadableInput()
+
+
 def _failure(error: Exception) -> Response:
     """An HTML page in the user's language, never a trace nor the API's JSON."""
     db.session.rollback()
+    if isinstance(error, UnreadableInput):
+        return page("portal/message.html", 400, title=_("Unreadable input"),
+                    message=_unreadable())
     if isinstance(error, CSRFError):
         return page("portal/message.html", 400, title=_("Form expired"),
                     message=_("This form has expired. Go back, reload the page and try again."))
