@@ -50,7 +50,6 @@ class NotAllowed(DomainError):
     title = "Not allowed"
 
 
-@dataclass
 class UnreadableInput(DomainError):
     """A query string or form value holding a NUL character: no browser sends one, and
     PostgreSQL stores no text with it (it would fail deep in a use case, as a 500)."""
@@ -64,6 +63,7 @@ class UnreadableInput(DomainError):
                 "send the request again.")
 
 
+@dataclass
 class Invalid(DomainError):
     """The request is well-formed but names things that do not fit (422, per field)."""
 
