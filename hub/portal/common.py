@@ -343,6 +343,13 @@ def _failure(error: Exception) -> Response:
     if isinstance(error, UnreadableInput):
         return page("portal/message.html", 400, title=_("Unreadable input"),
                     message=_unreadable())
+    if isinstance(error, CSRFError) and request.content_length and not (
+            request.form or request.files):
+        # A body sent but no field read: werkzeug drops a form it cannot parse (a file name
+        # that is not UTF-8, a cut upload), and the CSRF token with it; "expired" would mislead.
+        return page("portal/message.html", 400, title=_("Unreadable input"), message=_(
+            "The form could not be read: a file name or a field is not UTF-8 text. Rename the "
+            "file with ordinary letters, reload the page and try again."))
     if isinstance(error, CSRFError):
         return page("portal/message.html", 400, title=_("Form expired"),
                     message=_("This form has expired. Go back, reload the page and try again."))
