@@ -159,6 +159,16 @@ def test_a_nul_character_is_refused_with_what_to_fix(app: Flask, people: list[Wa
         assert "NUL" in text_of(response)
 
 
+def test_peer_enrolment_without_languages_shows_the_form_again(people: list[Walker]) -> None:
+    """Found by the walk: an enrolment form with no language typed was a 500."""
+    counsellor = people[1]
+    response = counsellor.client.post(
+        f"/participants/{counsellor.ids['participant_id']}/peer",
+        data={"csrf_token": counsellor.token(), "languages": "  "})
+    assert response.status_code == 422, response.status_code
+    assert response.mimetype == "text/html"
+
+
 @pytest.mark.parametrize("token", ["%ED%A0%80", "%FF%FE", "a%00b", "%0D%0A", "x" * 5000,
                                    "9" * 5000, "..%2F..%2Fetc"])
 def test_a_hostile_token_in_a_mail_link_is_a_404(app: Flask, token: str) -> None:
