@@ -162,7 +162,11 @@ def enrol(participant_id: uuid.UUID) -> Response:
         return redirect(url_for("sending.participant_detail", participant_id=participant.id))
     form = request.form.copy()
     form["participant_id"] = str(participant.id)
-    form.setlist("languages", forms.lines(request.form.get("languages")))
+    languages = forms.lines(request.form.get("languages"))
+    if languages:
+        form.setlist("languages", languages)
+    else:  # setlist with [] leaves a key without value, which MultiDict.to_dict cannot read
+        form.poplist("languages")
     data, bad = forms.load(PeerIn(), form, lists=PROFILE_LISTS)
     values = {**form.to_dict(), **{name: form.getlist(name) for name in PROFILE_LISTS}}
     if data is None:
