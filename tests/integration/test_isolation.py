@@ -234,14 +234,15 @@ def _fill(template: str, w: World, **override: str) -> str:
 
 
 def _normalized(response: TestResponse, *ids: str) -> str:
-    """A problem body with the request id dropped and the named ids blanked (whole words only:
-    a delivery id such as 4 must not blank the 4 of 404)."""
+    """A problem body with the request id dropped and the named ids blanked (whole words only,
+    and never in `status`: a delivery id such as 404 must not blank the status 404)."""
     body = dict(response.get_json())
     body.pop("request_id", None)
+    status = body.pop("status", None)
     text = repr(sorted(body.items()))
     for ident in ids:
         text = re.sub(rf"\b{re.escape(ident)}\b", "<id>", text)
-    return text
+    return f"{status} {text}"
 
 
 def _leg_state(w: World) -> tuple[dict[str, Any], list[str]]:
