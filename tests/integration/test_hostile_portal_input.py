@@ -24,8 +24,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.routing import Rule
 
+from hub.mailbox import links
 from tests.helpers import Network
 from tests.hub_cli import run_hub
+from tests.integration.test_capacity import SERVICES, set_entry
 from tests.portal import PASSWORD, Person, make_organization, make_user, text_of
 
 # Values as sent on the wire (percent-encoded), so that bytes no encoder makes can be sent.
@@ -307,3 +309,24 @@ def test_a_hostile_file_name_on_the_grid_upload(app: Flask, people: list[Walker]
         assert "UTF-8" in text_of(response)
     else:
         assert response.status_code in (200, 422), response.status_code
+
+
+def test_the_answer_link_of_a_real_mail_takes_hostile_values(app: Flask) -> None:
+    """`/a/<token>` opened with a token the hub made, as the receiving partner's contact
+    would: its form and query string get the walk's values; no 500."""
+    network = Network(app)
+    sender, receiver = network.partner(), network.partner(kind="regional_partner")
+    entry = set_entry(receiver, services=[SERVICES[0]], contacts=[
+        {"name": "Accueil", "email": f"a.{uuid.uuid4().hex[:6]}@example.org",
+         "notify_referrals": True}])
+    leg = sender.refer(receiver)
+    token = links.make_token(app.config["HUB_SETTINGS"].secret_key, uuid.UUID(leg["id"]),
+                             uuid.UUID(entry["contacts"][0]["id"]))
+    visitor = Walker(app, _client(app), {})
+    assert visitor.client.get(f"/a/{token}").status_code == 200
+    failures = [failure for shift in range(3) for path in (f"/a/{token}",
+                                                          f"/a/{token}/capacity")
+                for method in ("GET", "POST")
+                if (failure := _no_5xx(visitor, method, path, _encoded(shift)
+                                       + f"&action={HOSTILE[shift]}&version={HOSTILE[-3]}"))]
+    assert not failures
