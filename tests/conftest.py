@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -24,6 +25,7 @@ from hub.config import Settings
 from hub.ops import upgrade_database
 from hub.privacy import keystore
 from tests.helpers import Network
+from tests.integration.test_mail import SmtpServer
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -112,3 +114,15 @@ def _the_apps_key_store(request: pytest.FixtureRequest) -> None:
 def network(app: Flask) -> Network:
     """A fresh set of organizations with OAuth clients, in the app under test."""
     return Network(app)
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server on a loopback port, for tests that follow a mail to its receiver."""
+    server = SmtpServer()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join(5)

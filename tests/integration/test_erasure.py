@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import subprocess
-import threading
 import time
 import uuid
 from collections import Counter
@@ -427,18 +426,6 @@ def test_erasing_a_peer_or_a_newcomer_ends_their_open_matches(
     shown = other.peer_org.get(f"/api/v1/peer-matches/{proposal['id']}").get_json()
     assert shown["status"] == "ended"
     assert other.newcomer["given_name"] not in json.dumps(shown, ensure_ascii=False)
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    """A real SMTP server on a loopback port (`tests.integration.test_mail`)."""
-    server = SmtpServer()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
 
 
 def test_no_mail_sent_after_the_erasure_shows_the_person(

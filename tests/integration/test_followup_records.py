@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import email
 import email.policy
-import threading
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
-import pytest
 from flask import Flask
 
 from hub.db import utcnow
@@ -218,18 +215,6 @@ def test_the_retention_report_counts_consenting_participants_and_withholds_small
     assert stranger.get_json()["rows"] == []
     refused = sender.get(f"/api/v1/reports/retention?from={day}&to=yesterday")
     assert refused.status_code == 422 and "query.to" in refused.get_json()["errors"]
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    """A real SMTP server on a loopback port (`tests.integration.test_mail`)."""
-    server = SmtpServer()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
 
 
 def received(app: Flask, server: SmtpServer, to: str) -> list[EmailMessage]:

@@ -10,9 +10,7 @@ import email.policy
 import functools
 import re
 import secrets
-import threading
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -87,18 +85,6 @@ def leg_state(app: Flask, leg_id: str) -> tuple[str, int, int]:
         events = len(session.scalars(select(Event.id).where(
             Event.subject == f"referrals/{leg_id}")).all())
         return leg.status, leg.version, events
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    """A real SMTP server on a loopback port (`tests.integration.test_mail`)."""
-    server = SmtpServer()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
 
 
 @pytest.fixture

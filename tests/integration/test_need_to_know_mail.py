@@ -9,12 +9,11 @@ from flask import Flask
 
 from tests.helpers import Network
 from tests.integration.test_mail import SmtpServer
-from tests.integration.test_mailbox import (  # noqa: F401 (smtp: a fixture)
+from tests.integration.test_mailbox import (
     address,
     body_of,
     mails_to,
     set_entry,
-    smtp,
     token_in,
 )
 
