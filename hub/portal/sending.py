@@ -101,6 +101,16 @@ def _expired(template: str, **context: Any) -> Response:
                 **context)
 
 
+def _sent_already_or_expired(template: str, **context: Any) -> Response | None:
+    """What a posted form answers before it creates anything: the page of what the same form
+    created already (a second click, Back then send again), or the form again when its token
+    has expired; None to go ahead."""
+    try:
+        return forms.claim()
+    except FormExpired:
+        return _expired(template, **context)
+
+
 @blp.route("/participants/new", methods=["GET", "POST"])
 @login_required(SENDING_ROLES)
 def participant_new() -> Response:
@@ -111,11 +121,10 @@ def participant_new() -> Response:
     if request.method == "GET":
         return _participant_form(template, values={}, form_token=forms.token())
     values = request.form
-    try:
-        if (earlier := forms.claim()) is not None:
-            return earlier
-    except FormExpired:
-        return _expired(template, values=values, regions=QUEBEC_REGIONS, bad=set())
+    answer = _sent_already_or_expired(template, values=values, regions=QUEBEC_REGIONS,
+                                      bad=set())
+    if answer is not None:
+        return answer
     data, bad = forms.load(ParticipantIn(), request.form)
     if data is None:
         return _participant_form(template, 422, values=values, bad=bad,
@@ -319,11 +328,9 @@ def consent_new(participant_id: uuid.UUID) -> Response:
                **_privacy_officer()}
     if request.method == "GET":
         return page("portal/consent_new.html", bad=set(), form_token=forms.token(), **context)
-    try:
-        if (earlier := forms.claim()) is not None:
-            return earlier
-    except FormExpired:
-        return _expired("portal/consent_new.html", bad=set(), **context)
+    answer = _sent_already_or_expired("portal/consent_new.html", bad=set(), **context)
+    if answer is not None:
+        return answer
     context["form_token"] = forms.token()
     data, bad = forms.load(ConsentIn(), request.form)
     if data is None:
@@ -383,11 +390,9 @@ def refer(participant_id: uuid.UUID) -> Response:
         else _prefilled(previous_view, filters)}
     if request.method == "GET" or filtering:
         return page("portal/refer.html", bad=set(), form_token=forms.token(), **context)
-    try:
-        if (earlier := forms.claim()) is not None:
-            return earlier
-    except FormExpired:
-        return _expired("portal/refer.html", bad=set(), **context)
+    answer = _sent_already_or_expired("portal/refer.html", bad=set(), **context)
+    if answer is not None:
+        return answer
     context["form_token"] = forms.token()
     form = request.form.copy()
     form.setlist("needs", forms.lines(request.form.get("needs")))
@@ -486,11 +491,9 @@ def redirect_onward(referral_id: uuid.UUID) -> Response:
                    "stage": previous.stage or ""}}
     if request.method == "GET" or filtering:
         return page("portal/refer.html", bad=set(), form_token=forms.token(), **context)
-    try:
-        if (earlier := forms.claim()) is not None:
-            return earlier
-    except FormExpired:
-        return _expired("portal/refer.html", bad=set(), **context)
+    answer = _sent_already_or_expired("portal/refer.html", bad=set(), **context)
+    if answer is not None:
+        return answer
     context["form_token"] = forms.token()
     form = {name: request.form.get(name, "") for name in
             ("to_organization_id", "pathway", "priority", "stage")}
