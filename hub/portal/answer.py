@@ -67,7 +67,8 @@ def _render(template: str, status: int, language: str, **values: Any) -> Respons
     with force_locale(language):
         html = render_template(f"answer/{template}.html", lang=language,
                                other="en" if language == "fr" else "fr",
-                               switch=SWITCH[language], label=labels.label, **values)
+                               t={"switch": SWITCH[language], "languages": _("Language")},
+                               label=labels.label, **values)
     return Response(html, status=status, mimetype="text/html")
 
 
