@@ -1,4 +1,5 @@
-"""Pieces every API blueprint uses: fields, pagination cursors, ETags and the caller."""
+"""Pieces every API blueprint uses: the blueprint class, fields, pagination cursors, ETags and
+the caller."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import flask_smorest
 from flask import current_app, request
 from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
+from hub.api.bodies import BodyParser
 from hub.api.problems import Problem
 from hub.db import MAX_ID, db, iso_utc
 from hub.errors import ConcurrentChange
@@ -19,6 +22,13 @@ from hub.errors import ConcurrentChange
 MAX_LIMIT = 500
 # What `encode_cursor` writes: unpadded URL-safe base64.
 CURSOR_PATTERN = "^[A-Za-z0-9_-]{0,2000}$"
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """Every API blueprint: its schemas read JSON bodies through the app's JSON provider,
+    parsed once and under the limits of `hub.api.bodies`."""
+
+    ARGUMENTS_PARSER = BodyParser()
 
 
 class Timestamp(fields.DateTime):

@@ -9,12 +9,19 @@ from typing import Any
 
 from flask import Response, url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, fields, validate
 
 from hub.adapters.oauth import current_caller, current_client_id, require_scope
 from hub.adapters.spreadsheet import csv_text
-from hub.api.common import Input, PageArgs, Timestamp, aware_datetime, decode_cursor, encode_cursor
+from hub.api.common import (
+    Blueprint,
+    Input,
+    PageArgs,
+    Timestamp,
+    aware_datetime,
+    decode_cursor,
+    encode_cursor,
+)
 from hub.api.idempotency import idempotent
 from hub.db import db
 from hub.privacy import erasure, incidents

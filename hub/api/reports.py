@@ -15,11 +15,10 @@ from typing import Any
 
 from flask import Response, current_app, jsonify
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import RAISE, ValidationError, fields, validate, validates_schema
 
 from hub.adapters.oauth import current_caller, current_oauth_token, require_scope
-from hub.api.common import Input
+from hub.api.common import Blueprint, Input
 from hub.api.openapi import CSV_CONTENT
 from hub.db import db, utcnow
 from hub.errors import NotAllowed
