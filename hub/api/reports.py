@@ -7,9 +7,8 @@ consent read: no participant is counted), also read by the portal."""
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -18,7 +17,7 @@ from flask.views import MethodView
 from marshmallow import RAISE, ValidationError, fields, validate, validates_schema
 
 from hub.adapters.oauth import current_caller, current_oauth_token, require_scope
-from hub.api.common import Blueprint, Input
+from hub.api.common import Blueprint, Input, csv_download
 from hub.api.openapi import CSV_CONTENT
 from hub.db import db, utcnow
 from hub.errors import NotAllowed
@@ -53,20 +52,14 @@ class ReportArgs(PeriodArgs):
                        "Default: your own."})
 
 
+def _values(columns: Sequence[str], rows: list[dict[str, Any]]) -> list[list[Any]]:
+    return [[row.get(name) for name in columns] for row in rows]
+
+
 def _bounds(start: date, end: date) -> tuple[datetime, datetime]:
     """The days from `start` to `end` inclusive, as UTC moments [start, end)."""
     return (datetime.combine(start, time(), UTC),
             datetime.combine(end + timedelta(days=1), time(), UTC))
-
-
-def csv_response(columns: Any, rows: list[dict[str, Any]], filename: str) -> Response:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    response = Response("\ufeff" + out.getvalue(), mimetype="text/csv")
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
 
 
 @blp.route("/funder")
@@ -112,8 +105,8 @@ class FunderReport(MethodView):
             min_cell=current_app.config["HUB_SETTINGS"].report_min_cell)
         if format == "json":
             return jsonify(report)
-        return csv_response(reports.CSV_COLUMNS, reports.report_rows(report),
-                            f"rapport-{target}-{start}-{end}.csv")
+        return csv_download(f"rapport-{target}-{start}-{end}.csv", reports.CSV_COLUMNS,
+                            _values(reports.CSV_COLUMNS, reports.report_rows(report)))
 
 
 @blp.route("/retention")
@@ -140,8 +133,8 @@ class RetentionReport(MethodView):
             min_cell=current_app.config["HUB_SETTINGS"].report_min_cell)
         if format == "json":
             return jsonify(report)
-        return csv_response(reports.RETENTION_CSV_COLUMNS, reports.retention_rows(report),
-                            f"retention-{start}-{end}.csv")
+        return csv_download(f"retention-{start}-{end}.csv", reports.RETENTION_CSV_COLUMNS,
+                            _values(reports.RETENTION_CSV_COLUMNS, reports.retention_rows(report)))
 
 
 class LoopClosureArgs(ReportArgs):
