@@ -137,11 +137,6 @@ class RetentionReport(MethodView):
                             _values(reports.RETENTION_CSV_COLUMNS, reports.retention_rows(report)))
 
 
-class LoopClosureArgs(ReportArgs):
-    class Meta:
-        exclude = ("format",)
-
-
 def loop_closure_report(caller: Any, start: date, end: date,
                         organization_id: uuid.UUID | None, may_monitor: bool
                         ) -> dict[str, Any]:
@@ -163,9 +158,12 @@ def loop_closure_report(caller: Any, start: date, end: date,
 @blp.route("/loop-closure")
 class LoopClosureReport(MethodView):
     @require_scope("referrals:read")
-    @blp.arguments(LoopClosureArgs, location="query", unknown=RAISE, as_kwargs=True)
+    @blp.arguments(ReportArgs, location="query", unknown=RAISE, as_kwargs=True)
     @blp.response(200)
-    def get(self, start: Any, end: Any, organization_id: uuid.UUID | None) -> Response:
+    @blp.doc(responses={"200": {"description": "JSON, or CSV with `format=csv`.", "content": {
+        "application/json": {"schema": {"type": "object"}}, **CSV_CONTENT}}})
+    def get(self, start: Any, end: Any, organization_id: uuid.UUID | None,
+            format: str) -> Response:
         """How an organization closes the loop on the legs sent in a period (`from`, `to`,
         days, both inclusive), as sender (`as_sender`) and as receiver (`as_receiver`):
         `legs`, `closed`, `closed_with_outcome` (completed with an outcome code) and its
@@ -175,7 +173,15 @@ class LoopClosureReport(MethodView):
 
         Coordinators (scope `network:monitor`) also get `network` (the same figures for every
         leg) and `unmet_demand`: declines for lack of room per receiving organization's region
-        and pathway, most first; and may ask for another organization's figures."""
+        and pathway, most first; and may ask for another organization's figures.
+
+        With `format=csv`, one table: a row per set of legs (`section`: as_sender,
+        as_receiver, network), then a row per region and pathway of the unmet demand
+        (`section` unmet_demand, with `declines_for_capacity`)."""
         caller = current_caller()
         may_monitor = "network:monitor" in current_oauth_token().get_scope().split()
-        return jsonify(loop_closure_report(caller, start, end, organization_id, may_monitor))
+        report = loop_closure_report(caller, start, end, organization_id, may_monitor)
+        if format == "json":
+            return jsonify(report)
+        return csv_download(f"loop-closure-{report['organization_id']}-{start}-{end}.csv",
+                            loop_closure.CSV_COLUMNS, loop_closure.csv_rows(report))
