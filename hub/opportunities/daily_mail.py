@@ -141,9 +141,8 @@ def _mail(language: str, organization: Organization, news: list[Opportunity],
             "closes_on": opportunity.closes_on.isoformat(),
             "places": opportunity.places,
         }
-        parts.append(texts.gettext(
-            "%(title)s (%(kind)s), %(publisher)s\n"
-            "%(municipality)s, %(region)s\n") % item)
+        # Names and codes only, the same layout in every language.
+        parts.append("{title} ({kind}), {publisher}\n{municipality}, {region}\n".format(**item))
         if opportunity.starts_on is not None:
             parts.append(texts.gettext("Starts on: %(date)s\n") % {
                 "date": opportunity.starts_on.isoformat()})

@@ -331,7 +331,7 @@ def test_followers_who_asked_get_one_daily_mail_of_new_opportunities(
                               name="Emploi Nord-du-Québec")
     title = f"Préposé·e à l'entretien {secrets.token_hex(2)}"
     opportunity = publish(partner, region=region, title=title, places=3)
-    publish(partner, region="01")  # a region the follower does not follow
+    elsewhere = publish(partner, region="01")  # a region the follower does not follow
 
     with app.app_context(), db.job_session() as session:
         follow = session.get(RegionFollow, (uuid.UUID(follower.organization_id), region))
@@ -352,7 +352,7 @@ def test_followers_who_asked_get_one_daily_mail_of_new_opportunities(
     assert "1 nouvelle offre" in str(mail["Subject"])
     assert title in text and "Emploi Nord-du-Québec" in text and "Rimouski" in text
     assert f"/opportunities/{opportunity['id']}" in text and "3 places" in text
-    assert text.count("/opportunities/") == 1  # only the followed region's
+    assert elsewhere["id"] not in text  # only the followed region's
 
     # The next morning: nothing new, no mail.
     mail_at(due + timedelta(days=1))
