@@ -181,6 +181,8 @@ def test_the_publisher_sees_its_candidates_and_nobody_else_does(network: Network
             f"/api/v1/opportunities/{opportunity['id']}/candidates").status_code == 404
         assert stranger.post(
             f"/api/v1/opportunities/{opportunity['id']}/withdraw").status_code == 404
+    assert first.get(f"/api/v1/opportunities/{opportunity['id']}").get_json()[
+        "status"] == "open"
 
 
 def test_the_acceptance_that_fills_the_places_closes_it_and_followers_hear_of_it(
