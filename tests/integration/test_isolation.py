@@ -131,6 +131,8 @@ TENANT_OPERATIONS: dict[tuple[str, str], Body] = {
     ("GET", "/api/v1/referrals/{referral_id}/fhir"): lambda w: None,
     ("GET", "/api/v1/referrals/{referral_id}/checklist"): lambda w: None,
     ("GET", "/api/v1/households/{household_id}"): lambda w: None,
+    ("PUT", "/api/v1/households/{household_id}/members/{participant_id}"): lambda w: None,
+    ("DELETE", "/api/v1/households/{household_id}/members/{participant_id}"): lambda w: None,
     ("POST", "/api/v1/households/{household_id}/referrals"):
         lambda w: {"to_organization_id": w.bystander.organization_id, "pathway": "employment"},
     ("PUT", "/api/v1/referrals/{referral_id}/checklist/{item}"): lambda w: {"status": "done"},
