@@ -135,8 +135,9 @@ def init_app(app: Flask) -> None:
     api.register_blueprint(privacy_incidents.erasures_blp)
 
     register_error_handlers(app)
+    # Every JSON document read in a request is read here, under the limits (hub.api.bodies).
+    app.json = bodies.LimitedJSONProvider(app)
     app.before_request(_require_json_body)
-    app.before_request(bodies.check_json_body)
     app.after_request(_commit)
     app.after_request(_not_stored)
 
