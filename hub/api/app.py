@@ -25,6 +25,7 @@ from hub.api import (
     hsds,
     inbound,
     openapi,
+    opportunities,
     organizations,
     participants,
     peers,
@@ -129,7 +130,7 @@ def init_app(app: Flask) -> None:
 
     for module in (organizations, participants, consents, referrals, checklists, households, events,
                    webhook_endpoints, inbound, handoffs, policies, fhir, reports, hsds,
-                   privacy_incidents, followups, peers):
+                   privacy_incidents, followups, peers, opportunities):
         api.register_blueprint(module.blp)
     api.register_blueprint(privacy_incidents.erasures_blp)
 
