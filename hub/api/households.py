@@ -8,11 +8,10 @@ from typing import Any
 
 from flask import jsonify
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from hub.adapters.oauth import current_caller, require_scope
-from hub.api.common import Input, Timestamp, pseudonym_key
+from hub.api.common import Blueprint, Input, Timestamp, pseudonym_key
 from hub.api.referrals import ReferralIn, ReferralOut
 from hub.consent.visibility import Reader
 from hub.db import db, iso_utc
@@ -79,6 +78,27 @@ class HouseholdById(MethodView):
     def get(self, household_id: uuid.UUID) -> dict[str, Any]:
         """One of your organization's households."""
         return _view(households.visible_household(db.session, current_caller(), household_id))
+
+
+@blp.route("/<uuid:household_id>/members/<uuid:participant_id>")
+class HouseholdMember(MethodView):
+    @require_scope("participants:write")
+    @blp.response(200, HouseholdOut)
+    def put(self, household_id: uuid.UUID, participant_id: uuid.UUID) -> dict[str, Any]:
+        """Add a participant of your organization to the household (a birth, a spouse who
+        joins). Adding a member twice changes nothing; a participant already in another
+        household is refused (409): remove them from it first."""
+        household = households.add_members(db.session, current_caller(), household_id,
+                                           [participant_id])
+        return _view(household)
+
+    @require_scope("participants:write")
+    @blp.response(204)
+    def delete(self, household_id: uuid.UUID, participant_id: uuid.UUID) -> None:
+        """Take a member out of the household (they no longer move with the others). A
+        household left with fewer than two people dissolves: reading it then answers 404.
+        The members' legs are untouched; each no longer shows the other's."""
+        households.remove_member(db.session, current_caller(), household_id, participant_id)
 
 
 @blp.route("/<uuid:household_id>/referrals")

@@ -241,21 +241,35 @@ def participant_detail(participant_id: uuid.UUID) -> Response:
 @login_required(SENDING_ROLES)
 def household(participant_id: uuid.UUID) -> Response:
     """Link the participant with the people of the organization who move with them (spouse,
-    family): their legs are then prepared together (docs/design.md §12)."""
+    family): their legs are then prepared together (docs/design.md §12). When the participant
+    is in a household already, the people chosen join it."""
     participant = _own_participant(participant_id)
     reader = _reader()
+    household_id = households.household_of(db.session, participant.id)
+    in_it = set() if household_id is None else set(households.members_of(db.session,
+                                                                         household_id))
     candidates = [reader.participant(p) for p in db.session.scalars(
         select(Participant).where(Participant.organization_id == caller().organization_id,
-                                  Participant.id != participant.id)
+                                  Participant.id != participant.id,
+                                  Participant.id.not_in(in_it))
         .order_by(Participant.created_at.desc()).limit(PARTICIPANTS_SHOWN))]
+    members = [reader.participant(p) for p in db.session.scalars(
+        select(Participant).where(Participant.id.in_(in_it - {participant.id})))]
     chosen = request.form.getlist("participant_ids")
     context: dict[str, Any] = {"participant": reader.participant(participant),
-                               "candidates": candidates, "chosen": set(chosen)}
+                               "candidates": candidates, "chosen": set(chosen),
+                               "members": members}
     if request.method == "GET":
         return page("portal/household.html", **context)
+    if not chosen:
+        return page("portal/household.html", 422, error=_("Choose at least one person who "
+                                                          "moves with them."), **context)
     try:
-        ids = [participant.id] + [uuid.UUID(value) for value in chosen]
-        households.create_household(db.session, caller(), ids)
+        ids = [uuid.UUID(value) for value in chosen]
+        if household_id is None:
+            households.create_household(db.session, caller(), [participant.id, *ids])
+        else:
+            households.add_members(db.session, caller(), household_id, ids)
     except ValueError:
         return page("portal/household.html", 422, error=_("Check the fields marked below."),
                     **context)
@@ -264,6 +278,26 @@ def household(participant_id: uuid.UUID) -> Response:
         return page("portal/household.html", status_of(error), error=message_of(error),
                     **context)
     flash(_("Household recorded."), "success")
+    return redirect(url_for("sending.participant_detail", participant_id=participant.id))
+
+
+@blp.post("/participants/<uuid:participant_id>/household/remove")
+@login_required(SENDING_ROLES)
+def household_remove(participant_id: uuid.UUID) -> Response:
+    """Take a member (the participant or another) out of the participant's household; two
+    people left and one goes, the household dissolves (`households.remove_member`)."""
+    participant = _own_participant(participant_id)
+    household_id = households.household_of(db.session, participant.id)
+    try:
+        member = uuid.UUID(request.form.get("member_id", ""))
+    except ValueError:
+        member = None
+    if household_id is None or member is None:
+        raise NotFound("household member", request.form.get("member_id", "")[:40])
+    left = households.remove_member(db.session, caller(), household_id, member)
+    flash(_("Removed from the household.") if left is not None
+          else _("Removed from the household. Nobody else was left in it, so it no longer "
+                 "exists."), "success")
     return redirect(url_for("sending.participant_detail", participant_id=participant.id))
 
 

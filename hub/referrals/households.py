@@ -5,6 +5,9 @@ organization the other members' open legs, the same referral can go to every mem
 households beside participants.
 
 A participant is in one household at most (the members table's primary key says so).
+Members can be added and removed later (`add_members`, `remove_member`); a household left
+with fewer than two people dissolves: one person alone is no household (reports count them as
+a household of one anyway).
 """
 
 from __future__ import annotations
@@ -59,24 +62,36 @@ class AlreadyInHousehold(DomainError):
         return {"participant_ids": [str(p) for p in self.participant_ids]}
 
 
-def create_household(session: Session, caller: Caller, participant_ids: list[uuid.UUID]
-                     ) -> Household:
-    """Link participants of the caller's organization into a new household."""
+def _free_own_participants(session: Session, caller: Caller, participant_ids: list[uuid.UUID],
+                           *, field_name: str = "participant_ids",
+                           joining: uuid.UUID | None = None) -> list[uuid.UUID]:
+    """The participants, each once, once checked: of the caller's organization and in no
+    household yet (but `joining`, the household they are added to)."""
     if caller.is_coordinator:
         raise NotAllowed("Coordination bodies watch the network; they register no one.")
     chosen = list(dict.fromkeys(participant_ids))
-    if len(chosen) < 2:
-        raise Invalid({"participant_ids": ["A household links at least two participants."]})
     own = set(session.scalars(select(Participant.id).where(
         Participant.id.in_(chosen), Participant.organization_id == caller.organization_id)))
     strangers = [str(p) for p in chosen if p not in own]
     if strangers:
-        raise Invalid({"participant_ids": [
+        raise Invalid({field_name: [
             f"Not participants of your organization: {', '.join(strangers)}."]})
-    taken = list(session.scalars(select(HouseholdMember.participant_id).where(
-        HouseholdMember.participant_id.in_(chosen))))
+    in_one = select(HouseholdMember.participant_id).where(
+        HouseholdMember.participant_id.in_(chosen))
+    if joining is not None:
+        in_one = in_one.where(HouseholdMember.household_id != joining)
+    taken = list(session.scalars(in_one))
     if taken:
         raise AlreadyInHousehold(sorted(taken))
+    return chosen
+
+
+def create_household(session: Session, caller: Caller, participant_ids: list[uuid.UUID]
+                     ) -> Household:
+    """Link participants of the caller's organization into a new household."""
+    if len(set(participant_ids)) < 2:
+        raise Invalid({"participant_ids": ["A household links at least two participants."]})
+    chosen = _free_own_participants(session, caller, participant_ids)
     household = Household(id=uuid.uuid4(), organization_id=caller.organization_id,
                           created_at=utcnow())
     session.add(household)
@@ -84,6 +99,42 @@ def create_household(session: Session, caller: Caller, participant_ids: list[uui
     session.add_all(HouseholdMember(participant_id=p, household_id=household.id) for p in chosen)
     session.flush()
     return household
+
+
+def add_members(session: Session, caller: Caller, household_id: uuid.UUID,
+                participant_ids: list[uuid.UUID]) -> Household:
+    """Add participants of the caller's organization to one of its households; those already
+    in it stay (adding twice changes nothing), those in another one are refused (409)."""
+    household = visible_household(session, caller, household_id)
+    chosen = _free_own_participants(session, caller, participant_ids,
+                                    field_name="participant_id", joining=household.id)
+    present = set(members_of(session, household.id))
+    session.add_all(HouseholdMember(participant_id=p, household_id=household.id)
+                    for p in chosen if p not in present)
+    session.flush()
+    return household
+
+
+def remove_member(session: Session, caller: Caller, household_id: uuid.UUID,
+                  participant_id: uuid.UUID) -> Household | None:
+    """Take a person out of one of the caller's households. Left with fewer than two people,
+    the household dissolves (None): the one left is no longer linked to anyone. Their legs
+    are untouched; only what each leg shows of the others changes."""
+    household = visible_household(session, caller, household_id)
+    member = session.get(HouseholdMember, participant_id)
+    if member is None or member.household_id != household.id:
+        raise NotFound("member of this household", participant_id)
+    session.delete(member)
+    session.flush()
+    left = members_of(session, household.id)
+    if len(left) >= 2:
+        return household
+    for remaining in left:
+        session.delete(session.get(HouseholdMember, remaining))
+    session.flush()
+    session.delete(household)
+    session.flush()
+    return None
 
 
 def members_of(session: Session, household_id: uuid.UUID) -> list[uuid.UUID]:

@@ -92,3 +92,42 @@ def test_reports_count_households(network: Network) -> None:
     assert report.status_code == 200, report.get_data(as_text=True)
     assert report.get_json()["participants_counted"] == 7
     assert report.get_json()["households_counted"] == 5
+
+
+def test_members_added_and_removed_until_the_household_dissolves(network: Network) -> None:
+    counsellor, other, receiver = (network.partner(), network.partner(),
+                                   network.partner(kind="regional_partner"))
+    amina, karim, lina, sami = (counsellor.register_participant()["id"] for _ in range(4))
+    stranger = other.register_participant()["id"]
+    household = counsellor.post("/api/v1/households",
+                                {"participant_ids": [amina, karim]}).get_json()
+    members = f"/api/v1/households/{household['id']}/members"
+
+    added = counsellor.call("PUT", f"{members}/{lina}")
+    assert added.status_code == 200, added.get_data(as_text=True)
+    assert sorted(added.get_json()["participant_ids"]) == sorted([amina, karim, lina])
+    assert counsellor.call("PUT", f"{members}/{lina}").get_json() == added.get_json()
+    assert counsellor.call("PUT", f"{members}/{stranger}").status_code == 422
+    assert other.call("PUT", f"{members}/{stranger}").status_code == 404
+    counsellor.post("/api/v1/households", {"participant_ids": [sami, counsellor.
+                                                               register_participant()["id"]]})
+    taken = counsellor.call("PUT", f"{members}/{sami}")
+    assert taken.status_code == 409 and taken.get_json()["participant_ids"] == [sami]
+
+    # Karim's leg shows Amina's while both are members, not once he left.
+    legs = [counsellor.refer(receiver, person)["id"] for person in (amina, karim)]
+    assert [leg["id"] for leg in counsellor.get(f"/api/v1/referrals/{legs[1]}").get_json()[
+        "household_legs"]] == [legs[0]]
+    assert counsellor.call("DELETE", f"{members}/{karim}").status_code == 204
+    assert counsellor.get(f"/api/v1/referrals/{legs[1]}").get_json()["household_legs"] == []
+    assert sorted(counsellor.get(f"/api/v1/households/{household['id']}").get_json()[
+        "participant_ids"]) == sorted([amina, lina])
+    gone = counsellor.call("DELETE", f"{members}/{karim}")
+    assert gone.status_code == 404 and gone.headers["Content-Type"].startswith(
+        "application/problem+json")
+
+    # Two left, one leaves: nobody is linked any more, and each can join another household.
+    assert counsellor.call("DELETE", f"{members}/{lina}").status_code == 204
+    assert counsellor.get(f"/api/v1/households/{household['id']}").status_code == 404
+    again = counsellor.post("/api/v1/households", {"participant_ids": [amina, karim]})
+    assert again.status_code == 201, again.get_data(as_text=True)

@@ -112,9 +112,6 @@ def test_a_household_is_linked_and_referred_at_once(app: Flask) -> None:
     assert linked.status_code == 302, text_of(linked)
     detail = text_of(counsellor.get(f"/participants/{amina}"))
     assert "Karim Haddad" in detail and "Lina Haddad" in detail and "Déménage avec" in detail
-    again = counsellor.post(f"/participants/{karim}/household",
-                            {"participant_ids": [str(lina)]})
-    assert again.status_code == 409 and "un seul ménage" in text_of(again)
 
     consent_to(counsellor, amina, receiver)
     consent_to(counsellor, karim, receiver)
@@ -127,3 +124,24 @@ def test_a_household_is_linked_and_referred_at_once(app: Flask) -> None:
     shown = text_of(counsellor.get(sent.headers["Location"]))
     assert "Orientation envoyée pour 2 membres du ménage." in shown
     assert "Non envoyée pour 1 membres" in shown
+
+    # Members change: Lina leaves and moves with Sami instead, who cannot be in two
+    # households; Lina leaves him (two left, one goes: nobody is linked), and Sami joins.
+    removed = counsellor.post(f"/participants/{amina}/household/remove",
+                              {"member_id": str(lina)})
+    assert removed.status_code == 302
+    assert "Lina Haddad" not in text_of(counsellor.get(f"/participants/{amina}"))
+    sami = register(counsellor, given_name="Sami", family_name="Haddad")
+    counsellor.post(f"/participants/{lina}/household", {"participant_ids": [str(sami)]})
+    again = counsellor.post(f"/participants/{amina}/household",
+                            {"participant_ids": [str(sami)]})
+    assert again.status_code == 409 and "un seul ménage" in text_of(again)
+    nobody = counsellor.post(f"/participants/{amina}/household", {})
+    assert nobody.status_code == 422 and "Choisissez au moins une personne" in text_of(nobody)
+    counsellor.post(f"/participants/{lina}/household/remove", {"member_id": str(lina)})
+    assert "Aucun lien avec d’autres personnes" in text_of(
+        counsellor.get(f"/participants/{sami}"))
+    joined = counsellor.post(f"/participants/{amina}/household",
+                             {"participant_ids": [str(sami)]})
+    assert joined.status_code == 302, text_of(joined)
+    assert "Sami Haddad" in text_of(counsellor.get(f"/participants/{karim}"))
