@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask
-from flask.json.provider import DefaultJSONProvider
 
 from hub.config import Settings
 
@@ -27,9 +26,6 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
     )
-    # A new app's provider is Flask's default one (json_provider_class is not changed here).
-    assert isinstance(app.json, DefaultJSONProvider)
-    app.json.ensure_ascii = False  # accents as they are: "Montréal", not "Montr\u00e9al"
     app.config.update(flask_config)
     if settings.trusted_proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix

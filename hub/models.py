@@ -19,6 +19,7 @@ from hub.followups.policies import DeadlinePolicy
 from hub.followups.records import FollowUpRecord
 from hub.mailbox.links import LinkHit
 from hub.mailbox.notices import QueuedNotice
+from hub.opportunities.offers import Opportunity, RegionFollow
 from hub.outbox.mail import OutgoingMail
 from hub.outbox.webhook_fanout import EndpointRegistration
 from hub.peers.profiles import PeerLink, PeerMatch, PeerProfile
@@ -56,6 +57,8 @@ __all__ = [
     "OAuthClient",
     "OAuthToken",
     "OrganizationCheck",
+    "Opportunity",
+    "RegionFollow",
     "Organization",
     "OutboxEntry",
     "OutgoingMail",

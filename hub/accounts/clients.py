@@ -35,6 +35,10 @@ SCOPES: dict[str, str] = {
     "privacy:manage": "Keep the organization's register of confidentiality incidents.",
     "peers:read": "Find peers (pseudonymous profiles) and read the organization's peer matches.",
     "peers:write": "Enrol peers, propose peer matches, answer and end them.",
+    "opportunities:read": "Browse the network's opportunities, the candidates referred to the "
+    "organization's own, and the regions it follows.",
+    "opportunities:write": "Publish and withdraw the organization's opportunities; choose the "
+    "regions it follows.",
     "network:monitor": "Coordinators: watch handoffs across the network.",
     "hub:admin": "Hub administrators: set the deadline policies (coordination bodies only, "
     "given only when named in `hub client create --scopes`).",

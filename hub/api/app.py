@@ -25,6 +25,7 @@ from hub.api import (
     hsds,
     inbound,
     openapi,
+    opportunities,
     organizations,
     participants,
     peers,
@@ -129,13 +130,14 @@ def init_app(app: Flask) -> None:
 
     for module in (organizations, participants, consents, referrals, checklists, households, events,
                    webhook_endpoints, inbound, handoffs, policies, fhir, reports, hsds,
-                   privacy_incidents, followups, peers):
+                   privacy_incidents, followups, peers, opportunities):
         api.register_blueprint(module.blp)
     api.register_blueprint(privacy_incidents.erasures_blp)
 
     register_error_handlers(app)
+    # Every JSON document read in a request is read here, under the limits (hub.api.bodies).
+    app.json = bodies.LimitedJSONProvider(app)
     app.before_request(_require_json_body)
-    app.before_request(bodies.check_json_body)
     app.after_request(_commit)
     app.after_request(_not_stored)
 

@@ -1,11 +1,16 @@
-"""JSON bodies checked once, before any view reads them.
+"""JSON bodies parsed once, by whoever reads them, under the hub's limits.
 
 Python's parser fails in ways the views do not expect: nesting a few thousand brackets deep
 exhausts its recursion, an integer literal longer than 4,300 digits is a ValueError, and an
 escaped lone surrogate (`"\\ud800"`) becomes a string no encoder accepts, which fails later in a
-blind index or the database.  Each is a client's mistake: this guard answers it with a 400
-problem on every JSON route (and the signed inbound webhook, which reads any body as JSON),
-so a new endpoint is covered without doing anything.
+blind index or the database.  Each is a client's mistake, answered with a 400 problem.
+
+The limits live in the app's JSON provider (`app.json`, set by `hub.api.app`): every
+`request.get_json()` goes through it, and so do the API's schemas, whose argument parser
+(`BodyParser`, the parser of `hub.api.common.Blueprint`) reads the body with `get_json` too.
+Flask caches the document on the request: a body read by the idempotency fingerprint and by
+the view is parsed once.  The refusals are `Problem`s, not ValueErrors, so that even
+`get_json(silent=True)` (the signed inbound webhook) answers them.
 """
 
 from __future__ import annotations
@@ -14,7 +19,10 @@ import json
 import re
 from typing import Any
 
-from flask import request
+import flask
+from flask.json.provider import DefaultJSONProvider
+from webargs import core
+from webargs.flaskparser import FlaskParser, is_json_request
 
 from hub.api.problems import Problem
 
@@ -23,7 +31,6 @@ from hub.api.problems import Problem
 MAX_DEPTH = 32
 # Longer than any number of the API; short enough to convert in no time.
 MAX_INTEGER_DIGITS = 100
-BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -61,10 +68,10 @@ def _depth_and_text(document: Any) -> tuple[int, str | None]:
     return depth, None
 
 
-def parse_json(raw: bytes) -> Any:
+def parse_json(raw: str | bytes) -> Any:
     """The document in `raw`, or a 400 problem saying what is wrong with it."""
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         document = json.loads(text, parse_int=_integer)
     except RecursionError:
         raise _refuse("JSON nested too deeply",
@@ -90,17 +97,20 @@ def parse_json(raw: bytes) -> Any:
     return document
 
 
-def check_json_body() -> None:
-    """Before every request: a JSON body the API will read must parse safely (see above).
+class LimitedJSONProvider(DefaultJSONProvider):
+    """The app's JSON: documents read under the limits above (`parse_json`)."""
 
-    Bodies of other types on the API are refused earlier (415); `/webhooks/` reads any body as
-    JSON, whatever its Content-Type."""
-    if request.method not in BODY_METHODS:
-        return
-    path = request.path
-    json_typed = request.mimetype == "application/json" or request.mimetype.endswith("+json")
-    if not (path.startswith("/webhooks/") or (path.startswith("/api/") and json_typed)):
-        return
-    raw = request.get_data(cache=True)
-    if raw.strip():
-        parse_json(raw)
+    ensure_ascii = False  # accents as they are: "Montréal", not "Montr\u00e9al"
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return parse_json(s)
+
+
+class BodyParser(FlaskParser):
+    """webargs' parser for Flask, reading JSON bodies with `request.get_json` (so through
+    `LimitedJSONProvider`, and once per request) instead of its own `json.loads`."""
+
+    def _raw_load_json(self, req: flask.Request) -> Any:
+        if not is_json_request(req) or not req.get_data(cache=True):
+            return core.missing  # no body: the schema's defaults, as webargs does
+        return req.get_json(force=True)

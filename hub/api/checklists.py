@@ -6,11 +6,10 @@ import uuid
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from hub.adapters.oauth import current_caller, require_any_scope, require_scope
-from hub.api.common import Input, Timestamp, pseudonym_key, retrying
+from hub.api.common import Blueprint, Input, Timestamp, pseudonym_key, retrying
 from hub.consent.visibility import Reader
 from hub.db import db
 from hub.referrals import checklists, legs

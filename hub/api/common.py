@@ -1,17 +1,21 @@
-"""Pieces every API blueprint uses: fields, pagination cursors, ETags and the caller."""
+"""Pieces every API blueprint uses: the blueprint class, fields, pagination cursors, ETags,
+the caller, and CSV downloads (the portal's too)."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from flask import current_app, request
+import flask_smorest
+from flask import Response, current_app, request
 from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
+from hub.adapters.spreadsheet import csv_text
+from hub.api.bodies import BodyParser
 from hub.api.problems import Problem
 from hub.db import MAX_ID, db, iso_utc
 from hub.errors import ConcurrentChange
@@ -19,6 +23,13 @@ from hub.errors import ConcurrentChange
 MAX_LIMIT = 500
 # What `encode_cursor` writes: unpadded URL-safe base64.
 CURSOR_PATTERN = "^[A-Za-z0-9_-]{0,2000}$"
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """Every API blueprint: its schemas read JSON bodies through the app's JSON provider,
+    parsed once and under the limits of `hub.api.bodies`."""
+
+    ARGUMENTS_PARSER = BodyParser()
 
 
 class Timestamp(fields.DateTime):
@@ -156,3 +167,11 @@ def retrying(work: Callable[[], T]) -> T:
         except ConcurrentChange:
             db.session.rollback()
     return work()
+
+
+def csv_download(filename: str, titles: Sequence[str], rows: Iterable[Sequence[Any]]
+                 ) -> Response:
+    """A CSV file to download, from the API or the portal: `csv_text` (a byte-order mark for
+    Excel, typed text never read as a formula) as an attachment named `filename`."""
+    return Response(csv_text(titles, rows), mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="{filename}"'})

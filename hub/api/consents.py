@@ -3,24 +3,23 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from flask import Response, url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, fields, validate
 
 from hub.adapters.oauth import current_caller, current_client_id, require_scope
 from hub.api.common import (
+    Blueprint,
     Input,
     PageArgs,
     Timestamp,
     aware_datetime,
     bounded_int,
+    csv_download,
     decode_cursor,
     encode_cursor,
     retrying,
@@ -106,15 +105,9 @@ ACCESS_COLUMNS = ("id", "participant_id", "organization_id", "actor", "via", "re
 
 
 def _csv(filename: str, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> Response:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: " ".join(v) if isinstance(v, list) else v for k, v in row.items()})
-    # A byte-order mark, so that Excel opens accents right.
-    response = Response("\ufeff" + out.getvalue(), mimetype="text/csv")
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    return csv_download(filename, columns, (
+        [" ".join(value) if isinstance(value, list) else value
+         for value in (row.get(name) for name in columns)] for row in rows))
 
 
 @blp.route("/participants/<uuid:participant_id>/consents")

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, fields, validate
 
 from hub.adapters.oauth import current_caller, require_scope
-from hub.api.common import MAX_LIMIT, Input, pseudonym_key
+from hub.api.common import MAX_LIMIT, Blueprint, Input, pseudonym_key
 from hub.api.referrals import EventOut
 from hub.consent.visibility import Reader
 from hub.db import db

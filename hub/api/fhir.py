@@ -8,12 +8,11 @@ import uuid
 
 from flask import Response
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from hub.adapters import fhir
 from hub.adapters.oauth import current_caller, require_scope
-from hub.api.common import pseudonym_key
+from hub.api.common import Blueprint, pseudonym_key
 from hub.consent.consents import Consent, ConsentOrganization, snapshot
 from hub.consent.visibility import Reader
 from hub.db import db

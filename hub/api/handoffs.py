@@ -6,11 +6,11 @@ import uuid
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, fields
 
 from hub.adapters.oauth import current_caller, require_scope
 from hub.api.common import (
+    Blueprint,
     PageArgs,
     Timestamp,
     aware_datetime,

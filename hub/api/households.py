@@ -8,11 +8,10 @@ from typing import Any
 
 from flask import jsonify
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from hub.adapters.oauth import current_caller, require_scope
-from hub.api.common import Input, Timestamp, pseudonym_key
+from hub.api.common import Blueprint, Input, Timestamp, pseudonym_key
 from hub.api.referrals import ReferralIn, ReferralOut
 from hub.consent.visibility import Reader
 from hub.db import db, iso_utc

@@ -9,12 +9,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from hub.adapters.hsds import HSDS_VERSION, organization_to_hsds
 from hub.adapters.oauth import require_scope
-from hub.api.common import MAX_LIMIT, PageArgs, aware_datetime, decode_cursor, encode_cursor
+from hub.api.common import (
+    MAX_LIMIT,
+    Blueprint,
+    PageArgs,
+    aware_datetime,
+    decode_cursor,
+    encode_cursor,
+)
 from hub.api.problems import Problem
 from hub.db import db, iso_utc
 from hub.directory.hsds import export_page

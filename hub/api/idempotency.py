@@ -64,10 +64,9 @@ class IdempotencyKeyInvalid(DomainError):
 def _fingerprint() -> str:
     """The request as far as idempotency cares: method, path and body (JSON-normalized)."""
     raw = request.get_data(cache=True)
-    try:
-        body = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode()
-    except ValueError:
-        body = raw
+    # The document the view reads too: parsed once (and under the limits of hub.api.bodies).
+    body = json.dumps(request.get_json(force=True), sort_keys=True,
+                      separators=(",", ":")).encode() if raw else raw
     return hashlib.sha256(f"{request.method} {request.path}\n".encode() + body).hexdigest()
 
 

@@ -14,12 +14,11 @@ from typing import Any
 
 from flask import Response, g, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import ValidationError, fields, validate
 from sqlalchemy import select
 
 from hub.accounts.callers import Caller
-from hub.api.common import Input, retrying
+from hub.api.common import Blueprint, Input, retrying
 from hub.api.idempotency import idempotent
 from hub.api.problems import Problem
 from hub.api.referrals import ReferralOut, leg_response

@@ -6,7 +6,6 @@ import uuid
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import RAISE
 from sqlalchemy.orm import selectinload
 
@@ -16,7 +15,7 @@ from hub.adapters.oauth import (
     current_oauth_token,
     require_scope,
 )
-from hub.api.common import PageArgs, decode_cursor, encode_cursor
+from hub.api.common import Blueprint, PageArgs, decode_cursor, encode_cursor
 from hub.api.directory_schemas import (
     EntryIn,
     OrganizationFilters,

@@ -9,11 +9,11 @@ from typing import Any
 
 from flask import Response, jsonify, url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate
 
 from hub.adapters.oauth import current_caller, current_client_id, require_scope
 from hub.api.common import (
+    Blueprint,
     Input,
     PageArgs,
     Timestamp,

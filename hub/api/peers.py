@@ -8,12 +8,12 @@ from typing import Any
 
 from flask import Response, current_app, jsonify
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, fields, validate
 
 from hub.accounts.callers import Caller
 from hub.adapters.oauth import current_caller, current_client_id, require_scope
 from hub.api.common import (
+    Blueprint,
     Input,
     PageArgs,
     Timestamp,

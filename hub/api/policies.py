@@ -8,11 +8,10 @@ from dataclasses import asdict
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, fields, validate
 
 from hub.adapters.oauth import current_caller, require_scope
-from hub.api.common import Input, PageArgs, Timestamp, decode_cursor, encode_cursor
+from hub.api.common import Blueprint, Input, PageArgs, Timestamp, decode_cursor, encode_cursor
 from hub.db import db
 from hub.errors import NotAllowed
 from hub.followups import policies

@@ -9,12 +9,19 @@ from typing import Any
 
 from flask import Response, url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, fields, validate
 
 from hub.adapters.oauth import current_caller, current_client_id, require_scope
-from hub.adapters.spreadsheet import csv_text
-from hub.api.common import Input, PageArgs, Timestamp, aware_datetime, decode_cursor, encode_cursor
+from hub.api.common import (
+    Blueprint,
+    Input,
+    PageArgs,
+    Timestamp,
+    aware_datetime,
+    csv_download,
+    decode_cursor,
+    encode_cursor,
+)
 from hub.api.idempotency import idempotent
 from hub.db import db
 from hub.privacy import erasure, incidents
@@ -99,10 +106,11 @@ CSV_COLUMNS = ("id", *incidents.FIELDS, "recorded_at", "recorded_by", "updated_a
                "updated_by", "kept_until")
 
 
-def register_csv(entries: list[incidents.PrivacyIncident]) -> str:
-    """The register as the CSV the API and the portal both offer."""
+def register_csv(entries: list[incidents.PrivacyIncident]) -> Response:
+    """The register as the CSV file the API and the portal both offer."""
     rows = [incidents.as_dict(entry) for entry in entries]
-    return csv_text(CSV_COLUMNS, ([row[c] for c in CSV_COLUMNS] for row in rows))
+    return csv_download("privacy-incidents.csv", CSV_COLUMNS,
+                        ([row[c] for c in CSV_COLUMNS] for row in rows))
 
 
 @blp.route("")
@@ -116,11 +124,7 @@ class Register(MethodView):
         """Your organization's register, the latest discovered first."""
         organization_id = current_caller().organization_id
         if format == "csv":
-            response = Response(register_csv(incidents.register_of(db.session, organization_id)),
-                                mimetype="text/csv")
-            response.headers["Content-Disposition"] = (
-                'attachment; filename="privacy-incidents.csv"')
-            return response
+            return register_csv(incidents.register_of(db.session, organization_id))
         after = tuple(decode_cursor(cursor, aware_datetime, uuid.UUID)) if cursor else None
         found = incidents.register_of(db.session, organization_id, after=after,
                                       limit=limit + 1)
@@ -180,9 +184,11 @@ class ErasurePage(Schema):
 ERASURE_COLUMNS = ("participant_id", "pseudonym", "reason", "erased_by", "erased_at")
 
 
-def erasures_csv(entries: list[erasure.ParticipantErasure]) -> str:
+def erasures_csv(entries: list[erasure.ParticipantErasure]) -> Response:
+    """The erasure register as the CSV file the API and the portal both offer."""
     rows = [erasure.as_dict(entry) for entry in entries]
-    return csv_text(ERASURE_COLUMNS, ([row[c] for c in ERASURE_COLUMNS] for row in rows))
+    return csv_download("erasures.csv", ERASURE_COLUMNS,
+                        ([row[c] for c in ERASURE_COLUMNS] for row in rows))
 
 
 erasures_blp = Blueprint(
@@ -203,10 +209,7 @@ class ErasureRegister(MethodView):
         of retention (`HUB_RETENTION_MONTHS`)."""
         organization_id = current_caller().organization_id
         if format == "csv":
-            response = Response(erasures_csv(erasure.register_of(db.session, organization_id)),
-                                mimetype="text/csv")
-            response.headers["Content-Disposition"] = 'attachment; filename="erasures.csv"'
-            return response
+            return erasures_csv(erasure.register_of(db.session, organization_id))
         after = tuple(decode_cursor(cursor, aware_datetime, uuid.UUID)) if cursor else None
         found = erasure.register_of(db.session, organization_id, after=after, limit=limit + 1)
         page = found[:limit]

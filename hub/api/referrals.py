@@ -9,12 +9,12 @@ from typing import Any
 
 from flask import Response, jsonify, url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, fields, validate
 
 from hub.accounts.callers import Caller
 from hub.adapters.oauth import current_caller, current_client_id, require_scope
 from hub.api.common import (
+    Blueprint,
     Input,
     PageArgs,
     Timestamp,
@@ -66,6 +66,10 @@ class ReferralIn(Input):
         load_default=list, validate=validate.Length(max=50),
     )
     forwarded_from = fields.UUID(allow_none=True, load_default=None)
+    opportunity_id = fields.UUID(
+        allow_none=True, load_default=None,
+        metadata={"description": "An open opportunity the participant is a candidate for; "
+                  "the leg goes to its publisher (docs/design.md §12)."})
     needed_by = fields.Date(
         allow_none=True, load_default=None,
         metadata={"description": "The day the participant is needed there (first day of the "
@@ -109,6 +113,8 @@ class ReferralOut(Schema):
     stage = fields.String(allow_none=True)
     priority = fields.String()
     needed_by = fields.String(allow_none=True, metadata={"format": "date"})
+    opportunity_id = fields.UUID(allow_none=True, metadata={
+        "description": "The opportunity the participant is a candidate for, if any."})
     reason_for_referral = fields.String(allow_none=True)
     needs = fields.List(fields.String())
     withheld = fields.List(

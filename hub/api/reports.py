@@ -7,19 +7,17 @@ consent read: no participant is counted), also read by the portal."""
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from flask import Response, current_app, jsonify
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import RAISE, ValidationError, fields, validate, validates_schema
 
 from hub.adapters.oauth import current_caller, current_oauth_token, require_scope
-from hub.api.common import Input
+from hub.api.common import Blueprint, Input, csv_download
 from hub.api.openapi import CSV_CONTENT
 from hub.db import db, utcnow
 from hub.errors import NotAllowed
@@ -54,20 +52,14 @@ class ReportArgs(PeriodArgs):
                        "Default: your own."})
 
 
+def _values(columns: Sequence[str], rows: list[dict[str, Any]]) -> list[list[Any]]:
+    return [[row.get(name) for name in columns] for row in rows]
+
+
 def _bounds(start: date, end: date) -> tuple[datetime, datetime]:
     """The days from `start` to `end` inclusive, as UTC moments [start, end)."""
     return (datetime.combine(start, time(), UTC),
             datetime.combine(end + timedelta(days=1), time(), UTC))
-
-
-def csv_response(columns: Any, rows: list[dict[str, Any]], filename: str) -> Response:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    response = Response("\ufeff" + out.getvalue(), mimetype="text/csv")
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
 
 
 @blp.route("/funder")
@@ -113,8 +105,8 @@ class FunderReport(MethodView):
             min_cell=current_app.config["HUB_SETTINGS"].report_min_cell)
         if format == "json":
             return jsonify(report)
-        return csv_response(reports.CSV_COLUMNS, reports.report_rows(report),
-                            f"rapport-{target}-{start}-{end}.csv")
+        return csv_download(f"rapport-{target}-{start}-{end}.csv", reports.CSV_COLUMNS,
+                            _values(reports.CSV_COLUMNS, reports.report_rows(report)))
 
 
 @blp.route("/retention")
@@ -141,13 +133,8 @@ class RetentionReport(MethodView):
             min_cell=current_app.config["HUB_SETTINGS"].report_min_cell)
         if format == "json":
             return jsonify(report)
-        return csv_response(reports.RETENTION_CSV_COLUMNS, reports.retention_rows(report),
-                            f"retention-{start}-{end}.csv")
-
-
-class LoopClosureArgs(ReportArgs):
-    class Meta:
-        exclude = ("format",)
+        return csv_download(f"retention-{start}-{end}.csv", reports.RETENTION_CSV_COLUMNS,
+                            _values(reports.RETENTION_CSV_COLUMNS, reports.retention_rows(report)))
 
 
 def loop_closure_report(caller: Any, start: date, end: date,
@@ -171,9 +158,12 @@ def loop_closure_report(caller: Any, start: date, end: date,
 @blp.route("/loop-closure")
 class LoopClosureReport(MethodView):
     @require_scope("referrals:read")
-    @blp.arguments(LoopClosureArgs, location="query", unknown=RAISE, as_kwargs=True)
+    @blp.arguments(ReportArgs, location="query", unknown=RAISE, as_kwargs=True)
     @blp.response(200)
-    def get(self, start: Any, end: Any, organization_id: uuid.UUID | None) -> Response:
+    @blp.doc(responses={"200": {"description": "JSON, or CSV with `format=csv`.", "content": {
+        "application/json": {"schema": {"type": "object"}}, **CSV_CONTENT}}})
+    def get(self, start: Any, end: Any, organization_id: uuid.UUID | None,
+            format: str) -> Response:
         """How an organization closes the loop on the legs sent in a period (`from`, `to`,
         days, both inclusive), as sender (`as_sender`) and as receiver (`as_receiver`):
         `legs`, `closed`, `closed_with_outcome` (completed with an outcome code) and its
@@ -183,7 +173,15 @@ class LoopClosureReport(MethodView):
 
         Coordinators (scope `network:monitor`) also get `network` (the same figures for every
         leg) and `unmet_demand`: declines for lack of room per receiving organization's region
-        and pathway, most first; and may ask for another organization's figures."""
+        and pathway, most first; and may ask for another organization's figures.
+
+        With `format=csv`, one table: a row per set of legs (`section`: as_sender,
+        as_receiver, network), then a row per region and pathway of the unmet demand
+        (`section` unmet_demand, with `declines_for_capacity`)."""
         caller = current_caller()
         may_monitor = "network:monitor" in current_oauth_token().get_scope().split()
-        return jsonify(loop_closure_report(caller, start, end, organization_id, may_monitor))
+        report = loop_closure_report(caller, start, end, organization_id, may_monitor)
+        if format == "json":
+            return jsonify(report)
+        return csv_download(f"loop-closure-{report['organization_id']}-{start}-{end}.csv",
+                            loop_closure.CSV_COLUMNS, loop_closure.csv_rows(report))

@@ -8,7 +8,6 @@ from typing import Any
 
 from flask import current_app, url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, fields, validate
 from sqlalchemy import select
 
@@ -19,6 +18,7 @@ from hub.adapters.oauth import (
     require_scope,
 )
 from hub.api.common import (
+    Blueprint,
     Input,
     PageArgs,
     Timestamp,

@@ -34,6 +34,8 @@ class EventType(StrEnum):
     REFERRAL_CHECKLIST_UPDATED = "referral.checklist_updated"
     ORGANIZATION_OUTDATED_REPORTED = "organization.outdated_reported"
     PARTICIPANT_UPDATED = "participant.updated"
+    OPPORTUNITY_PUBLISHED = "opportunity.published"
+    OPPORTUNITY_CLOSED = "opportunity.closed"
     # Beyond docs/design.md §3's list: how an organization learns its endpoint stopped receiving.
     WEBHOOK_ENDPOINT_DISABLED = "webhook_endpoint.disabled"
 
@@ -80,6 +82,10 @@ MEANING: dict[EventType, str] = {
     EventType.PARTICIPANT_UPDATED: "The registering organization corrected the participant's "
     "personal data (the names of the fields that changed, never their values): read the "
     "person again.",
+    EventType.OPPORTUNITY_PUBLISHED: "An organization published an opportunity (a job, "
+    "internship or training place) in a region the reader follows, or its own.",
+    EventType.OPPORTUNITY_CLOSED: "An opportunity takes no more candidates (`closed_reason`: "
+    "`closes_on_passed`, `places_filled` or `withdrawn`).",
     EventType.WEBHOOK_ENDPOINT_DISABLED: "The hub disabled one of the organization's webhook "
     "endpoints (it answered 410, or failed for 5 days); its deliveries wait until it is "
     "re-activated.",

@@ -324,6 +324,7 @@ _MISSED_EVENTS = RowEvents(
                    'pathway', moved.pathway, 'stage', moved.stage,
                    'priority', moved.priority,
                    'needed_by', to_char(moved.needed_by, 'YYYY-MM-DD'),
+                   'opportunity_id', moved.opportunity_id::text,
                    'status', moved.status, 'version', moved.version,
                    'forwarded_from', moved.forwarded_from::text,
                    'forwarded_to', moved.forwarded_to::text,

@@ -29,6 +29,7 @@ from hub.db import utcnow
 from hub.followups import checkins, checklist_reminders, followup_digests, leg_checks
 from hub.followups import digests as deadline_digests
 from hub.followups.staff_mails import DEFAULT_PUBLIC_URL
+from hub.opportunities import daily_mail, publishing
 from hub.peers import matching
 from hub.privacy import retention
 
@@ -52,6 +53,9 @@ CHECKS: dict[str, Check] = {
     "peer_talk_checks": matching.talk_checks_due,  # "have you been able to talk?", by mail
     # Checklist items still to do two business days before a move, mailed to their owners.
     "checklist_reminders": checklist_reminders.checklist_reminders,
+    # Opportunities whose closing day is over; then the followers' mail of new ones, at 8:00.
+    "opportunities_closed": publishing.close_due,
+    "opportunity_mails": daily_mail.mail_daily,
     # A digest, not a firing check: it runs once per tick, after the passes (see DIGESTS).
     "deadline_digests": deadline_digests.mail_digests,
     # The follow-ups that came due, one mail per counsellor (or contact) and tick.
@@ -79,6 +83,8 @@ PENDING: dict[str, Callable[[datetime], Any]] = {
     "peer_matches_expired": matching.expiry_pending,
     "peer_talk_checks": matching.talk_checks_pending,
     "checklist_reminders": checklist_reminders.reminders_pending,
+    "opportunities_closed": publishing.closing_pending,
+    "opportunity_mails": daily_mail.mails_pending,
     "deadline_digests": deadline_digests.digests_pending,
     "followup_digests": followup_digests.digests_pending,
 }

@@ -10,7 +10,6 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Response as FlaskResponse
 from flask import flash, redirect, request, url_for
 from flask_babel import gettext as _
 from werkzeug import Response
@@ -89,10 +88,7 @@ def register(organization_id: uuid.UUID) -> Response:
 @login_required(ADMIN_ROLES)
 def register_download(organization_id: uuid.UUID) -> Response:
     organization = managed_organization(organization_id)
-    response = FlaskResponse(register_csv(incidents.register_of(db.session, organization.id)),
-                             mimetype="text/csv")
-    response.headers["Content-Disposition"] = 'attachment; filename="privacy-incidents.csv"'
-    return response
+    return register_csv(incidents.register_of(db.session, organization.id))
 
 
 @blp.route("/admin/<uuid:organization_id>/privacy-incidents/new", methods=["GET", "POST"])
@@ -163,7 +159,4 @@ def erasures(organization_id: uuid.UUID) -> Response:
 @login_required(ADMIN_ROLES)
 def erasures_download(organization_id: uuid.UUID) -> Response:
     organization = managed_organization(organization_id)
-    response = FlaskResponse(erasures_csv(erasure.register_of(db.session, organization.id)),
-                             mimetype="text/csv")
-    response.headers["Content-Disposition"] = 'attachment; filename="erasures.csv"'
-    return response
+    return erasures_csv(erasure.register_of(db.session, organization.id))

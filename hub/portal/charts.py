@@ -9,8 +9,6 @@ figures for screen readers, and each downloadable as CSV.  No participant appear
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -21,13 +19,13 @@ from marshmallow import ValidationError
 from sqlalchemy import select
 
 from hub.accounts.users import MONITORING_ROLES
+from hub.api.common import csv_download
 from hub.api.reports import ReportArgs
 from hub.db import db, utcnow
 from hub.directory.organizations import QUEBEC_REGIONS, Organization
 from hub.peers import matching
 from hub.portal.common import login_required, page, portal_blueprint
 from hub.portal.labels import label
-from hub.portal.network import csv_safe
 from hub.referrals import reports
 
 blp = portal_blueprint("charts", __name__)
@@ -150,7 +148,7 @@ def acknowledgement_csv() -> Response:
     return _csv(_("time-to-acknowledge"), first, last,
                 ["organization_id", "organization", "region", "acknowledged", "median_hours",
                  "p90_hours"],
-                [[row["organization_id"], csv_safe(row["name"]), row["region"],
+                [[row["organization_id"], row["name"], row["region"],
                   row["acknowledged"], row["median_hours"], row["p90_hours"]]
                  for row in _acknowledgement(first, last)])
 
@@ -176,9 +174,4 @@ def retention_csv() -> Response:
 
 def _csv(name: str, first: date, last: date, header: list[str],
          rows: list[list[Any]]) -> Response:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(header)
-    writer.writerows(rows)
-    return Response("\ufeff" + out.getvalue(), mimetype="text/csv", headers={
-        "Content-Disposition": f'attachment; filename="{name}-{first}-{last}.csv"'})
+    return csv_download(f"{name}-{first}-{last}.csv", header, rows)

@@ -4,15 +4,13 @@ a pseudonymous reference only (`hub.consent.visibility.pseudonym`)."""
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
 
 from flask import Response
 from flask_babel import gettext as _
 
 from hub.accounts.users import MONITORING_ROLES
-from hub.api.common import aware_datetime, pseudonym_key
+from hub.api.common import aware_datetime, csv_download, pseudonym_key
 from hub.db import db, utcnow
 from hub.portal import paging
 from hub.portal.common import login_required, page, portal_blueprint
@@ -40,23 +38,14 @@ def stalled() -> Response:
 @login_required(MONITORING_ROLES)
 def stalled_csv() -> Response:
     handoffs = stalled_handoffs(db.session, utcnow(), pseudonym_key(), limit=CSV_ROWS)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["referral_id", "participant_reference", "status", "pathway", "priority",
-                     "check", "due_at", "late_hours", "from_organization", "to_organization",
-                     "to_region", "receiver_on_time_share"])
-    for item in handoffs:
-        writer.writerow([
-            item["referral_id"], item["participant_reference"], item["status"], item["pathway"],
-            item["priority"], item["check"], item["due_at"].isoformat(), item["late_hours"],
-            csv_safe(item["from_organization"].name), csv_safe(item["to_organization"].name),
-            item["to_organization"].region, item["receiver_on_time"]["share"] or ""])
-    filename = _("stalled-handoffs") + f"-{utcnow():%Y-%m-%d}.csv"
-    return Response("\ufeff" + out.getvalue(), mimetype="text/csv", headers={
-        "Content-Disposition": f'attachment; filename="{filename}"'})
-
-
-def csv_safe(text: str) -> str:
-    """No formula injection when the file is opened in a spreadsheet."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    return csv_download(
+        _("stalled-handoffs") + f"-{utcnow():%Y-%m-%d}.csv",
+        ["referral_id", "participant_reference", "status", "pathway", "priority", "check",
+         "due_at", "late_hours", "from_organization", "to_organization", "to_region",
+         "receiver_on_time_share"],
+        ([item["referral_id"], item["participant_reference"], item["status"], item["pathway"],
+          item["priority"], item["check"], item["due_at"].isoformat(), item["late_hours"],
+          item["from_organization"].name, item["to_organization"].name,
+          item["to_organization"].region, item["receiver_on_time"]["share"] or ""]
+         for item in handoffs))
 

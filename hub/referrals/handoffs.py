@@ -23,6 +23,7 @@ from hub.directory.organizations import Organization
 from hub.errors import Invalid, NotAllowed, NotFound, VersionMismatch
 from hub.events.types import EventType
 from hub.followups import deadlines, policies
+from hub.opportunities import offers
 from hub.referrals import checklists, households, lifecycle
 from hub.referrals.legs import (
     CALLER_CANCEL_REASONS,
@@ -124,6 +125,7 @@ def _new_leg(
     needs: list[str],
     previous: Referral | None,
     needed_by: date | None = None,
+    opportunity_id: uuid.UUID | None = None,
 ) -> Referral:
     consents.require_referral_sharing(session, participant, to_organization.id)
     now = utcnow()
@@ -145,6 +147,7 @@ def _new_leg(
         stage=stage,
         priority=priority,
         needed_by=needed_by,
+        opportunity_id=opportunity_id,
         reason_for_referral=reason_for_referral,
         needs=list(needs),
         status=Status.SENT.value,
@@ -181,10 +184,13 @@ def send_referral(
     needs: list[str] | None = None,
     forwarded_from: uuid.UUID | None = None,
     needed_by: date | None = None,
+    opportunity_id: uuid.UUID | None = None,
 ) -> Referral:
     """Create a leg and send it: the `referral.sent` event goes to both organizations.
 
-    `needed_by` (the day the participant is needed there) bounds an urgent leg's deadlines."""
+    `needed_by` (the day the participant is needed there) bounds an urgent leg's deadlines.
+    `opportunity_id` makes the participant a candidate for an open opportunity; the leg must
+    go to its publisher (`offers.check_leg_to`)."""
 
     if caller.is_coordinator:
         raise NotAllowed("Coordination bodies watch the network; they send no referrals.")
@@ -205,11 +211,13 @@ def send_referral(
     _check_stage(pathway, stage)
     to_organization = _receiving_organization(session, caller, to_organization_id)
     _check_needed_by(needed_by, to_organization.time_zone or deadlines.DEFAULT_TIME_ZONE)
+    if opportunity_id is not None:
+        offers.check_leg_to(session, opportunity_id, to_organization.id)
     referral = _new_leg(
         session, caller, participant=participant, to_organization=to_organization,
         pathway=pathway, stage=stage, priority=priority,
         reason_for_referral=reason_for_referral, needs=needs or [], previous=previous,
-        needed_by=needed_by,
+        needed_by=needed_by, opportunity_id=opportunity_id,
     )
     visibility.note_read_ahead(session, caller, referral)  # the answer shows the leg
     record_leg_event(session, referral, EventType.REFERRAL_SENT, caller)
@@ -319,8 +327,15 @@ def transition(
     if action is Action.COMPLETE and outcome not in set(lifecycle.Outcome):
         raise Invalid({"outcome": [f"An outcome code is needed: {', '.join(lifecycle.Outcome)}."]})
 
+    # A leg for an opportunity takes one of its places when accepted: counted under the
+    # opportunity's row lock, so two acceptances at once never take more than there are.
+    opportunity = None
+    if action is Action.ACCEPT and referral.opportunity_id is not None:
+        opportunity, taken = offers.before_accept(session, referral.opportunity_id)
+
     new_leg = None
     if action is Action.FORWARD:
+        # The new leg names no opportunity: its receiver is not the one that published it.
         if to_organization_id is None:
             raise Invalid({"to_organization_id": ["Name the organization to forward to."]})
         next_organization = _receiving_organization(session, caller, to_organization_id)
@@ -361,6 +376,8 @@ def transition(
     visibility.note_read_ahead(session, caller, new_leg or referral)  # the answer shows it
     record_leg_event(session, referral, EVENT_OF_ACTION[action], caller,
             add_note(session, referral, caller, note))
+    if opportunity is not None:
+        offers.after_accept(session, opportunity, taken, caller)
     if new_leg is not None:  # after `forwarded`, so readers see the handoff in order
         record_leg_event(session, new_leg, EventType.REFERRAL_SENT, caller)
         return new_leg

@@ -67,6 +67,9 @@ class Referral(Base):
     # The day the participant is needed there (first day of the job, departure): bounds an
     # urgent leg's deadlines (`deadlines.bounded`).
     needed_by: Mapped[date | None]
+    # The opportunity the participant is a candidate for (§12); the receiver published it.
+    opportunity_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("opportunities.id"),
+                                                             index=True)
     stage: Mapped[str | None] = mapped_column(String(20))
     priority: Mapped[str] = mapped_column(String(10))
     # Free text about the person: encrypted at rest, shown only to those entitled.
@@ -197,6 +200,7 @@ def snapshot(referral: Referral) -> dict[str, Any]:
         "stage": referral.stage,
         "priority": referral.priority,
         "needed_by": referral.needed_by.isoformat() if referral.needed_by else None,
+        "opportunity_id": ident(referral.opportunity_id),
         "status": referral.status,
         "version": referral.version,
         "forwarded_from": ident(referral.forwarded_from),

@@ -129,3 +129,20 @@ def unmet_demand(session: Session, legs: list[Any]) -> list[dict[str, Any]]:
     return [{"region": region, "pathway": pathway, "declines_for_capacity": count}
             for (region, pathway), count in sorted(counted.items(),
                                                    key=lambda item: (-item[1], item[0]))]
+
+
+FIGURES = ("legs", "closed", "closed_with_outcome", "share_closed_with_outcome",
+           "median_hours_to_acknowledge", "median_hours_to_decide", "answered",
+           "answered_on_time", "share_answered_on_time")
+# One table for a spreadsheet: a row per set of legs (`as_sender`, `as_receiver`, `network`),
+# then a row per region and pathway of the unmet demand (section `unmet_demand`).
+CSV_COLUMNS = ("section", "region", "pathway", *FIGURES, "declines_for_capacity")
+
+
+def csv_rows(report: dict[str, Any]) -> list[list[Any]]:
+    """The report (as `hub.api.reports.loop_closure_report` gives it) as the values of
+    `CSV_COLUMNS`; a share or median that nothing counts towards is empty."""
+    rows = [{"section": section, **report[section]}
+            for section in ("as_sender", "as_receiver", "network") if section in report]
+    rows += [{"section": "unmet_demand", **row} for row in report.get("unmet_demand", [])]
+    return [[row.get(name) for name in CSV_COLUMNS] for row in rows]

@@ -15,10 +15,12 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import flask_smorest
 import pytest
 from flask import Flask
 from werkzeug.test import TestResponse
 
+from hub.api import bodies
 from tests.helpers import PARTICIPANT, Network, Partner
 from tests.receiver import Receiver, running_receiver
 from webhooks import signing
@@ -178,3 +180,34 @@ def test_signed_inbound_webhooks_refuse_the_same_bodies(
     assert_problem(inbound(b"{not json"), 400, "json")
     ok = inbound(json.dumps({"action": "acknowledge", "referral_id": leg["id"]}).encode())
     assert ok.status_code == 200, ok.get_data(as_text=True)
+
+
+def test_a_body_is_parsed_once_by_whoever_reads_it(
+        app: Flask, network: Network, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The idempotency fingerprint and the view's schema read the same parsed document."""
+    partner = network.partner()
+    own = partner.register_participant()
+    parsed: list[object] = []
+    loads = json.loads
+
+    def counting_loads(text: str | bytes, **kwargs: object) -> object:
+        if b"written" in (text if isinstance(text, bytes) else text.encode()):
+            parsed.append(text)
+        return loads(text, **kwargs)
+
+    monkeypatch.setattr(json, "loads", counting_loads)
+    response = partner.post(f"/api/v1/participants/{own['id']}/consents",
+                            {"purpose": "referral_sharing", "network_wide": True,
+                             "evidence": "written"},
+                            headers={"Idempotency-Key": uuid.uuid4().hex})
+    assert response.status_code == 201, response.get_data(as_text=True)
+    assert len(parsed) == 1
+
+
+def test_every_api_blueprint_reads_bodies_through_the_limits(app: Flask) -> None:
+    api_blueprints = [blueprint for blueprint in app.blueprints.values()
+                      if isinstance(blueprint, flask_smorest.Blueprint)]
+    assert len(api_blueprints) > 10
+    for blueprint in api_blueprints:
+        assert isinstance(blueprint.ARGUMENTS_PARSER, bodies.BodyParser), blueprint.name
+    assert isinstance(app.json, bodies.LimitedJSONProvider)

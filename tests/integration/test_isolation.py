@@ -53,6 +53,7 @@ class World:
     peer_id: str  # the receiver's peer, whom the sender may find
     match_id: str  # the sender's participant put in touch with that peer
     household_id: str = ""
+    opportunity_id: str = ""  # the receiver's, public to the network; only it acts on it
 
 
 @pytest.fixture
@@ -88,9 +89,15 @@ def world(network: Network) -> World:
     match = sender.post("/api/v1/peer-matches", {"peer_id": enrolled.get_json()["id"],
                                                  "participant_id": participant_id})
     assert match.status_code == 201, match.get_data(as_text=True)
+    opportunity = receiver.post("/api/v1/opportunities", {
+        "title": "Soudeur ou soudeuse", "kind": "job", "region": "01", "municipality": "Rimouski",
+        "pathways": ["employment"], "description": "Poste de jour", "languages": ["fr"],
+        "closes_on": "2099-12-31", "places": 1})
+    assert opportunity.status_code == 201, opportunity.get_data(as_text=True)
     return World(sender, receiver, outsider, bystander, participant_id, response.get_json(),
                  consent["id"], endpoint["id"], delivery_id, enrolled.get_json()["id"],
-                 match.get_json()["id"], household.get_json()["id"])
+                 match.get_json()["id"], household.get_json()["id"],
+                 opportunity.get_json()["id"])
 
 
 # --- the table of routes that name an object ----------------------------------------------
@@ -109,6 +116,7 @@ PARAMETERS: dict[str, Callable[[World], str]] = {
     "incident_id": lambda w: str(uuid.uuid4()),
     "item": lambda w: "housing",
     "household_id": lambda w: w.household_id,
+    "opportunity_id": lambda w: w.opportunity_id,
 }
 
 Body = Callable[[World], dict[str, Any] | None]
@@ -162,6 +170,10 @@ TENANT_OPERATIONS: dict[tuple[str, str], Body] = {
     ("POST", "/api/v1/peer-matches/{match_id}/accept"): lambda w: None,
     ("POST", "/api/v1/peer-matches/{match_id}/decline"): lambda w: None,
     ("POST", "/api/v1/peer-matches/{match_id}/end"): lambda w: None,
+    # An opportunity is read by all (below), but only its publisher sees its candidates or
+    # withdraws it.
+    ("GET", "/api/v1/opportunities/{opportunity_id}/candidates"): lambda w: None,
+    ("POST", "/api/v1/opportunities/{opportunity_id}/withdraw"): lambda w: None,
 }
 
 # Routes authenticated by a signature instead of a token: an organization's endpoint secret
@@ -186,9 +198,10 @@ REGISTER_OPERATIONS: set[tuple[str, str]] = {
     ("PATCH", "/api/v1/privacy-incidents/{incident_id}"),
 }
 
-# Routes on objects every member of the network shares: the directory.
+# Routes on objects every member of the network shares: the directory, the opportunities.
 SHARED_OPERATIONS: set[tuple[str, str]] = {
     ("GET", "/api/v1/organizations/{organization_id}"),
+    ("GET", "/api/v1/opportunities/{opportunity_id}"),
 }
 
 # Shared entries that only their own organization (or a hub administrator) changes: another
@@ -300,12 +313,13 @@ def test_outsider_gets_404_on_every_object_route_and_changes_nothing(
     missing = str(uuid.uuid4())
     absent = world.outsider.call(
         method, _fill(template, world, referral_id=missing, participant_id=missing,
-                      consent_id=missing, endpoint_id=missing, delivery_id="987654321"),
+                      consent_id=missing, endpoint_id=missing, delivery_id="987654321",
+                      opportunity_id=missing),
         json=body
     )
     assert absent.status_code == 404
     ours = _normalized(response, world.leg["id"], world.participant_id, world.consent_id,
-                       world.endpoint_id, world.delivery_id)
+                       world.endpoint_id, world.delivery_id, world.opportunity_id)
     assert ours == _normalized(absent, missing, "987654321"), (problem, absent.get_json())
     # Nothing changed: same leg, same history, and no leg went to the forward target.
     assert _leg_state(world) == before
@@ -314,9 +328,10 @@ def test_outsider_gets_404_on_every_object_route_and_changes_nothing(
 
 def test_outsider_reads_shared_directory_entries(world: World) -> None:
     for method, template in sorted(SHARED_OPERATIONS):
-        response = world.outsider.call(method, _fill(template, world))
+        path = _fill(template, world)
+        response = world.outsider.call(method, path)
         assert response.status_code == 200, response.get_data(as_text=True)
-        assert response.get_json()["id"] == world.sender.organization_id
+        assert path.endswith(response.get_json()["id"])
 
 
 def test_outsider_cannot_change_another_organizations_entry(world: World) -> None:

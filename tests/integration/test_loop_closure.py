@@ -4,6 +4,10 @@ the network, with the unmet demand (declines for lack of room per region and pat
 
 from __future__ import annotations
 
+import csv
+import html
+import io
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -21,6 +25,10 @@ from tests.helpers import Network
 from tests.portal import Person, make_user, text_of
 
 PATH = "/api/v1/reports/loop-closure"
+
+
+def csv_rows(response: Any) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(response.get_data(as_text=True).lstrip("\ufeff"))))
 
 
 def period() -> dict[str, str]:
@@ -74,6 +82,21 @@ def test_each_organization_sees_its_own_loop_closure_and_coordinators_the_networ
     assert other.status_code == 200
     assert other.get_json()["as_receiver"]["legs"] == 4
 
+    # The same figures as a spreadsheet: a row per set of legs, then the unmet demand.
+    sheet = coordinator.get(PATH, query_string={**period(), "format": "csv"})
+    assert sheet.status_code == 200 and sheet.mimetype == "text/csv"
+    assert "attachment" in sheet.headers["Content-Disposition"]
+    rows = csv_rows(sheet)
+    assert [row["section"] for row in rows][:3] == ["as_sender", "as_receiver", "network"]
+    assert rows[2]["legs"] == str(watched["network"]["legs"])
+    assert {"section": "unmet_demand", "region": "09", "pathway": "settlement",
+            "declines_for_capacity": "1"}.items() <= next(
+        row for row in rows if row["region"] == "09").items()
+    own = csv_rows(sender.get(PATH, query_string={**period(), "format": "csv"}))
+    assert [(row["section"], row["legs"], row["closed_with_outcome"],
+             row["share_closed_with_outcome"], row["median_hours_to_decide"]) for row in own] == [
+        ("as_sender", "4", "1", "0.25", "0.0"), ("as_receiver", "0", "0", "", "")]
+
 
 def test_the_portal_page_shows_the_figures_in_french(app: Flask, network: Network) -> None:
     sender = network.partner()
@@ -90,6 +113,14 @@ def test_the_portal_page_shows_the_figures_in_french(app: Flask, network: Networ
     assert "Orientations 3 0" in page  # as sender, as receiver
     assert "Part complétée avec un résultat 0,0 %" in page, page
     assert "Demande insatisfaite" not in page  # coordinators only
+    # The page's CSV link gives the same figures for the period shown.
+    link = re.search(r'href="(/loop-closure\.csv\?[^"]+)"[^>]*>Télécharger en CSV',
+                     person.get("/loop-closure").get_data(as_text=True))
+    assert link is not None
+    sheet = person.get(html.unescape(link.group(1)))
+    assert sheet.status_code == 200 and sheet.mimetype == "text/csv"
+    assert [(row["section"], row["legs"]) for row in csv_rows(sheet)] == [
+        ("as_sender", "3"), ("as_receiver", "0")]
     bad = person.get("/loop-closure?from=2026-12-01&to=2026-01-01")
     assert bad.status_code == 422
 

@@ -4,6 +4,8 @@ row ever becomes a coordination body."""
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
 import pytest
@@ -132,3 +134,16 @@ def test_the_header_is_the_row_naming_the_grid_s_columns(tmp_path: Path) -> None
     # Without the grid's test, the two-cell title line would be taken for the header.
     assert list(read_grid(path))[0][1] == {"Grille des partenaires": "Région",
                                            "mise à jour 2025": "Organisme"}
+
+
+def test_a_csv_download_is_an_attachment_excel_reads_without_formulas() -> None:
+    from hub.api.common import csv_download
+
+    response = csv_download("regions.csv", ["name", "count"],
+                            [["=HYPERLINK(\"x\")", 3], ["Montréal", None]])
+    assert response.mimetype == "text/csv"
+    assert response.headers["Content-Disposition"] == 'attachment; filename="regions.csv"'
+    text = response.get_data(as_text=True)
+    assert text.startswith("\ufeff")
+    assert list(csv.reader(io.StringIO(text.lstrip("\ufeff")))) == [
+        ["name", "count"], ["'=HYPERLINK(\"x\")", "3"], ["Montréal", ""]]
