@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from hub.db import db, utcnow
+from hub.directory.organizations import Organization
 from hub.events.types import EventType
 from hub.followups import tick
 from hub.opportunities import daily_mail, publishing
@@ -31,6 +32,7 @@ from tests.helpers import Network, Partner
 from tests.integration.test_check_mails import address, set_entry
 from tests.integration.test_erasure import eventually
 from tests.integration.test_mail import SmtpServer, smtp_transport
+from tests.portal import Person, make_user, text_of
 from tests.receiver import running_receiver
 
 
@@ -362,3 +364,19 @@ def test_followers_who_asked_get_one_daily_mail_of_new_opportunities(
     with app.app_context(), db.job_session() as session:
         assert session.scalar(select(Opportunity.status).where(
             Opportunity.id == uuid.UUID(opportunity["id"]))) == "open"
+
+
+def test_the_portal_says_why_an_acceptance_beyond_the_places_is_refused(
+        app: Flask, network: Network) -> None:
+    sender, partner = network.partner(), network.partner(kind="regional_partner", region="01")
+    opportunity = publish(partner, places=1)
+    legs = [sender.refer(partner, opportunity_id=opportunity["id"]) for _ in range(2)]
+    assert accept(partner, legs[0]["id"]).status_code == 200
+    assert partner.act(legs[1]["id"], "acknowledge").status_code == 200
+    with app.app_context(), db.job_session() as session:
+        organization = session.get(Organization, uuid.UUID(partner.organization_id))
+    staff = Person.logged_in(app, make_user(app, organization, "partner_staff"))
+
+    refused = staff.post(f"/legs/{legs[1]['id']}/accept", {})
+    assert refused.status_code == 409
+    assert "places de cette offre sont prises" in text_of(refused)
