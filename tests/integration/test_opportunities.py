@@ -80,6 +80,11 @@ def test_only_organizations_that_offer_places_publish_and_each_field_says_what_t
             "open", None, 1)
 
     partner = network.partner(kind="regional_partner", region="01")
+    key = {"Idempotency-Key": secrets.token_hex(8)}
+    first = partner.post("/api/v1/opportunities", offer(), headers=key)
+    again = partner.post("/api/v1/opportunities", offer(), headers=key)
+    assert first.status_code == again.status_code == 201
+    assert first.get_json()["id"] == again.get_json()["id"]
     yesterday = (local_today() - timedelta(days=1)).isoformat()
     bad = partner.post("/api/v1/opportunities", offer(closes_on=yesterday, starts_on=yesterday))
     assert bad.status_code == 422 and bad.mimetype == "application/problem+json"
