@@ -8,11 +8,11 @@ from datetime import datetime
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, fields, validate
 
 from hub.adapters.oauth import current_caller, current_client_id, require_scope
 from hub.api.common import (
+    Blueprint,
     Input,
     PageArgs,
     Timestamp,

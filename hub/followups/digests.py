@@ -56,6 +56,7 @@ from hub.followups.staff_mails import (
     language_of,
     leg_link,
     mail_texts,
+    mail_time,
     one_line,
     organizations_by_id,
 )
@@ -69,7 +70,6 @@ log = logging.getLogger(__name__)
 MISSES_PER_DIGEST = 20_000
 # Legs listed in one mail; the rest are in the portal's inbox, overdue ones marked.
 LINES_PER_MAIL = 30
-TIME_FORMAT = "%Y-%m-%d %H:%M"  # in the receiving organization's zone, named once per mail
 
 
 class QueuedMiss(Base):
@@ -220,7 +220,7 @@ def digest(misses: list[Any], receiver: str, language: str, zone: str,
                             key=lambda miss: (miss.due_at, miss.event_position))
     local = ZoneInfo(zone)
     checks = _check_names(texts)
-    lines = "".join(_line(miss, texts, checks, local, names, public_url)
+    lines = "".join(_line(miss, texts, checks, local, language, names, public_url)
                     + _needed_by_line(texts, (needed_by or {}).get(miss.referral_id))
                     for miss in shown)
     rest = count - len(shown)
@@ -264,10 +264,10 @@ def _needed_by_line(texts: NullTranslations, day: date | None) -> str:
 
 
 def _line(miss: Any, texts: NullTranslations, checks: dict[str, str], zone: ZoneInfo,
-          names: dict[uuid.UUID, str], public_url: str) -> str:
+          language: str, names: dict[uuid.UUID, str], public_url: str) -> str:
     values = {"reference": str(miss.referral_id),
               "sender": names.get(miss.from_organization_id, "?"),
-              "due": miss.due_at.astimezone(zone).strftime(TIME_FORMAT),
+              "due": mail_time(miss.due_at, zone, language),
               "link": leg_link(public_url, miss.referral_id),
               "check": checks.get(miss.check, miss.check)}
     if miss.from_participant:

@@ -30,7 +30,9 @@ from datetime import datetime
 from gettext import NullTranslations
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from babel.dates import format_date, format_time
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
@@ -61,6 +63,26 @@ def mail_texts(language: str) -> NullTranslations:
     except OSError:
         version = 0  # not compiled: read from the source catalogue
     return _catalogue(CATALOGUES, language, version)
+
+
+# Babel's locale for each language of the mails, and the time of day as it is written in
+# prose: "9 h 05" in French (not "09:05"), "9:05 AM" in English.
+MAIL_LOCALES = {"fr": "fr_CA", "en": "en"}
+TIME_OF_DAY = {"fr": "H 'h' mm", "en": "h:mm a"}
+
+
+def mail_time(moment: datetime, zone: str | ZoneInfo, language: str) -> str:
+    """A moment as a mail's reader reads it, in their time zone (the mail names the zone):
+    "6 décembre 2026 à 14 h 05", "December 6, 2026, 2:05 PM"."""
+    local = moment.astimezone(ZoneInfo(zone) if isinstance(zone, str) else zone)
+    locale = MAIL_LOCALES.get(language, MAIL_LOCALES[DEFAULT_LANGUAGE])
+    if locale.startswith("fr") and local.day == 1:
+        day = "1er " + format_date(local, "MMMM y", locale=locale)  # le 1er, not le 1
+    else:
+        day = format_date(local, "long", locale=locale)
+    pattern = TIME_OF_DAY.get(language, TIME_OF_DAY[DEFAULT_LANGUAGE])
+    return mail_texts(language).gettext("%(date)s at %(time)s") % {
+        "date": day, "time": format_time(local, pattern, locale=locale)}
 
 
 @functools.lru_cache(maxsize=8)

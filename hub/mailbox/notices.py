@@ -48,6 +48,7 @@ from hub.followups.staff_mails import (
     language_of,
     leg_link,
     mail_texts,
+    mail_time,
     one_line,
 )
 from hub.mailbox import links
@@ -55,7 +56,6 @@ from hub.outbox.mail import queue_mails
 from hub.referrals.legs import OPEN_STATUSES, Referral
 
 DAILY_AT = time(8, 0)  # local time of the daily mail
-TIME_FORMAT = "%Y-%m-%d %H:%M"
 VIA = "new-leg mail"  # how the access log names the reads these mails make
 
 
@@ -260,7 +260,7 @@ def _leg_values(session: Session, leg: Referral, recipient: Recipient,
         "pathway": texts.gettext(PATHWAYS.get(leg.pathway, leg.pathway)),
         "priority": texts.gettext(PRIORITIES.get(leg.priority, leg.priority)),
         "person": person,
-        "due": due.astimezone(ZoneInfo(zone)).strftime(TIME_FORMAT) if due else "—",
+        "due": mail_time(due, zone, recipient.language) if due else "—",
         "zone": zone,
         "needed_by": (texts.gettext("Needed by: %(date)s\n") % {"date": needed_by.isoformat()}
                       if needed_by else ""),

@@ -132,7 +132,7 @@ def test_a_partner_answers_from_the_mail_on_a_phone(hub: Hub, browser: Any,
     with page.expect_navigation():
         page.get_by_role("button", name=words["acknowledge"]).click()
     assert leg_state(hub, leg["id"])[0] == "acknowledged", page.content()[-3000:]
-    page.select_option("#reason", "out_of_region")
+    page.select_option("#reason-decline", "out_of_region")
     with page.expect_navigation():
         page.get_by_role("button", name=words["decline"], exact=True).click()
     status, _version, history = leg_state(hub, leg["id"])

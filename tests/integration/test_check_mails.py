@@ -40,6 +40,22 @@ from tests.helpers import Network, Partner
 from tests.hub_cli import run_hub
 from tests.integration.test_followups import expire_by
 
+FRENCH_MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
+                 "septembre", "octobre", "novembre", "décembre")
+
+
+def in_french(moment: datetime) -> str:
+    """A moment as a French mail writes it: "6 décembre 2026 à 9 h 05", "1er mars…"."""
+    day = "1er" if moment.day == 1 else str(moment.day)
+    return (f"{day} {FRENCH_MONTHS[moment.month - 1]} {moment.year} à {moment.hour} h "
+            f"{moment.minute:02d}")
+
+
+def in_english(moment: datetime) -> str:
+    """…and an English one: "December 6, 2026, 9:05 AM"."""
+    return (f"{moment:%B} {moment.day}, {moment.year}, {moment.hour % 12 or 12}:"
+            f"{moment.minute:02d} {'AM' if moment.hour < 12 else 'PM'}")
+
 EVERY_MAIL = 10_000
 
 
@@ -145,7 +161,7 @@ def test_one_digest_per_receiver_contact_lists_every_missed_leg_in_its_language_
     assert "(heures de America/Vancouver)" in text
     decided = decide_by.astimezone(ZoneInfo("America/Vancouver"))
     assert f"Orientation {to_french[2]['id']}, reçue de Carrefour Emploi Sud : échéance pour la " \
-           f"décision (acceptation ou refus) le {decided:%Y-%m-%d %H:%M}" in text
+           f"décision (acceptation ou refus) le {in_french(decided)}" in text
     assert text.count("l’accusé de réception") == 2
     assert "/inbox" in text
     assert subject(english_mail) == "1 referral to Welcome Centre Outaouais missed a deadline"
@@ -154,7 +170,7 @@ def test_one_digest_per_receiver_contact_lists_every_missed_leg_in_its_language_
     acknowledge_by = moment(to_english["deadlines"]["acknowledge_by"]).astimezone(
         ZoneInfo("America/Toronto"))
     assert f"Referral {to_english['id']}, received from Carrefour Emploi Sud: acknowledgement " \
-           f"was due by {acknowledge_by:%Y-%m-%d %H:%M}" in body(english_mail)
+           f"was due by {in_english(acknowledge_by)}" in body(english_mail)
     assert "(times in America/Toronto)" in body(english_mail)
     # No participant data: neither the name, the address nor the reason of the referral.
     for message in (french_mail, english_mail):

@@ -30,9 +30,13 @@ from hub.outbox import webhook_fanout
 from hub.outbox.mail import send_due
 from hub.referrals.legs import Referral
 from tests.helpers import Network, Partner
+from tests.integration.test_check_mails import in_english, in_french
 from tests.integration.test_mail import SmtpServer, smtp_transport
 
 LINK = re.compile(r"https?://\S+/a/([A-Za-z0-9._-]+)")
+
+
+TORONTO = ZoneInfo("America/Toronto")  # the default time zone of a receiver
 
 
 def address() -> str:
@@ -113,6 +117,9 @@ def test_a_new_leg_is_mailed_to_marked_contacts_with_a_link_that_answers_it(
     assert "Amina B." in text and "Benali" not in text  # given name and family initial
     assert "Urgent" in text and "Emploi" in text
     assert "soudure" not in text and "francisation" not in text  # no reason, no needs
+    due = datetime.fromisoformat(leg["deadlines"]["acknowledge_by"].replace("Z", "+00:00"))
+    assert (f"Confirmer la réception d’ici le {in_french(due.astimezone(TORONTO))} "
+            "(America/Toronto)") in text
     token = token_in(mail)
 
     client = app.test_client()
@@ -229,10 +236,13 @@ def test_english_organizations_get_english_mails_and_pages(
         app: Flask, pair: tuple[Partner, Partner, str, str], smtp: SmtpServer) -> None:
     sender, receiver, marked, _other = pair
     set_entry(receiver, language="en")
-    sender.refer(receiver)
+    leg = sender.refer(receiver)
     (mail,) = mails_to(app, smtp, marked)
     assert mail["Content-Language"] == "en"
     assert "Employment" in body_of(mail) and "Hello" in body_of(mail)
+    due = datetime.fromisoformat(leg["deadlines"]["acknowledge_by"].replace("Z", "+00:00"))
+    assert (f"Acknowledge by: {in_english(due.astimezone(TORONTO))} (America/Toronto)"
+            in body_of(mail))
     html = app.test_client().get(f"/a/{token_in(mail)}").get_data(as_text=True)
     assert "Acknowledge" in html and 'lang="en"' in html
 
