@@ -320,6 +320,10 @@ def test_the_events_reach_a_followers_webhook(app: Flask, network: Network) -> N
     assert delivered["data"]["opportunity"] == opportunity
 
 
+FRENCH_MONTHS = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
+                 "septembre", "octobre", "novembre", "décembre"]
+
+
 def mails_to(app: Flask, server: SmtpServer, to: str) -> list[EmailMessage]:
     send_due(app.extensions["hub_db"][1], smtp_transport(server),
              now=utcnow() + timedelta(days=2), limit=10_000)
@@ -339,7 +343,10 @@ def test_followers_who_asked_get_one_daily_mail_of_new_opportunities(
     partner = network.partner(kind="regional_partner", region=region,
                               name="Emploi Nord-du-Québec")
     title = f"Préposé·e à l'entretien {secrets.token_hex(2)}"
-    opportunity = publish(partner, region=region, title=title, places=3)
+    today = local_today()
+    first_of_a_month = date(today.year + today.month // 12, today.month % 12 + 1, 1)
+    opportunity = publish(partner, region=region, title=title, places=3,
+                          closes_on=first_of_a_month.isoformat())
     elsewhere = publish(partner, region="01")  # a region the follower does not follow
 
     with app.app_context(), db.job_session() as session:
@@ -360,7 +367,10 @@ def test_followers_who_asked_get_one_daily_mail_of_new_opportunities(
     text = str(mail.get_body(("plain",)).get_content())  # type: ignore[union-attr]
     assert "1 nouvelle offre" in str(mail["Subject"])
     assert title in text and "Emploi Nord-du-Québec" in text and "Rimouski" in text
-    assert f"/opportunities/{opportunity['id']}" in text and "3 places" in text
+    assert f"/opportunities/{opportunity['id']}" in text
+    month = FRENCH_MONTHS[first_of_a_month.month - 1]
+    assert (f"Candidatures à orienter jusqu'au 1er {month} {first_of_a_month.year} : 3 places"
+            in text)
     assert elsewhere["id"] not in text  # only the followed region's
 
     # The next morning: nothing new, no mail.
