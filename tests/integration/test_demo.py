@@ -48,6 +48,12 @@ def test_demo_fills_an_empty_database_once_and_its_credentials_work(tmp_path: Pa
     peers = client.get("/api/v1/peers?region=01",
                        headers={"Authorization": f"Bearer {token}"}).get_json()["items"]
     assert [p["municipality"] for p in peers] == ["Rimouski"]
+    offers = client.get("/api/v1/opportunities?region=01",
+                        headers={"Authorization": f"Bearer {token}"}).get_json()["items"]
+    assert {o["municipality"] for o in offers} == {"Rimouski", "Rivière-du-Loup"}
+    assert client.get("/api/v1/opportunities/follows", headers={
+        "Authorization": f"Bearer {token}"}).get_json() == {"regions": ["01", "05"],
+                                                             "daily_mail": True}
 
     again = run_hub(env, "demo")
     assert again.returncode == 2
