@@ -33,10 +33,14 @@ run: $(STAMP) translations
 ## Debian's chromium, installed if missing.
 ## Bytecode is cached even where PYTHONDONTWRITEBYTECODE is set: without it every `hub`
 ## process of the suite compiles the hub again, and pytest rewrites its plugins each run.
+## Two pytest-xdist workers (PYTEST_WORKERS=0: one process), each with its own SQLite files
+## and PostgreSQL server (tests/conftest.py), the browser tests all on one of them.
+PYTEST_WORKERS ?= 2
 test: $(STAMP) translations lint
 	HUB_TEST_POSTGRES_URL="$$(bash scripts/test-postgres.sh)" HUB_REQUIRE_POSTGRES=1 \
 		HUB_TEST_CHROMIUM="$$(bash scripts/test-browser.sh)" HUB_REQUIRE_BROWSER=1 \
-		env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest $(PYTEST_ARGS)
+		env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup \
+		$(PYTEST_ARGS)
 
 ## Style, the import contract (pyproject.toml: imports run one way) and the type check
 lint: $(STAMP)

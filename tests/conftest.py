@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher, profiles
@@ -28,17 +30,52 @@ from tests.helpers import Network
 from tests.integration.test_mail import SmtpServer
 
 BACKENDS = ["sqlite", "postgresql"]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (`make test` runs two workers), each worker but the first gets a
+    PostgreSQL server of its own: the event feed shows an event once every older transaction of
+    the *server* has finished (pg_snapshot_xmin, hub.events.feed), so two workers' transactions
+    in one server would hold back each other's feeds."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    admin_url = os.environ.get("HUB_TEST_POSTGRES_URL")
+    if worker == "gw0" or not admin_url:
+        return
+    number = int(worker.removeprefix("gw"))
+    port = (make_url(admin_url).port or 5432) + 1000 * number  # clear of the 544xx neighbours
+    # Named after its port: scripts/test-postgres.sh reuses the server running in a folder.
+    folder = f"{os.environ.get('HUB_PG_DIR', '/tmp/maillage-pgtest')}-{port}"
+    started = subprocess.run(["bash", str(ROOT / "scripts" / "test-postgres.sh")],
+                             env={**os.environ, "HUB_PG_PORT": str(port), "HUB_PG_DIR": folder},
+                             capture_output=True, text=True)
+    if started.returncode != 0:
+        raise pytest.UsageError(f"no PostgreSQL server for {worker}: {started.stderr[-2000:]}")
+    os.environ["HUB_TEST_POSTGRES_URL"] = started.stdout.strip()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The browser tests share one `hub run` server and one chromium (session fixtures of
+    tests/browser/conftest.py): under `--dist loadgroup` they all go to the same worker."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        if item.path.is_relative_to(ROOT / "tests" / "browser"):
+            item.add_marker(pytest.mark.xdist_group("browser"))
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _cheap_password_hashes() -> Iterator[None]:
     """Argon2 with argon2-cffi's profile for tests (`profiles.CHEAPEST`): the same algorithm
     and code path, without spending a quarter of a second on each login the tests make.
-    Hashes made either way verify either way (the parameters are in the hash)."""
-    production = users._hasher
+    Hashes made either way verify either way (the parameters are in the hash).  The hash an
+    unknown email is checked against is made again with it: it carries its parameters too, and
+    every login with an unknown email (the lockout tests, the hostile walks) spent them."""
+    production = users._hasher, users._DUMMY_HASH
     users._hasher = PasswordHasher.from_parameters(profiles.CHEAPEST)
+    users._DUMMY_HASH = users._hasher.hash(secrets.token_urlsafe(16))
     yield
-    users._hasher = production
+    users._hasher, users._DUMMY_HASH = production
 
 
 def _postgres_admin_url() -> str | None:

@@ -76,10 +76,14 @@ def cursor(*parts: str) -> str:
 
 # --- routing ---------------------------------------------------------------------------
 
+# An id no leg has, the same in every process: test ids must not change from one collection
+# to the next (pytest-xdist's workers each collect, and compare what they collected).
+UNKNOWN_ID = "5d2c7f0e-8b1a-4c3d-9e6f-0a1b2c3d4e5f"
+
 @pytest.mark.parametrize("path", [
     "/api/v1/nothing-here",
     "/api/v2/referrals",
-    f"/api/v1/referrals/{uuid.uuid4()}/teleport",
+    f"/api/v1/referrals/{UNKNOWN_ID}/teleport",
     "/oauth/authorize",
 ])
 def test_unknown_route_is_404_problem(app: Flask, path: str) -> None:
@@ -89,7 +93,7 @@ def test_unknown_route_is_404_problem(app: Flask, path: str) -> None:
 @pytest.mark.parametrize(("method", "path", "allowed"), [
     ("DELETE", "/api/v1/referrals", {"GET", "POST"}),
     ("PUT", "/api/v1/participants", {"POST"}),
-    ("GET", f"/api/v1/referrals/{uuid.uuid4()}/accept", {"POST"}),
+    ("GET", f"/api/v1/referrals/{UNKNOWN_ID}/accept", {"POST"}),
     ("GET", "/oauth/token", {"POST"}),
 ])
 def test_wrong_method_is_405_with_allow(app: Flask, method: str, path: str,
