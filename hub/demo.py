@@ -3,7 +3,8 @@
 Montréal community organizations, regional partners in Bas-Saint-Laurent and Estrie, an
 entrepreneurship agency, a cooperative development body, an insertion enterprise and a
 coordination body, each with an OAuth client, and a few referrals already under way, a
-settled peer in Rimouski with a match proposed to a newcomer heading there; and portal users
+settled peer in Rimouski with a match proposed to a newcomer heading there, two opportunities
+published in Bas-Saint-Laurent that the Carrefour follows (with the daily mail); and portal users
 (a counsellor, partner staff, a coordinator) sharing one demo password.
 
 And a history to look at: months of referrals in every status, acknowledged sooner or later
@@ -26,6 +27,7 @@ from hub.consent import consents
 from hub.db import utcnow
 from hub.directory import relationships
 from hub.directory.organizations import Organization, create_organization
+from hub.opportunities import publishing
 from hub.peers import matching
 from hub.referrals.handoffs import send_referral, transition
 from hub.referrals.legs import Referral
@@ -140,6 +142,23 @@ def fill(session: Session) -> list[dict[str, Any]]:
                   network_wide=True)
     matching.propose(session, sender, peer_id=peer.id, participant_id=amina.id,
                      referral_id=leg.id, note="Amina arrive avec son conjoint et deux enfants.")
+
+    # A regional partner's offers, heard of in Montréal: the Carrefour follows the region.
+    today = utcnow().date()
+    publishing.publish(
+        session, regional, title="Soudeur ou soudeuse — quart de jour", kind="job",
+        region="01", municipality="Rimouski", pathways=["employment", "settlement"],
+        description="Usine de structures d'acier, poste permanent. Formation à l'arrivée; "
+                    "l'employeur aide à trouver un logement.",
+        languages=["fr"], starts_on=today + timedelta(days=21),
+        closes_on=today + timedelta(days=14), places=2)
+    publishing.publish(
+        session, regional, title="Préposé·e aux bénéficiaires — formation rémunérée",
+        kind="training", region="01", municipality="Rivière-du-Loup",
+        pathways=["training", "employment"],
+        description="Formation de 375 heures payée, emploi au CISSS à la fin.",
+        languages=["fr"], closes_on=today + timedelta(days=30), places=6)
+    publishing.follow_regions(session, sender, ["01", "05"], daily_mail=True)
 
     _history(session, members)
 

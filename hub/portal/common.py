@@ -51,6 +51,7 @@ from hub.errors import (
     VersionMismatch,
 )
 from hub.followups import records
+from hub.opportunities.offers import OpportunityClosed, OpportunityFull
 from hub.portal import labels
 from hub.referrals import lifecycle
 from hub.referrals.households import AlreadyInHousehold
@@ -216,6 +217,17 @@ FIELD_HINTS = {
     "note": lambda: _("At most 2,000 characters."),
     "evidence": lambda: _("Choose how the participant gave consent."),
     "purpose": lambda: _("Choose what the participant agrees to."),
+    # The publish form of an opportunity (`hub.portal.opportunities`).
+    "title": lambda: _("Required, at most 200 characters."),
+    "kind": lambda: _("Choose what is offered."),
+    "municipality": lambda: _("Required, at most 120 characters."),
+    "pathways": lambda: _("Choose at least one pathway."),
+    "description": lambda: _("Required, at most 4,000 characters."),
+    "languages": lambda: _("At least one language code, such as fr or en, separated by "
+                           "commas or spaces."),
+    "starts_on": lambda: _("A date, today or later, or leave it empty."),
+    "closes_on": lambda: _("A date, today or later: the last day candidates are referred."),
+    "places": lambda: _("A number from 1 to 1,000."),
 }
 
 
@@ -243,6 +255,8 @@ FIELD_MESSAGES = {
     "situation": lambda: _("Choose the person's situation."),
     "needed_by": lambda: _("The date the participant is needed there must be today or later."),
     "share_details": lambda: _("Only a consent to share the referral can share its details."),
+    "opportunity_id": lambda: _(
+        "A referral for an opportunity goes to the organization that published it."),
 }
 
 
@@ -281,6 +295,14 @@ def message_of(error: Exception) -> str:
     if isinstance(error, Invalid):
         return " ".join(FIELD_MESSAGES[name]() if name in FIELD_MESSAGES
                         else _("Some fields are invalid.") for name in error.errors)
+    if isinstance(error, OpportunityClosed):
+        return _("This opportunity takes no more candidates: its closing date passed, its "
+                 "places are filled or it was withdrawn. Send the referral without it, or "
+                 "choose an open opportunity.")
+    if isinstance(error, OpportunityFull):
+        return _("All the places of this opportunity are taken by accepted candidates. "
+                 "Decline this referral (no capacity), or publish the opportunity again with "
+                 "more places.")
     if isinstance(error, AlreadyInHousehold):
         return _("A person is in one household at most: someone you chose is already in "
                  "one. Leave them out.")

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from hub.db import db, utcnow
+from hub.directory.organizations import Organization
 from hub.events.types import EventType
 from hub.followups import tick
 from hub.opportunities import daily_mail, publishing
@@ -31,6 +32,7 @@ from tests.helpers import Network, Partner
 from tests.integration.test_check_mails import address, set_entry
 from tests.integration.test_erasure import eventually
 from tests.integration.test_mail import SmtpServer, smtp_transport
+from tests.portal import Person, make_user, text_of
 from tests.receiver import running_receiver
 
 
@@ -78,6 +80,11 @@ def test_only_organizations_that_offer_places_publish_and_each_field_says_what_t
             "open", None, 1)
 
     partner = network.partner(kind="regional_partner", region="01")
+    key = {"Idempotency-Key": secrets.token_hex(8)}
+    first = partner.post("/api/v1/opportunities", offer(), headers=key)
+    again = partner.post("/api/v1/opportunities", offer(), headers=key)
+    assert first.status_code == again.status_code == 201
+    assert first.get_json()["id"] == again.get_json()["id"]
     yesterday = (local_today() - timedelta(days=1)).isoformat()
     bad = partner.post("/api/v1/opportunities", offer(closes_on=yesterday, starts_on=yesterday))
     assert bad.status_code == 422 and bad.mimetype == "application/problem+json"
@@ -313,6 +320,10 @@ def test_the_events_reach_a_followers_webhook(app: Flask, network: Network) -> N
     assert delivered["data"]["opportunity"] == opportunity
 
 
+FRENCH_MONTHS = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
+                 "septembre", "octobre", "novembre", "décembre"]
+
+
 def mails_to(app: Flask, server: SmtpServer, to: str) -> list[EmailMessage]:
     send_due(app.extensions["hub_db"][1], smtp_transport(server),
              now=utcnow() + timedelta(days=2), limit=10_000)
@@ -332,7 +343,10 @@ def test_followers_who_asked_get_one_daily_mail_of_new_opportunities(
     partner = network.partner(kind="regional_partner", region=region,
                               name="Emploi Nord-du-Québec")
     title = f"Préposé·e à l'entretien {secrets.token_hex(2)}"
-    opportunity = publish(partner, region=region, title=title, places=3)
+    today = local_today()
+    first_of_a_month = date(today.year + today.month // 12, today.month % 12 + 1, 1)
+    opportunity = publish(partner, region=region, title=title, places=3,
+                          closes_on=first_of_a_month.isoformat())
     elsewhere = publish(partner, region="01")  # a region the follower does not follow
 
     with app.app_context(), db.job_session() as session:
@@ -353,7 +367,10 @@ def test_followers_who_asked_get_one_daily_mail_of_new_opportunities(
     text = str(mail.get_body(("plain",)).get_content())  # type: ignore[union-attr]
     assert "1 nouvelle offre" in str(mail["Subject"])
     assert title in text and "Emploi Nord-du-Québec" in text and "Rimouski" in text
-    assert f"/opportunities/{opportunity['id']}" in text and "3 places" in text
+    assert f"/opportunities/{opportunity['id']}" in text
+    month = FRENCH_MONTHS[first_of_a_month.month - 1]
+    assert (f"Candidatures à orienter jusqu'au 1er {month} {first_of_a_month.year} : 3 places"
+            in text)
     assert elsewhere["id"] not in text  # only the followed region's
 
     # The next morning: nothing new, no mail.
@@ -362,3 +379,19 @@ def test_followers_who_asked_get_one_daily_mail_of_new_opportunities(
     with app.app_context(), db.job_session() as session:
         assert session.scalar(select(Opportunity.status).where(
             Opportunity.id == uuid.UUID(opportunity["id"]))) == "open"
+
+
+def test_the_portal_says_why_an_acceptance_beyond_the_places_is_refused(
+        app: Flask, network: Network) -> None:
+    sender, partner = network.partner(), network.partner(kind="regional_partner", region="01")
+    opportunity = publish(partner, places=1)
+    legs = [sender.refer(partner, opportunity_id=opportunity["id"]) for _ in range(2)]
+    assert accept(partner, legs[0]["id"]).status_code == 200
+    assert partner.act(legs[1]["id"], "acknowledge").status_code == 200
+    with app.app_context(), db.job_session() as session:
+        organization = session.get(Organization, uuid.UUID(partner.organization_id))
+    staff = Person.logged_in(app, make_user(app, organization, "partner_staff"))
+
+    refused = staff.post(f"/legs/{legs[1]['id']}/accept", {})
+    assert refused.status_code == 409
+    assert "places de cette offre sont prises" in text_of(refused)
