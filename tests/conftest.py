@@ -120,7 +120,9 @@ def network(app: Flask) -> Network:
 def smtp() -> Iterator[SmtpServer]:
     """A real SMTP server on a loopback port, for tests that follow a mail to its receiver."""
     server = SmtpServer()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for the loop to look at its flag, every poll_interval (0.5 s by default)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02},
+                              daemon=True)
     thread.start()
     yield server
     server.shutdown()

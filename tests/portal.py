@@ -22,7 +22,8 @@ _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 _FORM_TOKEN = re.compile(r'name="form_token" value="([^"]+)"')
 # Forms that create something carry a one-time token (hub.accounts.form_tokens), taken from the
 # form as a browser would; a test that checks the token itself passes its own.
-_CREATING_FORMS = re.compile(r"/(participants/new|consents/new|refer|redirect)(\?.*)?$")
+_CREATING_FORMS = re.compile(r"/(participants/new|consents/new|refer|redirect|opportunities/new)"
+                             r"(\?.*)?$")
 
 
 def text_of(response: TestResponse) -> str:

@@ -28,6 +28,7 @@ from hub.portal import (
     legs,
     loop_closure,
     network,
+    opportunities,
     peer_link,
     peers,
     receiving,
@@ -45,7 +46,8 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(answer.blp)
     i18n.init_app(app)
     common.init_app(app)
-    for module in (auth, sending, consents, receiving, legs, followups, peers, loop_closure,
+    for module in (auth, sending, consents, receiving, legs, followups, peers, opportunities,
+                   loop_closure,
                    network, charts, directory, admin, admin_directory, admin_grid, admin_users,
                    admin_clients,
                    admin_webhooks, admin_privacy):

@@ -217,6 +217,17 @@ FIELD_HINTS = {
     "note": lambda: _("At most 2,000 characters."),
     "evidence": lambda: _("Choose how the participant gave consent."),
     "purpose": lambda: _("Choose what the participant agrees to."),
+    # The publish form of an opportunity (`hub.portal.opportunities`).
+    "title": lambda: _("Required, at most 200 characters."),
+    "kind": lambda: _("Choose what is offered."),
+    "municipality": lambda: _("Required, at most 120 characters."),
+    "pathways": lambda: _("Choose at least one pathway."),
+    "description": lambda: _("Required, at most 4,000 characters."),
+    "languages": lambda: _("At least one language code, such as fr or en, separated by "
+                           "commas or spaces."),
+    "starts_on": lambda: _("A date, today or later, or leave it empty."),
+    "closes_on": lambda: _("A date, today or later: the last day candidates are referred."),
+    "places": lambda: _("A number from 1 to 1,000."),
 }
 
 

@@ -232,6 +232,11 @@ CHECKLIST_ITEM = {
 }
 CHECKLIST_STATUS = {"todo": _l("To do"), "done": _l("Done"), "not_needed": _l("Not needed")}
 OWNER = {"sender": _l("Sending organization"), "receiver": _l("Receiving organization")}
+OPPORTUNITY_KIND = {"job": _l("Job"), "internship": _l("Internship"),
+                    "training": _l("Training place"), "other": _l("Other")}
+OPPORTUNITY_STATUS = {"open": _l("Open to candidates"), "closed": _l("Closed")}
+CLOSED_REASON = {"closes_on_passed": _l("closing date passed"),
+                 "places_filled": _l("places filled"), "withdrawn": _l("withdrawn")}
 
 ALL = {
     "status": STATUS, "action": ACTION, "done": DONE, "pathway": PATHWAY, "stage": STAGE,
@@ -245,6 +250,8 @@ ALL = {
     "match_status": MATCH_STATUS, "match_action": MATCH_ACTION, "end_reason": END_REASON,
     "talked": TALKED, "peer_status": PEER_STATUS,
     "checklist_item": CHECKLIST_ITEM, "checklist_status": CHECKLIST_STATUS, "owner": OWNER,
+    "opportunity_kind": OPPORTUNITY_KIND, "opportunity_status": OPPORTUNITY_STATUS,
+    "closed_reason": CLOSED_REASON,
 }
 
 

@@ -24,6 +24,7 @@ from hub.errors import DomainError
 from hub.events.feed import subject_history
 from hub.followups import records
 from hub.mailbox import answers
+from hub.opportunities.offers import Opportunity
 from hub.portal import chains
 from hub.portal.common import (
     caller,
@@ -177,6 +178,8 @@ def leg_page(referral_id: uuid.UUID, status: int = 200, error: str | None = None
                               and answers.asks_for_capacity(leg)),
                 waitlist_bands=list(WaitlistBand), today=now.date().isoformat(),
                 created_at=leg.created_at, updated_at=leg.updated_at, needed_by=leg.needed_by,
+                opportunity=(session.get(Opportunity, leg.opportunity_id)
+                             if leg.opportunity_id else None),
                 deadlines={"acknowledge_by": leg.acknowledge_by, "decide_by": leg.decide_by,
                            "start_by": leg.start_by})
 

@@ -36,7 +36,9 @@ from hub.directory.organizations import (
     capacity_is_stale,
 )
 from hub.errors import DomainError, Invalid, NotFound, VersionMismatch
+from hub.opportunities.offers import Opportunity
 from hub.portal import chains, forms, paging
+from hub.portal import opportunities as opportunity_pages
 from hub.portal.common import (
     caller,
     login_required,
@@ -393,6 +395,9 @@ def refer(participant_id: uuid.UUID) -> Response:
     participant = _own_participant(participant_id)
     previous = _leg_to_redirect(participant, request.args.get("redirect_from"))
     previous_view = _reader().referral(previous) if previous is not None else None
+    # For an opportunity (`?opportunity_id=`, from its page): the leg goes to its publisher.
+    opportunity = None if previous is not None else opportunity_pages.for_referral(
+        request.form.get("opportunity_id") or request.args.get("opportunity_id"))
     # "Filter" posts the whole form, so what was typed stays; a GET filters by its query.
     filtering = request.method == "POST" and "filter" in request.form
     if filtering:  # named apart from the referral's own fields (the pathway)
@@ -403,7 +408,8 @@ def refer(participant_id: uuid.UUID) -> Response:
                                                           for name in FILTERS):
         filters = {"region": _region_of(previous.to_organization_id), "kind": "",
                    "capacity": Capacity.OPEN.value, "pathway": previous.pathway}
-    directory = _directory(exclude=caller().organization_id, **filters)
+    directory = _directory(exclude=caller().organization_id, **filters,
+                           only=str(opportunity.organization_id) if opportunity else "")
     if previous is not None:
         directory = [e for e in directory if e["id"] != previous.to_organization_id]
     for entry in directory:
@@ -420,8 +426,9 @@ def refer(participant_id: uuid.UUID) -> Response:
         if (household_id := households.household_of(db.session, participant.id)) else 0,
         "previous_to": previous and _organization_names(
             {previous.to_organization_id}).get(previous.to_organization_id),
+        "opportunity": opportunity_pages.summary(opportunity) if opportunity else None,
         "values": request.form if request.method == "POST"
-        else _prefilled(previous_view, filters)}
+        else _prefilled(previous_view, filters, opportunity)}
     if request.method == "GET" or filtering:
         return page("portal/refer.html", bad=set(), form_token=forms.token(), **context)
     answer = _sent_already_or_expired("portal/refer.html", bad=set(), **context)
@@ -578,9 +585,16 @@ def _region_of(organization_id: uuid.UUID) -> str:
     return organization.region if organization else ""
 
 
-def _prefilled(previous: dict[str, Any] | None, filters: dict[str, str]) -> dict[str, str]:
+def _prefilled(previous: dict[str, Any] | None, filters: dict[str, str],
+               opportunity: Opportunity | None = None) -> dict[str, str]:
     """A redirect starts from the previous leg's answers (as this reader may see them); a
-    pathway filter sets the pathway."""
+    referral for an opportunity goes to its publisher, with its first pathway and its first
+    day as the day the person is needed there; a pathway filter sets the pathway."""
+    if opportunity is not None:
+        return {"to_organization_id": str(opportunity.organization_id),
+                "pathway": opportunity.pathways[0] if opportunity.pathways else "",
+                "needed_by": opportunity.starts_on.isoformat() if opportunity.starts_on
+                else "", "opportunity_id": str(opportunity.id)}
     if previous is None:
         return {"pathway": filters.get("pathway", "")}
     return {"pathway": previous["pathway"], "priority": previous["priority"],
@@ -620,13 +634,18 @@ def _organization_names(ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
 
 
 def _directory(*, exclude: uuid.UUID, region: str = "", kind: str = "",
-               capacity: str = "", pathway: str = "") -> list[dict[str, Any]]:
+               capacity: str = "", pathway: str = "", only: str = ""
+               ) -> list[dict[str, Any]]:
     """Organizations that may receive referrals, by name, with the chosen filters (region and
-    pathway served as the directory's search reads them: `hub.directory.search`)."""
+    pathway served as the directory's search reads them: `hub.directory.search`); `only`: that
+    one organization (an opportunity's publisher), whatever the filters."""
     query = (select(Organization)
              .where(Organization.kind != OrganizationKind.COORDINATION.value,
                     Organization.id != exclude)
              .order_by(Organization.name).limit(DIRECTORY_SHOWN))
+    if only:
+        query = query.where(Organization.id == uuid.UUID(only))
+        region = kind = capacity = pathway = ""
     if region:
         query = query.where(search.in_region(region))
     if kind:

@@ -1,4 +1,8 @@
-"""`hub demo`: a realistic network on an empty database, usable at once."""
+"""`hub demo`: a realistic network on an empty database, usable at once.
+
+The first run of the first test is the `hub` console script itself, a real process; the other
+runs go through click's runner in this process (tests/hub_cli.py), and the databases are made
+by the migrations in process, as the shared test databases are (`hub db upgrade` runs them)."""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from pathlib import Path
 
 from hub import create_app
 from hub.config import Settings
+from hub.ops import upgrade_database
+from tests.hub_cli import run_hub
 
 HUB = str(Path(sys.executable).parent / "hub")
 
@@ -18,7 +24,7 @@ HUB = str(Path(sys.executable).parent / "hub")
 def test_demo_fills_an_empty_database_once_and_its_credentials_work(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'demo.sqlite3'}"
     env = {**os.environ, "HUB_DATABASE_URL": url}
-    subprocess.run([HUB, "db", "upgrade"], env=env, check=True, capture_output=True)
+    upgrade_database(url)
     result = subprocess.run([HUB, "demo"], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     members = json.loads(result.stdout)["organizations"]
@@ -49,7 +55,7 @@ def test_demo_fills_an_empty_database_once_and_its_credentials_work(tmp_path: Pa
         "Authorization": f"Bearer {token}"}).get_json() == {"regions": ["01", "05"],
                                                              "daily_mail": True}
 
-    again = subprocess.run([HUB, "demo"], env=env, capture_output=True, text=True)
+    again = run_hub(env, "demo")
     assert again.returncode == 2
     assert "empty" in again.stderr and "hub demo --reset" in again.stderr
 
@@ -62,8 +68,9 @@ def test_the_demo_has_history_for_the_coordinator_and_starts_again_with_reset(
 
     url = f"sqlite:///{tmp_path / 'demo.sqlite3'}"
     env = {**os.environ, "HUB_DATABASE_URL": url, "HUB_ENV": "development"}
-    subprocess.run([HUB, "db", "upgrade"], env=env, check=True, capture_output=True)
-    assert subprocess.run([HUB, "demo"], env=env, capture_output=True).returncode == 0
+    upgrade_database(url)
+    made = run_hub(env, "demo")
+    assert made.returncode == 0, made.stderr
 
     app = create_app(Settings(env="test", database_url=url))
     coordinator = app.test_client()
@@ -88,7 +95,7 @@ def test_the_demo_has_history_for_the_coordinator_and_starts_again_with_reset(
     assert {"sent", "acknowledged", "accepted", "in_progress", "completed", "declined",
             "cancelled", "forwarded"} <= statuses
 
-    reset = subprocess.run([HUB, "demo", "--reset"], env=env, capture_output=True, text=True)
+    reset = run_hub(env, "demo", "--reset")
     assert reset.returncode == 0, reset.stderr
     engine = create_engine(url)
     with engine.connect() as connection:

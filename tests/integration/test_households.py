@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from tests.helpers import Network
 
 
@@ -131,3 +135,68 @@ def test_members_added_and_removed_until_the_household_dissolves(network: Networ
     assert counsellor.get(f"/api/v1/households/{household['id']}").status_code == 404
     again = counsellor.post("/api/v1/households", {"participant_ids": [amina, karim]})
     assert again.status_code == 201, again.get_data(as_text=True)
+
+
+# One step on four people: link two, add one to a household, take one out of it (households
+# are named by the order they were created in; one not created yet is skipped).
+STEPS = st.lists(st.one_of(
+    st.tuples(st.just("create"), st.integers(0, 3), st.integers(0, 3)),
+    st.tuples(st.just("add"), st.integers(0, 2), st.integers(0, 3)),
+    st.tuples(st.just("remove"), st.integers(0, 2), st.integers(0, 3))), min_size=1, max_size=8)
+
+
+@pytest.mark.timeout(300)
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(steps=STEPS)
+def test_any_edits_keep_one_household_per_person_and_two_people_per_household(
+        network: Network, steps: list[tuple[str, int, int]]) -> None:
+    """Whatever the order of creations, additions and removals, the API agrees with a plain
+    model: a person is in one household at most, and a household of fewer than two people no
+    longer exists."""
+    counsellor = network.partner()
+    people = [counsellor.register_participant()["id"] for _ in range(4)]
+    model: dict[str, set[str]] = {}  # household id -> members; dissolved ones removed
+    created: list[str] = []
+
+    def household_of(person: str) -> str | None:
+        return next((h for h, members in model.items() if person in members), None)
+
+    for step, first, second in steps:
+        if step == "create":
+            chosen = [people[first], people[second]]
+            response = counsellor.post("/api/v1/households", {"participant_ids": chosen})
+            if first == second:
+                expected = 422
+            elif any(household_of(p) for p in chosen):
+                expected = 409
+            else:
+                expected = 201
+                model[response.get_json()["id"]] = set(chosen)
+                created.append(response.get_json()["id"])
+        else:
+            if first >= len(created):
+                continue
+            household, person = created[first], people[second]
+            path = f"/api/v1/households/{household}/members/{person}"
+            if step == "add":
+                response = counsellor.call("PUT", path)
+                elsewhere = household_of(person) not in (None, household)
+                expected = 404 if household not in model else 409 if elsewhere else 200
+                if expected == 200:
+                    model[household].add(person)
+            else:
+                response = counsellor.call("DELETE", path)
+                present = household in model and person in model[household]
+                expected = 204 if present else 404
+                if present:
+                    model[household].discard(person)
+                    if len(model[household]) < 2:
+                        del model[household]
+        assert response.status_code == expected, (step, response.get_data(as_text=True))
+        for household in created:
+            shown = counsellor.get(f"/api/v1/households/{household}")
+            if household in model:
+                assert set(shown.get_json()["participant_ids"]) == model[household]
+            else:
+                assert shown.status_code == 404

@@ -1,0 +1,125 @@
+"""The portal's opportunities (docs/design.md §12): a refused publication shows the form again
+as typed with the fields to fix; browsing filters by region and pathway and keeps the filters;
+a counsellor refers a person to an opportunity through the referral form, which goes to its
+publisher and names it; only the publisher sees the candidates, and withdraws with a
+confirmation; an organization chooses the regions it follows."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+
+from flask import Flask
+
+from tests.integration.test_portal_pages import consent_to, register
+from tests.portal import Person, make_organization, make_user, text_of
+
+
+def _offer(**fields: str) -> dict[str, object]:
+    return {"title": "Soudeur ou soudeuse", "kind": "job", "region": "01",
+            "municipality": "Rimouski", "pathways": ["employment"],
+            "description": "Poste permanent de jour.", "languages": "fr, en",
+            "closes_on": (date.today() + timedelta(days=30)).isoformat(), "places": "2",
+            **fields}
+
+
+def test_publish_browse_and_refer_a_candidate(app: Flask) -> None:
+    sender = make_organization(app)
+    regional = make_organization(app, kind="regional_partner", region="01",
+                                 name=f"Accueil Rimouski {uuid.uuid4().hex[:6]}")
+    counsellor = Person.logged_in(app, make_user(app, sender, "counsellor"))
+    partner = Person.logged_in(app, make_user(app, regional, "partner_staff"))
+
+    refused = counsellor.get("/opportunities/new")
+    assert refused.status_code == 403 and "Seuls les partenaires régionaux" in text_of(refused)
+
+    # Refused by the form's schema (no pathway), then by the use case (a past date): each
+    # time the form as typed, the field at fault marked with what to fix.
+    no_pathway = partner.post("/opportunities/new", _offer(pathways=[]))
+    assert no_pathway.status_code == 422
+    assert "Choisissez au moins un parcours." in text_of(no_pathway)
+    past = (date.today() - timedelta(days=1)).isoformat()
+    wrong = partner.post("/opportunities/new", _offer(closes_on=past))
+    assert wrong.status_code == 422
+    page = wrong.get_data(as_text=True)
+    assert 'value="Soudeur ou soudeuse"' in page and "Poste permanent de jour." in page
+    assert 'value="fr, en"' in page and f'value="{past}"' in page  # as typed
+    assert page.count('aria-invalid="true"') == 1 and 'aria-describedby="closes_on-error"' in page
+    assert "le dernier jour où l’on oriente des candidatures" in text_of(wrong)
+
+    published = partner.post("/opportunities/new", _offer())
+    assert published.status_code == 302, text_of(published)
+    opportunity = published.headers["Location"].rsplit("/", 1)[1]
+
+    found = counsellor.get("/opportunities?region=01&pathway=employment")
+    assert "Soudeur ou soudeuse" in text_of(found) and "Rimouski" in text_of(found)
+    assert '<option value="01" selected>' in found.get_data(as_text=True)  # filters kept
+    assert '<option value="employment" selected>' in found.get_data(as_text=True)
+    assert "Soudeur ou soudeuse" not in text_of(counsellor.get("/opportunities?region=05"))
+    assert "Soudeur ou soudeuse" not in text_of(
+        counsellor.get("/opportunities?region=01&pathway=training"))
+    assert counsellor.get("/opportunities?region=99").status_code == 422
+
+    shown = counsellor.get(f"/opportunities/{opportunity}")
+    assert "Orienter une personne vers cette offre" in text_of(shown)
+    participant = register(counsellor, given_name="Karim", family_name="Haddad")
+    consent_to(counsellor, participant, regional)
+    chooser = counsellor.get(f"/opportunities/{opportunity}/refer?q=Haddad")
+    link = f"/participants/{participant}/refer?opportunity_id={opportunity}"
+    assert link in chooser.get_data(as_text=True).replace("&amp;", "&")
+    form = counsellor.get(link).get_data(as_text=True)
+    assert "Soudeur ou soudeuse" in form
+    assert f'name="opportunity_id" value="{opportunity}"' in form
+    assert f'value="{regional.id}" checked' in form
+    sent = counsellor.post(link, {"to_organization_id": str(regional.id),
+                                  "pathway": "employment", "priority": "urgent",
+                                  "opportunity_id": opportunity,
+                                  "needed_by": (date.today() + timedelta(days=7)).isoformat()})
+    assert sent.status_code == 302, text_of(sent)
+    leg = text_of(counsellor.get(sent.headers["Location"]))
+    assert "Offre" in leg and "Soudeur ou soudeuse" in leg
+
+
+def test_candidates_for_the_publisher_only_then_withdrawn(app: Flask) -> None:
+    sender = make_organization(app)
+    regional = make_organization(app, kind="employer", region="05")
+    counsellor = Person.logged_in(app, make_user(app, sender, "counsellor"))
+    employer = Person.logged_in(app, make_user(app, regional, "partner_staff"))
+    published = employer.post("/opportunities/new", _offer(region="05", municipality="Magog"))
+    assert published.status_code == 302, text_of(published)
+    opportunity = published.headers["Location"].rsplit("/", 1)[1]
+    participant = register(counsellor)
+    consent_to(counsellor, participant, regional)
+    sent = counsellor.post(f"/participants/{participant}/refer", {
+        "to_organization_id": str(regional.id), "pathway": "employment",
+        "priority": "routine", "opportunity_id": opportunity})
+    assert sent.status_code == 302, text_of(sent)
+    leg = sent.headers["Location"].rsplit("/", 1)[1]
+
+    mine = text_of(employer.get("/opportunities/mine"))
+    assert "1 candidature" in mine and "Envoyée : 1" in mine
+    candidates = employer.get(f"/opportunities/{opportunity}/candidates")
+    assert f"/legs/{leg}" in candidates.get_data(as_text=True)
+    assert "Envoyée : 1" in text_of(candidates)
+    assert counsellor.get(f"/opportunities/{opportunity}/candidates").status_code == 404
+
+    confirm = employer.get(f"/opportunities/{opportunity}/withdraw")
+    assert "1 orientation encore ouverte" in text_of(confirm)
+    assert counsellor.post(f"/opportunities/{opportunity}/withdraw").status_code == 404
+    assert employer.post(f"/opportunities/{opportunity}/withdraw").status_code == 302
+    assert "Soudeur ou soudeuse" not in text_of(counsellor.get("/opportunities?region=05"))
+    closed = counsellor.get(f"/participants/{participant}/refer?opportunity_id={opportunity}")
+    assert closed.status_code == 409 and "ne reçoit plus de candidatures" in text_of(closed)
+
+
+def test_followed_regions_and_the_daily_mail(app: Flask) -> None:
+    organization = make_organization(app)
+    counsellor = Person.logged_in(app, make_user(app, organization, "counsellor"))
+    saved = counsellor.post("/opportunities/regions", {"regions": ["01", "05"],
+                                                       "daily_mail": "1"})
+    assert saved.status_code == 302
+    page = counsellor.get("/opportunities/regions").get_data(as_text=True)
+    assert 'value="01" checked' in page and 'value="05" checked' in page
+    assert 'value="06" checked' not in page
+    assert 'id="daily_mail" name="daily_mail" value="1" checked' in page
+    assert counsellor.post("/opportunities/regions", {"regions": ["99"]}).status_code == 422
