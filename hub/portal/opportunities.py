@@ -91,8 +91,8 @@ def browse() -> Response:
                                   pathway=filters["pathway"] or None,
                                   after=(after[0], after[1]) if after else None,
                                   limit=SHOWN + 1)
-    except Invalid as invalid:  # a region or pathway typed into the address
-        error, status = message_of(invalid), 422
+    except Invalid:  # a region or pathway typed into the address
+        error, status = _("Choose the region and the pathway from the lists."), 422
     shown, next_page = paging.cut(found, lambda o: (o.published_at, o.id), SHOWN)
     return page("portal/opportunities.html", status, error=error, filters=filters,
                 opportunities=_rows(shown), regions=QUEBEC_REGIONS, pathways=list(Pathway),
@@ -114,9 +114,7 @@ def detail(opportunity_id: uuid.UUID) -> Response:
 def choose_participant(opportunity_id: uuid.UUID) -> Response:
     """Whom to refer: the organization's participants (or those a search finds), each a link
     to the referral form for this opportunity."""
-    opportunity = publishing.get(db.session, caller(), opportunity_id)
-    if opportunity.status != OpportunityStatus.OPEN.value:
-        raise offers.OpportunityClosed(opportunity.id, opportunity.closed_reason)
+    opportunity = _open(opportunity_id)
     query = request.args.get("q", "").strip()[:200]
     found = participants.search(db.session, caller().organization_id, query, limit=SHOWN)
     reader = Reader(db.session, caller(), pseudonym_key())
@@ -265,7 +263,12 @@ def for_referral(opportunity_id: str | None) -> Opportunity | None:
         identifier = uuid.UUID(opportunity_id)
     except ValueError:
         raise NotFound("opportunity", opportunity_id[:40]) from None
-    opportunity = publishing.get(db.session, caller(), identifier)
+    return _open(identifier)
+
+
+def _open(opportunity_id: uuid.UUID) -> Opportunity:
+    """The opportunity, if it still takes candidates (else the 409 page that says so)."""
+    opportunity = publishing.get(db.session, caller(), opportunity_id)
     if opportunity.status != OpportunityStatus.OPEN.value:
         raise offers.OpportunityClosed(opportunity.id, opportunity.closed_reason)
     return opportunity

@@ -58,7 +58,8 @@ def test_publish_browse_and_refer_a_candidate(app: Flask) -> None:
     assert "Soudeur ou soudeuse" not in text_of(counsellor.get("/opportunities?region=05"))
     assert "Soudeur ou soudeuse" not in text_of(
         counsellor.get("/opportunities?region=01&pathway=training"))
-    assert counsellor.get("/opportunities?region=99").status_code == 422
+    unknown = counsellor.get("/opportunities?region=99")
+    assert unknown.status_code == 422 and "Choisissez la région et le parcours" in text_of(unknown)
 
     shown = counsellor.get(f"/opportunities/{opportunity}")
     assert "Orienter une personne vers cette offre" in text_of(shown)
