@@ -245,6 +245,14 @@ def change_role(session: Session, user: User, role: str, *, by: User) -> None:
     session.flush()
 
 
+def set_french_form(session: Session, user: User, french_form: str) -> None:
+    """How French pages address `user`: set by the person (their account page) or by their
+    organization's admin."""
+    check_french_form(french_form)
+    user.french_form = french_form
+    session.flush()
+
+
 def set_disabled(session: Session, user: User, disabled: bool, *, by: User,
                  now: datetime | None = None) -> None:
     """Disable (no login, every session ends) or enable an account; pending reset links stop

@@ -47,10 +47,11 @@ def account() -> Response:
     """The user's own page: how French pages address them (`users.french_form`)."""
     if request.method == "POST":
         form = request.form.get("french_form", "")
-        if form not in set(FrenchForm):
+        try:
+            users.set_french_form(db.session, g.user, form)
+        except users.UserRefused:
             return page("portal/account.html", 422, forms=list(FrenchForm), chosen=form,
                         error=_("Choose one of the three forms offered."))
-        g.user.french_form = form
         flash(_("Saved: the portal now addresses you this way."), "success")
         return redirect(url_for("auth.account"))
     return page("portal/account.html", forms=list(FrenchForm), chosen=g.user.french_form)

@@ -200,7 +200,7 @@ def _followups(leg: Referral, reader: Reader, role: str, party: Party | None
         region = session.scalar(select(Organization.region).where(
             Organization.id == leg.to_organization_id))
         refer_again = url_for("sending.refer", participant_id=leg.participant_id,
-                              region=region or "", pathway=leg.pathway)
+                              region=region or "", pathway=leg.pathway, after_followup=leg.id)
     # After the 180-day follow-up the counsellor may enrol the person as a peer (§11).
     offer_peer = None
     if (may_record and leg.participant.organization_id == reader.caller.organization_id

@@ -80,7 +80,7 @@ def test_every_visible_string_differs_between_french_and_english(
             "Partner_Staff", "Coordinator", "Soudure", "Rimouski", "Poste de jour."}
     with app.app_context():  # the directory lists every organization of the shared database
         data |= set(db.session.scalars(select(Organization.name)))
-        # and every open opportunity, other tests' too
+        # and every open opportunity: what other tests published is data, not the page's words
         data |= set(db.session.scalars(select(Opportunity.title)))
         data |= set(db.session.scalars(select(Opportunity.municipality)))
     allowed = _alike_in_both()
