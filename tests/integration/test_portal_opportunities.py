@@ -104,6 +104,7 @@ def test_candidates_for_the_publisher_only_then_withdrawn(app: Flask) -> None:
     assert sent.status_code == 302, text_of(sent)
     leg = sent.headers["Location"].rsplit("/", 1)[1]
 
+    assert f"Pour : {title}" in text_of(employer.get("/inbox"))  # the leg names it
     mine = text_of(employer.get("/opportunities/mine"))
     assert "1 candidature" in mine and "Envoyée : 1" in mine
     candidates = employer.get(f"/opportunities/{opportunity}/candidates")
