@@ -14,9 +14,12 @@ from flask import Flask
 from tests.integration.test_portal_pages import consent_to, register
 from tests.portal import Person, make_organization, make_user, text_of
 
+# Unique titles: the database is shared by the tests of a run, and browsing lists them all.
+TITLE = f"Soudeur ou soudeuse {uuid.uuid4().hex[:6]}"
+
 
 def _offer(**fields: str) -> dict[str, object]:
-    return {"title": "Soudeur ou soudeuse", "kind": "job", "region": "01",
+    return {"title": TITLE, "kind": "job", "region": "01",
             "municipality": "Rimouski", "pathways": ["employment"],
             "description": "Poste permanent de jour.", "languages": "fr, en",
             "closes_on": (date.today() + timedelta(days=30)).isoformat(), "places": "2",
@@ -42,7 +45,7 @@ def test_publish_browse_and_refer_a_candidate(app: Flask) -> None:
     wrong = partner.post("/opportunities/new", _offer(closes_on=past))
     assert wrong.status_code == 422
     page = wrong.get_data(as_text=True)
-    assert 'value="Soudeur ou soudeuse"' in page and "Poste permanent de jour." in page
+    assert f'value="{TITLE}"' in page and "Poste permanent de jour." in page
     assert 'value="fr, en"' in page and f'value="{past}"' in page  # as typed
     assert page.count('aria-invalid="true"') == 1 and 'aria-describedby="closes_on-error"' in page
     assert "le dernier jour où l’on oriente des candidatures" in text_of(wrong)
@@ -52,11 +55,11 @@ def test_publish_browse_and_refer_a_candidate(app: Flask) -> None:
     opportunity = published.headers["Location"].rsplit("/", 1)[1]
 
     found = counsellor.get("/opportunities?region=01&pathway=employment")
-    assert "Soudeur ou soudeuse" in text_of(found) and "Rimouski" in text_of(found)
+    assert TITLE in text_of(found) and "Rimouski" in text_of(found)
     assert '<option value="01" selected>' in found.get_data(as_text=True)  # filters kept
     assert '<option value="employment" selected>' in found.get_data(as_text=True)
-    assert "Soudeur ou soudeuse" not in text_of(counsellor.get("/opportunities?region=05"))
-    assert "Soudeur ou soudeuse" not in text_of(
+    assert TITLE not in text_of(counsellor.get("/opportunities?region=05"))
+    assert TITLE not in text_of(
         counsellor.get("/opportunities?region=01&pathway=training"))
     unknown = counsellor.get("/opportunities?region=99")
     assert unknown.status_code == 422 and "Choisissez la région et le parcours" in text_of(unknown)
@@ -69,7 +72,7 @@ def test_publish_browse_and_refer_a_candidate(app: Flask) -> None:
     link = f"/participants/{participant}/refer?opportunity_id={opportunity}"
     assert link in chooser.get_data(as_text=True).replace("&amp;", "&")
     form = counsellor.get(link).get_data(as_text=True)
-    assert "Soudeur ou soudeuse" in form
+    assert TITLE in form
     assert f'name="opportunity_id" value="{opportunity}"' in form
     assert f'value="{regional.id}" checked' in form
     sent = counsellor.post(link, {"to_organization_id": str(regional.id),
@@ -78,7 +81,7 @@ def test_publish_browse_and_refer_a_candidate(app: Flask) -> None:
                                   "needed_by": (date.today() + timedelta(days=7)).isoformat()})
     assert sent.status_code == 302, text_of(sent)
     leg = text_of(counsellor.get(sent.headers["Location"]))
-    assert "Offre" in leg and "Soudeur ou soudeuse" in leg
+    assert "Offre" in leg and TITLE in leg
 
 
 def test_candidates_for_the_publisher_only_then_withdrawn(app: Flask) -> None:
@@ -86,7 +89,9 @@ def test_candidates_for_the_publisher_only_then_withdrawn(app: Flask) -> None:
     regional = make_organization(app, kind="employer", region="05")
     counsellor = Person.logged_in(app, make_user(app, sender, "counsellor"))
     employer = Person.logged_in(app, make_user(app, regional, "partner_staff"))
-    published = employer.post("/opportunities/new", _offer(region="05", municipality="Magog"))
+    title = f"Stage en usine {uuid.uuid4().hex[:6]}"
+    published = employer.post("/opportunities/new", _offer(title=title, region="05",
+                                                           municipality="Magog"))
     assert published.status_code == 302, text_of(published)
     opportunity = published.headers["Location"].rsplit("/", 1)[1]
     participant = register(counsellor)
@@ -101,14 +106,14 @@ def test_candidates_for_the_publisher_only_then_withdrawn(app: Flask) -> None:
     assert "1 candidature" in mine and "Envoyée : 1" in mine
     candidates = employer.get(f"/opportunities/{opportunity}/candidates")
     assert f"/legs/{leg}" in candidates.get_data(as_text=True)
-    assert "Envoyée : 1" in text_of(candidates)
+    assert "Envoyée : 1" in text_of(candidates) and "Amina Benali" in text_of(candidates)
     assert counsellor.get(f"/opportunities/{opportunity}/candidates").status_code == 404
 
     confirm = employer.get(f"/opportunities/{opportunity}/withdraw")
     assert "1 orientation encore ouverte" in text_of(confirm)
     assert counsellor.post(f"/opportunities/{opportunity}/withdraw").status_code == 404
     assert employer.post(f"/opportunities/{opportunity}/withdraw").status_code == 302
-    assert "Soudeur ou soudeuse" not in text_of(counsellor.get("/opportunities?region=05"))
+    assert title not in text_of(counsellor.get("/opportunities?region=05"))
     closed = counsellor.get(f"/participants/{participant}/refer?opportunity_id={opportunity}")
     assert closed.status_code == 409 and "ne reçoit plus de candidatures" in text_of(closed)
 
