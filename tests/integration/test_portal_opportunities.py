@@ -6,8 +6,10 @@ confirmation; an organization chooses the regions it follows."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import date, timedelta
+from urllib.parse import quote
 
 from flask import Flask
 
@@ -129,3 +131,22 @@ def test_followed_regions_and_the_daily_mail(app: Flask) -> None:
     assert 'value="06" checked' not in page
     assert 'id="daily_mail" name="daily_mail" value="1" checked' in page
     assert counsellor.post("/opportunities/regions", {"regions": ["99"]}).status_code == 422
+
+
+def test_hostile_values_in_the_publish_form_show_the_form_again(app: Flask) -> None:
+    """Each field of the publish form in turn given what no browser sends (bytes that are not
+    UTF-8, huge numbers, malformed dates...): the form again or a refusal page, never a 500."""
+    regional = make_organization(app, kind="regional_partner", region="01")
+    partner = Person.logged_in(app, make_user(app, regional, "partner_staff"))
+    form = partner.get("/opportunities/new").get_data(as_text=True)
+    token = re.search(r'name="form_token" value="([^"]+)"', form)
+    assert token is not None
+    valid = {name: quote(str(value)) for name, value in _offer().items() if name != "pathways"}
+    for name in [*valid, "pathways"]:
+        for value in ("%ED%A0%80", "%FF%FE", "9" * 5000, "2026-13-45", "-1", "1e999", ""):
+            fields = {**valid, "pathways": "employment", name: value}
+            body = "&".join(f"{key}={raw}" for key, raw in fields.items())
+            response = partner.client.post(
+                "/opportunities/new", content_type="application/x-www-form-urlencoded",
+                data=f"{body}&csrf_token={partner.token()}&form_token={token.group(1)}")
+            assert response.status_code < 500, (name, value, response.status_code)
