@@ -47,6 +47,7 @@ def N_(message: str) -> str:
 
 KINDS = {"job": N_("Job"), "internship": N_("Internship"), "training": N_("Training"),
          "other": N_("Other opportunity")}
+BATCH = 2000  # follows taken per pass (the tick runs passes while they find work)
 MAX_LISTED = 30  # a longer list ends with how many more there are, and the portal's link
 
 
@@ -91,12 +92,17 @@ def _recipients(session: Session, organization: Organization) -> list[tuple[str,
 
 def mail_daily(session: Session, now: datetime, *,
                public_url: str = DEFAULT_PUBLIC_URL) -> int:
-    """Queue the daily mails that are due at `now`; returns how many were queued."""
+    """Queue the daily mails that are due at `now`; returns how many follows it moved to their
+    next morning (the tick runs it again while that is not 0)."""
     due = select(RegionFollow).where(RegionFollow.next_mail_at <= now).order_by(
-        RegionFollow.organization_id, RegionFollow.region).limit(2000)
+        RegionFollow.organization_id, RegionFollow.region).limit(BATCH)
     if session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
     follows = list(session.scalars(due))
+    if len(follows) == BATCH:
+        # A full batch may end inside an organization's regions: that organization waits for
+        # the next pass, so that it gets one mail listing all of them.
+        follows = [f for f in follows if f.organization_id != follows[-1].organization_id]
     if not follows:
         return 0
     by_organization: dict[uuid.UUID, list[RegionFollow]] = defaultdict(list)
@@ -131,7 +137,8 @@ def mail_daily(session: Session, now: datetime, *,
                           "language": language,
                           "dedupe_key": f"opportunities_daily:{organization_id}:{day}:{key}"})
     session.flush()
-    return queue_mails(session, mails, now=now)
+    queue_mails(session, mails, now=now)
+    return len(follows)
 
 
 def _mail(language: str, organization: Organization, news: list[Opportunity],

@@ -20,7 +20,7 @@ from hub.accounts.users import RECEIVING_ROLES, SENDING_ROLES
 from hub.api.common import aware_datetime, pseudonym_key
 from hub.api.opportunities import OpportunityIn
 from hub.consent.visibility import Reader
-from hub.db import db
+from hub.db import db, utcnow
 from hub.directory.organizations import QUEBEC_REGIONS, Organization
 from hub.errors import DomainError, Invalid, NotFound
 from hub.opportunities import offers, publishing
@@ -36,6 +36,7 @@ from hub.portal.common import (
     status_of,
 )
 from hub.portal.labels import language_name
+from hub.portal.legs import leg_rows
 from hub.referrals import participants
 from hub.referrals.legs import OPEN_STATUSES, Referral
 from hub.referrals.lifecycle import Pathway
@@ -208,9 +209,15 @@ def candidates(opportunity_id: uuid.UUID) -> Response:
     organization's): counts per status and the legs, each a link to its page, where the
     person is shown as the visibility rules allow."""
     found = publishing.candidates(db.session, caller(), opportunity_id)
+    legs = list(db.session.scalars(
+        select(Referral).where(Referral.id.in_([leg.referral_id for leg in found.legs]))
+        .order_by(Referral.created_at, Referral.id)))
+    # The inbox's rows: the person's name where the organization may read it (the read
+    # logged), a pseudonym and why otherwise.
     return page("portal/opportunity_candidates.html",
                 opportunity=_rows([found.opportunity])[0],
-                counts=sorted(found.counts.items()), legs=found.legs)
+                counts=sorted(found.counts.items()),
+                legs=leg_rows(legs, utcnow(), Reader(db.session, caller(), pseudonym_key())))
 
 
 @blp.route("/opportunities/<uuid:opportunity_id>/withdraw", methods=["GET", "POST"])

@@ -337,9 +337,15 @@ def test_followers_who_asked_get_one_daily_mail_of_new_opportunities(
     marked = address()
     set_entry(follower, contacts=[{"name": "Julie Tremblay", "email": marked,
                                    "notify_referrals": True}])
+    # Without contacts to notify, an organization's administrators get it, in their language.
+    english = network.partner(name="Newcomers' Employment Centre")
+    with app.app_context(), db.job_session() as session:
+        organization = session.get(Organization, uuid.UUID(english.organization_id))
+    admin = make_user(app, organization, "org_admin", language="en")
     region = "10"
-    assert follower.call("PUT", "/api/v1/opportunities/follows", json={
-        "regions": [region], "daily_mail": True}).get_json()["daily_mail"] is True
+    for organization_following in (follower, english):
+        assert organization_following.call("PUT", "/api/v1/opportunities/follows", json={
+            "regions": [region], "daily_mail": True}).get_json()["daily_mail"] is True
     partner = network.partner(kind="regional_partner", region=region,
                               name="Emploi Nord-du-Québec")
     title = f"Préposé·e à l'entretien {secrets.token_hex(2)}"
@@ -372,6 +378,11 @@ def test_followers_who_asked_get_one_daily_mail_of_new_opportunities(
     assert (f"Candidatures à orienter jusqu'au 1er {month} {first_of_a_month.year} : 3 places"
             in text)
     assert elsewhere["id"] not in text  # only the followed region's
+    (mail,) = mails_to(app, smtp, admin)
+    assert str(mail["Subject"]) == "1 new opportunity in the regions you follow"
+    month_in_english = first_of_a_month.strftime("%B")  # the C locale's English month names
+    assert (f"Refer candidates until {month_in_english} 1, {first_of_a_month.year}: 3 places"
+            in str(mail.get_body(("plain",)).get_content()))  # type: ignore[union-attr]
 
     # The next morning: nothing new, no mail.
     mail_at(due + timedelta(days=1))
