@@ -55,6 +55,7 @@ from hub.followups.staff_mails import (
     contacts_of,
     language_of,
     leg_link,
+    mail_date,
     mail_texts,
     mail_time,
     one_line,
@@ -221,7 +222,8 @@ def digest(misses: list[Any], receiver: str, language: str, zone: str,
     local = ZoneInfo(zone)
     checks = _check_names(texts)
     lines = "".join(_line(miss, texts, checks, local, language, names, public_url)
-                    + _needed_by_line(texts, (needed_by or {}).get(miss.referral_id))
+                    + _needed_by_line(texts, language,
+                                                    (needed_by or {}).get(miss.referral_id))
                     for miss in shown)
     rest = count - len(shown)
     organization = one_line(receiver)
@@ -256,11 +258,11 @@ def _check_names(texts: NullTranslations) -> dict[str, str]:
             "start": texts.gettext("the first contact with the person")}
 
 
-def _needed_by_line(texts: NullTranslations, day: date | None) -> str:
+def _needed_by_line(texts: NullTranslations, language: str, day: date | None) -> str:
     if day is None:
         return ""
     return texts.gettext("  The person is needed there by %(date)s.\n") % {
-        "date": day.isoformat()}
+        "date": mail_date(day, language)}
 
 
 def _line(miss: Any, texts: NullTranslations, checks: dict[str, str], zone: ZoneInfo,

@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from datetime import date, datetime
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_date
 from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -30,8 +29,8 @@ from hub.directory.organizations import QUEBEC_REGIONS, Contact, Organization
 from hub.followups.deadlines import DEFAULT_TIME_ZONE
 from hub.followups.staff_mails import (
     DEFAULT_PUBLIC_URL,
-    MAIL_LOCALES,
     language_of,
+    mail_date,
     mail_texts,
     one_line,
 )
@@ -54,15 +53,6 @@ MAX_LISTED = 30  # a longer list ends with how many more there are, and the port
 def next_mail_at(moment: datetime, zone: str) -> datetime:
     """The first 8:00 in `zone` after `moment`: when a follow's daily mail is due."""
     return next_daily(moment, zone)
-
-
-def mail_day(day: date, language: str) -> str:
-    """A day as the mail's reader writes it: "20 décembre 2026" (the 1st: "1er janvier
-    2027"), "December 20, 2026"."""
-    locale = MAIL_LOCALES.get(language, MAIL_LOCALES["fr"])
-    if locale.startswith("fr") and day.day == 1:
-        return "1er " + format_date(day, "MMMM y", locale=locale)
-    return format_date(day, "long", locale=locale)
 
 
 def opportunity_link(public_url: str, opportunity_id: uuid.UUID) -> str:
@@ -161,14 +151,14 @@ def _mail(language: str, organization: Organization, news: list[Opportunity],
             "publisher": one_line(publishers.get(opportunity.organization_id, "")),
             "municipality": one_line(opportunity.municipality),
             "region": QUEBEC_REGIONS.get(opportunity.region, opportunity.region),
-            "closes_on": mail_day(opportunity.closes_on, language),
+            "closes_on": mail_date(opportunity.closes_on, language),
             "places": opportunity.places,
         }
         # Names and codes only, the same layout in every language.
         parts.append("{title} ({kind}), {publisher}\n{municipality}, {region}\n".format(**item))
         if opportunity.starts_on is not None:
             parts.append(texts.gettext("Starts on: %(date)s\n") % {
-                "date": mail_day(opportunity.starts_on, language)})
+                "date": mail_date(opportunity.starts_on, language)})
         parts.append(texts.ngettext(
             "Refer candidates until %(closes_on)s: %(places)d place\n",
             "Refer candidates until %(closes_on)s: %(places)d places\n",

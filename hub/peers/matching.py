@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
@@ -24,8 +25,8 @@ from hub.directory.organizations import QUEBEC_REGIONS
 from hub.errors import DomainError, Invalid, NotAllowed, NotFound
 from hub.events.store import record
 from hub.events.types import EventType
-from hub.followups.deadlines import add_business_days
-from hub.followups.staff_mails import DEFAULT_PUBLIC_URL, mail_texts
+from hub.followups.deadlines import DEFAULT_TIME_ZONE, add_business_days
+from hub.followups.staff_mails import DEFAULT_PUBLIC_URL, mail_date, mail_texts
 from hub.outbox.mail import queue_mail
 from hub.peers.profiles import (
     OPEN_MATCHES,
@@ -308,7 +309,8 @@ def propose(session: Session, caller: Caller, *, peer_id: uuid.UUID,
         texts = mail_texts(language)
         values = {"name": " ".join(newcomer.given_name.split()), "link": link,
                   "region": QUEBEC_REGIONS.get(profile.region, profile.region),
-                  "expires": match.expires_at.date().isoformat()}
+                  "expires": mail_date(match.expires_at.astimezone(
+                      ZoneInfo(DEFAULT_TIME_ZONE)).date(), language)}
         queue_mail(session, to=peer.email, language=language,
                    subject=texts.gettext("A newcomer would like to talk with you") % values,
                    text=texts.gettext(

@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Response as FlaskResponse
 from flask import flash, redirect, request, url_for
-from flask_babel import format_date, format_timedelta
+from flask_babel import format_timedelta
 from flask_babel import gettext as _
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import selectinload
@@ -48,6 +48,7 @@ from hub.portal.common import (
     portal_blueprint,
     status_of,
 )
+from hub.portal.i18n import format_day
 from hub.portal.labels import language_name
 from hub.portal.legs import leg_rows
 from hub.privacy import erasure, person_copy
@@ -625,7 +626,7 @@ def _prefilled(previous: dict[str, Any] | None, filters: dict[str, str],
         leg, recorded_at = followed
         return {"pathway": leg.pathway, "reason_for_referral": _(
             "After the follow-up of %(date)s: the person still needs support.",
-            date=format_date(recorded_at, "long"))}
+            date=format_day(recorded_at, "long"))}
     if previous is None:
         return {"pathway": filters.get("pathway", "")}
     return {"pathway": previous["pathway"], "priority": previous["priority"],

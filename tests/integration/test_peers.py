@@ -14,6 +14,7 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Flask
 from sqlalchemy import select
@@ -25,6 +26,7 @@ from hub.outbox.mail import OutgoingMail
 from hub.peers.profiles import PeerMatch
 from tests.helpers import Network, Partner
 from tests.hub_cli import run_hub
+from tests.integration.test_check_mails import french_day
 
 LINK = re.compile(r"http://[^/\s]+(/jumelage/[A-Za-z0-9_-]{43})")
 PEER = {"given_name": "Karim", "family_name": "Haddad", "preferred_language": "fr",
@@ -186,6 +188,9 @@ def test_proposals_lapse_and_accepted_ones_ask_the_newcomer_after_30_days(
         expires_at = stored.expires_at
     assert expires_at == add_business_days(stored.proposed_at, 10)
     assert expires_at - stored.proposed_at >= timedelta(days=12)  # two weekends at least
+    [proposal] = mails(app, f"peer-proposal:{lapsing['id']}")  # the peer's French mail
+    last_day = expires_at.astimezone(ZoneInfo("America/Toronto")).date()
+    assert f"Sans réponse d’ici le {french_day(last_day)}," in proposal.body_text
     tick.run_once(app.extensions["hub_db"][1], expires_at + timedelta(minutes=1))
     lapsed = world.newcomer_org.get(f"/api/v1/peer-matches/{lapsing['id']}").get_json()
     assert lapsed["status"] == "expired"
