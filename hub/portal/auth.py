@@ -23,6 +23,9 @@ LOGIN_MESSAGES = {
     "locked": lambda: _("Too many failed attempts for this account. Wait 15 minutes, or reset "
                         "your password."),
     "rate_limited": lambda: _("Too many failed attempts from your network. Wait 15 minutes."),
+    "slowed": lambda: _("Many failed attempts for this account come from elsewhere, so it "
+                        "takes one attempt every 30 seconds for now. Wait a moment and try "
+                        "again, or reset your password."),
 }
 
 
