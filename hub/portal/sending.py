@@ -458,6 +458,7 @@ def refer(participant_id: uuid.UUID) -> Response:
         if previous is not None:
             data.pop("participant_id")
             data.pop("forwarded_from", None)
+            data.pop("opportunity_id", None)  # the new receiver did not publish it
             leg = redirection.redirect_referral(db.session, caller(), previous.id, **data)
             flash(_("Referral redirected."), "success")
         elif request.form.get("whole_household") and context["household_size"]:
