@@ -458,7 +458,7 @@ def refer(participant_id: uuid.UUID) -> Response:
         if previous is not None:
             data.pop("participant_id")
             data.pop("forwarded_from", None)
-            data.pop("opportunity_id", None)  # the new receiver did not publish it
+            data.pop("opportunity_id", None)  # a redirect is not a candidacy (no such field)
             leg = redirection.redirect_referral(db.session, caller(), previous.id, **data)
             flash(_("Referral redirected."), "success")
         elif request.form.get("whole_household") and context["household_size"]:
