@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from hub.adapters.fhir import OPPORTUNITY_ID
 from hub.db import db, utcnow
 from hub.directory.organizations import Organization
 from hub.events.types import EventType
@@ -31,6 +32,7 @@ from tests.e2e.test_webhooks import deliver_all, received, subscribe
 from tests.helpers import Network, Partner
 from tests.integration.test_check_mails import address, set_entry
 from tests.integration.test_erasure import eventually
+from tests.integration.test_fhir import bundle_of
 from tests.integration.test_mail import SmtpServer, smtp_transport
 from tests.portal import Person, make_user, text_of
 from tests.receiver import running_receiver
@@ -182,6 +184,9 @@ def test_the_publisher_sees_its_candidates_and_nobody_else_does(network: Network
         "id": first.organization_id, "name": "Carrefour Montréal"}
     assert candidates["items"][0]["needed_by"] == one["needed_by"]
     assert "Amina" not in response.get_data(as_text=True)  # no personal data here
+    # The FHIR export names the opportunity, by identifier, in the request's supportingInfo.
+    assert bundle_of(first, one["id"])["ServiceRequest"]["supportingInfo"] == [
+        {"identifier": {"system": OPPORTUNITY_ID, "value": opportunity["id"]}}]
 
     for stranger in (first, network.partner(kind="regional_partner", region="01")):
         assert stranger.get(

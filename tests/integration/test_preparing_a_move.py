@@ -115,7 +115,9 @@ def test_the_date_goes_with_a_forwarded_leg_and_into_fhir(network: Network) -> N
     assert request["occurrencePeriod"] == {"end": needed}
     # Without a date, no occurrence.
     plain = sender.refer(first)
-    assert "occurrencePeriod" not in bundle_of(sender, plain["id"])["ServiceRequest"]
+    plain_request = bundle_of(sender, plain["id"])["ServiceRequest"]
+    assert "occurrencePeriod" not in plain_request
+    assert "supportingInfo" not in plain_request  # no opportunity named
 
 
 # --- need to know ------------------------------------------------------------------------
