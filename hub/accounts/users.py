@@ -93,6 +93,8 @@ class User(Base):
     disabled_at: Mapped[datetime | None]
     # Asked to be mailed about every new leg to the organization (`hub.mailbox.notices`).
     notify_referrals: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Asked for the missed-deadline digests of the organization (`hub.followups.digests`).
+    deadline_digests: Mapped[bool] = mapped_column(default=False, server_default=false())
     # A `FrenchForm`: how pages name the user's role in French (neutral until the user says).
     french_form: Mapped[str] = mapped_column(String(10), default=FrenchForm.NEUTRAL,
                                              server_default=FrenchForm.NEUTRAL.value)

@@ -30,7 +30,13 @@ from hub.outbox import webhook_fanout
 from hub.outbox.mail import send_due
 from hub.referrals.legs import Referral
 from tests.helpers import Network, Partner
-from tests.integration.test_check_mails import french_day, in_english, in_french
+from tests.integration.test_check_mails import (
+    french_day,
+    in_english,
+    in_french,
+    moment,
+    run_checks,
+)
 from tests.integration.test_mail import SmtpServer, smtp_transport
 
 LINK = re.compile(r"https?://\S+/a/([A-Za-z0-9._-]+)")
@@ -336,6 +342,30 @@ def test_a_portal_user_who_asks_gets_the_mail_with_a_link_to_the_portal(
     assert person.post("/inbox/notifications", {}).status_code == 302
     sender.refer(receiver)
     assert len(mails_to(app, smtp, user_email)) == 1  # turned off: no second mail
+
+
+def test_a_portal_user_who_asks_gets_the_missed_deadline_digest_in_their_language(
+        app: Flask, network: Network, smtp: SmtpServer) -> None:
+    from hub.directory.organizations import Organization
+    from tests.portal import Person, make_user
+
+    sender, receiver = network.partner(), network.partner()  # French, no directory contact
+    with app.app_context(), db.job_session() as session:
+        organization = session.get(Organization, uuid.UUID(receiver.organization_id))
+        assert organization is not None
+        asker = make_user(app, organization, "partner_staff", language="en")
+        other = make_user(app, organization, "partner_staff")
+    person = Person.logged_in(app, asker)
+    assert 'id="deadline_digests"' in person.get("/inbox").get_data(as_text=True)
+    assert person.post("/inbox/notifications", {"deadline_digests": "on"}).status_code == 302
+    leg = sender.refer(receiver)
+    late = moment(leg["deadlines"]["acknowledge_by"]) + timedelta(minutes=1)
+    run_checks(app, late)
+    (mail,) = mails_to(app, smtp, asker, at=late)
+    assert mail["Content-Language"] == "en"  # the user's language, not the organization's
+    assert "missed a deadline" in str(mail["Subject"])
+    assert f"/legs/{leg['id']}" in body_of(mail)
+    assert not mails_to(app, smtp, other, at=late)  # did not ask
 
 
 def test_the_admin_entry_form_marks_contacts_chooses_daily_and_says_capacity(
