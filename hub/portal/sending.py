@@ -690,6 +690,11 @@ def _directory(*, exclude: uuid.UUID, region: str = "", kind: str = "",
     return [{"id": o.id, "name": o.name, "kind": o.kind, "region": o.region,
              "region_name": QUEBEC_REGIONS.get(o.region, o.region), "capacity": o.capacity,
              "services": service_capacities(o, pathway, now),
+             # Who each service takes (the directory's eligibility notes): the counsellor
+             # sees whether the person fits before sending, not after a decline.
+             "eligibility": [{"name": s.name, "notes": s.eligibility_notes}
+                             for s in o.services if s.eligibility_notes
+                             and (not pathway or pathway in s.pathways)],
              # The languages its services are offered in, to choose where the person is
              # understood.
              "languages": [language_name(code) for code in sorted(
