@@ -13,7 +13,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from flask import Flask, g, request, session
-from flask_babel import Babel, format_date, get_locale, to_user_timezone
+from flask_babel import Babel, format_date, format_datetime, get_locale, to_user_timezone
 
 LANGUAGES = ("fr", "en")
 DEFAULT_LANGUAGE = "fr"
@@ -36,6 +36,15 @@ def current_language() -> str:
 
 # A day of the month standing alone in a Babel pattern ("d MMMM y"), not "dd" nor quoted.
 _DAY = re.compile(r"(?<![d'])d(?![d'])")
+_NAMED = ("short", "medium", "long", "full")
+
+
+def _first_of_month(value: date | datetime) -> bool:
+    """Whether French writes `value` with "1er": the first of a month, in the portal's time
+    zone for a moment."""
+    locale = get_locale()
+    day = to_user_timezone(value).date() if isinstance(value, datetime) else value
+    return locale is not None and locale.language == "fr" and day.day == 1
 
 
 def format_day(value: date | datetime | None, format: str = "medium") -> str:
@@ -44,13 +53,22 @@ def format_day(value: date | datetime | None, format: str = "medium") -> str:
     where Babel writes "1 décembre".  A moment is read in the portal's time zone first."""
     if value is None:
         return ""
-    locale = get_locale()
-    day = to_user_timezone(value).date() if isinstance(value, datetime) else value
-    if locale is not None and locale.language == "fr" and day.day == 1:
-        pattern = (locale.date_formats[format].pattern
-                   if format in ("short", "medium", "long", "full") else format)
+    if _first_of_month(value):
+        locale = get_locale()
+        assert locale is not None
+        pattern = locale.date_formats[format].pattern if format in _NAMED else format
         return format_date(value, _DAY.sub("d'er'", pattern))
     return format_date(value, format)
+
+
+def format_moment(value: datetime | None, format: str = "medium") -> str:
+    """The portal's `datetimeformat` filter, with the same "1er" for a pattern
+    (`labels.minute_format`: "1er déc. 2026, 14 h 05")."""
+    if value is None:
+        return ""
+    if format not in _NAMED and _first_of_month(value):
+        return format_datetime(value, _DAY.sub("d'er'", format))
+    return format_datetime(value, format)
 
 
 def compile_catalogues(directory: Path = TRANSLATIONS) -> None:
@@ -79,3 +97,4 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))
     babel.init_app(app, locale_selector=current_language, timezone_selector=lambda: TIME_ZONE)
     app.jinja_env.filters["dateformat"] = format_day
+    app.jinja_env.filters["datetimeformat"] = format_moment
