@@ -55,11 +55,18 @@ MONITORING_ROLES = frozenset({Role.COORDINATOR, Role.HUB_ADMIN})
 COORDINATION_ROLES = MONITORING_ROLES
 
 MIN_PASSWORD_LENGTH = 12
-# Lockout: this many failures for one email within the window locks it for the window.
+# Failed logins are counted as OWASP advises, so that knowing a colleague's address is not
+# enough to lock them out:
+# - lockout: this many failures for one email from one client address within the window lock
+#   that email for that address only (the owner, from their own address, still signs in);
 MAX_FAILURES = 5
 FAILURE_WINDOW = timedelta(minutes=15)
-# Rate limit: attempts from one address within the window, whatever the emails tried.
+# - rate limit: attempts from one address within the window, whatever the emails tried;
 MAX_ATTEMPTS_PER_ADDRESS = 30
+# - ceiling: past this many failures for one email within the window, from any addresses (a
+#   distributed guess), the email is slowed, not locked: one attempt per EMAIL_PACE at most.
+EMAIL_CEILING = 50
+EMAIL_PACE = timedelta(seconds=30)
 RESET_VALIDITY = timedelta(hours=1)
 # A session's last use is written at most this often (not on every page).
 SESSION_TOUCH = timedelta(minutes=1)
@@ -86,6 +93,8 @@ class User(Base):
     disabled_at: Mapped[datetime | None]
     # Asked to be mailed about every new leg to the organization (`hub.mailbox.notices`).
     notify_referrals: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Asked for the missed-deadline digests of the organization (`hub.followups.digests`).
+    deadline_digests: Mapped[bool] = mapped_column(default=False, server_default=false())
     # A `FrenchForm`: how pages name the user's role in French (neutral until the user says).
     french_form: Mapped[str] = mapped_column(String(10), default=FrenchForm.NEUTRAL,
                                              server_default=FrenchForm.NEUTRAL.value)
@@ -138,7 +147,9 @@ class PasswordReset(Base):
 
 class LoginRefused(Exception):
     """Why a login did not go through: `invalid` (wrong email or password, or a disabled
-    account: the same answer, so nobody learns which), `locked`, or `rate_limited`."""
+    account: the same answer, so nobody learns which), `locked` (this email from this
+    address), `rate_limited` (this address), or `slowed` (this email, from everywhere, while
+    a distributed guess lasts)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -245,6 +256,14 @@ def change_role(session: Session, user: User, role: str, *, by: User) -> None:
     session.flush()
 
 
+def set_french_form(session: Session, user: User, french_form: str) -> None:
+    """How French pages address `user`: set by the person (their account page) or by their
+    organization's admin."""
+    check_french_form(french_form)
+    user.french_form = french_form
+    session.flush()
+
+
 def set_disabled(session: Session, user: User, disabled: bool, *, by: User,
                  now: datetime | None = None) -> None:
     """Disable (no login, every session ends) or enable an account; pending reset links stop
@@ -262,10 +281,13 @@ def set_disabled(session: Session, user: User, disabled: bool, *, by: User,
 
 def authenticate(session: Session, email: str, password: str, *, address: str,
                  now: datetime | None = None) -> User:
-    """The user with this email and password, or LoginRefused.  Every failure is recorded;
-    the caller commits it even though the login failed."""
+    """The user with this email and password, or LoginRefused.  Every failure is recorded
+    (not a slowed attempt: its password is not even tried); the caller commits it even though
+    the login failed.  `address` is the client's (behind HUB_TRUSTED_PROXIES, the one the
+    proxies saw)."""
     now = now or utcnow()
     email = normalize_email(email)[:254]
+    address = address[:64]
     since = now - FAILURE_WINDOW
     session.execute(delete(LoginFailure).where(LoginFailure.at < since))  # keep it small
     # A COUNT has exactly one row: scalar_one() is what scalar() returns, typed as an int.
@@ -273,11 +295,16 @@ def authenticate(session: Session, email: str, password: str, *, address: str,
         LoginFailure.address == address, LoginFailure.at >= since)).scalar_one()
     if by_address >= MAX_ATTEMPTS_PER_ADDRESS:
         raise LoginRefused("rate_limited")
-    by_email = session.execute(select(func.count()).select_from(LoginFailure).where(
-        LoginFailure.email == email, LoginFailure.at >= since)).scalar_one()
-    if by_email >= MAX_FAILURES:
+    by_pair = session.execute(select(func.count()).select_from(LoginFailure).where(
+        LoginFailure.email == email, LoginFailure.address == address,
+        LoginFailure.at >= since)).scalar_one()
+    if by_pair >= MAX_FAILURES:
         _fail(session, email, address, now)
         raise LoginRefused("locked")
+    by_email, last = session.execute(select(func.count(), func.max(LoginFailure.at)).where(
+        LoginFailure.email == email, LoginFailure.at >= since)).one()
+    if by_email >= EMAIL_CEILING and last is not None and last > now - EMAIL_PACE:
+        raise LoginRefused("slowed")
     user = session.scalar(select(User).where(User.email == email))
     try:
         _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
@@ -289,12 +316,15 @@ def authenticate(session: Session, email: str, password: str, *, address: str,
         raise LoginRefused("invalid")
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
-    session.execute(delete(LoginFailure).where(LoginFailure.email == email))
+    # This address's failures are forgiven; others' still count towards their lock and the
+    # ceiling (an attack elsewhere goes on whether the owner signed in or not).
+    session.execute(delete(LoginFailure).where(LoginFailure.email == email,
+                                               LoginFailure.address == address))
     return user
 
 
 def _fail(session: Session, email: str, address: str, now: datetime) -> None:
-    session.add(LoginFailure(email=email, address=address[:64], at=now))
+    session.add(LoginFailure(email=email, address=address, at=now))
     session.flush()
 
 

@@ -3,7 +3,8 @@ when the reader may see who the person is), Organization and Consent.
 
 Built from the leg *as the reader may see it* (`hub.consent.visibility.Reader.referral`), so the
 redaction is the API's: a reader not entitled to the person gets a Patient reference by
-identifier only, and neither the reason for referral nor the needs.  Task status follows
+identifier only, and neither the reason for referral nor the needs.  A leg for an opportunity
+names it in ServiceRequest.supportingInfo (by identifier).  Task status follows
 docs/design.md §2; a forwarded leg's Task is `partOf` the Task of the leg it came from; declines and
 cancellations carry a `statusReason`.
 """
@@ -18,6 +19,7 @@ from hub.directory.organizations import QUEBEC_REGIONS, Organization
 CODES = "https://maillage.example/fhir/CodeSystem"  # our own code systems (pathway, reasons...)
 PARTICIPANT_ID = "https://maillage.example/fhir/participant-id"
 PARTICIPANT_PSEUDONYM = "https://maillage.example/fhir/participant-pseudonym"
+OPPORTUNITY_ID = "https://maillage.example/fhir/opportunity-id"
 
 # docs/design.md §2: lifecycle status → FHIR Task.status.
 TASK_STATUS = {
@@ -104,6 +106,13 @@ def service_request(leg: dict[str, Any], subject: dict[str, Any]) -> dict[str, A
     if leg.get("needed_by"):
         # When the service is needed by: the first day of the job, the departure (§12).
         resource["occurrencePeriod"] = {"end": leg["needed_by"]}
+    if leg.get("opportunity_id"):
+        # The job, internship or training the person is referred for (docs/opportunities.md).
+        # No FHIR resource is an opportunity, and `basedOn` only takes care plans and
+        # requests: R4's `supportingInfo` takes a Reference(Any), here a logical one by the
+        # opportunity's identifier (GET /api/v1/opportunities/{id} resolves it).
+        resource["supportingInfo"] = [{"identifier": {
+            "system": OPPORTUNITY_ID, "value": leg["opportunity_id"]}}]
     if leg.get("stage"):
         resource["orderDetail"] = [_coding("entrepreneurship-stage", leg["stage"])]
     if leg.get("reason_for_referral"):

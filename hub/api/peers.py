@@ -143,12 +143,16 @@ class MatchList(Schema):
 
 class RegionCount(Schema):
     region = fields.String()
-    available_peers = fields.Integer()
-    matches = fields.Dict(keys=fields.String(), values=fields.Integer())
+    available_peers = fields.Integer(allow_none=True, metadata={
+        "description": "null when withheld: from 1 to suppression.min_cell - 1"})
+    matches = fields.Dict(keys=fields.String(), values=fields.Integer(allow_none=True))
 
 
 class RegionCounts(Schema):
     items = fields.List(fields.Nested(RegionCount))
+    suppression = fields.Dict(metadata={
+        "description": "min_cell (HUB_REPORT_MIN_CELL) and the counts withheld, named "
+                       "`<region>/available_peers` or `<region>/matches/<status>`"})
 
 
 def _reader(caller: Caller | None = None) -> Reader:
@@ -245,10 +249,13 @@ class PeerCounts(MethodView):
     @require_scope("peers:read")
     @blp.response(200, RegionCounts)
     def get(self) -> dict[str, Any]:
-        """Coordinators: per region, available peers and matches by status; never people."""
+        """Coordinators: per region, available peers and matches by status; never people.
+        As in the other reports, a count from 1 to `suppression.min_cell` - 1 is null, and
+        named in `suppression.suppressed`."""
         if not current_caller().is_coordinator:
             raise NotAllowed("Only coordination bodies read the network's peer counts.")
-        return {"items": matching.counts_by_region(db.session)}
+        return matching.counts_by_region(
+            db.session, current_app.config["HUB_SETTINGS"].report_min_cell)
 
 
 @blp.route("/peer-matches")

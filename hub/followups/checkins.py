@@ -52,7 +52,7 @@ from hub.events.store import record
 from hub.events.types import EventType
 from hub.followups import deadlines, digests
 from hub.followups.leg_checks import Due, _claim
-from hub.followups.staff_mails import DEFAULT_LANGUAGE, DEFAULT_PUBLIC_URL, mail_texts
+from hub.followups.staff_mails import DEFAULT_LANGUAGE, DEFAULT_PUBLIC_URL, mail_date, mail_texts
 from hub.outbox.mail import queue_mail
 from hub.referrals import lifecycle
 from hub.referrals.legs import LEGS, Referral, snapshot
@@ -117,8 +117,8 @@ def _one_line(name: str) -> str:
     return " ".join(name.split())  # a line break in a name must never reach a mail header
 
 
-def _local_date(moment: datetime) -> str:
-    return moment.astimezone(LOCAL_TIME_ZONE).date().isoformat()  # 2026-12-02: both languages
+def _local_date(moment: datetime, language: str) -> str:
+    return mail_date(moment.astimezone(LOCAL_TIME_ZONE).date(), language)  # in Québec's time
 
 
 def compose_mail(preferred_language: str | None, *, sender: str, receiver: str,
@@ -126,15 +126,18 @@ def compose_mail(preferred_language: str | None, *, sender: str, receiver: str,
                  ) -> tuple[str, str, str, str]:
     """(subject, text, Content-Language, page language) of the check-in mail: French or
     English as the participant prefers; any other language gets French then English."""
-    values = {"sender": _one_line(sender), "receiver": _one_line(receiver), "link": link,
-              "accepted": _local_date(accepted_at), "expires": _local_date(expires_at)}
+    def values(language: str) -> dict[str, str]:
+        return {"sender": _one_line(sender), "receiver": _one_line(receiver), "link": link,
+                "accepted": _local_date(accepted_at, language),
+                "expires": _local_date(expires_at, language)}
+
     language = language_of(preferred_language)
     if language is not None:
-        subject, text = _mail_in(mail_texts(language), values)
+        subject, text = _mail_in(mail_texts(language), values(language))
         return subject, text, language, language
-    french, english = mail_texts("fr"), mail_texts("en")
+    english = mail_texts("en")
     (french_subject, french_text), (english_subject, english_text) = (
-        _mail_in(french, values), _mail_in(english, values))
+        _mail_in(mail_texts("fr"), values("fr")), _mail_in(english, values("en")))
     # Said in English: it is for the reader who reads no French.
     below = english.gettext("— English below —")
     return (f"{french_subject} / {english_subject}",

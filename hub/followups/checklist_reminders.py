@@ -24,6 +24,7 @@ from hub.followups.staff_mails import (
     contacts_of,
     language_of,
     leg_link,
+    mail_date,
     mail_texts,
     one_line,
     organizations_by_id,
@@ -115,7 +116,7 @@ def _mail(legs: dict[uuid.UUID, list[str]], by_id: dict[uuid.UUID, Referral], na
         needed = by_id[leg_id].needed_by
         lines.append(texts.gettext("- Referral %(reference)s, person needed there by "
                                    "%(date)s:\n") % {
-            "reference": str(leg_id), "date": needed.isoformat() if needed else "?"})
+            "reference": str(leg_id), "date": mail_date(needed, language) if needed else "?"})
         lines.extend(f"    · {labels.get(code, code)}\n" for code in codes)
         lines.append(f"  {leg_link(public_url, leg_id)}\n")
     values = {"num": count, "organization": name, "lines": "".join(lines)}

@@ -1,5 +1,7 @@
-"""The missed-deadline digest: one mail per contact of a receiving organization per scheduler
-tick, listing the legs to that organization that missed a deadline since the last digest.
+"""The missed-deadline digest: one mail per recipient of a receiving organization per scheduler
+tick (its directory contacts, and its portal users who asked for it on the inbox page, each in
+their language), listing the legs to that organization that missed a deadline since the last
+digest.
 
 Why a digest: a receiving organization behind on its inbox would otherwise get one mail per
 late leg (and a scheduler clearing a backlog, thousands); one list, in its language and time
@@ -47,6 +49,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from hub.accounts.users import User
 from hub.db import Base, UTCDateTime, table_of
 from hub.events.store import Position
 from hub.followups.deadlines import DEFAULT_TIME_ZONE
@@ -55,6 +58,7 @@ from hub.followups.staff_mails import (
     contacts_of,
     language_of,
     leg_link,
+    mail_date,
     mail_texts,
     mail_time,
     one_line,
@@ -147,6 +151,8 @@ WITH taken AS (
     FROM taken
     WHERE to_organization_id IN (SELECT organization_id FROM directory_contacts
                                  WHERE email IS NOT NULL AND deadline_digests)
+       OR to_organization_id IN (SELECT organization_id FROM users
+                                 WHERE deadline_digests AND disabled_at IS NULL)
 )
 SELECT event_position, referral_id, from_organization_id, to_organization_id, "check",
        due_at, from_participant, misses, first_position, last_position
@@ -166,36 +172,61 @@ def _take_in_sql(session: Session, now: datetime, limit: int, public_url: str) -
 
 def _queue(session: Session, misses: list[Any], span: str, now: datetime, public_url: str,
            totals: dict[uuid.UUID, int] | None = None) -> int:
-    """One mail per contact of each receiving organization with misses and contacts;
+    """One mail per recipient of each receiving organization with misses and recipients;
     `totals`: each receiver's count of misses, when `misses` are only the lines shown."""
     by_receiver: dict[uuid.UUID, list[Any]] = defaultdict(list)
     for miss in misses:
         by_receiver[miss.to_organization_id].append(miss)
-    contacts = {receiver: staff for receiver, staff in contacts_of(session, by_receiver).items()
-                if any(contact.deadline_digests for contact in staff)}
-    if not contacts:
+    recipients = _recipients(session, by_receiver)
+    if not recipients:
         return 0
-    organizations = organizations_by_id(session, set(contacts) | {
-        miss.from_organization_id for receiver in contacts for miss in by_receiver[receiver]})
+    organizations = organizations_by_id(session, set(recipients) | {
+        miss.from_organization_id for receiver in recipients
+        for miss in by_receiver[receiver]})
     names = {organization_id: one_line(organization.name)
              for organization_id, organization in organizations.items()}
-    needed_by = _needed_by(session, {miss.referral_id for receiver in contacts
+    needed_by = _needed_by(session, {miss.referral_id for receiver in recipients
                                      for miss in by_receiver[receiver]})
     mails = []
-    for receiver_id, staff in contacts.items():
+    for receiver_id, listed in recipients.items():
         receiver = organizations[receiver_id]
-        language = language_of(receiver.language)
-        subject, body = digest(by_receiver[receiver_id], receiver.name, language,
-                               receiver.time_zone or DEFAULT_TIME_ZONE, names,
-                               (totals or {}).get(receiver_id), public_url=public_url,
-                               needed_by=needed_by)
-        for contact in staff:
-            if not contact.email or not contact.deadline_digests:
-                continue  # no address, or turned the digests off (design §14)
-            mails.append({"to": contact.email, "subject": subject, "text": body,
+        texts: dict[str, tuple[str, str]] = {}  # one digest per language of its recipients
+        for address, language, key in listed:
+            if language not in texts:
+                texts[language] = digest(
+                    by_receiver[receiver_id], receiver.name, language,
+                    receiver.time_zone or DEFAULT_TIME_ZONE, names,
+                    (totals or {}).get(receiver_id), public_url=public_url,
+                    needed_by=needed_by)
+            subject, body = texts[language]
+            mails.append({"to": address, "subject": subject, "text": body,
                           "language": language,
-                          "dedupe_key": f"deadline_digest:{contact.id}:{span}"})
+                          "dedupe_key": f"deadline_digest:{key}:{span}"})
     return queue_mails(session, mails, now=now)
+
+
+def _recipients(session: Session, receivers: Iterable[uuid.UUID]
+                ) -> dict[uuid.UUID, list[tuple[str, str, str]]]:
+    """(address, language, key) of each receiving organization's digest recipients: its
+    directory contacts with an address who did not turn the digests off (design §14), in the
+    organization's language, and its portal users who asked for them (on the inbox page), in
+    their own.  A user who is also a contact at the same address gets one mail."""
+    receivers = set(receivers)
+    found: dict[uuid.UUID, list[tuple[str, str, str]]] = defaultdict(list)
+    if not receivers:
+        return found
+    languages = {o.id: language_of(o.language)
+                 for o in organizations_by_id(session, receivers).values()}
+    for receiver, staff in contacts_of(session, receivers).items():
+        found[receiver].extend((c.email, languages[receiver], str(c.id)) for c in staff
+                               if c.email and c.deadline_digests)
+    for user in session.scalars(select(User).where(
+            User.organization_id.in_(receivers), User.deadline_digests.is_(True),
+            User.disabled_at.is_(None)).order_by(User.id)):
+        if user.email not in {address.lower() for address, _, _ in found[user.organization_id]}:
+            found[user.organization_id].append(
+                (user.email, language_of(user.language), f"user:{user.id}"))
+    return {receiver: listed for receiver, listed in found.items() if listed}
 
 
 def _needed_by(session: Session, referral_ids: set[uuid.UUID]) -> dict[uuid.UUID, date]:
@@ -221,7 +252,8 @@ def digest(misses: list[Any], receiver: str, language: str, zone: str,
     local = ZoneInfo(zone)
     checks = _check_names(texts)
     lines = "".join(_line(miss, texts, checks, local, language, names, public_url)
-                    + _needed_by_line(texts, (needed_by or {}).get(miss.referral_id))
+                    + _needed_by_line(texts, language,
+                                                    (needed_by or {}).get(miss.referral_id))
                     for miss in shown)
     rest = count - len(shown)
     organization = one_line(receiver)
@@ -256,11 +288,11 @@ def _check_names(texts: NullTranslations) -> dict[str, str]:
             "start": texts.gettext("the first contact with the person")}
 
 
-def _needed_by_line(texts: NullTranslations, day: date | None) -> str:
+def _needed_by_line(texts: NullTranslations, language: str, day: date | None) -> str:
     if day is None:
         return ""
     return texts.gettext("  The person is needed there by %(date)s.\n") % {
-        "date": day.isoformat()}
+        "date": mail_date(day, language)}
 
 
 def _line(miss: Any, texts: NullTranslations, checks: dict[str, str], zone: ZoneInfo,

@@ -26,7 +26,7 @@ import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime
 from gettext import NullTranslations
 from pathlib import Path
 from typing import Any
@@ -71,18 +71,24 @@ MAIL_LOCALES = {"fr": "fr_CA", "en": "en"}
 TIME_OF_DAY = {"fr": "H 'h' mm", "en": "h:mm a"}
 
 
+def mail_date(day: date, language: str) -> str:
+    """A day as a mail's reader writes it: "2 décembre 2026" (the first of a month:
+    "1er décembre 2026"), "December 2, 2026"; never ISO."""
+    locale = MAIL_LOCALES.get(language, MAIL_LOCALES[DEFAULT_LANGUAGE])
+    if locale.startswith("fr") and day.day == 1:
+        return "1er " + format_date(day, "MMMM y", locale=locale)  # le 1er, not le 1
+    return format_date(day, "long", locale=locale)
+
+
 def mail_time(moment: datetime, zone: str | ZoneInfo, language: str) -> str:
     """A moment as a mail's reader reads it, in their time zone (the mail names the zone):
     "6 décembre 2026 à 14 h 05", "December 6, 2026, 2:05 PM"."""
     local = moment.astimezone(ZoneInfo(zone) if isinstance(zone, str) else zone)
     locale = MAIL_LOCALES.get(language, MAIL_LOCALES[DEFAULT_LANGUAGE])
-    if locale.startswith("fr") and local.day == 1:
-        day = "1er " + format_date(local, "MMMM y", locale=locale)  # le 1er, not le 1
-    else:
-        day = format_date(local, "long", locale=locale)
     pattern = TIME_OF_DAY.get(language, TIME_OF_DAY[DEFAULT_LANGUAGE])
     return mail_texts(language).gettext("%(date)s at %(time)s") % {
-        "date": day, "time": format_time(local, pattern, locale=locale)}
+        "date": mail_date(local.date(), language),
+        "time": format_time(local, pattern, locale=locale)}
 
 
 @functools.lru_cache(maxsize=8)

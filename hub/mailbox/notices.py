@@ -47,6 +47,7 @@ from hub.followups.staff_mails import (
     DEFAULT_PUBLIC_URL,
     language_of,
     leg_link,
+    mail_date,
     mail_texts,
     mail_time,
     one_line,
@@ -262,7 +263,8 @@ def _leg_values(session: Session, leg: Referral, recipient: Recipient,
         "person": person,
         "due": mail_time(due, zone, recipient.language) if due else "—",
         "zone": zone,
-        "needed_by": (texts.gettext("Needed by: %(date)s\n") % {"date": needed_by.isoformat()}
+        "needed_by": (texts.gettext("Needed by: %(date)s\n") % {
+                          "date": mail_date(needed_by, recipient.language)}
                       if needed_by else ""),
         "link": url,
         "reference": str(leg.id),

@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from datetime import date, datetime
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_date
 from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -30,8 +29,8 @@ from hub.directory.organizations import QUEBEC_REGIONS, Contact, Organization
 from hub.followups.deadlines import DEFAULT_TIME_ZONE
 from hub.followups.staff_mails import (
     DEFAULT_PUBLIC_URL,
-    MAIL_LOCALES,
     language_of,
+    mail_date,
     mail_texts,
     one_line,
 )
@@ -47,21 +46,13 @@ def N_(message: str) -> str:
 
 KINDS = {"job": N_("Job"), "internship": N_("Internship"), "training": N_("Training"),
          "other": N_("Other opportunity")}
+BATCH = 2000  # follows taken per pass (the tick runs passes while they find work)
 MAX_LISTED = 30  # a longer list ends with how many more there are, and the portal's link
 
 
 def next_mail_at(moment: datetime, zone: str) -> datetime:
     """The first 8:00 in `zone` after `moment`: when a follow's daily mail is due."""
     return next_daily(moment, zone)
-
-
-def mail_day(day: date, language: str) -> str:
-    """A day as the mail's reader writes it: "20 décembre 2026" (the 1st: "1er janvier
-    2027"), "December 20, 2026"."""
-    locale = MAIL_LOCALES.get(language, MAIL_LOCALES["fr"])
-    if locale.startswith("fr") and day.day == 1:
-        return "1er " + format_date(day, "MMMM y", locale=locale)
-    return format_date(day, "long", locale=locale)
 
 
 def opportunity_link(public_url: str, opportunity_id: uuid.UUID) -> str:
@@ -91,12 +82,17 @@ def _recipients(session: Session, organization: Organization) -> list[tuple[str,
 
 def mail_daily(session: Session, now: datetime, *,
                public_url: str = DEFAULT_PUBLIC_URL) -> int:
-    """Queue the daily mails that are due at `now`; returns how many were queued."""
+    """Queue the daily mails that are due at `now`; returns how many follows it moved to their
+    next morning (the tick runs it again while that is not 0)."""
     due = select(RegionFollow).where(RegionFollow.next_mail_at <= now).order_by(
-        RegionFollow.organization_id, RegionFollow.region).limit(2000)
+        RegionFollow.organization_id, RegionFollow.region).limit(BATCH)
     if session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
     follows = list(session.scalars(due))
+    if len(follows) == BATCH:
+        # A full batch may end inside an organization's regions: that organization waits for
+        # the next pass, so that it gets one mail listing all of them.
+        follows = [f for f in follows if f.organization_id != follows[-1].organization_id]
     if not follows:
         return 0
     by_organization: dict[uuid.UUID, list[RegionFollow]] = defaultdict(list)
@@ -131,7 +127,8 @@ def mail_daily(session: Session, now: datetime, *,
                           "language": language,
                           "dedupe_key": f"opportunities_daily:{organization_id}:{day}:{key}"})
     session.flush()
-    return queue_mails(session, mails, now=now)
+    queue_mails(session, mails, now=now)
+    return len(follows)
 
 
 def _mail(language: str, organization: Organization, news: list[Opportunity],
@@ -154,14 +151,14 @@ def _mail(language: str, organization: Organization, news: list[Opportunity],
             "publisher": one_line(publishers.get(opportunity.organization_id, "")),
             "municipality": one_line(opportunity.municipality),
             "region": QUEBEC_REGIONS.get(opportunity.region, opportunity.region),
-            "closes_on": mail_day(opportunity.closes_on, language),
+            "closes_on": mail_date(opportunity.closes_on, language),
             "places": opportunity.places,
         }
         # Names and codes only, the same layout in every language.
         parts.append("{title} ({kind}), {publisher}\n{municipality}, {region}\n".format(**item))
         if opportunity.starts_on is not None:
             parts.append(texts.gettext("Starts on: %(date)s\n") % {
-                "date": mail_day(opportunity.starts_on, language)})
+                "date": mail_date(opportunity.starts_on, language)})
         parts.append(texts.ngettext(
             "Refer candidates until %(closes_on)s: %(places)d place\n",
             "Refer candidates until %(closes_on)s: %(places)d places\n",

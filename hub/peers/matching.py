@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
@@ -24,8 +25,8 @@ from hub.directory.organizations import QUEBEC_REGIONS
 from hub.errors import DomainError, Invalid, NotAllowed, NotFound
 from hub.events.store import record
 from hub.events.types import EventType
-from hub.followups.deadlines import add_business_days
-from hub.followups.staff_mails import DEFAULT_PUBLIC_URL, mail_texts
+from hub.followups.deadlines import DEFAULT_TIME_ZONE, add_business_days
+from hub.followups.staff_mails import DEFAULT_PUBLIC_URL, mail_date, mail_texts
 from hub.outbox.mail import queue_mail
 from hub.peers.profiles import (
     OPEN_MATCHES,
@@ -308,7 +309,8 @@ def propose(session: Session, caller: Caller, *, peer_id: uuid.UUID,
         texts = mail_texts(language)
         values = {"name": " ".join(newcomer.given_name.split()), "link": link,
                   "region": QUEBEC_REGIONS.get(profile.region, profile.region),
-                  "expires": match.expires_at.date().isoformat()}
+                  "expires": mail_date(match.expires_at.astimezone(
+                      ZoneInfo(DEFAULT_TIME_ZONE)).date(), language)}
         queue_mail(session, to=peer.email, language=language,
                    subject=texts.gettext("A newcomer would like to talk with you") % values,
                    text=texts.gettext(
@@ -465,8 +467,12 @@ def record_talked(session: Session, match: PeerMatch, talked: bool) -> PeerMatch
     return match
 
 
-def counts_by_region(session: Session) -> list[dict[str, Any]]:
-    """Coordinators: per region, available peers and matches by status; never people."""
+def counts_by_region(session: Session, min_cell: int) -> dict[str, Any]:
+    """Coordinators: per region, available peers and matches by status; never people.  As in
+    every coordinator report (`hub.referrals.reports`, HUB_REPORT_MIN_CELL), a count from 1
+    to `min_cell` - 1 is withheld: null, and named in `suppression.suppressed` as
+    `<region>/available_peers` or `<region>/matches/<status>` ("1 peer in Côte-Nord" points
+    at one person).  No total is given beside them, so none comes back by subtraction."""
     peers = dict(session.execute(select(PeerProfile.region, func.count()).where(
         PeerProfile.status == PeerStatus.AVAILABLE.value).group_by(PeerProfile.region)).all())
     matches: dict[str, dict[str, int]] = {}
@@ -475,7 +481,28 @@ def counts_by_region(session: Session) -> list[dict[str, Any]]:
             .join(PeerProfile, PeerProfile.id == PeerMatch.peer_id)
             .group_by(PeerProfile.region, PeerMatch.status)):
         matches.setdefault(region, {})[status] = count
-    return [{"region": region, "available_peers": peers.get(region, 0),
-             "matches": {status.value: matches.get(region, {}).get(status.value, 0)
-                         for status in MatchStatus}}
-            for region in sorted(set(peers) | set(matches))]
+    return withhold_small_counts(
+        [{"region": region, "available_peers": peers.get(region, 0),
+          "matches": {status.value: matches.get(region, {}).get(status.value, 0)
+                      for status in MatchStatus}}
+         for region in sorted(set(peers) | set(matches))], min_cell)
+
+
+def withhold_small_counts(rows: list[dict[str, Any]], min_cell: int) -> dict[str, Any]:
+    """`counts_by_region`'s rows with each count from 1 to `min_cell` - 1 replaced by None,
+    and the list of what was withheld."""
+    withheld: list[str] = []
+
+    def shown(count: int, path: str) -> int | None:
+        if 0 < count < min_cell:
+            withheld.append(path)
+            return None
+        return count
+
+    items = [{"region": row["region"],
+              "available_peers": shown(row["available_peers"],
+                                       f"{row['region']}/available_peers"),
+              "matches": {status: shown(count, f"{row['region']}/matches/{status}")
+                          for status, count in row["matches"].items()}}
+             for row in rows]
+    return {"items": items, "suppression": {"min_cell": min_cell, "suppressed": withheld}}

@@ -1,7 +1,8 @@
 """The organization's portal users, kept by its admin: who they are, invitations by mail (a
-single-use link to choose a password, `hub.accounts.users.invite_user`), roles, and turning an
-account off and on.  The rules are `hub.accounts.users`' (a role fit for the organization, no
-change to one's own account); a disabled person cannot log in and their open sessions end."""
+single-use link to choose a password, `hub.accounts.users.invite_user`), roles, how French
+pages address each person (`users.french_form`), and turning an account off and on.  The
+rules are `hub.accounts.users`' (a role fit for the organization, no change to one's own role
+or access); a disabled person cannot log in and their open sessions end."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from hub.portal import paging
 from hub.portal.admin import ADMIN_ROLES, audit, managed_organization
 from hub.portal.common import login_required, page, portal_blueprint
 from hub.portal.i18n import LANGUAGES
-from hub.portal.labels import role_of
+from hub.portal.labels import label, role_of
 
 blp = portal_blueprint("admin_users", __name__)
 
@@ -127,6 +128,22 @@ def change_role(organization_id: uuid.UUID, user_id: uuid.UUID) -> Response:
     audit(f"user.role_{person.role}", organization, person.id)
     flash(_("%(name)s is now: %(role)s.", name=person.name,
             role=role_of(person.role, person.french_form)), "success")
+    return redirect(url_for("admin_users.user_list", organization_id=organization.id))
+
+
+@blp.post("/admin/<uuid:organization_id>/users/<uuid:user_id>/french-form")
+@login_required(ADMIN_ROLES)
+def change_french_form(organization_id: uuid.UUID, user_id: uuid.UUID) -> Response:
+    organization = managed_organization(organization_id)
+    person = _member(organization, user_id)
+    try:
+        users.set_french_form(db.session, person, request.form.get("french_form", ""))
+    except UserRefused as refused:
+        db.session.rollback()
+        return _page(managed_organization(organization_id), 422, refusal(refused))
+    audit("user.french_form", organization, person.id)
+    flash(_("French pages now address %(name)s this way: %(form)s.", name=person.name,
+            form=label("french_form", person.french_form)), "success")
     return redirect(url_for("admin_users.user_list", organization_id=organization.id))
 
 

@@ -23,6 +23,9 @@ LOGIN_MESSAGES = {
     "locked": lambda: _("Too many failed attempts for this account. Wait 15 minutes, or reset "
                         "your password."),
     "rate_limited": lambda: _("Too many failed attempts from your network. Wait 15 minutes."),
+    "slowed": lambda: _("Many failed attempts for this account come from elsewhere, so it "
+                        "takes one attempt every 30 seconds for now. Wait a moment and try "
+                        "again, or reset your password."),
 }
 
 
@@ -47,10 +50,11 @@ def account() -> Response:
     """The user's own page: how French pages address them (`users.french_form`)."""
     if request.method == "POST":
         form = request.form.get("french_form", "")
-        if form not in set(FrenchForm):
+        try:
+            users.set_french_form(db.session, g.user, form)
+        except users.UserRefused:
             return page("portal/account.html", 422, forms=list(FrenchForm), chosen=form,
                         error=_("Choose one of the three forms offered."))
-        g.user.french_form = form
         flash(_("Saved: the portal now addresses you this way."), "success")
         return redirect(url_for("auth.account"))
     return page("portal/account.html", forms=list(FrenchForm), chosen=g.user.french_form)

@@ -131,8 +131,12 @@ def charts() -> Response:
     acknowledgement = _acknowledgement(first, last)
     outcomes = _outcomes(first, last)
     retention = _retention(first, last)
-    peers = [{**row, "region_name": QUEBEC_REGIONS.get(row["region"], row["region"])}
-             for row in matching.counts_by_region(db.session)]
+    min_cell = current_app.config["HUB_SETTINGS"].report_min_cell
+    peers = [{"region_name": QUEBEC_REGIONS.get(row["region"], row["region"]),
+              "available_peers": _count(row["available_peers"], min_cell),
+              "matches": {status: _count(count, min_cell)
+                          for status, count in row["matches"].items()}}
+             for row in matching.counts_by_region(db.session, min_cell)["items"]]
     return page("portal/charts.html", 422 if error else 200, error=error, peers=peers,
                 retention=retention, retention_chart=bars(retention["rows"],
                                                           "in_destination_region"),

@@ -72,6 +72,10 @@ def leg_rows(legs: list[Referral], now: datetime, reader: Reader | None = None
     past; the participant's name only when the reader is entitled to it."""
     names = organization_names({leg.from_organization_id for leg in legs}
                                | {leg.to_organization_id for leg in legs})
+    # The opportunity a candidate was referred to, named in the row (offers are public).
+    wanted = {leg.opportunity_id for leg in legs if leg.opportunity_id is not None}
+    titles = dict(db.session.execute(select(Opportunity.id, Opportunity.title).where(
+        Opportunity.id.in_(wanted))).all()) if wanted else {}
     if reader is not None:
         reader.entitle_page(legs)
     rows = []
@@ -95,6 +99,8 @@ def leg_rows(legs: list[Referral], now: datetime, reader: Reader | None = None
                      "overdue": due is not None and due < now,
                      "from": names.get(leg.from_organization_id, ""),
                      "to": names.get(leg.to_organization_id, ""), "participant": who,
+                     "opportunity": titles.get(leg.opportunity_id)
+                     if leg.opportunity_id else None,
                      "reference": reference, "hidden_because": hidden_because})
     return rows
 
@@ -200,7 +206,7 @@ def _followups(leg: Referral, reader: Reader, role: str, party: Party | None
         region = session.scalar(select(Organization.region).where(
             Organization.id == leg.to_organization_id))
         refer_again = url_for("sending.refer", participant_id=leg.participant_id,
-                              region=region or "", pathway=leg.pathway)
+                              region=region or "", pathway=leg.pathway, after_followup=leg.id)
     # After the 180-day follow-up the counsellor may enrol the person as a peer (§11).
     offer_peer = None
     if (may_record and leg.participant.organization_id == reader.caller.organization_id

@@ -20,7 +20,7 @@ from hub.accounts.users import RECEIVING_ROLES, SENDING_ROLES
 from hub.api.common import aware_datetime, pseudonym_key
 from hub.api.opportunities import OpportunityIn
 from hub.consent.visibility import Reader
-from hub.db import db
+from hub.db import db, utcnow
 from hub.directory.organizations import QUEBEC_REGIONS, Organization
 from hub.errors import DomainError, Invalid, NotFound
 from hub.opportunities import offers, publishing
@@ -36,6 +36,7 @@ from hub.portal.common import (
     status_of,
 )
 from hub.portal.labels import language_name
+from hub.portal.legs import leg_rows
 from hub.referrals import participants
 from hub.referrals.legs import OPEN_STATUSES, Referral
 from hub.referrals.lifecycle import Pathway
@@ -91,8 +92,8 @@ def browse() -> Response:
                                   pathway=filters["pathway"] or None,
                                   after=(after[0], after[1]) if after else None,
                                   limit=SHOWN + 1)
-    except Invalid as invalid:  # a region or pathway typed into the address
-        error, status = message_of(invalid), 422
+    except Invalid:  # a region or pathway typed into the address
+        error, status = _("Choose the region and the pathway from the lists."), 422
     shown, next_page = paging.cut(found, lambda o: (o.published_at, o.id), SHOWN)
     return page("portal/opportunities.html", status, error=error, filters=filters,
                 opportunities=_rows(shown), regions=QUEBEC_REGIONS, pathways=list(Pathway),
@@ -114,9 +115,7 @@ def detail(opportunity_id: uuid.UUID) -> Response:
 def choose_participant(opportunity_id: uuid.UUID) -> Response:
     """Whom to refer: the organization's participants (or those a search finds), each a link
     to the referral form for this opportunity."""
-    opportunity = publishing.get(db.session, caller(), opportunity_id)
-    if opportunity.status != OpportunityStatus.OPEN.value:
-        raise offers.OpportunityClosed(opportunity.id, opportunity.closed_reason)
+    opportunity = _open(opportunity_id)
     query = request.args.get("q", "").strip()[:200]
     found = participants.search(db.session, caller().organization_id, query, limit=SHOWN)
     reader = Reader(db.session, caller(), pseudonym_key())
@@ -210,9 +209,15 @@ def candidates(opportunity_id: uuid.UUID) -> Response:
     organization's): counts per status and the legs, each a link to its page, where the
     person is shown as the visibility rules allow."""
     found = publishing.candidates(db.session, caller(), opportunity_id)
+    legs = list(db.session.scalars(
+        select(Referral).where(Referral.id.in_([leg.referral_id for leg in found.legs]))
+        .order_by(Referral.created_at, Referral.id)))
+    # The inbox's rows: the person's name where the organization may read it (the read
+    # logged), a pseudonym and why otherwise.
     return page("portal/opportunity_candidates.html",
                 opportunity=_rows([found.opportunity])[0],
-                counts=sorted(found.counts.items()), legs=found.legs)
+                counts=sorted(found.counts.items()),
+                legs=leg_rows(legs, utcnow(), Reader(db.session, caller(), pseudonym_key())))
 
 
 @blp.route("/opportunities/<uuid:opportunity_id>/withdraw", methods=["GET", "POST"])
@@ -265,7 +270,12 @@ def for_referral(opportunity_id: str | None) -> Opportunity | None:
         identifier = uuid.UUID(opportunity_id)
     except ValueError:
         raise NotFound("opportunity", opportunity_id[:40]) from None
-    opportunity = publishing.get(db.session, caller(), identifier)
+    return _open(identifier)
+
+
+def _open(opportunity_id: uuid.UUID) -> Opportunity:
+    """The opportunity, if it still takes candidates (else the 409 page that says so)."""
+    opportunity = publishing.get(db.session, caller(), opportunity_id)
     if opportunity.status != OpportunityStatus.OPEN.value:
         raise offers.OpportunityClosed(opportunity.id, opportunity.closed_reason)
     return opportunity

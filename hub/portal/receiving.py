@@ -56,9 +56,14 @@ def inbox() -> Response:
 @blp.post("/inbox/notifications")
 @login_required(RECEIVING_ROLES)
 def notifications() -> Response:
-    """Turn on or off the mail for every new referral to the user's organization."""
+    """Turn on or off the mail for every new referral to the user's organization, and the
+    digest of its referrals that missed a deadline."""
     user = current_user()
     user.notify_referrals = request.form.get("notify_referrals") == "on"
+    user.deadline_digests = request.form.get("deadline_digests") == "on"
     flash(_("You will get a mail for every new referral.") if user.notify_referrals
           else _("You will no longer get a mail for every new referral."), "success")
+    flash(_("You will get the digest of referrals that missed a deadline.")
+          if user.deadline_digests
+          else _("You will not get the digest of referrals that missed a deadline."), "success")
     return redirect(url_for("receiving.inbox"))

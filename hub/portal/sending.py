@@ -36,6 +36,7 @@ from hub.directory.organizations import (
     capacity_is_stale,
 )
 from hub.errors import DomainError, Invalid, NotFound, VersionMismatch
+from hub.followups import records
 from hub.opportunities.offers import Opportunity
 from hub.portal import chains, forms, paging
 from hub.portal import opportunities as opportunity_pages
@@ -47,6 +48,7 @@ from hub.portal.common import (
     portal_blueprint,
     status_of,
 )
+from hub.portal.i18n import format_day
 from hub.portal.labels import language_name
 from hub.portal.legs import leg_rows
 from hub.privacy import erasure, person_copy
@@ -391,9 +393,12 @@ def refer(participant_id: uuid.UUID) -> Response:
 
     With `redirect_from` (a leg of this participant that was declined, expired or is still
     waiting), the form comes prefilled from that leg and filtered to partners of the same
-    region and pathway with room; sending redirects (`hub.referrals.redirection`)."""
+    region and pathway with room; sending redirects (`hub.referrals.redirection`).  With
+    `after_followup` (a leg whose follow-up found the person needing support), the form
+    comes prefilled with its pathway and a reason that says so."""
     participant = _own_participant(participant_id)
     previous = _leg_to_redirect(participant, request.args.get("redirect_from"))
+    followed = _followed_up(participant, request.args.get("after_followup"))
     previous_view = _reader().referral(previous) if previous is not None else None
     # For an opportunity (`?opportunity_id=`, from its page): the leg goes to its publisher.
     opportunity = None if previous is not None else opportunity_pages.for_referral(
@@ -428,7 +433,7 @@ def refer(participant_id: uuid.UUID) -> Response:
             {previous.to_organization_id}).get(previous.to_organization_id),
         "opportunity": opportunity_pages.summary(opportunity) if opportunity else None,
         "values": request.form if request.method == "POST"
-        else _prefilled(previous_view, filters, opportunity)}
+        else _prefilled(previous_view, filters, opportunity, followed)}
     if request.method == "GET" or filtering:
         return page("portal/refer.html", bad=set(), form_token=forms.token(), **context)
     answer = _sent_already_or_expired("portal/refer.html", bad=set(), **context)
@@ -454,6 +459,7 @@ def refer(participant_id: uuid.UUID) -> Response:
         if previous is not None:
             data.pop("participant_id")
             data.pop("forwarded_from", None)
+            data.pop("opportunity_id", None)  # a redirect is not a candidacy (no such field)
             leg = redirection.redirect_referral(db.session, caller(), previous.id, **data)
             flash(_("Referral redirected."), "success")
         elif request.form.get("whole_household") and context["household_size"]:
@@ -585,16 +591,42 @@ def _region_of(organization_id: uuid.UUID) -> str:
     return organization.region if organization else ""
 
 
+def _followed_up(participant: Participant, raw: str | None
+                 ) -> tuple[Referral, datetime] | None:
+    """The participant's leg named by `after_followup`, sent by the user's organization, and
+    when a follow-up last found the person needing support."""
+    if not raw:
+        return None
+    try:
+        leg = db.session.get(Referral, uuid.UUID(raw))
+    except ValueError:
+        raise NotFound("referral", raw) from None
+    if (leg is None or leg.participant_id != participant.id
+            or leg.from_organization_id != caller().organization_id):
+        raise NotFound("referral", raw)
+    found = [record.recorded_at for record in records.records_of(db.session, leg.id)
+             if record.situation == records.Situation.NEEDS_SUPPORT]
+    return (leg, max(found)) if found else None
+
+
 def _prefilled(previous: dict[str, Any] | None, filters: dict[str, str],
-               opportunity: Opportunity | None = None) -> dict[str, str]:
+               opportunity: Opportunity | None = None,
+               followed: tuple[Referral, datetime] | None = None) -> dict[str, str]:
     """A redirect starts from the previous leg's answers (as this reader may see them); a
     referral for an opportunity goes to its publisher, with its first pathway and its first
-    day as the day the person is needed there; a pathway filter sets the pathway."""
+    day as the day the person is needed there; a referral after a follow-up takes that leg's
+    pathway and says why (the follow-up's note stays with the organization); a pathway filter
+    sets the pathway."""
     if opportunity is not None:
         return {"to_organization_id": str(opportunity.organization_id),
                 "pathway": opportunity.pathways[0] if opportunity.pathways else "",
                 "needed_by": opportunity.starts_on.isoformat() if opportunity.starts_on
                 else "", "opportunity_id": str(opportunity.id)}
+    if followed is not None:
+        leg, recorded_at = followed
+        return {"pathway": leg.pathway, "reason_for_referral": _(
+            "After the follow-up of %(date)s: the person still needs support.",
+            date=format_day(recorded_at, "long"))}
     if previous is None:
         return {"pathway": filters.get("pathway", "")}
     return {"pathway": previous["pathway"], "priority": previous["priority"],
@@ -658,6 +690,11 @@ def _directory(*, exclude: uuid.UUID, region: str = "", kind: str = "",
     return [{"id": o.id, "name": o.name, "kind": o.kind, "region": o.region,
              "region_name": QUEBEC_REGIONS.get(o.region, o.region), "capacity": o.capacity,
              "services": service_capacities(o, pathway, now),
+             # Who each service takes (the directory's eligibility notes): the counsellor
+             # sees whether the person fits before sending, not after a decline.
+             "eligibility": [{"name": s.name, "notes": s.eligibility_notes}
+                             for s in o.services if s.eligibility_notes
+                             and (not pathway or pathway in s.pathways)],
              # The languages its services are offered in, to choose where the person is
              # understood.
              "languages": [language_name(code) for code in sorted(

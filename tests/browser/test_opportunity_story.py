@@ -90,6 +90,7 @@ def test_a_regional_job_reaches_a_montreal_candidate(hub: Hub, browser: Any) -> 
     partner.screenshot(path=str(SCREENSHOTS / "opportunity-candidates-fr.png"), full_page=True)
     shown = partner.locator("main").inner_text()
     assert f"Carrefour Montréal {tag}" in shown and "Envoyée" in shown
+    assert f"Karim Haddad{tag}" in shown  # the candidate, as its consent lets the partner see
     with partner.expect_navigation():
         partner.locator("main table a").first.click()
     page = partner.locator("main").inner_text()

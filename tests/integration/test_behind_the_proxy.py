@@ -7,14 +7,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 from werkzeug.test import TestResponse
 
 from hub import create_app
 from hub.accounts import users
+from hub.db import db, utcnow
 from hub.ops import _may_read_metrics
 from tests.portal import PASSWORD, make_organization, make_user, text_of
 
@@ -57,6 +60,41 @@ def test_one_addresss_failures_lock_out_that_address_only(proxied: Flask, app: F
     assert login(proxied, email, PASSWORD, f"198.51.100.9, {attacker}").status_code == 429
     # Everyone else, behind the same proxy, logs in.
     assert login(proxied, email, PASSWORD, "203.0.113.8").status_code == 302
+
+
+def test_a_colleague_who_knows_the_email_locks_only_their_own_address(
+        proxied: Flask, app: Flask) -> None:
+    email = make_user(app, make_organization(app), "counsellor")
+    attacker, owner = "203.0.113.21", "198.51.100.21"
+    for _ in range(users.MAX_FAILURES):
+        assert login(proxied, email, "wrong password!", attacker).status_code == 401
+    locked = login(proxied, email, PASSWORD, attacker)  # even the right password, from there
+    assert locked.status_code == 429 and "Trop de tentatives" in text_of(locked)
+    assert login(proxied, email, PASSWORD, owner).status_code == 302  # the owner signs in
+    # ...and the owner's sign-in does not lift the attacker's lock.
+    assert login(proxied, email, PASSWORD, attacker).status_code == 429
+
+
+def test_a_distributed_guess_past_the_ceiling_is_slowed_not_locked(
+        proxied: Flask, app: Flask) -> None:
+    email = make_user(app, make_organization(app), "counsellor")
+    now = utcnow()
+    with app.app_context(), db.job_session() as session:  # the guess so far: one per address
+        session.add_all(users.LoginFailure(email=email, address=f"192.0.2.{n}",
+                                           at=now - timedelta(minutes=5))
+                        for n in range(users.EMAIL_CEILING - 1))
+    assert login(proxied, email, "wrong password!", "203.0.113.30").status_code == 401
+    # The ceiling is reached: the next attempt, from anywhere, waits for the pace...
+    slowed = login(proxied, email, PASSWORD, "198.51.100.30")
+    assert slowed.status_code == 429 and "une tentative toutes les 30 secondes" in text_of(slowed)
+    with app.app_context(), db.job_session() as session:
+        for failure in session.scalars(select(users.LoginFailure).where(
+                users.LoginFailure.email == email)):
+            failure.at -= users.EMAIL_PACE
+    # ...then one attempt goes through: not a lock, the owner signs in.
+    assert login(proxied, email, PASSWORD, "198.51.100.30").status_code == 302
+    assert login(proxied, email, "wrong password!", "203.0.113.31").status_code == 401
+    assert login(proxied, email, "wrong password!", "203.0.113.32").status_code == 429
 
 
 def logged_address(client: FlaskClient, forwarded_for: str) -> str | None:

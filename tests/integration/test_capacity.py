@@ -105,6 +105,34 @@ def test_the_refer_page_shows_each_partner_capacity_with_its_age_and_staleness(
     assert "peut être périmée" in old_row
 
 
+def test_the_referral_form_shows_who_each_service_takes(app: Flask) -> None:
+    sender = make_organization(app)
+    receiver = make_organization(app, kind="regional_partner", region="01",
+                                 name=f"Accueil {uuid.uuid4().hex[:6]}")
+    with app.app_context(), db.job_session() as session:
+        for name, pathway, notes in (
+                ("Installation", "settlement", "Résidents permanents arrivés depuis moins "
+                                               "de 5 ans"),
+                ("Emploi", "employment", "Personnes de 18 à 35 ans"),
+                ("Francisation", "settlement", None)):
+            service = Service(organization_id=receiver.id, name=name, languages=[],
+                              eligibility_notes=notes)
+            service.pathways = [pathway]
+            session.add(service)
+    counsellor = Person.logged_in(app, make_user(app, sender, "counsellor"))
+    participant = register(counsellor)
+    path = f"/participants/{participant}/refer?region=01&pathway=settlement"
+    row = text_of(counsellor.get(path)).split(receiver.name, 1)[1][:400]
+    assert "Admissibilité" in row
+    assert "Installation : Résidents permanents arrivés depuis moins de 5 ans" in row
+    assert "18 à 35 ans" not in row  # another pathway's service
+    assert "Francisation :" not in row  # no notes, nothing to say
+    counsellor.get("/lang/en")
+    row = text_of(counsellor.get(path)).split(receiver.name, 1)[1][:400]
+    assert "Eligibility" in row
+    assert "Installation: Résidents permanents" in row
+
+
 def test_after_a_decline_for_lack_of_room_the_portal_asks_and_records_we_are_full(
         app: Flask) -> None:
     sender = make_organization(app)

@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -44,11 +44,15 @@ FRENCH_MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet
                  "septembre", "octobre", "novembre", "décembre")
 
 
+def french_day(day: date) -> str:
+    """A day as a French mail writes it: "2 décembre 2026", "1er mars 2027"."""
+    number = "1er" if day.day == 1 else str(day.day)
+    return f"{number} {FRENCH_MONTHS[day.month - 1]} {day.year}"
+
+
 def in_french(moment: datetime) -> str:
     """A moment as a French mail writes it: "6 décembre 2026 à 9 h 05", "1er mars…"."""
-    day = "1er" if moment.day == 1 else str(moment.day)
-    return (f"{day} {FRENCH_MONTHS[moment.month - 1]} {moment.year} à {moment.hour} h "
-            f"{moment.minute:02d}")
+    return f"{french_day(moment.date())} à {moment.hour} h {moment.minute:02d}"
 
 
 def in_english(moment: datetime) -> str:

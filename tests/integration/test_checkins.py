@@ -12,6 +12,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
@@ -25,6 +26,7 @@ from hub.outbox.mail import OutgoingMail
 from hub.portal import app as portal
 from hub.referrals.legs import Referral
 from tests.helpers import Network, Partner
+from tests.integration.test_check_mails import french_day
 
 BASE_URL = "https://maillage.example"
 LINK = re.compile(re.escape(BASE_URL) + r"(/suivi/[A-Za-z0-9_-]{43})")
@@ -175,10 +177,14 @@ def test_a_french_participant_gets_french_and_may_switch_to_english(
 
 
 def test_other_languages_get_french_then_english(app: Flask, network: Network) -> None:
-    _, mail, _ = ask(app, network.partner(), network.partner(), preferred_language="es")
+    leg, mail, _ = ask(app, network.partner(), network.partner(), preferred_language="es")
     assert mail.language == "fr, en"
     french, english = mail.body_text.split("— English below —")
     assert "Bonjour" in french and "Hello" in english
+    # Each half writes the day of acceptance as its readers do (in Québec's time).
+    day = accepted_at(app, leg["id"]).astimezone(ZoneInfo("America/Toronto")).date()
+    assert f"le {french_day(day)}" in french
+    assert f"on {day:%B} {day.day}, {day.year}" in english
 
 
 def test_each_leg_is_asked_once_after_three_business_days(

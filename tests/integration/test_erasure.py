@@ -319,9 +319,16 @@ def test_the_retention_check_erases_whose_data_no_longer_serves(
     consent = sender.get(f"/api/v1/participants/{done['id']}/consents").get_json()["items"][0]
     assert sender.post(f"/api/v1/consents/{consent['id']}/withdraw").status_code == 200
     later = datetime.now(UTC) + timedelta(days=24 * 31 + 1)
-    with app.app_context(), db.job_session() as session:
-        erased = retention.erase_expired(session, later)
-    assert erased >= 1
+    # The check erases a batch per pass, oldest first; the suite's database holds other
+    # tests' people too, so pass until this one is reached or nothing is left to erase.
+    erased = total = 0
+    for _pass in range(100):
+        with app.app_context(), db.job_session() as session:
+            erased = retention.erase_expired(session, later)
+        total += erased
+        if erased == 0 or sender.get(f"/api/v1/participants/{done['id']}").status_code == 410:
+            break
+    assert total >= 1
     assert sender.get(f"/api/v1/participants/{done['id']}").status_code == 410
     # An open leg and an active consent keep the other one.
     assert sender.get(f"/api/v1/participants/{still_open['id']}").status_code == 200

@@ -77,3 +77,27 @@ def test_the_admin_is_told_the_new_role_in_the_person_s_form(app: Flask) -> None
     changed = admin.post(f"/admin/{organization.id}/users/{julie}/role",
                          {"role": "counsellor"}, follow_redirects=True)
     assert "Nouveau rôle de Julie : Conseillère." in text_of(changed)
+
+
+def test_the_admin_changes_how_french_pages_address_someone(app: Flask) -> None:
+    organization = make_organization(app)
+    admin = Person.logged_in(app, make_user(app, organization, "org_admin"))
+    email = make_user(app, organization, "counsellor", name="Sam", french_form="neutral")
+    with app.app_context():
+        sam = db.session.scalar(select(User.id).where(User.email == email))
+    listed = admin.get(f"/admin/{organization.id}/users").get_data(as_text=True)
+    assert f'id="french-form-{sam}"' in listed
+
+    changed = admin.post(f"/admin/{organization.id}/users/{sam}/french-form",
+                         {"french_form": "feminine"}, follow_redirects=True)
+    assert "Les pages en français s’adressent maintenant à Sam ainsi : Féminin" \
+        in text_of(changed)
+    assert f"Sam — {organization.name} (Conseillère)" in text_of(
+        Person.logged_in(app, email).get("/participants"))
+
+    refused = admin.post(f"/admin/{organization.id}/users/{sam}/french-form",
+                         {"french_form": "plural"})
+    assert refused.status_code == 422
+    assert "Choisissez l’une des trois formes proposées." in text_of(refused)
+    with app.app_context():
+        assert db.session.scalar(select(User.french_form).where(User.id == sam)) == "feminine"

@@ -11,7 +11,7 @@ import functools
 import re
 import secrets
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,13 @@ from hub.outbox import webhook_fanout
 from hub.outbox.mail import send_due
 from hub.referrals.legs import Referral
 from tests.helpers import Network, Partner
-from tests.integration.test_check_mails import in_english, in_french
+from tests.integration.test_check_mails import (
+    french_day,
+    in_english,
+    in_french,
+    moment,
+    run_checks,
+)
 from tests.integration.test_mail import SmtpServer, smtp_transport
 
 LINK = re.compile(r"https?://\S+/a/([A-Za-z0-9._-]+)")
@@ -107,7 +113,8 @@ def pair(network: Network) -> tuple[Partner, Partner, str, str]:
 def test_a_new_leg_is_mailed_to_marked_contacts_with_a_link_that_answers_it(
         app: Flask, pair: tuple[Partner, Partner, str, str], smtp: SmtpServer) -> None:
     sender, receiver, marked, other = pair
-    leg = sender.refer(receiver, priority="urgent")
+    needed = date.today() + timedelta(days=9)
+    leg = sender.refer(receiver, priority="urgent", needed_by=needed.isoformat())
     (mail,) = mails_to(app, smtp, marked)
     assert not mails_to(app, smtp, other)  # not marked: no mail
 
@@ -120,6 +127,7 @@ def test_a_new_leg_is_mailed_to_marked_contacts_with_a_link_that_answers_it(
     due = datetime.fromisoformat(leg["deadlines"]["acknowledge_by"].replace("Z", "+00:00"))
     assert (f"Confirmer la réception d’ici le {in_french(due.astimezone(TORONTO))} "
             "(America/Toronto)") in text
+    assert f"Personne attendue sur place le {french_day(needed)}" in text
     token = token_in(mail)
 
     client = app.test_client()
@@ -236,13 +244,15 @@ def test_english_organizations_get_english_mails_and_pages(
         app: Flask, pair: tuple[Partner, Partner, str, str], smtp: SmtpServer) -> None:
     sender, receiver, marked, _other = pair
     set_entry(receiver, language="en")
-    leg = sender.refer(receiver)
+    needed = date.today() + timedelta(days=9)
+    leg = sender.refer(receiver, needed_by=needed.isoformat())
     (mail,) = mails_to(app, smtp, marked)
     assert mail["Content-Language"] == "en"
     assert "Employment" in body_of(mail) and "Hello" in body_of(mail)
     due = datetime.fromisoformat(leg["deadlines"]["acknowledge_by"].replace("Z", "+00:00"))
     assert (f"Acknowledge by: {in_english(due.astimezone(TORONTO))} (America/Toronto)"
             in body_of(mail))
+    assert f"Needed by: {needed:%B} {needed.day}, {needed.year}" in body_of(mail)
     html = app.test_client().get(f"/a/{token_in(mail)}").get_data(as_text=True)
     assert "Acknowledge" in html and 'lang="en"' in html
 
@@ -332,6 +342,30 @@ def test_a_portal_user_who_asks_gets_the_mail_with_a_link_to_the_portal(
     assert person.post("/inbox/notifications", {}).status_code == 302
     sender.refer(receiver)
     assert len(mails_to(app, smtp, user_email)) == 1  # turned off: no second mail
+
+
+def test_a_portal_user_who_asks_gets_the_missed_deadline_digest_in_their_language(
+        app: Flask, network: Network, smtp: SmtpServer) -> None:
+    from hub.directory.organizations import Organization
+    from tests.portal import Person, make_user
+
+    sender, receiver = network.partner(), network.partner()  # French, no directory contact
+    with app.app_context(), db.job_session() as session:
+        organization = session.get(Organization, uuid.UUID(receiver.organization_id))
+        assert organization is not None
+        asker = make_user(app, organization, "partner_staff", language="en")
+        other = make_user(app, organization, "partner_staff")
+    person = Person.logged_in(app, asker)
+    assert 'id="deadline_digests"' in person.get("/inbox").get_data(as_text=True)
+    assert person.post("/inbox/notifications", {"deadline_digests": "on"}).status_code == 302
+    leg = sender.refer(receiver)
+    late = moment(leg["deadlines"]["acknowledge_by"]) + timedelta(minutes=1)
+    run_checks(app, late)
+    (mail,) = mails_to(app, smtp, asker, at=late)
+    assert mail["Content-Language"] == "en"  # the user's language, not the organization's
+    assert "missed a deadline" in str(mail["Subject"])
+    assert f"/legs/{leg['id']}" in body_of(mail)
+    assert not mails_to(app, smtp, other, at=late)  # did not ask
 
 
 def test_the_admin_entry_form_marks_contacts_chooses_daily_and_says_capacity(

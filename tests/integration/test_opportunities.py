@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from hub.adapters.fhir import OPPORTUNITY_ID
 from hub.db import db, utcnow
 from hub.directory.organizations import Organization
 from hub.events.types import EventType
@@ -31,6 +32,7 @@ from tests.e2e.test_webhooks import deliver_all, received, subscribe
 from tests.helpers import Network, Partner
 from tests.integration.test_check_mails import address, set_entry
 from tests.integration.test_erasure import eventually
+from tests.integration.test_fhir import bundle_of
 from tests.integration.test_mail import SmtpServer, smtp_transport
 from tests.portal import Person, make_user, text_of
 from tests.receiver import running_receiver
@@ -182,6 +184,9 @@ def test_the_publisher_sees_its_candidates_and_nobody_else_does(network: Network
         "id": first.organization_id, "name": "Carrefour Montréal"}
     assert candidates["items"][0]["needed_by"] == one["needed_by"]
     assert "Amina" not in response.get_data(as_text=True)  # no personal data here
+    # The FHIR export names the opportunity, by identifier, in the request's supportingInfo.
+    assert bundle_of(first, one["id"])["ServiceRequest"]["supportingInfo"] == [
+        {"identifier": {"system": OPPORTUNITY_ID, "value": opportunity["id"]}}]
 
     for stranger in (first, network.partner(kind="regional_partner", region="01")):
         assert stranger.get(
@@ -337,9 +342,15 @@ def test_followers_who_asked_get_one_daily_mail_of_new_opportunities(
     marked = address()
     set_entry(follower, contacts=[{"name": "Julie Tremblay", "email": marked,
                                    "notify_referrals": True}])
+    # Without contacts to notify, an organization's administrators get it, in their language.
+    english = network.partner(name="Newcomers' Employment Centre")
+    with app.app_context(), db.job_session() as session:
+        organization = session.get(Organization, uuid.UUID(english.organization_id))
+    admin = make_user(app, organization, "org_admin", language="en")
     region = "10"
-    assert follower.call("PUT", "/api/v1/opportunities/follows", json={
-        "regions": [region], "daily_mail": True}).get_json()["daily_mail"] is True
+    for organization_following in (follower, english):
+        assert organization_following.call("PUT", "/api/v1/opportunities/follows", json={
+            "regions": [region], "daily_mail": True}).get_json()["daily_mail"] is True
     partner = network.partner(kind="regional_partner", region=region,
                               name="Emploi Nord-du-Québec")
     title = f"Préposé·e à l'entretien {secrets.token_hex(2)}"
@@ -372,6 +383,11 @@ def test_followers_who_asked_get_one_daily_mail_of_new_opportunities(
     assert (f"Candidatures à orienter jusqu'au 1er {month} {first_of_a_month.year} : 3 places"
             in text)
     assert elsewhere["id"] not in text  # only the followed region's
+    (mail,) = mails_to(app, smtp, admin)
+    assert str(mail["Subject"]) == "1 new opportunity in the regions you follow"
+    month_in_english = first_of_a_month.strftime("%B")  # the C locale's English month names
+    assert (f"Refer candidates until {month_in_english} 1, {first_of_a_month.year}: 3 places"
+            in str(mail.get_body(("plain",)).get_content()))  # type: ignore[union-attr]
 
     # The next morning: nothing new, no mail.
     mail_at(due + timedelta(days=1))

@@ -14,21 +14,30 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Flask
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from hub.db import db
 from hub.followups import tick
 from hub.followups.deadlines import add_business_days
 from hub.outbox.mail import OutgoingMail
-from hub.peers.profiles import PeerMatch
+from hub.peers.matching import withhold_small_counts
+from hub.peers.profiles import MatchStatus, PeerMatch
 from tests.helpers import Network, Partner
 from tests.hub_cli import run_hub
+from tests.integration.test_check_mails import french_day
+from tests.integration.test_reports import min_cell
+from tests.portal import Person, make_organization, make_user, text_of
 
 LINK = re.compile(r"http://[^/\s]+(/jumelage/[A-Za-z0-9_-]{43})")
 PEER = {"given_name": "Karim", "family_name": "Haddad", "preferred_language": "fr",
         "region": "01"}
+
+__all__ = ["min_cell"]  # the fixture, shared with the report tests
 
 
 def profile(participant_id: str, **fields: Any) -> dict[str, Any]:
@@ -177,7 +186,7 @@ def test_consents_are_needed_and_a_withdrawal_ends_open_matches(
 
 
 def test_proposals_lapse_and_accepted_ones_ask_the_newcomer_after_30_days(
-        app: Flask, network: Network) -> None:
+        app: Flask, network: Network, min_cell: Any) -> None:
     world = World(network)
     lapsing = world.propose()
     with app.app_context(), db.job_session() as session:
@@ -186,6 +195,9 @@ def test_proposals_lapse_and_accepted_ones_ask_the_newcomer_after_30_days(
         expires_at = stored.expires_at
     assert expires_at == add_business_days(stored.proposed_at, 10)
     assert expires_at - stored.proposed_at >= timedelta(days=12)  # two weekends at least
+    [proposal] = mails(app, f"peer-proposal:{lapsing['id']}")  # the peer's French mail
+    last_day = expires_at.astimezone(ZoneInfo("America/Toronto")).date()
+    assert f"Sans réponse d’ici le {french_day(last_day)}," in proposal.body_text
     tick.run_once(app.extensions["hub_db"][1], expires_at + timedelta(minutes=1))
     lapsed = world.newcomer_org.get(f"/api/v1/peer-matches/{lapsing['id']}").get_json()
     assert lapsed["status"] == "expired"
@@ -212,6 +224,7 @@ def test_proposals_lapse_and_accepted_ones_ask_the_newcomer_after_30_days(
     assert answered["checkin_answer"] == "talked"
 
     coordinator = network.partner(kind="coordination")
+    min_cell(1)  # every count shown, to check them
     counts = coordinator.get("/api/v1/peers/counts").get_json()["items"]
     bsl = next(row for row in counts if row["region"] == "01")
     assert bsl["available_peers"] >= 1 and bsl["matches"]["accepted"] >= 1
@@ -249,3 +262,43 @@ def test_hub_client_create_grants_the_peer_scopes(tmp_path: Path) -> None:
     assert set(json.loads(named.stdout)["scope"].split()) == {"peers:read", "peers:write"}
     default = run_hub(env, "client", "create", "--org", organization)
     assert {"peers:read", "peers:write"} <= set(json.loads(default.stdout)["scope"].split())
+
+
+def test_peer_counts_withhold_small_numbers_like_every_coordinator_report(
+        app: Flask, network: Network, min_cell: Any) -> None:
+    World(network)  # one available peer in Bas-Saint-Laurent at least
+    coordinator = network.partner(kind="coordination")
+    min_cell(1_000_000)  # every count of the shared database is small
+    body = coordinator.get("/api/v1/peers/counts").get_json()
+    assert body["suppression"]["min_cell"] == 1_000_000
+    bsl = next(row for row in body["items"] if row["region"] == "01")
+    assert bsl["available_peers"] is None
+    assert "01/available_peers" in body["suppression"]["suppressed"]
+    assert {row["available_peers"] for row in body["items"]} | {
+        count for row in body["items"] for count in row["matches"].values()} <= {None, 0}
+    # The charts page applies the same rule, written as the other charts write it.
+    watcher = Person.logged_in(app, make_user(app, make_organization(app, kind="coordination"),
+                                              "coordinator"))
+    peers = text_of(watcher.get("/network/charts")).split("Jumelage", 1)[1]
+    assert "Bas-Saint-Laurent <1000000" in peers
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 30), st.dictionaries(
+    st.sampled_from([s.value for s in MatchStatus]), st.integers(0, 30))), max_size=5),
+       st.integers(1, 10))
+def test_no_count_under_the_threshold_is_ever_shown(
+        rows: list[tuple[int, dict[str, int]]], threshold: int) -> None:
+    regions = [{"region": f"{n:02d}", "available_peers": peers, "matches": matches}
+               for n, (peers, matches) in enumerate(rows, start=1)]
+    out = withhold_small_counts(regions, threshold)
+    withheld = set(out["suppression"]["suppressed"])
+    for before, after in zip(regions, out["items"], strict=True):
+        pairs = [(f"{before['region']}/available_peers", before["available_peers"],
+                  after["available_peers"])] + [
+            (f"{before['region']}/matches/{status}", count, after["matches"][status])
+            for status, count in before["matches"].items()]
+        for path, count, shown in pairs:
+            small = 0 < count < threshold
+            assert shown == (None if small else count)
+            assert (path in withheld) == small

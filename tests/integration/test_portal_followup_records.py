@@ -5,6 +5,8 @@ what was typed and what to fix), the note seen by the sender only, a new referra
 
 from __future__ import annotations
 
+import html
+import re
 import uuid
 from datetime import datetime, timedelta
 
@@ -72,8 +74,23 @@ def test_the_counsellor_sees_what_is_due_and_records_it_in_one_form(
     seen = text_of(page)
     assert "Relance enregistrée" in seen and note in seen
     assert "Besoin de soutien" in seen and "toujours dans la région de destination" in seen
-    # "Needs support": a new referral for the person, filtered to the destination region.
+    # "Needs support": a new referral for the person, filtered to the destination region,
+    # its form prefilled with the pathway and why (not the note: it stays with the sender).
     assert f"/participants/{participant}/refer?region=01" in page.get_data(as_text=True)
+    link = re.search(f'href="(/participants/{participant}/refer\\?[^"]+)"',
+                     page.get_data(as_text=True))
+    assert link is not None
+    prefilled = net.counsellor.get(html.unescape(link.group(1)))
+    form = prefilled.get_data(as_text=True)
+    assert prefilled.status_code == 200
+    assert '<option value="settlement" selected>' in form
+    assert '<option value="01" selected>' in form  # the region filter
+    assert re.search(r'id="reason_for_referral"[^>]*>À la suite du suivi du \d+(er)? \w+ '
+                     r"\d{4} : la personne a encore besoin de soutien\.</textarea>", form), form
+    assert note not in form
+    stranger = register(net.counsellor)
+    assert net.counsellor.get(f"/participants/{stranger}/refer?after_followup={leg}"
+                              ).status_code == 404  # another person's leg
     assert "À relancer (1)" not in seen
     assert "(personal data" not in seen
 

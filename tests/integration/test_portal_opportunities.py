@@ -6,17 +6,22 @@ confirmation; an organization chooses the regions it follows."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import date, timedelta
+from urllib.parse import quote
 
 from flask import Flask
 
 from tests.integration.test_portal_pages import consent_to, register
 from tests.portal import Person, make_organization, make_user, text_of
 
+# Unique titles: the database is shared by the tests of a run, and browsing lists them all.
+TITLE = f"Soudeur ou soudeuse {uuid.uuid4().hex[:6]}"
+
 
 def _offer(**fields: str) -> dict[str, object]:
-    return {"title": "Soudeur ou soudeuse", "kind": "job", "region": "01",
+    return {"title": TITLE, "kind": "job", "region": "01",
             "municipality": "Rimouski", "pathways": ["employment"],
             "description": "Poste permanent de jour.", "languages": "fr, en",
             "closes_on": (date.today() + timedelta(days=30)).isoformat(), "places": "2",
@@ -42,7 +47,7 @@ def test_publish_browse_and_refer_a_candidate(app: Flask) -> None:
     wrong = partner.post("/opportunities/new", _offer(closes_on=past))
     assert wrong.status_code == 422
     page = wrong.get_data(as_text=True)
-    assert 'value="Soudeur ou soudeuse"' in page and "Poste permanent de jour." in page
+    assert f'value="{TITLE}"' in page and "Poste permanent de jour." in page
     assert 'value="fr, en"' in page and f'value="{past}"' in page  # as typed
     assert page.count('aria-invalid="true"') == 1 and 'aria-describedby="closes_on-error"' in page
     assert "le dernier jour où l’on oriente des candidatures" in text_of(wrong)
@@ -52,13 +57,14 @@ def test_publish_browse_and_refer_a_candidate(app: Flask) -> None:
     opportunity = published.headers["Location"].rsplit("/", 1)[1]
 
     found = counsellor.get("/opportunities?region=01&pathway=employment")
-    assert "Soudeur ou soudeuse" in text_of(found) and "Rimouski" in text_of(found)
+    assert TITLE in text_of(found) and "Rimouski" in text_of(found)
     assert '<option value="01" selected>' in found.get_data(as_text=True)  # filters kept
     assert '<option value="employment" selected>' in found.get_data(as_text=True)
-    assert "Soudeur ou soudeuse" not in text_of(counsellor.get("/opportunities?region=05"))
-    assert "Soudeur ou soudeuse" not in text_of(
+    assert TITLE not in text_of(counsellor.get("/opportunities?region=05"))
+    assert TITLE not in text_of(
         counsellor.get("/opportunities?region=01&pathway=training"))
-    assert counsellor.get("/opportunities?region=99").status_code == 422
+    unknown = counsellor.get("/opportunities?region=99")
+    assert unknown.status_code == 422 and "Choisissez la région et le parcours" in text_of(unknown)
 
     shown = counsellor.get(f"/opportunities/{opportunity}")
     assert "Orienter une personne vers cette offre" in text_of(shown)
@@ -68,7 +74,7 @@ def test_publish_browse_and_refer_a_candidate(app: Flask) -> None:
     link = f"/participants/{participant}/refer?opportunity_id={opportunity}"
     assert link in chooser.get_data(as_text=True).replace("&amp;", "&")
     form = counsellor.get(link).get_data(as_text=True)
-    assert "Soudeur ou soudeuse" in form
+    assert TITLE in form
     assert f'name="opportunity_id" value="{opportunity}"' in form
     assert f'value="{regional.id}" checked' in form
     sent = counsellor.post(link, {"to_organization_id": str(regional.id),
@@ -77,7 +83,7 @@ def test_publish_browse_and_refer_a_candidate(app: Flask) -> None:
                                   "needed_by": (date.today() + timedelta(days=7)).isoformat()})
     assert sent.status_code == 302, text_of(sent)
     leg = text_of(counsellor.get(sent.headers["Location"]))
-    assert "Offre" in leg and "Soudeur ou soudeuse" in leg
+    assert "Offre" in leg and TITLE in leg
 
 
 def test_candidates_for_the_publisher_only_then_withdrawn(app: Flask) -> None:
@@ -85,7 +91,9 @@ def test_candidates_for_the_publisher_only_then_withdrawn(app: Flask) -> None:
     regional = make_organization(app, kind="employer", region="05")
     counsellor = Person.logged_in(app, make_user(app, sender, "counsellor"))
     employer = Person.logged_in(app, make_user(app, regional, "partner_staff"))
-    published = employer.post("/opportunities/new", _offer(region="05", municipality="Magog"))
+    title = f"Stage en usine {uuid.uuid4().hex[:6]}"
+    published = employer.post("/opportunities/new", _offer(title=title, region="05",
+                                                           municipality="Magog"))
     assert published.status_code == 302, text_of(published)
     opportunity = published.headers["Location"].rsplit("/", 1)[1]
     participant = register(counsellor)
@@ -96,18 +104,19 @@ def test_candidates_for_the_publisher_only_then_withdrawn(app: Flask) -> None:
     assert sent.status_code == 302, text_of(sent)
     leg = sent.headers["Location"].rsplit("/", 1)[1]
 
+    assert f"Pour : {title}" in text_of(employer.get("/inbox"))  # the leg names it
     mine = text_of(employer.get("/opportunities/mine"))
     assert "1 candidature" in mine and "Envoyée : 1" in mine
     candidates = employer.get(f"/opportunities/{opportunity}/candidates")
     assert f"/legs/{leg}" in candidates.get_data(as_text=True)
-    assert "Envoyée : 1" in text_of(candidates)
+    assert "Envoyée : 1" in text_of(candidates) and "Amina Benali" in text_of(candidates)
     assert counsellor.get(f"/opportunities/{opportunity}/candidates").status_code == 404
 
     confirm = employer.get(f"/opportunities/{opportunity}/withdraw")
     assert "1 orientation encore ouverte" in text_of(confirm)
     assert counsellor.post(f"/opportunities/{opportunity}/withdraw").status_code == 404
     assert employer.post(f"/opportunities/{opportunity}/withdraw").status_code == 302
-    assert "Soudeur ou soudeuse" not in text_of(counsellor.get("/opportunities?region=05"))
+    assert title not in text_of(counsellor.get("/opportunities?region=05"))
     closed = counsellor.get(f"/participants/{participant}/refer?opportunity_id={opportunity}")
     assert closed.status_code == 409 and "ne reçoit plus de candidatures" in text_of(closed)
 
@@ -123,3 +132,22 @@ def test_followed_regions_and_the_daily_mail(app: Flask) -> None:
     assert 'value="06" checked' not in page
     assert 'id="daily_mail" name="daily_mail" value="1" checked' in page
     assert counsellor.post("/opportunities/regions", {"regions": ["99"]}).status_code == 422
+
+
+def test_hostile_values_in_the_publish_form_show_the_form_again(app: Flask) -> None:
+    """Each field of the publish form in turn given what no browser sends (bytes that are not
+    UTF-8, huge numbers, malformed dates...): the form again or a refusal page, never a 500."""
+    regional = make_organization(app, kind="regional_partner", region="01")
+    partner = Person.logged_in(app, make_user(app, regional, "partner_staff"))
+    form = partner.get("/opportunities/new").get_data(as_text=True)
+    token = re.search(r'name="form_token" value="([^"]+)"', form)
+    assert token is not None
+    valid = {name: quote(str(value)) for name, value in _offer().items() if name != "pathways"}
+    for name in [*valid, "pathways"]:
+        for value in ("%ED%A0%80", "%FF%FE", "9" * 5000, "2026-13-45", "-1", "1e999", ""):
+            fields = {**valid, "pathways": "employment", name: value}
+            body = "&".join(f"{key}={raw}" for key, raw in fields.items())
+            response = partner.client.post(
+                "/opportunities/new", content_type="application/x-www-form-urlencoded",
+                data=f"{body}&csrf_token={partner.token()}&form_token={token.group(1)}")
+            assert response.status_code < 500, (name, value, response.status_code)

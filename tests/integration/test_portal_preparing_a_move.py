@@ -5,9 +5,9 @@ employer's leg page says what it is not shown."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
-from flask import Flask
+from flask import Flask, render_template_string
 
 from tests.integration.test_portal_pages import consent_to, refer, register
 from tests.portal import Person, make_organization, make_user, text_of
@@ -145,3 +145,21 @@ def test_a_household_is_linked_and_referred_at_once(app: Flask) -> None:
                              {"participant_ids": [str(sami)]})
     assert joined.status_code == 302, text_of(joined)
     assert "Sami Haddad" in text_of(counsellor.get(f"/participants/{karim}"))
+
+
+def test_the_portal_writes_the_first_of_a_month_1er_in_french(app: Flask) -> None:
+    # The portal's one date filter: "1er" in French, Babel's own form otherwise; a moment
+    # is read in Québec's time (03:00 UTC on 1 March is still 28 February there).
+    template = ("{{ day|dateformat('full') }} / {{ noon|dateformat('long') }} / "
+                "{{ night|dateformat('medium') }} / {{ later|dateformat('long') }} / "
+                "{{ noon|datetimeformat(minute_format()) }}")
+    values = {"day": date(2026, 12, 1), "noon": datetime(2027, 3, 1, 17, tzinfo=UTC),
+              "night": datetime(2027, 3, 1, 3, tzinfo=UTC), "later": date(2026, 12, 2)}
+    with app.test_request_context(headers={"Accept-Language": "fr"}):
+        assert render_template_string(template, **values) == (
+            "mardi 1er décembre 2026 / 1er mars 2027 / 28 févr. 2027 / 2 décembre 2026 / "
+            "1er mars 2027, 12 h 00")
+    with app.test_request_context(headers={"Accept-Language": "en"}):
+        assert render_template_string(template, **values) == (
+            "Tuesday, December 1, 2026 / March 1, 2027 / Feb 28, 2027 / December 2, 2026 / "
+            "Mar 1, 2027, 12:00 PM")

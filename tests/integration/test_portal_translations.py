@@ -15,6 +15,7 @@ from sqlalchemy import select
 from hub.consent import consents
 from hub.db import db
 from hub.directory.organizations import QUEBEC_REGIONS, Organization
+from hub.opportunities.offers import Opportunity
 from tests.integration.test_portal_pages import Network, consent_to, net, refer, register
 from tests.portal import Person, make_organization, make_user
 
@@ -44,6 +45,12 @@ def test_every_visible_string_differs_between_french_and_english(
     consent_to(net.counsellor, participant, net.receiver)
     leg = refer(net.counsellor, participant, net.receiver)
     net.partner.post(f"/legs/{leg}/acknowledge")  # the charts then have a row to show
+    published = net.partner.post("/opportunities/new", {
+        "title": "Soudure", "kind": "job", "region": "01", "municipality": "Rimouski",
+        "pathways": ["employment"], "description": "Poste de jour.", "languages": "fr",
+        "closes_on": "2099-01-31", "places": "1"})
+    assert published.status_code == 302, published.get_data(as_text=True)
+    opportunity = published.headers["Location"].rsplit("/", 1)[1]
     with app.app_context():
         [consent_id] = [c.id for c in consents.history(db.session, participant)]
     coordinator = Person.logged_in(app, make_user(
@@ -56,6 +63,13 @@ def test_every_visible_string_differs_between_french_and_english(
         (net.partner, "/inbox"), (net.partner, f"/legs/{leg}"),
         (net.counsellor, f"/participants/{participant}/consents/{consent_id}/withdraw"),
         (net.counsellor, f"/participants/{participant}/refer?redirect_from={leg}"),
+        (net.counsellor, "/opportunities"), (net.counsellor, f"/opportunities/{opportunity}"),
+        (net.counsellor, f"/opportunities/{opportunity}/refer"),
+        (net.counsellor, f"/participants/{participant}/refer?opportunity_id={opportunity}"),
+        (net.counsellor, "/opportunities/regions"), (net.partner, "/opportunities/new"),
+        (net.partner, "/opportunities/mine"),
+        (net.partner, f"/opportunities/{opportunity}/candidates"),
+        (net.partner, f"/opportunities/{opportunity}/withdraw"),
         (coordinator, "/network/stalled"), (coordinator, "/network/charts"),
         (Person.anonymous(app), "/login"),
         (Person.anonymous(app), "/password/forgot"),
@@ -63,9 +77,12 @@ def test_every_visible_string_differs_between_french_and_english(
     data = {"Maillage", "English", "Français", "—", "→", "·", ",", "(", ")", "?",
             net.sender.name, net.receiver.name, net.elsewhere.name, "Zoé Lavoie", "Zoé",
             "Lavoie", "Sophie Tremblay", "Marc Gagnon", "Nadia", "fr", "Counsellor",
-            "Partner_Staff", "Coordinator"}
+            "Partner_Staff", "Coordinator", "Soudure", "Rimouski", "Poste de jour."}
     with app.app_context():  # the directory lists every organization of the shared database
         data |= set(db.session.scalars(select(Organization.name)))
+        # and every open opportunity: what other tests published is data, not the page's words
+        data |= set(db.session.scalars(select(Opportunity.title)))
+        data |= set(db.session.scalars(select(Opportunity.municipality)))
     allowed = _alike_in_both()
     for person, path in pages:
         shared = _texts(person, path, "fr") & _texts(person, path, "en")

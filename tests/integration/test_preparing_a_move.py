@@ -22,6 +22,7 @@ from tests.integration.test_check_mails import (
     address,
     body,
     contact,
+    french_day,
     listed_legs,
     moment,
     run_checks,
@@ -114,7 +115,9 @@ def test_the_date_goes_with_a_forwarded_leg_and_into_fhir(network: Network) -> N
     assert request["occurrencePeriod"] == {"end": needed}
     # Without a date, no occurrence.
     plain = sender.refer(first)
-    assert "occurrencePeriod" not in bundle_of(sender, plain["id"])["ServiceRequest"]
+    plain_request = bundle_of(sender, plain["id"])["ServiceRequest"]
+    assert "occurrencePeriod" not in plain_request
+    assert "supportingInfo" not in plain_request  # no opportunity named
 
 
 # --- need to know ------------------------------------------------------------------------
@@ -231,7 +234,7 @@ def test_the_digest_says_when_the_person_is_needed_there(
     assert sorted(listed_legs(mail)) == sorted([urgent["id"], plain["id"]])
     assert text.count("attendue sur place") == 1
     after_urgent = text.split(urgent["id"], 1)[1]
-    assert f"La personne est attendue sur place le {needed.isoformat()}." in after_urgent
+    assert f"La personne est attendue sur place le {french_day(needed)}." in after_urgent
 
 
 def test_items_still_to_do_are_mailed_to_their_owner_two_business_days_before(
@@ -267,7 +270,7 @@ def test_items_still_to_do_are_mailed_to_their_owner_two_business_days_before(
     assert "Logement à l’arrivée" in receiver_text or "Logement à l'arrivée" in receiver_text
     assert "École ou service de garde" in receiver_text
     assert "Résilier le bail" not in receiver_text and "Déménagement" not in receiver_text
-    assert f"le {needed.isoformat()}" in receiver_text and leg["id"] in receiver_text
+    assert f"le {french_day(needed)}" in receiver_text and leg["id"] in receiver_text
     assert "2 éléments" in " ".join(str(to_receiver["Subject"]).split())
     assert "Benali" not in receiver_text  # no personal data in a mail
 
