@@ -218,6 +218,9 @@ def test_the_acceptance_that_fills_the_places_closes_it_and_followers_hear_of_it
     assert (closed["status"], closed["closed_reason"]) == ("closed", "places_filled")
     full = accept(partner, legs[2]["id"])
     assert full.status_code == 409 and full.get_json()["type"].endswith("/opportunity-full")
+    # What helps: publishing again would make a new opportunity, which this leg does not name.
+    assert "no_capacity" in full.get_json()["detail"]
+    assert "publish a new opportunity" in full.get_json()["detail"]
     assert partner.act(legs[2]["id"], "decline", {"reason": "no_capacity"}).status_code == 200
 
     published, closing = EventType.OPPORTUNITY_PUBLISHED.value, EventType.OPPORTUNITY_CLOSED.value
@@ -432,3 +435,5 @@ def test_the_portal_says_why_an_acceptance_beyond_the_places_is_refused(
     refused = staff.post(f"/legs/{legs[1]['id']}/accept", {})
     assert refused.status_code == 409
     assert "places de cette offre sont prises" in text_of(refused)
+    assert "orienter la personne ailleurs" in text_of(refused)
+    assert "publiez une nouvelle offre" in text_of(refused)
