@@ -50,19 +50,9 @@ SHOWN = 50
 LISTS = ("pathways", "languages")
 
 
-def _places_taken(ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
-    """How many places each opportunity's accepted (or started, completed) legs hold."""
-    if not ids:
-        return {}
-    return dict(db.session.execute(  # type: ignore[arg-type]
-        select(Referral.opportunity_id, func.count()).where(
-            Referral.opportunity_id.in_(ids), Referral.status.in_(offers.FILLED_STATUSES))
-        .group_by(Referral.opportunity_id)).all())
-
-
 def _rows(found: list[Opportunity]) -> list[dict[str, Any]]:
     """What a list or a page shows of each opportunity: its fields, publisher and places left."""
-    taken = _places_taken([o.id for o in found])
+    taken = offers.places_taken(db.session, [o.id for o in found])
     names = dict(db.session.execute(select(Organization.id, Organization.name).where(
         Organization.id.in_({o.organization_id for o in found}))).all())
     return [{**offers.view(o), "id": o.id, "starts_on": o.starts_on, "closes_on": o.closes_on,
