@@ -20,7 +20,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from hub.accounts.callers import Caller
 from hub.db import utcnow
-from hub.directory.organizations import QUEBEC_REGIONS, Organization
+from hub.directory.organizations import QUEBEC_REGIONS, Organization, unknown_region
 from hub.errors import Invalid, NotAllowed, NotFound
 from hub.events.types import EventType
 from hub.followups.deadlines import DEFAULT_TIME_ZONE
@@ -40,6 +40,7 @@ from hub.opportunities.offers import (
 from hub.referrals.legs import Referral
 from hub.referrals.lifecycle import Pathway
 
+# A language tag as BCP 47 shapes it (fr, en, es, fr-CA); the API's schema checks it too.
 BCP47 = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 MAX_PLACES = 1000
 MAX_TITLE = 200
@@ -57,8 +58,7 @@ def _check_fields(*, title: str, kind: str, region: str, municipality: str,
     if kind not in set(Kind):
         errors["kind"] = [f"Unknown kind {kind!r}; one of: {', '.join(Kind)}."]
     if region not in QUEBEC_REGIONS:
-        errors["region"] = [f"Unknown region {region!r}; a Québec administrative region code "
-                            "from 01 to 17 (e.g. 01 Bas-Saint-Laurent)."]
+        errors["region"] = [unknown_region(region)]
     if not municipality.strip() or len(municipality) > MAX_MUNICIPALITY:
         errors["municipality"] = [f"Name the municipality (1 to {MAX_MUNICIPALITY} characters)."]
     unknown = [p for p in pathways if p not in set(Pathway)]
@@ -129,8 +129,7 @@ def browse(session: Session, caller: Caller, *, region: str | None = None,
     """Opportunities of the network, newest first: open ones unless `include_closed`; `after`
     (published_at, id) of the last one read and `limit` read them page by page."""
     if region is not None and region not in QUEBEC_REGIONS:
-        raise Invalid({"region": [f"Unknown region {region!r}; a Québec administrative region "
-                                  "code from 01 to 17."]})
+        raise Invalid({"region": [unknown_region(region)]})
     if pathway is not None and pathway not in set(Pathway):
         raise Invalid({"pathway": [f"Unknown pathway {pathway!r}; one of: "
                                    f"{', '.join(Pathway)}."]})
@@ -228,8 +227,7 @@ def follow_regions(session: Session, caller: Caller, regions: list[str], daily_m
     chosen = list(dict.fromkeys(regions))
     unknown = [r for r in chosen if r not in QUEBEC_REGIONS]
     if unknown:
-        raise Invalid({"regions": [f"Unknown region {', '.join(map(repr, unknown))}; Québec "
-                                   "administrative region codes from 01 to 17."]})
+        raise Invalid({"regions": [unknown_region(*unknown)]})
     organization = session.get(Organization, caller.organization_id)
     zone = (organization.time_zone if organization else None) or DEFAULT_TIME_ZONE
     now = utcnow()

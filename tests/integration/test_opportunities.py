@@ -99,6 +99,7 @@ def test_only_organizations_that_offer_places_publish_and_each_field_says_what_t
     assert {name.split(".")[0] for name in bad.get_json()["errors"]} == {
         "region", "languages", "pathways", "places"}
     assert "01 to 17" in str(bad.get_json()["errors"]["region"])
+    assert "Unknown region '99'" in str(bad.get_json()["errors"]["region"])
     assert partner.post("/api/v1/opportunities", offer(title="   ")).status_code == 422
 
 
