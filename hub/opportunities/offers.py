@@ -159,9 +159,11 @@ class OpportunityFull(DomainError):
     places: int
 
     def __str__(self) -> str:
+        # Publishing again makes a new opportunity: it would not take this leg.
         return (f"All {self.places} places of opportunity {self.opportunity_id} are taken by "
-                "accepted candidates. Decline this leg (reason no_capacity), or raise the "
-                "number of places by publishing the opportunity again.")
+                "accepted candidates. Decline this leg (reason no_capacity) so that its "
+                "sender can redirect the candidate; to take more candidates, publish a new "
+                "opportunity (POST /api/v1/opportunities).")
 
     def members(self) -> dict[str, Any]:
         return {"places": self.places}

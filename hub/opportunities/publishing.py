@@ -34,6 +34,7 @@ from hub.opportunities.offers import (
     RegionFollow,
     close,
     local_today,
+    locked,
     record_event,
 )
 from hub.referrals.legs import Referral
@@ -168,7 +169,10 @@ def _own(session: Session, caller: Caller, opportunity_id: uuid.UUID) -> Opportu
 def withdraw(session: Session, caller: Caller, opportunity_id: uuid.UUID) -> Opportunity:
     """The publisher closes its opportunity (reason withdrawn); a closed one stays as it is.
     Legs already sent for it go on: their receiver answers each."""
-    opportunity = _own(session, caller, opportunity_id)
+    _own(session, caller, opportunity_id)
+    # Read again under the lock an acceptance takes (`offers.locked`): one that fills the last
+    # place meanwhile has closed it, and the withdrawal then changes nothing.
+    opportunity = locked(session, opportunity_id)
     if opportunity.status == OpportunityStatus.OPEN.value:
         close(session, opportunity, ClosedReason.WITHDRAWN, actor=caller.actor,
               source_organization_id=caller.organization_id)

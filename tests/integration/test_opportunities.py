@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from hub.accounts.callers import Caller
 from hub.adapters.fhir import OPPORTUNITY_ID
 from hub.db import db, utcnow
 from hub.directory.organizations import Organization
@@ -217,6 +218,9 @@ def test_the_acceptance_that_fills_the_places_closes_it_and_followers_hear_of_it
     assert (closed["status"], closed["closed_reason"]) == ("closed", "places_filled")
     full = accept(partner, legs[2]["id"])
     assert full.status_code == 409 and full.get_json()["type"].endswith("/opportunity-full")
+    # What helps: publishing again would make a new opportunity, which this leg does not name.
+    assert "no_capacity" in full.get_json()["detail"]
+    assert "publish a new opportunity" in full.get_json()["detail"]
     assert partner.act(legs[2]["id"], "decline", {"reason": "no_capacity"}).status_code == 200
 
     published, closing = EventType.OPPORTUNITY_PUBLISHED.value, EventType.OPPORTUNITY_CLOSED.value
@@ -252,6 +256,26 @@ def test_two_acceptances_at_once_take_one_last_place(app: Flask, network: Networ
     assert sorted(answers) == [200, 409]
     candidates = partner.get(f"/api/v1/opportunities/{opportunity['id']}/candidates").get_json()
     assert candidates["counts"] == {"accepted": 1, "acknowledged": 1}
+
+
+def test_a_withdrawal_racing_the_last_acceptance_leaves_it_filled(
+        app: Flask, network: Network) -> None:
+    """The publisher withdraws an opportunity it read open while another request's acceptance
+    fills its last place and closes it: the withdrawal waits for the row and finds it closed,
+    instead of failing on the version it read."""
+    sender, partner = network.partner(), network.partner(kind="employer", region="01")
+    opportunity = publish(partner, places=1)
+    leg = sender.refer(partner, opportunity_id=opportunity["id"])
+    assert partner.act(leg["id"], "acknowledge").status_code == 200
+    publisher = Caller(organization_id=uuid.UUID(partner.organization_id), actor="test")
+    with app.app_context(), db.job_session() as session:
+        read_open = session.get(Opportunity, uuid.UUID(opportunity["id"]))
+        assert read_open is not None and read_open.status == "open"
+        assert partner.act(leg["id"], "accept").status_code == 200  # meanwhile: filled
+        withdrawn = publishing.withdraw(session, publisher, read_open.id)
+        assert (withdrawn.status, withdrawn.closed_reason) == ("closed", "places_filled")
+    assert feed_types(partner, opportunity["id"]) == [
+        EventType.OPPORTUNITY_PUBLISHED.value, EventType.OPPORTUNITY_CLOSED.value]
 
 
 @settings(max_examples=6, deadline=None,
@@ -411,3 +435,5 @@ def test_the_portal_says_why_an_acceptance_beyond_the_places_is_refused(
     refused = staff.post(f"/legs/{legs[1]['id']}/accept", {})
     assert refused.status_code == 409
     assert "places de cette offre sont prises" in text_of(refused)
+    assert "orienter la personne ailleurs" in text_of(refused)
+    assert "publiez une nouvelle offre" in text_of(refused)
