@@ -405,7 +405,7 @@ def test_followers_who_asked_get_one_daily_mail_of_new_opportunities(
     assert title in text and "Emploi Nord-du-Québec" in text and "Rimouski" in text
     assert f"/opportunities/{opportunity['id']}" in text
     month = FRENCH_MONTHS[first_of_a_month.month - 1]
-    assert (f"Candidatures à orienter jusqu'au 1er {month} {first_of_a_month.year} : 3 places"
+    assert (f"Candidatures à orienter jusqu’au 1er {month} {first_of_a_month.year} : 3 places"
             in text)
     assert elsewhere["id"] not in text  # only the followed region's
     (mail,) = mails_to(app, smtp, admin)
