@@ -47,7 +47,9 @@ blp = portal_blueprint("opportunity_pages", __name__)
 # answer referrals (partner staff) — a regional partner's staff publishes.
 USER_ROLES = SENDING_ROLES | RECEIVING_ROLES
 SHOWN = 50
-LISTS = ("pathways", "languages")
+# The publish form's fields read as lists (`forms.load`): the pathways ticked, the language
+# codes typed in one field and split.
+OFFER_LISTS = ("pathways", "languages")
 
 
 def _rows(found: list[Opportunity]) -> list[dict[str, Any]]:
@@ -150,7 +152,7 @@ def publish() -> Response:
                                      "again."))
     if answer is not None:
         return answer
-    data, bad = forms.load(OpportunityIn(), form, lists=LISTS)
+    data, bad = forms.load(OpportunityIn(), form, lists=OFFER_LISTS)
     if data is None:
         db.session.rollback()  # the token's claim too: the corrected form is sent with it
         return _publish_form(422, values=values, bad=bad,
