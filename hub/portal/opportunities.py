@@ -232,7 +232,7 @@ def withdraw(opportunity_id: uuid.UUID) -> Response:
 @login_required(USER_ROLES)
 def regions() -> Response:
     """The regions the organization follows: their new opportunities in its feed and
-    webhooks, and, if asked, in a daily mail to its directory contacts."""
+    webhooks, and, if asked, in a daily mail (`hub.opportunities.daily_mail` says to whom)."""
     follows = publishing.followed_regions(db.session, caller())
     chosen = ({f.region for f in follows} if request.method == "GET"
               else set(request.form.getlist("regions")))

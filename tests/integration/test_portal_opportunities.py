@@ -145,6 +145,9 @@ def test_followed_regions_and_the_daily_mail(app: Flask) -> None:
                                                        "daily_mail": "1"})
     assert saved.status_code == 302
     page = counsellor.get("/opportunities/regions").get_data(as_text=True)
+    # Whom the daily mail goes to, as hub.opportunities.daily_mail chooses them.
+    assert "qui reçoivent un courriel à chaque nouvelle orientation" in page
+    assert "à défaut, aux personnes qui administrent l’organisme" in page
     assert 'value="01" checked' in page and 'value="05" checked' in page
     assert 'value="06" checked' not in page
     assert 'id="daily_mail" name="daily_mail" value="1" checked' in page
