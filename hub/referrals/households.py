@@ -105,7 +105,7 @@ def add_members(session: Session, caller: Caller, household_id: uuid.UUID,
                 participant_ids: list[uuid.UUID]) -> Household:
     """Add participants of the caller's organization to one of its households; those already
     in it stay (adding twice changes nothing), those in another one are refused (409)."""
-    household = visible_household(session, caller, household_id)
+    household = _household_to_edit(session, caller, household_id)
     chosen = _free_own_participants(session, caller, participant_ids,
                                     field_name="participant_id", joining=household.id)
     present = set(members_of(session, household.id))
@@ -120,7 +120,7 @@ def remove_member(session: Session, caller: Caller, household_id: uuid.UUID,
     """Take a person out of one of the caller's households. Left with fewer than two people,
     the household dissolves (None): the one left is no longer linked to anyone. Their legs
     are untouched; only what each leg shows of the others changes."""
-    household = visible_household(session, caller, household_id)
+    household = _household_to_edit(session, caller, household_id)
     member = session.get(HouseholdMember, participant_id)
     if member is None or member.household_id != household.id:
         raise NotFound("member of this household", participant_id)
@@ -145,6 +145,18 @@ def members_of(session: Session, household_id: uuid.UUID) -> list[uuid.UUID]:
 def household_of(session: Session, participant_id: uuid.UUID) -> uuid.UUID | None:
     return session.scalar(select(HouseholdMember.household_id).where(
         HouseholdMember.participant_id == participant_id))
+
+
+def _household_to_edit(session: Session, caller: Caller, household_id: uuid.UUID
+                       ) -> Household:
+    """One of the caller's households, locked until the transaction ends: edits of one
+    household take turns, so that a removal counts the members another one left (two
+    removals at once would otherwise each see two people and keep a household of one).
+    PostgreSQL locks the row; SQLite's writers take turns anyway."""
+    household = session.get(Household, household_id, with_for_update=True)
+    if household is None or household.organization_id != caller.organization_id:
+        raise NotFound("household", household_id)
+    return household
 
 
 def visible_household(session: Session, caller: Caller, household_id: uuid.UUID) -> Household:

@@ -5,12 +5,19 @@ legs; reports count households beside participants."""
 
 from __future__ import annotations
 
+import threading
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import text
 
+from hub.accounts.callers import Caller
+from hub.db import db
+from hub.referrals import households
 from tests.helpers import Network
 
 
@@ -135,6 +142,46 @@ def test_members_added_and_removed_until_the_household_dissolves(network: Networ
     assert counsellor.get(f"/api/v1/households/{household['id']}").status_code == 404
     again = counsellor.post("/api/v1/households", {"participant_ids": [amina, karim]})
     assert again.status_code == 201, again.get_data(as_text=True)
+
+
+def test_two_removals_at_once_never_leave_a_household_of_one(
+        app: Flask, network: Network) -> None:
+    """Two of three members taken out at the same moment: the second removal counts the
+    members the first left, so the household dissolves instead of keeping one person."""
+    counsellor = network.partner()
+    amina, karim, lina = (counsellor.register_participant()["id"] for _ in range(3))
+    household = counsellor.post("/api/v1/households",
+                                {"participant_ids": [amina, karim, lina]}).get_json()
+    household_id = uuid.UUID(household["id"])
+    caller = Caller(organization_id=uuid.UUID(counsellor.organization_id), actor="test")
+    removed = threading.Event()
+
+    def remove_karim() -> None:
+        with app.app_context(), db.job_session() as session:
+            households.remove_member(session, caller, household_id, uuid.UUID(karim))
+        removed.set()
+
+    with app.app_context(), db.job_session() as session:
+        assert households.remove_member(session, caller, household_id,
+                                        uuid.UUID(amina)) is not None  # two left, for now
+        other = threading.Thread(target=remove_karim)
+        other.start()
+        # Before this one commits, the other removal runs as far as it may: to its end, or
+        # until it waits for this one (a lock on PostgreSQL, the writer's turn on SQLite).
+        while not removed.is_set() and not _waiting(app):
+            removed.wait(0.01)
+    other.join(30)
+    assert removed.is_set()
+    assert counsellor.get(f"/api/v1/households/{household_id}").status_code == 404
+
+
+def _waiting(app: Flask) -> bool:
+    """Whether a transaction waits for another's lock (on SQLite, writers wait their turn:
+    the first to write holds it until it commits)."""
+    with app.app_context(), db.job_session() as session:
+        if session.get_bind().dialect.name != "postgresql":
+            return True
+        return bool(session.scalar(text("SELECT count(*) FROM pg_locks WHERE NOT granted")))
 
 
 # One step on four people: link two, add one to a household, take one out of it (households
