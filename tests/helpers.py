@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask
+from sqlalchemy import text
 from werkzeug.test import TestResponse
 
 from hub.accounts import clients
@@ -138,3 +139,13 @@ class Network:
             client, secret = clients.create_client(session, organization=organization,
                                                     scopes=scopes)
             return Partner(self.app, str(organization.id), name, client.client_id, secret)
+
+
+def waiting_for_a_lock(app: Flask) -> bool:
+    """Whether a transaction waits for another's lock: what a test of two requests at once
+    waits for before it lets the first commit.  On SQLite, true: the first transaction to write
+    holds the writers' turn until it commits, and any other writer waits for it."""
+    with app.app_context(), db.job_session() as session:
+        if session.get_bind().dialect.name != "postgresql":
+            return True
+        return bool(session.scalar(text("SELECT count(*) FROM pg_locks WHERE NOT granted")))

@@ -228,7 +228,10 @@ def follow_regions(session: Session, caller: Caller, regions: list[str], daily_m
     unknown = [r for r in chosen if r not in QUEBEC_REGIONS]
     if unknown:
         raise Invalid({"regions": [unknown_region(*unknown)]})
-    organization = session.get(Organization, caller.organization_id)
+    # Two choices at once take turns on the organization's row: the second then keeps the
+    # regions the first added instead of adding them again (a conflict). SQLite's writers
+    # take turns anyway.
+    organization = session.get(Organization, caller.organization_id, with_for_update=True)
     zone = (organization.time_zone if organization else None) or DEFAULT_TIME_ZONE
     now = utcnow()
     session.execute(delete(RegionFollow).where(

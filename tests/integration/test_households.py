@@ -13,12 +13,11 @@ import pytest
 from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import text
 
 from hub.accounts.callers import Caller
 from hub.db import db
 from hub.referrals import households
-from tests.helpers import Network
+from tests.helpers import Network, waiting_for_a_lock
 
 
 def test_linking_rules(network: Network) -> None:
@@ -168,20 +167,11 @@ def test_two_removals_at_once_never_leave_a_household_of_one(
         other.start()
         # Before this one commits, the other removal runs as far as it may: to its end, or
         # until it waits for this one (a lock on PostgreSQL, the writer's turn on SQLite).
-        while not removed.is_set() and not _waiting(app):
+        while not removed.is_set() and not waiting_for_a_lock(app):
             removed.wait(0.01)
     other.join(30)
     assert removed.is_set()
     assert counsellor.get(f"/api/v1/households/{household_id}").status_code == 404
-
-
-def _waiting(app: Flask) -> bool:
-    """Whether a transaction waits for another's lock (on SQLite, writers wait their turn:
-    the first to write holds it until it commits)."""
-    with app.app_context(), db.job_session() as session:
-        if session.get_bind().dialect.name != "postgresql":
-            return True
-        return bool(session.scalar(text("SELECT count(*) FROM pg_locks WHERE NOT granted")))
 
 
 # One step on four people: link two, add one to a household, take one out of it (households
