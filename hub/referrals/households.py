@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ForeignKey, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from hub.accounts.callers import Caller
@@ -96,8 +97,7 @@ def create_household(session: Session, caller: Caller, participant_ids: list[uui
                           created_at=utcnow())
     session.add(household)
     session.flush()
-    session.add_all(HouseholdMember(participant_id=p, household_id=household.id) for p in chosen)
-    session.flush()
+    _link(session, household.id, chosen)
     return household
 
 
@@ -109,10 +109,24 @@ def add_members(session: Session, caller: Caller, household_id: uuid.UUID,
     chosen = _free_own_participants(session, caller, participant_ids,
                                     field_name="participant_id", joining=household.id)
     present = set(members_of(session, household.id))
-    session.add_all(HouseholdMember(participant_id=p, household_id=household.id)
-                    for p in chosen if p not in present)
-    session.flush()
+    _link(session, household.id, [p for p in chosen if p not in present])
     return household
+
+
+def _link(session: Session, household_id: uuid.UUID, participant_ids: list[uuid.UUID]) -> None:
+    """Make the participants members of the household. One that another transaction put in
+    a household since `_free_own_participants` looked (the members' key allows one each) is
+    refused as if it had been seen then (409), not as a failed write."""
+    try:
+        with session.begin_nested():
+            session.add_all(HouseholdMember(participant_id=p, household_id=household_id)
+                            for p in participant_ids)
+            session.flush()
+    except IntegrityError:
+        raise AlreadyInHousehold(sorted(session.scalars(
+            select(HouseholdMember.participant_id).where(
+                HouseholdMember.participant_id.in_(participant_ids),
+                HouseholdMember.household_id != household_id)))) from None
 
 
 def remove_member(session: Session, caller: Caller, household_id: uuid.UUID,

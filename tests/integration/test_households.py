@@ -174,6 +174,39 @@ def test_two_removals_at_once_never_leave_a_household_of_one(
     assert counsellor.get(f"/api/v1/households/{household_id}").status_code == 404
 
 
+def test_a_person_put_in_two_households_at_once_is_refused_by_the_second(
+        app: Flask, network: Network) -> None:
+    """One request links Amina into a new household while another adds her to an existing
+    one: the second, which found her in none, gets the 409 that says she is in one."""
+    counsellor = network.partner()
+    amina, karim, lina, sami = (counsellor.register_participant()["id"] for _ in range(4))
+    existing = uuid.UUID(counsellor.post("/api/v1/households", {
+        "participant_ids": [lina, sami]}).get_json()["id"])
+    caller = Caller(organization_id=uuid.UUID(counsellor.organization_id), actor="test")
+    refusals: list[Exception] = []
+    done = threading.Event()
+
+    def add_amina() -> None:
+        try:
+            with app.app_context(), db.job_session() as session:
+                households.add_members(session, caller, existing, [uuid.UUID(amina)])
+        except Exception as error:  # noqa: BLE001 (the assertion below shows it)
+            refusals.append(error)
+        done.set()
+
+    with app.app_context(), db.job_session() as session:
+        households.create_household(session, caller, [uuid.UUID(amina), uuid.UUID(karim)])
+        other = threading.Thread(target=add_amina)
+        other.start()
+        while not done.is_set() and not waiting_for_a_lock(app):
+            done.wait(0.01)
+    other.join(30)
+    assert [type(error) for error in refusals] == [households.AlreadyInHousehold]
+    assert refusals[0].members() == {"participant_ids": [amina]}  # type: ignore[attr-defined]
+    assert sorted(counsellor.get(f"/api/v1/households/{existing}").get_json()[
+        "participant_ids"]) == sorted([lina, sami])
+
+
 # One step on four people: link two, add one to a household, take one out of it (households
 # are named by the order they were created in; one not created yet is skipped).
 STEPS = st.lists(st.one_of(
