@@ -300,7 +300,7 @@ def household_remove(participant_id: uuid.UUID) -> Response:
         raise NotFound("household member", request.form.get("member_id", "")[:40])
     left = households.remove_member(db.session, caller(), household_id, member)
     flash(_("Removed from the household.") if left is not None
-          else _("Removed from the household. Nobody else was left in it, so it no longer "
+          else _("Removed from the household. Only one person was left in it, so it no longer "
                  "exists."), "success")
     return redirect(url_for("sending.participant_detail", participant_id=participant.id))
 
