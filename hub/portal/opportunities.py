@@ -24,7 +24,7 @@ from hub.db import db, utcnow
 from hub.directory.organizations import QUEBEC_REGIONS, Organization
 from hub.errors import DomainError, Invalid, NotFound
 from hub.opportunities import offers, publishing
-from hub.opportunities.offers import Kind, Opportunity, OpportunityStatus
+from hub.opportunities.offers import ClosedReason, Kind, Opportunity, OpportunityStatus
 from hub.portal import forms, paging
 from hub.portal.common import (
     caller,
@@ -35,7 +35,7 @@ from hub.portal.common import (
     portal_blueprint,
     status_of,
 )
-from hub.portal.labels import language_name
+from hub.portal.labels import label, language_name
 from hub.portal.legs import leg_rows
 from hub.referrals import participants
 from hub.referrals.legs import OPEN_STATUSES, Referral
@@ -222,9 +222,14 @@ def withdraw(opportunity_id: uuid.UUID) -> Response:
         return page("portal/opportunity_withdraw.html",
                     opportunity=_rows([found.opportunity])[0],
                     open_legs=sum(1 for leg in found.legs if leg.status in OPEN_STATUSES))
-    publishing.withdraw(db.session, caller(), opportunity_id)
-    flash(_("Opportunity withdrawn: it no longer takes candidates. Referrals already sent "
-            "for it go on."), "success")
+    withdrawn = publishing.withdraw(db.session, caller(), opportunity_id)
+    if withdrawn.closed_reason != ClosedReason.WITHDRAWN.value:
+        # Closed meanwhile (its places filled, its date passed): the withdrawal changed nothing.
+        flash(_("This opportunity had already closed (%(reason)s): nothing changed.",
+                reason=label("closed_reason", withdrawn.closed_reason)), "info")
+    else:
+        flash(_("Opportunity withdrawn: it no longer takes candidates. Referrals already sent "
+                "for it go on."), "success")
     return redirect(url_for("opportunity_pages.mine"))
 
 

@@ -467,3 +467,10 @@ def test_the_portal_says_why_an_acceptance_beyond_the_places_is_refused(
     assert "places de cette offre sont prises" in text_of(refused)
     assert "orienter la personne ailleurs" in text_of(refused)
     assert "publiez une nouvelle offre" in text_of(refused)
+    # Withdrawing it once filled changes nothing, and the page says so.
+    withdrawn = staff.post(f"/opportunities/{opportunity['id']}/withdraw", {},
+                           follow_redirects=True)
+    assert "Cette offre était déjà fermée (places comblées) : rien n’a changé." in text_of(
+        withdrawn)
+    assert partner.get(f"/api/v1/opportunities/{opportunity['id']}").get_json()[
+        "closed_reason"] == "places_filled"
