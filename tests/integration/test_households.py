@@ -5,7 +5,6 @@ legs; reports count households beside participants."""
 
 from __future__ import annotations
 
-import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -13,11 +12,11 @@ import pytest
 from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy.orm import Session
 
 from hub.accounts.callers import Caller
-from hub.db import db
 from hub.referrals import households
-from tests.helpers import Network, waiting_for_a_lock
+from tests.helpers import Network, second_during_first
 
 
 def test_linking_rules(network: Network) -> None:
@@ -153,24 +152,13 @@ def test_two_removals_at_once_never_leave_a_household_of_one(
                                 {"participant_ids": [amina, karim, lina]}).get_json()
     household_id = uuid.UUID(household["id"])
     caller = Caller(organization_id=uuid.UUID(counsellor.organization_id), actor="test")
-    removed = threading.Event()
 
-    def remove_karim() -> None:
-        with app.app_context(), db.job_session() as session:
-            households.remove_member(session, caller, household_id, uuid.UUID(karim))
-        removed.set()
-
-    with app.app_context(), db.job_session() as session:
+    def remove_amina(session: Session) -> None:
         assert households.remove_member(session, caller, household_id,
                                         uuid.UUID(amina)) is not None  # two left, for now
-        other = threading.Thread(target=remove_karim)
-        other.start()
-        # Before this one commits, the other removal runs as far as it may: to its end, or
-        # until it waits for this one (a lock on PostgreSQL, the writer's turn on SQLite).
-        while not removed.is_set() and not waiting_for_a_lock(app):
-            removed.wait(0.01)
-    other.join(30)
-    assert removed.is_set()
+
+    assert second_during_first(app, remove_amina, lambda session: households.remove_member(
+        session, caller, household_id, uuid.UUID(karim))) == []
     assert counsellor.get(f"/api/v1/households/{household_id}").status_code == 404
 
 
@@ -183,24 +171,10 @@ def test_a_person_put_in_two_households_at_once_is_refused_by_the_second(
     existing = uuid.UUID(counsellor.post("/api/v1/households", {
         "participant_ids": [lina, sami]}).get_json()["id"])
     caller = Caller(organization_id=uuid.UUID(counsellor.organization_id), actor="test")
-    refusals: list[Exception] = []
-    done = threading.Event()
-
-    def add_amina() -> None:
-        try:
-            with app.app_context(), db.job_session() as session:
-                households.add_members(session, caller, existing, [uuid.UUID(amina)])
-        except Exception as error:  # noqa: BLE001 (the assertion below shows it)
-            refusals.append(error)
-        done.set()
-
-    with app.app_context(), db.job_session() as session:
-        households.create_household(session, caller, [uuid.UUID(amina), uuid.UUID(karim)])
-        other = threading.Thread(target=add_amina)
-        other.start()
-        while not done.is_set() and not waiting_for_a_lock(app):
-            done.wait(0.01)
-    other.join(30)
+    refusals = second_during_first(
+        app, lambda session: households.create_household(
+            session, caller, [uuid.UUID(amina), uuid.UUID(karim)]),
+        lambda session: households.add_members(session, caller, existing, [uuid.UUID(amina)]))
     assert [type(error) for error in refusals] == [households.AlreadyInHousehold]
     assert refusals[0].members() == {"participant_ids": [amina]}  # type: ignore[attr-defined]
     assert sorted(counsellor.get(f"/api/v1/households/{existing}").get_json()[

@@ -30,7 +30,7 @@ from hub.opportunities import daily_mail, publishing
 from hub.opportunities.offers import LOCAL_ZONE, Opportunity, RegionFollow
 from hub.outbox.mail import send_due
 from tests.e2e.test_webhooks import deliver_all, received, subscribe
-from tests.helpers import Network, Partner, waiting_for_a_lock
+from tests.helpers import Network, Partner, second_during_first
 from tests.integration.test_check_mails import address, set_entry
 from tests.integration.test_erasure import eventually
 from tests.integration.test_fhir import bundle_of
@@ -284,25 +284,10 @@ def test_two_choices_of_regions_at_once_take_turns(app: Flask, network: Network)
     the first and keeps the region it added, instead of adding it again (a conflict)."""
     organization = network.partner()
     caller = Caller(organization_id=uuid.UUID(organization.organization_id), actor="test")
-    failures: list[Exception] = []
-    done = threading.Event()
-
-    def choose_again() -> None:
-        try:
-            with app.app_context(), db.job_session() as session:
-                publishing.follow_regions(session, caller, ["02", "03"], daily_mail=False)
-        except Exception as error:  # noqa: BLE001 (the assertion below shows it)
-            failures.append(error)
-        done.set()
-
-    with app.app_context(), db.job_session() as session:
-        publishing.follow_regions(session, caller, ["02"], daily_mail=True)
-        other = threading.Thread(target=choose_again)
-        other.start()
-        # The other request runs as far as it may before this one commits.
-        while not done.is_set() and not waiting_for_a_lock(app):
-            done.wait(0.01)
-    other.join(30)
+    failures = second_during_first(
+        app, lambda session: publishing.follow_regions(session, caller, ["02"], daily_mail=True),
+        lambda session: publishing.follow_regions(session, caller, ["02", "03"],
+                                                  daily_mail=False))
     assert failures == []
     assert organization.get("/api/v1/opportunities/follows").get_json() == {
         "regions": ["02", "03"], "daily_mail": False}
