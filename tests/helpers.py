@@ -8,10 +8,14 @@ from __future__ import annotations
 import base64
 import itertools
 import secrets
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask
+from sqlalchemy import text
+from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from hub.accounts import clients
@@ -138,3 +142,42 @@ class Network:
             client, secret = clients.create_client(session, organization=organization,
                                                     scopes=scopes)
             return Partner(self.app, str(organization.id), name, client.client_id, secret)
+
+
+
+def second_during_first(app: Flask, first: Callable[[Session], Any],
+                        second: Callable[[Session], Any]) -> list[Exception]:
+    """Two requests at once, in the order that shows a race: `first` runs in a transaction
+    that stays open while `second` runs in its own, as far as it may (to its end, or until it
+    waits for the first's lock); then the first commits and the second finishes.  Returns
+    what the second raised."""
+    raised: list[Exception] = []
+    done = threading.Event()
+
+    def run_second() -> None:
+        try:
+            with app.app_context(), db.job_session() as session:
+                second(session)
+        except Exception as error:  # noqa: BLE001 (returned for the test to assert on)
+            raised.append(error)
+        finally:
+            done.set()
+
+    with app.app_context(), db.job_session() as session:
+        first(session)
+        other = threading.Thread(target=run_second)
+        other.start()
+        while not done.is_set() and not _waiting_for_a_lock(app):
+            done.wait(0.01)
+    other.join(30)
+    assert done.is_set(), "the second request never finished"
+    return raised
+
+
+def _waiting_for_a_lock(app: Flask) -> bool:
+    """Whether a transaction waits for another's lock.  On SQLite, true: the first transaction
+    to write holds the writers' turn until it commits, and any other writer waits for it."""
+    with app.app_context(), db.job_session() as session:
+        if session.get_bind().dialect.name != "postgresql":
+            return True
+        return bool(session.scalar(text("SELECT count(*) FROM pg_locks WHERE NOT granted")))

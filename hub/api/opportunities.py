@@ -22,7 +22,7 @@ from hub.api.common import (
 )
 from hub.api.idempotency import idempotent
 from hub.db import db, iso_utc
-from hub.directory.organizations import QUEBEC_REGIONS
+from hub.directory.organizations import QUEBEC_REGIONS, unknown_region
 from hub.opportunities import offers, publishing
 from hub.opportunities.offers import ClosedReason, Kind, OpportunityStatus
 from hub.referrals.lifecycle import Pathway, Status
@@ -31,8 +31,8 @@ blp = Blueprint("opportunities", __name__, url_prefix="/api/v1/opportunities",
                 description="Jobs, internships and training places offered to the network's "
                             "candidates, and the regions your organization follows.")
 
-BCP47 = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
 REGION_CODES = list(QUEBEC_REGIONS)
+UNKNOWN_REGION = unknown_region("{input}")  # marshmallow puts the value in
 PATHWAY_CODES = [p.value for p in Pathway]
 
 
@@ -40,8 +40,7 @@ class OpportunityIn(Input):
     title = fields.String(required=True, validate=validate.Length(1, publishing.MAX_TITLE))
     kind = fields.String(required=True, validate=validate.OneOf([k.value for k in Kind]))
     region = fields.String(required=True, validate=validate.OneOf(
-        REGION_CODES, error="Unknown region {input}; a Québec administrative region code from "
-                            "01 to 17."), metadata={"description": "Where the place is."})
+        REGION_CODES, error=UNKNOWN_REGION), metadata={"description": "Where the place is."})
     municipality = fields.String(required=True,
                                  validate=validate.Length(1, publishing.MAX_MUNICIPALITY))
     pathways = fields.List(
@@ -52,7 +51,7 @@ class OpportunityIn(Input):
                                 validate=validate.Length(1, publishing.MAX_DESCRIPTION))
     languages = fields.List(
         fields.String(validate=validate.Regexp(
-            BCP47, error="Use a BCP 47 language tag such as fr, en or es.")),
+            publishing.BCP47, error="Use a BCP 47 language tag such as fr, en or es.")),
         required=True, validate=validate.Length(1, 10),
         metadata={"description": "Languages the work or training is done in (BCP 47)."})
     starts_on = fields.Date(allow_none=True, load_default=None, metadata={
@@ -123,8 +122,7 @@ class CandidatesOut(Schema):
 
 class FollowsIn(Input):
     regions = fields.List(fields.String(validate=validate.OneOf(
-        REGION_CODES, error="Unknown region {input}; a Québec administrative region code "
-                            "from 01 to 17.")), required=True,
+        REGION_CODES, error=UNKNOWN_REGION)), required=True,
         validate=validate.Length(max=len(REGION_CODES)))
     daily_mail = fields.Boolean(load_default=False, metadata={
         "description": "A mail at 8:00 listing the opportunities published in these regions "

@@ -91,6 +91,12 @@ QUEBEC_REGIONS: dict[str, str] = {
 }
 
 
+
+def unknown_region(*codes: object) -> str:
+    """What a refusal says of codes that are not Québec's regions (QUEBEC_REGIONS)."""
+    return (f"Unknown region {', '.join(map(repr, codes))}; a Québec administrative region "
+            "code from 01 to 17 (e.g. 01 Bas-Saint-Laurent).")
+
 class Organization(Base):
     __tablename__ = "organizations"
 
@@ -181,9 +187,7 @@ def create_organization(session: Session, *, name: str, kind: str, region: str,
     if kind not in set(OrganizationKind):
         raise ValueError(f"Unknown kind {kind!r}; one of: {', '.join(OrganizationKind)}.")
     if region not in QUEBEC_REGIONS:
-        raise ValueError(
-            f"Unknown region {region!r}; a Québec administrative region code from 01 to 17."
-        )
+        raise ValueError(unknown_region(region))
     organization = Organization(name=name, kind=kind, region=region, time_zone=time_zone,
                                 language=language)
     session.add(organization)

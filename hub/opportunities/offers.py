@@ -9,6 +9,7 @@ opportunities' own use cases are in `hub.opportunities.publishing`.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -159,9 +160,11 @@ class OpportunityFull(DomainError):
     places: int
 
     def __str__(self) -> str:
+        # Publishing again makes a new opportunity: it would not take this leg.
         return (f"All {self.places} places of opportunity {self.opportunity_id} are taken by "
-                "accepted candidates. Decline this leg (reason no_capacity), or raise the "
-                "number of places by publishing the opportunity again.")
+                "accepted candidates. Decline this leg (reason no_capacity) so that its "
+                "sender can redirect the candidate; to take more candidates, publish a new "
+                "opportunity (POST /api/v1/opportunities).")
 
     def members(self) -> dict[str, Any]:
         return {"places": self.places}
@@ -236,11 +239,19 @@ def check_leg_to(session: Session, opportunity_id: uuid.UUID,
     return opportunity
 
 
-def filled(session: Session, opportunity_id: uuid.UUID) -> int:
-    """How many of the opportunity's legs hold a place (accepted, started or completed)."""
-    return session.scalar(select(func.count()).select_from(Referral).where(
-        Referral.opportunity_id == opportunity_id,
-        Referral.status.in_(FILLED_STATUSES))) or 0
+def places_taken(session: Session, opportunity_ids: Iterable[uuid.UUID]
+                 ) -> dict[uuid.UUID, int]:
+    """How many places each opportunity's legs hold (accepted, started or completed); an
+    opportunity none holds is left out."""
+    ids = set(opportunity_ids)
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(Referral.opportunity_id, func.count()).where(
+            Referral.opportunity_id.in_(ids), Referral.status.in_(FILLED_STATUSES))
+        .group_by(Referral.opportunity_id))
+    return {opportunity_id: count for opportunity_id, count in rows
+            if opportunity_id is not None}
 
 
 def locked(session: Session, opportunity_id: uuid.UUID) -> Opportunity:
@@ -262,7 +273,7 @@ def before_accept(session: Session, opportunity_id: uuid.UUID) -> tuple[Opportun
     """Called before a leg for the opportunity is accepted: refuses an acceptance beyond the
     places (OpportunityFull); returns the locked opportunity and how many places are taken."""
     opportunity = locked(session, opportunity_id)
-    taken = filled(session, opportunity_id)
+    taken = places_taken(session, [opportunity_id]).get(opportunity_id, 0)
     if taken >= opportunity.places:
         raise OpportunityFull(opportunity.id, opportunity.places)
     return opportunity, taken

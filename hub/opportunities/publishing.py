@@ -20,7 +20,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from hub.accounts.callers import Caller
 from hub.db import utcnow
-from hub.directory.organizations import QUEBEC_REGIONS, Organization
+from hub.directory.organizations import QUEBEC_REGIONS, Organization, unknown_region
 from hub.errors import Invalid, NotAllowed, NotFound
 from hub.events.types import EventType
 from hub.followups.deadlines import DEFAULT_TIME_ZONE
@@ -34,11 +34,13 @@ from hub.opportunities.offers import (
     RegionFollow,
     close,
     local_today,
+    locked,
     record_event,
 )
 from hub.referrals.legs import Referral
 from hub.referrals.lifecycle import Pathway
 
+# A language tag as BCP 47 shapes it (fr, en, es, fr-CA); the API's schema checks it too.
 BCP47 = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 MAX_PLACES = 1000
 MAX_TITLE = 200
@@ -56,8 +58,7 @@ def _check_fields(*, title: str, kind: str, region: str, municipality: str,
     if kind not in set(Kind):
         errors["kind"] = [f"Unknown kind {kind!r}; one of: {', '.join(Kind)}."]
     if region not in QUEBEC_REGIONS:
-        errors["region"] = [f"Unknown region {region!r}; a Québec administrative region code "
-                            "from 01 to 17 (e.g. 01 Bas-Saint-Laurent)."]
+        errors["region"] = [unknown_region(region)]
     if not municipality.strip() or len(municipality) > MAX_MUNICIPALITY:
         errors["municipality"] = [f"Name the municipality (1 to {MAX_MUNICIPALITY} characters)."]
     unknown = [p for p in pathways if p not in set(Pathway)]
@@ -128,8 +129,7 @@ def browse(session: Session, caller: Caller, *, region: str | None = None,
     """Opportunities of the network, newest first: open ones unless `include_closed`; `after`
     (published_at, id) of the last one read and `limit` read them page by page."""
     if region is not None and region not in QUEBEC_REGIONS:
-        raise Invalid({"region": [f"Unknown region {region!r}; a Québec administrative region "
-                                  "code from 01 to 17."]})
+        raise Invalid({"region": [unknown_region(region)]})
     if pathway is not None and pathway not in set(Pathway):
         raise Invalid({"pathway": [f"Unknown pathway {pathway!r}; one of: "
                                    f"{', '.join(Pathway)}."]})
@@ -168,7 +168,10 @@ def _own(session: Session, caller: Caller, opportunity_id: uuid.UUID) -> Opportu
 def withdraw(session: Session, caller: Caller, opportunity_id: uuid.UUID) -> Opportunity:
     """The publisher closes its opportunity (reason withdrawn); a closed one stays as it is.
     Legs already sent for it go on: their receiver answers each."""
-    opportunity = _own(session, caller, opportunity_id)
+    _own(session, caller, opportunity_id)
+    # Read again under the lock an acceptance takes (`offers.locked`): one that fills the last
+    # place meanwhile has closed it, and the withdrawal then changes nothing.
+    opportunity = locked(session, opportunity_id)
     if opportunity.status == OpportunityStatus.OPEN.value:
         close(session, opportunity, ClosedReason.WITHDRAWN, actor=caller.actor,
               source_organization_id=caller.organization_id)
@@ -224,9 +227,11 @@ def follow_regions(session: Session, caller: Caller, regions: list[str], daily_m
     chosen = list(dict.fromkeys(regions))
     unknown = [r for r in chosen if r not in QUEBEC_REGIONS]
     if unknown:
-        raise Invalid({"regions": [f"Unknown region {', '.join(map(repr, unknown))}; Québec "
-                                   "administrative region codes from 01 to 17."]})
-    organization = session.get(Organization, caller.organization_id)
+        raise Invalid({"regions": [unknown_region(*unknown)]})
+    # Two choices at once take turns on the organization's row: the second then keeps the
+    # regions the first added instead of adding them again (a conflict). SQLite's writers
+    # take turns anyway.
+    organization = session.get(Organization, caller.organization_id, with_for_update=True)
     zone = (organization.time_zone if organization else None) or DEFAULT_TIME_ZONE
     now = utcnow()
     session.execute(delete(RegionFollow).where(

@@ -7,6 +7,7 @@ or access); a disabled person cannot log in and their open sessions end."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from flask import current_app, flash, g, redirect, request, url_for
 from flask_babel import force_locale
@@ -115,49 +116,53 @@ def _mail_invitation(person: User, token: str) -> None:
                    organization=person.organization.name, link=link, email=person.email))
 
 
-@blp.post("/admin/<uuid:organization_id>/users/<uuid:user_id>/role")
-@login_required(ADMIN_ROLES)
-def change_role(organization_id: uuid.UUID, user_id: uuid.UUID) -> Response:
+def _change_member(organization_id: uuid.UUID, user_id: uuid.UUID,
+                   change: Callable[[User], None], audited: Callable[[User], str],
+                   done: Callable[[User], str]) -> Response:
+    """One change to a member's account by the admin: refused by `hub.accounts.users`, the
+    list again with why (422); else recorded in the audit log, said, and back to the list."""
     organization = managed_organization(organization_id)
     person = _member(organization, user_id)
     try:
-        users.change_role(db.session, person, request.form.get("role", ""), by=g.user)
+        change(person)
     except UserRefused as refused:
         db.session.rollback()
         return _page(managed_organization(organization_id), 422, refusal(refused))
-    audit(f"user.role_{person.role}", organization, person.id)
-    flash(_("%(name)s is now: %(role)s.", name=person.name,
-            role=role_of(person.role, person.french_form)), "success")
+    audit(audited(person), organization, person.id)
+    flash(done(person), "success")
     return redirect(url_for("admin_users.user_list", organization_id=organization.id))
+
+
+@blp.post("/admin/<uuid:organization_id>/users/<uuid:user_id>/role")
+@login_required(ADMIN_ROLES)
+def change_role(organization_id: uuid.UUID, user_id: uuid.UUID) -> Response:
+    return _change_member(
+        organization_id, user_id,
+        lambda person: users.change_role(db.session, person, request.form.get("role", ""),
+                                         by=g.user),
+        lambda person: f"user.role_{person.role}",
+        lambda person: _("%(name)s is now: %(role)s.", name=person.name,
+                         role=role_of(person.role, person.french_form)))
 
 
 @blp.post("/admin/<uuid:organization_id>/users/<uuid:user_id>/french-form")
 @login_required(ADMIN_ROLES)
 def change_french_form(organization_id: uuid.UUID, user_id: uuid.UUID) -> Response:
-    organization = managed_organization(organization_id)
-    person = _member(organization, user_id)
-    try:
-        users.set_french_form(db.session, person, request.form.get("french_form", ""))
-    except UserRefused as refused:
-        db.session.rollback()
-        return _page(managed_organization(organization_id), 422, refusal(refused))
-    audit("user.french_form", organization, person.id)
-    flash(_("French pages now address %(name)s this way: %(form)s.", name=person.name,
-            form=label("french_form", person.french_form)), "success")
-    return redirect(url_for("admin_users.user_list", organization_id=organization.id))
+    return _change_member(
+        organization_id, user_id,
+        lambda person: users.set_french_form(db.session, person,
+                                             request.form.get("french_form", "")),
+        lambda person: "user.french_form",
+        lambda person: _("French pages now address %(name)s this way: %(form)s.",
+                         name=person.name, form=label("french_form", person.french_form)))
 
 
 @blp.post("/admin/<uuid:organization_id>/users/<uuid:user_id>/<any(disable, enable):action>")
 @login_required(ADMIN_ROLES)
 def switch_access(organization_id: uuid.UUID, user_id: uuid.UUID, action: str) -> Response:
-    organization = managed_organization(organization_id)
-    person = _member(organization, user_id)
-    try:
-        users.set_disabled(db.session, person, action == "disable", by=g.user)
-    except UserRefused as refused:
-        db.session.rollback()
-        return _page(managed_organization(organization_id), 422, refusal(refused))
-    audit(f"user.{action}d", organization, person.id)
-    flash(_("%(name)s can no longer log in.", name=person.name) if action == "disable"
-          else _("%(name)s can log in again.", name=person.name), "success")
-    return redirect(url_for("admin_users.user_list", organization_id=organization.id))
+    return _change_member(
+        organization_id, user_id,
+        lambda person: users.set_disabled(db.session, person, action == "disable", by=g.user),
+        lambda person: f"user.{action}d",
+        lambda person: _("%(name)s can no longer log in.", name=person.name)
+        if action == "disable" else _("%(name)s can log in again.", name=person.name))

@@ -301,8 +301,8 @@ def message_of(error: Exception) -> str:
                  "choose an open opportunity.")
     if isinstance(error, OpportunityFull):
         return _("All the places of this opportunity are taken by accepted candidates. "
-                 "Decline this referral (no capacity), or publish the opportunity again with "
-                 "more places.")
+                 "Decline this referral (no capacity): its sender can then refer the person "
+                 "elsewhere. To take more candidates, publish a new opportunity.")
     if isinstance(error, AlreadyInHousehold):
         return _("A person is in one household at most: someone you chose is already in "
                  "one. Leave them out.")

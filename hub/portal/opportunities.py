@@ -24,7 +24,7 @@ from hub.db import db, utcnow
 from hub.directory.organizations import QUEBEC_REGIONS, Organization
 from hub.errors import DomainError, Invalid, NotFound
 from hub.opportunities import offers, publishing
-from hub.opportunities.offers import Kind, Opportunity, OpportunityStatus
+from hub.opportunities.offers import ClosedReason, Kind, Opportunity, OpportunityStatus
 from hub.portal import forms, paging
 from hub.portal.common import (
     caller,
@@ -35,7 +35,7 @@ from hub.portal.common import (
     portal_blueprint,
     status_of,
 )
-from hub.portal.labels import language_name
+from hub.portal.labels import label, language_name
 from hub.portal.legs import leg_rows
 from hub.referrals import participants
 from hub.referrals.legs import OPEN_STATUSES, Referral
@@ -47,22 +47,14 @@ blp = portal_blueprint("opportunity_pages", __name__)
 # answer referrals (partner staff) — a regional partner's staff publishes.
 USER_ROLES = SENDING_ROLES | RECEIVING_ROLES
 SHOWN = 50
-LISTS = ("pathways", "languages")
-
-
-def _places_taken(ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
-    """How many places each opportunity's accepted (or started, completed) legs hold."""
-    if not ids:
-        return {}
-    return dict(db.session.execute(  # type: ignore[arg-type]
-        select(Referral.opportunity_id, func.count()).where(
-            Referral.opportunity_id.in_(ids), Referral.status.in_(offers.FILLED_STATUSES))
-        .group_by(Referral.opportunity_id)).all())
+# The publish form's fields read as lists (`forms.load`): the pathways ticked, the language
+# codes typed in one field and split.
+OFFER_LISTS = ("pathways", "languages")
 
 
 def _rows(found: list[Opportunity]) -> list[dict[str, Any]]:
     """What a list or a page shows of each opportunity: its fields, publisher and places left."""
-    taken = _places_taken([o.id for o in found])
+    taken = offers.places_taken(db.session, [o.id for o in found])
     names = dict(db.session.execute(select(Organization.id, Organization.name).where(
         Organization.id.in_({o.organization_id for o in found}))).all())
     return [{**offers.view(o), "id": o.id, "starts_on": o.starts_on, "closes_on": o.closes_on,
@@ -160,7 +152,7 @@ def publish() -> Response:
                                      "again."))
     if answer is not None:
         return answer
-    data, bad = forms.load(OpportunityIn(), form, lists=LISTS)
+    data, bad = forms.load(OpportunityIn(), form, lists=OFFER_LISTS)
     if data is None:
         db.session.rollback()  # the token's claim too: the corrected form is sent with it
         return _publish_form(422, values=values, bad=bad,
@@ -230,9 +222,14 @@ def withdraw(opportunity_id: uuid.UUID) -> Response:
         return page("portal/opportunity_withdraw.html",
                     opportunity=_rows([found.opportunity])[0],
                     open_legs=sum(1 for leg in found.legs if leg.status in OPEN_STATUSES))
-    publishing.withdraw(db.session, caller(), opportunity_id)
-    flash(_("Opportunity withdrawn: it no longer takes candidates. Referrals already sent "
-            "for it go on."), "success")
+    withdrawn = publishing.withdraw(db.session, caller(), opportunity_id)
+    if withdrawn.closed_reason != ClosedReason.WITHDRAWN.value:
+        # Closed meanwhile (its places filled, its date passed): the withdrawal changed nothing.
+        flash(_("This opportunity had already closed (%(reason)s): nothing changed.",
+                reason=label("closed_reason", withdrawn.closed_reason)), "info")
+    else:
+        flash(_("Opportunity withdrawn: it no longer takes candidates. Referrals already sent "
+                "for it go on."), "success")
     return redirect(url_for("opportunity_pages.mine"))
 
 
@@ -240,7 +237,7 @@ def withdraw(opportunity_id: uuid.UUID) -> Response:
 @login_required(USER_ROLES)
 def regions() -> Response:
     """The regions the organization follows: their new opportunities in its feed and
-    webhooks, and, if asked, in a daily mail to its directory contacts."""
+    webhooks, and, if asked, in a daily mail (`hub.opportunities.daily_mail` says to whom)."""
     follows = publishing.followed_regions(db.session, caller())
     chosen = ({f.region for f in follows} if request.method == "GET"
               else set(request.form.getlist("regions")))

@@ -37,7 +37,7 @@ from hub.directory.organizations import (
 )
 from hub.errors import DomainError, Invalid, NotFound, VersionMismatch
 from hub.followups import records
-from hub.opportunities.offers import Opportunity
+from hub.opportunities.offers import Opportunity, OpportunityClosed
 from hub.portal import chains, forms, paging
 from hub.portal import opportunities as opportunity_pages
 from hub.portal.common import (
@@ -300,7 +300,7 @@ def household_remove(participant_id: uuid.UUID) -> Response:
         raise NotFound("household member", request.form.get("member_id", "")[:40])
     left = households.remove_member(db.session, caller(), household_id, member)
     flash(_("Removed from the household.") if left is not None
-          else _("Removed from the household. Nobody else was left in it, so it no longer "
+          else _("Removed from the household. Only one person was left in it, so it no longer "
                  "exists."), "success")
     return redirect(url_for("sending.participant_detail", participant_id=participant.id))
 
@@ -401,8 +401,18 @@ def refer(participant_id: uuid.UUID) -> Response:
     followed = _followed_up(participant, request.args.get("after_followup"))
     previous_view = _reader().referral(previous) if previous is not None else None
     # For an opportunity (`?opportunity_id=`, from its page): the leg goes to its publisher.
-    opportunity = None if previous is not None else opportunity_pages.for_referral(
-        request.form.get("opportunity_id") or request.args.get("opportunity_id"))
+    # A posted form names it in its own field only, so that the form shown again without it
+    # (the opportunity closed while the counsellor typed) sends the referral without it.
+    opportunity, closed = None, None
+    if previous is None:
+        try:
+            opportunity = opportunity_pages.for_referral(
+                request.form.get("opportunity_id") if request.method == "POST"
+                else request.args.get("opportunity_id"))
+        except OpportunityClosed as refused:
+            if request.method != "POST":
+                raise  # the page that says so: nothing was typed yet
+            closed = refused
     # "Filter" posts the whole form, so what was typed stays; a GET filters by its query.
     filtering = request.method == "POST" and "filter" in request.form
     if filtering:  # named apart from the referral's own fields (the pathway)
@@ -436,6 +446,10 @@ def refer(participant_id: uuid.UUID) -> Response:
         else _prefilled(previous_view, filters, opportunity, followed)}
     if request.method == "GET" or filtering:
         return page("portal/refer.html", bad=set(), form_token=forms.token(), **context)
+    if closed is not None:  # the form again as typed, to send without the opportunity
+        return page("portal/refer.html", status_of(closed), bad=set(),
+                    form_token=forms.token(),
+                    error=message_of(closed), **context)
     answer = _sent_already_or_expired("portal/refer.html", bad=set(), **context)
     if answer is not None:
         return answer

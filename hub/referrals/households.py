@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ForeignKey, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from hub.accounts.callers import Caller
@@ -96,8 +97,7 @@ def create_household(session: Session, caller: Caller, participant_ids: list[uui
                           created_at=utcnow())
     session.add(household)
     session.flush()
-    session.add_all(HouseholdMember(participant_id=p, household_id=household.id) for p in chosen)
-    session.flush()
+    _link(session, household.id, chosen)
     return household
 
 
@@ -105,14 +105,28 @@ def add_members(session: Session, caller: Caller, household_id: uuid.UUID,
                 participant_ids: list[uuid.UUID]) -> Household:
     """Add participants of the caller's organization to one of its households; those already
     in it stay (adding twice changes nothing), those in another one are refused (409)."""
-    household = visible_household(session, caller, household_id)
+    household = _household_to_edit(session, caller, household_id)
     chosen = _free_own_participants(session, caller, participant_ids,
                                     field_name="participant_id", joining=household.id)
     present = set(members_of(session, household.id))
-    session.add_all(HouseholdMember(participant_id=p, household_id=household.id)
-                    for p in chosen if p not in present)
-    session.flush()
+    _link(session, household.id, [p for p in chosen if p not in present])
     return household
+
+
+def _link(session: Session, household_id: uuid.UUID, participant_ids: list[uuid.UUID]) -> None:
+    """Make the participants members of the household. One that another transaction put in
+    a household since `_free_own_participants` looked (the members' key allows one each) is
+    refused as if it had been seen then (409), not as a failed write."""
+    try:
+        with session.begin_nested():
+            session.add_all(HouseholdMember(participant_id=p, household_id=household_id)
+                            for p in participant_ids)
+            session.flush()
+    except IntegrityError:
+        raise AlreadyInHousehold(sorted(session.scalars(
+            select(HouseholdMember.participant_id).where(
+                HouseholdMember.participant_id.in_(participant_ids),
+                HouseholdMember.household_id != household_id)))) from None
 
 
 def remove_member(session: Session, caller: Caller, household_id: uuid.UUID,
@@ -120,7 +134,7 @@ def remove_member(session: Session, caller: Caller, household_id: uuid.UUID,
     """Take a person out of one of the caller's households. Left with fewer than two people,
     the household dissolves (None): the one left is no longer linked to anyone. Their legs
     are untouched; only what each leg shows of the others changes."""
-    household = visible_household(session, caller, household_id)
+    household = _household_to_edit(session, caller, household_id)
     member = session.get(HouseholdMember, participant_id)
     if member is None or member.household_id != household.id:
         raise NotFound("member of this household", participant_id)
@@ -145,6 +159,18 @@ def members_of(session: Session, household_id: uuid.UUID) -> list[uuid.UUID]:
 def household_of(session: Session, participant_id: uuid.UUID) -> uuid.UUID | None:
     return session.scalar(select(HouseholdMember.household_id).where(
         HouseholdMember.participant_id == participant_id))
+
+
+def _household_to_edit(session: Session, caller: Caller, household_id: uuid.UUID
+                       ) -> Household:
+    """One of the caller's households, locked until the transaction ends: edits of one
+    household take turns, so that a removal counts the members another one left (two
+    removals at once would otherwise each see two people and keep a household of one).
+    PostgreSQL locks the row; SQLite's writers take turns anyway."""
+    household = session.get(Household, household_id, with_for_update=True)
+    if household is None or household.organization_id != caller.organization_id:
+        raise NotFound("household", household_id)
+    return household
 
 
 def visible_household(session: Session, caller: Caller, household_id: uuid.UUID) -> Household:

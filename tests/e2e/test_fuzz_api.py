@@ -174,6 +174,7 @@ RULES_BEYOND_THE_SCHEMA = {
     "invalid-cursor": "a cursor is made by its own list (opaque to clients)",
     "stale-version": "If-Match names a version the leg no longer has",
     "idempotency-key-reused": "an Idempotency-Key already used with another body",
+    "participant-erased": "a participant whose data an earlier request of the walk erased",
     # fields of a validation problem (422)
     "participant_id": "a participant the caller may refer",
     "participant_ids": "participants of the caller's organization",
@@ -183,6 +184,7 @@ RULES_BEYOND_THE_SCHEMA = {
     "to_organization_id": "another organization of the directory, not a coordination body",
     "organization_ids": "organizations of the directory",
     "forwarded_from": "a leg of the same participant",
+    "opportunity_id": "an open opportunity published by the leg's receiver",
     "query.to": "a period of at most five years, not before `from`",
     "event_types": "a pattern matching at least one event type",
     "url": "an https URL resolving to a public address",

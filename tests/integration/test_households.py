@@ -5,13 +5,18 @@ legs; reports count households beside participants."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy.orm import Session
 
-from tests.helpers import Network
+from hub.accounts.callers import Caller
+from hub.referrals import households
+from tests.helpers import Network, second_during_first
 
 
 def test_linking_rules(network: Network) -> None:
@@ -135,6 +140,45 @@ def test_members_added_and_removed_until_the_household_dissolves(network: Networ
     assert counsellor.get(f"/api/v1/households/{household['id']}").status_code == 404
     again = counsellor.post("/api/v1/households", {"participant_ids": [amina, karim]})
     assert again.status_code == 201, again.get_data(as_text=True)
+
+
+def test_two_removals_at_once_never_leave_a_household_of_one(
+        app: Flask, network: Network) -> None:
+    """Two of three members taken out at the same moment: the second removal counts the
+    members the first left, so the household dissolves instead of keeping one person."""
+    counsellor = network.partner()
+    amina, karim, lina = (counsellor.register_participant()["id"] for _ in range(3))
+    household = counsellor.post("/api/v1/households",
+                                {"participant_ids": [amina, karim, lina]}).get_json()
+    household_id = uuid.UUID(household["id"])
+    caller = Caller(organization_id=uuid.UUID(counsellor.organization_id), actor="test")
+
+    def remove_amina(session: Session) -> None:
+        assert households.remove_member(session, caller, household_id,
+                                        uuid.UUID(amina)) is not None  # two left, for now
+
+    assert second_during_first(app, remove_amina, lambda session: households.remove_member(
+        session, caller, household_id, uuid.UUID(karim))) == []
+    assert counsellor.get(f"/api/v1/households/{household_id}").status_code == 404
+
+
+def test_a_person_put_in_two_households_at_once_is_refused_by_the_second(
+        app: Flask, network: Network) -> None:
+    """One request links Amina into a new household while another adds her to an existing
+    one: the second, which found her in none, gets the 409 that says she is in one."""
+    counsellor = network.partner()
+    amina, karim, lina, sami = (counsellor.register_participant()["id"] for _ in range(4))
+    existing = uuid.UUID(counsellor.post("/api/v1/households", {
+        "participant_ids": [lina, sami]}).get_json()["id"])
+    caller = Caller(organization_id=uuid.UUID(counsellor.organization_id), actor="test")
+    refusals = second_during_first(
+        app, lambda session: households.create_household(
+            session, caller, [uuid.UUID(amina), uuid.UUID(karim)]),
+        lambda session: households.add_members(session, caller, existing, [uuid.UUID(amina)]))
+    assert [type(error) for error in refusals] == [households.AlreadyInHousehold]
+    assert refusals[0].members() == {"participant_ids": [amina]}  # type: ignore[attr-defined]
+    assert sorted(counsellor.get(f"/api/v1/households/{existing}").get_json()[
+        "participant_ids"]) == sorted([lina, sami])
 
 
 # One step on four people: link two, add one to a household, take one out of it (households

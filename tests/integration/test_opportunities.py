@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from hub.accounts.callers import Caller
 from hub.adapters.fhir import OPPORTUNITY_ID
 from hub.db import db, utcnow
 from hub.directory.organizations import Organization
@@ -29,7 +30,7 @@ from hub.opportunities import daily_mail, publishing
 from hub.opportunities.offers import LOCAL_ZONE, Opportunity, RegionFollow
 from hub.outbox.mail import send_due
 from tests.e2e.test_webhooks import deliver_all, received, subscribe
-from tests.helpers import Network, Partner
+from tests.helpers import Network, Partner, second_during_first
 from tests.integration.test_check_mails import address, set_entry
 from tests.integration.test_erasure import eventually
 from tests.integration.test_fhir import bundle_of
@@ -98,6 +99,7 @@ def test_only_organizations_that_offer_places_publish_and_each_field_says_what_t
     assert {name.split(".")[0] for name in bad.get_json()["errors"]} == {
         "region", "languages", "pathways", "places"}
     assert "01 to 17" in str(bad.get_json()["errors"]["region"])
+    assert "Unknown region '99'" in str(bad.get_json()["errors"]["region"])
     assert partner.post("/api/v1/opportunities", offer(title="   ")).status_code == 422
 
 
@@ -217,6 +219,9 @@ def test_the_acceptance_that_fills_the_places_closes_it_and_followers_hear_of_it
     assert (closed["status"], closed["closed_reason"]) == ("closed", "places_filled")
     full = accept(partner, legs[2]["id"])
     assert full.status_code == 409 and full.get_json()["type"].endswith("/opportunity-full")
+    # What helps: publishing again would make a new opportunity, which this leg does not name.
+    assert "no_capacity" in full.get_json()["detail"]
+    assert "publish a new opportunity" in full.get_json()["detail"]
     assert partner.act(legs[2]["id"], "decline", {"reason": "no_capacity"}).status_code == 200
 
     published, closing = EventType.OPPORTUNITY_PUBLISHED.value, EventType.OPPORTUNITY_CLOSED.value
@@ -252,6 +257,40 @@ def test_two_acceptances_at_once_take_one_last_place(app: Flask, network: Networ
     assert sorted(answers) == [200, 409]
     candidates = partner.get(f"/api/v1/opportunities/{opportunity['id']}/candidates").get_json()
     assert candidates["counts"] == {"accepted": 1, "acknowledged": 1}
+
+
+def test_a_withdrawal_racing_the_last_acceptance_leaves_it_filled(
+        app: Flask, network: Network) -> None:
+    """The publisher withdraws an opportunity it read open while another request's acceptance
+    fills its last place and closes it: the withdrawal waits for the row and finds it closed,
+    instead of failing on the version it read."""
+    sender, partner = network.partner(), network.partner(kind="employer", region="01")
+    opportunity = publish(partner, places=1)
+    leg = sender.refer(partner, opportunity_id=opportunity["id"])
+    assert partner.act(leg["id"], "acknowledge").status_code == 200
+    publisher = Caller(organization_id=uuid.UUID(partner.organization_id), actor="test")
+    with app.app_context(), db.job_session() as session:
+        read_open = session.get(Opportunity, uuid.UUID(opportunity["id"]))
+        assert read_open is not None and read_open.status == "open"
+        assert partner.act(leg["id"], "accept").status_code == 200  # meanwhile: filled
+        withdrawn = publishing.withdraw(session, publisher, read_open.id)
+        assert (withdrawn.status, withdrawn.closed_reason) == ("closed", "places_filled")
+    assert feed_types(partner, opportunity["id"]) == [
+        EventType.OPPORTUNITY_PUBLISHED.value, EventType.OPPORTUNITY_CLOSED.value]
+
+
+def test_two_choices_of_regions_at_once_take_turns(app: Flask, network: Network) -> None:
+    """Two requests choose an organization's regions at the same moment: the second waits for
+    the first and keeps the region it added, instead of adding it again (a conflict)."""
+    organization = network.partner()
+    caller = Caller(organization_id=uuid.UUID(organization.organization_id), actor="test")
+    failures = second_during_first(
+        app, lambda session: publishing.follow_regions(session, caller, ["02"], daily_mail=True),
+        lambda session: publishing.follow_regions(session, caller, ["02", "03"],
+                                                  daily_mail=False))
+    assert failures == []
+    assert organization.get("/api/v1/opportunities/follows").get_json() == {
+        "regions": ["02", "03"], "daily_mail": False}
 
 
 @settings(max_examples=6, deadline=None,
@@ -380,7 +419,7 @@ def test_followers_who_asked_get_one_daily_mail_of_new_opportunities(
     assert title in text and "Emploi Nord-du-Québec" in text and "Rimouski" in text
     assert f"/opportunities/{opportunity['id']}" in text
     month = FRENCH_MONTHS[first_of_a_month.month - 1]
-    assert (f"Candidatures à orienter jusqu'au 1er {month} {first_of_a_month.year} : 3 places"
+    assert (f"Candidatures à orienter jusqu’au 1er {month} {first_of_a_month.year} : 3 places"
             in text)
     assert elsewhere["id"] not in text  # only the followed region's
     (mail,) = mails_to(app, smtp, admin)
@@ -411,3 +450,12 @@ def test_the_portal_says_why_an_acceptance_beyond_the_places_is_refused(
     refused = staff.post(f"/legs/{legs[1]['id']}/accept", {})
     assert refused.status_code == 409
     assert "places de cette offre sont prises" in text_of(refused)
+    assert "orienter la personne ailleurs" in text_of(refused)
+    assert "publiez une nouvelle offre" in text_of(refused)
+    # Withdrawing it once filled changes nothing, and the page says so.
+    withdrawn = staff.post(f"/opportunities/{opportunity['id']}/withdraw", {},
+                           follow_redirects=True)
+    assert "Cette offre était déjà fermée (places comblées) : rien n’a changé." in text_of(
+        withdrawn)
+    assert partner.get(f"/api/v1/opportunities/{opportunity['id']}").get_json()[
+        "closed_reason"] == "places_filled"

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import delete, select
 
 from hub.accounts import users
 from hub.db import db, utcnow
@@ -247,3 +249,33 @@ def test_hub_user_create_then_log_in(tmp_path: Path) -> None:
                                                      "password": "a long enough secret"})
     assert response.headers["Location"] == "/inbox"
     app.extensions["hub_db"][0].dispose()
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(st.lists(st.integers(0, 3), min_size=1, max_size=25))
+def test_whatever_others_try_the_owner_signs_in_from_their_own_address(
+        app: Flask, counsellor: str, addresses: list[int]) -> None:
+    """Address 0 is the owner's, with the right password; 1 to 3 are guessers elsewhere.  An
+    address is locked after its own 5 failures only, and the owner is never refused."""
+    with app.app_context(), db.job_session() as session:  # each example starts afresh
+        session.execute(delete(users.LoginFailure).where(
+            users.LoginFailure.email == counsellor))
+    start = utcnow()
+    failures = dict.fromkeys(range(1, 4), 0)
+    for step, index in enumerate(addresses):
+        now = start + timedelta(seconds=step)
+        with app.app_context(), db.job_session() as session:
+            try:
+                users.authenticate(session, counsellor,
+                                   PASSWORD if index == 0 else "wrong password!",
+                                   address=f"203.0.113.{index}", now=now)
+                outcome = "signed in"
+            except users.LoginRefused as refused:
+                outcome = refused.reason
+        if index == 0:
+            assert outcome == "signed in"
+        else:
+            assert outcome == ("locked" if failures[index] >= users.MAX_FAILURES
+                               else "invalid")
+            failures[index] += 1

@@ -115,10 +115,27 @@ def test_candidates_for_the_publisher_only_then_withdrawn(app: Flask) -> None:
     confirm = employer.get(f"/opportunities/{opportunity}/withdraw")
     assert "1 orientation encore ouverte" in text_of(confirm)
     assert counsellor.post(f"/opportunities/{opportunity}/withdraw").status_code == 404
+    link = f"/participants/{participant}/refer?opportunity_id={opportunity}"
+    token = re.search(r'name="form_token" value="([^"]+)"', counsellor.get(link).get_data(
+        as_text=True))
+    assert token is not None
     assert employer.post(f"/opportunities/{opportunity}/withdraw").status_code == 302
     assert title not in text_of(counsellor.get("/opportunities?region=05"))
-    closed = counsellor.get(f"/participants/{participant}/refer?opportunity_id={opportunity}")
+    closed = counsellor.get(link)
     assert closed.status_code == 409 and "ne reçoit plus de candidatures" in text_of(closed)
+    # Withdrawn while the counsellor typed: the form again as typed, without the opportunity,
+    # and sent as it is then, to the same organization.
+    typed = {"to_organization_id": str(regional.id), "pathway": "employment",
+             "priority": "routine", "opportunity_id": opportunity,
+             "reason_for_referral": "Soudeur d’expérience, cherche un poste de jour.",
+             "form_token": token.group(1)}
+    again = counsellor.post(link, typed)
+    page = again.get_data(as_text=True)
+    assert again.status_code == 409 and "ne reçoit plus de candidatures" in text_of(again)
+    assert "Soudeur d’expérience, cherche un poste de jour." in text_of(again)
+    assert 'name="opportunity_id"' not in page and f'value="{regional.id}" checked' in page
+    sent = counsellor.post(link, {**typed, "opportunity_id": "", "confirm_open_leg": "1"})
+    assert sent.status_code == 302, text_of(sent)
 
 
 def test_followed_regions_and_the_daily_mail(app: Flask) -> None:
@@ -128,6 +145,9 @@ def test_followed_regions_and_the_daily_mail(app: Flask) -> None:
                                                        "daily_mail": "1"})
     assert saved.status_code == 302
     page = counsellor.get("/opportunities/regions").get_data(as_text=True)
+    # Whom the daily mail goes to, as hub.opportunities.daily_mail chooses them.
+    assert "qui reçoivent un courriel à chaque nouvelle orientation" in page
+    assert "à défaut, aux personnes qui administrent l’organisme" in page
     assert 'value="01" checked' in page and 'value="05" checked' in page
     assert 'value="06" checked' not in page
     assert 'id="daily_mail" name="daily_mail" value="1" checked' in page

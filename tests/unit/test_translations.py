@@ -137,3 +137,14 @@ def test_french_is_french() -> None:
     same = {m.id for m in catalogue if m.string == m.id}
     # Only words spelled the same in both languages may be left as they are.
     assert same <= SPELLED_THE_SAME, sorted(same - SPELLED_THE_SAME)
+
+
+def test_french_apostrophes_are_typographic() -> None:
+    """French is written with ’ (l’offre, jusqu’au), never the typewriter's '."""
+    path = ROOT / "hub" / "portal" / "translations" / "fr" / "LC_MESSAGES" / "messages.po"
+    with path.open("rb") as source:
+        catalogue = [m for m in read_po(source) if m.id]
+    straight = [text for m in catalogue
+                for text in (m.string if isinstance(m.string, tuple) else (m.string,))
+                if "'" in text]
+    assert straight == []
