@@ -13,6 +13,8 @@ from urllib.parse import quote
 
 from flask import Flask
 
+from hub.db import utcnow
+from hub.opportunities.offers import local_today
 from tests.integration.test_portal_pages import consent_to, register
 from tests.portal import Person, make_organization, make_user, text_of
 
@@ -43,7 +45,9 @@ def test_publish_browse_and_refer_a_candidate(app: Flask) -> None:
     no_pathway = partner.post("/opportunities/new", _offer(pathways=[]))
     assert no_pathway.status_code == 422
     assert "Choisissez au moins un parcours." in text_of(no_pathway)
-    past = (date.today() - timedelta(days=1)).isoformat()
+    # Yesterday in Québec, where closing days are counted (UTC's date is a day ahead in the
+    # evening there).
+    past = (local_today(utcnow()) - timedelta(days=1)).isoformat()
     wrong = partner.post("/opportunities/new", _offer(closes_on=past))
     assert wrong.status_code == 422
     page = wrong.get_data(as_text=True)
