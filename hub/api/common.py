@@ -24,6 +24,8 @@ MAX_LIMIT = 500
 # What `encode_cursor` writes: unpadded URL-safe base64.
 CURSOR_PATTERN = "^[A-Za-z0-9_-]{0,2000}$"
 
+T = TypeVar("T")
+
 
 class Blueprint(flask_smorest.Blueprint):
     """Every API blueprint: its schemas read JSON bodies through the app's JSON provider,
@@ -104,8 +106,6 @@ def aware_datetime(value: str) -> datetime:
         raise ValueError("out of range") from error
 
 
-
-
 def bounded_int(value: str) -> int:
     """A cursor's integer part, refused (ValueError) outside what a database id can be."""
     number = int(value)
@@ -134,6 +134,28 @@ def decode_cursor(cursor: str, *converters: Callable[[str], Any]) -> list[Any]:
     )
 
 
+def cursor_after(cursor: str | None, *converters: Callable[[str], Any]) -> Any:
+    """Where a page starts: None for the first page (no cursor, or an empty one), else the
+    cursor's parts through `decode_cursor` (400 `invalid-cursor` when tampered): the part
+    itself for a one-part cursor, a tuple of them for more."""
+    if not cursor:
+        return None
+    parts = decode_cursor(cursor, *converters)
+    return parts[0] if len(parts) == 1 else tuple(parts)
+
+
+def page_of(found: Sequence[T], limit: int, position: Callable[[T], Sequence[Any]]
+            ) -> tuple[list[T], str | None]:
+    """The page in `found` and the cursor of the next one.
+
+    `found` is read with `limit + 1`: the extra row only tells that another page follows.
+    The next cursor is `position` of the page's last row (what `cursor_after` decodes for
+    the next read), None on the last page."""
+    page = list(found[:limit])
+    next_cursor = encode_cursor(*position(page[-1])) if len(found) > limit else None
+    return page, next_cursor
+
+
 def etag(version: int) -> str:
     return f'"{version}"'
 
@@ -154,9 +176,6 @@ def expected_version() -> int | None:
 
 def pseudonym_key() -> bytes:
     return current_app.config["HUB_SETTINGS"].secret_key.encode()
-
-
-T = TypeVar("T")
 
 
 def retrying(work: Callable[[], T]) -> T:

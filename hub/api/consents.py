@@ -20,8 +20,8 @@ from hub.api.common import (
     aware_datetime,
     bounded_int,
     csv_download,
-    decode_cursor,
-    encode_cursor,
+    cursor_after,
+    page_of,
     retrying,
 )
 from hub.api.idempotency import idempotent
@@ -134,12 +134,9 @@ class ParticipantConsents(MethodView):
         if format == "csv":
             rows = [consents.snapshot(c) for c in consents.history(db.session, participant_id)]
             return _csv(f"consents-{participant_id}.csv", CONSENT_COLUMNS, rows)
-        after = tuple(decode_cursor(cursor, aware_datetime, uuid.UUID)) if cursor else None
-        found = consents.history(db.session, participant_id, after=after,
-                                limit=limit + 1)
-        page = found[:limit]
-        next_cursor = (encode_cursor(page[-1].granted_at.isoformat(), page[-1].id)
-                       if len(found) > limit else None)
+        after = cursor_after(cursor, aware_datetime, uuid.UUID)
+        found = consents.history(db.session, participant_id, after=after, limit=limit + 1)
+        page, next_cursor = page_of(found, limit, lambda c: (c.granted_at.isoformat(), c.id))
         return {"items": [consents.snapshot(c) for c in page], "next_cursor": next_cursor}
 
 
@@ -190,11 +187,8 @@ class AccessLog(MethodView):
         if format == "csv":
             rows = [_access_row(r) for r in access_log.reads_of(db.session, participant_id)]
             return _csv(f"access-log-{participant_id}.csv", ACCESS_COLUMNS, rows)
-        after = None
-        if cursor:
-            (after,) = decode_cursor(cursor, bounded_int)
+        after = cursor_after(cursor, bounded_int)
         found = access_log.reads_of(db.session, participant_id, after=after, limit=limit + 1)
-        page = found[:limit]
-        next_cursor = encode_cursor(page[-1].id) if len(found) > limit else None
+        page, next_cursor = page_of(found, limit, lambda r: (r.id,))
         return {"items": [_access_row(r) for r in page], "next_cursor": next_cursor}
 

@@ -17,8 +17,8 @@ from hub.api.common import (
     PageArgs,
     Timestamp,
     aware_datetime,
-    decode_cursor,
-    encode_cursor,
+    cursor_after,
+    page_of,
     pseudonym_key,
     retrying,
 )
@@ -113,12 +113,10 @@ class DueFollowUps(MethodView):
         `follow_up_contact` consent covers your organization. A 30-day follow-up left
         unrecorded gives way to the 180-day one when it comes due."""
         caller = current_caller()
-        after = None
-        if cursor:
-            due_at, referral_id = decode_cursor(cursor, aware_datetime, uuid.UUID)
-            after = (due_at, referral_id)
+        after = cursor_after(cursor, aware_datetime, uuid.UUID)
         found = records.due_followups(db.session, caller, after=after, limit=limit + 1)
-        page = found[:limit]
+        page, next_cursor = page_of(found, limit,
+                                    lambda item: (item.due_at.isoformat(), item.referral.id))
         reader = Reader(db.session, caller, pseudonym_key())
         reader.entitle_page([item.referral for item in page])
         items = [{"referral_id": item.referral.id, "due": item.due, "due_at": item.due_at,
@@ -126,8 +124,6 @@ class DueFollowUps(MethodView):
                   "pathway": item.referral.pathway,
                   "participant": reader.participant(item.referral.participant)}
                  for item in page]
-        next_cursor = (encode_cursor(page[-1].due_at.isoformat(), page[-1].referral.id)
-                       if len(found) > limit else None)
         return {"items": items, "next_cursor": next_cursor}
 
 

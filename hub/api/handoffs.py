@@ -14,8 +14,8 @@ from hub.api.common import (
     PageArgs,
     Timestamp,
     aware_datetime,
-    decode_cursor,
-    encode_cursor,
+    cursor_after,
+    page_of,
     pseudonym_key,
 )
 from hub.db import db, utcnow
@@ -71,11 +71,9 @@ class Stalled(MethodView):
         (a pseudonymous participant reference)."""
         if not current_caller().is_coordinator:
             raise NotAllowed("Only coordination bodies watch the network's handoffs.")
-        after = decode_cursor(cursor, aware_datetime, uuid.UUID) if cursor else None
+        after = cursor_after(cursor, aware_datetime, uuid.UUID)
         found = stalled_handoffs(db.session, utcnow(), pseudonym_key(), limit=limit + 1,
                                  after=after)
-        items = found[:limit]
-        next_cursor = None
-        if len(found) > limit:
-            next_cursor = encode_cursor(items[-1]["due_at"].isoformat(), items[-1]["referral_id"])
+        items, next_cursor = page_of(found, limit,
+                                     lambda leg: (leg["due_at"].isoformat(), leg["referral_id"]))
         return {"items": items, "next_cursor": next_cursor}

@@ -19,7 +19,7 @@ from hub.api.common import (
     PageArgs,
     aware_datetime,
     decode_cursor,
-    encode_cursor,
+    page_of,
 )
 from hub.api.problems import Problem
 from hub.db import db, iso_utc
@@ -100,11 +100,9 @@ class DirectoryHsds(MethodView):
             updated_since = since
         found = export_page(db.session, after_id=after, limit=limit + 1,
                             updated_since=updated_since)
-        page = found[:limit]
-        next_cursor = None
-        if len(found) > limit:
-            next_cursor = encode_cursor(
-                page[-1].id, iso_utc(updated_since) if updated_since else "")
+        # The cursor keeps `updated_since`, so that the next pages need only the cursor.
+        since_part = iso_utc(updated_since) if updated_since else ""
+        page, next_cursor = page_of(found, limit, lambda o: (o.id, since_part))
         return {"hsds_version": HSDS_VERSION,
                 "items": [organization_to_hsds(o) for o in page],
                 "next_cursor": next_cursor}

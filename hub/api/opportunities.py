@@ -17,8 +17,8 @@ from hub.api.common import (
     PageArgs,
     Timestamp,
     aware_datetime,
-    decode_cursor,
-    encode_cursor,
+    cursor_after,
+    page_of,
 )
 from hub.api.idempotency import idempotent
 from hub.db import db, iso_utc
@@ -158,15 +158,10 @@ class Opportunities(MethodView):
     def get(self, limit: int, cursor: str | None, **filters: Any) -> dict[str, Any]:
         """Opportunities of the whole network, newest first; open ones unless
         `include_closed`."""
-        after: tuple[datetime, uuid.UUID] | None = None
-        if cursor:
-            published_at, last_id = decode_cursor(cursor, aware_datetime, uuid.UUID)
-            after = (published_at, last_id)
+        after: tuple[datetime, uuid.UUID] | None = cursor_after(cursor, aware_datetime, uuid.UUID)
         found = publishing.browse(db.session, current_caller(), after=after, limit=limit + 1,
                                   **filters)
-        page = found[:limit]
-        next_cursor = (encode_cursor(page[-1].published_at.isoformat(), page[-1].id)
-                       if len(found) > limit else None)
+        page, next_cursor = page_of(found, limit, lambda o: (o.published_at.isoformat(), o.id))
         return {"items": [offers.view(o) for o in page], "next_cursor": next_cursor}
 
 

@@ -15,7 +15,7 @@ from hub.adapters.oauth import (
     current_oauth_token,
     require_scope,
 )
-from hub.api.common import Blueprint, PageArgs, decode_cursor, encode_cursor
+from hub.api.common import Blueprint, PageArgs, cursor_after, page_of
 from hub.api.directory_schemas import (
     EntryIn,
     OrganizationFilters,
@@ -69,13 +69,10 @@ class Organizations(MethodView):
     @blp.response(200, OrganizationPage)
     def get(self, limit: int, cursor: str | None, **filters: Any) -> dict[str, Any]:
         """Search the directory by words, kind, region, pathway served and capacity."""
-        after = None
-        if cursor:
-            (after,) = decode_cursor(cursor, uuid.UUID)
+        after = cursor_after(cursor, uuid.UUID)
         found = search_organizations(db.session, after_id=after, limit=limit + 1, **filters)
-        page = found[:limit]
-        more = len(found) > limit
-        return {"items": page, "next_cursor": encode_cursor(page[-1].id) if more else None}
+        page, next_cursor = page_of(found, limit, lambda o: (o.id,))
+        return {"items": page, "next_cursor": next_cursor}
 
 
 @blp.route("/<uuid:organization_id>")
@@ -158,14 +155,12 @@ class RelationshipVersions(MethodView):
             ) -> dict[str, Any]:
         """Every version of your organization's note about this organization, newest first."""
         partner = _organization(organization_id)
-        before = None
-        if cursor:
-            (before,) = decode_cursor(cursor, int)
+        before = cursor_after(cursor, int)
         versions = relationships.note_history(db.session, current_caller().organization_id,
                                               partner.id, before_id=before, limit=limit + 1)
-        page = versions[:limit]
+        page, next_cursor = page_of(versions, limit, lambda note: (note.id,))
         return {"items": [_relationship(partner.id, note) for note in page],
-                "next_cursor": encode_cursor(page[-1].id) if len(versions) > limit else None}
+                "next_cursor": next_cursor}
 
 
 @blp.route("/<uuid:organization_id>/report-outdated")
@@ -195,10 +190,8 @@ class OutdatedReports(MethodView):
         validating the entry (`/validate`, or any change of it) closes them."""
         organization, _ = _editable(organization_id)
         reports = editing.open_reports(db.session, organization.id)
-        start = 0
-        if cursor:
-            (start,) = decode_cursor(cursor, int)
-            start = max(start, 0)
-        page = reports[start:start + limit]
-        more = len(reports) > start + limit
-        return {"items": page, "next_cursor": encode_cursor(start + limit) if more else None}
+        # Few open reports at a time: they are read whole, and the cursor is an offset.
+        start = max(cursor_after(cursor, int) or 0, 0)
+        page, next_cursor = page_of(reports[start:start + limit + 1], limit,
+                                    lambda _: (start + limit,))
+        return {"items": page, "next_cursor": next_cursor}

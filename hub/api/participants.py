@@ -18,10 +18,10 @@ from hub.api.common import (
     PageArgs,
     Timestamp,
     aware_datetime,
-    decode_cursor,
-    encode_cursor,
+    cursor_after,
     etag,
     expected_version,
+    page_of,
     pseudonym_key,
 )
 from hub.api.directory_schemas import ONE_LINE, ONE_LINE_DOC
@@ -174,13 +174,11 @@ class Participants(MethodView):
         order ignored; every word may be a beginning), by email, or by phone digits. Names
         stay encrypted: the search compares keyed hashes (docs/privacy.md)."""
         caller = current_caller()
-        after = tuple(decode_cursor(cursor, aware_datetime, uuid.UUID)) if cursor else None
+        after = cursor_after(cursor, aware_datetime, uuid.UUID)
         found = participants.search(db.session, caller.organization_id, q, limit=limit + 1,
                                     after=after)
-        page = found[:limit]
+        page, next_cursor = page_of(found, limit, lambda p: (p.created_at.isoformat(), p.id))
         reader = visibility.Reader(db.session, caller, pseudonym_key())
-        next_cursor = (encode_cursor(page[-1].created_at.isoformat(), page[-1].id)
-                       if len(found) > limit else None)
         return {"items": [reader.participant(p) for p in page], "next_cursor": next_cursor}
 
 

@@ -17,8 +17,8 @@ from hub.api.common import (
     Input,
     PageArgs,
     Timestamp,
-    decode_cursor,
-    encode_cursor,
+    cursor_after,
+    page_of,
     pseudonym_key,
     retrying,
 )
@@ -206,13 +206,13 @@ class Peers(MethodView):
         """Available peers whose `peer_matching` consent covers your organization, as
         pseudonymous profiles: never a name, a contact or their organization."""
         caller = current_caller()
-        after = uuid.UUID(decode_cursor(cursor, str)[0]) if cursor else None
+        after = cursor_after(cursor, uuid.UUID)
         found = matching.find_peers(db.session, caller, limit=limit + 1, after=after, **filters)
-        page = found[:limit]
+        page, next_cursor = page_of(found, limit, lambda p: (p.id,))
         counts = matching.active_matches(db.session, [p.id for p in page])
         reader = _reader(caller)
         return {"items": [reader.peer_profile(p, counts.get(p.id, 0)) for p in page],
-                "next_cursor": encode_cursor(page[-1].id) if len(found) > limit else None}
+                "next_cursor": next_cursor}
 
 
 @blp.route("/peers/<uuid:peer_id>")

@@ -11,7 +11,7 @@ from flask.views import MethodView
 from marshmallow import RAISE, Schema, fields, validate
 
 from hub.adapters.oauth import current_caller, require_scope
-from hub.api.common import Blueprint, Input, PageArgs, Timestamp, decode_cursor, encode_cursor
+from hub.api.common import Blueprint, Input, PageArgs, Timestamp, cursor_after, page_of
 from hub.db import db
 from hub.errors import NotAllowed
 from hub.followups import policies
@@ -108,14 +108,11 @@ class Policies(MethodView):
             ) -> dict[str, Any]:
         """List the rules (by id), optionally only one organization's."""
         _admin()
-        after = None
-        if cursor:
-            (after,) = decode_cursor(cursor, uuid.UUID)
+        after = cursor_after(cursor, uuid.UUID)
         found = policies.list_policies(db.session, organization_id, after_id=after,
                                        limit=limit + 1)
-        page = found[:limit]
-        more = len(found) > limit
-        return {"items": page, "next_cursor": encode_cursor(page[-1].id) if more else None}
+        page, next_cursor = page_of(found, limit, lambda p: (p.id,))
+        return {"items": page, "next_cursor": next_cursor}
 
     @require_scope(ADMIN_SCOPE)
     @blp.arguments(PolicyIn, unknown=RAISE)

@@ -19,8 +19,8 @@ from hub.api.common import (
     Timestamp,
     aware_datetime,
     csv_download,
-    decode_cursor,
-    encode_cursor,
+    cursor_after,
+    page_of,
 )
 from hub.api.idempotency import idempotent
 from hub.db import db
@@ -125,12 +125,10 @@ class Register(MethodView):
         organization_id = current_caller().organization_id
         if format == "csv":
             return register_csv(incidents.register_of(db.session, organization_id))
-        after = tuple(decode_cursor(cursor, aware_datetime, uuid.UUID)) if cursor else None
+        after = cursor_after(cursor, aware_datetime, uuid.UUID)
         found = incidents.register_of(db.session, organization_id, after=after,
                                       limit=limit + 1)
-        page = found[:limit]
-        next_cursor = (encode_cursor(page[-1].discovered_at.isoformat(), page[-1].id)
-                       if len(found) > limit else None)
+        page, next_cursor = page_of(found, limit, lambda i: (i.discovered_at.isoformat(), i.id))
         return {"items": [incidents.as_dict(i) for i in page], "next_cursor": next_cursor}
 
     @require_scope("privacy:manage")
@@ -210,9 +208,8 @@ class ErasureRegister(MethodView):
         organization_id = current_caller().organization_id
         if format == "csv":
             return erasures_csv(erasure.register_of(db.session, organization_id))
-        after = tuple(decode_cursor(cursor, aware_datetime, uuid.UUID)) if cursor else None
+        after = cursor_after(cursor, aware_datetime, uuid.UUID)
         found = erasure.register_of(db.session, organization_id, after=after, limit=limit + 1)
-        page = found[:limit]
-        next_cursor = (encode_cursor(page[-1].erased_at.isoformat(), page[-1].participant_id)
-                       if len(found) > limit else None)
+        page, next_cursor = page_of(found, limit,
+                                    lambda e: (e.erased_at.isoformat(), e.participant_id))
         return {"items": [erasure.as_dict(e) for e in page], "next_cursor": next_cursor}

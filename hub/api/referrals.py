@@ -19,10 +19,10 @@ from hub.api.common import (
     PageArgs,
     Timestamp,
     aware_datetime,
-    decode_cursor,
-    encode_cursor,
+    cursor_after,
     etag,
     expected_version,
+    page_of,
     pseudonym_key,
     retrying,
 )
@@ -247,18 +247,11 @@ class Referrals(MethodView):
             if unknown:
                 raise Invalid({"query.status": [
                     f"Unknown status {', '.join(unknown)}; one of {', '.join(lifecycle.Status)}."]})
-        after = None
-        if cursor:
-            updated_at, last_id = decode_cursor(cursor, aware_datetime, uuid.UUID)
-            after = (updated_at, last_id)
+        after = cursor_after(cursor, aware_datetime, uuid.UUID)
         found = legs.list_referrals(db.session, caller, status=statuses, after=after,
-                                         limit=limit + 1, **filters)
-        page = found[:limit]
+                                    limit=limit + 1, **filters)
+        page, next_cursor = page_of(found, limit, lambda r: (r.updated_at.isoformat(), r.id))
         reader = Reader(db.session, caller, pseudonym_key())
-        next_cursor = (
-            encode_cursor(page[-1].updated_at.isoformat(), page[-1].id)
-            if len(found) > limit else None
-        )
         return {"items": [reader.referral(r) for r in page], "next_cursor": next_cursor}
 
 

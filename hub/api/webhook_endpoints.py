@@ -23,8 +23,8 @@ from hub.api.common import (
     PageArgs,
     Timestamp,
     bounded_int,
-    decode_cursor,
-    encode_cursor,
+    cursor_after,
+    page_of,
 )
 from hub.api.idempotency import idempotent
 from hub.api.problems import Problem
@@ -173,14 +173,12 @@ class WebhookEndpoints(MethodView):
     def get(self, limit: int, cursor: str | None) -> dict[str, Any]:
         """Your organization's endpoints."""
         query = select(Endpoint).where(Endpoint.owner_id == current_caller().organization_id)
-        if cursor:
-            (after,) = decode_cursor(cursor, uuid.UUID)
+        after = cursor_after(cursor, uuid.UUID)
+        if after is not None:
             query = query.where(Endpoint.id > after)
         found = list(db.session.scalars(query.order_by(Endpoint.id).limit(limit + 1)))
-        page = found[:limit]
-        more = len(found) > limit
-        return {"items": [_view(e) for e in page],
-                "next_cursor": encode_cursor(page[-1].id) if more else None}
+        page, next_cursor = page_of(found, limit, lambda e: (e.id,))
+        return {"items": [_view(e) for e in page], "next_cursor": next_cursor}
 
 
 @blp.route("/webhook-endpoints/<uuid:endpoint_id>")
@@ -237,13 +235,12 @@ class EndpointDeliveries(MethodView):
         query = select(Delivery).where(Delivery.endpoint_id == endpoint.id)
         if status:
             query = query.where(Delivery.state == status)
-        if cursor:
-            (before,) = decode_cursor(cursor, bounded_int)
+        before = cursor_after(cursor, bounded_int)
+        if before is not None:
             query = query.where(Delivery.id < before)
         found = list(db.session.scalars(query.order_by(Delivery.id.desc()).limit(limit + 1)))
-        page = found[:limit]
-        more = len(found) > limit
-        return {"items": page, "next_cursor": encode_cursor(page[-1].id) if more else None}
+        page, next_cursor = page_of(found, limit, lambda d: (d.id,))
+        return {"items": page, "next_cursor": next_cursor}
 
 
 @blp.route("/webhook-endpoints/<uuid:endpoint_id>/recover")
