@@ -280,6 +280,14 @@ def test_cursor_with_wrong_contents_is_400(pair: tuple[Partner, Partner], path: 
     assert "cursor" in body.get("errors", {})
 
 
+def test_peers_cursor_with_wrong_contents_is_400(pair: tuple[Partner, Partner]) -> None:
+    """The peers list reads its cursor's id like every list does (it used to answer 500)."""
+    sender, _ = pair
+    response = sender.get("/api/v1/peers", query_string={"cursor": cursor("not-an-id")})
+    body = assert_problem(response, 400)
+    assert body["errors"] == {"cursor": ["Not a cursor of this list."]}
+
+
 @pytest.mark.parametrize("digits", [18, 19, 40])
 def test_feed_cursor_beyond_any_position_is_not_a_server_error(
     pair: tuple[Partner, Partner], digits: int
