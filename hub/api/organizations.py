@@ -15,7 +15,7 @@ from hub.adapters.oauth import (
     current_oauth_token,
     require_scope,
 )
-from hub.api.common import Blueprint, PageArgs, cursor_after, page_of
+from hub.api.common import Blueprint, PageArgs, bounded_int, cursor_after, page_of
 from hub.api.directory_schemas import (
     EntryIn,
     OrganizationFilters,
@@ -155,7 +155,7 @@ class RelationshipVersions(MethodView):
             ) -> dict[str, Any]:
         """Every version of your organization's note about this organization, newest first."""
         partner = _organization(organization_id)
-        before = cursor_after(cursor, int)
+        before = cursor_after(cursor, bounded_int)
         versions = relationships.note_history(db.session, current_caller().organization_id,
                                               partner.id, before_id=before, limit=limit + 1)
         page, next_cursor = page_of(versions, limit, lambda note: (note.id,))

@@ -496,3 +496,16 @@ def test_invalid_idempotency_key_is_400(pair: tuple[Partner, Partner]) -> None:
     response = sender.post("/api/v1/referrals", body, headers={"Idempotency-Key": "k" * 256})
     assert_problem(response, 400)
     assert _legs_for(sender, body["participant_id"]) == []
+
+
+@pytest.mark.parametrize("number", ["9" * 40, "-1"])
+def test_note_history_cursor_beyond_any_id_is_400(pair: tuple[Partner, Partner],
+                                                  number: str) -> None:
+    """The relationship note history reads its cursor's id like the other lists: one past
+    what a database id can be never reaches the database."""
+    sender, receiver = pair
+    response = sender.get(
+        f"/api/v1/organizations/{receiver.organization_id}/relationship/history",
+        query_string={"cursor": cursor(number)})
+    body = assert_problem(response, 400)
+    assert body["errors"] == {"cursor": ["Not a cursor of this list."]}
