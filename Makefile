@@ -21,7 +21,7 @@ translations: $(STAMP)
 ## After changing visible strings: extract them and update the catalogues (then translate)
 messages: $(STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -k _l -k _lp:1c,2 --no-location --sort-output -o hub/portal/translations/messages.pot .
-	$(BIN)/pybabel update -i hub/portal/translations/messages.pot -d hub/portal/translations --no-fuzzy-matching
+	$(BIN)/pybabel update -i hub/portal/translations/messages.pot -d hub/portal/translations --no-fuzzy-matching --ignore-obsolete
 
 ## Start the hub on the embedded default (SQLite under ./var/) at http://127.0.0.1:5000
 run: $(STAMP) translations
