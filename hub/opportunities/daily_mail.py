@@ -50,11 +50,6 @@ BATCH = 2000  # follows taken per pass (the tick runs passes while they find wor
 MAX_LISTED = 30  # a longer list ends with how many more there are, and the portal's link
 
 
-def next_mail_at(moment: datetime, zone: str) -> datetime:
-    """The first 8:00 in `zone` after `moment`: when a follow's daily mail is due."""
-    return next_daily(moment, zone)
-
-
 def opportunity_link(public_url: str, opportunity_id: uuid.UUID) -> str:
     """The portal's page of an opportunity."""
     return f"{public_url.rstrip('/')}/opportunities/{opportunity_id}"
@@ -115,7 +110,7 @@ def mail_daily(session: Session, now: datetime, *,
             .order_by(Opportunity.published_at.desc(), Opportunity.id)))
         for follow in followed:
             follow.mailed_until = now
-            follow.next_mail_at = next_mail_at(now, zone)
+            follow.next_mail_at = next_daily(now, zone)
         if not news:
             continue
         publishers = dict(session.execute(select(Organization.id, Organization.name).where(

@@ -24,7 +24,7 @@ from hub.directory.organizations import QUEBEC_REGIONS, Organization, unknown_re
 from hub.errors import Invalid, NotAllowed, NotFound
 from hub.events.types import EventType
 from hub.followups.deadlines import DEFAULT_TIME_ZONE
-from hub.opportunities.daily_mail import next_mail_at
+from hub.mailbox.notices import next_daily
 from hub.opportunities.offers import (
     PUBLISHER_KINDS,
     ClosedReason,
@@ -238,7 +238,7 @@ def follow_regions(session: Session, caller: Caller, regions: list[str], daily_m
         RegionFollow.organization_id == caller.organization_id,
         RegionFollow.region.not_in(chosen)))
     kept = {f.region: f for f in followed_regions(session, caller)}
-    next_mail = next_mail_at(now, zone) if daily_mail else None
+    next_mail = next_daily(now, zone) if daily_mail else None
     for region in chosen:
         follow = kept.get(region)
         if follow is None:
