@@ -81,14 +81,14 @@ def checklist_reminders(session: Session, now: datetime, limit: int = BATCH, *,
                                   due_at=datetime.combine(remind_on(leg.needed_by or today),
                                                           datetime.min.time(), now.tzinfo)))
     session.flush()
+    by_id = {leg.id: leg for leg in legs}
     todo: dict[uuid.UUID, dict[uuid.UUID, list[str]]] = defaultdict(dict)
     for item in session.scalars(select(ChecklistItem).where(
-            ChecklistItem.referral_id.in_([leg.id for leg in legs]),
+            ChecklistItem.referral_id.in_(list(by_id)),
             ChecklistItem.status == ItemStatus.TODO.value)):
-        leg = next(leg for leg in legs if leg.id == item.referral_id)
+        leg = by_id[item.referral_id]
         owner = leg.from_organization_id if item.owner == "sender" else leg.to_organization_id
         todo[owner].setdefault(leg.id, []).append(item.code)
-    by_id = {leg.id: leg for leg in legs}
     contacts = contacts_of(session, todo)
     organizations = organizations_by_id(session, set(contacts))
     mails = []

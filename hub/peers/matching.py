@@ -25,8 +25,15 @@ from hub.directory.organizations import QUEBEC_REGIONS
 from hub.errors import DomainError, Invalid, NotAllowed, NotFound
 from hub.events.store import record
 from hub.events.types import EventType
+from hub.followups import checkins
 from hub.followups.deadlines import DEFAULT_TIME_ZONE, add_business_days
-from hub.followups.staff_mails import DEFAULT_PUBLIC_URL, mail_date, mail_texts
+from hub.followups.staff_mails import (
+    DEFAULT_LANGUAGE,
+    DEFAULT_PUBLIC_URL,
+    mail_date,
+    mail_texts,
+    one_line,
+)
 from hub.outbox.mail import queue_mail
 from hub.peers.profiles import (
     OPEN_MATCHES,
@@ -49,7 +56,6 @@ from hub.referrals.participants import Participant
 
 ANSWER_WITHIN_BUSINESS_DAYS = 10
 ASK_IF_TALKED_AFTER = timedelta(days=30)
-MAIL_LANGUAGES = ("fr", "en")
 
 
 class PeerAlreadyEnrolled(DomainError):
@@ -263,8 +269,8 @@ def _link(session: Session, match: PeerMatch, purpose: LinkPurpose, language: st
 
 
 def language_of(tag: str | None) -> str:
-    primary = (tag or "").split("-")[0].lower()
-    return primary if primary in MAIL_LANGUAGES else "fr"
+    """The language of a mail to a person who chose `tag` ("fr-CA" -> "fr"; French else)."""
+    return checkins.language_of(tag) or DEFAULT_LANGUAGE
 
 
 def propose(session: Session, caller: Caller, *, peer_id: uuid.UUID,
@@ -307,7 +313,7 @@ def propose(session: Session, caller: Caller, *, peer_id: uuid.UUID,
         language = language_of(peer.preferred_language)
         link = _link(session, match, LinkPurpose.ANSWER, language, public_url)
         texts = mail_texts(language)
-        values = {"name": " ".join(newcomer.given_name.split()), "link": link,
+        values = {"name": one_line(newcomer.given_name), "link": link,
                   "region": QUEBEC_REGIONS.get(profile.region, profile.region),
                   "expires": mail_date(match.expires_at.astimezone(
                       ZoneInfo(DEFAULT_TIME_ZONE)).date(), language)}
@@ -443,7 +449,7 @@ def talk_checks_due(session: Session, now: datetime, limit: int = 500, *,
             continue
         language = language_of(newcomer.preferred_language)
         texts = mail_texts(language)
-        values = {"peer": " ".join(match.peer.participant.given_name.split()),
+        values = {"peer": one_line(match.peer.participant.given_name),
                   "link": _link(session, match, LinkPurpose.TALKED, language, public_url)}
         queue_mail(session, to=newcomer.email, language=language,
                    subject=texts.gettext("Have you been able to talk with %(peer)s?") % values,

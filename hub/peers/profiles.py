@@ -181,7 +181,7 @@ def profile_of(session: Session, participant_id: uuid.UUID) -> PeerProfile | Non
 PURPOSE = Purpose.PEER_MATCHING.value
 
 
-def _active_consent(participant_id: Any, now: datetime) -> Any:
+def active_consent(participant_id: Any, now: datetime) -> Any:
     """SQL: an active `peer_matching` consent of the person, whatever it covers."""
     return exists().where(Consent.participant_id == participant_id, Consent.purpose == PURPOSE,
                           ~exists().where(ConsentEnding.consent_id == Consent.id),
@@ -191,7 +191,7 @@ def _active_consent(participant_id: Any, now: datetime) -> Any:
 def has_consent(session: Session, participant_id: uuid.UUID, now: datetime | None = None
                 ) -> bool:
     """Whether the person has an active `peer_matching` consent (whatever it covers)."""
-    return bool(session.scalar(select(_active_consent(participant_id, now or utcnow()))))
+    return bool(session.scalar(select(active_consent(participant_id, now or utcnow()))))
 
 
 def still_allowed(session: Session, match: PeerMatch, now: datetime | None = None) -> bool:

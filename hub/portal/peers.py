@@ -18,11 +18,18 @@ from hub.api.common import pseudonym_key
 from hub.api.peers import PeerIn
 from hub.consent import consents
 from hub.consent.visibility import Reader
-from hub.db import db
+from hub.db import db, utcnow
 from hub.directory.organizations import QUEBEC_REGIONS
 from hub.errors import DomainError
 from hub.peers import matching
-from hub.peers.profiles import Channel, Offer, PeerProfile, has_consent, profile_of
+from hub.peers.profiles import (
+    Channel,
+    Offer,
+    PeerProfile,
+    active_consent,
+    has_consent,
+    profile_of,
+)
 from hub.portal import forms
 from hub.portal.common import caller, login_required, message_of, page, portal_blueprint, status_of
 from hub.referrals.lifecycle import Pathway
@@ -40,13 +47,12 @@ def _reader() -> Reader:
 
 def _newcomers() -> list[tuple[uuid.UUID, str]]:
     """The organization's participants who agreed to be put in touch with a peer."""
-    found = []
-    for participant in db.session.scalars(
-            select(Participant).where(Participant.organization_id == caller().organization_id)
-            .order_by(Participant.created_at.desc()).limit(NEWCOMERS_SHOWN)):
-        if has_consent(db.session, participant.id):
-            found.append((participant.id, f"{participant.given_name} {participant.family_name}"))
-    return found
+    agreed = active_consent(Participant.id, utcnow()).label("agreed")
+    rows = db.session.execute(
+        select(Participant, agreed).where(Participant.organization_id == caller().organization_id)
+        .order_by(Participant.created_at.desc()).limit(NEWCOMERS_SHOWN))
+    return [(participant.id, f"{participant.given_name} {participant.family_name}")
+            for participant, consented in rows if consented]
 
 
 def _search_page(status: int = 200, error: str | None = None,
