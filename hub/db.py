@@ -12,10 +12,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from flask import Flask, current_app, g
-from sqlalchemy import DateTime, MetaData, Table, create_engine, event
+from sqlalchemy import DateTime, MetaData, Table, create_engine, event, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -59,6 +59,25 @@ def table_of(model: type[Base]) -> Table:
     statements built once).  The declarative base types `__table__` as any FromClause; a
     class mapped by `__tablename__`, as every model here is, has a Table there."""
     return cast(Table, model.__table__)
+
+
+ModelT = TypeVar("ModelT", bound="Base")
+
+
+def locked_row(session: Session, model: type[ModelT], row_id: Any) -> ModelT | None:
+    """The row of `model` whose primary key is `row_id` (None when there is none), locked
+    until the transaction ends and read as it is now: edits of one row take turns.
+    PostgreSQL locks the row; SQLite has one writer at a time, so a write that changes nothing
+    takes the writer's turn (and begins the transaction) before the row is read."""
+    table = table_of(model)
+    (key,) = table.primary_key.columns
+    statement = select(model).where(key == row_id)
+    if session.get_bind().dialect.name == "postgresql":
+        statement = statement.with_for_update()
+    else:
+        column = next(c for c in table.columns if not c.primary_key)
+        session.execute(update(table).where(key == row_id).values({column.name: column}))
+    return session.scalars(statement.execution_options(populate_existing=True)).one_or_none()
 
 
 MAX_ID = 2**63 - 1  # the largest integer id a database column holds (BIGINT)

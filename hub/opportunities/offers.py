@@ -26,13 +26,12 @@ from sqlalchemy import (
     Text,
     func,
     select,
-    update,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from hub.accounts.callers import Caller
-from hub.db import Base, iso_utc, table_of, utcnow
-from hub.errors import DomainError, Invalid
+from hub.db import Base, iso_utc, locked_row, utcnow
+from hub.errors import DomainError, Invalid, NotFound
 from hub.events.store import record
 from hub.events.types import EventType
 from hub.followups.deadlines import DEFAULT_TIME_ZONE
@@ -255,18 +254,12 @@ def places_taken(session: Session, opportunity_ids: Iterable[uuid.UUID]
 
 
 def locked(session: Session, opportunity_id: uuid.UUID) -> Opportunity:
-    """The opportunity, locked until the transaction ends, read as it is now: two acceptances
-    at once count its places one after the other.  PostgreSQL locks the row; SQLite has one
-    writer at a time, so a write that changes nothing takes the writer's turn (and begins the
-    transaction) before the opportunity is read."""
-    statement = select(Opportunity).where(Opportunity.id == opportunity_id)
-    if session.get_bind().dialect.name == "postgresql":
-        statement = statement.with_for_update()
-    else:
-        table = table_of(Opportunity)
-        session.execute(update(table).where(table.c.id == opportunity_id)
-                        .values(version=table.c.version))
-    return session.scalars(statement.execution_options(populate_existing=True)).one()
+    """The opportunity under its row lock (`hub.db.locked_row`), read as it is now: two
+    acceptances at once count its places one after the other."""
+    opportunity = locked_row(session, Opportunity, opportunity_id)
+    if opportunity is None:
+        raise NotFound("opportunity", opportunity_id)
+    return opportunity
 
 
 def before_accept(session: Session, opportunity_id: uuid.UUID) -> tuple[Opportunity, int]:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from hub.accounts.callers import Caller
-from hub.db import utcnow
+from hub.db import locked_row, utcnow
 from hub.directory.organizations import QUEBEC_REGIONS, Organization, unknown_region
 from hub.errors import Invalid, NotAllowed, NotFound
 from hub.events.types import EventType
@@ -229,9 +229,8 @@ def follow_regions(session: Session, caller: Caller, regions: list[str], daily_m
     if unknown:
         raise Invalid({"regions": [unknown_region(*unknown)]})
     # Two choices at once take turns on the organization's row: the second then keeps the
-    # regions the first added instead of adding them again (a conflict). SQLite's writers
-    # take turns anyway.
-    organization = session.get(Organization, caller.organization_id, with_for_update=True)
+    # regions the first added instead of adding them again (a conflict).
+    organization = locked_row(session, Organization, caller.organization_id)
     zone = (organization.time_zone if organization else None) or DEFAULT_TIME_ZONE
     now = utcnow()
     session.execute(delete(RegionFollow).where(

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from hub.accounts.callers import Caller
-from hub.db import Base, utcnow
+from hub.db import Base, locked_row, utcnow
 from hub.errors import DomainError, Invalid, NotAllowed, NotFound
 from hub.referrals.legs import OPEN_STATUSES, Referral
 from hub.referrals.participants import Participant
@@ -165,9 +165,8 @@ def _household_to_edit(session: Session, caller: Caller, household_id: uuid.UUID
                        ) -> Household:
     """One of the caller's households, locked until the transaction ends: edits of one
     household take turns, so that a removal counts the members another one left (two
-    removals at once would otherwise each see two people and keep a household of one).
-    PostgreSQL locks the row; SQLite's writers take turns anyway."""
-    household = session.get(Household, household_id, with_for_update=True)
+    removals at once would otherwise each see two people and keep a household of one)."""
+    household = locked_row(session, Household, household_id)
     if household is None or household.organization_id != caller.organization_id:
         raise NotFound("household", household_id)
     return household
