@@ -60,19 +60,24 @@ def mails_pending(now: datetime) -> ColumnElement[bool]:
     return exists().where(RegionFollow.next_mail_at <= now)
 
 
-def _recipients(session: Session, organization: Organization) -> list[tuple[str, str, str]]:
-    """(address, language, key) of each recipient: contacts marked `notify_referrals`, else
-    the organization's portal administrators."""
-    contacts = session.scalars(select(Contact).where(
-        Contact.organization_id == organization.id, Contact.notify_referrals.is_(True),
-        Contact.email.is_not(None)).order_by(Contact.id)).all()
-    if contacts:
-        return [(str(c.email), language_of(organization.language), f"contact:{c.id}")
-                for c in contacts]
-    admins = session.scalars(select(User).where(
-        User.organization_id == organization.id, User.role == Role.ORG_ADMIN.value,
-        User.disabled_at.is_(None)).order_by(User.id)).all()
-    return [(u.email, language_of(u.language), f"user:{u.id}") for u in admins]
+def _recipients(session: Session, organizations: list[Organization]
+                ) -> dict[uuid.UUID, list[tuple[str, str, str]]]:
+    """(address, language, key) of each recipient of each organization: contacts marked
+    `notify_referrals`, else the organization's portal administrators."""
+    languages = {o.id: language_of(o.language) for o in organizations}
+    found: dict[uuid.UUID, list[tuple[str, str, str]]] = defaultdict(list)
+    for c in session.scalars(select(Contact).where(
+            Contact.organization_id.in_(languages), Contact.notify_referrals.is_(True),
+            Contact.email.is_not(None)).order_by(Contact.organization_id, Contact.id)):
+        found[c.organization_id].append(
+            (str(c.email), languages[c.organization_id], f"contact:{c.id}"))
+    without_contacts = set(languages) - set(found)
+    if without_contacts:
+        for u in session.scalars(select(User).where(
+                User.organization_id.in_(without_contacts), User.role == Role.ORG_ADMIN.value,
+                User.disabled_at.is_(None)).order_by(User.organization_id, User.id)):
+            found[u.organization_id].append((u.email, language_of(u.language), f"user:{u.id}"))
+    return found
 
 
 def mail_daily(session: Session, now: datetime, *,
@@ -95,10 +100,9 @@ def mail_daily(session: Session, now: datetime, *,
         by_organization[follow.organization_id].append(follow)
     organizations = {o.id: o for o in session.scalars(
         select(Organization).where(Organization.id.in_(by_organization)))}
-    mails = []
+    news_of: dict[uuid.UUID, list[Opportunity]] = {}
     for organization_id, followed in by_organization.items():
-        organization = organizations[organization_id]
-        zone = organization.time_zone or DEFAULT_TIME_ZONE
+        zone = organizations[organization_id].time_zone or DEFAULT_TIME_ZONE
         # Each region from its own last mail: a region followed yesterday lists one day.
         news = list(session.scalars(
             select(Opportunity).where(
@@ -111,12 +115,18 @@ def mail_daily(session: Session, now: datetime, *,
         for follow in followed:
             follow.mailed_until = now
             follow.next_mail_at = next_daily(now, zone)
-        if not news:
-            continue
-        publishers = dict(session.execute(select(Organization.id, Organization.name).where(
-            Organization.id.in_({o.organization_id for o in news}))).all())
+        if news:
+            news_of[organization_id] = news
+    listed = {o.organization_id for news in news_of.values() for o in news}
+    publishers: dict[uuid.UUID, str] = dict(session.execute(select(
+        Organization.id, Organization.name).where(Organization.id.in_(listed))).all())
+    recipients = _recipients(session, [organizations[i] for i in news_of])
+    mails = []
+    for organization_id, news in news_of.items():
+        organization = organizations[organization_id]
+        zone = organization.time_zone or DEFAULT_TIME_ZONE
         day = now.astimezone(ZoneInfo(zone)).date().isoformat()
-        for address, language, key in _recipients(session, organization):
+        for address, language, key in recipients.get(organization_id, []):
             subject, text = _mail(language, organization, news, publishers, public_url)
             mails.append({"to": address, "subject": subject, "text": text,
                           "language": language,
