@@ -34,7 +34,6 @@ from hub.opportunities.offers import (
     RegionFollow,
     close,
     local_today,
-    locked,
     record_event,
 )
 from hub.referrals.legs import Referral
@@ -157,8 +156,12 @@ def get(session: Session, caller: Caller, opportunity_id: uuid.UUID) -> Opportun
     return opportunity
 
 
-def _own(session: Session, caller: Caller, opportunity_id: uuid.UUID) -> Opportunity:
-    opportunity = session.get(Opportunity, opportunity_id)
+def _own(session: Session, caller: Caller, opportunity_id: uuid.UUID, *,
+         lock: bool = False) -> Opportunity:
+    """The caller's opportunity; with `lock`, under the row lock an acceptance takes
+    (`offers.locked`) and read as it is now."""
+    opportunity = (locked_row(session, Opportunity, opportunity_id) if lock
+                   else session.get(Opportunity, opportunity_id))
     if opportunity is None or opportunity.organization_id != caller.organization_id:
         # Readable by all, but acted on by its publisher only: 404 like any object of another.
         raise NotFound("opportunity of your organization", opportunity_id)
@@ -168,10 +171,9 @@ def _own(session: Session, caller: Caller, opportunity_id: uuid.UUID) -> Opportu
 def withdraw(session: Session, caller: Caller, opportunity_id: uuid.UUID) -> Opportunity:
     """The publisher closes its opportunity (reason withdrawn); a closed one stays as it is.
     Legs already sent for it go on: their receiver answers each."""
-    _own(session, caller, opportunity_id)
-    # Read again under the lock an acceptance takes (`offers.locked`): one that fills the last
-    # place meanwhile has closed it, and the withdrawal then changes nothing.
-    opportunity = locked(session, opportunity_id)
+    # Under the lock: one that fills the last place meanwhile has closed it, and the
+    # withdrawal then changes nothing.
+    opportunity = _own(session, caller, opportunity_id, lock=True)
     if opportunity.status == OpportunityStatus.OPEN.value:
         close(session, opportunity, ClosedReason.WITHDRAWN, actor=caller.actor,
               source_organization_id=caller.organization_id)

@@ -217,12 +217,12 @@ def candidates(opportunity_id: uuid.UUID) -> Response:
 def withdraw(opportunity_id: uuid.UUID) -> Response:
     """Withdraw one of the organization's opportunities, after a page asking to confirm;
     referrals already sent for it go on."""
-    found = publishing.candidates(db.session, caller(), opportunity_id)  # 404 if not ours
     if request.method == "GET":
+        found = publishing.candidates(db.session, caller(), opportunity_id)  # 404 if not ours
         return page("portal/opportunity_withdraw.html",
                     opportunity=_rows([found.opportunity])[0],
                     open_legs=sum(1 for leg in found.legs if leg.status in OPEN_STATUSES))
-    withdrawn = publishing.withdraw(db.session, caller(), opportunity_id)
+    withdrawn = publishing.withdraw(db.session, caller(), opportunity_id)  # 404 if not ours
     if withdrawn.closed_reason != ClosedReason.WITHDRAWN.value:
         # Closed meanwhile (its places filled, its date passed): the withdrawal changed nothing.
         flash(_("This opportunity had already closed (%(reason)s): nothing changed.",
