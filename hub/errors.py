@@ -50,19 +50,6 @@ class NotAllowed(DomainError):
     title = "Not allowed"
 
 
-class UnreadableInput(DomainError):
-    """A query string or form value holding a NUL character: no browser sends one, and
-    PostgreSQL stores no text with it (it would fail deep in a use case, as a 500)."""
-
-    http_status = 400
-    title = "Unreadable input"
-    slug = "unreadable-input"
-
-    def __str__(self) -> str:
-        return ("A field holds a NUL character (code 0), which is not text: remove it and "
-                "send the request again.")
-
-
 @dataclass
 class Invalid(DomainError):
     """The request is well-formed but names things that do not fit (422, per field)."""

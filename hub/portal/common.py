@@ -47,7 +47,6 @@ from hub.errors import (
     Invalid,
     NotAllowed,
     NotFound,
-    UnreadableInput,
     VersionMismatch,
 )
 from hub.followups import records
@@ -332,39 +331,26 @@ def refuse_unreadable_input() -> Response | None:
 
     It answers itself rather than raising: the mail link pages handle errors their own way,
     and the API's handler of 400s would answer problem+json."""
-    if request.path.startswith(_API_PATHS):
+    if request.path.startswith(_API_PATHS) or not _holds_nul():
         return None
-    try:
-        _check_text()
-    except UnreadableInput:
-        g.setdefault("user", None)
-        return _secure(page("portal/message.html", 400, title=_("Unreadable input"),
-                            message=_unreadable()))
-    return None
+    g.setdefault("user", None)
+    return _secure(page("portal/message.html", 400, title=_("Unreadable input"), message=_(
+        "A field holds a NUL character (code 0), which is not text. Remove it (it often "
+        "comes from pasting from another program), then send the form again.")))
 
 
-def _unreadable() -> str:
-    return _("A field holds a NUL character (code 0), which is not text. Remove it (it often "
-             "comes from pasting from another program), then send the form again.")
-
-
-def _check_text() -> None:
+def _holds_nul() -> bool:
     fields = [request.args]
     if request.method in ("POST", "PUT", "PATCH") and request.mimetype in (
             "application/x-www-form-urlencoded", "multipart/form-data"):
         fields.append(request.form)
-    for multidict in fields:
-        for name, value in multidict.items(multi=True):
-            if "\x00" in name or "\x00" in value:
-                raise UnreadableInput()
+    return any("\x00" in name or "\x00" in value
+               for multidict in fields for name, value in multidict.items(multi=True))
 
 
 def _failure(error: Exception) -> Response:
     """An HTML page in the user's language, never a trace nor the API's JSON."""
     db.session.rollback()
-    if isinstance(error, UnreadableInput):
-        return page("portal/message.html", 400, title=_("Unreadable input"),
-                    message=_unreadable())
     if isinstance(error, CSRFError) and request.content_length and not (
             request.form or request.files):
         # A body sent but no field read: werkzeug drops a form it cannot parse (a file name

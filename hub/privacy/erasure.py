@@ -47,6 +47,7 @@ from hub.peers.profiles import PeerMatch, PeerProfile
 from hub.privacy import keystore
 from hub.referrals import legs
 from hub.referrals.checklists import ChecklistItem
+from hub.referrals.correction import subject_of
 from hub.referrals.legs import Referral, ReferralNote
 from hub.referrals.participant_search import ParticipantSearchTerm
 from hub.referrals.participants import Participant
@@ -109,7 +110,7 @@ def erase(session: Session, participant: Participant, *, reason: Reason, actor: 
                     .values(erased_at=now))
     session.flush()
     session.expire(participant)
-    subject = f"participants/{participant.id}"  # shared with participant.updated
+    subject = subject_of(participant.id)  # shared with participant.updated
     previous = session.scalar(select(func.max(Event.sequence)).where(Event.subject == subject))
     record(session, EventType.PARTICIPANT_ERASED, subject=subject,
            sequence=(previous or 0) + 1,

@@ -17,7 +17,7 @@ import socketserver
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -571,16 +571,9 @@ class SmtpHandler(socketserver.StreamRequestHandler):
 
 
 @pytest.fixture
-def smtp_server() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    # shutdown() waits for the loop to look at its flag, every poll_interval (0.5 s by default)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02},
-                              daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+def smtp_server(smtp: SmtpServer) -> SmtpServer:
+    """The shared loopback SMTP server (conftest's `smtp`), under this module's name."""
+    return smtp
 
 
 def smtp_transport(server: SmtpServer, **overrides: object) -> SmtpTransport:
