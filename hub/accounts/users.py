@@ -295,14 +295,14 @@ def authenticate(session: Session, email: str, password: str, *, address: str,
         LoginFailure.address == address, LoginFailure.at >= since)).scalar_one()
     if by_address >= MAX_ATTEMPTS_PER_ADDRESS:
         raise LoginRefused("rate_limited")
-    by_pair = session.execute(select(func.count()).select_from(LoginFailure).where(
-        LoginFailure.email == email, LoginFailure.address == address,
-        LoginFailure.at >= since)).scalar_one()
+    # The email's failures, from everywhere and from this address, read together.
+    by_email, by_pair, last = session.execute(select(
+        func.count(), func.count().filter(LoginFailure.address == address),
+        func.max(LoginFailure.at)).where(
+        LoginFailure.email == email, LoginFailure.at >= since)).one()
     if by_pair >= MAX_FAILURES:
         _fail(session, email, address, now)
         raise LoginRefused("locked")
-    by_email, last = session.execute(select(func.count(), func.max(LoginFailure.at)).where(
-        LoginFailure.email == email, LoginFailure.at >= since)).one()
     if by_email >= EMAIL_CEILING and last is not None and last > now - EMAIL_PACE:
         raise LoginRefused("slowed")
     user = session.scalar(select(User).where(User.email == email))
