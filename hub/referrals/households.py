@@ -105,7 +105,7 @@ def add_members(session: Session, caller: Caller, household_id: uuid.UUID,
                 participant_ids: list[uuid.UUID]) -> Household:
     """Add participants of the caller's organization to one of its households; those already
     in it stay (adding twice changes nothing), those in another one are refused (409)."""
-    household = _household_to_edit(session, caller, household_id)
+    household = visible_household(session, caller, household_id, lock=True)
     chosen = _free_own_participants(session, caller, participant_ids,
                                     field_name="participant_id", joining=household.id)
     present = set(members_of(session, household.id))
@@ -134,7 +134,7 @@ def remove_member(session: Session, caller: Caller, household_id: uuid.UUID,
     """Take a person out of one of the caller's households. Left with fewer than two people,
     the household dissolves (None): the one left is no longer linked to anyone. Their legs
     are untouched; only what each leg shows of the others changes."""
-    household = _household_to_edit(session, caller, household_id)
+    household = visible_household(session, caller, household_id, lock=True)
     member = session.get(HouseholdMember, participant_id)
     if member is None or member.household_id != household.id:
         raise NotFound("member of this household", participant_id)
@@ -161,19 +161,14 @@ def household_of(session: Session, participant_id: uuid.UUID) -> uuid.UUID | Non
         HouseholdMember.participant_id == participant_id))
 
 
-def _household_to_edit(session: Session, caller: Caller, household_id: uuid.UUID
-                       ) -> Household:
-    """One of the caller's households, locked until the transaction ends: edits of one
-    household take turns, so that a removal counts the members another one left (two
-    removals at once would otherwise each see two people and keep a household of one)."""
-    household = locked_row(session, Household, household_id)
-    if household is None or household.organization_id != caller.organization_id:
-        raise NotFound("household", household_id)
-    return household
-
-
-def visible_household(session: Session, caller: Caller, household_id: uuid.UUID) -> Household:
-    household = session.get(Household, household_id)
+def visible_household(session: Session, caller: Caller, household_id: uuid.UUID, *,
+                      lock: bool = False) -> Household:
+    """One of the caller's households (404 for any other).  With `lock`, for an edit: locked
+    until the transaction ends, so that edits of one household take turns and a removal
+    counts the members another one left (two removals at once would otherwise each see two
+    people and keep a household of one)."""
+    household = (locked_row(session, Household, household_id) if lock
+                 else session.get(Household, household_id))
     if household is None or household.organization_id != caller.organization_id:
         raise NotFound("household", household_id)
     return household
