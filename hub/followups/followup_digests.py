@@ -22,10 +22,8 @@ from typing import Any
 from sqlalchemy import ForeignKey, String, exists, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from hub.accounts.users import User
 from hub.consent import consents
 from hub.db import Base
-from hub.events.store import Event
 from hub.followups.leg_checks import FIRED
 from hub.followups.staff_mails import (
     DEFAULT_PUBLIC_URL,
@@ -35,6 +33,7 @@ from hub.followups.staff_mails import (
     mail_texts,
     one_line,
     organizations_by_id,
+    portal_senders,
 )
 from hub.outbox.mail import queue_mails
 from hub.referrals.legs import LEGS
@@ -84,14 +83,11 @@ def mail_followup_digests(session: Session, now: datetime, limit: int = 2000, *,
         return 0
     organizations = organizations_by_id(session, {r.from_organization_id for r in rows}
                                         | {r.to_organization_id for r in rows})
-    senders = dict(session.execute(select(Event.subject, Event.actor).where(
-        Event.subject.in_([f"referrals/{r.referral_id}" for r in rows]),
-        Event.type == "referral.sent")).all()) if rows else {}
-    users = _portal_users(session, senders.values())
+    senders = portal_senders(session, {r.referral_id for r in rows})
     contacts = contacts_of(session, {r.from_organization_id for r in rows})
     by_recipient: dict[tuple[str, str, str], list[Any]] = defaultdict(list)
     for row in rows:
-        user = users.get(senders.get(f"referrals/{row.referral_id}", ""))
+        user = senders.get(row.referral_id)
         if user is not None and user.organization_id == row.from_organization_id:
             by_recipient[(user.email, language_of(user.language), f"user:{user.id}")].append(row)
             continue
@@ -107,20 +103,6 @@ def mail_followup_digests(session: Session, now: datetime, limit: int = 2000, *,
         session.add(FollowUpMailed(referral_id=referral_id, kind=kind, mailed_at=now))
     session.flush()
     return len(rows)
-
-
-def _portal_users(session: Session, actors: Any) -> dict[str, User]:
-    ids = []
-    for actor in set(actors):
-        if actor.startswith("user:"):
-            try:
-                ids.append(uuid.UUID(actor.removeprefix("user:")))
-            except ValueError:
-                continue
-    if not ids:
-        return {}
-    return {f"user:{u.id}": u for u in session.scalars(select(User).where(
-        User.id.in_(ids), User.disabled_at.is_(None)))}
 
 
 def _digest(address: str, language: str, key: str, rows: list[Any],

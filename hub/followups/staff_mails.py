@@ -148,6 +148,28 @@ def organizations_by_id(session: Session, ids: Iterable[uuid.UUID]
         Organization.id.in_(ids)))}
 
 
+def portal_senders(session: Session, leg_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, User]:
+    """The counsellor who sent each leg from the portal (the actor of its `referral.sent`
+    event), for the legs whose sender is a portal user still enabled."""
+    subjects = {f"referrals/{leg_id}": leg_id for leg_id in leg_ids}
+    if not subjects:
+        return {}
+    user_ids: dict[uuid.UUID, uuid.UUID] = {}
+    for subject, actor in session.execute(select(Event.subject, Event.actor).where(
+            Event.subject.in_(list(subjects)), Event.type == "referral.sent")):
+        if actor and actor.startswith("user:"):
+            try:
+                user_ids[subjects[subject]] = uuid.UUID(actor.removeprefix("user:"))
+            except ValueError:
+                continue
+    if not user_ids:
+        return {}
+    users = {u.id: u for u in session.scalars(select(User).where(
+        User.id.in_(set(user_ids.values())), User.disabled_at.is_(None)))}
+    return {leg_id: users[user_id] for leg_id, user_id in user_ids.items()
+            if user_id in users}
+
+
 def leg_expired(session: Session, leg: Any, suggestions: list[dict[str, str]],
                 now: datetime, *, public_url: str = DEFAULT_PUBLIC_URL) -> int:
     """Tell the sender of an expired leg to redirect: the counsellor who sent it from the
@@ -155,17 +177,10 @@ def leg_expired(session: Session, leg: Any, suggestions: list[dict[str, str]],
     organizations = organizations_by_id(session, {leg.from_organization_id,
                                                   leg.to_organization_id})
     sender = organizations[leg.from_organization_id]
-    actor = session.scalar(select(Event.actor).where(
-        Event.subject == f"referrals/{leg.id}", Event.type == "referral.sent").limit(1))
+    user = portal_senders(session, [leg.id]).get(leg.id)
     recipients: list[tuple[str, str, str]] = []  # (address, language, recipient key)
-    if actor and actor.startswith("user:"):
-        try:
-            user = session.get(User, uuid.UUID(actor.removeprefix("user:")))
-        except ValueError:
-            user = None
-        if user is not None and user.disabled_at is None \
-                and user.organization_id == leg.from_organization_id:
-            recipients.append((user.email, language_of(user.language), f"user:{user.id}"))
+    if user is not None and user.organization_id == leg.from_organization_id:
+        recipients.append((user.email, language_of(user.language), f"user:{user.id}"))
     if not recipients:
         recipients = [(c.email, language_of(sender.language), f"contact:{c.id}")
                       for c in contacts_of(session, [sender.id]).get(sender.id, [])
