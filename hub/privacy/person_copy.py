@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.accounts.callers import Caller
@@ -31,8 +31,8 @@ from hub.db import iso_utc, utcnow
 from hub.followups.checkins import ParticipantCheckin
 from hub.followups.records import FollowUpRecord
 from hub.peers.profiles import PeerMatch, PeerProfile
+from hub.referrals import households
 from hub.referrals.checklists import ChecklistItem
-from hub.referrals.households import HouseholdMember
 from hub.referrals.legs import Referral, ReferralNote
 from hub.referrals.participants import Participant, ParticipantErased
 
@@ -214,13 +214,10 @@ def _peer(copy: Copy) -> dict[str, Any]:
 @section("household", "household_members")
 def _household(copy: Copy) -> dict[str, Any] | None:
     """The household the person moves with: how many they are, never who the others are."""
-    household = copy.session.scalar(select(HouseholdMember.household_id).where(
-        HouseholdMember.participant_id == copy.participant.id))
+    household = households.household_of(copy.session, copy.participant.id)
     if household is None:
         return None
-    size = copy.session.scalar(select(func.count()).select_from(HouseholdMember).where(
-        HouseholdMember.household_id == household))
-    return {"id": str(household), "people": size}
+    return {"id": str(household), "people": len(households.members_of(copy.session, household))}
 
 
 def tables_covered() -> set[str]:
