@@ -51,6 +51,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from hub.accounts.users import User
 from hub.db import Base, UTCDateTime, table_of
+from hub.directory.organizations import Organization
 from hub.events.store import Position
 from hub.followups.deadlines import DEFAULT_TIME_ZONE
 from hub.followups.staff_mails import (
@@ -177,12 +178,13 @@ def _queue(session: Session, misses: list[Any], span: str, now: datetime, public
     by_receiver: dict[uuid.UUID, list[Any]] = defaultdict(list)
     for miss in misses:
         by_receiver[miss.to_organization_id].append(miss)
-    recipients = _recipients(session, by_receiver)
+    organizations = organizations_by_id(session, by_receiver)
+    recipients = _recipients(session, organizations)
     if not recipients:
         return 0
-    organizations = organizations_by_id(session, set(recipients) | {
+    organizations |= organizations_by_id(session, {
         miss.from_organization_id for receiver in recipients
-        for miss in by_receiver[receiver]})
+        for miss in by_receiver[receiver]} - set(organizations))
     names = {organization_id: one_line(organization.name)
              for organization_id, organization in organizations.items()}
     needed_by = _needed_by(session, {miss.referral_id for receiver in recipients
@@ -205,23 +207,21 @@ def _queue(session: Session, misses: list[Any], span: str, now: datetime, public
     return queue_mails(session, mails, now=now)
 
 
-def _recipients(session: Session, receivers: Iterable[uuid.UUID]
+def _recipients(session: Session, receivers: dict[uuid.UUID, Organization]
                 ) -> dict[uuid.UUID, list[tuple[str, str, str]]]:
     """(address, language, key) of each receiving organization's digest recipients: its
     directory contacts with an address who did not turn the digests off (design §14), in the
     organization's language, and its portal users who asked for them (on the inbox page), in
     their own.  A user who is also a contact at the same address gets one mail."""
-    receivers = set(receivers)
     found: dict[uuid.UUID, list[tuple[str, str, str]]] = defaultdict(list)
     if not receivers:
         return found
-    languages = {o.id: language_of(o.language)
-                 for o in organizations_by_id(session, receivers).values()}
+    languages = {o.id: language_of(o.language) for o in receivers.values()}
     for receiver, staff in contacts_of(session, receivers).items():
         found[receiver].extend((c.email, languages[receiver], str(c.id)) for c in staff
                                if c.email and c.deadline_digests)
     for user in session.scalars(select(User).where(
-            User.organization_id.in_(receivers), User.deadline_digests.is_(True),
+            User.organization_id.in_(list(receivers)), User.deadline_digests.is_(True),
             User.disabled_at.is_(None)).order_by(User.id)):
         if user.email not in {address.lower() for address, _, _ in found[user.organization_id]}:
             found[user.organization_id].append(

@@ -240,19 +240,22 @@ def follow_regions(session: Session, caller: Caller, regions: list[str], daily_m
         RegionFollow.region.not_in(chosen)))
     kept = {f.region: f for f in followed_regions(session, caller)}
     next_mail = next_daily(now, zone) if daily_mail else None
+    follows = []
     for region in chosen:
         follow = kept.get(region)
         if follow is None:
-            session.add(RegionFollow(organization_id=caller.organization_id, region=region,
-                                     daily_mail=daily_mail, created_at=now, mailed_until=now,
-                                     next_mail_at=next_mail))
+            follow = RegionFollow(organization_id=caller.organization_id, region=region,
+                                  daily_mail=daily_mail, created_at=now, mailed_until=now,
+                                  next_mail_at=next_mail)
+            session.add(follow)
         else:
             if daily_mail and not follow.daily_mail:
                 follow.mailed_until = now  # mails start from the day they were asked for
             follow.daily_mail = daily_mail
             follow.next_mail_at = (follow.next_mail_at or next_mail) if daily_mail else None
+        follows.append(follow)
     session.flush()
-    return followed_regions(session, caller)
+    return sorted(follows, key=lambda f: f.region)  # as followed_regions lists them
 
 
 def close_due(session: Session, now: datetime) -> int:
