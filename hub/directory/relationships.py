@@ -98,6 +98,16 @@ def merged_text(current: RelationshipNote | None, collaboration: str | None,
         _clean(notes, NOTES_LIMIT) or (current.notes if current else None))
 
 
+def _cleaned(text: NoteText) -> NoteText:
+    return NoteText(_clean(text.collaboration, COLLABORATION_LIMIT),
+                    _clean(text.notes, NOTES_LIMIT))
+
+
+def _text_of(note: RelationshipNote | None) -> NoteText:
+    """A stored note's text; no note is an empty one."""
+    return NoteText(note.collaboration, note.notes) if note else NoteText(None, None)
+
+
 def write_notes(session: Session, organization_id: uuid.UUID,
                 texts: dict[uuid.UUID, NoteText], *, updated_by: str, now: datetime) -> int:
     """Keep each partner's note of `texts` (a grid's), a new version only where it changes, in
@@ -105,11 +115,8 @@ def write_notes(session: Session, organization_id: uuid.UUID,
     current = current_notes(session, organization_id)
     rows = []
     for partner_id, text in texts.items():
-        wanted = NoteText(_clean(text.collaboration, COLLABORATION_LIMIT),
-                          _clean(text.notes, NOTES_LIMIT))
-        note = current.get(partner_id)
-        if (NoteText(note.collaboration, note.notes) if note else NoteText(None, None)) \
-                == wanted:
+        wanted = _cleaned(text)
+        if _text_of(current.get(partner_id)) == wanted:
             continue
         rows.append({"organization_id": organization_id, "partner_id": partner_id,
                      "collaboration": wanted.collaboration, "notes": wanted.notes,
@@ -125,12 +132,9 @@ def write_note(session: Session, organization_id: uuid.UUID, partner_id: uuid.UU
     """Keep `text` as the pair's note; a new version only when it differs from the current one
     (returned unchanged then).  None when there is neither a note nor anything to write."""
     current = current_note(session, organization_id, partner_id)
-    wanted = NoteText(_clean(text.collaboration, COLLABORATION_LIMIT),
-                      _clean(text.notes, NOTES_LIMIT))
-    if current is not None and NoteText(current.collaboration, current.notes) == wanted:
-        return current
-    if current is None and wanted == NoteText(None, None):
-        return None
+    wanted = _cleaned(text)
+    if _text_of(current) == wanted:
+        return current  # None when there is neither a note nor anything to write
     note = RelationshipNote(organization_id=organization_id, partner_id=partner_id,
                             collaboration=wanted.collaboration, notes=wanted.notes,
                             updated_by=updated_by[:200], updated_at=now or utcnow())
