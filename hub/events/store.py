@@ -110,6 +110,12 @@ def event_source(organization_id: uuid.UUID | None) -> str:
     return f"/organizations/{organization_id}" if organization_id else "/hub"
 
 
+def next_sequence(session: Session, subject: str) -> int:
+    """The `sequence` of the subject's next event: one more than its last, 1 for its first."""
+    last = session.scalar(select(func.max(Event.sequence)).where(Event.subject == subject))
+    return (last or 0) + 1
+
+
 def current_transaction_id() -> ColumnElement[int]:
     return cast(cast(func.pg_current_xact_id(), Text), BigInteger)
 

@@ -26,7 +26,7 @@ from hub.consent.visibility import Reader
 from hub.db import Base, utcnow
 from hub.directory.organizations import Organization
 from hub.events.envelope import render_events
-from hub.events.store import Event, EventAudience, OutboxEntry, record
+from hub.events.store import Event, EventAudience, OutboxEntry, next_sequence, record
 from hub.events.types import EventType
 from hub.followups import staff_mails
 from webhooks.models import Delivery, Endpoint
@@ -146,15 +146,14 @@ def endpoint_disabled(session: Session, endpoint: Endpoint, reason: str, *,
                       public_url: str = staff_mails.DEFAULT_PUBLIC_URL) -> None:
     """The engine disabled an endpoint (410, or failing for days): tell its organization (its
     mail links to the endpoint at `public_url`)."""
-    previous = session.scalar(select(func.max(Event.sequence)).where(
-        Event.subject == f"webhook-endpoints/{endpoint.id}")) or 0
+    sequence = next_sequence(session, f"webhook-endpoints/{endpoint.id}")
     record(session, EventType.WEBHOOK_ENDPOINT_DISABLED,
-           subject=f"webhook-endpoints/{endpoint.id}", sequence=previous + 1,
+           subject=f"webhook-endpoints/{endpoint.id}", sequence=sequence,
            source_organization_id=None, actor="dispatcher",
            # No URL: it may carry a token, and the event log is kept forever.
            data={"webhook_endpoint": {"id": str(endpoint.id), "status": "disabled",
                                       "disabled_reason": reason}},
            audience={endpoint.owner_id})
     staff_mails.endpoint_disabled(session, endpoint_id=endpoint.id, owner_id=endpoint.owner_id,
-                                  reason=reason, sequence=previous + 1, now=utcnow(),
+                                  reason=reason, sequence=sequence, now=utcnow(),
                                   public_url=public_url)

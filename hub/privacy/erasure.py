@@ -27,7 +27,6 @@ from sqlalchemy import (
     cast,
     delete,
     event,
-    func,
     select,
     update,
 )
@@ -39,7 +38,7 @@ from hub.consent import consents, withdrawal
 from hub.consent.consents import Consent, ConsentNote, ConsentStatus
 from hub.consent.visibility import pseudonym
 from hub.db import Base, iso_utc, utcnow
-from hub.events.store import Event, record
+from hub.events.store import next_sequence, record
 from hub.events.types import EventType
 from hub.followups.records import FollowUpRecord
 from hub.outbox.mail import OutgoingMail
@@ -111,9 +110,8 @@ def erase(session: Session, participant: Participant, *, reason: Reason, actor: 
     session.flush()
     session.expire(participant)
     subject = subject_of(participant.id)  # shared with participant.updated
-    previous = session.scalar(select(func.max(Event.sequence)).where(Event.subject == subject))
     record(session, EventType.PARTICIPANT_ERASED, subject=subject,
-           sequence=(previous or 0) + 1,
+           sequence=next_sequence(session, subject),
            source_organization_id=caller.organization_id if caller else None, actor=actor, data={
                "participant": {"id": str(participant.id), "erased": True},
                "erased_at": iso_utc(now), "reason": reason.value,

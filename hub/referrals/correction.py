@@ -11,13 +11,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.accounts.callers import Caller
 from hub.consent import consents
 from hub.errors import NotAllowed, NotFound, VersionMismatch
-from hub.events.store import Event, record
+from hub.events.store import next_sequence, record
 from hub.events.types import EventType
 from hub.referrals import participants
 from hub.referrals.legs import Referral
@@ -57,12 +57,12 @@ def correct_participant(session: Session, caller: Caller, participant_id: uuid.U
 def _record_update(session: Session, caller: Caller, participant: Participant,
                    changed: list[str]) -> None:
     subject = subject_of(participant.id)
-    previous = session.scalar(select(func.max(Event.sequence)).where(Event.subject == subject))
     # Every organization a leg of the person went to or came from has had their data.
     parties = session.execute(select(Referral.from_organization_id, Referral.to_organization_id)
                               .where(Referral.participant_id == participant.id)).all()
     audience = {participant.organization_id} | {o for pair in parties for o in pair}
-    record(session, EventType.PARTICIPANT_UPDATED, subject=subject, sequence=(previous or 0) + 1,
+    record(session, EventType.PARTICIPANT_UPDATED, subject=subject,
+           sequence=next_sequence(session, subject),
            source_organization_id=caller.organization_id, actor=caller.actor,
            data={"participant": {"id": str(participant.id), "version": participant.version,
                                  "changed": changed}},
