@@ -105,25 +105,28 @@ def _talk_question(match: PeerMatch, language: str, status: int = 200) -> Respon
     return _page(language, status, title, actions=actions)
 
 
-def _open(link: PeerLink) -> PeerMatch | None:
-    match = db.session.get(PeerMatch, link.match_id)
-    if match is None or not match.is_open or not matching.still_allowed(db.session, match):
-        return None
-    return match
-
-
-@blp.get("/jumelage/<token>")
-def show(token: str) -> Response:
+def _opened(token: str) -> tuple[PeerLink, PeerMatch, str] | Response:
+    """The token's link, its open match and the page's language; else the page telling why
+    not: an unknown link, a match closed, or the newcomer's question answered already."""
     link = find_link(db.session, token)
     language = _language(link)
     if link is None:
         return _message(language, 404, "unknown")
-    match = _open(link)
-    if match is None:
+    match = db.session.get(PeerMatch, link.match_id)
+    if match is None or not match.is_open or not matching.still_allowed(db.session, match):
         return _message(language, 410, "closed")
+    if link.purpose == LinkPurpose.TALKED and link.used_at is not None:
+        return _message(language, 410, "answered")
+    return link, match, language
+
+
+@blp.get("/jumelage/<token>")
+def show(token: str) -> Response:
+    opened = _opened(token)
+    if isinstance(opened, Response):
+        return opened
+    link, match, language = opened
     if link.purpose == LinkPurpose.TALKED:
-        if link.used_at is not None:
-            return _message(language, 410, "answered")
         return _talk_question(match, language)
     return _proposal(match, language)
 
@@ -132,18 +135,13 @@ def show(token: str) -> Response:
 def act(token: str) -> Response:
     """Yes or No once; then End while accepted; or the newcomer's answer, once."""
     session = db.session
-    link = find_link(session, token)
-    language = _language(link)
-    if link is None:
-        return _message(language, 404, "unknown")
-    match = _open(link)
-    if match is None:
-        return _message(language, 410, "closed")
+    opened = _opened(token)
+    if isinstance(opened, Response):
+        return opened
+    link, match, language = opened
     chosen = request.form.get("action", "")
     now = utcnow()
     if link.purpose == LinkPurpose.TALKED:
-        if link.used_at is not None:
-            return _message(language, 410, "answered")
         if chosen not in ("talked", "not_yet"):
             return _talk_question(match, language, 400)
         matching.record_talked(session, match, chosen == "talked")
