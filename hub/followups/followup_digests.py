@@ -77,8 +77,15 @@ def mail_followup_digests(session: Session, now: datetime, limit: int = 2000, *,
                consents.covering(LEGS.c.participant_id, LEGS.c.from_organization_id,
                                  consents.Purpose.FOLLOW_UP_CONTACT.value, now))
         .order_by(FIRED.c.due_at, FIRED.c.referral_id).limit(limit)).all()
-    skipped = session.execute(select(FIRED.c.referral_id, FIRED.c.kind).where(
-        *_due(now))).all()  # without consent: marked too, so they are not looked at again
+    # Due ones without consent are marked too, so they are not looked at again; those with
+    # consent beyond `limit` are left for the next tick's digest.
+    skipped = session.execute(
+        select(FIRED.c.referral_id, FIRED.c.kind)
+        .join(LEGS, LEGS.c.id == FIRED.c.referral_id)
+        .where(*_due(now),
+               ~consents.covering(LEGS.c.participant_id, LEGS.c.from_organization_id,
+                                  consents.Purpose.FOLLOW_UP_CONTACT.value, now))
+        .limit(limit)).all()
     if not rows and not skipped:
         return 0
     organizations = organizations_by_id(session, {r.from_organization_id for r in rows}
