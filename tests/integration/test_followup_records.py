@@ -247,3 +247,29 @@ def test_each_tick_mails_one_digest_of_the_follow_ups_that_came_due(
 
     run_checks(app, later + timedelta(days=181))
     assert len(received(app, smtp, desk)) == 2  # the 180-day ones, in a digest of their own
+
+
+def test_follow_ups_beyond_a_digest_limit_wait_for_the_next_digest(
+        app: Flask, network: Network, smtp: SmtpServer) -> None:
+    """A digest lists at most `limit` follow-ups; the others are mailed by the next one, not
+    marked as mailed unsent."""
+    from hub.db import db
+    from hub.followups import followup_digests, leg_checks
+
+    sender, receiver = network.partner(), network.partner()
+    desk = f"relances.{uuid.uuid4().hex[:8]}@example.org"
+    entry = sender.call("PATCH", f"/api/v1/organizations/{sender.organization_id}", json={
+        "contacts": [{"name": "Relances", "role": "Relances", "email": desk}]})
+    assert entry.status_code == 200, entry.get_data(as_text=True)
+    legs = [completed_leg(sender, receiver) for _ in range(2)]
+    now = max(completed_at(leg) for leg in legs) + timedelta(days=31)
+    with app.app_context():
+        with db.job_session() as session:
+            leg_checks.followups_due(session, now, limit=10_000)
+        for _pass in range(100):  # other tests' follow-ups may come first
+            with db.job_session() as session:
+                if followup_digests.mail_followup_digests(session, now, limit=1) == 0:
+                    break
+    bodies = [m.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+              for m in received(app, smtp, desk)]
+    assert all(any(f"/legs/{leg['id']}" in body for body in bodies) for leg in legs)
